@@ -1,0 +1,290 @@
+//! Keys, signatures and digests. Ed25519 under ZIP-215 rules (ed25519-zebra), so that batch
+//! verification and single verification accept exactly the same signatures: a certificate
+//! can never be valid to one validator and invalid to another because of how it was checked.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_zebra::{SigningKey, VerificationKey, VerificationKeyBytes, batch};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+/// Why a string or byte slice is not a key, signature or digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("expected {expected} hex digits, got {got:?}")]
+    Length { expected: usize, got: String },
+    #[error("not hexadecimal: {0:?}")]
+    NotHex(String),
+    #[error("{0} is not a valid Ed25519 public key")]
+    NotAPoint(String),
+}
+
+fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], KeyError> {
+    if text.len() != 2 * N {
+        let shown: String = text.chars().take(80).collect();
+        return Err(KeyError::Length { expected: 2 * N, got: shown });
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).map_err(|_| KeyError::NotHex(text.chars().take(80).collect()))?;
+    Ok(out)
+}
+
+macro_rules! hex_bytes {
+    ($name:ident, $len:expr) => {
+        impl $name {
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+            /// Lower-case hex of the bytes.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+        impl From<[u8; $len]> for $name {
+            fn from(bytes: [u8; $len]) -> Self {
+                Self(bytes)
+            }
+        }
+        impl FromStr for $name {
+            type Err = KeyError;
+            fn from_str(text: &str) -> Result<Self, KeyError> {
+                parse_hex::<$len>(text).map(Self)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), hex::encode(self.0))
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut buf = [0u8; 2 * $len];
+                // Infallible: the buffer is exactly twice the input length.
+                hex::encode_to_slice(self.0, &mut buf).map_err(serde::ser::Error::custom)?;
+                s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// An account: an Ed25519 public key. Shown as 64 hex digits; [`AccountId::short`] gives the
+/// first 16, the length of a Minicash fingerprint.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId([u8; 32]);
+hex_bytes!(AccountId, 32);
+
+impl AccountId {
+    /// The first 16 hex digits, for display.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+
+    /// Whether the bytes decode to a curve point. Wallets refuse to pay to an account that
+    /// is not one, since no secret key could ever spend it.
+    pub fn is_valid_key(&self) -> bool {
+        VerificationKey::try_from(self.0).is_ok()
+    }
+
+    /// Parses hex and also requires a valid public key.
+    pub fn parse_key(text: &str) -> Result<Self, KeyError> {
+        let account: AccountId = text.parse()?;
+        if account.is_valid_key() { Ok(account) } else { Err(KeyError::NotAPoint(text.to_owned())) }
+    }
+
+    /// Checks one signature by this account over `message`.
+    pub fn verify(&self, signature: &Signature, message: &[u8]) -> bool {
+        match VerificationKey::try_from(self.0) {
+            Ok(key) => key.verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// An Ed25519 signature (64 bytes, 128 hex digits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature([u8; 64]);
+hex_bytes!(Signature, 64);
+
+/// A SHA-256 digest (32 bytes, 64 hex digits).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Digest([u8; 32]);
+hex_bytes!(Digest, 32);
+
+/// SHA-256 over the concatenation of `parts`.
+pub fn sha256(parts: &[&[u8]]) -> Digest {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    Digest(hasher.finalize().into())
+}
+
+/// SHA-256 of SHA-256 (block hashes).
+pub fn sha256d(bytes: &[u8]) -> Digest {
+    let first: [u8; 32] = Sha256::digest(bytes).into();
+    Digest(Sha256::digest(first).into())
+}
+
+/// A secret key. Its `Debug` never prints the secret.
+#[derive(Clone)]
+pub struct SecretKey {
+    signing: SigningKey,
+    public: AccountId,
+}
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        Self::from_bytes(rand::random())
+    }
+
+    /// The key whose 32-byte seed is `seed`.
+    pub fn from_bytes(seed: [u8; 32]) -> Self {
+        let signing = SigningKey::from(seed);
+        let public = AccountId(VerificationKeyBytes::from(&signing).into());
+        SecretKey { signing, public }
+    }
+
+    /// The 32-byte seed, for storing the key.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.signing.into()
+    }
+
+    /// The seed as hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.to_bytes())
+    }
+
+    /// The account this key controls.
+    pub fn account(&self) -> AccountId {
+        self.public
+    }
+
+    /// Signs `message` (deterministic, RFC 8032).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+}
+
+impl FromStr for SecretKey {
+    type Err = KeyError;
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        parse_hex::<32>(text.trim()).map(Self::from_bytes)
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(for {})", self.public)
+    }
+}
+
+/// Collects signature checks and verifies them together.
+///
+/// One batch equation checks the whole set at roughly half the cost of checking each
+/// signature alone; if the batch fails, each item is checked on its own so that one bad
+/// signature does not condemn the honest ones beside it.
+#[derive(Default)]
+pub struct BatchVerifier {
+    items: Vec<batch::Item>,
+}
+
+impl BatchVerifier {
+    /// An empty batch with room for `capacity` checks.
+    pub fn with_capacity(capacity: usize) -> Self {
+        BatchVerifier { items: Vec::with_capacity(capacity) }
+    }
+
+    /// Queues "`signer` signed `message` with `signature`"; returns its index in the result.
+    pub fn push(&mut self, signer: &AccountId, signature: &Signature, message: &[u8]) -> usize {
+        let key = VerificationKeyBytes::from(signer.0);
+        let sig = ed25519_zebra::Signature::from_bytes(&signature.0);
+        self.items.push(batch::Item::from((key, sig, message)));
+        self.items.len() - 1
+    }
+
+    /// How many checks are queued.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Verifies every queued check; `result[i]` tells whether check `i` holds.
+    pub fn verify(self) -> Vec<bool> {
+        if self.items.is_empty() {
+            return Vec::new();
+        }
+        let mut batch = batch::Verifier::new();
+        for item in &self.items {
+            batch.queue(item.clone());
+        }
+        if batch.verify(rand::thread_rng()).is_ok() {
+            return vec![true; self.items.len()];
+        }
+        self.items.into_iter().map(|item| item.verify_single().is_ok()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_verification_finds_the_one_bad_signature() {
+        let keys: Vec<SecretKey> = (0..8u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
+        let mut batch = BatchVerifier::default();
+        for (i, key) in keys.iter().enumerate() {
+            let message = [i as u8; 10];
+            let mut sig = key.sign(&message);
+            if i == 5 {
+                sig.0[0] ^= 1;
+            }
+            batch.push(&key.account(), &sig, &message);
+        }
+        let result = batch.verify();
+        assert_eq!(result.iter().filter(|ok| !**ok).count(), 1);
+        assert!(!result[5]);
+    }
+
+    #[test]
+    fn single_verification_agrees_with_batch() {
+        let key = SecretKey::from_bytes([9; 32]);
+        let sig = key.sign(b"tally");
+        assert!(key.account().verify(&sig, b"tally"));
+        assert!(!key.account().verify(&sig, b"tallx"));
+        let mut batch = BatchVerifier::default();
+        batch.push(&key.account(), &sig, b"tally");
+        assert_eq!(batch.verify(), vec![true]);
+    }
+
+    #[test]
+    fn hex_forms_round_trip_and_reject_garbage() {
+        let key = SecretKey::from_bytes([3; 32]);
+        let account = key.account();
+        assert_eq!(account.to_string().parse::<AccountId>(), Ok(account));
+        assert_eq!(serde_json::from_str::<AccountId>(&serde_json::to_string(&account).unwrap_or_default()).ok(), Some(account));
+        assert!("abc".parse::<AccountId>().is_err());
+        assert!("zz".repeat(32).parse::<AccountId>().is_err());
+        assert_eq!(account.short().len(), 16);
+        let secret: SecretKey = key.to_hex().parse().unwrap_or_else(|_| SecretKey::generate());
+        assert_eq!(secret.account(), account);
+        assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+}

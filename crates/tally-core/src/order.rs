@@ -1,0 +1,415 @@
+//! Orders (what an account signs), votes (what a validator signs) and certificates (an order
+//! with a quorum of votes). The byte layouts below are the protocol: PROTOCOL.md lists them
+//! with test vectors, and the tests at the bottom check those vectors.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{AccountId, Amount, BatchVerifier, Committee, Digest, NetworkId, SecretKey, Signature, sha256};
+
+/// Domain tag in front of every order's signing bytes.
+pub const ORDER_TAG: &[u8] = b"TALLY-ORDER-V1";
+/// Domain tag in front of every vote's signing bytes.
+pub const VOTE_TAG: &[u8] = b"TALLY-VOTE-V1";
+
+const KIND_INTRO_KEY: u8 = 1;
+const KIND_TRANSFER: u8 = 2;
+
+/// The digest of an order's signing bytes; what votes sign, and the order's id.
+pub type OrderDigest = Digest;
+
+/// Pay `amount` from `sender` to `recipient`; `sequence` is the sender's next order number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    #[serde(rename = "Fromkey")]
+    pub sender: AccountId,
+    #[serde(rename = "Tokey")]
+    pub recipient: AccountId,
+    #[serde(rename = "Amount")]
+    pub amount: Amount,
+    #[serde(rename = "Sequence")]
+    pub sequence: u64,
+}
+
+/// Introduce `account` with its proof of work; it receives the faucet amount once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntroKey {
+    #[serde(rename = "Key")]
+    pub account: AccountId,
+    #[serde(rename = "ProofOfWork")]
+    pub proof_of_work: u64,
+}
+
+/// Something an account signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    IntroKey(IntroKey),
+    Transfer(Transfer),
+}
+
+/// The slot a validator locks when it votes: at most one vote per slot, ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LockSlot {
+    /// An account's order with this sequence number.
+    Sequence(AccountId, u64),
+    /// The one introduction of a key.
+    Intro(AccountId),
+}
+
+impl Order {
+    /// The account that must sign this order.
+    pub fn signer(&self) -> AccountId {
+        match self {
+            Order::IntroKey(intro) => intro.account,
+            Order::Transfer(transfer) => transfer.sender,
+        }
+    }
+
+    /// The slot a vote for this order locks.
+    pub fn lock_slot(&self) -> LockSlot {
+        match self {
+            Order::IntroKey(intro) => LockSlot::Intro(intro.account),
+            Order::Transfer(t) => LockSlot::Sequence(t.sender, t.sequence),
+        }
+    }
+
+    /// `TALLY-ORDER-V1 ‖ network id ‖ kind ‖ fields`, integers little-endian.
+    pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ORDER_TAG.len() + 32 + 1 + 80);
+        out.extend_from_slice(ORDER_TAG);
+        out.extend_from_slice(network.as_bytes());
+        match self {
+            Order::IntroKey(intro) => {
+                out.push(KIND_INTRO_KEY);
+                out.extend_from_slice(intro.account.as_bytes());
+                out.extend_from_slice(&intro.proof_of_work.to_le_bytes());
+            }
+            Order::Transfer(t) => {
+                out.push(KIND_TRANSFER);
+                out.extend_from_slice(t.sender.as_bytes());
+                out.extend_from_slice(t.recipient.as_bytes());
+                out.extend_from_slice(&t.amount.microcash().to_le_bytes());
+                out.extend_from_slice(&t.sequence.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// SHA-256 of the signing bytes.
+    pub fn digest(&self, network: &NetworkId) -> OrderDigest {
+        sha256(&[&self.signing_bytes(network)])
+    }
+
+    /// The transfer inside, if this is one.
+    pub fn as_transfer(&self) -> Option<&Transfer> {
+        match self {
+            Order::Transfer(t) => Some(t),
+            Order::IntroKey(_) => None,
+        }
+    }
+}
+
+/// An order with its signer's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedOrder {
+    #[serde(rename = "Order")]
+    pub order: Order,
+    #[serde(rename = "Sig")]
+    pub signature: Signature,
+}
+
+impl SignedOrder {
+    /// Signs `order` with `key`; `key` should be the order's signer.
+    pub fn sign(order: Order, key: &SecretKey, network: &NetworkId) -> Self {
+        let signature = key.sign(&order.signing_bytes(network));
+        SignedOrder { order, signature }
+    }
+
+    /// Queues the signer's signature check into `batch`.
+    pub fn queue_check(&self, batch: &mut BatchVerifier, network: &NetworkId) -> usize {
+        batch.push(&self.order.signer(), &self.signature, &self.order.signing_bytes(network))
+    }
+
+    /// Checks the signer's signature alone.
+    pub fn verify(&self, network: &NetworkId) -> bool {
+        self.order.signer().verify(&self.signature, &self.order.signing_bytes(network))
+    }
+}
+
+/// A validator's signature over an order digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vote {
+    pub validator: AccountId,
+    pub signature: Signature,
+}
+
+impl Vote {
+    /// `TALLY-VOTE-V1 ‖ network id ‖ order digest`.
+    pub fn signing_bytes(network: &NetworkId, order: &OrderDigest) -> [u8; 13 + 32 + 32] {
+        let mut out = [0u8; 13 + 32 + 32];
+        out[..13].copy_from_slice(VOTE_TAG);
+        out[13..45].copy_from_slice(network.as_bytes());
+        out[45..].copy_from_slice(order.as_bytes());
+        out
+    }
+
+    /// The vote of `validator_key` for the order with this digest.
+    pub fn sign(validator_key: &SecretKey, network: &NetworkId, order: &OrderDigest) -> Self {
+        Vote {
+            validator: validator_key.account(),
+            signature: validator_key.sign(&Self::signing_bytes(network, order)),
+        }
+    }
+
+    /// Checks this vote's signature alone.
+    pub fn verify(&self, network: &NetworkId, order: &OrderDigest) -> bool {
+        self.validator.verify(&self.signature, &Self::signing_bytes(network, order))
+    }
+}
+
+/// Why a certificate is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("checksum {claimed} does not match the order's digest {actual}")]
+    ChecksumMismatch { claimed: Digest, actual: Digest },
+    #[error("{0} is not a validator of this network")]
+    NotInCommittee(AccountId),
+    #[error("validator {0} signed twice")]
+    DuplicateSigner(AccountId),
+    #[error("{have} votes, {need} needed")]
+    TooFewVotes { have: usize, need: usize },
+    #[error("the vote of {0} has a bad signature")]
+    BadVote(AccountId),
+}
+
+/// An order plus the votes of a quorum of the committee: proof that the network accepted
+/// it. Self-verifying given the contract, and the receipt Tally hands to users.
+///
+/// JSON: `{"Order": …, "Sig": …, "Checksum": <order digest>, "Signatures": {validator: sig}}`,
+/// the shape of the seed's `REQ_PAY_END`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    #[serde(rename = "Order")]
+    pub order: Order,
+    #[serde(rename = "Sig")]
+    pub signature: Signature,
+    #[serde(rename = "Checksum")]
+    pub checksum: OrderDigest,
+    #[serde(rename = "Signatures", with = "vote_map")]
+    pub votes: Vec<Vote>,
+}
+
+impl Certificate {
+    /// Assembles a certificate (does not check it).
+    pub fn new(order: SignedOrder, network: &NetworkId, votes: Vec<Vote>) -> Self {
+        Certificate {
+            order: order.order,
+            signature: order.signature,
+            checksum: order.order.digest(network),
+            votes,
+        }
+    }
+
+    /// The signed order inside.
+    pub fn signed_order(&self) -> SignedOrder {
+        SignedOrder { order: self.order, signature: self.signature }
+    }
+
+    /// Checks everything but the vote signatures: the checksum, that every signer is a
+    /// distinct committee member, and that there are enough of them. Returns the digest.
+    pub fn check_structure(&self, committee: &Committee, network: &NetworkId) -> Result<OrderDigest, CertificateError> {
+        let actual = self.order.digest(network);
+        if actual != self.checksum {
+            return Err(CertificateError::ChecksumMismatch { claimed: self.checksum, actual });
+        }
+        let mut seen = HashSet::with_capacity(self.votes.len());
+        for vote in &self.votes {
+            if committee.position(&vote.validator).is_none() {
+                return Err(CertificateError::NotInCommittee(vote.validator));
+            }
+            if !seen.insert(vote.validator) {
+                return Err(CertificateError::DuplicateSigner(vote.validator));
+            }
+        }
+        if seen.len() < committee.quorum() {
+            return Err(CertificateError::TooFewVotes { have: seen.len(), need: committee.quorum() });
+        }
+        Ok(actual)
+    }
+
+    /// Queues the vote signature checks into `batch`; returns the index range they took.
+    pub fn queue_vote_checks(&self, batch: &mut BatchVerifier, network: &NetworkId) -> std::ops::Range<usize> {
+        let message = Vote::signing_bytes(network, &self.checksum);
+        let start = batch.len();
+        for vote in &self.votes {
+            batch.push(&vote.validator, &vote.signature, &message);
+        }
+        start..batch.len()
+    }
+
+    /// Checks the whole certificate on its own. Validators use [`Self::check_structure`] and
+    /// a shared batch instead; wallets use this for receipts.
+    pub fn verify(&self, committee: &Committee, network: &NetworkId) -> Result<OrderDigest, CertificateError> {
+        let digest = self.check_structure(committee, network)?;
+        let mut batch = BatchVerifier::with_capacity(self.votes.len());
+        self.queue_vote_checks(&mut batch, network);
+        if let Some(bad) = batch.verify().iter().position(|ok| !ok) {
+            return Err(CertificateError::BadVote(self.votes[bad].validator));
+        }
+        Ok(digest)
+    }
+}
+
+/// `Signatures` as a JSON object `{validator hex: signature hex}`. Parsing keeps duplicate
+/// keys (a JSON object may repeat one) so that they are refused, not silently merged.
+pub mod vote_map {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(votes: &[Vote], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(votes.len()))?;
+        for vote in votes {
+            map.serialize_entry(&vote.validator, &vote.signature)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vote>, D::Error> {
+        struct VotesVisitor;
+        impl<'de> Visitor<'de> for VotesVisitor {
+            type Value = Vec<Vote>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of validator keys to signatures")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Vote>, A::Error> {
+                let mut votes = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
+                while let Some((validator, signature)) = map.next_entry::<AccountId, Signature>()? {
+                    votes.push(Vote { validator, signature });
+                }
+                Ok(votes)
+            }
+        }
+        d.deserialize_map(VotesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Mode, NetworkContract, ValidatorInfo};
+
+    pub(crate) fn fixture() -> (Vec<SecretKey>, Committee, NetworkId) {
+        let keys: Vec<SecretKey> = (0..4u8).map(|i| SecretKey::from_bytes([0x10 + i; 32])).collect();
+        let validators: Vec<ValidatorInfo> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ValidatorInfo { key: k.account(), address: format!("127.0.0.1:{}", 2222 + i) })
+            .collect();
+        let contract = NetworkContract {
+            name: "vectors".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_microcash(10_000_000),
+            intro_pow_bits: 8,
+            validators: validators.clone(),
+            tracker: None,
+            genesis: vec![],
+        };
+        let committee = Committee::new(&validators).unwrap_or_else(|e| panic!("{e}"));
+        (keys, committee, contract.id())
+    }
+
+    fn transfer_order() -> (SecretKey, Order) {
+        let alice = SecretKey::from_bytes([0xa1; 32]);
+        let bob = SecretKey::from_bytes([0xb0; 32]);
+        let order = Order::Transfer(Transfer {
+            sender: alice.account(),
+            recipient: bob.account(),
+            amount: Amount::from_microcash(1_504_000),
+            sequence: 0,
+        });
+        (alice, order)
+    }
+
+    #[test]
+    fn transfer_signing_bytes_follow_the_documented_layout() {
+        let (_, _, network) = fixture();
+        let (alice, order) = transfer_order();
+        let bytes = order.signing_bytes(&network);
+        assert_eq!(bytes.len(), 14 + 32 + 1 + 32 + 32 + 8 + 8);
+        assert_eq!(&bytes[..14], b"TALLY-ORDER-V1");
+        assert_eq!(&bytes[14..46], network.as_bytes());
+        assert_eq!(bytes[46], 2);
+        assert_eq!(&bytes[47..79], alice.account().as_bytes());
+        assert_eq!(&bytes[111..119], &1_504_000u64.to_le_bytes());
+        assert_eq!(&bytes[119..127], &0u64.to_le_bytes());
+    }
+
+    #[test]
+    fn a_quorum_of_distinct_votes_makes_a_certificate() {
+        let (keys, committee, network) = fixture();
+        let (alice, order) = transfer_order();
+        let signed = SignedOrder::sign(order, &alice, &network);
+        assert!(signed.verify(&network));
+        let digest = order.digest(&network);
+        let votes: Vec<Vote> = keys[..3].iter().map(|k| Vote::sign(k, &network, &digest)).collect();
+        let cert = Certificate::new(signed, &network, votes.clone());
+        assert_eq!(cert.verify(&committee, &network), Ok(digest));
+
+        let json = serde_json::to_string(&cert).unwrap_or_default();
+        let back: Certificate = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, cert);
+
+        let too_few = Certificate::new(signed, &network, votes[..2].to_vec());
+        assert_eq!(too_few.verify(&committee, &network), Err(CertificateError::TooFewVotes { have: 2, need: 3 }));
+
+        let duplicated = Certificate::new(signed, &network, vec![votes[0], votes[1], votes[0]]);
+        assert_eq!(duplicated.verify(&committee, &network), Err(CertificateError::DuplicateSigner(votes[0].validator)));
+
+        let outsider = SecretKey::from_bytes([0xee; 32]);
+        let foreign = Certificate::new(signed, &network, vec![votes[0], votes[1], Vote::sign(&outsider, &network, &digest)]);
+        assert_eq!(foreign.verify(&committee, &network), Err(CertificateError::NotInCommittee(outsider.account())));
+
+        let mut forged = cert.clone();
+        forged.votes[2].signature = votes[0].signature;
+        assert_eq!(forged.verify(&committee, &network), Err(CertificateError::BadVote(votes[2].validator)));
+    }
+
+    #[test]
+    fn duplicate_signers_survive_json_parsing_and_are_refused() {
+        let (keys, committee, network) = fixture();
+        let (alice, order) = transfer_order();
+        let signed = SignedOrder::sign(order, &alice, &network);
+        let digest = order.digest(&network);
+        let v0 = Vote::sign(&keys[0], &network, &digest);
+        let v1 = Vote::sign(&keys[1], &network, &digest);
+        let json = format!(
+            r#"{{"Order":{},"Sig":"{}","Checksum":"{}","Signatures":{{"{}":"{}","{}":"{}","{}":"{}"}}}}"#,
+            serde_json::to_string(&order).unwrap_or_default(),
+            signed.signature,
+            digest,
+            v0.validator, v0.signature, v1.validator, v1.signature, v0.validator, v0.signature
+        );
+        let cert: Certificate = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cert.votes.len(), 3);
+        assert_eq!(cert.verify(&committee, &network), Err(CertificateError::DuplicateSigner(v0.validator)));
+    }
+
+    #[test]
+    fn a_vote_for_one_network_is_worthless_on_another() {
+        let (keys, _, network) = fixture();
+        let (_, order) = transfer_order();
+        let other = NetworkId(sha256(&[b"another network"]));
+        let vote = Vote::sign(&keys[0], &network, &order.digest(&network));
+        assert!(vote.verify(&network, &order.digest(&network)));
+        assert!(!vote.verify(&other, &order.digest(&other)));
+        assert_ne!(order.digest(&network), order.digest(&other));
+    }
+}
