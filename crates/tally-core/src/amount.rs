@@ -12,7 +12,9 @@ const DECIMALS: usize = 6;
 
 /// An amount of microcash. Serialised as a JSON integer of microcash (as the Minicash
 /// `Amount` field is); parsed from and printed as an exact decimal count of cash.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Amount(u64);
 
@@ -127,12 +129,23 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_exact_amount() {
-        assert!(matches!("1.0000001".parse::<Amount>(), Err(AmountError::TooPrecise(_))));
-        for bad in ["-1", "+1", "1.", ".5", "1e3", "1,5", " 1", "abc", "1.2.3", "0x10"] {
+        assert!(matches!(
+            "1.0000001".parse::<Amount>(),
+            Err(AmountError::TooPrecise(_))
+        ));
+        for bad in [
+            "-1", "+1", "1.", ".5", "1e3", "1,5", " 1", "abc", "1.2.3", "0x10",
+        ] {
             assert!(bad.parse::<Amount>().is_err(), "{bad} must not parse");
         }
-        assert!(matches!("18446744073709.551616".parse::<Amount>(), Err(AmountError::Overflow(_))));
-        assert!(matches!("99999999999999999999".parse::<Amount>(), Err(AmountError::Overflow(_))));
+        assert!(matches!(
+            "18446744073709.551616".parse::<Amount>(),
+            Err(AmountError::Overflow(_))
+        ));
+        assert!(matches!(
+            "99999999999999999999".parse::<Amount>(),
+            Err(AmountError::Overflow(_))
+        ));
         assert_eq!("".parse::<Amount>(), Err(AmountError::Empty));
     }
 

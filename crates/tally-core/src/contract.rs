@@ -84,6 +84,27 @@ pub struct NetworkContract {
     /// Accounts funded at genesis.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub genesis: Vec<Allocation>,
+    /// The chain parameters of a proof-of-work network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pow: Option<PowParams>,
+}
+
+/// The parameters of a proof-of-work network (DESIGN §4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowParams {
+    /// The genesis target, as a number of leading zero bits of the block hash.
+    pub initial_bits: u32,
+    /// The block interval the retargeting aims for, in milliseconds.
+    pub block_time_ms: u64,
+    /// How many blocks between retargets.
+    pub retarget_window: u64,
+    /// What the coinbase of each block pays its miner.
+    pub block_reward: Amount,
+    /// The most transactions a block may carry (the coinbase not counted).
+    pub max_block_transactions: u32,
+    /// The most bytes a block's encoding may take.
+    pub max_block_bytes: u32,
 }
 
 /// Why a contract cannot be used.
@@ -99,6 +120,8 @@ pub enum ContractError {
     SupplyOverflow,
     #[error("intro_pow_bits {0} is above 64")]
     PowBits(u32),
+    #[error("a pow network needs its `pow` parameters")]
+    NoPowParams,
 }
 
 impl NetworkContract {
@@ -114,8 +137,15 @@ impl NetworkContract {
         if self.intro_pow_bits > 64 {
             return Err(ContractError::PowBits(self.intro_pow_bits));
         }
-        if self.mode == Mode::Quorum {
-            Committee::new(&self.validators)?;
+        match self.mode {
+            Mode::Quorum => {
+                Committee::new(&self.validators)?;
+            }
+            Mode::Pow => {
+                if self.pow.is_none() {
+                    return Err(ContractError::NoPowParams);
+                }
+            }
         }
         self.genesis_supply().ok_or(ContractError::SupplyOverflow)?;
         Ok(())
@@ -134,7 +164,9 @@ impl NetworkContract {
 
     /// The sum of the genesis allocations, or `None` on overflow.
     pub fn genesis_supply(&self) -> Option<Amount> {
-        self.genesis.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount))
+        self.genesis
+            .iter()
+            .try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount))
     }
 
     /// Pretty JSON for writing to disk (it parses back to the same contract and id).
@@ -162,7 +194,10 @@ impl Committee {
                 return Err(ContractError::DuplicateValidator(v.key));
             }
         }
-        Ok(Committee { members: validators.iter().map(|v| v.key).collect(), index })
+        Ok(Committee {
+            members: validators.iter().map(|v| v.key).collect(),
+            index,
+        })
     }
 
     /// The members in contract order.
@@ -225,8 +260,10 @@ mod tests {
             validators: validators(4),
             tracker: None,
             genesis: vec![],
+            pow: None,
         };
-        let back = NetworkContract::from_json(&contract.to_pretty_json()).unwrap_or_else(|e| panic!("{e}"));
+        let back = NetworkContract::from_json(&contract.to_pretty_json())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.id(), contract.id());
         let mut other = contract.clone();
         other.faucet = Amount::from_microcash(1);
@@ -237,6 +274,9 @@ mod tests {
     fn duplicate_validators_are_refused() {
         let mut v = validators(3);
         v.push(v[0].clone());
-        assert!(matches!(Committee::new(&v), Err(ContractError::DuplicateValidator(_))));
+        assert!(matches!(
+            Committee::new(&v),
+            Err(ContractError::DuplicateValidator(_))
+        ));
     }
 }

@@ -23,10 +23,14 @@ pub enum KeyError {
 fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], KeyError> {
     if text.len() != 2 * N {
         let shown: String = text.chars().take(80).collect();
-        return Err(KeyError::Length { expected: 2 * N, got: shown });
+        return Err(KeyError::Length {
+            expected: 2 * N,
+            got: shown,
+        });
     }
     let mut out = [0u8; N];
-    hex::decode_to_slice(text, &mut out).map_err(|_| KeyError::NotHex(text.chars().take(80).collect()))?;
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| KeyError::NotHex(text.chars().take(80).collect()))?;
     Ok(out)
 }
 
@@ -101,13 +105,19 @@ impl AccountId {
     /// Parses hex and also requires a valid public key.
     pub fn parse_key(text: &str) -> Result<Self, KeyError> {
         let account: AccountId = text.parse()?;
-        if account.is_valid_key() { Ok(account) } else { Err(KeyError::NotAPoint(text.to_owned())) }
+        if account.is_valid_key() {
+            Ok(account)
+        } else {
+            Err(KeyError::NotAPoint(text.to_owned()))
+        }
     }
 
     /// Checks one signature by this account over `message`.
     pub fn verify(&self, signature: &Signature, message: &[u8]) -> bool {
         match VerificationKey::try_from(self.0) {
-            Ok(key) => key.verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message).is_ok(),
+            Ok(key) => key
+                .verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message)
+                .is_ok(),
             Err(_) => false,
         }
     }
@@ -205,7 +215,9 @@ pub struct BatchVerifier {
 impl BatchVerifier {
     /// An empty batch with room for `capacity` checks.
     pub fn with_capacity(capacity: usize) -> Self {
-        BatchVerifier { items: Vec::with_capacity(capacity) }
+        BatchVerifier {
+            items: Vec::with_capacity(capacity),
+        }
     }
 
     /// Queues "`signer` signed `message` with `signature`"; returns its index in the result.
@@ -238,7 +250,10 @@ impl BatchVerifier {
         if batch.verify(rand::thread_rng()).is_ok() {
             return vec![true; self.items.len()];
         }
-        self.items.into_iter().map(|item| item.verify_single().is_ok()).collect()
+        self.items
+            .into_iter()
+            .map(|item| item.verify_single().is_ok())
+            .collect()
     }
 }
 
@@ -279,11 +294,18 @@ mod tests {
         let key = SecretKey::from_bytes([3; 32]);
         let account = key.account();
         assert_eq!(account.to_string().parse::<AccountId>(), Ok(account));
-        assert_eq!(serde_json::from_str::<AccountId>(&serde_json::to_string(&account).unwrap_or_default()).ok(), Some(account));
+        assert_eq!(
+            serde_json::from_str::<AccountId>(&serde_json::to_string(&account).unwrap_or_default())
+                .ok(),
+            Some(account)
+        );
         assert!("abc".parse::<AccountId>().is_err());
         assert!("zz".repeat(32).parse::<AccountId>().is_err());
         assert_eq!(account.short().len(), 16);
-        let secret: SecretKey = key.to_hex().parse().unwrap_or_else(|_| SecretKey::generate());
+        let secret: SecretKey = key
+            .to_hex()
+            .parse()
+            .unwrap_or_else(|_| SecretKey::generate());
         assert_eq!(secret.account(), account);
         assert!(!format!("{key:?}").contains(&key.to_hex()));
     }

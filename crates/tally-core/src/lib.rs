@@ -14,7 +14,8 @@ pub mod pow;
 
 pub use amount::{Amount, AmountError};
 pub use contract::{
-    Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, ValidatorInfo,
+    Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
+    ValidatorInfo,
 };
 pub use crypto::{
     AccountId, BatchVerifier, Digest, KeyError, SecretKey, Signature, sha256, sha256d,

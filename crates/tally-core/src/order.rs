@@ -9,7 +9,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccountId, Amount, BatchVerifier, Committee, Digest, NetworkId, SecretKey, Signature, sha256};
+use crate::{
+    AccountId, Amount, BatchVerifier, Committee, Digest, NetworkId, SecretKey, Signature, sha256,
+};
 
 /// Domain tag in front of every order's signing bytes.
 pub const ORDER_TAG: &[u8] = b"TALLY-ORDER-V1";
@@ -134,12 +136,18 @@ impl SignedOrder {
 
     /// Queues the signer's signature check into `batch`.
     pub fn queue_check(&self, batch: &mut BatchVerifier, network: &NetworkId) -> usize {
-        batch.push(&self.order.signer(), &self.signature, &self.order.signing_bytes(network))
+        batch.push(
+            &self.order.signer(),
+            &self.signature,
+            &self.order.signing_bytes(network),
+        )
     }
 
     /// Checks the signer's signature alone.
     pub fn verify(&self, network: &NetworkId) -> bool {
-        self.order.signer().verify(&self.signature, &self.order.signing_bytes(network))
+        self.order
+            .signer()
+            .verify(&self.signature, &self.order.signing_bytes(network))
     }
 }
 
@@ -170,7 +178,8 @@ impl Vote {
 
     /// Checks this vote's signature alone.
     pub fn verify(&self, network: &NetworkId, order: &OrderDigest) -> bool {
-        self.validator.verify(&self.signature, &Self::signing_bytes(network, order))
+        self.validator
+            .verify(&self.signature, &Self::signing_bytes(network, order))
     }
 }
 
@@ -220,15 +229,25 @@ impl Certificate {
 
     /// The signed order inside.
     pub fn signed_order(&self) -> SignedOrder {
-        SignedOrder { order: self.order, signature: self.signature }
+        SignedOrder {
+            order: self.order,
+            signature: self.signature,
+        }
     }
 
     /// Checks everything but the vote signatures: the checksum, that every signer is a
     /// distinct committee member, and that there are enough of them. Returns the digest.
-    pub fn check_structure(&self, committee: &Committee, network: &NetworkId) -> Result<OrderDigest, CertificateError> {
+    pub fn check_structure(
+        &self,
+        committee: &Committee,
+        network: &NetworkId,
+    ) -> Result<OrderDigest, CertificateError> {
         let actual = self.order.digest(network);
         if actual != self.checksum {
-            return Err(CertificateError::ChecksumMismatch { claimed: self.checksum, actual });
+            return Err(CertificateError::ChecksumMismatch {
+                claimed: self.checksum,
+                actual,
+            });
         }
         let mut seen = HashSet::with_capacity(self.votes.len());
         for vote in &self.votes {
@@ -240,13 +259,20 @@ impl Certificate {
             }
         }
         if seen.len() < committee.quorum() {
-            return Err(CertificateError::TooFewVotes { have: seen.len(), need: committee.quorum() });
+            return Err(CertificateError::TooFewVotes {
+                have: seen.len(),
+                need: committee.quorum(),
+            });
         }
         Ok(actual)
     }
 
     /// Queues the vote signature checks into `batch`; returns the index range they took.
-    pub fn queue_vote_checks(&self, batch: &mut BatchVerifier, network: &NetworkId) -> std::ops::Range<usize> {
+    pub fn queue_vote_checks(
+        &self,
+        batch: &mut BatchVerifier,
+        network: &NetworkId,
+    ) -> std::ops::Range<usize> {
         let message = Vote::signing_bytes(network, &self.checksum);
         let start = batch.len();
         for vote in &self.votes {
@@ -257,7 +283,11 @@ impl Certificate {
 
     /// Checks the whole certificate on its own. Validators use [`Self::check_structure`] and
     /// a shared batch instead; wallets use this for receipts.
-    pub fn verify(&self, committee: &Committee, network: &NetworkId) -> Result<OrderDigest, CertificateError> {
+    pub fn verify(
+        &self,
+        committee: &Committee,
+        network: &NetworkId,
+    ) -> Result<OrderDigest, CertificateError> {
         let digest = self.check_structure(committee, network)?;
         let mut batch = BatchVerifier::with_capacity(self.votes.len());
         self.queue_vote_checks(&mut batch, network);
@@ -291,7 +321,10 @@ pub mod vote_map {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Vote>, A::Error> {
                 let mut votes = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
                 while let Some((validator, signature)) = map.next_entry::<AccountId, Signature>()? {
-                    votes.push(Vote { validator, signature });
+                    votes.push(Vote {
+                        validator,
+                        signature,
+                    });
                 }
                 Ok(votes)
             }
@@ -306,11 +339,16 @@ mod tests {
     use crate::{Mode, NetworkContract, ValidatorInfo};
 
     pub(crate) fn fixture() -> (Vec<SecretKey>, Committee, NetworkId) {
-        let keys: Vec<SecretKey> = (0..4u8).map(|i| SecretKey::from_bytes([0x10 + i; 32])).collect();
+        let keys: Vec<SecretKey> = (0..4u8)
+            .map(|i| SecretKey::from_bytes([0x10 + i; 32]))
+            .collect();
         let validators: Vec<ValidatorInfo> = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| ValidatorInfo { key: k.account(), address: format!("127.0.0.1:{}", 2222 + i) })
+            .map(|(i, k)| ValidatorInfo {
+                key: k.account(),
+                address: format!("127.0.0.1:{}", 2222 + i),
+            })
             .collect();
         let contract = NetworkContract {
             name: "vectors".into(),
@@ -321,6 +359,7 @@ mod tests {
             validators: validators.clone(),
             tracker: None,
             genesis: vec![],
+            pow: None,
         };
         let committee = Committee::new(&validators).unwrap_or_else(|e| panic!("{e}"));
         (keys, committee, contract.id())
@@ -359,7 +398,10 @@ mod tests {
         let signed = SignedOrder::sign(order, &alice, &network);
         assert!(signed.verify(&network));
         let digest = order.digest(&network);
-        let votes: Vec<Vote> = keys[..3].iter().map(|k| Vote::sign(k, &network, &digest)).collect();
+        let votes: Vec<Vote> = keys[..3]
+            .iter()
+            .map(|k| Vote::sign(k, &network, &digest))
+            .collect();
         let cert = Certificate::new(signed, &network, votes.clone());
         assert_eq!(cert.verify(&committee, &network), Ok(digest));
 
@@ -368,18 +410,34 @@ mod tests {
         assert_eq!(back, cert);
 
         let too_few = Certificate::new(signed, &network, votes[..2].to_vec());
-        assert_eq!(too_few.verify(&committee, &network), Err(CertificateError::TooFewVotes { have: 2, need: 3 }));
+        assert_eq!(
+            too_few.verify(&committee, &network),
+            Err(CertificateError::TooFewVotes { have: 2, need: 3 })
+        );
 
         let duplicated = Certificate::new(signed, &network, vec![votes[0], votes[1], votes[0]]);
-        assert_eq!(duplicated.verify(&committee, &network), Err(CertificateError::DuplicateSigner(votes[0].validator)));
+        assert_eq!(
+            duplicated.verify(&committee, &network),
+            Err(CertificateError::DuplicateSigner(votes[0].validator))
+        );
 
         let outsider = SecretKey::from_bytes([0xee; 32]);
-        let foreign = Certificate::new(signed, &network, vec![votes[0], votes[1], Vote::sign(&outsider, &network, &digest)]);
-        assert_eq!(foreign.verify(&committee, &network), Err(CertificateError::NotInCommittee(outsider.account())));
+        let foreign = Certificate::new(
+            signed,
+            &network,
+            vec![votes[0], votes[1], Vote::sign(&outsider, &network, &digest)],
+        );
+        assert_eq!(
+            foreign.verify(&committee, &network),
+            Err(CertificateError::NotInCommittee(outsider.account()))
+        );
 
         let mut forged = cert.clone();
         forged.votes[2].signature = votes[0].signature;
-        assert_eq!(forged.verify(&committee, &network), Err(CertificateError::BadVote(votes[2].validator)));
+        assert_eq!(
+            forged.verify(&committee, &network),
+            Err(CertificateError::BadVote(votes[2].validator))
+        );
     }
 
     #[test]
@@ -395,11 +453,19 @@ mod tests {
             serde_json::to_string(&order).unwrap_or_default(),
             signed.signature,
             digest,
-            v0.validator, v0.signature, v1.validator, v1.signature, v0.validator, v0.signature
+            v0.validator,
+            v0.signature,
+            v1.validator,
+            v1.signature,
+            v0.validator,
+            v0.signature
         );
         let cert: Certificate = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cert.votes.len(), 3);
-        assert_eq!(cert.verify(&committee, &network), Err(CertificateError::DuplicateSigner(v0.validator)));
+        assert_eq!(
+            cert.verify(&committee, &network),
+            Err(CertificateError::DuplicateSigner(v0.validator))
+        );
     }
 
     #[test]

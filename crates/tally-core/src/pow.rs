@@ -63,7 +63,9 @@ impl IntroPowHasher {
 
     /// Searches `range` for a nonce meeting `bits`; returns the first found.
     pub fn search(&mut self, range: std::ops::Range<u64>, bits: u32) -> Option<u64> {
-        range.into_iter().find(|nonce| leading_zero_bits(&self.hash(*nonce)) >= bits)
+        range
+            .into_iter()
+            .find(|nonce| leading_zero_bits(&self.hash(*nonce)) >= bits)
     }
 }
 
@@ -95,8 +97,18 @@ mod tests {
         let text = format!("{}_{}", account.to_hex(), 2514606u64);
         let expected = Digest::from(<[u8; 32]>::from(Sha256::digest(text.as_bytes())));
         assert_eq!(intro_pow_hash(&account, 2514606), expected);
-        assert_eq!(intro_pow_hash(&account, 0), Digest::from(<[u8; 32]>::from(Sha256::digest(format!("{}_0", account.to_hex()).as_bytes()))));
-        assert_eq!(intro_pow_hash(&account, u64::MAX), Digest::from(<[u8; 32]>::from(Sha256::digest(format!("{}_{}", account.to_hex(), u64::MAX).as_bytes()))));
+        assert_eq!(
+            intro_pow_hash(&account, 0),
+            Digest::from(<[u8; 32]>::from(Sha256::digest(
+                format!("{}_0", account.to_hex()).as_bytes()
+            )))
+        );
+        assert_eq!(
+            intro_pow_hash(&account, u64::MAX),
+            Digest::from(<[u8; 32]>::from(Sha256::digest(
+                format!("{}_{}", account.to_hex(), u64::MAX).as_bytes()
+            )))
+        );
     }
 
     #[test]

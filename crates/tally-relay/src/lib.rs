@@ -1,0 +1,1 @@
+//! tally-relay (being built).

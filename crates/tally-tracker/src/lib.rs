@@ -1,0 +1,1 @@
+//! tally-tracker (being built).
