@@ -1,0 +1,170 @@
+//! A framed connection with a size limit on every frame and a timeout on every read and
+//! write, so a slow or abusive peer can neither exhaust memory nor hang its counterpart.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use crate::Packet;
+
+/// Size and time limits of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest frame accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// How long a read may wait for a frame.
+    pub read_timeout: Duration,
+    /// How long a write may wait for the peer to take bytes.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: 4 * 1024 * 1024,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What went wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("connection closed by peer")]
+    Closed,
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// The codec every Tally quorum connection uses: u32 big-endian length, then JSON.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// A connection carrying [`Packet`]s.
+pub struct Connection {
+    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    limits: Limits,
+}
+
+impl Connection {
+    /// Wraps an established stream.
+    pub fn new(stream: TcpStream, limits: Limits) -> Self {
+        // Latency matters more than packet count for request/answer traffic.
+        let _ = stream.set_nodelay(true);
+        Connection { framed: Framed::new(stream, codec(limits.max_frame)), limits }
+    }
+
+    /// Connects to `address` within `timeout`.
+    pub async fn connect(
+        address: &str,
+        limits: Limits,
+        timeout: Duration,
+    ) -> Result<Self, ConnectionError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| ConnectionError::Timeout(timeout))??;
+        Ok(Self::new(stream, limits))
+    }
+
+    /// Sends one packet.
+    pub async fn send(&mut self, packet: &Packet) -> Result<(), ConnectionError> {
+        let bytes = Bytes::from(serde_json::to_vec(packet)?);
+        self.send_raw(bytes).await
+    }
+
+    /// Sends pre-encoded packet bytes (benchmarks pre-encode their load).
+    pub async fn send_raw(&mut self, bytes: Bytes) -> Result<(), ConnectionError> {
+        let timeout = self.limits.write_timeout;
+        tokio::time::timeout(timeout, self.framed.send(bytes))
+            .await
+            .map_err(|_| ConnectionError::Timeout(timeout))??;
+        Ok(())
+    }
+
+    /// Queues a packet without flushing; [`Self::flush`] sends everything queued.
+    pub async fn feed(&mut self, bytes: Bytes) -> Result<(), ConnectionError> {
+        let timeout = self.limits.write_timeout;
+        tokio::time::timeout(timeout, self.framed.feed(bytes))
+            .await
+            .map_err(|_| ConnectionError::Timeout(timeout))??;
+        Ok(())
+    }
+
+    /// Flushes queued packets.
+    pub async fn flush(&mut self) -> Result<(), ConnectionError> {
+        let timeout = self.limits.write_timeout;
+        tokio::time::timeout(timeout, SinkExt::<Bytes>::flush(&mut self.framed))
+            .await
+            .map_err(|_| ConnectionError::Timeout(timeout))??;
+        Ok(())
+    }
+
+    /// Receives one packet.
+    pub async fn recv(&mut self) -> Result<Packet, ConnectionError> {
+        let timeout = self.limits.read_timeout;
+        let frame = tokio::time::timeout(timeout, self.framed.next())
+            .await
+            .map_err(|_| ConnectionError::Timeout(timeout))?
+            .ok_or(ConnectionError::Closed)??;
+        Ok(serde_json::from_slice(&frame)?)
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn call(&mut self, packet: &Packet) -> Result<Packet, ConnectionError> {
+        self.send(packet).await?;
+        self.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::{ErrorCode, LedgerRequest};
+
+    #[test]
+    fn packets_use_the_seed_shape() {
+        let json = serde_json::to_value(Packet::ReqLedger(LedgerRequest::default())).unwrap();
+        assert_eq!(json, serde_json::json!({"Type": "REQ_LEDGER", "Data": {}}));
+        let back: Packet = serde_json::from_str(r#"{"Type":"REQ_LEDGER","Data":{}}"#).unwrap();
+        assert_eq!(back, Packet::ReqLedger(LedgerRequest::default()));
+        let error = serde_json::to_value(Packet::error(ErrorCode::Busy, "later")).unwrap();
+        assert_eq!(error["Data"]["Code"], "Busy");
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_refused() {
+        assert!(serde_json::from_str::<Packet>(r#"{"Type":"REQ_FOO","Data":{}}"#).is_err());
+        assert!(serde_json::from_str::<Packet>(r#"{"Type":"REQ_LEDGER","Data":{"X":1}}"#).is_err());
+        assert!(serde_json::from_str::<Packet>(r#"{"Data":{}}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_they_are_buffered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let limits = Limits { max_frame: 1024, ..Limits::default() };
+            Connection::new(stream, limits).recv().await
+        });
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        stream.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+        let result = server.await.unwrap();
+        assert!(matches!(result, Err(ConnectionError::Io(_))), "{result:?}");
+    }
+}

@@ -1,0 +1,340 @@
+//! Every packet of the quorum protocol. PROTOCOL.md documents each with an example.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tally_core::order::vote_map;
+use tally_core::{
+    AccountId, Amount, Certificate, Digest, NetworkId, OrderDigest, SecretKey, Signature,
+    SignedOrder, Vote, sha256,
+};
+
+/// Domain tag in front of a validator's signed ledger view.
+pub const LEDGER_TAG: &[u8] = b"TALLY-LEDGER-V1";
+
+/// A packet: `{"Type": "<NAME>", "Data": {…}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Type", content = "Data")]
+pub enum Packet {
+    /// Both directions: who is speaking, on which network.
+    #[serde(rename = "HELLO")]
+    Hello(Hello),
+    /// Ask for a validator's view of some or all accounts.
+    #[serde(rename = "REQ_LEDGER")]
+    ReqLedger(LedgerRequest),
+    /// A validator's signed view of accounts.
+    #[serde(rename = "RESP_LEDGER")]
+    RespLedger(LedgerView),
+    /// Ask for a vote on an `IntroKey` order.
+    #[serde(rename = "REQ_INTRO_KEY")]
+    ReqIntroKey(SignedOrder),
+    /// A validator's vote on an `IntroKey` order.
+    #[serde(rename = "RESP_INTRO_KEY")]
+    RespIntroKey(VoteReply),
+    /// The certificate of an `IntroKey` order, to apply.
+    #[serde(rename = "REQ_INTRO_KEY_END")]
+    ReqIntroKeyEnd(Certificate),
+    /// The validator applied (or had already applied) that certificate.
+    #[serde(rename = "RESP_INTRO_KEY_END")]
+    RespIntroKeyEnd(EndAck),
+    /// Ask for a vote on a `Transfer` order.
+    #[serde(rename = "REQ_PAY")]
+    ReqPay(SignedOrder),
+    /// A validator's vote on a `Transfer` order.
+    #[serde(rename = "RESP_PAY")]
+    RespPay(VoteReply),
+    /// The certificate of a `Transfer`, to apply.
+    #[serde(rename = "REQ_PAY_END")]
+    ReqPayEnd(Certificate),
+    /// The validator applied (or had already applied) that certificate.
+    #[serde(rename = "RESP_PAY_END")]
+    RespPayEnd(EndAck),
+    /// Ask for certificates a validator has applied (catch-up after a restart or a gap).
+    #[serde(rename = "REQ_CERTS")]
+    ReqCerts(CertQuery),
+    /// Certificates, oldest first.
+    #[serde(rename = "RESP_CERTS")]
+    RespCerts(CertificatesPage),
+    /// The request could not be served; nothing changed.
+    #[serde(rename = "ERROR")]
+    Error(ErrorReply),
+}
+
+impl Packet {
+    /// The packet's `Type` name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Packet::Hello(_) => "HELLO",
+            Packet::ReqLedger(_) => "REQ_LEDGER",
+            Packet::RespLedger(_) => "RESP_LEDGER",
+            Packet::ReqIntroKey(_) => "REQ_INTRO_KEY",
+            Packet::RespIntroKey(_) => "RESP_INTRO_KEY",
+            Packet::ReqIntroKeyEnd(_) => "REQ_INTRO_KEY_END",
+            Packet::RespIntroKeyEnd(_) => "RESP_INTRO_KEY_END",
+            Packet::ReqPay(_) => "REQ_PAY",
+            Packet::RespPay(_) => "RESP_PAY",
+            Packet::ReqPayEnd(_) => "REQ_PAY_END",
+            Packet::RespPayEnd(_) => "RESP_PAY_END",
+            Packet::ReqCerts(_) => "REQ_CERTS",
+            Packet::RespCerts(_) => "RESP_CERTS",
+            Packet::Error(_) => "ERROR",
+        }
+    }
+
+    /// An `ERROR` packet.
+    pub fn error(code: ErrorCode, reason: impl Into<String>) -> Packet {
+        Packet::Error(ErrorReply { code, reason: reason.into() })
+    }
+}
+
+/// `HELLO`: a wallet or peer says which network it speaks; a validator answers with its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    #[serde(rename = "Network")]
+    pub network: NetworkId,
+    /// The validator's key (in a validator's answer).
+    #[serde(rename = "Validator", default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<AccountId>,
+    /// Where the speaker's node protocol listens, if it has one.
+    #[serde(rename = "Address", default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// How many certificates the validator has applied (in a validator's answer).
+    #[serde(rename = "Certificates", default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<u64>,
+}
+
+/// `REQ_LEDGER`: the given accounts, or a page of all accounts in key order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerRequest {
+    /// Just these accounts (at most [`LedgerRequest::MAX_ACCOUNTS`]).
+    #[serde(rename = "Accounts", default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<AccountId>>,
+    /// Otherwise: accounts after this one, in key order.
+    #[serde(rename = "After", default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<AccountId>,
+    /// Otherwise: at most this many (capped at [`LedgerRequest::MAX_ACCOUNTS`]).
+    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl LedgerRequest {
+    /// The most accounts one `RESP_LEDGER` carries.
+    pub const MAX_ACCOUNTS: usize = 1000;
+}
+
+/// One account as a validator sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerEntry {
+    /// Microcash. Negative only on a validator that applied an account's debits before the
+    /// credits that funded them (it is missing certificates; see ARCHITECTURE.md).
+    #[serde(rename = "Balance")]
+    pub balance: i128,
+    /// The account's next order number.
+    #[serde(rename = "Sequence")]
+    pub next_sequence: u64,
+    /// Whether its `IntroKey` certificate was applied.
+    #[serde(rename = "Introduced")]
+    pub introduced: bool,
+}
+
+/// `RESP_LEDGER`: a validator's signed view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerView {
+    #[serde(rename = "Validator")]
+    pub validator: AccountId,
+    /// Certificates applied so far (the view's height).
+    #[serde(rename = "Certificates")]
+    pub certificates: u64,
+    /// Microcash in existence by this validator's count.
+    #[serde(rename = "Supply")]
+    pub supply: Amount,
+    /// Accounts in the view, by key; an account the validator never saw is absent.
+    #[serde(rename = "Ledger")]
+    pub ledger: BTreeMap<AccountId, LedgerEntry>,
+    /// The validator's signature over [`LedgerView::signing_bytes`].
+    #[serde(rename = "Signature")]
+    pub signature: Signature,
+}
+
+impl LedgerView {
+    /// `TALLY-LEDGER-V1 ‖ network ‖ certificates u64 ‖ supply u64 ‖ count u64 ‖
+    /// (account ‖ balance i128 ‖ sequence u64 ‖ introduced u8)*`, little-endian, accounts in
+    /// key order.
+    pub fn signing_bytes(
+        network: &NetworkId,
+        certificates: u64,
+        supply: Amount,
+        ledger: &BTreeMap<AccountId, LedgerEntry>,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(15 + 32 + 24 + ledger.len() * 57);
+        out.extend_from_slice(LEDGER_TAG);
+        out.extend_from_slice(network.as_bytes());
+        out.extend_from_slice(&certificates.to_le_bytes());
+        out.extend_from_slice(&supply.microcash().to_le_bytes());
+        out.extend_from_slice(&(ledger.len() as u64).to_le_bytes());
+        for (account, entry) in ledger {
+            out.extend_from_slice(account.as_bytes());
+            out.extend_from_slice(&entry.balance.to_le_bytes());
+            out.extend_from_slice(&entry.next_sequence.to_le_bytes());
+            out.push(u8::from(entry.introduced));
+        }
+        out
+    }
+
+    /// Builds and signs a view.
+    pub fn sign(
+        key: &SecretKey,
+        network: &NetworkId,
+        certificates: u64,
+        supply: Amount,
+        ledger: BTreeMap<AccountId, LedgerEntry>,
+    ) -> Self {
+        let signature = key.sign(&Self::signing_bytes(network, certificates, supply, &ledger));
+        LedgerView { validator: key.account(), certificates, supply, ledger, signature }
+    }
+
+    /// Whether the validator really signed this view for `network`.
+    pub fn verify(&self, network: &NetworkId) -> bool {
+        let bytes = Self::signing_bytes(network, self.certificates, self.supply, &self.ledger);
+        self.validator.verify(&self.signature, &bytes)
+    }
+
+    /// A short fingerprint of the view's accounts, to compare validators at a glance.
+    pub fn fingerprint(&self, network: &NetworkId) -> Digest {
+        let bytes = Self::signing_bytes(network, 0, Amount::ZERO, &self.ledger);
+        sha256(&[&bytes])
+    }
+}
+
+/// `RESP_PAY` / `RESP_INTRO_KEY`: one validator's vote, in the seed's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteReply {
+    /// The digest of the order voted for.
+    #[serde(rename = "Checksum")]
+    pub checksum: OrderDigest,
+    /// `{validator: signature}`, exactly one entry.
+    #[serde(rename = "Signatures", with = "vote_map")]
+    pub votes: Vec<Vote>,
+}
+
+/// `RESP_PAY_END` / `RESP_INTRO_KEY_END`: the certificate is applied and durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndAck {
+    #[serde(rename = "Checksum")]
+    pub checksum: OrderDigest,
+    /// False when this validator had applied it before (applying is idempotent).
+    #[serde(rename = "New")]
+    pub new: bool,
+    #[serde(rename = "Validator")]
+    pub validator: AccountId,
+}
+
+/// `REQ_CERTS`: which certificates to send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum CertQuery {
+    /// The validator's log from position `Since` (peers catching up).
+    Log {
+        #[serde(rename = "Since")]
+        since: u64,
+        #[serde(rename = "Limit")]
+        limit: u32,
+    },
+    /// The orders `Account` signed, from sequence `From` (to fill a sequence gap).
+    Sent {
+        #[serde(rename = "Account")]
+        account: AccountId,
+        #[serde(rename = "From")]
+        from: u64,
+        #[serde(rename = "Limit")]
+        limit: u32,
+    },
+    /// Every certificate that moved `Account`'s balance, in log order from position `Since`.
+    Touching {
+        #[serde(rename = "Account")]
+        account: AccountId,
+        #[serde(rename = "Since")]
+        since: u64,
+        #[serde(rename = "Limit")]
+        limit: u32,
+    },
+}
+
+impl CertQuery {
+    /// The most certificates one `RESP_CERTS` carries.
+    pub const MAX_LIMIT: u32 = 512;
+}
+
+/// `RESP_CERTS`: certificates with their positions in the validator's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesPage {
+    #[serde(rename = "Certificates")]
+    pub certificates: Vec<LoggedCertificate>,
+    /// Where the next page starts, if there is more.
+    #[serde(rename = "Next", default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// A certificate and its position in a validator's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggedCertificate {
+    #[serde(rename = "Index")]
+    pub index: u64,
+    #[serde(rename = "Certificate")]
+    pub certificate: Certificate,
+}
+
+/// Why a request failed. Nothing changed on the validator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// Not a packet, or not one a validator answers.
+    Malformed,
+    /// The object names another network.
+    WrongNetwork,
+    /// A signature does not verify.
+    BadSignature,
+    /// The order's sequence is not the account's next one; `Reason` names the expected one.
+    Sequence,
+    /// A certificate for a later order arrived before the ones before it.
+    MissingPredecessor,
+    /// The account cannot pay the amount.
+    InsufficientFunds,
+    /// This validator already voted for a different order in the same lock slot.
+    Conflict,
+    /// The key was introduced before.
+    AlreadyIntroduced,
+    /// The proof of work does not meet the network's difficulty.
+    BadProofOfWork,
+    /// The certificate is not one (too few or duplicate signers, outsiders, bad checksum).
+    BadCertificate,
+    /// The amount is zero, or the arithmetic would overflow.
+    BadAmount,
+    /// The validator is overloaded or shutting down; try again.
+    Busy,
+    /// The validator's storage failed; nothing was acknowledged.
+    Internal,
+}
+
+/// `ERROR`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorReply {
+    #[serde(rename = "Code")]
+    pub code: ErrorCode,
+    #[serde(rename = "Reason")]
+    pub reason: String,
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.reason)
+    }
+}
