@@ -1,0 +1,737 @@
+//! The tracker server: accepts TCP connections, reads length-prefixed JSON requests under
+//! the configured limits and answers them, feeding registrations through the batched
+//! verify-and-commit pipeline.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::FuturesOrdered;
+use futures::{SinkExt, StreamExt};
+use parking_lot::{Mutex, RwLock};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use crate::check::{CheckedRegistration, Networks, Refusal, canonical_ip, check_registration};
+use crate::config::{Limits, TrackerConfig};
+use crate::pipeline::{Job, JobKind, WriterSettings, now_ms, run_verifier, run_writer};
+use crate::registry::{Entry, Registry, RegistryLimits, ip_bytes};
+use crate::store::{Store, StoreError};
+use crate::wire::{
+    Answer, AnswerPacket, KeyResult, MapEntry, Outcome, PeerEntry, Request, answer_type,
+};
+
+/// Why a tracker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("network contract {name:?}: {source}")]
+    Contract {
+        name: String,
+        source: tally_core::ContractError,
+    },
+    #[error("starting a worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("a worker task failed: {0}")]
+    Join(String),
+}
+
+/// Numbers a caller may want to show or check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries stored (live or awaiting the sweep).
+    pub entries: usize,
+    /// Open connections.
+    pub connections: usize,
+    /// Bytes the registry's tables hold.
+    pub registry_bytes: usize,
+}
+
+struct IpState {
+    connections: usize,
+    tokens: f64,
+    refilled: Instant,
+}
+
+struct Shared {
+    limits: Limits,
+    networks: Networks,
+    registry: Arc<RwLock<Registry>>,
+    jobs: mpsc::Sender<Job>,
+    ips: Mutex<HashMap<IpAddr, IpState>>,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    fn stats(&self) -> Stats {
+        let registry = self.registry.read();
+        Stats {
+            entries: registry.len(),
+            connections: self.connections.load(Ordering::Relaxed),
+            registry_bytes: registry.memory_bytes(),
+        }
+    }
+
+    /// Admits a connection from `ip` or says why not.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refusal> {
+        if self.connections.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return Err(Refusal::TooManyConnections);
+        }
+        let mut ips = self.ips.lock();
+        if ips.len() > 2 * self.limits.max_connections {
+            let now = Instant::now();
+            let burst = self.burst();
+            let rate = f64::from(self.limits.requests_per_ip_per_sec);
+            ips.retain(|_, s| {
+                s.connections > 0
+                    || (rate > 0.0
+                        && s.tokens + now.duration_since(s.refilled).as_secs_f64() * rate < burst)
+            });
+        }
+        let burst = self.burst();
+        let state = ips.entry(ip).or_insert_with(|| IpState {
+            connections: 0,
+            tokens: burst,
+            refilled: Instant::now(),
+        });
+        if state.connections >= self.limits.max_connections_per_ip {
+            return Err(Refusal::TooManyConnectionsFromAddress);
+        }
+        state.connections += 1;
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(ConnectionGuard {
+            shared: Arc::clone(self),
+            ip,
+        })
+    }
+
+    fn burst(&self) -> f64 {
+        2.0 * f64::from(self.limits.requests_per_ip_per_sec)
+    }
+
+    /// Takes one request token for `ip`; false when it has none left.
+    fn allow_request(&self, ip: IpAddr) -> bool {
+        let rate = self.limits.requests_per_ip_per_sec;
+        if rate == 0 {
+            return true;
+        }
+        let burst = self.burst();
+        let mut ips = self.ips.lock();
+        let Some(state) = ips.get_mut(&ip) else {
+            return true;
+        };
+        let now = Instant::now();
+        let refill = now.duration_since(state.refilled).as_secs_f64() * f64::from(rate);
+        state.tokens = (state.tokens + refill).min(burst);
+        state.refilled = now;
+        if state.tokens >= 1.0 {
+            state.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends a checked registration through the pipeline and waits for its outcome.
+    async fn submit(
+        &self,
+        reg: CheckedRegistration,
+        kind: JobKind,
+    ) -> Result<CheckedRegistration, Refusal> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { reg, kind, reply };
+        match tokio::time::timeout(self.limits.request_timeout, self.jobs.send(job)).await {
+            Err(_) => return Err(Refusal::Busy),
+            Ok(Err(_)) => return Err(Refusal::ShuttingDown),
+            Ok(Ok(())) => {}
+        }
+        answer.await.map_err(|_| Refusal::ShuttingDown)
+    }
+
+    fn peers(
+        &self,
+        network: &tally_core::NetworkId,
+        n: usize,
+        exclude: impl Fn(&Entry) -> bool,
+    ) -> Vec<PeerEntry> {
+        let now = now_ms();
+        let registry = self.registry.read();
+        registry
+            .sample(
+                network,
+                n,
+                now,
+                self.limits.ttl_ms(),
+                &mut rand::thread_rng(),
+                exclude,
+            )
+            .into_iter()
+            .map(|e| PeerEntry {
+                fingerprint: e.account,
+                proof_of_work: e.proof_of_work,
+                address: e.address(),
+                last_seen: e.seen,
+            })
+            .collect()
+    }
+}
+
+/// Releases a connection's slot when the connection ends.
+struct ConnectionGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut ips = self.shared.ips.lock();
+        if let Some(state) = ips.get_mut(&self.ip) {
+            state.connections = state.connections.saturating_sub(1);
+            if state.connections == 0 && self.shared.limits.requests_per_ip_per_sec == 0 {
+                ips.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A bound tracker, ready to serve.
+pub struct Tracker {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Tracker {
+    /// Opens the database, reloads live entries (dropping expired ones), starts the
+    /// verifier and writer threads and binds the listener. Port 0 picks a free port.
+    pub async fn bind(config: TrackerConfig) -> Result<Tracker, TrackerError> {
+        for contract in &config.contracts {
+            contract
+                .validate()
+                .map_err(|source| TrackerError::Contract {
+                    name: contract.name.clone(),
+                    source,
+                })?;
+        }
+        let limits = config.limits.clone();
+        let networks = Networks::from_contracts(&config.contracts);
+        let registry_limits = RegistryLimits {
+            max_entries: limits.max_entries,
+            max_entries_per_ip: limits.max_entries_per_ip,
+        };
+        let data_dir = config.data_dir.clone();
+        let nets = networks.clone();
+        let ttl_ms = limits.ttl_ms();
+        let cache = limits.db_cache_bytes;
+        let (store, registry) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&data_dir, cache)?;
+            let mut registry = Registry::new(nets.ids(), registry_limits);
+            let report = store.load(
+                &mut registry,
+                &|id| nets.get(id).is_some(),
+                now_ms(),
+                ttl_ms,
+            )?;
+            tracing::info!(
+                loaded = report.loaded,
+                expired = report.expired,
+                other_networks = report.other_networks,
+                corrupt = report.corrupt,
+                "tracker database loaded"
+            );
+            Ok::<_, StoreError>((store, registry))
+        })
+        .await
+        .map_err(|e| TrackerError::Join(e.to_string()))??;
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| TrackerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| TrackerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+
+        let registry = Arc::new(RwLock::new(registry));
+        let (job_tx, job_rx) = mpsc::channel(limits.queue_capacity.max(1));
+        let (write_tx, write_rx) = std::sync::mpsc::sync_channel(limits.queue_capacity.max(1));
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let verifiers = if limits.verify_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        } else {
+            limits.verify_threads
+        };
+        let mut threads = Vec::with_capacity(verifiers + 1);
+        let writer_registry = Arc::clone(&registry);
+        let settings = WriterSettings {
+            max_batch: limits.max_batch.max(1),
+            ttl_ms,
+            sweep_interval: limits.sweep_interval,
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("tracker-writer".into())
+                .spawn(move || run_writer(write_rx, store, writer_registry, settings))
+                .map_err(TrackerError::Thread)?,
+        );
+        for i in 0..verifiers {
+            let rx = Arc::clone(&job_rx);
+            let tx = write_tx.clone();
+            let max_batch = limits.max_batch.max(1);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("tracker-verify-{i}"))
+                    .spawn(move || run_verifier(rx, tx, max_batch))
+                    .map_err(TrackerError::Thread)?,
+            );
+        }
+        tracing::info!(
+            addr = %local_addr,
+            networks = networks.len(),
+            entries = registry.read().len(),
+            "tracker bound"
+        );
+        Ok(Tracker {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared {
+                limits,
+                networks,
+                registry,
+                jobs: job_tx,
+                ips: Mutex::new(HashMap::new()),
+                connections: AtomicUsize::new(0),
+            }),
+            threads,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection, lets the writer
+    /// finish its last commit and returns.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), TrackerError> {
+        let Tracker {
+            listener,
+            local_addr,
+            shared,
+            threads,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let ip = canonical_ip(peer.ip());
+                        match shared.admit(ip) {
+                            Ok(guard) => {
+                                tasks.spawn(connection(
+                                    Arc::clone(&shared),
+                                    guard,
+                                    stream,
+                                    peer,
+                                    stop_rx.clone(),
+                                ));
+                            }
+                            Err(why) => {
+                                tracing::warn!(%peer, reason = %why, "connection refused");
+                                let mut frame = Vec::new();
+                                let body = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
+                                frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes());
+                                frame.extend_from_slice(&body);
+                                // Best effort and never blocking: a fresh socket's buffer is empty.
+                                let _ = stream.try_write(&frame);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tracing::info!(addr = %local_addr, "tracker stopping");
+        drop(listener);
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        drop(shared);
+        tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await
+        .map_err(|e| TrackerError::Join(e.to_string()))?;
+        tracing::info!(addr = %local_addr, "tracker stopped");
+        Ok(())
+    }
+
+    /// Serves in a background task; the handle stops it.
+    pub fn spawn(self) -> TrackerHandle {
+        let addr = self.local_addr;
+        let shared = Arc::clone(&self.shared);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve_until(async move {
+            let _ = stopped.await;
+        }));
+        TrackerHandle {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// A tracker serving in the background (tests, `tally devnet`). Dropping it stops the
+/// tracker without waiting; [`TrackerHandle::shutdown`] waits for a clean stop.
+pub struct TrackerHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), TrackerError>>>,
+}
+
+impl TrackerHandle {
+    /// The address the tracker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Stops the tracker and waits until its database is closed.
+    pub async fn shutdown(mut self) -> Result<(), TrackerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| TrackerError::Join(e.to_string()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TrackerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+type AnswerFuture = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+
+fn ready(kind: &'static str, answer: Answer) -> AnswerFuture {
+    Box::pin(std::future::ready(AnswerPacket::encode(kind, &answer)))
+}
+
+fn key_results(reg: &CheckedRegistration) -> Vec<KeyResult> {
+    reg.keys
+        .iter()
+        .map(|k| KeyResult {
+            fingerprint: k.account,
+            response: if k.refused.is_none() {
+                Outcome::Success
+            } else {
+                Outcome::Fail
+            },
+            reason: k
+                .refused
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+        })
+        .collect()
+}
+
+fn log_refused(peer: &SocketAddr, kind: &str, answer: &Answer) {
+    if answer.response != Outcome::Success {
+        tracing::warn!(%peer, kind, outcome = ?answer.response, reason = %answer.reason, "request refused");
+    }
+}
+
+/// Serves one connection: requests are answered in order; up to `pipeline_depth` may be
+/// in flight; the join flow's messages wait for earlier answers so its state stays simple.
+async fn connection(
+    shared: Arc<Shared>,
+    _guard: ConnectionGuard,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = shared.limits.clone();
+    let ip = canonical_ip(peer.ip());
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(
+        read,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(limits.max_request_bytes)
+            .new_codec(),
+    );
+    let mut out = FramedWrite::new(
+        write,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(u32::MAX as usize)
+            .new_codec(),
+    );
+    let mut inflight: FuturesOrdered<AnswerFuture> = FuturesOrdered::new();
+    let mut failures: u32 = 0;
+    let mut pending_join: Option<CheckedRegistration> = None;
+    let depth = limits.pipeline_depth.max(1);
+
+    macro_rules! write_answer {
+        ($conn:lifetime, $bytes:expr) => {{
+            let bytes: Vec<u8> = $bytes;
+            if answer_failed(&bytes) {
+                failures += 1;
+            }
+            match tokio::time::timeout(limits.write_timeout, out.send(Bytes::from(bytes))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "write failed");
+                    break $conn;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "write timed out; closing");
+                    break $conn;
+                }
+            }
+            if failures >= limits.max_failures_per_connection {
+                tracing::warn!(%peer, failures, "too many failed requests; closing");
+                break $conn;
+            }
+        }};
+    }
+
+    'conn: loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            Some(bytes) = inflight.next(), if !inflight.is_empty() => write_answer!('conn, bytes),
+            frame = tokio::time::timeout(limits.read_timeout, frames.next()), if inflight.len() < depth => {
+                let frame = match frame {
+                    Err(_) => {
+                        if inflight.is_empty() {
+                            tracing::debug!(%peer, "read timeout; closing");
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(None) => {
+                        // The client is done sending; answer what it asked, then close.
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        break;
+                    }
+                    Ok(Some(Err(error))) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        if error.kind() == std::io::ErrorKind::InvalidData {
+                            let why = Refusal::TooLarge(limits.max_request_bytes);
+                            tracing::warn!(%peer, reason = %why, "oversized request; closing");
+                            let answer = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
+                            let _ = tokio::time::timeout(limits.write_timeout, out.send(Bytes::from(answer))).await;
+                        } else {
+                            tracing::debug!(%peer, %error, "read failed");
+                        }
+                        break;
+                    }
+                    Ok(Some(Ok(frame))) => frame,
+                };
+                if !shared.allow_request(ip) {
+                    let answer = Answer::fail(Refusal::RateLimited.to_string());
+                    log_refused(&peer, "rate limit", &answer);
+                    inflight.push_back(ready(answer_type::FAIL, answer));
+                    continue;
+                }
+                let request = match Request::parse(&frame) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let answer = Answer::fail(Refusal::Parse(error).to_string());
+                        log_refused(&peer, "unparsed", &answer);
+                        inflight.push_back(ready(answer_type::FAIL, answer));
+                        continue;
+                    }
+                };
+                match request {
+                    Request::Reg(reg) => {
+                        inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, false));
+                    }
+                    Request::RegUp(reg) => {
+                        inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, true));
+                    }
+                    Request::List(list) => {
+                        let answer = if shared.networks.get(&list.network).is_none() {
+                            Answer::fail(Refusal::UnknownNetwork.to_string())
+                        } else {
+                            let n = list_size(list.max, limits.max_list_peers);
+                            Answer { peers: Some(shared.peers(&list.network, n, |_| false)), ..Answer::success() }
+                        };
+                        log_refused(&peer, "LIST", &answer);
+                        inflight.push_back(ready(answer_type::SEND_LIST, answer));
+                    }
+                    Request::Initialize(reg) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        let now = now_ms();
+                        let answer = match check_registration(&reg, ip, now, &shared.networks, &limits) {
+                            Err(why) => Answer::fail(why.to_string()),
+                            Ok(checked) => match shared.submit(checked, JobKind::VerifyOnly).await {
+                                Err(why) => Answer::fail(why.to_string()),
+                                Ok(verified) if !verified.any_pending() => {
+                                    Answer::from_keys(key_results(&verified))
+                                }
+                                Ok(verified) => {
+                                    let n = list_size(reg.max, limits.max_list_peers);
+                                    let mine: Vec<_> = verified.keys.iter().map(|k| k.account).collect();
+                                    let my_ip = ip_bytes(verified.address.ip());
+                                    let my_port = verified.address.port();
+                                    let peers = shared.peers(&verified.network, n, |e| {
+                                        mine.contains(&e.account) || (e.ip == my_ip && e.port == my_port)
+                                    });
+                                    pending_join = Some(verified);
+                                    Answer { peers: Some(peers), ..Answer::success() }
+                                }
+                            },
+                        };
+                        log_refused(&peer, "INITIALIZE", &answer);
+                        write_answer!('conn, AnswerPacket::encode(answer_type::SEND_LIST, &answer));
+                    }
+                    Request::AcknowledgeList(ack) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        let answer = match pending_join.take() {
+                            None => Answer::fail(Refusal::NothingToAcknowledge.to_string()),
+                            Some(reg) if reg.network != ack.network => Answer::fail(Refusal::WrongNetwork.to_string()),
+                            Some(reg) => match shared.submit(reg, JobKind::CommitVerified).await {
+                                Err(why) => Answer::fail(why.to_string()),
+                                Ok(stored) => Answer::from_keys(key_results(&stored)),
+                            },
+                        };
+                        log_refused(&peer, "ACKNOWLEDGE_LIST", &answer);
+                        write_answer!('conn, AnswerPacket::encode(answer_type::ACCEPT_ACKNOWLEDGE, &answer));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn list_size(asked: Option<u32>, cap: usize) -> usize {
+    asked.map_or(cap, |n| (n as usize).min(cap))
+}
+
+/// Whether an encoded answer says `Fail` (counted against the connection).
+fn answer_failed(bytes: &[u8]) -> bool {
+    // Answers are produced here with `Response` first in `Data`.
+    bytes
+        .windows(b"\"Response\":\"Fail\"".len())
+        .take(64)
+        .any(|w| w == b"\"Response\":\"Fail\"")
+}
+
+fn register(
+    shared: Arc<Shared>,
+    reg: crate::wire::Registration,
+    ip: IpAddr,
+    peer: SocketAddr,
+    with_maps: bool,
+) -> AnswerFuture {
+    let kind = if with_maps {
+        answer_type::RESP_REGUP
+    } else {
+        answer_type::RESP_REG
+    };
+    Box::pin(async move {
+        let now = now_ms();
+        let answer = match check_registration(&reg, ip, now, &shared.networks, &shared.limits) {
+            Err(why) => Answer::fail(why.to_string()),
+            Ok(checked) => match shared.submit(checked, JobKind::Register).await {
+                Err(why) => Answer::fail(why.to_string()),
+                Ok(done) => {
+                    let mut answer = Answer::from_keys(key_results(&done));
+                    if with_maps {
+                        answer.maps = Some(maps(&shared, &done.network));
+                    }
+                    answer
+                }
+            },
+        };
+        log_refused(&peer, kind, &answer);
+        AnswerPacket::encode(kind, &answer)
+    })
+}
+
+fn maps(
+    shared: &Shared,
+    network: &tally_core::NetworkId,
+) -> std::collections::BTreeMap<tally_core::AccountId, MapEntry> {
+    let now = now_ms();
+    let registry = shared.registry.read();
+    registry
+        .sample(
+            network,
+            shared.limits.max_maps,
+            now,
+            shared.limits.ttl_ms(),
+            &mut rand::thread_rng(),
+            |_| false,
+        )
+        .into_iter()
+        .map(|e| {
+            (
+                e.account,
+                MapEntry {
+                    proof_of_work: e.proof_of_work,
+                    address: e.address(),
+                    last_seen: e.seen,
+                },
+            )
+        })
+        .collect()
+}
