@@ -2,8 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod devnet;
+mod network;
+mod node;
 mod relay;
 mod tracker;
+mod wallet;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]
@@ -15,6 +19,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a whole local Tally network in this process.
+    Devnet(devnet::DevnetArgs),
+    /// Create networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Run a validator.
+    Node(node::NodeArgs),
+    /// Use a wallet: keys, proof of work, introduction, balances, payments.
+    Wallet(wallet::WalletArgs),
     /// Run the peer-discovery tracker (Minicash peer server, seed 004 tracker).
     Tracker(tracker::TrackerArgs),
     /// Run the LiveConnect chat relay.
@@ -34,9 +47,32 @@ enum BenchCommand {
     Relay(relay::BenchArgs),
 }
 
-fn init_logging() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TALLY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -46,8 +82,17 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Daemons log their work; one-shot commands speak only of problems.
+    let default_log = match cli.command {
+        Command::Wallet(_) | Command::Network(_) | Command::Chat(_) | Command::Bench(_) => "warn",
+        _ => "info",
+    };
+    init_logging(default_log);
     let result = match cli.command {
+        Command::Devnet(args) => devnet::run(args).await,
+        Command::Network(command) => network::run(command),
+        Command::Node(args) => node::run(args).await,
+        Command::Wallet(args) => wallet::run(args).await,
         Command::Tracker(args) => tracker::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Chat(args) => relay::chat(args).await,

@@ -122,7 +122,10 @@ impl Validator {
         for allocation in &contract.genesis {
             let account = self.accounts.entry(allocation.account).or_default();
             account.balance += i128::from(allocation.amount.microcash());
-            self.supply = self.supply.checked_add(allocation.amount).ok_or(LedgerError::Overflow)?;
+            self.supply = self
+                .supply
+                .checked_add(allocation.amount)
+                .ok_or(LedgerError::Overflow)?;
             self.changes.accounts.insert(allocation.account);
         }
         Ok(())
@@ -236,10 +239,14 @@ impl Validator {
                     return Ok(digest);
                 }
                 if !check_intro_pow(&intro.account, intro.proof_of_work, self.intro_pow_bits) {
-                    return Err(LedgerError::BadProofOfWork { bits: self.intro_pow_bits });
+                    return Err(LedgerError::BadProofOfWork {
+                        bits: self.intro_pow_bits,
+                    });
                 }
                 self.intro_locks.insert(intro.account, digest);
-                self.changes.locks.push(LockChange::Set(LockSlot::Intro(intro.account), digest));
+                self.changes
+                    .locks
+                    .push(LockChange::Set(LockSlot::Intro(intro.account), digest));
             }
             Order::Transfer(transfer) => {
                 if transfer.amount.is_zero() {
@@ -269,8 +276,11 @@ impl Validator {
                         amount: transfer.amount,
                     });
                 }
-                self.transfer_locks.insert(transfer.sender, (transfer.sequence, digest));
-                self.changes.locks.push(LockChange::Set(order.order.lock_slot(), digest));
+                self.transfer_locks
+                    .insert(transfer.sender, (transfer.sequence, digest));
+                self.changes
+                    .locks
+                    .push(LockChange::Set(order.order.lock_slot(), digest));
             }
         }
         Ok(digest)
@@ -287,7 +297,9 @@ impl Validator {
     pub fn has_voted_for(&self, order: &Order, digest: &OrderDigest) -> bool {
         match order {
             Order::IntroKey(intro) => self.intro_locks.get(&intro.account) == Some(digest),
-            Order::Transfer(t) => self.transfer_locks.get(&t.sender) == Some(&(t.sequence, *digest)),
+            Order::Transfer(t) => {
+                self.transfer_locks.get(&t.sender) == Some(&(t.sequence, *digest))
+            }
         }
     }
 
@@ -315,14 +327,19 @@ impl Validator {
         }
         match &certificate.order {
             Order::IntroKey(intro) => {
-                let supply = self.supply.checked_add(self.faucet).ok_or(LedgerError::Overflow)?;
+                let supply = self
+                    .supply
+                    .checked_add(self.faucet)
+                    .ok_or(LedgerError::Overflow)?;
                 let account = self.accounts.entry(intro.account).or_default();
                 account.balance += i128::from(self.faucet.microcash());
                 account.introduced = true;
                 self.supply = supply;
                 self.changes.accounts.insert(intro.account);
                 if self.intro_locks.remove(&intro.account).is_some() {
-                    self.changes.locks.push(LockChange::Clear(LockSlot::Intro(intro.account)));
+                    self.changes
+                        .locks
+                        .push(LockChange::Clear(LockSlot::Intro(intro.account)));
                 }
             }
             Order::Transfer(t) => {
@@ -347,7 +364,9 @@ impl Validator {
                 }
             }
         }
-        self.changes.certificates.push((self.log_len, certificate.clone()));
+        self.changes
+            .certificates
+            .push((self.log_len, certificate.clone()));
         self.log_len += 1;
         Ok(Applied { new: true })
     }
@@ -363,9 +382,13 @@ mod tests {
 
     const BITS: u32 = 4;
 
-    fn network(validators: usize, genesis: &[(AccountId, u64)]) -> (NetworkContract, Vec<SecretKey>) {
-        let keys: Vec<SecretKey> =
-            (0..validators).map(|i| SecretKey::from_bytes([i as u8 + 1; 32])).collect();
+    fn network(
+        validators: usize,
+        genesis: &[(AccountId, u64)],
+    ) -> (NetworkContract, Vec<SecretKey>) {
+        let keys: Vec<SecretKey> = (0..validators)
+            .map(|i| SecretKey::from_bytes([i as u8 + 1; 32]))
+            .collect();
         let contract = NetworkContract {
             name: "test".into(),
             mode: Mode::Quorum,
@@ -374,12 +397,18 @@ mod tests {
             intro_pow_bits: BITS,
             validators: keys
                 .iter()
-                .map(|k| ValidatorInfo { key: k.account(), address: "127.0.0.1:1".into() })
+                .map(|k| ValidatorInfo {
+                    key: k.account(),
+                    address: "127.0.0.1:1".into(),
+                })
                 .collect(),
             tracker: None,
             genesis: genesis
                 .iter()
-                .map(|(a, m)| Allocation { account: *a, amount: Amount::from_microcash(*m) })
+                .map(|(a, m)| Allocation {
+                    account: *a,
+                    amount: Amount::from_microcash(*m),
+                })
                 .collect(),
             pow: None,
         };
@@ -401,7 +430,13 @@ mod tests {
         SecretKey::from_bytes([0x80 + i; 32])
     }
 
-    fn transfer(from: &SecretKey, to: AccountId, amount: u64, sequence: u64, net: &NetworkId) -> SignedOrder {
+    fn transfer(
+        from: &SecretKey,
+        to: AccountId,
+        amount: u64,
+        sequence: u64,
+        net: &NetworkId,
+    ) -> SignedOrder {
         SignedOrder::sign(
             Order::Transfer(Transfer {
                 sender: from.account(),
@@ -416,8 +451,11 @@ mod tests {
 
     fn certify(validators: &mut [Validator], order: &SignedOrder) -> Certificate {
         let net = *validators[0].network();
-        let votes: Vec<Vote> =
-            validators.iter_mut().take(3).map(|v| v.handle_order(order, true).unwrap()).collect();
+        let votes: Vec<Vote> = validators
+            .iter_mut()
+            .take(3)
+            .map(|v| v.handle_order(order, true).unwrap())
+            .collect();
         Certificate::new(*order, &net, votes)
     }
 
@@ -427,27 +465,49 @@ mod tests {
         let mut vs = validators(&contract, &keys);
         let net = contract.id();
         let alice = user(1);
-        let nonce = IntroPowHasher::new(&alice.account()).search(0..100_000, BITS).unwrap();
+        let nonce = IntroPowHasher::new(&alice.account())
+            .search(0..100_000, BITS)
+            .unwrap();
         let intro = SignedOrder::sign(
-            Order::IntroKey(IntroKey { account: alice.account(), proof_of_work: nonce }),
+            Order::IntroKey(IntroKey {
+                account: alice.account(),
+                proof_of_work: nonce,
+            }),
             &alice,
             &net,
         );
         let cert = certify(&mut vs, &intro);
         cert.verify(vs[0].committee(), &net).unwrap();
-        assert_eq!(vs[0].handle_certificate(&cert, true), Ok(Applied { new: true }));
-        assert_eq!(vs[0].handle_certificate(&cert, true), Ok(Applied { new: false }));
+        assert_eq!(
+            vs[0].handle_certificate(&cert, true),
+            Ok(Applied { new: true })
+        );
+        assert_eq!(
+            vs[0].handle_certificate(&cert, true),
+            Ok(Applied { new: false })
+        );
         assert_eq!(vs[0].account(&alice.account()).balance, 10_000_000);
         assert_eq!(vs[0].supply(), Amount::from_microcash(10_000_000));
-        assert_eq!(vs[0].handle_order(&intro, true), Err(LedgerError::AlreadyIntroduced(alice.account())));
+        assert_eq!(
+            vs[0].handle_order(&intro, true),
+            Err(LedgerError::AlreadyIntroduced(alice.account()))
+        );
         // A second intro with another nonce is refused by a validator that locked the first.
-        let other = IntroPowHasher::new(&alice.account()).search(nonce + 1..200_000, BITS).unwrap();
+        let other = IntroPowHasher::new(&alice.account())
+            .search(nonce + 1..200_000, BITS)
+            .unwrap();
         let intro2 = SignedOrder::sign(
-            Order::IntroKey(IntroKey { account: alice.account(), proof_of_work: other }),
+            Order::IntroKey(IntroKey {
+                account: alice.account(),
+                proof_of_work: other,
+            }),
             &alice,
             &net,
         );
-        assert!(matches!(vs[1].handle_order(&intro2, true), Err(LedgerError::Conflict { .. })));
+        assert!(matches!(
+            vs[1].handle_order(&intro2, true),
+            Err(LedgerError::Conflict { .. })
+        ));
     }
 
     #[test]
@@ -456,13 +516,21 @@ mod tests {
         let mut vs = validators(&contract, &keys);
         let net = contract.id();
         let alice = user(1);
-        let bad = (0..).find(|n| !check_intro_pow(&alice.account(), *n, BITS)).unwrap();
+        let bad = (0..)
+            .find(|n| !check_intro_pow(&alice.account(), *n, BITS))
+            .unwrap();
         let intro = SignedOrder::sign(
-            Order::IntroKey(IntroKey { account: alice.account(), proof_of_work: bad }),
+            Order::IntroKey(IntroKey {
+                account: alice.account(),
+                proof_of_work: bad,
+            }),
             &alice,
             &net,
         );
-        assert_eq!(vs[0].handle_order(&intro, true), Err(LedgerError::BadProofOfWork { bits: BITS }));
+        assert_eq!(
+            vs[0].handle_order(&intro, true),
+            Err(LedgerError::BadProofOfWork { bits: BITS })
+        );
         assert!(vs[0].take_changes().is_empty());
     }
 
@@ -484,7 +552,14 @@ mod tests {
             assert!(vs[0].handle_order(&order, signature_ok).is_err());
             assert!(vs[0].take_changes().is_empty());
         }
-        assert_eq!(vs[0].account(&alice.account()), AccountState { balance: 100, next_sequence: 0, introduced: false });
+        assert_eq!(
+            vs[0].account(&alice.account()),
+            AccountState {
+                balance: 100,
+                next_sequence: 0,
+                introduced: false
+            }
+        );
     }
 
     #[test]
@@ -504,11 +579,23 @@ mod tests {
         // The fourth validator saw neither: the second certificate must wait for the first.
         assert_eq!(
             vs[3].handle_certificate(&c2, true),
-            Err(LedgerError::MissingPredecessor { expected: 0, got: 1 })
+            Err(LedgerError::MissingPredecessor {
+                expected: 0,
+                got: 1
+            })
         );
-        assert_eq!(vs[3].handle_certificate(&c1, true), Ok(Applied { new: true }));
-        assert_eq!(vs[3].handle_certificate(&c2, true), Ok(Applied { new: true }));
-        assert_eq!(vs[3].handle_certificate(&c1, true), Ok(Applied { new: false }));
+        assert_eq!(
+            vs[3].handle_certificate(&c1, true),
+            Ok(Applied { new: true })
+        );
+        assert_eq!(
+            vs[3].handle_certificate(&c2, true),
+            Ok(Applied { new: true })
+        );
+        assert_eq!(
+            vs[3].handle_certificate(&c1, true),
+            Ok(Applied { new: false })
+        );
         assert_eq!(vs[3].account(&alice.account()).balance, 20);
         assert_eq!(vs[3].account(&bob.account()).balance, 80);
         assert_eq!(vs[3].log_len(), 2);
@@ -523,7 +610,11 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (0u8..6).prop_map(Op::Intro),
-            (0u8..6, 0u8..6, 0u64..30_000_000).prop_map(|(from, to, amount)| Op::Pay { from, to, amount }),
+            (0u8..6, 0u8..6, 0u64..30_000_000).prop_map(|(from, to, amount)| Op::Pay {
+                from,
+                to,
+                amount
+            }),
         ]
     }
 

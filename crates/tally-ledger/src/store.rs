@@ -64,12 +64,17 @@ fn decode_account(bytes: &[u8]) -> Result<AccountState, StoreError> {
     }
     let balance = i128::from_le_bytes(bytes[..16].try_into().map_err(|_| corrupt())?);
     let next_sequence = u64::from_le_bytes(bytes[16..24].try_into().map_err(|_| corrupt())?);
-    Ok(AccountState { balance, next_sequence, introduced: bytes[24] == 1 })
+    Ok(AccountState {
+        balance,
+        next_sequence,
+        introduced: bytes[24] == 1,
+    })
 }
 
 fn decode_account_id(bytes: &[u8]) -> Result<AccountId, StoreError> {
-    let array: [u8; 32] =
-        bytes.try_into().map_err(|_| StoreError::Corrupt("account key".into()))?;
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("account key".into()))?;
     Ok(AccountId::from(array))
 }
 
@@ -104,7 +109,9 @@ pub struct LedgerStore {
 impl LedgerStore {
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
-        let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let txn = db.begin_write()?;
         for table in [ACCOUNTS, LOCKS] {
             txn.open_table(table)?;
@@ -125,7 +132,9 @@ impl LedgerStore {
         contract: &NetworkContract,
     ) -> Result<(), StoreError> {
         let network_prefix = u64::from_le_bytes(
-            contract.id().as_bytes()[..8].try_into().map_err(|_| StoreError::WrongNetwork)?,
+            contract.id().as_bytes()[..8]
+                .try_into()
+                .map_err(|_| StoreError::WrongNetwork)?,
         );
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
@@ -150,7 +159,10 @@ impl LedgerStore {
         let mut accounts = HashMap::with_capacity(accounts_table.len()? as usize);
         for row in accounts_table.iter()? {
             let (key, value) = row?;
-            accounts.insert(decode_account_id(key.value())?, decode_account(value.value())?);
+            accounts.insert(
+                decode_account_id(key.value())?,
+                decode_account(value.value())?,
+            );
         }
         let mut locks = Vec::new();
         for row in txn.open_table(LOCKS)?.iter()? {
@@ -161,10 +173,13 @@ impl LedgerStore {
             }
             let account = decode_account_id(&key[1..])?;
             let sequence = u64::from_le_bytes(
-                value[..8].try_into().map_err(|_| StoreError::Corrupt("lock".into()))?,
+                value[..8]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("lock".into()))?,
             );
-            let digest: [u8; 32] =
-                value[8..].try_into().map_err(|_| StoreError::Corrupt("lock".into()))?;
+            let digest: [u8; 32] = value[8..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("lock".into()))?;
             let slot = match key[0] {
                 1 => LockSlot::Sequence(account, sequence),
                 2 => LockSlot::Intro(account),
@@ -202,7 +217,10 @@ impl LedgerStore {
             let mut accounts = txn.open_table(ACCOUNTS)?;
             for account in &changes.accounts {
                 let state = validator.account(account);
-                accounts.insert(account.as_bytes().as_slice(), encode_account(&state).as_slice())?;
+                accounts.insert(
+                    account.as_bytes().as_slice(),
+                    encode_account(&state).as_slice(),
+                )?;
             }
             let mut locks = txn.open_table(LOCKS)?;
             for change in &changes.locks {
@@ -258,7 +276,10 @@ impl LedgerStore {
     pub fn cursor(&self, peer: &AccountId) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        Ok(meta.get(cursor_key(peer).as_str())?.map(|v| v.value()).unwrap_or(0))
+        Ok(meta
+            .get(cursor_key(peer).as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// Certificates at log positions `since..`, at most `limit`; and where the next page
@@ -298,7 +319,9 @@ impl LedgerStore {
             let (key, index) = row?;
             if out.len() == limit {
                 let sequence = u64::from_be_bytes(
-                    key.value()[32..].try_into().map_err(|_| StoreError::Corrupt("sent".into()))?,
+                    key.value()[32..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("sent".into()))?,
                 );
                 return Ok((out, Some(sequence)));
             }
@@ -327,7 +350,9 @@ impl LedgerStore {
         for row in touching.range(start.as_slice()..=end.as_slice())? {
             let (key, _) = row?;
             let index = u64::from_be_bytes(
-                key.value()[32..].try_into().map_err(|_| StoreError::Corrupt("touching".into()))?,
+                key.value()[32..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("touching".into()))?,
             );
             if out.len() == limit {
                 return Ok((out, Some(index)));
@@ -357,7 +382,10 @@ impl LedgerStore {
                 if let Some(row) = rows.next() {
                     let (key, value) = row?;
                     if key.value() != after.as_bytes().as_slice() {
-                        first.push((decode_account_id(key.value())?, decode_account(value.value())?));
+                        first.push((
+                            decode_account_id(key.value())?,
+                            decode_account(value.value())?,
+                        ));
                     }
                 }
                 out.extend(first);
@@ -370,7 +398,10 @@ impl LedgerStore {
                 break;
             }
             let (key, value) = row?;
-            out.push((decode_account_id(key.value())?, decode_account(value.value())?));
+            out.push((
+                decode_account_id(key.value())?,
+                decode_account(value.value())?,
+            ));
         }
         out.truncate(limit);
         Ok(out)
@@ -396,7 +427,9 @@ mod tests {
     #[test]
     fn a_committed_batch_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<SecretKey> = (0..4u8).map(|i| SecretKey::from_bytes([i + 1; 32])).collect();
+        let keys: Vec<SecretKey> = (0..4u8)
+            .map(|i| SecretKey::from_bytes([i + 1; 32]))
+            .collect();
         let alice = SecretKey::from_bytes([0xa1; 32]);
         let bob = SecretKey::from_bytes([0xb0; 32]);
         let contract = NetworkContract {
@@ -407,10 +440,16 @@ mod tests {
             intro_pow_bits: 0,
             validators: keys
                 .iter()
-                .map(|k| ValidatorInfo { key: k.account(), address: "127.0.0.1:1".into() })
+                .map(|k| ValidatorInfo {
+                    key: k.account(),
+                    address: "127.0.0.1:1".into(),
+                })
                 .collect(),
             tracker: None,
-            genesis: vec![Allocation { account: alice.account(), amount: Amount::from_microcash(1000) }],
+            genesis: vec![Allocation {
+                account: alice.account(),
+                amount: Amount::from_microcash(1000),
+            }],
             pow: None,
         };
         let net = contract.id();
@@ -438,7 +477,8 @@ mod tests {
                 .map(|k| Vote::sign(k, &net, &first.order.digest(&net)))
                 .collect();
             v.handle_order(&first, true).unwrap();
-            v.handle_certificate(&Certificate::new(first, &net, votes), true).unwrap();
+            v.handle_certificate(&Certificate::new(first, &net, votes), true)
+                .unwrap();
             let second = order(1, 5);
             v.handle_order(&second, true).unwrap();
             digest_locked = second.order.digest(&net);
@@ -466,7 +506,9 @@ mod tests {
         );
         assert_eq!(
             v.handle_order(&conflicting, true),
-            Err(crate::LedgerError::Conflict { voted: digest_locked })
+            Err(crate::LedgerError::Conflict {
+                voted: digest_locked
+            })
         );
         let (log, next) = store.certificates_since(0, 10).unwrap();
         assert_eq!((log.len(), next), (1, None));

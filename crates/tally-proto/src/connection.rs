@@ -64,7 +64,10 @@ impl Connection {
     pub fn new(stream: TcpStream, limits: Limits) -> Self {
         // Latency matters more than packet count for request/answer traffic.
         let _ = stream.set_nodelay(true);
-        Connection { framed: Framed::new(stream, codec(limits.max_frame)), limits }
+        Connection {
+            framed: Framed::new(stream, codec(limits.max_frame)),
+            limits,
+        }
     }
 
     /// Connects to `address` within `timeout`.
@@ -158,7 +161,10 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let limits = Limits { max_frame: 1024, ..Limits::default() };
+            let limits = Limits {
+                max_frame: 1024,
+                ..Limits::default()
+            };
             Connection::new(stream, limits).recv().await
         });
         let mut stream = TcpStream::connect(address).await.unwrap();

@@ -83,7 +83,10 @@ impl Packet {
 
     /// An `ERROR` packet.
     pub fn error(code: ErrorCode, reason: impl Into<String>) -> Packet {
-        Packet::Error(ErrorReply { code, reason: reason.into() })
+        Packet::Error(ErrorReply {
+            code,
+            reason: reason.into(),
+        })
     }
 }
 
@@ -100,7 +103,11 @@ pub struct Hello {
     #[serde(rename = "Address", default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// How many certificates the validator has applied (in a validator's answer).
-    #[serde(rename = "Certificates", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Certificates",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub certificates: Option<u64>,
 }
 
@@ -194,7 +201,13 @@ impl LedgerView {
         ledger: BTreeMap<AccountId, LedgerEntry>,
     ) -> Self {
         let signature = key.sign(&Self::signing_bytes(network, certificates, supply, &ledger));
-        LedgerView { validator: key.account(), certificates, supply, ledger, signature }
+        LedgerView {
+            validator: key.account(),
+            certificates,
+            supply,
+            ledger,
+            signature,
+        }
     }
 
     /// Whether the validator really signed this view for `network`.

@@ -1,0 +1,91 @@
+//! `tally devnet`: a whole local Tally network in one process, ready to use.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tally_core::Amount;
+use tally_node::{Node, NodeConfig};
+
+use crate::network::{QuorumArgs, create_quorum};
+
+/// `tally devnet`
+#[derive(Args)]
+pub struct DevnetArgs {
+    /// Where the devnet keeps its contract, validators and wallet (reused if it exists).
+    #[arg(long, default_value = "tally-devnet")]
+    pub dir: PathBuf,
+    /// The first port: validators use P..P+7 (node and control API).
+    #[arg(long, default_value_t = 2222)]
+    pub base_port: u16,
+}
+
+pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
+    let quorum_dir = args.dir.join("quorum");
+    let contract = quorum_dir.join("contract.json");
+    if !contract.exists() {
+        create_quorum(&QuorumArgs {
+            dir: quorum_dir.clone(),
+            validators: 4,
+            name: "devnet".into(),
+            faucet: Amount::from_cash(10).unwrap_or(Amount::ZERO),
+            pow_bits: 16,
+            base_port: args.base_port,
+            fund: 3,
+            fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
+            tracker: None,
+        })?;
+    }
+    let mut nodes = Vec::new();
+    for i in 0..4 {
+        let dir = quorum_dir.join(format!("validator-{i}"));
+        let config =
+            NodeConfig::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        nodes.push(
+            Node::start(config)
+                .await
+                .with_context(|| format!("starting validator {i}"))?,
+        );
+    }
+    let wallet = quorum_dir.join("genesis-wallet");
+    let w = format!(
+        "tally wallet --wallet {} --network {}",
+        wallet.display(),
+        contract.display()
+    );
+    let mine = format!(
+        "tally wallet --wallet {} --network {}",
+        args.dir.join("my-wallet").display(),
+        contract.display()
+    );
+    println!("Tally devnet is running: 4 validators on 127.0.0.1 (quorum 3).");
+    for (i, node) in nodes.iter().enumerate() {
+        println!(
+            "  validator-{i}  node {}  control API http://{}",
+            node.address(),
+            node.rpc_address().map_or("-".into(), |a| a.to_string())
+        );
+    }
+    println!();
+    println!("Try (tally = cargo run --release --):");
+    println!("  {w} keys                 # three funded accounts, 1000 cash each");
+    println!("  {w} balance genesis-0");
+    println!("  {mine} key new --label me");
+    println!("  {mine} gen-pow              # find the proof of work that admits the key");
+    println!("  {mine} intro                # receive the 10-cash faucet, once");
+    println!("  {w} send <account of me> 12.5 --from genesis-0");
+    println!("  {mine} balance");
+    println!("  {w} ledger");
+    println!("  {w} peers");
+    println!(
+        "  curl -s -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}}' http://{}",
+        nodes[0].rpc_address().map_or("-".into(), |a| a.to_string())
+    );
+    println!();
+    println!("Ctrl-C stops the devnet; run it again to continue where it stopped.");
+    crate::shutdown_signal().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `tally network new`: writes a network contract and its validators' folders.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_node::NodeFiles;
+use tally_wallet::Wallet;
+
+/// `tally network …`
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Create a new network: its contract and one folder per validator.
+    #[command(subcommand)]
+    New(NewNetwork),
+}
+
+/// The kinds of network.
+#[derive(Subcommand)]
+pub enum NewNetwork {
+    /// A Minicash network: a committee of validators certifies every order.
+    Quorum(QuorumArgs),
+}
+
+/// `tally network new quorum`
+#[derive(Args, Clone)]
+pub struct QuorumArgs {
+    /// Folder to create the network in.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Committee size (n = 3f+1 tolerates f faulty validators).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub validators: u16,
+    /// The network's name.
+    #[arg(long, default_value = "tally")]
+    pub name: String,
+    /// What an introduced key receives, in cash (exact decimal).
+    #[arg(long, default_value = "10")]
+    pub faucet: Amount,
+    /// Leading zero bits a key's proof of work needs.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub pow_bits: u32,
+    /// Validator i listens on 127.0.0.1:(P + 2i), its control API on P + 2i + 1.
+    #[arg(long, default_value_t = 2222)]
+    pub base_port: u16,
+    /// Fund this many generated accounts at genesis; their keys go to DIR/genesis-wallet.
+    #[arg(long, default_value_t = 0)]
+    pub fund: u32,
+    /// What each funded account holds, in cash.
+    #[arg(long, default_value = "1000")]
+    pub fund_amount: Amount,
+    /// A tracker for nodes and wallets to find each other (host:port).
+    #[arg(long)]
+    pub tracker: Option<String>,
+}
+
+/// What `network new quorum` made.
+pub struct CreatedNetwork {
+    pub contract: NetworkContract,
+    pub contract_path: PathBuf,
+    pub validator_dirs: Vec<PathBuf>,
+    pub genesis_wallet: Option<PathBuf>,
+}
+
+pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
+    match command {
+        NetworkCommand::New(NewNetwork::Quorum(args)) => {
+            let created = create_quorum(&args)?;
+            println!("network {}", created.contract.id());
+            println!("contract  {}", created.contract_path.display());
+            for dir in &created.validator_dirs {
+                println!("validator {}", dir.display());
+            }
+            if let Some(wallet) = &created.genesis_wallet {
+                println!("funded accounts in wallet {}", wallet.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
+    u16::try_from(u32::from(base) + offset)
+        .context("--base-port leaves no room for every validator's ports")
+}
+
+/// Creates a quorum network in `args.dir`.
+pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
+    let contract_path = args.dir.join("contract.json");
+    if contract_path.exists() {
+        bail!(
+            "{} already exists; choose another --dir",
+            contract_path.display()
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let keys: Vec<SecretKey> = (0..args.validators)
+        .map(|_| SecretKey::generate())
+        .collect();
+    let mut validators = Vec::new();
+    let mut rpcs = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let i = i as u32;
+        validators.push(ValidatorInfo {
+            key: key.account(),
+            address: format!("127.0.0.1:{}", port(args.base_port, 2 * i)?),
+        });
+        rpcs.push(SocketAddr::from((
+            [127, 0, 0, 1],
+            port(args.base_port, 2 * i + 1)?,
+        )));
+    }
+    let mut genesis = Vec::new();
+    let mut genesis_wallet = None;
+    if args.fund > 0 {
+        let dir = args.dir.join("genesis-wallet");
+        let mut wallet = Wallet::open(&dir)?;
+        for i in 0..args.fund {
+            let entry = wallet.add_key(None, Some(format!("genesis-{i}")))?;
+            genesis.push(Allocation {
+                account: entry.account,
+                amount: args.fund_amount,
+            });
+        }
+        genesis_wallet = Some(dir);
+    }
+    let contract = NetworkContract {
+        name: args.name.clone(),
+        mode: Mode::Quorum,
+        unit: "cash".into(),
+        faucet: args.faucet,
+        intro_pow_bits: args.pow_bits,
+        validators,
+        tracker: args.tracker.clone(),
+        genesis,
+        pow: None,
+    };
+    contract.validate()?;
+    write_file(&contract_path, contract.to_pretty_json().as_bytes())?;
+    let mut validator_dirs = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let dir = args.dir.join(format!("validator-{i}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let files = NodeFiles {
+            contract: PathBuf::from("../contract.json"),
+            listen: contract.validators[i].address.parse()?,
+            rpc: rpcs[i],
+        };
+        write_file(
+            &dir.join(NodeFiles::CONFIG),
+            serde_json::to_string_pretty(&files)?.as_bytes(),
+        )?;
+        tally_wallet::wallet::write_atomic(&dir.join(NodeFiles::KEY), key.to_hex().as_bytes())?;
+        validator_dirs.push(dir);
+    }
+    Ok(CreatedNetwork {
+        contract,
+        contract_path,
+        validator_dirs,
+        genesis_wallet,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    tally_wallet::wallet::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,129 @@
+//! How a validator is configured: its folder holds `node.json` and its secret `key`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tally_core::{NetworkContract, SecretKey};
+use tally_proto::Limits;
+
+/// What a validator folder's `node.json` says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFiles {
+    /// The contract, relative to the folder or absolute.
+    pub contract: PathBuf,
+    /// Where the node protocol listens.
+    pub listen: SocketAddr,
+    /// Where the control API listens.
+    pub rpc: SocketAddr,
+}
+
+impl NodeFiles {
+    /// The name of the config file in a validator folder.
+    pub const CONFIG: &'static str = "node.json";
+    /// The name of the secret key file in a validator folder.
+    pub const KEY: &'static str = "key";
+}
+
+/// Everything a running validator needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub contract: NetworkContract,
+    pub key: SecretKey,
+    pub listen: SocketAddr,
+    /// The control API's address; `None` runs without one.
+    pub rpc: Option<SocketAddr>,
+    /// Where `ledger.redb` lives.
+    pub data_dir: PathBuf,
+    /// Frame size and socket timeouts.
+    pub limits: Limits,
+    /// How long an idle client connection is kept.
+    pub idle_timeout: Duration,
+    /// The most connections served at once.
+    pub max_connections: usize,
+    /// The most requests one connection may have in flight.
+    pub max_in_flight: usize,
+    /// The most requests in one engine batch.
+    pub max_batch: usize,
+    /// How often to ask peers for certificates we miss.
+    pub sync_interval: Duration,
+    /// redb page cache.
+    pub cache_bytes: usize,
+}
+
+/// Why a validator folder cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl NodeConfig {
+    /// Defaults around the three things that differ per validator.
+    pub fn new(
+        contract: NetworkContract,
+        key: SecretKey,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+    ) -> Self {
+        NodeConfig {
+            contract,
+            key,
+            listen,
+            rpc: None,
+            data_dir,
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 1024,
+            max_in_flight: 4096,
+            max_batch: 2048,
+            sync_interval: Duration::from_secs(1),
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+
+    /// Loads a validator folder written by `tally network new`.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let read = |path: PathBuf| {
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })
+        };
+        let config_path = dir.join(NodeFiles::CONFIG);
+        let files: NodeFiles = serde_json::from_str(&read(config_path.clone())?).map_err(|e| {
+            ConfigError::Invalid {
+                path: config_path,
+                message: e.to_string(),
+            }
+        })?;
+        let contract_path = dir.join(&files.contract);
+        let contract = NetworkContract::from_json(&read(contract_path.clone())?).map_err(|e| {
+            ConfigError::Invalid {
+                path: contract_path,
+                message: e.to_string(),
+            }
+        })?;
+        let key_path = dir.join(NodeFiles::KEY);
+        let key: SecretKey =
+            read(key_path.clone())?
+                .parse()
+                .map_err(|e: tally_core::KeyError| ConfigError::Invalid {
+                    path: key_path.clone(),
+                    message: e.to_string(),
+                })?;
+        if !contract.validators.iter().any(|v| v.key == key.account()) {
+            return Err(ConfigError::Invalid {
+                path: key_path,
+                message: format!("key {} is not in the contract's committee", key.account()),
+            });
+        }
+        let mut config = NodeConfig::new(contract, key, files.listen, dir.to_path_buf());
+        config.rpc = Some(files.rpc);
+        Ok(config)
+    }
+}

@@ -1,0 +1,578 @@
+//! The batching engine: one thread owns the validator state and the database writes.
+//!
+//! A batch is whatever queued while the previous batch was being committed, so batches
+//! grow under load (amortising the fsync and the batched signature checks) and shrink to
+//! one request when idle (no added latency).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder, Vote};
+use tally_ledger::{LedgerError, LedgerStore, Validator};
+use tally_proto::packet::LoggedCertificate;
+use tally_proto::{
+    EndAck, ErrorCode, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Work for the engine.
+pub enum Job {
+    /// A client's or peer's packet; the answer goes to `reply`.
+    Request {
+        packet: Packet,
+        reply: oneshot::Sender<Packet>,
+    },
+    /// Certificates pulled from `peer`'s log; `next` is where its log continues.
+    Sync {
+        peer: AccountId,
+        certificates: Vec<LoggedCertificate>,
+        next: u64,
+        reply: oneshot::Sender<SyncOutcome>,
+    },
+    /// A snapshot for the control API.
+    Status { reply: oneshot::Sender<Status> },
+}
+
+/// What became of a page of synced certificates.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOutcome {
+    /// Certificates new to this validator.
+    pub applied: usize,
+    /// Where to ask the peer next.
+    pub cursor: u64,
+}
+
+/// The control API's view of the validator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub network: String,
+    pub validator: AccountId,
+    pub accounts: usize,
+    pub certificates: u64,
+    pub supply: tally_core::Amount,
+    pub batches: u64,
+    pub requests: u64,
+}
+
+/// A handle for submitting work to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    jobs: mpsc::Sender<Job>,
+    /// Certificates applied, readable without a round trip.
+    pub log_len: Arc<AtomicU64>,
+}
+
+impl EngineHandle {
+    /// Submits a packet; the receiver yields its answer. An engine that has stopped
+    /// answers `Busy`.
+    pub async fn submit(&self, packet: Packet) -> oneshot::Receiver<Packet> {
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(Job::Request { reply, .. })) =
+            self.jobs.send(Job::Request { packet, reply }).await
+        {
+            let _ = reply.send(Packet::error(ErrorCode::Busy, "validator is shutting down"));
+        }
+        answer
+    }
+
+    /// Submits a synced page and waits for the outcome.
+    pub async fn sync(
+        &self,
+        peer: AccountId,
+        certificates: Vec<LoggedCertificate>,
+        next: u64,
+    ) -> Option<SyncOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .send(Job::Sync {
+                peer,
+                certificates,
+                next,
+                reply,
+            })
+            .await
+            .ok()?;
+        outcome.await.ok()
+    }
+
+    /// Asks for a status snapshot.
+    pub async fn status(&self) -> Option<Status> {
+        let (reply, status) = oneshot::channel();
+        self.jobs.send(Job::Status { reply }).await.ok()?;
+        status.await.ok()
+    }
+}
+
+/// Starts the engine thread. It stops when every handle is dropped.
+pub fn start(
+    validator: Validator,
+    store: Arc<LedgerStore>,
+    max_batch: usize,
+    listen: String,
+) -> (EngineHandle, std::thread::JoinHandle<()>) {
+    let (jobs, receiver) = mpsc::channel(max_batch * 4);
+    let log_len = Arc::new(AtomicU64::new(validator.log_len()));
+    let engine = Engine {
+        validator,
+        store,
+        max_batch,
+        listen,
+        log_len: log_len.clone(),
+        batches: 0,
+        requests: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tally-engine".into())
+        .spawn(move || engine.run(receiver));
+    let thread = match thread {
+        Ok(thread) => thread,
+        // Spawning a thread fails only when the OS is out of resources; run inline
+        // rather than lose the node.
+        Err(error) => {
+            tracing::error!(%error, "cannot spawn the engine thread");
+            std::thread::spawn(|| {})
+        }
+    };
+    (EngineHandle { jobs, log_len }, thread)
+}
+
+struct Engine {
+    validator: Validator,
+    store: Arc<LedgerStore>,
+    max_batch: usize,
+    listen: String,
+    log_len: Arc<AtomicU64>,
+    batches: u64,
+    requests: u64,
+}
+
+/// What the parallel check found for one job.
+#[derive(Clone)]
+enum Checked {
+    /// Nothing to check (reads, replays of applied certificates).
+    Nothing,
+    /// An order: its signature holds or not.
+    Order(bool),
+    /// A certificate: structure problem, or whether all its votes hold.
+    Certificate(Result<bool, tally_core::CertificateError>),
+}
+
+/// What the sequential phase decided for one job.
+enum Decision {
+    Answer(Packet),
+    Vote {
+        digest: OrderDigest,
+        intro: bool,
+    },
+    Synced {
+        applied: usize,
+        cursor: u64,
+        reply: oneshot::Sender<SyncOutcome>,
+    },
+    Read(Packet),
+}
+
+impl Engine {
+    fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut batch = Vec::with_capacity(64);
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if !self.process(batch) {
+                // The memory state is now ahead of the disk. Stop serving: a restart
+                // reloads the last durable state, and no unrecorded vote was given.
+                tracing::error!("engine stopped after a failed commit; restart the node");
+                return;
+            }
+        }
+        tracing::debug!("engine stopped");
+    }
+
+    /// Processes one batch; false if its commit failed.
+    fn process(&mut self, batch: Vec<Job>) -> bool {
+        self.batches += 1;
+        self.requests += batch.len() as u64;
+        let checks = self.check_signatures(&batch);
+        let mut decisions = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut cursors = Vec::new();
+        for (job, checked) in batch.into_iter().zip(checks) {
+            match job {
+                Job::Request { packet, reply } => {
+                    decisions.push(self.decide(packet, checked));
+                    replies.push(Some(reply));
+                }
+                Job::Sync {
+                    peer,
+                    certificates,
+                    next,
+                    reply,
+                } => {
+                    let (applied, cursor) = self.apply_synced(&peer, &certificates, next, &checked);
+                    cursors.push((peer, cursor));
+                    decisions.push(Decision::Synced {
+                        applied,
+                        cursor,
+                        reply,
+                    });
+                    replies.push(None);
+                }
+                Job::Status { reply } => {
+                    let _ = reply.send(self.status());
+                    decisions.push(Decision::Answer(Packet::error(ErrorCode::Internal, "")));
+                    replies.push(None);
+                }
+            }
+        }
+        // Sign this batch's votes in parallel; signing is deterministic.
+        let validator = &self.validator;
+        let answers: Vec<Option<Packet>> = decisions
+            .par_iter()
+            .map(|decision| match decision {
+                Decision::Vote { digest, intro } => {
+                    let vote = validator.vote(digest);
+                    let reply = VoteReply {
+                        checksum: *digest,
+                        votes: vec![vote],
+                    };
+                    Some(if *intro {
+                        Packet::RespIntroKey(reply)
+                    } else {
+                        Packet::RespPay(reply)
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        // Durable before anything is said.
+        let changes = self.validator.take_changes();
+        let committed = self.store.commit(&self.validator, &changes, &cursors);
+        if let Err(error) = &committed {
+            tracing::error!(%error, "commit failed; the batch is not acknowledged");
+        }
+        self.log_len
+            .store(self.validator.log_len(), Ordering::Relaxed);
+        for ((decision, answer), reply) in decisions.into_iter().zip(answers).zip(replies) {
+            let packet = match decision {
+                Decision::Synced {
+                    applied,
+                    cursor,
+                    reply,
+                    ..
+                } => {
+                    if committed.is_ok() {
+                        let _ = reply.send(SyncOutcome { applied, cursor });
+                    }
+                    continue;
+                }
+                Decision::Read(packet) => packet,
+                _ if committed.is_err() => {
+                    Packet::error(ErrorCode::Internal, "storage failed; nothing was recorded")
+                }
+                Decision::Answer(packet) => packet,
+                Decision::Vote { .. } => match answer {
+                    Some(packet) => packet,
+                    None => Packet::error(ErrorCode::Internal, "vote missing"),
+                },
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(packet);
+            }
+        }
+        committed.is_ok()
+    }
+
+    /// Checks every signature the batch carries: one batch equation per core-sized chunk.
+    fn check_signatures(&self, batch: &[Job]) -> Vec<Checked> {
+        let validator = &self.validator;
+        let network = *validator.network();
+        let me = validator.id();
+        let chunk = batch
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
+        batch
+            .par_chunks(chunk)
+            .flat_map_iter(|jobs| {
+                let mut verifier = BatchVerifier::with_capacity(jobs.len() * 3);
+                // Per job: which verifier indices decide it.
+                let mut plan: Vec<(Checked, std::ops::Range<usize>)> =
+                    Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let entry = match job {
+                        Job::Request {
+                            packet: Packet::ReqPay(order) | Packet::ReqIntroKey(order),
+                            ..
+                        } => {
+                            let i = order.queue_check(&mut verifier, &network);
+                            (Checked::Order(true), i..i + 1)
+                        }
+                        Job::Request {
+                            packet: Packet::ReqPayEnd(cert) | Packet::ReqIntroKeyEnd(cert),
+                            ..
+                        } => plan_certificate(validator, cert, &mut verifier, &me),
+                        Job::Sync { certificates, .. } => {
+                            // Sync pages are checked as one unit per certificate below.
+                            let start = verifier.len();
+                            for logged in certificates {
+                                let _ = plan_certificate(
+                                    validator,
+                                    &logged.certificate,
+                                    &mut verifier,
+                                    &me,
+                                );
+                            }
+                            (Checked::Nothing, start..verifier.len())
+                        }
+                        _ => (Checked::Nothing, 0..0),
+                    };
+                    plan.push(entry);
+                }
+                let results = verifier.verify();
+                plan.into_iter()
+                    .map(|(checked, range)| {
+                        let all_ok = results
+                            .get(range.clone())
+                            .is_some_and(|r| r.iter().all(|ok| *ok));
+                        match checked {
+                            Checked::Order(_) => Checked::Order(all_ok),
+                            Checked::Certificate(Ok(_)) => {
+                                Checked::Certificate(Ok(all_ok || range.is_empty()))
+                            }
+                            Checked::Nothing if !range.is_empty() => {
+                                Checked::Certificate(Ok(all_ok))
+                            }
+                            other => other,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn decide(&mut self, packet: Packet, checked: Checked) -> Decision {
+        let network = *self.validator.network();
+        match packet {
+            Packet::ReqPay(order) | Packet::ReqIntroKey(order) => {
+                let intro = matches!(order.order, tally_core::Order::IntroKey(_));
+                let signature_ok = matches!(checked, Checked::Order(true));
+                match self.validator.decide_order(&order, signature_ok) {
+                    Ok(digest) => Decision::Vote { digest, intro },
+                    Err(error) => Decision::Answer(ledger_error(&error, &order, &network)),
+                }
+            }
+            Packet::ReqPayEnd(cert) | Packet::ReqIntroKeyEnd(cert) => {
+                let intro = matches!(cert.order, tally_core::Order::IntroKey(_));
+                Decision::Answer(self.apply_certificate(&cert, checked, intro))
+            }
+            Packet::Hello(hello) => Decision::Read(self.hello(&hello)),
+            Packet::ReqLedger(request) => Decision::Read(self.ledger(&request)),
+            other => Decision::Answer(Packet::error(
+                ErrorCode::Malformed,
+                format!("{} is not a request a validator answers", other.name()),
+            )),
+        }
+    }
+
+    fn apply_certificate(&mut self, cert: &Certificate, checked: Checked, intro: bool) -> Packet {
+        let votes_ok = match checked {
+            Checked::Certificate(Ok(ok)) => ok,
+            Checked::Certificate(Err(error)) => {
+                return Packet::error(ErrorCode::BadCertificate, error.to_string());
+            }
+            Checked::Nothing => true, // already applied: no check was needed
+            Checked::Order(_) => false,
+        };
+        match self.validator.handle_certificate(cert, votes_ok) {
+            Ok(applied) => {
+                let ack = EndAck {
+                    checksum: cert.checksum,
+                    new: applied.new,
+                    validator: self.validator.id(),
+                };
+                if intro {
+                    Packet::RespIntroKeyEnd(ack)
+                } else {
+                    Packet::RespPayEnd(ack)
+                }
+            }
+            Err(error) => ledger_error(&error, &cert.signed_order(), self.validator.network()),
+        }
+    }
+
+    fn apply_synced(
+        &mut self,
+        peer: &AccountId,
+        certificates: &[LoggedCertificate],
+        next: u64,
+        checked: &Checked,
+    ) -> (usize, u64) {
+        // The page was checked as a whole; on failure check each certificate alone so one
+        // bad certificate from a faulty peer does not block the good ones.
+        let page_ok = matches!(checked, Checked::Certificate(Ok(true)) | Checked::Nothing);
+        let mut applied = 0;
+        let mut cursor = certificates.first().map_or(next, |c| c.index);
+        for logged in certificates {
+            let cert = &logged.certificate;
+            let votes_ok = if page_ok {
+                cert.check_structure(self.validator.committee(), self.validator.network())
+                    .is_ok()
+            } else {
+                cert.verify(self.validator.committee(), self.validator.network())
+                    .is_ok()
+            };
+            match self.validator.handle_certificate(cert, votes_ok) {
+                Ok(result) => {
+                    applied += usize::from(result.new);
+                    cursor = logged.index + 1;
+                }
+                Err(LedgerError::MissingPredecessor { .. }) => {
+                    tracing::warn!(peer = %peer.short(), index = logged.index, "peer log out of order; will retry");
+                    return (applied, cursor);
+                }
+                Err(error) => {
+                    tracing::warn!(peer = %peer.short(), index = logged.index, %error, "skipping a bad certificate from a peer");
+                    cursor = logged.index + 1;
+                }
+            }
+        }
+        (
+            applied,
+            cursor.max(if certificates.is_empty() {
+                next
+            } else {
+                cursor
+            }),
+        )
+    }
+
+    fn hello(&self, hello: &Hello) -> Packet {
+        if hello.network != *self.validator.network() {
+            return Packet::error(
+                ErrorCode::WrongNetwork,
+                format!(
+                    "this validator serves network {}, not {}",
+                    self.validator.network(),
+                    hello.network
+                ),
+            );
+        }
+        Packet::Hello(Hello {
+            network: *self.validator.network(),
+            validator: Some(self.validator.id()),
+            address: Some(self.listen.clone()),
+            certificates: Some(self.validator.log_len()),
+        })
+    }
+
+    fn ledger(&self, request: &LedgerRequest) -> Packet {
+        let entry = |state: tally_ledger::AccountState| LedgerEntry {
+            balance: state.balance,
+            next_sequence: state.next_sequence,
+            introduced: state.introduced,
+        };
+        let mut ledger = BTreeMap::new();
+        if let Some(accounts) = &request.accounts {
+            if accounts.len() > LedgerRequest::MAX_ACCOUNTS {
+                return Packet::error(
+                    ErrorCode::Malformed,
+                    format!(
+                        "at most {} accounts per REQ_LEDGER",
+                        LedgerRequest::MAX_ACCOUNTS
+                    ),
+                );
+            }
+            for account in accounts {
+                ledger.insert(*account, entry(self.validator.account(account)));
+            }
+        } else {
+            let limit = request
+                .limit
+                .map_or(LedgerRequest::MAX_ACCOUNTS, |l| l as usize)
+                .min(LedgerRequest::MAX_ACCOUNTS);
+            match self.store.accounts_page(request.after.as_ref(), limit) {
+                Ok(page) => {
+                    for (account, state) in page {
+                        ledger.insert(account, entry(state));
+                    }
+                }
+                Err(error) => return Packet::error(ErrorCode::Internal, error.to_string()),
+            }
+        }
+        Packet::RespLedger(LedgerView::sign(
+            self.validator.key(),
+            self.validator.network(),
+            self.validator.log_len(),
+            self.validator.supply(),
+            ledger,
+        ))
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            network: self.validator.network().to_string(),
+            validator: self.validator.id(),
+            accounts: self.validator.account_count(),
+            certificates: self.validator.log_len(),
+            supply: self.validator.supply(),
+            batches: self.batches,
+            requests: self.requests,
+        }
+    }
+}
+
+/// Plans the checks of one certificate: structure now, vote signatures into `verifier`,
+/// skipping our own vote when we know we gave it and everything when it is applied.
+fn plan_certificate(
+    validator: &Validator,
+    cert: &Certificate,
+    verifier: &mut BatchVerifier,
+    me: &AccountId,
+) -> (Checked, std::ops::Range<usize>) {
+    if validator.is_applied(&cert.order) {
+        return (Checked::Nothing, 0..0);
+    }
+    let digest = match cert.check_structure(validator.committee(), validator.network()) {
+        Ok(digest) => digest,
+        Err(error) => return (Checked::Certificate(Err(error)), 0..0),
+    };
+    let mine = validator.has_voted_for(&cert.order, &digest);
+    let message = Vote::signing_bytes(validator.network(), &digest);
+    let start = verifier.len();
+    for vote in &cert.votes {
+        if mine && vote.validator == *me {
+            continue;
+        }
+        verifier.push(&vote.validator, &vote.signature, &message);
+    }
+    (Checked::Certificate(Ok(true)), start..verifier.len())
+}
+
+fn ledger_error(
+    error: &LedgerError,
+    order: &SignedOrder,
+    network: &tally_core::NetworkId,
+) -> Packet {
+    let code = match error {
+        LedgerError::BadSignature => ErrorCode::BadSignature,
+        LedgerError::BadVote => ErrorCode::BadCertificate,
+        LedgerError::Sequence { .. } => ErrorCode::Sequence,
+        LedgerError::MissingPredecessor { .. } => ErrorCode::MissingPredecessor,
+        LedgerError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+        LedgerError::Conflict { .. } => ErrorCode::Conflict,
+        LedgerError::AlreadyIntroduced(_) => ErrorCode::AlreadyIntroduced,
+        LedgerError::BadProofOfWork { .. } => ErrorCode::BadProofOfWork,
+        LedgerError::ZeroAmount | LedgerError::SelfTransfer | LedgerError::Overflow => {
+            ErrorCode::BadAmount
+        }
+    };
+    tracing::debug!(order = %order.order.digest(network), %error, "refused");
+    Packet::error(code, error.to_string())
+}

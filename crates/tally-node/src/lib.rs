@@ -1,0 +1,19 @@
+//! The validator daemon (DESIGN §3, §9). Networking and disks live here; the rules live in
+//! `tally-ledger`.
+//!
+//! Data flow: each connection's reader parses frames into packets and hands them to the
+//! [`engine`], a single thread that drains whatever has queued up into a batch, checks all
+//! signatures of the batch at once (batched Ed25519, split across cores), runs the state
+//! machine, signs the votes in parallel, makes the batch durable with one redb commit and
+//! only then releases the answers. Each connection's writer sends answers in request
+//! order, so clients may pipeline. [`sync`] pulls certificates this validator missed from
+//! its peers; [`rpc`] is the JSON-RPC control API.
+
+pub mod config;
+pub mod engine;
+pub mod rpc;
+pub mod server;
+pub mod sync;
+
+pub use config::{NodeConfig, NodeFiles};
+pub use server::{Node, NodeError};

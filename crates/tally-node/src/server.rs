@@ -1,0 +1,346 @@
+//! The node: binds its sockets, starts the engine, serves connections, and stops cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use tally_core::ContractError;
+use tally_ledger::{LedgerStore, StoreError, Validator};
+use tally_proto::connection::codec;
+use tally_proto::packet::LoggedCertificate;
+use tally_proto::{CertQuery, CertificatesPage, ErrorCode, Packet};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeConfig;
+use crate::engine::{self, EngineHandle};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the data folder {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("ledger storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("contract: {0}")]
+    Contract(#[from] ContractError),
+    #[error("the node's key is not in the contract's committee")]
+    NotAValidator,
+}
+
+/// A running validator.
+pub struct Node {
+    address: SocketAddr,
+    rpc_address: Option<SocketAddr>,
+    engine: EngineHandle,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    engine_thread: std::thread::JoinHandle<()>,
+}
+
+impl Node {
+    /// Opens the ledger, binds the sockets and starts serving.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let me = config.key.account();
+        if !config.contract.validators.iter().any(|v| v.key == me) {
+            return Err(NodeError::NotAValidator);
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| NodeError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        let rpc_listener = match config.rpc {
+            Some(rpc) => Some(
+                TcpListener::bind(rpc)
+                    .await
+                    .map_err(|source| NodeError::Bind {
+                        address: rpc,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+
+        let path = config.data_dir.join("ledger.redb");
+        let contract = config.contract.clone();
+        let key = config.key.clone();
+        let cache = config.cache_bytes;
+        let (validator, store) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+            let store = LedgerStore::open(&path, cache)?;
+            let mut validator = Validator::new(key, &contract)?;
+            store.load(&mut validator, &contract)?;
+            Ok((validator, store))
+        })
+        .await
+        .map_err(|e| NodeError::Store(StoreError::Database(e.to_string())))??;
+        tracing::info!(
+            validator = %me.short(),
+            network = %config.contract.id(),
+            accounts = validator.account_count(),
+            certificates = validator.log_len(),
+            "ledger loaded"
+        );
+        let store = Arc::new(store);
+        let (engine, engine_thread) = engine::start(
+            validator,
+            store.clone(),
+            config.max_batch,
+            address.to_string(),
+        );
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(
+            listener,
+            engine.clone(),
+            store.clone(),
+            Arc::new(config.clone()),
+            cancel.clone(),
+        ));
+        let mut rpc_address = None;
+        if let Some(rpc_listener) = rpc_listener {
+            rpc_address = rpc_listener.local_addr().ok();
+            tasks.spawn(crate::rpc::serve(
+                rpc_listener,
+                engine.clone(),
+                cancel.clone(),
+            ));
+        }
+        for peer in config.contract.validators.iter().filter(|v| v.key != me) {
+            tasks.spawn(crate::sync::sync_with_peer(
+                peer.clone(),
+                engine.clone(),
+                store.clone(),
+                Arc::new(config.clone()),
+                cancel.clone(),
+            ));
+        }
+        tracing::info!(%address, rpc = ?rpc_address, "validator listening");
+        Ok(Node {
+            address,
+            rpc_address,
+            engine,
+            cancel,
+            tasks,
+            engine_thread,
+        })
+    }
+
+    /// Where the node protocol listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Where the control API listens, if it runs.
+    pub fn rpc_address(&self) -> Option<SocketAddr> {
+        self.rpc_address
+    }
+
+    /// The engine, for in-process callers (benchmarks, the control API).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// Stops accepting, closes connections, lets the engine finish its batch, and waits.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        drop(self.engine);
+        let thread = self.engine_thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        tracing::info!("validator stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    engine: EngineHandle,
+    store: Arc<LedgerStore>,
+    config: Arc<NodeConfig>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many connections; refusing");
+            continue;
+        };
+        let (engine, store, config, cancel) = (
+            engine.clone(),
+            store.clone(),
+            config.clone(),
+            cancel.clone(),
+        );
+        connections.spawn(async move {
+            serve_connection(stream, peer, engine, store, config, cancel).await;
+            drop(permit);
+        });
+    }
+    connections.shutdown().await;
+}
+
+/// Serves one connection: reads requests in order, answers in the same order.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    engine: EngineHandle,
+    store: Arc<LedgerStore>,
+    config: Arc<NodeConfig>,
+    cancel: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = FramedRead::new(read_half, codec(config.limits.max_frame));
+    let writer = FramedWrite::new(write_half, codec(config.limits.max_frame));
+    let (queue, pending) = mpsc::channel::<oneshot::Receiver<Packet>>(config.max_in_flight);
+    let writer_task = tokio::spawn(write_answers(
+        writer,
+        pending,
+        config.limits.write_timeout,
+        peer,
+    ));
+    loop {
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => break,
+            frame = tokio::time::timeout(config.idle_timeout, reader.next()) => frame,
+        };
+        let frame = match frame {
+            Err(_) => {
+                tracing::debug!(%peer, "idle connection closed");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(error))) => {
+                tracing::info!(%peer, %error, "bad frame; closing");
+                break;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let answer = match serde_json::from_slice::<Packet>(&frame) {
+            Err(error) => {
+                tracing::info!(%peer, %error, "malformed packet");
+                ready(Packet::error(
+                    ErrorCode::Malformed,
+                    format!("malformed packet: {error}"),
+                ))
+            }
+            Ok(Packet::ReqCerts(query)) => certificates(store.clone(), query),
+            Ok(packet) => engine.submit(packet).await,
+        };
+        if queue.send(answer).await.is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    let _ = writer_task.await;
+}
+
+fn ready(packet: Packet) -> oneshot::Receiver<Packet> {
+    let (reply, answer) = oneshot::channel();
+    let _ = reply.send(packet);
+    answer
+}
+
+/// Answers `REQ_CERTS` from the store without going through the engine.
+fn certificates(store: Arc<LedgerStore>, query: CertQuery) -> oneshot::Receiver<Packet> {
+    let (reply, answer) = oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let result = match query {
+            CertQuery::Log { since, limit } => store.certificates_since(since, clamp(limit)),
+            CertQuery::Sent {
+                account,
+                from,
+                limit,
+            } => store.sent(&account, from, clamp(limit)),
+            CertQuery::Touching {
+                account,
+                since,
+                limit,
+            } => store.touching(&account, since, clamp(limit)),
+        };
+        let packet = match result {
+            Ok((certificates, next)) => Packet::RespCerts(CertificatesPage {
+                certificates: certificates
+                    .into_iter()
+                    .map(|(index, certificate)| LoggedCertificate { index, certificate })
+                    .collect(),
+                next,
+            }),
+            Err(error) => Packet::error(ErrorCode::Internal, error.to_string()),
+        };
+        let _ = reply.send(packet);
+    });
+    answer
+}
+
+fn clamp(limit: u32) -> usize {
+    limit.clamp(1, CertQuery::MAX_LIMIT) as usize
+}
+
+async fn write_answers(
+    mut writer: FramedWrite<
+        tokio::net::tcp::OwnedWriteHalf,
+        tokio_util::codec::LengthDelimitedCodec,
+    >,
+    mut pending: mpsc::Receiver<oneshot::Receiver<Packet>>,
+    write_timeout: std::time::Duration,
+    peer: SocketAddr,
+) {
+    while let Some(answer) = pending.recv().await {
+        let packet = answer
+            .await
+            .unwrap_or_else(|_| Packet::error(ErrorCode::Busy, "validator is shutting down"));
+        let bytes = match serde_json::to_vec(&packet) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode an answer");
+                continue;
+            }
+        };
+        let fed = tokio::time::timeout(write_timeout, writer.feed(bytes::Bytes::from(bytes))).await;
+        if !matches!(fed, Ok(Ok(()))) {
+            tracing::info!(%peer, "peer does not read its answers; closing");
+            return;
+        }
+        if pending.is_empty() {
+            let flushed =
+                tokio::time::timeout(write_timeout, SinkExt::<bytes::Bytes>::flush(&mut writer))
+                    .await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                tracing::info!(%peer, "peer does not read its answers; closing");
+                return;
+            }
+        }
+    }
+}

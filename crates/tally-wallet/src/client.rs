@@ -1,0 +1,480 @@
+//! The client side of a quorum network: ask every validator for its vote, assemble the
+//! certificate from a quorum of them, and hand it back to every validator.
+//!
+//! A validator that is behind (it answers that the sequence is ahead of it, that funds are
+//! missing, or that a predecessor is missing) is first brought up to date: the client
+//! fetches the certificates it lacks from a validator that has them and pushes them to it,
+//! then asks again.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use tally_core::{
+    AccountId, Certificate, Committee, NetworkContract, NetworkId, Order, SignedOrder, Vote,
+};
+use tally_proto::packet::LoggedCertificate;
+use tally_proto::{
+    CertQuery, Connection, EndAck, ErrorCode, ErrorReply, Hello, LedgerRequest, LedgerView, Limits,
+    Packet,
+};
+use tokio::sync::Mutex;
+
+/// A client failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("refused: {0}")]
+    Refused(ErrorReply),
+    #[error("unexpected answer {0}")]
+    Unexpected(&'static str),
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+    #[error("no quorum: {votes} of the {needed} votes needed; {reasons}")]
+    NoQuorum {
+        votes: usize,
+        needed: usize,
+        reasons: String,
+        /// Every validator answered with a refusal other than a conflict, so no validator
+        /// holds a vote for this order and the wallet may sign a different one.
+        refused_everywhere: bool,
+    },
+}
+
+/// One validator's answer.
+#[derive(Debug, Clone)]
+pub struct ValidatorAnswer<T> {
+    pub validator: AccountId,
+    pub address: String,
+    pub result: Result<T, ClientError>,
+}
+
+/// A client of one quorum network, with one persistent connection per validator.
+pub struct QuorumClient {
+    contract: NetworkContract,
+    network: NetworkId,
+    committee: Committee,
+    connections: Vec<Mutex<Option<Connection>>>,
+    timeout: Duration,
+    limits: Limits,
+}
+
+const MAX_CATCH_UP_PAGES: usize = 8;
+
+impl QuorumClient {
+    /// A client for `contract`; each call to a validator gives up after `timeout`.
+    pub fn new(contract: NetworkContract, timeout: Duration) -> Result<Self, ClientError> {
+        let committee = Committee::new(&contract.validators)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let connections = contract
+            .validators
+            .iter()
+            .map(|_| Mutex::new(None))
+            .collect();
+        let limits = Limits {
+            read_timeout: timeout,
+            write_timeout: timeout,
+            ..Limits::default()
+        };
+        Ok(QuorumClient {
+            network: contract.id(),
+            contract,
+            committee,
+            connections,
+            timeout,
+            limits,
+        })
+    }
+
+    /// The network's id.
+    pub fn network(&self) -> &NetworkId {
+        &self.network
+    }
+
+    /// The committee.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// The contract.
+    pub fn contract(&self) -> &NetworkContract {
+        &self.contract
+    }
+
+    async fn connect(&self, i: usize) -> Result<Connection, ClientError> {
+        let info = &self.contract.validators[i];
+        let mut conn = Connection::connect(&info.address, self.limits, self.timeout)
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", info.address)))?;
+        let hello = Packet::Hello(Hello {
+            network: self.network,
+            validator: None,
+            address: None,
+            certificates: None,
+        });
+        match conn.call(&hello).await {
+            Ok(Packet::Hello(answer)) if answer.validator == Some(info.key) => Ok(conn),
+            Ok(Packet::Hello(_)) => Err(ClientError::Invalid(format!(
+                "{} is not validator {}",
+                info.address,
+                info.key.short()
+            ))),
+            Ok(Packet::Error(error)) => Err(ClientError::Refused(error)),
+            Ok(other) => Err(ClientError::Unexpected(other.name())),
+            Err(e) => Err(ClientError::Unreachable(format!("{}: {e}", info.address))),
+        }
+    }
+
+    /// Sends one request to validator `i` and waits for its answer, reconnecting once if
+    /// the connection had dropped (every request is safe to repeat).
+    pub async fn call(&self, i: usize, packet: &Packet) -> Result<Packet, ClientError> {
+        let mut slot = self.connections[i].lock().await;
+        for attempt in 0..2 {
+            if slot.is_none() {
+                *slot = Some(self.connect(i).await?);
+            }
+            let Some(conn) = slot.as_mut() else { continue };
+            match conn.call(packet).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    *slot = None;
+                    if attempt == 1 {
+                        return Err(ClientError::Unreachable(format!(
+                            "{}: {e}",
+                            self.contract.validators[i].address
+                        )));
+                    }
+                }
+            }
+        }
+        Err(ClientError::Unreachable(
+            self.contract.validators[i].address.clone(),
+        ))
+    }
+
+    async fn each<T, F, Fut>(&self, f: F) -> Vec<ValidatorAnswer<T>>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let results = join_all((0..self.contract.validators.len()).map(&f)).await;
+        results
+            .into_iter()
+            .zip(&self.contract.validators)
+            .map(|(result, info)| ValidatorAnswer {
+                validator: info.key,
+                address: info.address.clone(),
+                result,
+            })
+            .collect()
+    }
+
+    /// `HELLO` to every validator.
+    pub async fn hello_all(&self) -> Vec<ValidatorAnswer<Hello>> {
+        self.each(|i| async move {
+            let hello = Packet::Hello(Hello {
+                network: self.network,
+                validator: None,
+                address: None,
+                certificates: None,
+            });
+            match self.call(i, &hello).await? {
+                Packet::Hello(answer) => Ok(answer),
+                Packet::Error(error) => Err(ClientError::Refused(error)),
+                other => Err(ClientError::Unexpected(other.name())),
+            }
+        })
+        .await
+    }
+
+    /// `REQ_LEDGER` to validator `i`; the view's signature is checked.
+    pub async fn ledger(
+        &self,
+        i: usize,
+        request: &LedgerRequest,
+    ) -> Result<LedgerView, ClientError> {
+        match self.call(i, &Packet::ReqLedger(request.clone())).await? {
+            Packet::RespLedger(view) => {
+                if view.validator != self.contract.validators[i].key || !view.verify(&self.network)
+                {
+                    return Err(ClientError::Invalid(
+                        "ledger view signature does not verify".into(),
+                    ));
+                }
+                Ok(view)
+            }
+            Packet::Error(error) => Err(ClientError::Refused(error)),
+            other => Err(ClientError::Unexpected(other.name())),
+        }
+    }
+
+    /// `REQ_LEDGER` to every validator.
+    pub async fn ledger_all(&self, request: &LedgerRequest) -> Vec<ValidatorAnswer<LedgerView>> {
+        self.each(|i| self.ledger(i, request)).await
+    }
+
+    /// The next sequence number of `account`: the (f+1)-th highest that validators report,
+    /// which at least one honest validator has reached.
+    pub async fn next_sequence(&self, account: &AccountId) -> Result<u64, ClientError> {
+        let request = LedgerRequest {
+            accounts: Some(vec![*account]),
+            ..LedgerRequest::default()
+        };
+        let mut sequences: Vec<u64> = self
+            .ledger_all(&request)
+            .await
+            .into_iter()
+            .filter_map(|a| a.result.ok())
+            .filter_map(|view| view.ledger.get(account).map(|e| e.next_sequence))
+            .collect();
+        if sequences.is_empty() {
+            return Err(ClientError::Unreachable("no validator answered".into()));
+        }
+        sequences.sort_unstable_by(|a, b| b.cmp(a));
+        let index = self.committee.max_faulty().min(sequences.len() - 1);
+        Ok(sequences[index])
+    }
+
+    /// Gathers votes for `order` from every validator and assembles its certificate.
+    pub async fn certify(&self, order: &SignedOrder) -> Result<Certificate, ClientError> {
+        let digest = order.order.digest(&self.network);
+        let answers = self.each(|i| self.vote_from(i, order)).await;
+        let mut votes: Vec<Vote> = Vec::new();
+        let mut reasons = Vec::new();
+        let mut refused = 0;
+        for answer in answers {
+            match answer.result {
+                Ok(vote) => votes.push(vote),
+                Err(error) => {
+                    if matches!(&error, ClientError::Refused(e) if e.code != ErrorCode::Conflict) {
+                        refused += 1;
+                    }
+                    reasons.push(format!("{} {error}", answer.validator.short()));
+                }
+            }
+        }
+        if votes.len() < self.committee.quorum() {
+            return Err(ClientError::NoQuorum {
+                votes: votes.len(),
+                needed: self.committee.quorum(),
+                reasons: reasons.join("; "),
+                refused_everywhere: refused == self.contract.validators.len(),
+            });
+        }
+        let certificate = Certificate::new(*order, &self.network, votes);
+        debug_assert_eq!(certificate.checksum, digest);
+        Ok(certificate)
+    }
+
+    async fn vote_from(&self, i: usize, order: &SignedOrder) -> Result<Vote, ClientError> {
+        let request = match order.order {
+            Order::IntroKey(_) => Packet::ReqIntroKey(*order),
+            Order::Transfer(_) => Packet::ReqPay(*order),
+        };
+        let digest = order.order.digest(&self.network);
+        for attempt in 0..2 {
+            match self.call(i, &request).await? {
+                Packet::RespPay(reply) | Packet::RespIntroKey(reply) => {
+                    let [vote] = reply.votes.as_slice() else {
+                        return Err(ClientError::Invalid(
+                            "a vote answer must carry one vote".into(),
+                        ));
+                    };
+                    if reply.checksum != digest
+                        || vote.validator != self.contract.validators[i].key
+                        || !vote.verify(&self.network, &digest)
+                    {
+                        return Err(ClientError::Invalid("vote does not verify".into()));
+                    }
+                    return Ok(*vote);
+                }
+                Packet::Error(error)
+                    if attempt == 0
+                        && matches!(
+                            error.code,
+                            ErrorCode::Sequence
+                                | ErrorCode::InsufficientFunds
+                                | ErrorCode::MissingPredecessor
+                        ) =>
+                {
+                    if !self.catch_up(i, &order.order).await {
+                        return Err(ClientError::Refused(error));
+                    }
+                }
+                Packet::Error(error) => return Err(ClientError::Refused(error)),
+                other => return Err(ClientError::Unexpected(other.name())),
+            }
+        }
+        Err(ClientError::Unexpected("no vote after catching up"))
+    }
+
+    /// Brings validator `i` up to date on `order`'s signer: its earlier orders, then (for a
+    /// payment) the credits that fund it. True if anything was pushed.
+    async fn catch_up(&self, i: usize, order: &Order) -> bool {
+        let account = order.signer();
+        let Some(source) = self.source_for(i).await else {
+            return false;
+        };
+        let request = LedgerRequest {
+            accounts: Some(vec![account]),
+            ..LedgerRequest::default()
+        };
+        let Ok(view) = self.ledger(i, &request).await else {
+            return false;
+        };
+        let lagging = view
+            .ledger
+            .get(&account)
+            .copied()
+            .unwrap_or(tally_proto::LedgerEntry {
+                balance: 0,
+                next_sequence: 0,
+                introduced: false,
+            });
+        let mut pushed = self
+            .push_sent(source, i, &account, lagging.next_sequence)
+            .await;
+        if let Order::Transfer(t) = order {
+            let Ok(view) = self.ledger(i, &request).await else {
+                return pushed > 0;
+            };
+            let balance = view.ledger.get(&account).map_or(0, |e| e.balance);
+            if balance < i128::from(t.amount.microcash()) {
+                pushed += self.push_touching(source, i, &account).await;
+            }
+        }
+        tracing::info!(validator = %self.contract.validators[i].key.short(), pushed, "pushed missing certificates");
+        pushed > 0
+    }
+
+    /// A validator other than `i` that answers.
+    async fn source_for(&self, i: usize) -> Option<usize> {
+        for j in (0..self.contract.validators.len()).filter(|j| *j != i) {
+            if self
+                .call(
+                    j,
+                    &Packet::Hello(Hello {
+                        network: self.network,
+                        validator: None,
+                        address: None,
+                        certificates: None,
+                    }),
+                )
+                .await
+                .is_ok()
+            {
+                return Some(j);
+            }
+        }
+        None
+    }
+
+    async fn fetch(&self, source: usize, query: CertQuery) -> Vec<LoggedCertificate> {
+        match self.call(source, &Packet::ReqCerts(query)).await {
+            Ok(Packet::RespCerts(page)) => page.certificates,
+            _ => Vec::new(),
+        }
+    }
+
+    async fn push_sent(
+        &self,
+        source: usize,
+        target: usize,
+        account: &AccountId,
+        from: u64,
+    ) -> usize {
+        let mut pushed = 0;
+        let mut from = from;
+        for _ in 0..MAX_CATCH_UP_PAGES {
+            let page = self
+                .fetch(
+                    source,
+                    CertQuery::Sent {
+                        account: *account,
+                        from,
+                        limit: CertQuery::MAX_LIMIT,
+                    },
+                )
+                .await;
+            if page.is_empty() {
+                break;
+            }
+            for logged in &page {
+                if let Order::Transfer(t) = logged.certificate.order {
+                    from = t.sequence + 1;
+                }
+                if matches!(self.push(target, &logged.certificate).await, Ok(ack) if ack.new) {
+                    pushed += 1;
+                }
+            }
+        }
+        pushed
+    }
+
+    async fn push_touching(&self, source: usize, target: usize, account: &AccountId) -> usize {
+        let mut pushed = 0;
+        let mut since = 0;
+        for _ in 0..MAX_CATCH_UP_PAGES {
+            let page = self
+                .fetch(
+                    source,
+                    CertQuery::Touching {
+                        account: *account,
+                        since,
+                        limit: CertQuery::MAX_LIMIT,
+                    },
+                )
+                .await;
+            let Some(last) = page.last() else { break };
+            since = last.index + 1;
+            for logged in &page {
+                let cert = &logged.certificate;
+                match self.push(target, cert).await {
+                    Ok(ack) if ack.new => pushed += 1,
+                    Err(ClientError::Refused(error))
+                        if error.code == ErrorCode::MissingPredecessor =>
+                    {
+                        // The payer's own earlier orders are missing there too: push those first.
+                        let payer = cert.order.signer();
+                        let request = LedgerRequest {
+                            accounts: Some(vec![payer]),
+                            ..LedgerRequest::default()
+                        };
+                        let from = match self.ledger(target, &request).await {
+                            Ok(view) => view.ledger.get(&payer).map_or(0, |e| e.next_sequence),
+                            Err(_) => continue,
+                        };
+                        pushed += self.push_sent(source, target, &payer, from).await;
+                        if matches!(self.push(target, cert).await, Ok(ack) if ack.new) {
+                            pushed += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        pushed
+    }
+
+    /// Hands a certificate to validator `i`.
+    pub async fn push(&self, i: usize, certificate: &Certificate) -> Result<EndAck, ClientError> {
+        let packet = match certificate.order {
+            Order::IntroKey(_) => Packet::ReqIntroKeyEnd(certificate.clone()),
+            Order::Transfer(_) => Packet::ReqPayEnd(certificate.clone()),
+        };
+        match self.call(i, &packet).await? {
+            Packet::RespPayEnd(ack) | Packet::RespIntroKeyEnd(ack)
+                if ack.checksum == certificate.checksum =>
+            {
+                Ok(ack)
+            }
+            Packet::Error(error) => Err(ClientError::Refused(error)),
+            other => Err(ClientError::Unexpected(other.name())),
+        }
+    }
+
+    /// Hands a certificate to every validator; each answer says whether it applied it.
+    pub async fn submit(&self, certificate: &Certificate) -> Vec<ValidatorAnswer<EndAck>> {
+        self.each(|i| self.push(i, certificate)).await
+    }
+}

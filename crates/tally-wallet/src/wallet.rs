@@ -1,0 +1,319 @@
+//! The wallet folder: `keys.json` (accounts and their secret keys), `receipts/` (one
+//! certificate a file, named by its order digest) and `pending/` (the signed order each
+//! account has in flight). Every file is written to a temporary name, synced, then renamed
+//! over the old one, so a crash leaves either the old or the new file, never half of one.
+//! Nothing is ever deleted except a pending order whose certificate is in `receipts/`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tally_core::{AccountId, Certificate, SecretKey, SignedOrder};
+
+/// A wallet failure.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("this wallet has no account {0}")]
+    UnknownAccount(String),
+    #[error("this wallet has no accounts yet: create one with `tally wallet key new`")]
+    NoAccounts,
+    #[error("account prefix {0} matches more than one account")]
+    Ambiguous(String),
+}
+
+/// One account the wallet holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub account: AccountId,
+    /// The secret key's 32-byte seed, hex. Whoever reads this file can spend the account.
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The proof of work found for this key, once found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_work: Option<u64>,
+    /// Where an interrupted proof-of-work search resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pow_resume_from: Option<u64>,
+}
+
+impl KeyEntry {
+    /// The secret key.
+    pub fn secret_key(&self) -> Result<SecretKey, WalletError> {
+        self.secret
+            .parse()
+            .map_err(|e: tally_core::KeyError| WalletError::Corrupt {
+                path: PathBuf::from("keys.json"),
+                message: format!("secret of {}: {e}", self.account),
+            })
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct KeyFile {
+    accounts: Vec<KeyEntry>,
+}
+
+/// A wallet folder.
+pub struct Wallet {
+    dir: PathBuf,
+    keys: Vec<KeyEntry>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
+    move |source| WalletError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = file.set_permissions(fs::Permissions::from_mode(0o600));
+        }
+        file.write_all(bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+impl Wallet {
+    /// Opens the wallet in `dir`, creating the folder if needed.
+    pub fn open(dir: &Path) -> Result<Self, WalletError> {
+        for sub in ["", "receipts", "pending"] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(io(&path))?;
+        }
+        let path = dir.join("keys.json");
+        let keys = match fs::read_to_string(&path) {
+            Ok(text) => {
+                serde_json::from_str::<KeyFile>(&text)
+                    .map_err(|e| WalletError::Corrupt {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?
+                    .accounts
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(WalletError::Io { path, source: e }),
+        };
+        Ok(Wallet {
+            dir: dir.to_path_buf(),
+            keys,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every account, oldest first.
+    pub fn keys(&self) -> &[KeyEntry] {
+        &self.keys
+    }
+
+    fn save_keys(&self) -> Result<(), WalletError> {
+        let file = KeyFile {
+            accounts: self.keys.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&file).map_err(|e| WalletError::Corrupt {
+            path: self.dir.join("keys.json"),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.dir.join("keys.json"), &text)
+    }
+
+    /// Adds a key (a fresh one if `key` is `None`) and saves before returning it.
+    pub fn add_key(
+        &mut self,
+        key: Option<SecretKey>,
+        label: Option<String>,
+    ) -> Result<KeyEntry, WalletError> {
+        let key = key.unwrap_or_else(SecretKey::generate);
+        if let Some(existing) = self.keys.iter().find(|k| k.account == key.account()) {
+            return Ok(existing.clone());
+        }
+        let entry = KeyEntry {
+            account: key.account(),
+            secret: key.to_hex(),
+            label,
+            proof_of_work: None,
+            pow_resume_from: None,
+        };
+        self.keys.push(entry.clone());
+        self.save_keys()?;
+        Ok(entry)
+    }
+
+    /// Finds an account by full hex, unique hex prefix, or label; the first account if
+    /// `query` is `None`.
+    pub fn find(&self, query: Option<&str>) -> Result<&KeyEntry, WalletError> {
+        let Some(query) = query else {
+            return self.keys.first().ok_or(WalletError::NoAccounts);
+        };
+        let lower = query.to_ascii_lowercase();
+        let matches: Vec<&KeyEntry> = self
+            .keys
+            .iter()
+            .filter(|k| k.label.as_deref() == Some(query) || k.account.to_hex().starts_with(&lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(WalletError::UnknownAccount(query.to_owned())),
+            _ => Err(WalletError::Ambiguous(query.to_owned())),
+        }
+    }
+
+    /// Records a proof-of-work result or resume point for `account`.
+    pub fn set_pow(
+        &mut self,
+        account: &AccountId,
+        found: Option<u64>,
+        resume_from: Option<u64>,
+    ) -> Result<(), WalletError> {
+        let entry = self
+            .keys
+            .iter_mut()
+            .find(|k| k.account == *account)
+            .ok_or_else(|| WalletError::UnknownAccount(account.to_hex()))?;
+        if found.is_some() {
+            entry.proof_of_work = found;
+            entry.pow_resume_from = None;
+        } else {
+            entry.pow_resume_from = resume_from;
+        }
+        self.save_keys()
+    }
+
+    /// Keeps a certificate as a receipt; returns its path.
+    pub fn save_receipt(&self, certificate: &Certificate) -> Result<PathBuf, WalletError> {
+        let path = self
+            .dir
+            .join("receipts")
+            .join(format!("{}.json", certificate.checksum));
+        let text = serde_json::to_vec_pretty(certificate).map_err(|e| WalletError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, &text)?;
+        Ok(path)
+    }
+
+    /// Every receipt in the wallet.
+    pub fn receipts(&self) -> Result<Vec<Certificate>, WalletError> {
+        let dir = self.dir.join("receipts");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = fs::read_to_string(&path).map_err(io(&path))?;
+                out.push(
+                    serde_json::from_str(&text).map_err(|e| WalletError::Corrupt {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn pending_path(&self, account: &AccountId) -> PathBuf {
+        self.dir.join("pending").join(format!("{account}.json"))
+    }
+
+    /// Journals the order `account` is about to send, before any validator sees it: after
+    /// a crash the wallet finishes this order instead of signing a conflicting one.
+    pub fn set_pending(&self, order: &SignedOrder) -> Result<(), WalletError> {
+        let path = self.pending_path(&order.order.signer());
+        let text = serde_json::to_vec_pretty(order).map_err(|e| WalletError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, &text)
+    }
+
+    /// The order `account` has in flight, if any.
+    pub fn pending(&self, account: &AccountId) -> Result<Option<SignedOrder>, WalletError> {
+        let path = self.pending_path(account);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| WalletError::Corrupt {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WalletError::Io { path, source: e }),
+        }
+    }
+
+    /// Forgets the in-flight order of `account` (its certificate is in `receipts/`).
+    pub fn clear_pending(&self, account: &AccountId) -> Result<(), WalletError> {
+        let path = self.pending_path(account);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(WalletError::Io { path, source: e }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn keys_survive_reopening_and_are_found_by_prefix_or_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wallet = Wallet::open(dir.path()).unwrap();
+        let a = wallet.add_key(None, Some("alice".into())).unwrap();
+        let b = wallet.add_key(None, None).unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        assert_eq!(wallet.keys().len(), 2);
+        assert_eq!(wallet.find(Some("alice")).unwrap().account, a.account);
+        assert_eq!(
+            wallet
+                .find(Some(&b.account.to_hex()[..12]))
+                .unwrap()
+                .account,
+            b.account
+        );
+        assert_eq!(wallet.find(None).unwrap().account, a.account);
+        assert!(matches!(
+            wallet.find(Some("zz")),
+            Err(WalletError::UnknownAccount(_))
+        ));
+        assert_eq!(
+            wallet
+                .find(Some("alice"))
+                .unwrap()
+                .secret_key()
+                .unwrap()
+                .account(),
+            a.account
+        );
+    }
+}
