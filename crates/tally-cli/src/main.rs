@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_quorum;
 mod devnet;
 mod network;
 mod node;
@@ -41,6 +42,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The quorum validator: transfers per second, end-to-end latency, memory.
+    Quorum(bench_quorum::BenchQuorumArgs),
     /// The tracker: signed registrations per second, memory per entry.
     Tracker(tracker::BenchArgs),
     /// The relay: lines per second, forwarding latency, memory per idle connection.
@@ -96,6 +99,7 @@ async fn main() -> std::process::ExitCode {
         Command::Tracker(args) => tracker::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Chat(args) => relay::chat(args).await,
+        Command::Bench(BenchCommand::Quorum(args)) => bench_quorum::run(args).await,
         Command::Bench(BenchCommand::Tracker(args)) => tracker::bench(args).await,
         Command::Bench(BenchCommand::Relay(args)) => relay::bench(args).await,
     };
