@@ -1,1 +1,38 @@
-//! tally-relay (being built).
+//! The LiveConnect chat relay (seeds 000 and 001, DESIGN.md §6).
+//!
+//! A line protocol over TCP: a client's first line joins a room (`JOIN <room> <token>` for a
+//! private two-member room, `TOPIC <room> <token>` for a topic room); afterwards every line a
+//! member sends reaches the other members with each `#` replaced by the sender's IP address.
+//! The relay's own lines start with `@` (`@ok`, `@here`, `@arrived`, `@left`, `@error`).
+//! The full protocol is in `docs/protocol-relay.md`.
+//!
+//! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`], [`rate`]); networking
+//! lives in [`server`] (the relay) and [`client`] (a small client).
+//!
+//! Start a relay in-process (tests, `tally devnet`):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tally_relay::{Relay, RelayConfig, RoomKind, client};
+//! let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse()?)).await?.spawn();
+//! let mut alice = client::join(relay.local_addr(), RoomKind::Private, "room1", "tok",
+//!     &client::ClientConfig::default()).await?;
+//! alice.send("<# Heartbeat>").await?;
+//! relay.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod framing;
+pub mod protocol;
+pub mod rate;
+pub mod rooms;
+pub mod server;
+
+pub use client::{ClientConfig, Incoming, RelayClient, Welcome};
+pub use config::RelayConfig;
+pub use error::{ClientError, RelayError};
+pub use protocol::{ErrorCode, LeaveReason, Notice, RoomKind};
+pub use server::{Relay, RelayHandle, RelayStats};
