@@ -1,0 +1,190 @@
+//! End to end through the built `tally` binary: `network new`, four `tally node` processes,
+//! and wallet commands with `--json`, as a user would run them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn tally(args: &[&str]) -> std::process::Output {
+    Command::new(TALLY).args(args).output().unwrap()
+}
+
+fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
+    let mut all = vec![
+        "wallet",
+        "--wallet",
+        wallet.to_str().unwrap(),
+        "--network",
+        contract.to_str().unwrap(),
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    let output = tally(&all);
+    assert!(
+        output.status.success(),
+        "tally {all:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn free_base_port() -> u16 {
+    // Eight consecutive free ports.
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 60000 {
+            continue;
+        }
+        drop(first);
+        if (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+#[test]
+fn a_network_of_four_node_processes_serves_the_wallet_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let base = free_base_port().to_string();
+    let output = tally(&[
+        "network",
+        "new",
+        "quorum",
+        "--dir",
+        net.to_str().unwrap(),
+        "--pow-bits",
+        "8",
+        "--base-port",
+        &base,
+        "--fund",
+        "1",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("network "));
+    let contract = net.join("contract.json");
+
+    let mut nodes = Nodes(Vec::new());
+    for i in 0..4 {
+        let mut child = Command::new(TALLY)
+            .args([
+                "node",
+                "--dir",
+                net.join(format!("validator-{i}")).to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("validator listening on"), "{line}");
+        nodes.0.push(child);
+    }
+
+    let genesis = net.join("genesis-wallet");
+    let me = dir.path().join("me");
+    let peers = wallet_json(&genesis, &contract, &["peers"]);
+    assert_eq!(
+        peers["validators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["up"] == true)
+            .count(),
+        4
+    );
+
+    let account = wallet_json(&me, &contract, &["key", "new", "--label", "me"])["account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pow = wallet_json(&me, &contract, &["gen-pow"]);
+    assert!(pow["proof_of_work"].is_u64());
+    let intro = wallet_json(&me, &contract, &["intro"]);
+    assert_eq!(intro["acknowledged"], 4);
+
+    let sent = wallet_json(&genesis, &contract, &["send", &account, "1.504"]);
+    assert_eq!(sent["amount"], 1_504_000);
+    assert_eq!(sent["acknowledged"], 4);
+    let receipt = Path::new(sent["receipt"].as_str().unwrap());
+    assert!(receipt.exists(), "the certificate is kept in the wallet");
+
+    let balance = wallet_json(&me, &contract, &["balance"]);
+    assert_eq!(balance["balance"], 11_504_000);
+    assert_eq!(balance["agree"], 4);
+    let ledger = wallet_json(&genesis, &contract, &["ledger"]);
+    assert_eq!(ledger["agree"], 4);
+
+    // Bad arguments: a one-line reason and a non-zero exit, nothing sent.
+    for bad in [
+        vec!["send", account.as_str(), "1.0000001"],
+        vec!["send", account.as_str(), "-1"],
+        vec!["send", account.as_str(), "0"],
+        vec!["send", "not-an-account", "1"],
+    ] {
+        let mut all = vec![
+            "wallet",
+            "--wallet",
+            genesis.to_str().unwrap(),
+            "--network",
+            contract.to_str().unwrap(),
+        ];
+        all.extend(bad.iter().copied());
+        let output = tally(&all);
+        assert!(!output.status.success(), "{bad:?} must fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("error:") || stderr.contains("error:"),
+            "{stderr}"
+        );
+    }
+    let balance = wallet_json(&me, &contract, &["balance"]);
+    assert_eq!(balance["balance"], 11_504_000);
+
+    // SIGTERM stops a node cleanly.
+    let started = Instant::now();
+    let pid = nodes.0[3].id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = loop {
+        if let Some(status) = nodes.0[3].try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "node did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
