@@ -1,0 +1,142 @@
+//! The test vectors PROTOCOL.md publishes. If one of these changes, the protocol changed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tally_core::{
+    Amount, IntroKey, Mode, NetworkContract, Order, SecretKey, SignedOrder, Transfer,
+    ValidatorInfo, Vote,
+};
+
+fn contract() -> NetworkContract {
+    NetworkContract {
+        name: "vectors".into(),
+        mode: Mode::Quorum,
+        unit: "cash".into(),
+        faucet: Amount::from_microcash(10_000_000),
+        intro_pow_bits: 8,
+        validators: (0..4u8)
+            .map(|i| ValidatorInfo {
+                key: SecretKey::from_bytes([0x10 + i; 32]).account(),
+                address: format!("127.0.0.1:{}", 2222 + 2 * u16::from(i)),
+            })
+            .collect(),
+        tracker: None,
+        genesis: vec![],
+        pow: None,
+    }
+}
+
+fn vectors() -> Vec<(&'static str, String)> {
+    let contract = contract();
+    let network = contract.id();
+    let alice = SecretKey::from_bytes([0xa1; 32]);
+    let bob = SecretKey::from_bytes([0xb0; 32]);
+    let transfer = Order::Transfer(Transfer {
+        sender: alice.account(),
+        recipient: bob.account(),
+        amount: Amount::from_microcash(1_504_000),
+        sequence: 0,
+    });
+    let signed = SignedOrder::sign(transfer, &alice, &network);
+    let digest = transfer.digest(&network);
+    let vote = Vote::sign(&SecretKey::from_bytes([0x10; 32]), &network, &digest);
+    let intro = Order::IntroKey(IntroKey {
+        account: alice.account(),
+        proof_of_work: 2514606,
+    });
+    vec![
+        (
+            "validator-0 key",
+            SecretKey::from_bytes([0x10; 32]).account().to_hex(),
+        ),
+        ("alice account", alice.account().to_hex()),
+        ("bob account", bob.account().to_hex()),
+        (
+            "contract canonical bytes",
+            String::from_utf8(contract.canonical_bytes()).unwrap(),
+        ),
+        ("network id", network.to_string()),
+        (
+            "transfer signing bytes",
+            hex::encode(transfer.signing_bytes(&network)),
+        ),
+        ("transfer digest", digest.to_hex()),
+        ("transfer signature", signed.signature.to_hex()),
+        (
+            "vote signing bytes",
+            hex::encode(Vote::signing_bytes(&network, &digest)),
+        ),
+        ("vote signature", vote.signature.to_hex()),
+        (
+            "intro signing bytes",
+            hex::encode(intro.signing_bytes(&network)),
+        ),
+        ("intro digest", intro.digest(&network).to_hex()),
+    ]
+}
+
+const EXPECTED: &[(&str, &str)] = &[
+    (
+        "validator-0 key",
+        "5c9c6df261c9cb840475776aaefcd944b405328fab28f9b3a95ef40490d3de84",
+    ),
+    (
+        "alice account",
+        "bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5",
+    ),
+    (
+        "bob account",
+        "705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad5",
+    ),
+    (
+        "contract canonical bytes",
+        "{\"name\":\"vectors\",\"mode\":\"quorum\",\"unit\":\"cash\",\"faucet\":10000000,\"intro_pow_bits\":8,\"validators\":[{\"key\":\"5c9c6df261c9cb840475776aaefcd944b405328fab28f9b3a95ef40490d3de84\",\"address\":\"127.0.0.1:2222\"},{\"key\":\"d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737\",\"address\":\"127.0.0.1:2224\"},{\"key\":\"204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba867877c21\",\"address\":\"127.0.0.1:2226\"},{\"key\":\"66cd608b928b88e50e0efeaa33faf1c43cefe07294b0b87e9fe0aba6a3cf7633\",\"address\":\"127.0.0.1:2228\"}]}",
+    ),
+    (
+        "network id",
+        "9faf0350da749c939336c212d295409767f30cd0d7354b10c16a907e1f837d22",
+    ),
+    (
+        "transfer signing bytes",
+        "54414c4c592d4f524445522d56319faf0350da749c939336c212d295409767f30cd0d7354b10c16a907e1f837d2202bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad500f31600000000000000000000000000",
+    ),
+    (
+        "transfer digest",
+        "6e60b35b3598cd5418091610706f74083b1bc7228e07dd76243bc53a5bc5121d",
+    ),
+    (
+        "transfer signature",
+        "149ebc7521115d288351cfbf183fecd4071cd982a8c68a813e4edb7466b6b941940e3e14d4686aaae81f29f576b8b839846e487ba98ced6f6abcbb7483b93c0d",
+    ),
+    (
+        "vote signing bytes",
+        "54414c4c592d564f54452d56319faf0350da749c939336c212d295409767f30cd0d7354b10c16a907e1f837d226e60b35b3598cd5418091610706f74083b1bc7228e07dd76243bc53a5bc5121d",
+    ),
+    (
+        "vote signature",
+        "7db060c512edb88956f7dc0516e6287410fee8ebd60135d0c4eb84229e56b5d2b9d4d7b93e3e35978ce0297210aad2b1da45f881238244510a28865158ac6d00",
+    ),
+    (
+        "intro signing bytes",
+        "54414c4c592d4f524445522d56319faf0350da749c939336c212d295409767f30cd0d7354b10c16a907e1f837d2201bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5ae5e260000000000",
+    ),
+    (
+        "intro digest",
+        "a0ed7bd1412a4b60426811eafb5b7dbc5d4459727376519dda0a1da143fab2a0",
+    ),
+];
+
+#[test]
+fn published_vectors_hold() {
+    let actual = vectors();
+    if std::env::var_os("TALLY_PRINT_VECTORS").is_some() {
+        for (name, value) in &actual {
+            println!("(\"{name}\", \"{}\"),", value.replace('"', "\\\""));
+        }
+    }
+    assert_eq!(actual.len(), EXPECTED.len(), "vector count");
+    for ((name, value), (expected_name, expected)) in actual.iter().zip(EXPECTED) {
+        assert_eq!(name, expected_name);
+        assert_eq!(value, expected, "{name}");
+    }
+}
