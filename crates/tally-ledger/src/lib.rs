@@ -19,4 +19,4 @@ mod state;
 mod store;
 
 pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Validator};
-pub use store::{LedgerStore, StoreError};
+pub use store::{CertificatePage, LedgerStore, StoreError};

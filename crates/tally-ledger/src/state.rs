@@ -262,13 +262,13 @@ impl Validator {
                         got: transfer.sequence,
                     });
                 }
-                if let Some((sequence, voted)) = self.transfer_locks.get(&transfer.sender) {
-                    if *sequence == transfer.sequence {
-                        if *voted != digest {
-                            return Err(LedgerError::Conflict { voted: *voted });
-                        }
-                        return Ok(digest);
+                if let Some((sequence, voted)) = self.transfer_locks.get(&transfer.sender)
+                    && *sequence == transfer.sequence
+                {
+                    if *voted != digest {
+                        return Err(LedgerError::Conflict { voted: *voted });
                     }
+                    return Ok(digest);
                 }
                 if sender.balance < i128::from(transfer.amount.microcash()) {
                     return Err(LedgerError::InsufficientFunds {

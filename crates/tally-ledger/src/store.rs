@@ -101,6 +101,9 @@ fn account_and_u64(account: &AccountId, n: u64) -> [u8; 40] {
     out
 }
 
+/// Certificates with their log positions, and where the next page starts if there is more.
+pub type CertificatePage = (Vec<(u64, Certificate)>, Option<u64>);
+
 /// The validator's database.
 pub struct LedgerStore {
     db: Database,
@@ -288,7 +291,7 @@ impl LedgerStore {
         &self,
         since: u64,
         limit: usize,
-    ) -> Result<(Vec<(u64, Certificate)>, Option<u64>), StoreError> {
+    ) -> Result<CertificatePage, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CERTIFICATES)?;
         let mut out = Vec::new();
@@ -308,7 +311,7 @@ impl LedgerStore {
         account: &AccountId,
         from: u64,
         limit: usize,
-    ) -> Result<(Vec<(u64, Certificate)>, Option<u64>), StoreError> {
+    ) -> Result<CertificatePage, StoreError> {
         let txn = self.db.begin_read()?;
         let sent = txn.open_table(SENT)?;
         let certificates = txn.open_table(CERTIFICATES)?;
@@ -340,7 +343,7 @@ impl LedgerStore {
         account: &AccountId,
         since: u64,
         limit: usize,
-    ) -> Result<(Vec<(u64, Certificate)>, Option<u64>), StoreError> {
+    ) -> Result<CertificatePage, StoreError> {
         let txn = self.db.begin_read()?;
         let touching = txn.open_table(TOUCHING)?;
         let certificates = txn.open_table(CERTIFICATES)?;

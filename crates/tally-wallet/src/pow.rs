@@ -52,10 +52,10 @@ pub fn search(
                         list.retain(|b| *b != begin);
                     }
                     if let Some(nonce) = result {
-                        if let Ok(mut best) = found.lock() {
-                            if best.is_none_or(|b| nonce < b) {
-                                *best = Some(nonce);
-                            }
+                        if let Ok(mut best) = found.lock()
+                            && best.is_none_or(|b| nonce < b)
+                        {
+                            *best = Some(nonce);
                         }
                         done.store(true, Ordering::Relaxed);
                     }
