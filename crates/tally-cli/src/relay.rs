@@ -1,22 +1,798 @@
-//! Placeholder for the relay commands: replaced by the relay crate's work in this session.
+//! `tally relay`, `tally chat` and `tally bench relay`: the LiveConnect chat relay, a
+//! by-hand client, and the relay's benchmark.
 
-#[derive(clap::Args)]
-pub struct RelayArgs {}
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-#[derive(clap::Args)]
-pub struct BenchArgs {}
+use anyhow::{Context, bail};
+use tally_relay::client::{self, ClientConfig};
+use tally_relay::{ClientError, Incoming, Notice, Relay, RelayConfig, RoomKind};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc};
+use tracing::info;
 
-pub async fn run(_args: RelayArgs) -> anyhow::Result<()> {
-    anyhow::bail!("tally relay is not built yet")
+/// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 500ms, 10s, 2m)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("not a duration: {text:?}"));
+    }
+    Duration::try_from_secs_f64(value * scale).map_err(|e| e.to_string())
 }
 
-pub async fn bench(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("tally bench relay is not built yet")
+/// Options of `tally relay`. Every limit defaults to the value documented in
+/// docs/protocol-relay.md (RelayConfig::default()).
+#[derive(clap::Args, Debug)]
+pub struct RelayArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "0.0.0.0:7777")]
+    pub listen: SocketAddr,
+    /// Longest line accepted, in bytes [default: 65536].
+    #[arg(long)]
+    pub max_line_bytes: Option<usize>,
+    /// Most bytes queued for one member before it is dropped as a slow reader [default: 1048576].
+    #[arg(long)]
+    pub max_queue_bytes: Option<usize>,
+    /// Close members silent for this long (500ms, 60s, 2m) [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Close connections that have not joined after this long [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub join_timeout: Option<Duration>,
+    /// Drop members whose queued lines make no progress for this long [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// Time spent flushing and draining a connection being closed [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub close_linger: Option<Duration>,
+    /// Member cap of topic rooms [default: 64].
+    #[arg(long)]
+    pub topic_cap: Option<usize>,
+    /// Most open connections in all [default: 10000].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most open connections from one IP address [default: 32].
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Sustained lines per second per connection, 0 for no limit [default: 200].
+    #[arg(long)]
+    pub lines_per_sec: Option<u32>,
+    /// Line burst per connection [default: 1000].
+    #[arg(long)]
+    pub line_burst: Option<u32>,
+    /// Sustained bytes per second per connection, 0 for no limit [default: 1048576].
+    #[arg(long)]
+    pub bytes_per_sec: Option<u64>,
+    /// Byte burst per connection [default: 4194304].
+    #[arg(long)]
+    pub byte_burst: Option<u64>,
+    /// Refused lines a connection may send before it is closed [default: 10].
+    #[arg(long)]
+    pub max_bad_lines: Option<u32>,
+    /// Listen backlog [default: 1024].
+    #[arg(long)]
+    pub backlog: Option<u32>,
 }
 
-#[derive(clap::Args)]
-pub struct ChatArgs {}
+impl RelayArgs {
+    fn config(&self) -> RelayConfig {
+        let d = RelayConfig::default();
+        RelayConfig {
+            listen: self.listen,
+            max_line_bytes: self.max_line_bytes.unwrap_or(d.max_line_bytes),
+            max_queue_bytes: self.max_queue_bytes.unwrap_or(d.max_queue_bytes),
+            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
+            join_timeout: self.join_timeout.unwrap_or(d.join_timeout),
+            write_timeout: self.write_timeout.unwrap_or(d.write_timeout),
+            close_linger: self.close_linger.unwrap_or(d.close_linger),
+            topic_cap: self.topic_cap.unwrap_or(d.topic_cap),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(d.max_connections_per_ip),
+            lines_per_sec: self.lines_per_sec.unwrap_or(d.lines_per_sec),
+            line_burst: self.line_burst.unwrap_or(d.line_burst),
+            bytes_per_sec: self.bytes_per_sec.unwrap_or(d.bytes_per_sec),
+            byte_burst: self.byte_burst.unwrap_or(d.byte_burst),
+            max_bad_lines: self.max_bad_lines.unwrap_or(d.max_bad_lines),
+            backlog: self.backlog.unwrap_or(d.backlog),
+        }
+    }
+}
 
-pub async fn chat(_args: ChatArgs) -> anyhow::Result<()> {
-    anyhow::bail!("tally chat is not built yet")
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `tally relay`: runs the relay until Ctrl-C or SIGTERM, then stops cleanly. Prints
+/// `relay listening on ADDR` on stdout once bound, for scripts and tests.
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+    let config = args.config();
+    let relay = Relay::bind(config.clone()).await?;
+    let addr = relay.local_addr();
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "relay listening on {addr}")?;
+        stdout.flush()?;
+    }
+    info!(%addr, ?config, "relay started");
+    relay.serve(stop_signal()).await?;
+    Ok(())
+}
+
+/// Options of `tally chat`.
+#[derive(clap::Args, Debug)]
+pub struct ChatArgs {
+    /// The relay, as HOST:PORT.
+    pub relay: String,
+    /// The room to join.
+    pub room: String,
+    /// The room's join token (the first member sets it).
+    pub token: String,
+    /// Join a topic room (TOPIC) instead of a private two-member room (JOIN).
+    #[arg(long)]
+    pub topic: bool,
+}
+
+/// Reads stdin lines on a plain thread and hands them over; lines longer than `max` are
+/// reported and skipped. A thread, not a tokio blocking task: a stdin read cannot be
+/// cancelled, and the runtime would wait for it forever at exit.
+fn spawn_stdin_lines(max: usize) -> mpsc::Receiver<String> {
+    use std::io::{BufRead, Read};
+    let (tx, rx) = mpsc::channel(64);
+    let reader = move || {
+        let stdin = std::io::stdin();
+        let mut stdin = stdin.lock();
+        let mut buf = Vec::new();
+        let limit = (max + 2) as u64;
+        loop {
+            buf.clear();
+            match (&mut stdin).take(limit).read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if buf.last() != Some(&b'\n') && buf.len() as u64 >= limit {
+                eprintln!("chat: line longer than {max} bytes, not sent");
+                // Skip the rest of the over-long line.
+                loop {
+                    buf.clear();
+                    match (&mut stdin).take(64 * 1024).read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if buf.last() == Some(&b'\n') => break,
+                        Ok(_) => {}
+                    }
+                }
+                continue;
+            }
+            while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                buf.pop();
+            }
+            let Ok(line) = String::from_utf8(buf.clone()) else {
+                eprintln!("chat: line is not UTF-8, not sent");
+                continue;
+            };
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("chat-stdin".into())
+        .spawn(reader)
+    {
+        eprintln!("chat: cannot read stdin: {error}");
+    }
+    rx
+}
+
+/// `tally chat HOST:PORT ROOM TOKEN`: stdin lines go to the room, everything the relay
+/// sends (member lines and `@` notices, the join's `@ok` and `@here` included) goes to
+/// stdout, one line each. Sends an empty keepalive line when stdin is quiet. Ends when
+/// stdin ends (leaving the room) or the relay closes the connection (an error then).
+pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
+    let kind = if args.topic {
+        RoomKind::Topic
+    } else {
+        RoomKind::Private
+    };
+    let config = ClientConfig::default();
+    let joined =
+        match client::join(args.relay.as_str(), kind, &args.room, &args.token, &config).await {
+            Ok(joined) => joined,
+            Err(ClientError::Refused { code, text }) => bail!("the relay refused: {code} {text}"),
+            Err(error) => {
+                return Err(error).context(format!("joining {} at {}", args.room, args.relay));
+            }
+        };
+    let welcome = joined.welcome;
+    let mut out = tokio::io::stdout();
+    let mut hello = Notice::Ok {
+        kind: welcome.kind,
+        room: welcome.room.clone(),
+        id: welcome.id,
+        ip: welcome.ip,
+        members: welcome.members,
+        cap: welcome.cap,
+        idle_ms: u64::try_from(welcome.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+        max_line: welcome.max_line,
+    }
+    .to_line();
+    for peer in &welcome.present {
+        hello.extend_from_slice(
+            &Notice::Here {
+                id: peer.id,
+                ip: peer.ip,
+            }
+            .to_line(),
+        );
+    }
+    out.write_all(&hello).await?;
+    out.flush().await?;
+
+    let (mut reader, writer) = (joined.reader, joined.writer);
+    let mut writer = Some(writer);
+    let keepalive_every = (welcome.idle_timeout / 3).max(Duration::from_millis(50));
+    let mut keepalive = tokio::time::interval(keepalive_every);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stdin = spawn_stdin_lines(welcome.max_line);
+    let mut sent_since_tick = false;
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            line = stdin.recv(), if writer.is_some() => match line {
+                Some(line) => {
+                    if let Some(w) = writer.as_mut() {
+                        match w.send(&line).await {
+                            Ok(()) => sent_since_tick = true,
+                            Err(ClientError::InvalidLine(why)) => eprintln!("chat: not sent: {why}"),
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                }
+                None => {
+                    // Stdin ended: leave the room, then print what is still arriving.
+                    if let Some(w) = writer.take() {
+                        w.close().await?;
+                    }
+                }
+            },
+            _ = keepalive.tick(), if writer.is_some() => {
+                if !sent_since_tick && let Some(w) = writer.as_mut() {
+                    w.keepalive().await?;
+                }
+                sent_since_tick = false;
+            }
+            incoming = reader.recv_line() => match incoming {
+                Ok(Some(line)) => {
+                    if let Incoming::Error { code, text } = Incoming::from_line(line.clone()) {
+                        last_error = Some(format!("{code} {text}"));
+                    }
+                    out.write_all(line.as_bytes()).await?;
+                    out.write_all(b"\n").await?;
+                    out.flush().await?;
+                }
+                Ok(None) => break,
+                Err(ClientError::Timeout(_)) => {}
+                Err(error) => {
+                    if writer.is_none() {
+                        break;
+                    }
+                    return Err(error.into());
+                }
+            },
+        }
+    }
+    if writer.is_some() {
+        match last_error {
+            Some(error) => bail!("the relay closed the connection: {error}"),
+            None => bail!("the relay closed the connection"),
+        }
+    }
+    Ok(())
+}
+
+/// Options of `tally bench relay`. The relay runs as a child process (`tally relay` from
+/// this same binary) so its memory can be measured on its own; the bench clients run in
+/// this process, on the same machine.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Private rooms for the throughput and latency runs (one sender, one receiver each).
+    #[arg(long, default_value_t = 100)]
+    pub rooms: usize,
+    /// Seconds measured in the throughput run (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Lines each sender may have in flight in the throughput run (keeps every receiver's
+    /// queue far below the relay's limit: a relay never slows a sender down, it drops
+    /// receivers that fall behind).
+    #[arg(long, default_value_t = 4096)]
+    pub window: u64,
+    /// Aggregate lines per second in the latency run.
+    #[arg(long, default_value_t = 20_000)]
+    pub latency_rate: u64,
+    /// Seconds measured in the latency run.
+    #[arg(long, default_value_t = 5.0)]
+    pub latency_seconds: f64,
+    /// Idle joined connections in the memory run.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: usize,
+    /// Runs to do: any of throughput, latency, memory (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+/// A relay child process for one bench run.
+struct ChildRelay {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl ChildRelay {
+    async fn start(extra: &[&str]) -> anyhow::Result<ChildRelay> {
+        let exe = std::env::current_exe().context("finding the tally binary")?;
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .args([
+                "relay",
+                "--listen",
+                "127.0.0.1:0",
+                "--lines-per-sec",
+                "0",
+                "--bytes-per-sec",
+                "0",
+                "--max-connections",
+                "30000",
+                "--max-connections-per-ip",
+                "30000",
+                "--idle-timeout",
+                "10m",
+                "--backlog",
+                "4096",
+            ])
+            .args(extra)
+            .env("TALLY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .context("starting the relay child process")?;
+        let pid = child.id().context("relay child has no pid")?;
+        let stdout = child.stdout.take().context("relay child has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .context("relay child did not start within 10 s")??
+            .context("relay child exited before listening")?;
+        let addr = line
+            .strip_prefix("relay listening on ")
+            .context("unexpected first line from the relay child")?
+            .parse()?;
+        Ok(ChildRelay { child, addr, pid })
+    }
+
+    /// Resident memory of the relay process, in bytes (Linux /proc).
+    fn rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .context("reading the relay's /proc status (Linux only)")?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kb * 1024)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Connects and joins `room`, returning the stream once the relay's welcome lines
+/// (`@ok` and one `@here` per member present) have been read.
+async fn bench_join(addr: SocketAddr, room: &str) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    stream
+        .write_all(format!("JOIN {room} bench\n").as_bytes())
+        .await?;
+    // Read byte-wise up to the end of the welcome so no later line is consumed here.
+    let mut line = Vec::new();
+    let mut expected_lines = 1usize;
+    let mut seen = 0usize;
+    while seen < expected_lines {
+        let byte = tokio::time::timeout(Duration::from_secs(30), stream.read_u8())
+            .await
+            .context("no welcome from the relay")??;
+        if byte != b'\n' {
+            line.push(byte);
+            if line.len() > 1024 {
+                bail!("over-long welcome line");
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        line.clear();
+        seen += 1;
+        match Notice::parse(&text) {
+            Some(Notice::Ok { members, .. }) if seen == 1 => expected_lines = members,
+            Some(Notice::Here { .. }) if seen > 1 => {}
+            _ => bail!("join refused: {text}"),
+        }
+    }
+    Ok(stream)
+}
+
+/// Reads `@arrived` (the only line expected before the bench starts sending).
+async fn bench_read_line(stream: &mut TcpStream) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    loop {
+        let byte = tokio::time::timeout(Duration::from_secs(30), stream.read_u8())
+            .await
+            .context("no line from the relay")??;
+        if byte == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+        line.push(byte);
+        if line.len() > 1024 {
+            bail!("over-long line");
+        }
+    }
+}
+
+/// Opens `rooms` private rooms: (sender, receiver) pairs.
+async fn bench_pairs(
+    addr: SocketAddr,
+    rooms: usize,
+    tag: &str,
+) -> anyhow::Result<Vec<(TcpStream, TcpStream)>> {
+    let mut pairs = Vec::with_capacity(rooms);
+    for room in 0..rooms {
+        let name = format!("{tag}-{room}");
+        let mut sender = bench_join(addr, &name).await?;
+        let receiver = bench_join(addr, &name).await?;
+        let arrived = bench_read_line(&mut sender).await?;
+        if !arrived.starts_with("@arrived ") {
+            bail!("expected @arrived, got {arrived}");
+        }
+        pairs.push((sender, receiver));
+    }
+    Ok(pairs)
+}
+
+fn secs(value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|e| anyhow::anyhow!("bad duration {value}: {e}"))
+}
+
+struct RoomFlow {
+    received: AtomicU64,
+    progress: Notify,
+}
+
+/// Lines per second forwarded across `rooms` private rooms, each with one sender writing
+/// as fast as its window allows and one receiver counting lines.
+async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
+    let relay = ChildRelay::start(&[]).await?;
+    let pairs = bench_pairs(relay.addr, args.rooms, "tp").await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let total_bytes = Arc::new(AtomicU64::new(0));
+    const BATCH: u64 = 128;
+    let line = b"<# Heartbeat 0123456789>\n";
+    let block: Arc<Vec<u8>> = Arc::new(line.repeat(BATCH as usize));
+    let window = args.window.max(2 * BATCH);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (mut sender, mut receiver) in pairs {
+        let flow = Arc::new(RoomFlow {
+            received: AtomicU64::new(0),
+            progress: Notify::new(),
+        });
+        {
+            let (flow, stop, block) = (flow.clone(), stop.clone(), block.clone());
+            tasks.spawn(async move {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    while sent + BATCH > flow.received.load(Ordering::Acquire) + window {
+                        let notified = flow.progress.notified();
+                        if sent + BATCH <= flow.received.load(Ordering::Acquire) + window {
+                            break;
+                        }
+                        if tokio::time::timeout(Duration::from_millis(100), notified)
+                            .await
+                            .is_err()
+                            && stop.load(Ordering::Relaxed)
+                        {
+                            return;
+                        }
+                    }
+                    if sender.write_all(&block).await.is_err() {
+                        return;
+                    }
+                    sent += BATCH;
+                }
+            });
+        }
+        let (total, total_bytes) = (total.clone(), total_bytes.clone());
+        tasks.spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match receiver.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                flow.received.fetch_add(lines, Ordering::Release);
+                flow.progress.notify_one();
+                total.fetch_add(lines, Ordering::Relaxed);
+                total_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        });
+    }
+    tokio::time::sleep(secs(args.warmup)?).await;
+    let (c0, b0, t0) = (
+        total.load(Ordering::Relaxed),
+        total_bytes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    tokio::time::sleep(secs(args.seconds)?).await;
+    let (c1, b1, t1) = (
+        total.load(Ordering::Relaxed),
+        total_bytes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    relay.stop().await;
+    let dt = (t1 - t0).as_secs_f64();
+    Ok(((c1 - c0) as f64 / dt, (b1 - b0) as f64 / dt))
+}
+
+struct Latency {
+    samples: Vec<u64>,
+    achieved_rate: f64,
+}
+
+/// Forwarding latency (send to receive, both in this process) at a fixed aggregate rate.
+async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
+    let relay = ChildRelay::start(&[]).await?;
+    let pairs = bench_pairs(relay.addr, args.rooms, "lat").await?;
+    let base = Instant::now();
+    let rooms = pairs.len() as u64;
+    if args.latency_rate == 0 || rooms == 0 {
+        bail!("the latency run needs a rate and rooms");
+    }
+    let period = Duration::from_nanos(1_000_000_000 * rooms / args.latency_rate);
+    let warmup = secs(args.warmup)?;
+    let measure = secs(args.latency_seconds)?;
+    let window_start = warmup;
+    let window_end = warmup + measure;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut receivers = tokio::task::JoinSet::new();
+    for (index, (mut sender, receiver)) in pairs.into_iter().enumerate() {
+        let offset = period.mul_f64(index as f64 / rooms as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep(offset).await;
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sent = 0u64;
+            loop {
+                ticks.tick().await;
+                let now = base.elapsed();
+                if now > window_end + Duration::from_millis(200) {
+                    return sent;
+                }
+                let line = format!("<# t={}>\n", now.as_nanos());
+                if sender.write_all(line.as_bytes()).await.is_err() {
+                    return sent;
+                }
+                if now >= window_start && now < window_end {
+                    sent += 1;
+                }
+            }
+        });
+        receivers.spawn(async move {
+            let mut samples = Vec::new();
+            let mut lines = BufReader::new(receiver).lines();
+            while let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+            {
+                let now = base.elapsed();
+                let Some(sent) = line
+                    .split("t=")
+                    .nth(1)
+                    .and_then(|t| t.trim_end_matches('>').parse::<u128>().ok())
+                else {
+                    continue;
+                };
+                let sent = Duration::from_nanos(u64::try_from(sent).unwrap_or(u64::MAX));
+                if sent >= window_start && sent < window_end {
+                    samples.push(now.saturating_sub(sent).as_nanos() as u64);
+                }
+                if sent >= window_end {
+                    break;
+                }
+            }
+            samples
+        });
+    }
+    let mut sent = 0u64;
+    while let Some(result) = tasks.join_next().await {
+        sent += result?;
+    }
+    let mut samples = Vec::new();
+    while let Some(result) = receivers.join_next().await {
+        samples.extend(result?);
+    }
+    relay.stop().await;
+    samples.sort_unstable();
+    Ok(Latency {
+        achieved_rate: sent as f64 / measure.as_secs_f64(),
+        samples,
+    })
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64 / 1e6
+}
+
+/// The soft limit on open files of this process, from /proc (Linux).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Relay memory for `idle` joined, idle connections (pairs in private rooms).
+async fn bench_memory(args: &BenchArgs) -> anyhow::Result<(u64, u64)> {
+    let need = args.idle as u64 + 256;
+    if let Some(limit) = open_files_limit()
+        && limit < need
+    {
+        bail!(
+            "the open-files limit is {limit}, the memory run needs {need} in this process and in the \
+             relay: raise it (ulimit -n {need}) or lower --idle"
+        );
+    }
+    let relay = ChildRelay::start(&[]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = relay.rss()?;
+    let addr = relay.addr;
+    let mut streams = Vec::with_capacity(args.idle);
+    let pairs = args.idle.div_ceil(2);
+    let mut next_room = 0;
+    while next_room < pairs {
+        let batch = (pairs - next_room).min(64);
+        let mut joins = tokio::task::JoinSet::new();
+        for room in next_room..next_room + batch {
+            joins.spawn(async move {
+                let name = format!("idle-{room}");
+                let a = bench_join(addr, &name).await?;
+                let b = bench_join(addr, &name).await?;
+                anyhow::Ok((a, b))
+            });
+        }
+        while let Some(joined) = joins.join_next().await {
+            let (a, b) = joined??;
+            streams.push(a);
+            streams.push(b);
+        }
+        next_room += batch;
+    }
+    streams.truncate(args.idle);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = relay.rss()?;
+    drop(streams);
+    relay.stop().await;
+    Ok((before, after))
+}
+
+/// `tally bench relay`: lines per second across private rooms, forwarding latency at a
+/// fixed rate, and memory per idle connection. Prints the figures and the targets.
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    for name in &args.only {
+        if !["throughput", "latency", "memory"].contains(&name.as_str()) {
+            bail!("unknown run {name:?}: use throughput, latency or memory");
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "tally bench relay: relay = child process `tally relay` (tokio, {cores} worker threads), \
+         bench clients in this process, loopback, {cores} cores shared"
+    );
+    if wants("throughput") {
+        let (lines, bytes) = bench_throughput(&args).await?;
+        println!(
+            "throughput: {} private rooms, 1 sender + 1 receiver each, {:.1} s: {:.0} lines/s \
+             ({:.1} MB/s delivered) [target >= 500000 lines/s: {}]",
+            args.rooms,
+            args.seconds,
+            lines,
+            bytes / 1e6,
+            if lines >= 500_000.0 { "met" } else { "MISSED" }
+        );
+    }
+    if wants("latency") {
+        let latency = bench_latency(&args).await?;
+        let s = &latency.samples;
+        let p99 = percentile(s, 99.0);
+        println!(
+            "latency: {} private rooms, {} lines/s target ({:.0} achieved), {} samples: p50 {:.3} ms, \
+             p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms [target p99 < 2 ms: {}]",
+            args.rooms,
+            args.latency_rate,
+            latency.achieved_rate,
+            s.len(),
+            percentile(s, 50.0),
+            percentile(s, 90.0),
+            p99,
+            percentile(s, 99.9),
+            percentile(s, 100.0),
+            if p99 < 2.0 { "met" } else { "MISSED" }
+        );
+    }
+    if wants("memory") {
+        let (before, after) = bench_memory(&args).await?;
+        let delta = after.saturating_sub(before);
+        println!(
+            "memory: {} idle joined connections ({} private rooms): relay RSS {:.1} MB before, \
+             {:.1} MB with them (+{:.1} MB, {:.0} bytes per connection) [target < 150 MB: {}]",
+            args.idle,
+            args.idle.div_ceil(2),
+            before as f64 / 1e6,
+            after as f64 / 1e6,
+            delta as f64 / 1e6,
+            delta as f64 / args.idle.max(1) as f64,
+            if after < 150_000_000 { "met" } else { "MISSED" }
+        );
+    }
+    Ok(())
 }
