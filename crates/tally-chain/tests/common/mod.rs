@@ -1,0 +1,174 @@
+//! Fixtures shared by the integration tests: a small network, keys, and block builders.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use tally_chain::block::HEADER_VERSION;
+use tally_chain::{
+    Block, BlockHash, BlockHeader, Chain, ChainConfig, ChainParams, Coinbase, Transaction, U256,
+    merkle_root, miner,
+};
+use tally_core::{
+    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, PowParams, SecretKey, Transfer,
+};
+
+pub const CASH: u64 = 1_000_000;
+pub const REWARD: u64 = 50 * CASH;
+/// Block timestamps in tests start here (ms) and step by a second.
+pub const T0: u64 = 1_700_000_000_000;
+/// "Now" for tests: well after every test block.
+pub const NOW: u64 = T0 + 10_000_000;
+
+pub fn key(n: u8) -> SecretKey {
+    SecretKey::from_bytes([n; 32])
+}
+
+pub fn alice() -> SecretKey {
+    key(0xa1)
+}
+pub fn bob() -> SecretKey {
+    key(0xb0)
+}
+pub fn carol() -> SecretKey {
+    key(0xc0)
+}
+pub fn miner_account() -> AccountId {
+    key(0x33).account()
+}
+
+/// A network with 4-bit difficulty (a block takes ~16 hashes), no retargeting unless
+/// `window` says, alice funded with 100 cash and bob with 50.
+pub fn contract_with(bits: u32, window: u64, max_tx: u32) -> NetworkContract {
+    NetworkContract {
+        name: "chain-tests".into(),
+        mode: Mode::Pow,
+        unit: "cash".into(),
+        faucet: Amount::ZERO,
+        intro_pow_bits: 0,
+        validators: vec![],
+        tracker: None,
+        genesis: vec![
+            Allocation {
+                account: alice().account(),
+                amount: Amount::from_microcash(100 * CASH),
+            },
+            Allocation {
+                account: bob().account(),
+                amount: Amount::from_microcash(50 * CASH),
+            },
+        ],
+        pow: Some(PowParams {
+            initial_bits: bits,
+            block_time_ms: 1000,
+            retarget_window: window,
+            block_reward: Amount::from_microcash(REWARD),
+            max_block_transactions: max_tx,
+            max_block_bytes: 100_000,
+        }),
+    }
+}
+
+pub fn contract() -> NetworkContract {
+    contract_with(4, 1_000_000, 100)
+}
+
+pub fn chain() -> Chain {
+    Chain::in_memory(&contract(), ChainConfig::default()).unwrap()
+}
+
+pub fn params() -> ChainParams {
+    ChainParams::from_contract(&contract()).unwrap()
+}
+
+pub fn transfer(from: &SecretKey, to: &SecretKey, cash: u64, sequence: u64) -> Transaction {
+    transfer_micro(from, to.account(), cash * CASH, sequence)
+}
+
+pub fn transfer_micro(from: &SecretKey, to: AccountId, micro: u64, sequence: u64) -> Transaction {
+    Transaction::sign(
+        Transfer {
+            sender: from.account(),
+            recipient: to,
+            amount: Amount::from_microcash(micro),
+            sequence,
+        },
+        from,
+        &params().network,
+    )
+}
+
+/// Where a new block goes: its parent's hash and height.
+#[derive(Clone, Copy, Debug)]
+pub struct Parent {
+    pub hash: BlockHash,
+    pub height: u64,
+}
+
+pub fn genesis(params: &ChainParams) -> Parent {
+    Parent {
+        hash: params.genesis_hash,
+        height: 0,
+    }
+}
+
+pub fn parent_of(block: &Block) -> Parent {
+    Parent {
+        hash: block.hash(),
+        height: block.header.height,
+    }
+}
+
+/// An unmined block on `parent` with the initial target; call [`seal`] after editing.
+pub fn draft(params: &ChainParams, parent: Parent, txs: Vec<Transaction>, salt: u64) -> Block {
+    let height = parent.height + 1;
+    Block {
+        header: BlockHeader {
+            version: HEADER_VERSION,
+            network: params.network,
+            height,
+            previous: parent.hash,
+            merkle_root: Digest::default(),
+            timestamp_ms: T0 + 1000 * height + salt,
+            target: params.initial_target,
+            nonce: 0,
+        },
+        coinbase: Coinbase {
+            miner: miner_account(),
+            amount: params.block_reward,
+            height,
+        },
+        transactions: txs,
+    }
+}
+
+/// Recomputes the merkle root and mines the header.
+pub fn seal(mut block: Block) -> Block {
+    block.header.merkle_root = merkle_root(block.leaves());
+    block.header = miner::solve(&block.header).unwrap();
+    block
+}
+
+/// A valid, mined block on `parent`.
+pub fn child(params: &ChainParams, parent: Parent, txs: Vec<Transaction>, salt: u64) -> Block {
+    seal(draft(params, parent, txs, salt))
+}
+
+/// Mines the chain's own template at `NOW`-ish and accepts it.
+pub fn mine_tip(chain: &mut Chain) -> Block {
+    let ts = chain.tip().timestamp_ms.max(T0) + 1000;
+    let mut block = chain.block_template(miner_account(), ts);
+    block.header = miner::solve(&block.header).unwrap();
+    chain.accept_block(block.clone(), NOW).unwrap();
+    block
+}
+
+/// A header whose hash does not meet its target (for "insufficient work").
+pub fn unmined(mut block: Block) -> Block {
+    block.header.merkle_root = merkle_root(block.leaves());
+    let target = block.header.target;
+    for nonce in 0.. {
+        block.header.nonce = nonce;
+        if U256::from_be_bytes(block.hash().as_bytes()) > target {
+            return block;
+        }
+    }
+    block
+}
