@@ -1,0 +1,101 @@
+//! The test vectors of docs/protocol-chain.md: the document's values are parsed from the
+//! file itself and recomputed here, so the document cannot drift from the code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use tally_chain::block::{BlockHeader, HEADER_VERSION};
+use tally_chain::{Block, Coinbase, Transaction, U256, genesis_hash, merkle_root, miner};
+use tally_core::{Amount, NetworkId, SecretKey, Transfer};
+
+const DOC: &str = include_str!("../../../docs/protocol-chain.md");
+
+/// The `name = hex` lines of the document's vector block.
+fn documented() -> HashMap<String, String> {
+    let start = DOC.find("```vectors").expect("a ```vectors block");
+    let body = &DOC[start + "```vectors".len()..];
+    let end = body.find("```").expect("the block ends");
+    body[..end]
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+pub fn computed() -> Vec<(&'static str, String)> {
+    let network = NetworkId(tally_core::sha256(&[b"tally test vector network"]));
+    let alice = SecretKey::from_bytes([0xa1; 32]);
+    let bob = SecretKey::from_bytes([0xb0; 32]);
+    let miner_key = SecretKey::from_bytes([0x33; 32]);
+    let tx = Transaction::sign(
+        Transfer {
+            sender: alice.account(),
+            recipient: bob.account(),
+            amount: Amount::from_microcash(1_504_000),
+            sequence: 0,
+        },
+        &alice,
+        &network,
+    );
+    let coinbase = Coinbase {
+        miner: miner_key.account(),
+        amount: Amount::from_microcash(50_000_000),
+        height: 1,
+    };
+    let mut block = Block {
+        header: BlockHeader {
+            version: HEADER_VERSION,
+            network,
+            height: 1,
+            previous: genesis_hash(&network),
+            merkle_root: Default::default(),
+            timestamp_ms: 1_700_000_000_000,
+            target: U256::from_leading_zero_bits(8),
+            nonce: 0,
+        },
+        coinbase,
+        transactions: vec![tx],
+    };
+    block.header.merkle_root = merkle_root(block.leaves());
+    block.header = miner::solve(&block.header).unwrap();
+    let three = merkle_root(vec![
+        tally_core::sha256(&[b"a"]),
+        tally_core::sha256(&[b"b"]),
+        tally_core::sha256(&[b"c"]),
+    ]);
+    vec![
+        ("network", network.to_string()),
+        ("genesis_hash", genesis_hash(&network).to_string()),
+        ("transaction", hex::encode(tx.encode())),
+        ("transaction_id", tx.id().to_string()),
+        ("coinbase", hex::encode(coinbase.encode())),
+        ("coinbase_id", coinbase.id().to_string()),
+        ("merkle_root", block.header.merkle_root.to_string()),
+        ("merkle_root_abc", three.to_string()),
+        ("target", block.header.target.to_hex()),
+        ("nonce", block.header.nonce.to_string()),
+        ("header", hex::encode(block.header.encode())),
+        ("block_hash", block.hash().to_string()),
+    ]
+}
+
+#[test]
+fn the_documented_vectors_hold() {
+    let doc = documented();
+    for (name, value) in computed() {
+        assert_eq!(
+            doc.get(name),
+            Some(&value),
+            "vector {name}: the document says {:?}, the code computes {value}",
+            doc.get(name)
+        );
+    }
+}
+
+#[test]
+#[ignore = "prints the vectors for the document"]
+fn print_vectors() {
+    for (name, value) in computed() {
+        println!("{name} = {value}");
+    }
+}
