@@ -188,12 +188,9 @@ pub fn check_registration(
         if !seen.insert(key.fingerprint) {
             return Err(Refusal::DuplicateKey(key.fingerprint));
         }
-        let refused = (!pow::check_intro_pow(
-            &key.fingerprint,
-            key.proof_of_work,
-            info.intro_pow_bits,
-        ))
-        .then_some(Refusal::BadProof(info.intro_pow_bits));
+        let refused =
+            (!pow::check_intro_pow(&key.fingerprint, key.proof_of_work, info.intro_pow_bits))
+                .then_some(Refusal::BadProof(info.intro_pow_bits));
         keys.push(CheckedKey {
             account: key.fingerprint,
             proof_of_work: key.proof_of_work,
@@ -273,10 +270,10 @@ mod tests {
         assert_eq!(checked.address, "10.0.0.7:2222".parse().unwrap());
         assert_eq!(checked.source, "10.0.0.7".parse::<IpAddr>().unwrap());
         assert!(checked.keys[0].refused.is_none());
-        assert!(
-            key.account()
-                .verify(&checked.keys[0].signature, checked.keys[0].signed.as_bytes())
-        );
+        assert!(key.account().verify(
+            &checked.keys[0].signature,
+            checked.keys[0].signed.as_bytes()
+        ));
     }
 
     #[test]

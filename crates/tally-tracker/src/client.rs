@@ -380,7 +380,9 @@ impl TrackerClient {
             if packet.data.reason == crate::check::Refusal::Busy.to_string() {
                 return Err(AttemptError::Retry(packet.data.reason));
             }
-            return Err(AttemptError::Final(ClientError::Refused(packet.data.reason)));
+            return Err(AttemptError::Final(ClientError::Refused(
+                packet.data.reason,
+            )));
         }
         if packet.kind != expected {
             return Err(AttemptError::Final(ClientError::Protocol(format!(

@@ -168,7 +168,9 @@ impl Registry {
             .ok_or(Refusal::UnknownNetwork)?;
         let found = table
             .index
-            .find(hash, |i| table.entries[*i as usize].account == entry.account)
+            .find(hash, |i| {
+                table.entries[*i as usize].account == entry.account
+            })
             .copied();
         match found {
             Some(i) => {
@@ -414,7 +416,10 @@ mod tests {
         let n = net(1);
         let mut r = Registry::new([&n], LIMITS);
         r.apply(&n, entry(1, 1, 10, 100)).unwrap();
-        assert_eq!(r.apply(&n, entry(1, 1, 10, 200)).err(), Some(Refusal::Stale));
+        assert_eq!(
+            r.apply(&n, entry(1, 1, 10, 200)).err(),
+            Some(Refusal::Stale)
+        );
         assert_eq!(r.apply(&n, entry(1, 1, 9, 200)).err(), Some(Refusal::Stale));
         r.apply(&n, entry(1, 1, 11, 200)).unwrap();
         assert_eq!(r.get(&n, &entry(1, 1, 0, 0).account).unwrap().seen, 200);
@@ -457,7 +462,10 @@ mod tests {
         r.undo(u2);
         r.undo(u1);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.get(&n, &entry(1, 1, 0, 0).account), Some(&entry(1, 1, 10, 100)));
+        assert_eq!(
+            r.get(&n, &entry(1, 1, 0, 0).account),
+            Some(&entry(1, 1, 10, 100))
+        );
         assert_eq!(r.source_len(IpAddr::from([192, 168, 0, 1])), 1);
         assert_eq!(r.source_len(IpAddr::from([192, 168, 0, 2])), 0);
     }

@@ -259,18 +259,17 @@ impl Tracker {
         .await
         .map_err(|e| TrackerError::Join(e.to_string()))??;
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| TrackerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| TrackerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| TrackerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| TrackerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
 
         let registry = Arc::new(RwLock::new(registry));
         let (job_tx, job_rx) = mpsc::channel(limits.queue_capacity.max(1));
@@ -406,7 +405,7 @@ impl Tracker {
     /// Serves in a background task; the handle stops it.
     pub fn spawn(self) -> TrackerHandle {
         let addr = self.local_addr;
-        let shared = Arc::clone(&self.shared);
+        let shared = Arc::downgrade(&self.shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.serve_until(async move {
             let _ = stopped.await;
@@ -424,7 +423,9 @@ impl Tracker {
 /// tracker without waiting; [`TrackerHandle::shutdown`] waits for a clean stop.
 pub struct TrackerHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    // Weak: the job queue closes (and the worker threads end) only when every strong
+    // reference is gone.
+    shared: std::sync::Weak<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), TrackerError>>>,
 }
@@ -435,9 +436,16 @@ impl TrackerHandle {
         self.addr
     }
 
-    /// Current figures.
+    /// Current figures (all zero once the tracker has stopped).
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.shared.upgrade().map_or(
+            Stats {
+                entries: 0,
+                connections: 0,
+                registry_bytes: 0,
+            },
+            |s| s.stats(),
+        )
     }
 
     /// Stops the tracker and waits until its database is closed.

@@ -20,7 +20,7 @@ const VALUE_LEN: usize = 59;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     #[error("creating the data directory {path}: {source}")]
     Dir {
         path: String,
@@ -29,7 +29,7 @@ pub enum StoreError {
 }
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
-    StoreError::Db(e.into())
+    StoreError::Db(Box::new(e.into()))
 }
 
 /// The row key of an entry.
@@ -246,7 +246,10 @@ mod tests {
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             store
-                .commit(&[(n, mk(1, 1000)), (n, mk(2, 10)), (other, mk(3, 1000))], &[])
+                .commit(
+                    &[(n, mk(1, 1000)), (n, mk(2, 10)), (other, mk(3, 1000))],
+                    &[],
+                )
                 .unwrap();
             let txn = store.db.begin_write().unwrap();
             txn.open_table(ENTRIES)

@@ -185,6 +185,11 @@ impl Request {
                         ParseError::Invalid(text)
                     }
                 }
+                // Some shape errors inside a tagged enum surface as syntax errors; only
+                // text that is not JSON at all is called malformed.
+                _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                    ParseError::Invalid(text)
+                }
                 _ => ParseError::Json(text),
             }
         })
@@ -291,7 +296,10 @@ impl Answer {
     /// The answer for per-key results: `Success` when all passed, `Fail` when none did
     /// (the first refusal is the reason), `Partial-Success` otherwise.
     pub fn from_keys(keys: Vec<KeyResult>) -> Answer {
-        let failed = keys.iter().filter(|k| k.response != Outcome::Success).count();
+        let failed = keys
+            .iter()
+            .filter(|k| k.response != Outcome::Success)
+            .count();
         let (response, reason) = if failed == 0 {
             (Outcome::Success, String::new())
         } else {
@@ -482,10 +490,10 @@ mod tests {
             "54414c4c592d545241434b45522d5245472d5631", // "TALLY-TRACKER-REG-V1"
             "a08a0fcbdeafd3c1b3a4b495b9a9c9d96850f08946b52bc0622347d3b6e73b78", // network
             "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // key
-            "0000000000000007", // ProofOfWork 7
-            "0000018bcfe56800", // Timestamp 1700000000000
-            "04cb007105",       // IPv4 203.0.113.5
-            "08ae",             // port 2222
+            "0000000000000007",                         // ProofOfWork 7
+            "0000018bcfe56800",                         // Timestamp 1700000000000
+            "04cb007105",                               // IPv4 203.0.113.5
+            "08ae",                                     // port 2222
         );
         assert_eq!(hex::encode(msg.as_bytes()), expected);
         assert_eq!(hex::encode(REG_TAG), &expected[..40]);

@@ -1,0 +1,665 @@
+//! The tracker over real TCP on 127.0.0.1 with real redb files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cloned_ref_to_slice_refs
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tally_core::SecretKey;
+use tally_tracker::wire::{KeyEntry, ListRequest};
+use tally_tracker::{ClientError, Limits, Request, now_ms, sign_registration};
+
+#[tokio::test]
+async fn register_list_regup_and_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let client = client(tracker.local_addr());
+    let id = net.id();
+
+    let (a, b, c) = (key(), key(), key());
+    let done = client
+        .register(id, node_addr(2001), &[a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(done.accepted, vec![a.0.account()]);
+    assert!(done.refused.is_empty());
+    client
+        .register(id, node_addr(2002), &[b.clone()])
+        .await
+        .unwrap();
+
+    let mut listed = client.peers(id, None).await.unwrap();
+    listed.sort_by_key(|p| p.address.port());
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].account, a.0.account());
+    assert_eq!(listed[0].address, node_addr(2001));
+    assert_eq!(listed[0].proof_of_work, a.1);
+    assert_eq!(listed[1].address, node_addr(2002));
+    assert_eq!(client.peers(id, Some(1)).await.unwrap().len(), 1);
+
+    // REGUP: registers and returns the map of live keys, itself included.
+    let (reg, map) = client
+        .register_and_list(id, node_addr(2003), &[c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(reg.accepted, vec![c.0.account()]);
+    assert_eq!(map.len(), 3);
+
+    // Join: the list never holds the asker; after the acknowledgement it is listed.
+    let d = key();
+    let joined = client
+        .join(id, node_addr(2004), &[d.clone()], None)
+        .await
+        .unwrap();
+    assert_eq!(joined.peers.len(), 3);
+    assert!(joined.peers.iter().all(|p| p.account != d.0.account()));
+    assert_eq!(joined.registered.accepted, vec![d.0.account()]);
+    assert_eq!(client.peers(id, None).await.unwrap().len(), 4);
+    // Re-joining: still never itself, even with its old entry listed.
+    let again = client
+        .join(id, node_addr(2004), &[d.clone()], Some(10))
+        .await
+        .unwrap();
+    assert_eq!(again.peers.len(), 3);
+    assert!(again.peers.iter().all(|p| p.address != node_addr(2004)));
+    assert_eq!(tracker.stats().entries, 4);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn initialize_without_acknowledge_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let k = key();
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let reg = sign_registration(net.id(), node_addr(7), now_ms(), &[k]);
+    let list = raw.ask(&Request::Initialize(reg).to_json()).await;
+    assert_eq!(list["Type"], "SEND_LIST");
+    assert_eq!(list["Data"]["Response"], "Success");
+    assert_eq!(list["Data"]["Peers"], serde_json::json!([]));
+    drop(raw);
+    assert!(
+        client(tracker.local_addr())
+            .peers(net.id(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An acknowledgement with no INITIALIZE before it, or for another network, fails.
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let ack = format!(
+        r#"{{"Type":"ACKNOWLEDGE_LIST","Data":{{"Network":"{}","Received":0}}}}"#,
+        net.id()
+    );
+    let answer = raw.ask(ack.as_bytes()).await;
+    assert_eq!(answer["Type"], "ACCEPT_ACKNOWLEDGE");
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("INITIALIZE")
+    );
+    let reg = sign_registration(net.id(), node_addr(7), now_ms() + 1, &[key()]);
+    raw.ask(&Request::Initialize(reg).to_json()).await;
+    let other = contract("other").id();
+    let ack = format!(r#"{{"Type":"ACKNOWLEDGE_LIST","Data":{{"Network":"{other}"}}}}"#);
+    let answer = raw.ask(ack.as_bytes()).await;
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert_eq!(tracker.stats().entries, 0);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn regup_returns_only_live_entries_of_the_askers_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (contract("one"), contract("two"));
+    let lim = Limits {
+        ttl: Duration::from_millis(400),
+        sweep_interval: Duration::from_secs(60),
+        ..limits()
+    };
+    let tracker = start(dir.path(), &[one.clone(), two.clone()], lim).await;
+    let client = client(tracker.local_addr());
+    let (old, other, fresh) = (key(), key(), key());
+    client
+        .register(one.id(), node_addr(1), &[old.clone()])
+        .await
+        .unwrap();
+    client
+        .register(two.id(), node_addr(2), &[other.clone()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client
+        .register(two.id(), node_addr(2), &[other.clone()])
+        .await
+        .unwrap();
+    let (_, map) = client
+        .register_and_list(one.id(), node_addr(3), &[fresh.clone()])
+        .await
+        .unwrap();
+    // `old` expired (not yet swept), `other` is live but on network two.
+    assert_eq!(map.len(), 1);
+    assert_eq!(map[0].account, fresh.0.account());
+    assert_eq!(map[0].address, node_addr(3));
+    assert_eq!(tracker.stats().entries, 3, "expired but not yet swept");
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forged_and_replayed_registrations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let (victim, attacker) = (key(), key());
+
+    // The attacker lists the victim's key at its own address, signing with its own key.
+    let mut forged = sign_registration(net.id(), node_addr(666), now_ms(), &[attacker.clone()]);
+    forged.keys[0].fingerprint = victim.0.account();
+    forged.keys[0].proof_of_work = victim.1;
+    let answer = raw.ask(&Request::Reg(forged).to_json()).await;
+    assert_eq!(answer["Type"], "RESP_REG");
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert_eq!(answer["Data"]["Reason"], "bad signature");
+
+    // A genuine registration whose address was changed after signing.
+    let mut moved = sign_registration(net.id(), node_addr(1), now_ms(), &[victim.clone()]);
+    moved.address = node_addr(666).to_string();
+    let answer = raw.ask(&Request::Reg(moved).to_json()).await;
+    assert_eq!(answer["Data"]["Reason"], "bad signature");
+
+    // One good key and one forged: Partial-Success, only the good one stored.
+    let good = sign_registration(net.id(), node_addr(5), now_ms(), &[attacker.clone()]);
+    let mut mixed = good.clone();
+    mixed.keys.push(KeyEntry {
+        fingerprint: victim.0.account(),
+        proof_of_work: victim.1,
+        signature: mixed.keys[0].signature,
+    });
+    let answer = raw.ask(&Request::Reg(mixed).to_json()).await;
+    assert_eq!(answer["Data"]["Response"], "Partial-Success");
+    assert_eq!(answer["Data"]["Keys"][0]["Response"], "Success");
+    assert_eq!(answer["Data"]["Keys"][1]["Response"], "Fail");
+    assert_eq!(answer["Data"]["Keys"][1]["Reason"], "bad signature");
+
+    // Replaying the stored registration is refused.
+    let mut replay = good;
+    replay.keys.truncate(1);
+    let answer = raw.ask(&Request::Reg(replay).to_json()).await;
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("not newer")
+    );
+
+    let listed = client(tracker.local_addr())
+        .peers(net.id(), None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].account, attacker.0.account());
+    assert_eq!(listed[0].address, node_addr(5));
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn entries_expire_and_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let lim = Limits {
+        ttl: Duration::from_millis(300),
+        sweep_interval: Duration::from_millis(50),
+        ..limits()
+    };
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
+    let client = client(tracker.local_addr());
+    client
+        .register(net.id(), node_addr(1), &[key()])
+        .await
+        .unwrap();
+    assert_eq!(client.peers(net.id(), None).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(client.peers(net.id(), None).await.unwrap().is_empty());
+    for _ in 0..200 {
+        if tracker.stats().entries == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tracker.stats().entries, 0);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restart_keeps_live_entries_and_drops_expired_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let lim = Limits {
+        ttl: Duration::from_millis(1500),
+        ..limits()
+    };
+    let (a, b) = (key(), key());
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim.clone()).await;
+    let c = client(tracker.local_addr());
+    c.register(net.id(), node_addr(1), &[a.clone()])
+        .await
+        .unwrap();
+    c.register(net.id(), node_addr(2), &[b.clone()])
+        .await
+        .unwrap();
+    tracker.shutdown().await.unwrap();
+
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim.clone()).await;
+    assert_eq!(tracker.stats().entries, 2);
+    let c = client(tracker.local_addr());
+    let mut listed = c.peers(net.id(), None).await.unwrap();
+    listed.sort_by_key(|p| p.address.port());
+    assert_eq!(listed[0].account, a.0.account());
+    assert_eq!(listed[1].account, b.0.account());
+    // The replay guard survives the restart too.
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let stale = sign_registration(net.id(), node_addr(1), now_ms() - 60_000, &[a.clone()]);
+    let answer = raw.ask(&Request::Reg(stale).to_json()).await;
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("not newer")
+    );
+    tracker.shutdown().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
+    assert_eq!(tracker.stats().entries, 0);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_requests_fail_and_the_tracker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let id = net.id();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "malformed JSON"),
+        (b"".to_vec(), "malformed JSON"),
+        (vec![0xff, 0x00, 0x12], "malformed JSON"),
+        (br#"{"Type":"HELLO","Data":{}}"#.to_vec(), "unknown type"),
+        (br#"{"Type":5,"Data":{}}"#.to_vec(), "invalid request"),
+        (br#"{"Data":{}}"#.to_vec(), "invalid request"),
+        (br#"{"Type":"LIST"}"#.to_vec(), "invalid request"),
+        (br#"{"Type":"LIST","Data":{}}"#.to_vec(), "missing field `Network`"),
+        (br#"{"Type":"LIST","Data":{"Network":42}}"#.to_vec(), "invalid type"),
+        (
+            format!(r#"{{"Type":"LIST","Data":{{"Network":"{id}","Max":-1}}}}"#).into_bytes(),
+            "invalid",
+        ),
+        (
+            format!(r#"{{"Type":"REG","Data":{{"Network":"{id}","Address":"1.2.3.4:5","Timestamp":1,"Keys":"x"}}}}"#)
+                .into_bytes(),
+            "invalid type",
+        ),
+        (
+            format!(r#"{{"Type":"REG","Data":{{"Network":"{id}","Address":"1.2.3.4:5","Keys":[]}}}}"#).into_bytes(),
+            "missing field `Timestamp`",
+        ),
+        (
+            format!(r#"{{"Type":"REG","Data":{{"Network":"{id}","Address":"1.2.3.4:5","Timestamp":1,"Keys":[],"Extra":1}}}}"#)
+                .into_bytes(),
+            "unknown field",
+        ),
+        (
+            format!(r#"{{"Type":"REG","Data":{{"Network":"{id}","Address":"1.2.3.4:5","Timestamp":1,"Keys":[{{"Fingerprint":"00","ProofOfWork":1,"Signature":"00"}}]}}}}"#)
+                .into_bytes(),
+            "expected 64 hex digits",
+        ),
+    ];
+    for (body, reason) in &cases {
+        let answer = raw.ask(body).await;
+        assert_eq!(answer["Type"], "FAIL", "{}", String::from_utf8_lossy(body));
+        assert_eq!(answer["Data"]["Response"], "Fail");
+        let got = answer["Data"]["Reason"].as_str().unwrap();
+        assert!(got.contains(reason), "{got:?} should mention {reason:?}");
+        // Each a fresh connection too, so the failure budget is not what closes it.
+        raw = Raw::connect(tracker.local_addr()).await;
+    }
+
+    // Valid shape, refused content.
+    let k = key();
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let other = contract("other").id();
+    let wrong_net = sign_registration(other, node_addr(1), now_ms(), &[k.clone()]);
+    let answer = raw.ask(&Request::Reg(wrong_net).to_json()).await;
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert_eq!(answer["Data"]["Reason"], "unknown network");
+    let answer = raw
+        .ask(
+            &Request::List(ListRequest {
+                network: other,
+                max: None,
+            })
+            .to_json(),
+        )
+        .await;
+    assert_eq!(answer["Data"]["Reason"], "unknown network");
+    let wrong_net = sign_registration(other, node_addr(1), now_ms(), &[k.clone()]);
+    let answer = raw.ask(&Request::Initialize(wrong_net).to_json()).await;
+    assert_eq!(answer["Data"]["Reason"], "unknown network");
+
+    let mut bad_pow = k.clone();
+    while tally_core::pow::check_intro_pow(&bad_pow.0.account(), bad_pow.1, BITS) {
+        bad_pow.1 += 1;
+    }
+    let answer = raw
+        .ask(&Request::Reg(sign_registration(id, node_addr(1), now_ms(), &[bad_pow])).to_json())
+        .await;
+    assert_eq!(answer["Data"]["Response"], "Fail");
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("proof of work")
+    );
+
+    let mut bad_sig = sign_registration(id, node_addr(1), now_ms(), &[k.clone()]);
+    bad_sig.keys[0].signature = SecretKey::generate().sign(b"nothing");
+    let answer = raw.ask(&Request::Reg(bad_sig).to_json()).await;
+    assert_eq!(answer["Data"]["Reason"], "bad signature");
+
+    let skewed = sign_registration(id, node_addr(1), now_ms() + 3_600_000, &[k.clone()]);
+    let answer = raw.ask(&Request::Reg(skewed).to_json()).await;
+    assert!(answer["Data"]["Reason"].as_str().unwrap().contains("clock"));
+
+    let mut bad_addr = sign_registration(id, node_addr(1), now_ms(), &[k.clone()]);
+    bad_addr.address = "localhost".into();
+    let answer = raw.ask(&Request::Reg(bad_addr).to_json()).await;
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("bad address")
+    );
+
+    assert_eq!(tracker.stats().entries, 0, "nothing stored");
+    // The tracker still serves everyone.
+    let c = client(tracker.local_addr());
+    c.register(id, node_addr(9), &[k]).await.unwrap();
+    assert_eq!(c.peers(id, None).await.unwrap().len(), 1);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_slow_and_half_open_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let lim = Limits {
+        max_request_bytes: 1024,
+        read_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
+    let addr = tracker.local_addr();
+
+    // Oversized: refused from the length prefix alone, then closed.
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&vec![b' '; 5000]).await;
+    let answer = raw.recv().await.unwrap();
+    assert_eq!(answer["Type"], "FAIL");
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1024")
+    );
+    assert!(raw.closed().await);
+    let mut raw = Raw::connect(addr).await;
+    use tokio::io::AsyncWriteExt;
+    raw.stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let answer = raw.recv().await.unwrap();
+    assert!(
+        answer["Data"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
+
+    // Half-open: connects and says nothing.
+    let mut silent = Raw::connect(addr).await;
+    assert!(silent.closed().await);
+    // Slow: a frame that never completes.
+    let mut slow = Raw::connect(addr).await;
+    slow.stream.write_all(&100u32.to_be_bytes()).await.unwrap();
+    slow.stream.write_all(b"{\"Type\"").await.unwrap();
+    assert!(slow.closed().await);
+    // A connection that keeps failing is closed after `max_failures_per_connection`.
+    let mut noisy = Raw::connect(addr).await;
+    for _ in 0..Limits::DEFAULT.max_failures_per_connection {
+        noisy.send(b"junk").await;
+    }
+    for _ in 0..Limits::DEFAULT.max_failures_per_connection {
+        assert!(noisy.recv().await.is_some());
+    }
+    assert!(noisy.closed().await);
+
+    let c = client(addr);
+    c.register(net.id(), node_addr(1), &[key()]).await.unwrap();
+    assert_eq!(tracker.stats().entries, 1);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn floods_from_one_address_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let lim = Limits {
+        max_connections_per_ip: 3,
+        max_entries_per_ip: 2,
+        requests_per_ip_per_sec: 5,
+        ..limits()
+    };
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
+    let addr = tracker.local_addr();
+
+    // Connections: the fourth from 127.0.0.1 is answered Fail and closed.
+    let held = [
+        Raw::connect(addr).await,
+        Raw::connect(addr).await,
+        Raw::connect(addr).await,
+    ];
+    let mut fourth = Raw::connect(addr).await;
+    let answer = fourth.recv().await.unwrap();
+    assert_eq!(
+        answer["Data"]["Reason"],
+        "too many connections from your address"
+    );
+    assert!(fourth.closed().await);
+    drop(held);
+
+    // Entries: two keys from one address, the third refused.
+    let mut raw = loop {
+        // The held connections close asynchronously; retry until a slot is free.
+        let mut r = Raw::connect(addr).await;
+        let reg = sign_registration(net.id(), node_addr(1), now_ms(), &[key(), key(), key()]);
+        let answer = r.ask(&Request::Reg(reg).to_json()).await;
+        if answer["Data"]["Reason"] == "too many connections from your address" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        assert_eq!(answer["Data"]["Response"], "Partial-Success");
+        assert_eq!(
+            answer["Data"]["Keys"][2]["Reason"],
+            "too many entries from your address"
+        );
+        break r;
+    };
+    assert_eq!(tracker.stats().entries, 2);
+
+    // Requests: a burst beyond twice the rate is refused with a reason.
+    let list = Request::List(ListRequest {
+        network: net.id(),
+        max: None,
+    })
+    .to_json();
+    let mut limited = false;
+    for _ in 0..20 {
+        let answer = raw.ask(&list).await;
+        if answer["Data"]["Reason"] == "too many requests from your address" {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited);
+    drop(raw);
+
+    // Someone else, from another address (127.0.0.2 is loopback too), is still served.
+    let mut other = Raw::connect_from(addr, [127, 0, 0, 2]).await;
+    let reg = sign_registration(net.id(), node_addr(2), now_ms(), &[key()]);
+    let answer = other.ask(&Request::Reg(reg).to_json()).await;
+    assert_eq!(answer["Data"]["Response"], "Success");
+    assert_eq!(tracker.stats().entries, 3);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_tracker_refuses_new_keys_but_renews_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let lim = Limits {
+        max_entries: 2,
+        ..limits()
+    };
+    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
+    let c = client(tracker.local_addr());
+    let (a, b) = (key(), key());
+    c.register(net.id(), node_addr(1), &[a.clone(), b])
+        .await
+        .unwrap();
+    let err = c
+        .register(net.id(), node_addr(1), &[key()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(ref r) if r == "tracker full"),
+        "{err}"
+    );
+    c.register(net.id(), node_addr(3), &[a]).await.unwrap();
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let keys: Vec<_> = (0..20).map(|_| key()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let reg = sign_registration(net.id(), node_addr(1000 + i as u16), now_ms(), &[k.clone()]);
+        raw.send(&Request::Reg(reg).to_json()).await;
+        if i == 10 {
+            raw.send(b"junk in the middle").await;
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let answer = raw.recv().await.unwrap();
+        assert_eq!(answer["Type"], "RESP_REG");
+        assert_eq!(
+            answer["Data"]["Keys"][0]["Fingerprint"],
+            k.0.account().to_string()
+        );
+        if i == 10 {
+            assert_eq!(raw.recv().await.unwrap()["Type"], "FAIL");
+        }
+    }
+    assert_eq!(tracker.stats().entries, 20);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unspecified_address_means_the_connections_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits()).await;
+    let c = client(tracker.local_addr());
+    c.register(net.id(), "0.0.0.0:2222".parse().unwrap(), &[key()])
+        .await
+        .unwrap();
+    assert_eq!(
+        c.peers(net.id(), None).await.unwrap()[0].address,
+        node_addr(2222)
+    );
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_gets_no_answer_retries_until_the_tracker_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    // Something that accepts connections and never answers holds the port first.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let client = tally_tracker::TrackerClient::new(
+        addr.to_string(),
+        tally_tracker::ClientConfig {
+            answer_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(300),
+            max_attempts: 30,
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let k = key();
+    let id = net.id();
+    let join = tokio::spawn(async move {
+        client
+            .join(id, node_addr(4000), &[k.clone()], None)
+            .await
+            .map(|j| (j, k.0.account()))
+    });
+    // Let at least one attempt time out against the silent listener, then swap in the
+    // tracker on the same port.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    drop(silent);
+    let config = tally_tracker::TrackerConfig::new(dir.path())
+        .listen(addr)
+        .contract(net.clone())
+        .limits(limits());
+    let tracker = tally_tracker::Tracker::bind(config).await.unwrap().spawn();
+    let (joined, me) = join.await.unwrap().unwrap();
+    assert_eq!(joined.registered.accepted, vec![me]);
+    assert_eq!(tracker.stats().entries, 1);
+    tracker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_gives_up_after_its_attempts() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tally_tracker::TrackerClient::new(
+        silent.local_addr().unwrap().to_string(),
+        tally_tracker::ClientConfig {
+            answer_timeout: Duration::from_millis(100),
+            max_attempts: 2,
+            backoff_initial: Duration::from_millis(10),
+            ..Default::default()
+        },
+    );
+    let err = client.peers(contract("x").id(), None).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unreachable { attempts: 2, .. }),
+        "{err}"
+    );
+}
