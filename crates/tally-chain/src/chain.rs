@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Amount, BatchVerifier, Digest, NetworkContract, SignedOrder};
+use tally_core::{AccountId, Amount, Digest, NetworkContract, SignedOrder};
 use tracing::{debug, info, warn};
 
 use crate::block::{
@@ -1334,16 +1334,6 @@ pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool>
     let threads = rayon::current_num_threads().max(1);
     let chunk = txs.len().div_ceil(threads).max(32);
     txs.par_chunks(chunk)
-        .flat_map_iter(|chunk| {
-            let mut batch = BatchVerifier::with_capacity(chunk.len());
-            for tx in chunk {
-                batch.push(
-                    &tx.transfer.sender,
-                    &tx.signature,
-                    &tx.signing_bytes(&params.network),
-                );
-            }
-            batch.verify()
-        })
+        .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, chunk))
         .collect()
 }

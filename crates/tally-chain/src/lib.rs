@@ -15,6 +15,7 @@ pub mod consensus;
 pub mod error;
 pub mod mempool;
 pub mod miner;
+mod sigverify;
 pub mod state;
 pub mod store;
 pub mod u256;
