@@ -1325,14 +1325,16 @@ fn leaf_ids(block: &Block) -> Vec<Digest> {
     leaves
 }
 
-/// Checks every transaction's signature: one batch per core, in parallel. `result[i]`
+/// Checks every transaction's signature: batches spread over all cores. `result[i]`
 /// tells whether `txs[i]` is signed by its sender for this network.
 pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool> {
     if txs.is_empty() {
         return Vec::new();
     }
+    // A few chunks per thread, so that a thread the OS delays does not hold up the block
+    // (work stealing evens them out); chunks stay large enough to batch well.
     let threads = rayon::current_num_threads().max(1);
-    let chunk = txs.len().div_ceil(threads).max(32);
+    let chunk = txs.len().div_ceil(4 * threads).max(256);
     txs.par_chunks(chunk)
         .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, chunk))
         .collect()
