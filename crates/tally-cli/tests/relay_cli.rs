@@ -57,12 +57,10 @@ impl Proc {
 
     /// Waits for stdout to end (the process closed it or exited).
     fn expect_stdout_end(&self) {
-        loop {
-            match self.lines.recv_timeout(PATIENCE) {
-                Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout never ended"),
-                Ok(line) => panic!("unexpected line {line:?}"),
-            }
+        match self.lines.recv_timeout(PATIENCE) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout) => panic!("stdout never ended"),
+            Ok(line) => panic!("unexpected line {line:?}"),
         }
     }
 
