@@ -311,6 +311,7 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         })
         .collect();
     let total: usize = plans.iter().map(Vec::len).sum();
+    verify_cost(&keys, network);
     let frame_bytes = plans.first().and_then(|p| p.first()).map_or(0, Vec::len);
     println!(
         "prepared in {:.1} s ({frame_bytes} bytes per request frame)",
@@ -332,6 +333,7 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let tracker = Tracker::bind(config).await?.spawn();
     let addr = tracker.local_addr();
 
+    let cpu_before = process_cpu_secs();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for frames in plans {
@@ -347,6 +349,7 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         latencies.extend(lat);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu_before;
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -357,6 +360,11 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     println!(
         "throughput: {clients} clients, pipeline {pipeline}: {ok} registrations accepted, {failed} refused, in {elapsed:.2} s = {:.0} registrations/s",
         ok as f64 / elapsed
+    );
+    println!(
+        "cpu: {cpu:.2} cpu-seconds used by tracker and clients together = {:.1} us per registration; {:.2} cores busy on average",
+        cpu * 1e6 / ok.max(1) as f64,
+        cpu / elapsed
     );
     if pipeline == 1 {
         println!(
@@ -376,6 +384,42 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         bail!("{failed} registrations were refused");
     }
     Ok(())
+}
+
+/// What signature checking alone costs on one thread, to put the end-to-end figure in
+/// context.
+fn verify_cost(keys: &[(SecretKey, u64)], network: NetworkId) {
+    let addr = SocketAddr::from(([10, 0, 0, 1], 2222));
+    let n = keys.len().min(4096);
+    let regs: Vec<_> = keys[..n]
+        .iter()
+        .map(|k| sign_registration(network, addr, 1, std::slice::from_ref(k)))
+        .collect();
+    for batch in [1usize, 64] {
+        let start = Instant::now();
+        for chunk in regs.chunks(batch) {
+            let mut v = tally_core::BatchVerifier::with_capacity(batch);
+            for r in chunk {
+                let signed = tally_tracker::wire::SignedBytes::new(
+                    &network,
+                    &r.keys[0].fingerprint,
+                    r.keys[0].proof_of_work,
+                    1,
+                    &addr,
+                );
+                v.push(
+                    &r.keys[0].fingerprint,
+                    &r.keys[0].signature,
+                    signed.as_bytes(),
+                );
+            }
+            std::hint::black_box(v.verify());
+        }
+        println!(
+            "signature check alone, batches of {batch}: {:.1} us per signature (one thread)",
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
 }
 
 async fn run_client(
@@ -421,6 +465,26 @@ async fn run_client(
 /// KiB (as /proc reports) to MB (10^6 bytes).
 fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
+}
+
+/// CPU time (user + system) this process has used, from /proc/self/stat (Linux).
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here (0-based 11, 12).
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
@@ -493,7 +557,7 @@ async fn memory(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let full = dir.join("full");
     let write_start = Instant::now();
     {
-        let store = Store::open(&full, 64 * 1024 * 1024)?;
+        let mut store = Store::open(&full, 64 * 1024 * 1024)?;
         let now = now_ms();
         let mut done = 0usize;
         while done < args.entries {
@@ -517,7 +581,7 @@ async fn memory(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            store.commit(&rows, &[])?;
+            store.commit(&rows, None)?;
             done += n;
         }
     }

@@ -119,7 +119,7 @@ fn refuse_pending(reg: &mut CheckedRegistration, why: &Refusal) {
 /// sweeps expired entries every `sweep_interval`.
 pub(crate) fn run_writer(
     jobs: std_mpsc::Receiver<Job>,
-    store: Store,
+    mut store: Store,
     registry: Arc<RwLock<Registry>>,
     settings: WriterSettings,
 ) {
@@ -139,17 +139,17 @@ pub(crate) fn run_writer(
             }
         }
         let now = now_ms();
-        let removes = if Instant::now() >= next_sweep {
+        let expire_before = if Instant::now() >= next_sweep {
             next_sweep = Instant::now() + settings.sweep_interval;
             let removed = registry.write().sweep(now, settings.ttl_ms);
             if !removed.is_empty() {
                 tracing::info!(expired = removed.len(), "swept expired entries");
             }
-            removed
+            Some(now.saturating_sub(settings.ttl_ms))
         } else {
-            Vec::new()
+            None
         };
-        if batch.is_empty() && removes.is_empty() {
+        if batch.is_empty() && expire_before.is_none() {
             continue;
         }
         let mut puts = Vec::with_capacity(batch.len());
@@ -185,7 +185,7 @@ pub(crate) fn run_writer(
                 }
             }
         }
-        if let Err(error) = store.commit(&puts, &removes) {
+        if let Err(error) = store.commit(&puts, expire_before) {
             tracing::error!(%error, registrations = puts.len(), "commit failed; refusing the batch");
             let mut reg = registry.write();
             for undo in undos.into_iter().rev() {

@@ -239,7 +239,7 @@ impl Tracker {
         let ttl_ms = limits.ttl_ms();
         let cache = limits.db_cache_bytes;
         let (store, registry) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&data_dir, cache)?;
+            let mut store = Store::open(&data_dir, cache)?;
             let mut registry = Registry::new(nets.ids(), registry_limits);
             let report = store.load(
                 &mut registry,
@@ -249,7 +249,8 @@ impl Tracker {
             )?;
             tracing::info!(
                 loaded = report.loaded,
-                expired = report.expired,
+                rows = report.rows,
+                deleted = report.deleted,
                 other_networks = report.other_networks,
                 corrupt = report.corrupt,
                 "tracker database loaded"

@@ -1,9 +1,12 @@
-//! Durable registrations in redb: one row per (network, key), written in batches, one
-//! durable commit per batch.
+//! Durable registrations in redb, written as an append-only log: each stored registration
+//! is one row under the next sequence number, so a batch's rows land together at the end
+//! of the tree and one durable commit writes a few pages, not one page per registration.
+//! A key's newest row wins on reload. Rows older than the TTL are either expired or
+//! superseded, so the sweep deletes the log's oldest rows up to the first one still young.
 //!
-//! Row key: network id (32 bytes) ‖ key (32 bytes). Row value (59 bytes): version byte 1,
-//! address IP (16, IPv4 mapped), address port (u16 BE), source IP (16), proof of work
-//! (u64 BE), timestamp (u64 BE), seen (u64 BE).
+//! Row key: sequence number (u64). Row value (123 bytes): version byte 1, network id (32),
+//! key (32), address IP (16, IPv4 mapped), address port (u16 BE), source IP (16), proof of
+//! work (u64 BE), timestamp (u64 BE), seen (u64 BE).
 
 use std::path::Path;
 
@@ -12,9 +15,11 @@ use tally_core::{AccountId, NetworkId};
 
 use crate::registry::{Entry, IpBytes, Registry};
 
-const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("registrations");
 const VERSION: u8 = 1;
-const VALUE_LEN: usize = 59;
+const VALUE_LEN: usize = 123;
+/// Most rows one sweep deletes, so a sweep never stalls a commit for long.
+const MAX_SWEEP_ROWS: usize = 200_000;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,49 +37,41 @@ fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
 }
 
-/// The row key of an entry.
-pub fn row_key(network: &NetworkId, account: &AccountId) -> [u8; 64] {
-    let mut key = [0u8; 64];
-    key[..32].copy_from_slice(network.as_bytes());
-    key[32..].copy_from_slice(account.as_bytes());
-    key
-}
-
 /// The row value of an entry.
-pub fn row_value(entry: &Entry) -> [u8; VALUE_LEN] {
+pub fn row_value(network: &NetworkId, entry: &Entry) -> [u8; VALUE_LEN] {
     let mut v = [0u8; VALUE_LEN];
     v[0] = VERSION;
-    v[1..17].copy_from_slice(&entry.ip);
-    v[17..19].copy_from_slice(&entry.port.to_be_bytes());
-    v[19..35].copy_from_slice(&entry.source);
-    v[35..43].copy_from_slice(&entry.proof_of_work.to_be_bytes());
-    v[43..51].copy_from_slice(&entry.timestamp.to_be_bytes());
-    v[51..59].copy_from_slice(&entry.seen.to_be_bytes());
+    v[1..33].copy_from_slice(network.as_bytes());
+    v[33..65].copy_from_slice(entry.account.as_bytes());
+    v[65..81].copy_from_slice(&entry.ip);
+    v[81..83].copy_from_slice(&entry.port.to_be_bytes());
+    v[83..99].copy_from_slice(&entry.source);
+    v[99..107].copy_from_slice(&entry.proof_of_work.to_be_bytes());
+    v[107..115].copy_from_slice(&entry.timestamp.to_be_bytes());
+    v[115..123].copy_from_slice(&entry.seen.to_be_bytes());
     v
 }
 
 /// Decodes a row; `None` for a row of another version or length.
-pub fn decode_row(key: &[u8], value: &[u8]) -> Option<(NetworkId, Entry)> {
-    if key.len() != 64 || value.len() != VALUE_LEN || value[0] != VERSION {
+pub fn decode_row(value: &[u8]) -> Option<(NetworkId, Entry)> {
+    if value.len() != VALUE_LEN || value[0] != VERSION {
         return None;
     }
-    let network = NetworkId(<[u8; 32]>::try_from(&key[..32]).ok()?.into());
-    let account = AccountId::from(<[u8; 32]>::try_from(&key[32..]).ok()?);
+    let bytes32 = |at: usize| -> Option<[u8; 32]> { value.get(at..at + 32)?.try_into().ok() };
+    let bytes16 = |at: usize| -> Option<IpBytes> { value.get(at..at + 16)?.try_into().ok() };
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_be_bytes(value.get(at..at + 8)?.try_into().ok()?))
     };
-    let ip: IpBytes = value[1..17].try_into().ok()?;
-    let source: IpBytes = value[19..35].try_into().ok()?;
     Some((
-        network,
+        NetworkId(bytes32(1)?.into()),
         Entry {
-            account,
-            ip,
-            port: u16::from_be_bytes([value[17], value[18]]),
-            source,
-            proof_of_work: u64_at(35)?,
-            timestamp: u64_at(43)?,
-            seen: u64_at(51)?,
+            account: AccountId::from(bytes32(33)?),
+            ip: bytes16(65)?,
+            port: u16::from_be_bytes([value[81], value[82]]),
+            source: bytes16(83)?,
+            proof_of_work: u64_at(99)?,
+            timestamp: u64_at(107)?,
+            seen: u64_at(115)?,
         },
     ))
 }
@@ -82,6 +79,7 @@ pub fn decode_row(key: &[u8], value: &[u8]) -> Option<(NetworkId, Entry)> {
 /// The tracker's database.
 pub struct Store {
     db: Database,
+    next_seq: u64,
 }
 
 /// What loading found.
@@ -89,11 +87,13 @@ pub struct Store {
 pub struct LoadReport {
     /// Live entries of served networks, now in the registry.
     pub loaded: usize,
-    /// Expired entries, deleted.
-    pub expired: usize,
-    /// Live entries of networks not served now, left on disk until they expire.
+    /// Rows read (live, superseded, expired or of other networks).
+    pub rows: usize,
+    /// Expired rows deleted from the front of the log.
+    pub deleted: usize,
+    /// Live rows of networks not served now, left until they expire.
     pub other_networks: usize,
-    /// Rows that could not be decoded, deleted.
+    /// Rows that could not be decoded (skipped).
     pub corrupt: usize,
 }
 
@@ -110,95 +110,100 @@ impl Store {
             .create(path)
             .map_err(dberr)?;
         let txn = db.begin_write().map_err(dberr)?;
-        txn.open_table(ENTRIES).map_err(dberr)?;
+        let next_seq = {
+            let table = txn.open_table(LOG).map_err(dberr)?;
+            let last = table.last().map_err(dberr)?;
+            last.map_or(0, |(k, _)| k.value().saturating_add(1))
+        };
         txn.commit().map_err(dberr)?;
-        Ok(Store { db })
+        Ok(Store { db, next_seq })
     }
 
-    /// Loads every live entry of the registry's networks into it and deletes expired or
-    /// undecodable rows.
+    /// Loads every live entry of the served networks into `registry` (a key's newest row
+    /// wins) and deletes the expired rows at the front of the log.
     pub fn load(
-        &self,
+        &mut self,
         registry: &mut Registry,
         served: &dyn Fn(&NetworkId) -> bool,
         now: u64,
         ttl_ms: u64,
     ) -> Result<LoadReport, StoreError> {
         let mut report = LoadReport::default();
-        let mut doomed: Vec<Vec<u8>> = Vec::new();
         {
             let txn = self.db.begin_read().map_err(dberr)?;
-            let table = txn.open_table(ENTRIES).map_err(dberr)?;
-            let rows = table.len().map_err(dberr)?;
+            let table = txn.open_table(LOG).map_err(dberr)?;
+            let rows = usize::try_from(table.len().map_err(dberr)?).unwrap_or(0);
             let mut reserved = false;
             for row in table.iter().map_err(dberr)? {
-                let (key, value) = row.map_err(dberr)?;
-                match decode_row(key.value(), value.value()) {
-                    None => {
-                        report.corrupt += 1;
-                        doomed.push(key.value().to_vec());
-                    }
-                    Some((_, entry)) if !entry.is_live(now, ttl_ms) => {
-                        report.expired += 1;
-                        doomed.push(key.value().to_vec());
+                let (_, value) = row.map_err(dberr)?;
+                report.rows += 1;
+                match decode_row(value.value()) {
+                    None => report.corrupt += 1,
+                    Some((network, entry)) if !entry.is_live(now, ttl_ms) => {
+                        // A newer row expired: the key's older rows are gone with it.
+                        registry.remove(&network, &entry.account);
                     }
                     Some((network, _)) if !served(&network) => report.other_networks += 1,
                     Some((network, entry)) => {
                         if !reserved {
                             // Most trackers serve one network: size it once, not by doubling.
-                            registry.reserve(&network, usize::try_from(rows).unwrap_or(0));
+                            registry.reserve(&network, rows);
                             reserved = true;
                         }
                         registry.insert_unchecked(&network, entry);
-                        report.loaded += 1;
                     }
                 }
             }
         }
-        if !doomed.is_empty() {
-            let txn = self.db.begin_write().map_err(dberr)?;
-            {
-                let mut table = txn.open_table(ENTRIES).map_err(dberr)?;
-                for key in &doomed {
-                    table.remove(key.as_slice()).map_err(dberr)?;
-                }
-            }
-            txn.commit().map_err(dberr)?;
-        }
+        report.loaded = registry.len();
+        report.deleted = self.commit(&[], Some(now.saturating_sub(ttl_ms)))?;
         Ok(report)
     }
 
-    /// Deletes `removes`, then writes `puts`, in one durable commit.
+    /// Appends `puts` and, with `expire_before`, deletes the log's oldest rows seen before
+    /// it (up to the first younger row), all in one durable commit. Returns the number of
+    /// rows deleted.
     pub fn commit(
-        &self,
+        &mut self,
         puts: &[(NetworkId, Entry)],
-        removes: &[(NetworkId, AccountId)],
-    ) -> Result<(), StoreError> {
+        expire_before: Option<u64>,
+    ) -> Result<usize, StoreError> {
         let txn = self.db.begin_write().map_err(dberr)?;
+        let mut seq = self.next_seq;
+        let mut deleted = 0;
         {
-            let mut table = txn.open_table(ENTRIES).map_err(dberr)?;
-            // Removals first: a key swept and registered again in one batch must stay.
-            for (network, account) in removes {
-                table
-                    .remove(row_key(network, account).as_slice())
-                    .map_err(dberr)?;
+            let mut table = txn.open_table(LOG).map_err(dberr)?;
+            if let Some(cutoff) = expire_before {
+                let mut end = None;
+                for row in table.range::<u64>(..).map_err(dberr)? {
+                    let (key, value) = row.map_err(dberr)?;
+                    let old = decode_row(value.value()).is_none_or(|(_, e)| e.seen < cutoff);
+                    if !old || deleted == MAX_SWEEP_ROWS {
+                        break;
+                    }
+                    end = Some(key.value());
+                    deleted += 1;
+                }
+                if let Some(end) = end {
+                    table.retain_in(..=end, |_, _| false).map_err(dberr)?;
+                }
             }
             for (network, entry) in puts {
                 table
-                    .insert(
-                        row_key(network, &entry.account).as_slice(),
-                        row_value(entry).as_slice(),
-                    )
+                    .insert(seq, row_value(network, entry).as_slice())
                     .map_err(dberr)?;
+                seq += 1;
             }
         }
-        txn.commit().map_err(dberr)
+        txn.commit().map_err(dberr)?;
+        self.next_seq = seq;
+        Ok(deleted)
     }
 
-    /// How many rows are stored.
+    /// How many rows the log holds.
     pub fn row_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(dberr)?;
-        let table = txn.open_table(ENTRIES).map_err(dberr)?;
+        let table = txn.open_table(LOG).map_err(dberr)?;
         table.len().map_err(dberr)
     }
 }
@@ -210,71 +215,84 @@ mod tests {
     use crate::registry::{RegistryLimits, ip_bytes};
     use std::net::IpAddr;
 
-    #[test]
-    fn rows_round_trip() {
-        let e = Entry {
-            account: tally_core::SecretKey::from_bytes([1; 32]).account(),
-            ip: ip_bytes(IpAddr::from([1, 2, 3, 4])),
+    fn mk(k: u8, ts: u64, seen: u64) -> Entry {
+        Entry {
+            account: tally_core::SecretKey::from_bytes([k; 32]).account(),
+            ip: ip_bytes(IpAddr::from([1, 2, 3, k])),
             source: ip_bytes("2001:db8::1".parse().unwrap()),
             proof_of_work: 77,
-            timestamp: 123,
-            seen: 456,
+            timestamp: ts,
+            seen,
             port: 2222,
-        };
-        let n = NetworkId(tally_core::sha256(&[b"n"]));
-        let (n2, e2) = decode_row(&row_key(&n, &e.account), &row_value(&e)).unwrap();
-        assert_eq!((n2, e2), (n, e));
-        assert!(decode_row(&[0; 64], &[2; VALUE_LEN]).is_none());
-        assert!(decode_row(&[0; 63], &row_value(&e)).is_none());
-        assert!(decode_row(&[0; 64], &row_value(&e)[..58]).is_none());
+        }
     }
 
     #[test]
-    fn load_keeps_live_drops_expired_and_corrupt() {
+    fn rows_round_trip() {
+        let e = mk(1, 123, 456);
+        let n = NetworkId(tally_core::sha256(&[b"n"]));
+        assert_eq!(decode_row(&row_value(&n, &e)), Some((n, e)));
+        let mut other_version = row_value(&n, &e);
+        other_version[0] = 2;
+        assert!(decode_row(&other_version).is_none());
+        assert!(decode_row(&row_value(&n, &e)[..122]).is_none());
+    }
+
+    #[test]
+    fn load_keeps_the_newest_live_rows_and_deletes_the_expired_front() {
         let dir = tempfile::tempdir().unwrap();
         let n = NetworkId(tally_core::sha256(&[b"n"]));
         let other = NetworkId(tally_core::sha256(&[b"o"]));
-        let mk = |k: u8, seen: u64| Entry {
-            account: tally_core::SecretKey::from_bytes([k; 32]).account(),
-            ip: ip_bytes(IpAddr::from([1, 2, 3, k])),
-            source: ip_bytes(IpAddr::from([1, 2, 3, 4])),
-            proof_of_work: 1,
-            timestamp: 1,
-            seen,
-            port: 1,
-        };
-        {
-            let store = Store::open(dir.path(), 1 << 20).unwrap();
-            store
-                .commit(
-                    &[(n, mk(1, 1000)), (n, mk(2, 10)), (other, mk(3, 1000))],
-                    &[],
-                )
-                .unwrap();
-            let txn = store.db.begin_write().unwrap();
-            txn.open_table(ENTRIES)
-                .unwrap()
-                .insert([7u8; 5].as_slice(), [1u8; 3].as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
         let limits = RegistryLimits {
             max_entries: 10,
             max_entries_per_ip: 10,
         };
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store
+                .commit(&[(n, mk(1, 1, 10)), (n, mk(2, 1, 20))], None)
+                .unwrap();
+            // Key 1 re-registers (its first row is now superseded), key 3 arrives, and a
+            // row of a network no longer served.
+            store
+                .commit(
+                    &[
+                        (n, mk(1, 2, 1000)),
+                        (n, mk(3, 1, 1010)),
+                        (other, mk(4, 1, 1020)),
+                    ],
+                    None,
+                )
+                .unwrap();
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(LOG)
+                .unwrap()
+                .insert(99, [1u8; 3].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.next_seq, 100);
         let mut reg = Registry::new([&n], limits);
         let report = store.load(&mut reg, &|id| *id == n, 1050, 100).unwrap();
         assert_eq!(
             report,
             LoadReport {
-                loaded: 1,
-                expired: 1,
+                loaded: 2,
+                rows: 6,
+                deleted: 2,
                 other_networks: 1,
                 corrupt: 1
             }
         );
-        assert_eq!(reg.len(), 1);
+        assert_eq!(
+            reg.get(&n, &mk(1, 0, 0).account).map(|e| e.seen),
+            Some(1000)
+        );
+        assert!(reg.get(&n, &mk(2, 0, 0).account).is_none());
+        assert_eq!(store.row_count().unwrap(), 4);
+        // A later sweep deletes rows up to the first young one.
+        assert_eq!(store.commit(&[], Some(1015)).unwrap(), 2);
         assert_eq!(store.row_count().unwrap(), 2);
     }
 }
