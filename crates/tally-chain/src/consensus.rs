@@ -14,6 +14,26 @@ pub const MAX_FUTURE_DRIFT_MS: u64 = 10 * 60 * 1000;
 /// The most one retarget may change the target by, either way.
 pub const RETARGET_CLAMP: u64 = 4;
 
+/// Proof-of-work parameters for a new network (`tally network new pow`): the given block
+/// time, reward and initial difficulty; a retarget every 20 blocks; blocks of up to 5,000
+/// transfers (about 0.7 MB). Why these: 20 blocks lets a devnet of a few seconds per block
+/// find its difficulty within a minute or two, and 5,000 transfers is what the sync
+/// benchmark validates.
+pub fn default_pow_params(
+    block_time_ms: u64,
+    block_reward: Amount,
+    initial_bits: u32,
+) -> PowParams {
+    PowParams {
+        initial_bits,
+        block_time_ms,
+        retarget_window: 20,
+        block_reward,
+        max_block_transactions: 5_000,
+        max_block_bytes: 1_000_000,
+    }
+}
+
 /// Why a contract cannot drive a chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {

@@ -2,11 +2,30 @@
 //! the consensus rules, the chain as a sans-I/O state machine with its redb storage, the
 //! mempool, and the miner.
 //!
-//! The node drives it: [`Chain::accept_block`] for every block a peer sends (or the miner
-//! finds), [`Chain::submit_transaction`] for every pushed or gossiped transaction,
-//! [`Chain::block_template`] and [`miner::mine`] to mine, and the query methods to answer
-//! `CONNECT` and `SEND_REQUEST`. Time comes in as an argument; nothing here opens a socket
-//! or reads a clock.
+//! The node drives it (seed 004's names):
+//!
+//! - `PUSH_TRANSACTION` / `TRANSACTION`: [`Chain::submit_order`] or
+//!   [`Chain::submit_transaction`] (or [`Chain::submit_transactions`] for a burst); `Ok` is
+//!   `ACCEPT_TRANSACTION` and the transaction is relayed once, `Err(TxRejected)` is the
+//!   reason to send back.
+//! - `HASH_BROADCAST` / `RECEIVE_BLOCK`: [`Chain::accept_block`] (or
+//!   [`Chain::accept_block_bytes`]). [`BlockOutcome::Stored`] means valid: relay it, and if
+//!   `tip_change` is set restart the miner. [`BlockOutcome::Orphan`] names the parent to
+//!   fetch. `Err(ChainError::Invalid)` is the peer's fault when
+//!   [`BlockError::is_peer_fault`] says so; `Err(ChainError::Store)` is ours.
+//! - `CONNECT`: send [`Chain::tip`] (hash, height, total work) and [`Chain::locator`]; the
+//!   side with less work asks. `SEND_REQUEST`: the answerer runs [`Chain::find_fork`] on the
+//!   asker's locator and sends [`Chain::blocks_from`] the height above it, in batches. A
+//!   syncing node may run [`check_block`] (signatures, on all cores) for the next block
+//!   while [`Chain::accept_checked`] connects the previous one.
+//! - Mining: [`Chain::block_template`], then [`miner::mine`] on a blocking thread with a
+//!   stop flag raised on every tip change and a counter read for the hash rate; put the
+//!   returned header in the template and [`Chain::accept_block`] it.
+//! - Wallet queries: [`Chain::account`], [`Chain::transaction_status`],
+//!   [`Mempool::pending_outgoing`], [`Mempool::pending_incoming`].
+//!
+//! Time comes in as an argument; nothing here opens a socket or reads a clock. The chain is
+//! `Send`: a node keeps it behind a mutex.
 
 pub mod bench;
 pub mod block;
@@ -25,7 +44,7 @@ pub use chain::{
     BlockOutcome, Chain, ChainConfig, CheckedBlock, OpenError, TipChange, TipInfo, TxStatus,
     check_block, decode_block, verify_signatures,
 };
-pub use consensus::{ChainParams, ParamsError};
+pub use consensus::{ChainParams, ParamsError, default_pow_params};
 pub use error::{BlockError, ChainError, StoreError, TxRejected};
 pub use mempool::{Mempool, MempoolLimits};
 pub use state::AccountState;

@@ -106,6 +106,17 @@ impl Mempool {
             .unwrap_or(Amount::ZERO)
     }
 
+    /// The sum of pending transfers to `account` (saturating: display only). Walks the
+    /// whole mempool; for wallets' "pending" balance, not for hot paths.
+    pub fn pending_incoming(&self, account: &AccountId) -> Amount {
+        self.transactions()
+            .filter(|tx| tx.transfer.recipient == *account)
+            .fold(Amount::ZERO, |sum, tx| {
+                sum.checked_add(tx.transfer.amount)
+                    .unwrap_or(Amount::from_microcash(u64::MAX))
+            })
+    }
+
     /// Admits `tx` (its signature already checked) given the sender's confirmed state: the
     /// sequence must be unused and not too far ahead, and the sender's balance must cover
     /// this and its other pending transfers.

@@ -629,3 +629,10 @@ fn the_threaded_miner_finds_a_valid_nonce_and_stops_on_request() {
         None
     );
 }
+
+#[test]
+fn the_chain_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Chain>();
+    send::<Block>();
+}
