@@ -4,7 +4,7 @@
 //! private two-member room, `TOPIC <room> <token>` for a topic room); afterwards every line a
 //! member sends reaches the other members with each `#` replaced by the sender's IP address.
 //! The relay's own lines start with `@` (`@ok`, `@here`, `@arrived`, `@left`, `@error`).
-//! The full protocol is in `docs/protocol-relay.md`.
+//! The full protocol is in PROTOCOL.md, section 7 (Relay).
 //!
 //! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`], [`rate`]); networking
 //! lives in [`server`] (the relay) and [`client`] (a small client).
