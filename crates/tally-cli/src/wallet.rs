@@ -269,13 +269,13 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             let entry = wallet.find(from.as_deref())?.clone();
             let client = client()?;
             let receipt = ops::pay(&wallet, &client, &entry.secret_key()?, to, amount).await?;
-            if let Some(earlier) = &receipt.finished_pending {
-                if !json_mode {
-                    println!(
-                        "finished an interrupted earlier order first: {}",
-                        earlier.checksum
-                    );
-                }
+            if let Some(earlier) = &receipt.finished_pending
+                && !json_mode
+            {
+                println!(
+                    "finished an interrupted earlier order first: {}",
+                    earlier.checksum
+                );
             }
             output(
                 json_mode,
@@ -380,10 +380,10 @@ fn signed_amount(microcash: i128) -> String {
 }
 
 fn resolve_account(wallet: &Wallet, query: Option<&str>) -> anyhow::Result<AccountId> {
-    if let Some(text) = query {
-        if text.len() == 64 {
-            return Ok(text.parse()?);
-        }
+    if let Some(text) = query
+        && text.len() == 64
+    {
+        return Ok(text.parse()?);
     }
     Ok(wallet.find(query)?.account)
 }
