@@ -275,10 +275,13 @@ impl<'de> Deserialize<'de> for Transaction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Block {
+    /// What the proof of work covers.
     #[serde(rename = "Header")]
     pub header: BlockHeader,
+    /// The miner's reward.
     #[serde(rename = "Coinbase")]
     pub coinbase: Coinbase,
+    /// Applied in this order.
     #[serde(rename = "Transactions")]
     pub transactions: Vec<Transaction>,
 }

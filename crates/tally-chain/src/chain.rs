@@ -51,8 +51,10 @@ impl Default for ChainConfig {
 /// Why a chain could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The contract cannot drive a chain.
     #[error(transparent)]
     Params(#[from] ParamsError),
+    /// The database cannot be opened or is not this chain's.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -110,12 +112,18 @@ pub enum BlockOutcome {
     Duplicate,
     /// Its parent is unknown; it is held until the parent arrives. The node should fetch
     /// the parent (`SEND_REQUEST`).
-    Orphan { missing_parent: BlockHash },
+    Orphan {
+        /// The block to fetch.
+        missing_parent: BlockHash,
+    },
     /// Valid and stored. `tip_change` is set when the main chain moved (the miner should
     /// restart); `adopted_orphans` are held blocks that could now be connected.
     Stored {
+        /// The block's height.
         height: u64,
+        /// How the main chain moved, if it did.
         tip_change: Option<TipChange>,
+        /// Held blocks connected after it, parents first.
         adopted_orphans: Vec<BlockHash>,
     },
 }
@@ -127,12 +135,20 @@ pub enum TxStatus {
     Pending,
     /// In the main-chain block at `height`; `confirmations` is 1 when that block is the
     /// tip, one more for each block on top.
-    Confirmed { height: u64, confirmations: u64 },
+    Confirmed {
+        /// The block's height.
+        height: u64,
+        /// Blocks from it to the tip, both counted.
+        confirmations: u64,
+    },
     /// Its sender's sequence has passed it in a block older than the recent blocks the
     /// chain indexes: at least `confirmations` deep. (Another transaction with the same
     /// sequence could have been the one confirmed; a wallet that signs one order per
     /// sequence never sees that.)
-    Buried { confirmations: u64 },
+    Buried {
+        /// A lower bound on its confirmations.
+        confirmations: u64,
+    },
     /// Neither pending nor confirmed (rejected, dropped, or replaced in a reorganisation).
     Unknown,
 }

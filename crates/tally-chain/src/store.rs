@@ -36,9 +36,13 @@ pub enum StoredStatus {
 
 /// All that opening a chain reads back.
 pub struct Loaded {
+    /// Every stored header, in no order.
     pub headers: Vec<(BlockHeader, StoredStatus)>,
+    /// The accounts as of the tip.
     pub accounts: Accounts,
+    /// The tip (`None` for a new database).
     pub tip: Option<BlockHash>,
+    /// Main-chain hashes from height 1 up.
     pub main: Vec<BlockHash>,
 }
 

@@ -1,5 +1,6 @@
-//! The test vectors of docs/protocol-chain.md: the document's values are parsed from the
-//! file itself and recomputed here, so the document cannot drift from the code.
+//! The test vectors of PROTOCOL.md §8 (proof-of-work chain): the document's values are
+//! parsed from the file itself and recomputed here, so the document cannot drift from the
+//! code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use tally_chain::block::{BlockHeader, HEADER_VERSION};
 use tally_chain::{Block, Coinbase, Transaction, U256, genesis_hash, merkle_root, miner};
 use tally_core::{Amount, NetworkId, SecretKey, Transfer};
 
-const DOC: &str = include_str!("../../../docs/protocol-chain.md");
+const DOC: &str = include_str!("../../../PROTOCOL.md");
 
 /// The `name = hex` lines of the document's vector block.
 fn documented() -> HashMap<String, String> {
