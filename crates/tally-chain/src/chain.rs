@@ -1172,7 +1172,8 @@ impl Chain {
                     }
                     Err(error) => {
                         warn!(%hash, %error, "held orphan rejected");
-                        self.drop_orphan_descendants(hash);
+                        let condemned = error.block_error().is_some_and(BlockError::is_peer_fault);
+                        self.drop_orphan_descendants(hash, condemned);
                     }
                 }
             }
@@ -1180,12 +1181,16 @@ impl Chain {
         (adopted, change)
     }
 
-    fn drop_orphan_descendants(&mut self, hash: BlockHash) {
+    /// Drops the held descendants of a block that failed; `condemned` remembers them as
+    /// invalid (not when the failure may pass later, like a timestamp ahead of our clock).
+    fn drop_orphan_descendants(&mut self, hash: BlockHash, condemned: bool) {
         let mut stack = vec![hash];
         while let Some(parent) = stack.pop() {
             for kid in self.orphans_by_parent.remove(&parent).unwrap_or_default() {
                 self.drop_orphan(&kid);
-                self.remember_rejected(kid);
+                if condemned {
+                    self.remember_rejected(kid);
+                }
                 stack.push(kid);
             }
         }

@@ -636,3 +636,33 @@ fn the_chain_can_move_between_threads() {
     send::<Chain>();
     send::<Block>();
 }
+
+#[test]
+fn a_bad_held_orphan_is_dropped_with_its_descendants_when_its_parent_arrives() {
+    let mut chain = chain();
+    let p = chain.params().clone();
+    let b1 = child(&p, genesis(&p), vec![], 0);
+    let mut forged = transfer(&alice(), &bob(), 1, 0);
+    forged.transfer.amount = Amount::from_microcash(3 * CASH);
+    let b2 = child(&p, parent_of(&b1), vec![forged], 0);
+    let b3 = child(&p, parent_of(&b2), vec![], 0);
+    for block in [&b3, &b2] {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Orphan { .. }
+        ));
+    }
+    let BlockOutcome::Stored {
+        adopted_orphans, ..
+    } = chain.accept_block(b1.clone(), NOW).unwrap()
+    else {
+        panic!("b1 is valid")
+    };
+    assert!(adopted_orphans.is_empty());
+    assert_eq!(chain.tip().hash, b1.hash());
+    assert_eq!(chain.orphan_count(), 0);
+    assert!(matches!(
+        rejects(&mut chain, b3),
+        BlockError::KnownInvalid(_)
+    ));
+}
