@@ -89,6 +89,11 @@ pub struct RelayArgs {
     /// Listen backlog [default: 1024].
     #[arg(long)]
     pub backlog: Option<u32>,
+    /// Worker threads of a runtime of the relay's own (1 = a single-threaded runtime, the
+    /// least CPU per line at moderate load); 0 runs the relay on the command's runtime, one
+    /// worker per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl RelayArgs {
@@ -144,6 +149,52 @@ async fn stop_signal() {
 /// `relay listening on ADDR` on stdout once bound, for scripts and tests.
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let config = args.config();
+    if args.threads == 0 {
+        let relay = bind_and_announce(config).await?;
+        relay.serve(stop_signal()).await?;
+        return Ok(());
+    }
+    // A runtime of the relay's own, on its own thread; this one only waits for the signal.
+    let threads = args.threads;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    std::thread::Builder::new()
+        .name("relay".into())
+        .spawn(move || {
+            let result = (|| {
+                let runtime = if threads == 1 {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                } else {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(threads)
+                        .enable_all()
+                        .build()?
+                };
+                runtime.block_on(async move {
+                    let relay = bind_and_announce(config).await?;
+                    relay
+                        .serve(async move {
+                            let _ = stop_rx.await;
+                        })
+                        .await?;
+                    anyhow::Ok(())
+                })
+            })();
+            let _ = done_tx.send(result);
+        })?;
+    tokio::select! {
+        () = stop_signal() => {
+            let _ = stop_tx.send(());
+            done_rx.await?
+        }
+        done = &mut done_rx => done?,
+    }
+}
+
+/// Binds the relay and prints `relay listening on ADDR` on stdout.
+async fn bind_and_announce(config: RelayConfig) -> anyhow::Result<Relay> {
     let relay = Relay::bind(config.clone()).await?;
     let addr = relay.local_addr();
     {
@@ -153,8 +204,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     info!(%addr, ?config, "relay started");
-    relay.serve(stop_signal()).await?;
-    Ok(())
+    Ok(relay)
 }
 
 /// Options of `tally chat`.
@@ -350,12 +400,20 @@ pub struct BenchArgs {
     /// Aggregate lines per second in the latency run.
     #[arg(long, default_value_t = 20_000)]
     pub latency_rate: u64,
+    /// Pacing step of the latency run's sender, in microseconds: lines due within one
+    /// step are sent together (to different rooms).
+    #[arg(long, default_value_t = 250)]
+    pub pace_us: u64,
     /// Seconds measured in the latency run.
     #[arg(long, default_value_t = 5.0)]
     pub latency_seconds: f64,
     /// Idle joined connections in the memory run.
     #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
+    /// Passed to the relay child as `--threads` (0: the relay on its command's runtime, one
+    /// worker per core).
+    #[arg(long, default_value_t = 0)]
+    pub relay_threads: usize,
     /// Runs to do: any of throughput, latency, memory (default: all three).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -507,6 +565,61 @@ fn secs(value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|e| anyhow::anyhow!("bad duration {value}: {e}"))
 }
 
+/// CPU time counters, in clock ticks (1/100 s on Linux), from /proc.
+#[derive(Clone, Copy)]
+struct CpuSnapshot {
+    at: Instant,
+    busy_all: u64,
+    this: u64,
+    relay: u64,
+}
+
+fn proc_ticks(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may contain spaces): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn cpu_snapshot(relay_pid: u32) -> Option<CpuSnapshot> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy_all = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    Some(CpuSnapshot {
+        at: Instant::now(),
+        busy_all,
+        this: proc_ticks("/proc/self/stat")?,
+        relay: proc_ticks(&format!("/proc/{relay_pid}/stat"))?,
+    })
+}
+
+/// Where the CPU went between two snapshots, in percent of one core.
+fn cpu_report(a: Option<CpuSnapshot>, b: Option<CpuSnapshot>) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return "CPU use unknown (no /proc)".to_owned();
+    };
+    let secs = (b.at - a.at).as_secs_f64().max(1e-9);
+    let pct = |ticks: u64| ticks as f64 / secs; // 100 ticks a second = 100 %
+    let relay = b.relay.saturating_sub(a.relay);
+    let this = b.this.saturating_sub(a.this);
+    let others = b
+        .busy_all
+        .saturating_sub(a.busy_all)
+        .saturating_sub(relay + this);
+    format!(
+        "CPU in % of one core: relay {:.0}, bench client {:.0}, other processes {:.0}",
+        pct(relay),
+        pct(this),
+        pct(others)
+    )
+}
+
 struct RoomFlow {
     received: AtomicU64,
     progress: Notify,
@@ -514,8 +627,8 @@ struct RoomFlow {
 
 /// Lines per second forwarded across `rooms` private rooms, each with one sender writing
 /// as fast as its window allows and one receiver counting lines.
-async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
-    let relay = ChildRelay::start(&[]).await?;
+async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64, String)> {
+    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
     let pairs = bench_pairs(relay.addr, args.rooms, "tp").await?;
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(AtomicU64::new(0));
@@ -572,6 +685,7 @@ async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
         });
     }
     tokio::time::sleep(secs(args.warmup)?).await;
+    let cpu0 = cpu_snapshot(relay.pid);
     let (c0, b0, t0) = (
         total.load(Ordering::Relaxed),
         total_bytes.load(Ordering::Relaxed),
@@ -583,94 +697,135 @@ async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
         total_bytes.load(Ordering::Relaxed),
         Instant::now(),
     );
+    let cpu = cpu_report(cpu0, cpu_snapshot(relay.pid));
     stop.store(true, Ordering::Relaxed);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     relay.stop().await;
     let dt = (t1 - t0).as_secs_f64();
-    Ok(((c1 - c0) as f64 / dt, (b1 - b0) as f64 / dt))
+    Ok(((c1 - c0) as f64 / dt, (b1 - b0) as f64 / dt, cpu))
 }
 
 struct Latency {
     samples: Vec<u64>,
     achieved_rate: f64,
+    cpu: String,
 }
 
 /// Forwarding latency (send to receive, both in this process) at a fixed aggregate rate.
 async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
-    let relay = ChildRelay::start(&[]).await?;
+    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
     let pairs = bench_pairs(relay.addr, args.rooms, "lat").await?;
     let base = Instant::now();
     let rooms = pairs.len() as u64;
     if args.latency_rate == 0 || rooms == 0 {
         bail!("the latency run needs a rate and rooms");
     }
-    let period = Duration::from_nanos(1_000_000_000 * rooms / args.latency_rate);
     let warmup = secs(args.warmup)?;
     let measure = secs(args.latency_seconds)?;
     let window_start = warmup;
     let window_end = warmup + measure;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut receivers = tokio::task::JoinSet::new();
-    for (index, (mut sender, receiver)) in pairs.into_iter().enumerate() {
-        let offset = period.mul_f64(index as f64 / rooms as f64);
-        tasks.spawn(async move {
-            tokio::time::sleep(offset).await;
-            let mut ticks = tokio::time::interval(period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut sent = 0u64;
-            loop {
-                ticks.tick().await;
-                let now = base.elapsed();
-                if now > window_end + Duration::from_millis(200) {
-                    return sent;
-                }
-                let line = format!("<# t={}>\n", now.as_nanos());
-                if sender.write_all(line.as_bytes()).await.is_err() {
-                    return sent;
-                }
-                if now >= window_start && now < window_end {
-                    sent += 1;
-                }
+    let mut senders = Vec::with_capacity(pairs.len());
+    let mut receiver_sockets = Vec::with_capacity(pairs.len());
+    for (sender, receiver) in pairs {
+        let sender = sender.into_std()?;
+        sender.set_nonblocking(false)?;
+        senders.push(sender);
+        receiver_sockets.push(receiver.into_std()?);
+    }
+    // The receivers run on a single-threaded runtime of their own: the least CPU per line,
+    // leaving the most for the relay on this small machine.
+    let receivers = std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let mut receivers = tokio::task::JoinSet::new();
+            for socket in receiver_sockets {
+                let receiver = TcpStream::from_std(socket)?;
+                receivers.spawn(async move {
+                    let mut samples = Vec::new();
+                    let mut lines = BufReader::new(receiver).lines();
+                    while let Ok(Ok(Some(line))) =
+                        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+                    {
+                        let now = base.elapsed();
+                        let Some(sent) = line
+                            .split("t=")
+                            .nth(1)
+                            .and_then(|t| t.trim_end_matches('>').parse::<u128>().ok())
+                        else {
+                            continue;
+                        };
+                        let sent = Duration::from_nanos(u64::try_from(sent).unwrap_or(u64::MAX));
+                        if sent >= window_start && sent < window_end {
+                            samples.push(now.saturating_sub(sent).as_nanos() as u64);
+                        }
+                        if sent >= window_end {
+                            break;
+                        }
+                    }
+                    samples
+                });
             }
-        });
-        receivers.spawn(async move {
             let mut samples = Vec::new();
-            let mut lines = BufReader::new(receiver).lines();
-            while let Ok(Ok(Some(line))) =
-                tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-            {
-                let now = base.elapsed();
-                let Some(sent) = line
-                    .split("t=")
-                    .nth(1)
-                    .and_then(|t| t.trim_end_matches('>').parse::<u128>().ok())
-                else {
-                    continue;
-                };
-                let sent = Duration::from_nanos(u64::try_from(sent).unwrap_or(u64::MAX));
-                if sent >= window_start && sent < window_end {
-                    samples.push(now.saturating_sub(sent).as_nanos() as u64);
-                }
-                if sent >= window_end {
-                    break;
-                }
+            while let Some(result) = receivers.join_next().await {
+                samples.extend(result?);
             }
-            samples
-        });
-    }
-    let mut sent = 0u64;
-    while let Some(result) = tasks.join_next().await {
-        sent += result?;
-    }
-    let mut samples = Vec::new();
-    while let Some(result) = receivers.join_next().await {
-        samples.extend(result?);
-    }
+            anyhow::Ok(samples)
+        })
+    });
+    // One paced sender thread: a line every 1/rate seconds, round-robin over the rooms, so
+    // the load is even (tokio timers tick by the millisecond and would send in bursts).
+    let rate = args.latency_rate as f64;
+    let pace = Duration::from_micros(args.pace_us);
+    let pacer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut sent = 0u64;
+        let mut k = 0u64;
+        let mut line = Vec::with_capacity(64);
+        loop {
+            let due = Duration::from_secs_f64(k as f64 / rate);
+            let now = base.elapsed();
+            // Lines due within one pacing step go out together (to different rooms): a
+            // sleep per line would cost the small machine more than the relay does.
+            if due > now + pace {
+                std::thread::sleep(due - now);
+            }
+            let now = base.elapsed();
+            if now > window_end + Duration::from_millis(200) {
+                return sent;
+            }
+            line.clear();
+            let _ = write!(line, "<# t={}>\n", now.as_nanos());
+            let room = (k % rooms) as usize;
+            if senders[room].write_all(&line).is_err() {
+                return sent;
+            }
+            if now >= window_start && now < window_end {
+                sent += 1;
+            }
+            k += 1;
+        }
+    });
+    let relay_pid = relay.pid;
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep(window_start.saturating_sub(base.elapsed())).await;
+        let a = cpu_snapshot(relay_pid);
+        tokio::time::sleep(window_end.saturating_sub(base.elapsed())).await;
+        cpu_report(a, cpu_snapshot(relay_pid))
+    });
+    let sent = tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the sender thread failed"))?;
+    let mut samples = tokio::task::spawn_blocking(move || receivers.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the receiver thread failed"))??;
     relay.stop().await;
     samples.sort_unstable();
     Ok(Latency {
         achieved_rate: sent as f64 / measure.as_secs_f64(),
+        cpu: cpu.await?,
         samples,
     })
 }
@@ -701,7 +856,7 @@ async fn bench_memory(args: &BenchArgs) -> anyhow::Result<(u64, u64)> {
              relay: raise it (ulimit -n {need}) or lower --idle"
         );
     }
-    let relay = ChildRelay::start(&[]).await?;
+    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = relay.rss()?;
     let addr = relay.addr;
@@ -749,7 +904,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
          bench clients in this process, loopback, {cores} cores shared"
     );
     if wants("throughput") {
-        let (lines, bytes) = bench_throughput(&args).await?;
+        let (lines, bytes, cpu) = bench_throughput(&args).await?;
         println!(
             "throughput: {} private rooms, 1 sender + 1 receiver each, {:.1} s: {:.0} lines/s \
              ({:.1} MB/s delivered) [target >= 500000 lines/s: {}]",
@@ -759,6 +914,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             bytes / 1e6,
             if lines >= 500_000.0 { "met" } else { "MISSED" }
         );
+        println!("  {cpu}");
     }
     if wants("latency") {
         let latency = bench_latency(&args).await?;
@@ -778,6 +934,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             percentile(s, 100.0),
             if p99 < 2.0 { "met" } else { "MISSED" }
         );
+        println!("  {}", latency.cpu);
     }
     if wants("memory") {
         let (before, after) = bench_memory(&args).await?;
