@@ -18,5 +18,5 @@
 mod state;
 mod store;
 
-pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Validator};
+pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator};
 pub use store::{CertificatePage, LedgerStore, StoreError};

@@ -80,6 +80,30 @@ impl Changes {
     }
 }
 
+/// A batch's changes together with the state they leave (each changed account's state, the
+/// supply, the log length), detached from the validator: the store can write it while the
+/// validator already decides the next batch.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every account the batch changed, with its state after the batch.
+    pub accounts: Vec<(AccountId, AccountState)>,
+    /// Lock changes, in order.
+    pub locks: Vec<LockChange>,
+    /// Certificates appended to the log, with their log positions.
+    pub certificates: Vec<(u64, Certificate)>,
+    /// The supply after the batch.
+    pub supply: Amount,
+    /// The log length after the batch.
+    pub log_len: u64,
+}
+
+impl Snapshot {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.locks.is_empty() && self.certificates.is_empty()
+    }
+}
+
 /// A validator: its key, its network's rules and its ledger.
 pub struct Validator {
     key: SecretKey,
@@ -202,6 +226,27 @@ impl Validator {
     /// Takes the changes recorded since the last call.
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.changes)
+    }
+
+    /// `changes` (taken from this validator) with the state they leave, for the store.
+    pub fn snapshot(&self, changes: Changes) -> Snapshot {
+        Snapshot {
+            accounts: changes
+                .accounts
+                .into_iter()
+                .map(|account| (account, self.account(&account)))
+                .collect(),
+            locks: changes.locks,
+            certificates: changes.certificates,
+            supply: self.supply,
+            log_len: self.log_len,
+        }
+    }
+
+    /// Takes the changes recorded since the last call, with the state they leave.
+    pub fn take_snapshot(&mut self) -> Snapshot {
+        let changes = self.take_changes();
+        self.snapshot(changes)
     }
 
     /// Decides whether to vote for an order whose signature check gave `signature_ok`, and

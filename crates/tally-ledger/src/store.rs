@@ -8,7 +8,7 @@ use std::path::Path;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_core::{AccountId, Amount, Certificate, LockSlot, NetworkContract, OrderDigest};
 
-use crate::{AccountState, Changes, LockChange, Validator};
+use crate::{AccountState, Changes, LockChange, Snapshot, Validator};
 
 const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
@@ -16,6 +16,9 @@ const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certific
 const SENT: TableDefinition<&[u8], u64> = TableDefinition::new("sent");
 const TOUCHING: TableDefinition<&[u8], ()> = TableDefinition::new("touching");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Genesis accounts written per transaction.
+const GENESIS_CHUNK: usize = 65_536;
 
 const META_SUPPLY: &str = "supply";
 const META_LOG_LEN: &str = "log_len";
@@ -149,8 +152,26 @@ impl LedgerStore {
                 validator
                     .apply_genesis(contract)
                     .map_err(|e| StoreError::Corrupt(format!("genesis: {e}")))?;
-                let changes = validator.take_changes();
-                self.commit_with(validator, &changes, &[], Some(network_prefix))?;
+                drop(validator.take_changes());
+                // A genesis may fund millions of accounts: write them in key order (appends
+                // are much cheaper than random inserts) and in bounded transactions, so the
+                // memory a write transaction holds stays small. The network marker goes in
+                // last: a crash before it makes the next start write the genesis again.
+                let mut accounts: Vec<AccountId> = validator.accounts().map(|(a, _)| *a).collect();
+                accounts.sort_unstable();
+                for chunk in accounts.chunks(GENESIS_CHUNK) {
+                    let snapshot = Snapshot {
+                        accounts: chunk.iter().map(|a| (*a, validator.account(a))).collect(),
+                        supply: validator.supply(),
+                        ..Snapshot::default()
+                    };
+                    self.commit_with(&snapshot, &[], None)?;
+                }
+                let marker = Snapshot {
+                    supply: validator.supply(),
+                    ..Snapshot::default()
+                };
+                self.commit_with(&marker, &[], Some(network_prefix))?;
                 return Ok(());
             }
             Some(prefix) if prefix != network_prefix => return Err(StoreError::WrongNetwork),
@@ -188,6 +209,16 @@ impl LedgerStore {
                 2 => LockSlot::Intro(account),
                 _ => return Err(StoreError::Corrupt("lock kind".into())),
             };
+            // A transfer lock whose order was since applied is history: its row is left
+            // behind (clearing it would cost a write per certificate) and is overwritten
+            // by the account's next lock.
+            if let LockSlot::Sequence(account, sequence) = slot
+                && accounts
+                    .get(&account)
+                    .is_some_and(|state| sequence < state.next_sequence)
+            {
+                continue;
+            }
             locks.push((slot, OrderDigest::from(digest)));
         }
         validator.restore(accounts, locks, Amount::from_microcash(supply), log_len);
@@ -202,13 +233,33 @@ impl LedgerStore {
         changes: &Changes,
         cursors: &[(AccountId, u64)],
     ) -> Result<(), StoreError> {
-        self.commit_with(validator, changes, cursors, None)
+        let snapshot = Snapshot {
+            accounts: changes
+                .accounts
+                .iter()
+                .map(|account| (*account, validator.account(account)))
+                .collect(),
+            locks: changes.locks.clone(),
+            certificates: changes.certificates.clone(),
+            supply: validator.supply(),
+            log_len: validator.log_len(),
+        };
+        self.commit_with(&snapshot, cursors, None)
+    }
+
+    /// Makes one batch durable from a [`Snapshot`], which lets the validator go on deciding
+    /// the next batch meanwhile. Snapshots must be committed in the order they were taken.
+    pub fn commit_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        cursors: &[(AccountId, u64)],
+    ) -> Result<(), StoreError> {
+        self.commit_with(snapshot, cursors, None)
     }
 
     fn commit_with(
         &self,
-        validator: &Validator,
-        changes: &Changes,
+        changes: &Snapshot,
         cursors: &[(AccountId, u64)],
         network_prefix: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -218,11 +269,10 @@ impl LedgerStore {
         let txn = self.db.begin_write()?;
         {
             let mut accounts = txn.open_table(ACCOUNTS)?;
-            for account in &changes.accounts {
-                let state = validator.account(account);
+            for (account, state) in &changes.accounts {
                 accounts.insert(
                     account.as_bytes().as_slice(),
-                    encode_account(&state).as_slice(),
+                    encode_account(state).as_slice(),
                 )?;
             }
             let mut locks = txn.open_table(LOCKS)?;
@@ -238,6 +288,8 @@ impl LedgerStore {
                         value[8..].copy_from_slice(digest.as_bytes());
                         locks.insert(lock_key(slot).as_slice(), value.as_slice())?;
                     }
+                    // Stale transfer locks are skipped on load (see `load`).
+                    LockChange::Clear(LockSlot::Sequence(..)) => {}
                     LockChange::Clear(slot) => {
                         locks.remove(lock_key(slot).as_slice())?;
                     }
@@ -262,8 +314,8 @@ impl LedgerStore {
                 }
             }
             let mut meta = txn.open_table(META)?;
-            meta.insert(META_SUPPLY, validator.supply().microcash())?;
-            meta.insert(META_LOG_LEN, validator.log_len())?;
+            meta.insert(META_SUPPLY, changes.supply.microcash())?;
+            meta.insert(META_LOG_LEN, changes.log_len)?;
             if let Some(prefix) = network_prefix {
                 meta.insert(META_NETWORK_CHECK, prefix)?;
             }
@@ -522,5 +574,72 @@ mod tests {
         let rest = store.accounts_page(Some(&page[0].0), 10).unwrap();
         assert_eq!(rest.len(), 1);
         assert_ne!(rest[0].0, page[0].0);
+    }
+
+    #[test]
+    fn a_lock_whose_certificate_was_applied_is_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<SecretKey> = (0..4u8)
+            .map(|i| SecretKey::from_bytes([i + 1; 32]))
+            .collect();
+        let alice = SecretKey::from_bytes([0xa1; 32]);
+        let bob = SecretKey::from_bytes([0xb0; 32]);
+        let contract = NetworkContract {
+            name: "locks".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_microcash(10),
+            intro_pow_bits: 0,
+            validators: keys
+                .iter()
+                .map(|k| ValidatorInfo {
+                    key: k.account(),
+                    address: "127.0.0.1:1".into(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: vec![Allocation {
+                account: alice.account(),
+                amount: Amount::from_microcash(1000),
+            }],
+            pow: None,
+        };
+        let net = contract.id();
+        let path = dir.path().join("ledger.redb");
+        let order = |seq, amount| {
+            SignedOrder::sign(
+                Order::Transfer(Transfer {
+                    sender: alice.account(),
+                    recipient: bob.account(),
+                    amount: Amount::from_microcash(amount),
+                    sequence: seq,
+                }),
+                &alice,
+                &net,
+            )
+        };
+        {
+            let store = LedgerStore::open(&path, 1 << 20).unwrap();
+            let mut v = Validator::new(keys[0].clone(), &contract).unwrap();
+            store.load(&mut v, &contract).unwrap();
+            // The vote and the certificate in separate batches, as under load.
+            let first = order(0, 300);
+            v.handle_order(&first, true).unwrap();
+            store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+            let votes: Vec<Vote> = keys[..3]
+                .iter()
+                .map(|k| Vote::sign(k, &net, &first.order.digest(&net)))
+                .collect();
+            v.handle_certificate(&Certificate::new(first, &net, votes), true)
+                .unwrap();
+            store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+        }
+        let store = LedgerStore::open(&path, 1 << 20).unwrap();
+        let mut v = Validator::new(keys[0].clone(), &contract).unwrap();
+        store.load(&mut v, &contract).unwrap();
+        assert_eq!(v.account(&alice.account()).next_sequence, 1);
+        // The stale row for sequence 0 neither blocks sequence 1 nor counts as a vote.
+        assert!(!v.has_voted_for(&order(0, 300).order, &order(0, 300).order.digest(&net)));
+        assert!(v.handle_order(&order(1, 5), true).is_ok());
     }
 }

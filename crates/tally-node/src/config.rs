@@ -83,7 +83,7 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(120),
             max_connections: 1024,
             max_in_flight: 4096,
-            max_batch: 2048,
+            max_batch: 8192,
             sync_interval: Duration::from_secs(1),
             cache_bytes: 32 * 1024 * 1024,
         }

@@ -1,16 +1,22 @@
 //! The batching engine: one thread owns the validator state and the database writes.
 //!
-//! A batch is whatever queued while the previous batch was being committed, so batches
+//! A batch is whatever queued while the previous batch was being processed, so batches
 //! grow under load (amortising the fsync and the batched signature checks) and shrink to
 //! one request when idle (no added latency).
+//!
+//! Two stages overlap: while the committer thread makes batch N durable, the engine thread
+//! already checks, decides and signs batch N+1 against the in-memory state. Batches are
+//! committed in order and a batch's answers leave only after its own commit, so no vote is
+//! ever sent before it is durable; if a commit fails, that batch and every later one (whose
+//! decisions built on it) are answered with errors and the engine stops.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder, Vote};
-use tally_ledger::{LedgerError, LedgerStore, Validator};
+use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
 use tally_proto::packet::LoggedCertificate;
 use tally_proto::{
     EndAck, ErrorCode, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
@@ -120,6 +126,7 @@ pub fn start(
         max_batch,
         listen,
         log_len: log_len.clone(),
+        failed: Arc::new(AtomicBool::new(false)),
         batches: 0,
         requests: 0,
     };
@@ -144,8 +151,26 @@ struct Engine {
     max_batch: usize,
     listen: String,
     log_len: Arc<AtomicU64>,
+    /// Set by the committer when a commit failed.
+    failed: Arc<AtomicBool>,
     batches: u64,
     requests: u64,
+}
+
+/// A decided batch on its way to the disk; its answers wait for its commit.
+struct Decided {
+    snapshot: Snapshot,
+    cursors: Vec<(AccountId, u64)>,
+    decisions: Vec<Decision>,
+    answers: Vec<Option<Packet>>,
+    replies: Vec<Option<oneshot::Sender<Packet>>>,
+}
+
+/// Work for the committer thread.
+enum Commit {
+    Batch(Decided),
+    /// Answer once every batch sent before is committed.
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 /// What the parallel check found for one job.
@@ -176,6 +201,25 @@ enum Decision {
 
 impl Engine {
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        // One batch commits while the next is decided; a third waits at most.
+        let (commits, pending) = std::sync::mpsc::sync_channel::<Commit>(1);
+        let committer = {
+            let (store, log_len, failed) = (
+                self.store.clone(),
+                self.log_len.clone(),
+                self.failed.clone(),
+            );
+            std::thread::Builder::new()
+                .name("tally-commit".into())
+                .spawn(move || run_committer(&store, &pending, &log_len, &failed))
+        };
+        let committer = match committer {
+            Ok(committer) => committer,
+            Err(error) => {
+                tracing::error!(%error, "cannot spawn the commit thread; engine stopped");
+                return;
+            }
+        };
         while let Some(first) = receiver.blocking_recv() {
             let mut batch = Vec::with_capacity(64);
             batch.push(first);
@@ -185,19 +229,42 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            if !self.process(batch) {
+            let decided = self.process(batch, &commits);
+            if self.failed.load(Ordering::Acquire) || commits.send(Commit::Batch(decided)).is_err()
+            {
                 // The memory state is now ahead of the disk. Stop serving: a restart
-                // reloads the last durable state, and no unrecorded vote was given.
+                // reloads the last durable state, and no unrecorded vote was given (the
+                // committer refuses every batch after a failed one).
                 tracing::error!("engine stopped after a failed commit; restart the node");
-                return;
+                break;
             }
         }
+        drop(commits);
+        let _ = committer.join();
         tracing::debug!("engine stopped");
     }
 
-    /// Processes one batch; false if its commit failed.
-    fn process(&mut self, batch: Vec<Job>) -> bool {
+    /// Waits until every batch handed to the committer is durable.
+    fn flush(commits: &std::sync::mpsc::SyncSender<Commit>) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if commits.send(Commit::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Checks, decides and signs one batch; the committer writes it and answers.
+    fn process(
+        &mut self,
+        batch: Vec<Job>,
+        commits: &std::sync::mpsc::SyncSender<Commit>,
+    ) -> Decided {
         self.batches += 1;
+        // A full ledger page is read from the disk: let it catch up with memory first.
+        if batch.iter().any(|job| {
+            matches!(job, Job::Request { packet: Packet::ReqLedger(request), .. } if request.accounts.is_none())
+        }) {
+            Self::flush(commits);
+        }
         self.requests += batch.len() as u64;
         let checks = self.check_signatures(&batch);
         let mut decisions = Vec::with_capacity(batch.len());
@@ -251,42 +318,13 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        // Durable before anything is said.
-        let changes = self.validator.take_changes();
-        let committed = self.store.commit(&self.validator, &changes, &cursors);
-        if let Err(error) = &committed {
-            tracing::error!(%error, "commit failed; the batch is not acknowledged");
+        Decided {
+            snapshot: self.validator.take_snapshot(),
+            cursors,
+            decisions,
+            answers,
+            replies,
         }
-        self.log_len
-            .store(self.validator.log_len(), Ordering::Relaxed);
-        for ((decision, answer), reply) in decisions.into_iter().zip(answers).zip(replies) {
-            let packet = match decision {
-                Decision::Synced {
-                    applied,
-                    cursor,
-                    reply,
-                    ..
-                } => {
-                    if committed.is_ok() {
-                        let _ = reply.send(SyncOutcome { applied, cursor });
-                    }
-                    continue;
-                }
-                Decision::Read(packet) => packet,
-                _ if committed.is_err() => {
-                    Packet::error(ErrorCode::Internal, "storage failed; nothing was recorded")
-                }
-                Decision::Answer(packet) => packet,
-                Decision::Vote { .. } => match answer {
-                    Some(packet) => packet,
-                    None => Packet::error(ErrorCode::Internal, "vote missing"),
-                },
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(packet);
-            }
-        }
-        committed.is_ok()
     }
 
     /// Checks every signature the batch carries: one batch equation per core-sized chunk.
@@ -524,6 +562,79 @@ impl Engine {
             supply: self.validator.supply(),
             batches: self.batches,
             requests: self.requests,
+        }
+    }
+}
+
+/// The committer thread: makes each decided batch durable, in order, then answers it.
+fn run_committer(
+    store: &LedgerStore,
+    pending: &std::sync::mpsc::Receiver<Commit>,
+    log_len: &AtomicU64,
+    failed: &AtomicBool,
+) {
+    for work in pending {
+        let decided = match work {
+            Commit::Batch(decided) => decided,
+            Commit::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        // Durable before anything is said; nothing after a failed batch is written, since
+        // its decisions built on the failed one.
+        let committed = if failed.load(Ordering::Acquire) {
+            false
+        } else {
+            match store.commit_snapshot(&decided.snapshot, &decided.cursors) {
+                Ok(()) => {
+                    log_len.store(decided.snapshot.log_len, Ordering::Relaxed);
+                    true
+                }
+                Err(error) => {
+                    tracing::error!(%error, "commit failed; the batch is not acknowledged");
+                    failed.store(true, Ordering::Release);
+                    false
+                }
+            }
+        };
+        answer(decided, committed);
+    }
+}
+
+/// Releases a batch's answers once its commit is decided.
+fn answer(decided: Decided, committed: bool) {
+    let Decided {
+        decisions,
+        answers,
+        replies,
+        ..
+    } = decided;
+    for ((decision, answer), reply) in decisions.into_iter().zip(answers).zip(replies) {
+        let packet = match decision {
+            Decision::Synced {
+                applied,
+                cursor,
+                reply,
+                ..
+            } => {
+                if committed {
+                    let _ = reply.send(SyncOutcome { applied, cursor });
+                }
+                continue;
+            }
+            Decision::Read(packet) => packet,
+            _ if !committed => {
+                Packet::error(ErrorCode::Internal, "storage failed; nothing was recorded")
+            }
+            Decision::Answer(packet) => packet,
+            Decision::Vote { .. } => match answer {
+                Some(packet) => packet,
+                None => Packet::error(ErrorCode::Internal, "vote missing"),
+            },
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(packet);
         }
     }
 }

@@ -79,20 +79,23 @@ impl Node {
         };
 
         let path = config.data_dir.join("ledger.redb");
-        let contract = config.contract.clone();
-        let key = config.key.clone();
-        let cache = config.cache_bytes;
-        let (validator, store) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-            let store = LedgerStore::open(&path, cache)?;
-            let mut validator = Validator::new(key, &contract)?;
-            store.load(&mut validator, &contract)?;
-            Ok((validator, store))
-        })
-        .await
-        .map_err(|e| NodeError::Store(StoreError::Database(e.to_string())))??;
+        let (validator, store, mut config) =
+            tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+                let store = LedgerStore::open(&path, config.cache_bytes)?;
+                let mut validator = Validator::new(config.key.clone(), &config.contract)?;
+                store.load(&mut validator, &config.contract)?;
+                Ok((validator, store, config))
+            })
+            .await
+            .map_err(|e| NodeError::Store(StoreError::Database(e.to_string())))??;
+        // The genesis now lives in the ledger; the running node keeps no copy of it (a
+        // contract may fund millions of accounts), so the network id is computed once.
+        let network = *validator.network();
+        config.contract.genesis = Vec::new();
+        let config = Arc::new(config);
         tracing::info!(
             validator = %me.short(),
-            network = %config.contract.id(),
+            network = %network,
             accounts = validator.account_count(),
             certificates = validator.log_len(),
             "ledger loaded"
@@ -111,7 +114,7 @@ impl Node {
             listener,
             engine.clone(),
             store.clone(),
-            Arc::new(config.clone()),
+            config.clone(),
             cancel.clone(),
         ));
         let mut rpc_address = None;
@@ -126,9 +129,10 @@ impl Node {
         for peer in config.contract.validators.iter().filter(|v| v.key != me) {
             tasks.spawn(crate::sync::sync_with_peer(
                 peer.clone(),
+                network,
                 engine.clone(),
                 store.clone(),
-                Arc::new(config.clone()),
+                config.clone(),
                 cancel.clone(),
             ));
         }

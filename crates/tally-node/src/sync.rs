@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_core::ValidatorInfo;
+use tally_core::{NetworkId, ValidatorInfo};
 use tally_ledger::LedgerStore;
 use tally_proto::{CertQuery, Connection, ErrorCode, Hello, Packet};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ const PAGE: u32 = 256;
 /// Runs until `cancel`: polls `peer` every `sync_interval`, faster while it has more.
 pub async fn sync_with_peer(
     peer: ValidatorInfo,
+    network: NetworkId,
     engine: EngineHandle,
     store: Arc<LedgerStore>,
     config: Arc<NodeConfig>,
@@ -34,7 +35,6 @@ pub async fn sync_with_peer(
             .and_then(Result::ok)
             .unwrap_or(0)
     };
-    let network = config.contract.id();
     let mut connection: Option<Connection> = None;
     let mut more = false;
     loop {
