@@ -797,7 +797,7 @@ async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
                 return sent;
             }
             line.clear();
-            let _ = write!(line, "<# t={}>\n", now.as_nanos());
+            let _ = writeln!(line, "<# t={}>", now.as_nanos());
             let room = (k % rooms) as usize;
             if senders[room].write_all(&line).is_err() {
                 return sent;
