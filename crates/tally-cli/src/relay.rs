@@ -900,8 +900,14 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "tally bench relay: relay = child process `tally relay` (tokio, {cores} worker threads), \
-         bench clients in this process, loopback, {cores} cores shared"
+        "tally bench relay: relay = child process `tally relay --threads {}` ({}), bench clients \
+         in this process, loopback, {cores} cores shared",
+        args.relay_threads,
+        match args.relay_threads {
+            0 => format!("tokio multi-thread, {cores} workers"),
+            1 => "tokio single-thread".to_owned(),
+            n => format!("tokio multi-thread, {n} workers"),
+        }
     );
     if wants("throughput") {
         let (lines, bytes, cpu) = bench_throughput(&args).await?;
