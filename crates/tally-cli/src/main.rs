@@ -62,7 +62,8 @@ pub async fn shutdown_signal() {
                     _ = term.recv() => {}
                 }
             }
-            Err(_) => {
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -122,36 +122,13 @@ impl RelayArgs {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// `tally relay`: runs the relay until Ctrl-C or SIGTERM, then stops cleanly. Prints
 /// `relay listening on ADDR` on stdout once bound, for scripts and tests.
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let config = args.config();
     if args.threads == 0 {
         let relay = bind_and_announce(config).await?;
-        relay.serve(stop_signal()).await?;
+        relay.serve(crate::shutdown_signal()).await?;
         return Ok(());
     }
     // A runtime of the relay's own, on its own thread; this one only waits for the signal.
@@ -185,7 +162,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             let _ = done_tx.send(result);
         })?;
     tokio::select! {
-        () = stop_signal() => {
+        () = crate::shutdown_signal() => {
             let _ = stop_tx.send(());
             done_rx.await?
         }

@@ -133,29 +133,6 @@ fn load_contract(path: &Path) -> anyhow::Result<NetworkContract> {
     NetworkContract::from_json(&text).with_context(|| format!("contract {}", path.display()))
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Runs the tracker until Ctrl-C or SIGTERM.
 pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
     let mut config = TrackerConfig::new(&args.data_dir)
@@ -176,7 +153,7 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracker
-        .serve_until(shutdown_signal())
+        .serve_until(crate::shutdown_signal())
         .await
         .context("tracker")?;
     Ok(())
