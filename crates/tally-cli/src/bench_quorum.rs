@@ -410,6 +410,8 @@ fn write_network(
             contract: PathBuf::from("../contract.json"),
             listen: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
             rpc: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
+            key_pow: None,
+            advertise: None,
         };
         std::fs::write(
             folder.join(NodeFiles::CONFIG),

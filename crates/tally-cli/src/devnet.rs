@@ -1,11 +1,14 @@
 //! `tally devnet`: a whole local Tally network in one process, ready to use.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tally_core::Amount;
+use tally_core::{Amount, NetworkContract};
 use tally_node::{Node, NodeConfig};
+use tally_relay::{Relay, RelayConfig};
+use tally_tracker::{Tracker, TrackerConfig};
 
 use crate::network::{QuorumArgs, create_quorum};
 
@@ -15,12 +18,20 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its contract, validators and wallet (reused if it exists).
     #[arg(long, default_value = "tally-devnet")]
     pub dir: PathBuf,
-    /// The first port: validators use P..P+7 (node and control API).
+    /// The first port: validators use P..P+7 (node and control API), the tracker P+8 and
+    /// the relay P+9.
     #[arg(long, default_value_t = 2222)]
     pub base_port: u16,
 }
 
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
+    let port = |offset: u16| {
+        args.base_port
+            .checked_add(offset)
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .context("--base-port leaves no room for the devnet's ports")
+    };
+    let (tracker_address, relay_address) = (port(8)?, port(9)?);
     let quorum_dir = args.dir.join("quorum");
     let contract = quorum_dir.join("contract.json");
     if !contract.exists() {
@@ -33,9 +44,28 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             base_port: args.base_port,
             fund: 3,
             fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
-            tracker: None,
+            tracker: Some(tracker_address.to_string()),
         })?;
     }
+    let quorum_contract = NetworkContract::from_json(
+        &std::fs::read_to_string(&contract)
+            .with_context(|| format!("reading {}", contract.display()))?,
+    )
+    .with_context(|| format!("contract {}", contract.display()))?;
+    // The tracker serves the devnet's network; the validators register with it and learn
+    // each other's addresses from it, and wallets find the validators through it.
+    let tracker = Tracker::bind(
+        TrackerConfig::new(args.dir.join("tracker"))
+            .listen(tracker_address)
+            .contract(quorum_contract),
+    )
+    .await
+    .with_context(|| format!("starting the tracker on {tracker_address}"))?
+    .spawn();
+    let relay = Relay::bind(RelayConfig::listening_on(relay_address))
+        .await
+        .with_context(|| format!("starting the relay on {relay_address}"))?
+        .spawn();
     let mut nodes = Vec::new();
     for i in 0..4 {
         let dir = quorum_dir.join(format!("validator-{i}"));
@@ -66,6 +96,8 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             node.rpc_address().map_or("-".into(), |a| a.to_string())
         );
     }
+    println!("  tracker      {}", tracker.local_addr());
+    println!("  relay        {}", relay.local_addr());
     println!();
     println!("Try (tally = cargo run --release --):");
     println!("  {w} keys                 # three funded accounts, 1000 cash each");
@@ -82,10 +114,21 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         nodes[0].rpc_address().map_or("-".into(), |a| a.to_string())
     );
     println!();
+    println!(
+        "  tally chat {} my-room my-token     # two of these talk through the relay",
+        relay.local_addr()
+    );
+    println!();
     println!("Ctrl-C stops the devnet; run it again to continue where it stopped.");
     crate::shutdown_signal().await;
     for node in nodes {
         node.stop().await;
+    }
+    if let Err(error) = relay.shutdown().await {
+        tracing::warn!(%error, "relay stop");
+    }
+    if let Err(error) = tracker.shutdown().await {
+        tracing::warn!(%error, "tracker stop");
     }
     Ok(())
 }

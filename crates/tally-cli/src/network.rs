@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
 use tally_node::NodeFiles;
 use tally_wallet::Wallet;
+use tally_wallet::pow::PowOutcome;
 
 /// `tally network …`
 #[derive(Subcommand)]
@@ -139,6 +142,15 @@ pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
         pow: None,
     };
     contract.validate()?;
+    // The tracker admits a key only with its proof of work: find each validator's now, so
+    // that its node can register from its first start.
+    let key_pows = match &contract.tracker {
+        Some(_) => keys
+            .iter()
+            .map(|key| validator_key_pow(&key.account(), contract.intro_pow_bits))
+            .collect::<anyhow::Result<Vec<u64>>>()?,
+        None => Vec::new(),
+    };
     write_file(&contract_path, contract.to_pretty_json().as_bytes())?;
     let mut validator_dirs = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -148,6 +160,8 @@ pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
             contract: PathBuf::from("../contract.json"),
             listen: contract.validators[i].address.parse()?,
             rpc: rpcs[i],
+            key_pow: key_pows.get(i).copied(),
+            advertise: None,
         };
         write_file(
             &dir.join(NodeFiles::CONFIG),
@@ -162,6 +176,24 @@ pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
         validator_dirs,
         genesis_wallet,
     })
+}
+
+/// The proof of work of a validator key, on every core, with a spinner for slow ones.
+fn validator_key_pow(account: &AccountId, bits: u32) -> anyhow::Result<u64> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let stop = AtomicBool::new(false);
+    let hashes = AtomicU64::new(0);
+    let progress = indicatif::ProgressBar::new_spinner().with_message(format!(
+        "proof of work for validator key {} ({bits} bits)",
+        account.short()
+    ));
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let outcome = tally_wallet::pow::search(account, bits, 0, threads, &stop, &hashes);
+    progress.finish_and_clear();
+    match outcome {
+        PowOutcome::Found(nonce) => Ok(nonce),
+        PowOutcome::Stopped { .. } => bail!("no proof of work found for {}", account.short()),
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -98,7 +98,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
     let contract = NetworkContract::from_json(&contract_text)
         .with_context(|| format!("contract {}", args.network.display()))?;
     let mut wallet = Wallet::open(&args.wallet)?;
-    let client = || QuorumClient::new(contract.clone(), Duration::from_secs(args.timeout.max(1)));
+    let timeout = Duration::from_secs(args.timeout.max(1));
     let json_mode = args.json;
     match args.command {
         WalletCommand::Key(KeyCommand::New { label }) => {
@@ -195,7 +195,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                     entry.account.short()
                 );
             };
-            let client = client()?;
+            let client = quorum_client(&contract, timeout).await?;
             let receipt = ops::intro(&wallet, &client, &entry.secret_key()?, nonce).await?;
             output(
                 json_mode,
@@ -212,7 +212,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
         WalletCommand::Balance { account } => {
             let account = resolve_account(&wallet, account.as_deref())?;
-            let client = client()?;
+            let client = quorum_client(&contract, timeout).await?;
             let request = LedgerRequest {
                 accounts: Some(vec![account]),
                 ..LedgerRequest::default()
@@ -267,7 +267,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 bail!("amount must be more than zero");
             }
             let entry = wallet.find(from.as_deref())?.clone();
-            let client = client()?;
+            let client = quorum_client(&contract, timeout).await?;
             let receipt = ops::pay(&wallet, &client, &entry.secret_key()?, to, amount).await?;
             if let Some(earlier) = &receipt.finished_pending
                 && !json_mode
@@ -291,7 +291,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             );
         }
         WalletCommand::Ledger => {
-            let client = client()?;
+            let client = quorum_client(&contract, timeout).await?;
             let answers = client.ledger_all(&LedgerRequest::default()).await;
             let mut views = Vec::new();
             let mut fingerprints: BTreeMap<String, usize> = BTreeMap::new();
@@ -341,7 +341,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             );
         }
         WalletCommand::Peers => {
-            let client = client()?;
+            let client = quorum_client(&contract, timeout).await?;
             let answers = client.hello_all().await;
             let list: Vec<Value> = answers
                 .iter()
@@ -367,6 +367,30 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A client of the network's validators, located through the contract's tracker when it
+/// names one (the contract's addresses stay the fallback when the tracker cannot help).
+async fn quorum_client(
+    contract: &NetworkContract,
+    timeout: Duration,
+) -> anyhow::Result<QuorumClient> {
+    let mut client = QuorumClient::new(contract.clone(), timeout)?;
+    if let Some(tracker) = &contract.tracker {
+        let config = tally_tracker::ClientConfig {
+            answer_timeout: timeout,
+            connect_timeout: timeout,
+            max_attempts: 1,
+            ..tally_tracker::ClientConfig::default()
+        };
+        match client.locate_validators(config).await {
+            Ok(located) => tracing::debug!(%tracker, located, "validators located"),
+            Err(error) => {
+                tracing::warn!(%tracker, %error, "tracker unavailable; using the contract's addresses")
+            }
+        }
+    }
+    Ok(client)
 }
 
 fn signed_amount(microcash: i128) -> String {

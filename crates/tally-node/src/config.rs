@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use tally_core::{NetworkContract, SecretKey};
 use tally_proto::Limits;
 
+use crate::discovery::TrackerSettings;
+
 /// What a validator folder's `node.json` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +20,12 @@ pub struct NodeFiles {
     pub listen: SocketAddr,
     /// Where the control API listens.
     pub rpc: SocketAddr,
+    /// The proof of work of the validator's key, which the contract's tracker asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pow: Option<u64>,
+    /// The address to register with the tracker, when it is not where the node listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<SocketAddr>,
 }
 
 impl NodeFiles {
@@ -51,6 +59,8 @@ pub struct NodeConfig {
     pub sync_interval: Duration,
     /// redb page cache.
     pub cache_bytes: usize,
+    /// Registration with the contract's tracker; `None` relies on the contract's addresses.
+    pub tracker: Option<TrackerSettings>,
 }
 
 /// Why a validator folder cannot be loaded.
@@ -86,6 +96,7 @@ impl NodeConfig {
             max_batch: 8192,
             sync_interval: Duration::from_secs(1),
             cache_bytes: 32 * 1024 * 1024,
+            tracker: None,
         }
     }
 
@@ -122,8 +133,24 @@ impl NodeConfig {
                 message: format!("key {} is not in the contract's committee", key.account()),
             });
         }
+        let tracker = match (&contract.tracker, files.key_pow) {
+            (Some(address), Some(key_pow)) => {
+                let mut settings = TrackerSettings::new(address.clone(), key_pow);
+                settings.advertise = files.advertise;
+                Some(settings)
+            }
+            (Some(address), None) => {
+                tracing::warn!(
+                    tracker = %address,
+                    "the contract names a tracker but node.json has no key_pow; not registering"
+                );
+                None
+            }
+            (None, _) => None,
+        };
         let mut config = NodeConfig::new(contract, key, files.listen, dir.to_path_buf());
         config.rpc = Some(files.rpc);
+        config.tracker = tracker;
         Ok(config)
     }
 }

@@ -623,10 +623,12 @@ fn answer(decided: Decided, committed: bool) {
                 }
                 continue;
             }
-            Decision::Read(packet) => packet,
+            // A failed batch says nothing, not even a read: what it read may rest on state
+            // that never reached the disk.
             _ if !committed => {
                 Packet::error(ErrorCode::Internal, "storage failed; nothing was recorded")
             }
+            Decision::Read(packet) => packet,
             Decision::Answer(packet) => packet,
             Decision::Vote { .. } => match answer {
                 Some(packet) => packet,

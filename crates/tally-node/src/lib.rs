@@ -7,13 +7,16 @@
 //! machine, signs the votes in parallel, makes the batch durable with one redb commit and
 //! only then releases the answers. Each connection's writer sends answers in request
 //! order, so clients may pipeline. [`sync`] pulls certificates this validator missed from
-//! its peers; [`rpc`] is the JSON-RPC control API.
+//! its peers, whose addresses [`discovery`] learns from the network's tracker; [`rpc`] is the
+//! JSON-RPC control API.
 
 pub mod config;
+pub mod discovery;
 pub mod engine;
 pub mod rpc;
 pub mod server;
 pub mod sync;
 
 pub use config::{NodeConfig, NodeFiles};
+pub use discovery::{AddressBook, TrackerSettings};
 pub use server::{Node, NodeError};

@@ -16,6 +16,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
+use crate::discovery::{AddressBook, Discovery, TrackerSettings};
 use crate::engine::{self, EngineHandle};
 
 /// Why a node could not start.
@@ -41,6 +42,7 @@ pub struct Node {
     address: SocketAddr,
     rpc_address: Option<SocketAddr>,
     engine: EngineHandle,
+    book: AddressBook,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     engine_thread: std::thread::JoinHandle<()>,
@@ -126,6 +128,20 @@ impl Node {
                 cancel.clone(),
             ));
         }
+        let book = AddressBook::default();
+        if let Some(settings) = &config.tracker {
+            tasks.spawn(
+                Discovery {
+                    advertise: advertised_address(&config, settings, address),
+                    settings: settings.clone(),
+                    network,
+                    key: config.key.clone(),
+                    committee: config.contract.validators.iter().map(|v| v.key).collect(),
+                    book: book.clone(),
+                }
+                .run(cancel.clone()),
+            );
+        }
         for peer in config.contract.validators.iter().filter(|v| v.key != me) {
             tasks.spawn(crate::sync::sync_with_peer(
                 peer.clone(),
@@ -133,6 +149,7 @@ impl Node {
                 engine.clone(),
                 store.clone(),
                 config.clone(),
+                book.clone(),
                 cancel.clone(),
             ));
         }
@@ -141,10 +158,16 @@ impl Node {
             address,
             rpc_address,
             engine,
+            book,
             cancel,
             tasks,
             engine_thread,
         })
+    }
+
+    /// The other validators' addresses learned from the tracker.
+    pub fn learned_peers(&self) -> Vec<(tally_core::AccountId, SocketAddr)> {
+        self.book.entries()
     }
 
     /// Where the node protocol listens.
@@ -171,6 +194,29 @@ impl Node {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         tracing::info!("validator stopped");
     }
+}
+
+/// The address other validators should use: the configured one, else where we listen,
+/// unless that is every interface, in which case the contract's address for us.
+fn advertised_address(
+    config: &NodeConfig,
+    settings: &TrackerSettings,
+    listening: SocketAddr,
+) -> SocketAddr {
+    if let Some(advertise) = settings.advertise {
+        return advertise;
+    }
+    if !listening.ip().is_unspecified() {
+        return listening;
+    }
+    let me = config.key.account();
+    config
+        .contract
+        .validators
+        .iter()
+        .find(|v| v.key == me)
+        .and_then(|v| v.address.parse::<SocketAddr>().ok())
+        .unwrap_or(listening)
 }
 
 async fn accept_loop(

@@ -13,6 +13,7 @@ use tally_proto::{CertQuery, Connection, ErrorCode, Hello, Packet};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
+use crate::discovery::AddressBook;
 use crate::engine::EngineHandle;
 
 const PAGE: u32 = 256;
@@ -24,6 +25,7 @@ pub async fn sync_with_peer(
     engine: EngineHandle,
     store: Arc<LedgerStore>,
     config: Arc<NodeConfig>,
+    book: AddressBook,
     cancel: CancellationToken,
 ) {
     let key = peer.key;
@@ -46,7 +48,7 @@ pub async fn sync_with_peer(
         }
         more = false;
         if connection.is_none() {
-            connection = connect(&peer, &network, &config).await;
+            connection = connect(&peer, &book, &network, &config).await;
         }
         let Some(conn) = connection.as_mut() else {
             continue;
@@ -100,12 +102,33 @@ pub async fn sync_with_peer(
     }
 }
 
+/// Connects to `peer` where the tracker last saw it, else at its contract address, and
+/// checks that it is that validator of this network.
 async fn connect(
     peer: &ValidatorInfo,
+    book: &AddressBook,
     network: &tally_core::NetworkId,
     config: &NodeConfig,
 ) -> Option<Connection> {
-    let mut conn = Connection::connect(&peer.address, config.limits, Duration::from_secs(2))
+    let learned = book.get(&peer.key).map(|address| address.to_string());
+    for address in learned.iter().chain(std::iter::once(&peer.address)) {
+        if let Some(conn) = connect_at(peer, address, network, config).await {
+            return Some(conn);
+        }
+        if learned.as_ref() == Some(&peer.address) {
+            break;
+        }
+    }
+    None
+}
+
+async fn connect_at(
+    peer: &ValidatorInfo,
+    address: &str,
+    network: &tally_core::NetworkId,
+    config: &NodeConfig,
+) -> Option<Connection> {
+    let mut conn = Connection::connect(address, config.limits, Duration::from_secs(2))
         .await
         .ok()?;
     let hello = Packet::Hello(Hello {
@@ -117,7 +140,7 @@ async fn connect(
     match conn.call(&hello).await {
         Ok(Packet::Hello(answer)) if answer.validator == Some(peer.key) => Some(conn),
         Ok(Packet::Hello(answer)) => {
-            tracing::warn!(expected = %peer.key.short(), got = ?answer.validator, "peer at {} is someone else", peer.address);
+            tracing::warn!(expected = %peer.key.short(), got = ?answer.validator, "peer at {address} is someone else");
             None
         }
         Ok(Packet::Error(error)) if error.code == ErrorCode::WrongNetwork => {

@@ -55,6 +55,8 @@ pub struct QuorumClient {
     network: NetworkId,
     committee: Committee,
     connections: Vec<Mutex<Option<Connection>>>,
+    /// Where the tracker last saw each validator, tried before the contract's address.
+    learned: Vec<Option<String>>,
     timeout: Duration,
     limits: Limits,
 }
@@ -77,6 +79,7 @@ impl QuorumClient {
             ..Limits::default()
         };
         Ok(QuorumClient {
+            learned: vec![None; contract.validators.len()],
             network: contract.id(),
             contract,
             committee,
@@ -101,11 +104,61 @@ impl QuorumClient {
         &self.contract
     }
 
-    async fn connect(&self, i: usize) -> Result<Connection, ClientError> {
-        let info = &self.contract.validators[i];
-        let mut conn = Connection::connect(&info.address, self.limits, self.timeout)
+    /// Asks the contract's tracker where the validators are now, so that a validator that
+    /// moved is still found; its answer only adds addresses to try first, for keys the
+    /// contract names, and each is still checked with `HELLO`. Returns how many validators
+    /// the tracker knew; a contract without a tracker knows none.
+    pub async fn locate_validators(
+        &mut self,
+        config: tally_tracker::ClientConfig,
+    ) -> Result<usize, ClientError> {
+        let Some(tracker) = self.contract.tracker.clone() else {
+            return Ok(0);
+        };
+        let client = tally_tracker::TrackerClient::new(tracker.clone(), config);
+        let peers = client
+            .peers(self.network, None)
             .await
-            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", info.address)))?;
+            .map_err(|e| ClientError::Unreachable(format!("tracker {tracker}: {e}")))?;
+        let mut located = 0;
+        for (slot, info) in self.learned.iter_mut().zip(&self.contract.validators) {
+            if let Some(peer) = peers.iter().find(|peer| peer.account == info.key) {
+                *slot = Some(peer.address.to_string());
+                located += 1;
+            }
+        }
+        Ok(located)
+    }
+
+    /// The address validator `i` answered at last: the tracker's, else the contract's.
+    fn address(&self, i: usize) -> &str {
+        self.learned[i]
+            .as_deref()
+            .unwrap_or(&self.contract.validators[i].address)
+    }
+
+    /// Connects to validator `i` where the tracker saw it, else at its contract address.
+    async fn connect(&self, i: usize) -> Result<Connection, ClientError> {
+        let contract_address = self.contract.validators[i].address.as_str();
+        match self.learned[i].as_deref() {
+            Some(learned) if learned != contract_address => {
+                match self.connect_at(i, learned).await {
+                    Ok(conn) => Ok(conn),
+                    Err(error) => {
+                        tracing::debug!(%error, "validator not at the tracker's address");
+                        self.connect_at(i, contract_address).await
+                    }
+                }
+            }
+            _ => self.connect_at(i, contract_address).await,
+        }
+    }
+
+    async fn connect_at(&self, i: usize, address: &str) -> Result<Connection, ClientError> {
+        let info = &self.contract.validators[i];
+        let mut conn = Connection::connect(address, self.limits, self.timeout)
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{address}: {e}")))?;
         let hello = Packet::Hello(Hello {
             network: self.network,
             validator: None,
@@ -115,13 +168,12 @@ impl QuorumClient {
         match conn.call(&hello).await {
             Ok(Packet::Hello(answer)) if answer.validator == Some(info.key) => Ok(conn),
             Ok(Packet::Hello(_)) => Err(ClientError::Invalid(format!(
-                "{} is not validator {}",
-                info.address,
+                "{address} is not validator {}",
                 info.key.short()
             ))),
             Ok(Packet::Error(error)) => Err(ClientError::Refused(error)),
             Ok(other) => Err(ClientError::Unexpected(other.name())),
-            Err(e) => Err(ClientError::Unreachable(format!("{}: {e}", info.address))),
+            Err(e) => Err(ClientError::Unreachable(format!("{address}: {e}"))),
         }
     }
 
@@ -141,15 +193,13 @@ impl QuorumClient {
                     if attempt == 1 {
                         return Err(ClientError::Unreachable(format!(
                             "{}: {e}",
-                            self.contract.validators[i].address
+                            self.address(i)
                         )));
                     }
                 }
             }
         }
-        Err(ClientError::Unreachable(
-            self.contract.validators[i].address.clone(),
-        ))
+        Err(ClientError::Unreachable(self.address(i).to_string()))
     }
 
     async fn each<T, F, Fut>(&self, f: F) -> Vec<ValidatorAnswer<T>>
@@ -161,9 +211,10 @@ impl QuorumClient {
         results
             .into_iter()
             .zip(&self.contract.validators)
-            .map(|(result, info)| ValidatorAnswer {
+            .enumerate()
+            .map(|(i, (result, info))| ValidatorAnswer {
                 validator: info.key,
-                address: info.address.clone(),
+                address: self.address(i).to_string(),
                 result,
             })
             .collect()
