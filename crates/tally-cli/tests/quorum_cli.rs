@@ -1,5 +1,6 @@
-//! End to end through the built `tally` binary: `network new`, four `tally node` processes,
-//! and wallet commands with `--json`, as a user would run them.
+//! End to end through the built `tally` binary: `network new`, a `tally tracker`, four
+//! `tally node` processes that find each other through it, and wallet commands with
+//! `--json`, as a user would run them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,7 +53,7 @@ fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
 }
 
 fn free_base_port() -> u16 {
-    // Eight consecutive free ports.
+    // Nine consecutive free ports: four validators (node and control API), the tracker.
     loop {
         let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = first.local_addr().unwrap().port();
@@ -60,17 +61,40 @@ fn free_base_port() -> u16 {
             continue;
         }
         drop(first);
-        if (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if (0..9).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
+}
+
+/// One JSON-RPC call to a node's control API, over a plain HTTP/1.1 request.
+fn rpc(port: u16, method: &str) -> Value {
+    use std::io::{Read, Write};
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let json = answer.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(json).unwrap()
 }
 
 #[test]
 fn a_network_of_four_node_processes_serves_the_wallet_commands() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let base = free_base_port().to_string();
+    let base_port = free_base_port();
+    let base = base_port.to_string();
+    let tracker_address = format!("127.0.0.1:{}", base_port + 8);
     let output = tally(&[
         "network",
         "new",
@@ -83,6 +107,8 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
         &base,
         "--fund",
         "1",
+        "--tracker",
+        &tracker_address,
     ]);
     assert!(
         output.status.success(),
@@ -93,6 +119,21 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
     let contract = net.join("contract.json");
 
     let mut nodes = Nodes(Vec::new());
+    let mut tracker = Command::new(TALLY)
+        .args(["tracker", "--listen", &tracker_address, "--contract"])
+        .arg(&contract)
+        .arg("--data-dir")
+        .arg(dir.path().join("tracker"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(tracker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("tracker listening on"), "{line}");
+    nodes.0.push(tracker);
     for i in 0..4 {
         let mut child = Command::new(TALLY)
             .args([
@@ -110,6 +151,24 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
             .unwrap();
         assert!(line.starts_with("validator listening on"), "{line}");
         nodes.0.push(child);
+    }
+
+    // Each validator registers with the tracker (network new found its key's proof of
+    // work) and learns the other three from it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..4u16 {
+        let rpc_port = base_port + 2 * i + 1;
+        loop {
+            let peers = rpc(rpc_port, "peers");
+            if peers["result"].as_array().map(Vec::len) == Some(3) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "validator {i} learned no peers from the tracker: {peers}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     let genesis = net.join("genesis-wallet");
@@ -174,10 +233,10 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
 
     // SIGTERM stops a node cleanly.
     let started = Instant::now();
-    let pid = nodes.0[3].id().to_string();
+    let pid = nodes.0[4].id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = loop {
-        if let Some(status) = nodes.0[3].try_wait().unwrap() {
+        if let Some(status) = nodes.0[4].try_wait().unwrap() {
             break status;
         }
         assert!(

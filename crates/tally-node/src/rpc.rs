@@ -1,6 +1,7 @@
 //! The control API: JSON-RPC 2.0 over HTTP (`POST /`), on 127.0.0.1 by default.
 //!
-//! Methods: `status` (no params); `account` (`{"account": "<hex>"}`).
+//! Methods: `status` (no params); `account` (`{"account": "<hex>"}`); `peers` (no params:
+//! the other validators' addresses learned from the tracker).
 
 use axum::extract::State;
 use axum::routing::post;
@@ -11,11 +12,26 @@ use tally_proto::{LedgerRequest, Packet};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::discovery::AddressBook;
 use crate::engine::EngineHandle;
 
+/// What the control API reads from.
+#[derive(Clone)]
+struct Api {
+    engine: EngineHandle,
+    book: AddressBook,
+}
+
 /// Serves the control API until `cancel`.
-pub async fn serve(listener: TcpListener, engine: EngineHandle, cancel: CancellationToken) {
-    let app = Router::new().route("/", post(handle)).with_state(engine);
+pub async fn serve(
+    listener: TcpListener,
+    engine: EngineHandle,
+    book: AddressBook,
+    cancel: CancellationToken,
+) {
+    let app = Router::new()
+        .route("/", post(handle))
+        .with_state(Api { engine, book });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await;
@@ -28,7 +44,7 @@ fn rpc_error(id: Value, code: i64, message: impl Into<String>) -> Json<Value> {
     Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}}))
 }
 
-async fn handle(State(engine): State<EngineHandle>, body: axum::body::Bytes) -> Json<Value> {
+async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes) -> Json<Value> {
     let request: Value = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => return rpc_error(Value::Null, -32700, format!("parse error: {error}")),
@@ -68,6 +84,16 @@ async fn handle(State(engine): State<EngineHandle>, body: axum::body::Bytes) -> 
                 },
                 _ => return rpc_error(id, -32000, "validator did not answer"),
             }
+        }
+        "peers" => {
+            let mut learned = book.entries();
+            learned.sort();
+            Value::Array(
+                learned
+                    .into_iter()
+                    .map(|(key, address)| json!({"key": key, "address": address.to_string()}))
+                    .collect(),
+            )
         }
         other => return rpc_error(id, -32601, format!("method not found: {other}")),
     };

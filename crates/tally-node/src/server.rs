@@ -119,16 +119,17 @@ impl Node {
             config.clone(),
             cancel.clone(),
         ));
+        let book = AddressBook::default();
         let mut rpc_address = None;
         if let Some(rpc_listener) = rpc_listener {
             rpc_address = rpc_listener.local_addr().ok();
             tasks.spawn(crate::rpc::serve(
                 rpc_listener,
                 engine.clone(),
+                book.clone(),
                 cancel.clone(),
             ));
         }
-        let book = AddressBook::default();
         if let Some(settings) = &config.tracker {
             tasks.spawn(
                 Discovery {
