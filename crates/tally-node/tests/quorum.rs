@@ -3,11 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{free_port, wait_until};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tally_core::pow::IntroPowHasher;
 use tally_core::{
     AccountId, Allocation, Amount, Certificate, IntroKey, Mode, NetworkContract, Order, SecretKey,
     SignedOrder, Transfer, ValidatorInfo, Vote,
@@ -15,6 +18,11 @@ use tally_core::{
 use tally_node::{Node, NodeConfig};
 use tally_proto::{Connection, ErrorCode, Hello, LedgerRequest, Limits, Packet};
 use tally_wallet::{ClientError, QuorumClient, Wallet, ops};
+
+/// The proof of work of `account` at this file's difficulty.
+fn proof_at(account: &AccountId) -> u64 {
+    common::proof(account, BITS)
+}
 
 const BITS: u32 = 4;
 
@@ -25,11 +33,6 @@ struct Net {
     nodes: Vec<Option<Node>>,
     dir: tempfile::TempDir,
     funded: Vec<SecretKey>,
-}
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 impl Net {
@@ -140,26 +143,6 @@ impl Net {
     }
 }
 
-fn proof(account: &AccountId) -> u64 {
-    IntroPowHasher::new(account)
-        .search(0..1_000_000, BITS)
-        .unwrap()
-}
-
-async fn wait_until<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introduce_two_keys_and_pay_between_them() {
     let net = Net::start(0).await;
@@ -169,7 +152,7 @@ async fn introduce_two_keys_and_pay_between_them() {
     let alice = SecretKey::generate();
     let bob = SecretKey::generate();
     for key in [&alice, &bob] {
-        let receipt = ops::intro(&wallet, &client, key, proof(&key.account()))
+        let receipt = ops::intro(&wallet, &client, key, proof_at(&key.account()))
             .await
             .unwrap();
         assert_eq!(receipt.acknowledged, 4);
@@ -179,7 +162,7 @@ async fn introduce_two_keys_and_pay_between_them() {
             .unwrap();
     }
     // A second introduction of the same key is refused everywhere.
-    let again = ops::intro(&wallet, &client, &alice, proof(&alice.account())).await;
+    let again = ops::intro(&wallet, &client, &alice, proof_at(&alice.account())).await;
     assert!(
         matches!(
             again,

@@ -7,28 +7,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{free_port, wait_until};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tally_core::pow::IntroPowHasher;
 use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
 use tally_node::{Node, NodeConfig, TrackerSettings};
 use tally_proto::LedgerRequest;
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
 use tally_wallet::{QuorumClient, Wallet, ops};
 
+/// The proof of work of `account` at this file's difficulty.
+fn proof_at(account: &AccountId) -> u64 {
+    common::proof(account, BITS)
+}
+
 const BITS: u32 = 6;
-
-fn proof(account: &AccountId) -> u64 {
-    IntroPowHasher::new(account)
-        .search(0..10_000_000, BITS)
-        .unwrap()
-}
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
 
 struct Net {
     contract: NetworkContract,
@@ -104,7 +101,7 @@ impl Net {
         config.sync_interval = Duration::from_millis(100);
         let mut tracker = TrackerSettings::new(
             self.contract.tracker.clone().unwrap(),
-            proof(&self.keys[i].account()),
+            proof_at(&self.keys[i].account()),
         );
         tracker.retry = Duration::from_millis(100);
         tracker.interval = Duration::from_millis(300);
@@ -153,20 +150,6 @@ impl Net {
             tracker.shutdown().await.unwrap();
         }
     }
-}
-
-async fn wait_until<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..150 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
