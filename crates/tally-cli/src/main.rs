@@ -6,9 +6,11 @@ mod bench_quorum;
 mod devnet;
 mod network;
 mod node;
+mod pow;
 mod relay;
 mod tracker;
 mod wallet;
+mod wallet_chain;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]
@@ -48,6 +50,10 @@ enum BenchCommand {
     Tracker(tracker::BenchArgs),
     /// The relay: lines per second, forwarding latency, memory per idle connection.
     Relay(relay::BenchArgs),
+    /// The proof-of-work miner: hashes per second per thread beside raw SHA-256d.
+    Mine(pow::BenchMineArgs),
+    /// Proof-of-work sync: validate and store blocks of transfers, transfers per second.
+    Sync(pow::BenchSyncArgs),
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -103,6 +109,8 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Quorum(args)) => bench_quorum::run(args).await,
         Command::Bench(BenchCommand::Tracker(args)) => tracker::bench(args).await,
         Command::Bench(BenchCommand::Relay(args)) => relay::bench(args).await,
+        Command::Bench(BenchCommand::Mine(args)) => pow::bench_mine(&args),
+        Command::Bench(BenchCommand::Sync(args)) => pow::bench_sync(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -25,6 +25,8 @@ pub enum NetworkCommand {
 pub enum NewNetwork {
     /// A Minicash network: a committee of validators certifies every order.
     Quorum(QuorumArgs),
+    /// A proof-of-work network (seed 004): miners find each other through the tracker.
+    Pow(crate::pow::PowArgs),
 }
 
 /// `tally network new quorum`
@@ -69,6 +71,7 @@ pub struct CreatedNetwork {
 
 pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
     match command {
+        NetworkCommand::New(NewNetwork::Pow(args)) => crate::pow::run_new(&args),
         NetworkCommand::New(NewNetwork::Quorum(args)) => {
             let created = create_quorum(&args)?;
             println!("network {}", created.contract.id());

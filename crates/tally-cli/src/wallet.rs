@@ -10,10 +10,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tally_core::pow::{check_intro_pow, expected_attempts};
-use tally_core::{AccountId, Amount, NetworkContract};
+use tally_core::{AccountId, Amount, Mode, NetworkContract};
 use tally_proto::LedgerRequest;
 use tally_wallet::pow::{PowOutcome, search};
 use tally_wallet::{QuorumClient, Wallet, ops};
+
+use crate::wallet_chain::{self, Miners};
 
 /// `tally wallet`
 #[derive(Args)]
@@ -67,6 +69,13 @@ pub enum WalletCommand {
         /// The paying account (hex prefix or label); the first account by default.
         #[arg(long)]
         from: Option<String>,
+        /// Proof-of-work networks: confirmations to wait for.
+        #[arg(long, default_value_t = 1)]
+        confirmations: u64,
+        /// Proof-of-work networks: seconds to wait for them before giving up (the transfer
+        /// stays journaled and the next `send` finishes it).
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
     },
     /// Every validator's view of the ledger, and where they differ.
     Ledger,
@@ -100,6 +109,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
     let mut wallet = Wallet::open(&args.wallet)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     let json_mode = args.json;
+    if contract.mode == Mode::Pow
+        && let Some((value, text)) = run_chain(&args, &contract, &wallet, timeout).await?
+    {
+        output(json_mode, value, text);
+        return Ok(());
+    }
     match args.command {
         WalletCommand::Key(KeyCommand::New { label }) => {
             let entry = wallet.add_key(None, label)?;
@@ -258,14 +273,10 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 ),
             );
         }
-        WalletCommand::Send { to, amount, from } => {
-            let to = AccountId::parse_key(&to).with_context(|| format!("recipient {to:?}"))?;
-            let amount: Amount = amount
-                .parse()
-                .with_context(|| format!("amount {amount:?}"))?;
-            if amount.is_zero() {
-                bail!("amount must be more than zero");
-            }
+        WalletCommand::Send {
+            to, amount, from, ..
+        } => {
+            let (to, amount) = payment(&to, &amount)?;
             let entry = wallet.find(from.as_deref())?.clone();
             let client = quorum_client(&contract, timeout).await?;
             let receipt = ops::pay(&wallet, &client, &entry.secret_key()?, to, amount).await?;
@@ -367,6 +378,98 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The recipient and amount of `send`, checked.
+fn payment(to: &str, amount: &str) -> anyhow::Result<(AccountId, Amount)> {
+    let to = AccountId::parse_key(to).with_context(|| format!("recipient {to:?}"))?;
+    let amount: Amount = amount
+        .parse()
+        .with_context(|| format!("amount {amount:?}"))?;
+    if amount.is_zero() {
+        bail!("amount must be more than zero");
+    }
+    Ok((to, amount))
+}
+
+/// The commands that talk to a proof-of-work network's miners; `None` for those that work
+/// the same on every network (keys, proof of work).
+async fn run_chain(
+    args: &WalletArgs,
+    contract: &NetworkContract,
+    wallet: &Wallet,
+    timeout: Duration,
+) -> anyhow::Result<Option<(Value, String)>> {
+    let answer = match &args.command {
+        WalletCommand::Key(_) | WalletCommand::Keys | WalletCommand::GenPow { .. } => {
+            return Ok(None);
+        }
+        WalletCommand::Intro { .. } => {
+            bail!("a proof-of-work network has no faucet: coins come from mining blocks")
+        }
+        WalletCommand::Balance { account } => {
+            let account = resolve_account(wallet, account.as_deref())?;
+            let miners = Miners::locate(contract, timeout).await?;
+            wallet_chain::balance(wallet, &miners, &account).await?
+        }
+        WalletCommand::Send {
+            to,
+            amount,
+            from,
+            confirmations,
+            wait,
+        } => {
+            let (to, amount) = payment(to, amount)?;
+            let entry = wallet.find(from.as_deref())?.clone();
+            let miners = Miners::locate(contract, timeout).await?;
+            let waiting = wallet_chain::Waiting {
+                confirmations: (*confirmations).max(1),
+                patience: Duration::from_secs(*wait),
+                quiet: args.json,
+            };
+            let sent = wallet_chain::send(
+                wallet,
+                &miners,
+                contract,
+                &entry.secret_key()?,
+                to,
+                amount,
+                waiting,
+            )
+            .await?;
+            let mut text = String::new();
+            if let Some(earlier) = &sent.finished {
+                text.push_str(&format!(
+                    "settled an interrupted earlier transfer first: {}\n",
+                    earlier.id
+                ));
+            }
+            text.push_str(&format!(
+                "paid {amount} cash to {}; transaction {} in block {} with {} confirmations",
+                to.short(),
+                sent.receipt.id,
+                sent.receipt.height,
+                sent.receipt.confirmations
+            ));
+            (
+                json!({"from": entry.account, "to": to, "amount": amount.microcash(), "transaction": sent.receipt.id, "height": sent.receipt.height, "confirmations": sent.receipt.confirmations, "miner": sent.miner, "receipt": sent.path}),
+                text,
+            )
+        }
+        WalletCommand::Ledger => {
+            let miners = Miners::locate(contract, timeout).await?;
+            wallet_chain::ledger(wallet, &miners).await?
+        }
+        WalletCommand::Peers => {
+            let miners = Miners::locate(contract, timeout).await?;
+            let probe = wallet.keys().first().map_or_else(
+                || tally_core::SecretKey::generate().account(),
+                |k| k.account,
+            );
+            wallet_chain::peers(&miners, &probe).await
+        }
+    };
+    Ok(Some(answer))
 }
 
 /// A client of the network's validators, located through the contract's tracker when it

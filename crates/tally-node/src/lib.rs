@@ -13,6 +13,7 @@
 pub mod config;
 pub mod discovery;
 pub mod engine;
+pub mod pow;
 pub mod rpc;
 pub mod server;
 pub mod sync;

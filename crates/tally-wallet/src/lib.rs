@@ -8,4 +8,4 @@ pub mod wallet;
 
 pub use client::{ClientError, QuorumClient, ValidatorAnswer};
 pub use ops::{OpError, Receipt};
-pub use wallet::{KeyEntry, Wallet, WalletError};
+pub use wallet::{ChainReceipt, KeyEntry, Wallet, WalletError};

@@ -1,6 +1,7 @@
 //! The wallet folder: `keys.json` (accounts and their secret keys), `receipts/` (one
-//! certificate a file, named by its order digest) and `pending/` (the signed order each
-//! account has in flight). Every file is written to a temporary name, synced, then renamed
+//! certificate a file, named by its order digest; `receipts/chain/` holds the confirmed
+//! transactions of proof-of-work networks) and `pending/` (the signed order each account
+//! has in flight). Every file is written to a temporary name, synced, then renamed
 //! over the old one, so a crash leaves either the old or the new file, never half of one.
 //! Nothing is ever deleted except a pending order whose certificate is in `receipts/`.
 
@@ -9,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Certificate, SecretKey, SignedOrder};
+use tally_core::{AccountId, Certificate, Digest, SecretKey, SignedOrder};
 
 /// A wallet failure.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,20 @@ impl KeyEntry {
 #[derive(Default, Serialize, Deserialize)]
 struct KeyFile {
     accounts: Vec<KeyEntry>,
+}
+
+/// A transaction of a proof-of-work network that the chain confirmed: the signed order,
+/// its id, and the block that holds it. Its proof is the chain itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReceipt {
+    /// The transaction id.
+    pub id: Digest,
+    /// The height of the block that holds it.
+    pub height: u64,
+    /// Confirmations when the wallet stopped waiting.
+    pub confirmations: u64,
+    /// The signed transfer.
+    pub order: SignedOrder,
 }
 
 /// A wallet folder.
@@ -213,6 +228,20 @@ impl Wallet {
             .join("receipts")
             .join(format!("{}.json", certificate.checksum));
         let text = serde_json::to_vec_pretty(certificate).map_err(|e| WalletError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, &text)?;
+        Ok(path)
+    }
+
+    /// Keeps a confirmed transaction of a proof-of-work network as a receipt (in
+    /// `receipts/chain/`, apart from the certificates); returns its path.
+    pub fn save_chain_receipt(&self, receipt: &ChainReceipt) -> Result<PathBuf, WalletError> {
+        let dir = self.dir.join("receipts").join("chain");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{}.json", receipt.id));
+        let text = serde_json::to_vec_pretty(receipt).map_err(|e| WalletError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;

@@ -1,0 +1,288 @@
+//! End to end through the built `tally` binary on a proof-of-work network: `tally tracker`,
+//! `tally network new pow`, two `tally node --mine` processes that find each other through
+//! the tracker and mine one chain; progress is read from their control APIs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+
+/// Child processes, killed when the test ends (also on a failed assertion).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_base_port() -> u16 {
+    // Five consecutive free ports: two per miner and the tracker's.
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 60000 {
+            continue;
+        }
+        drop(first);
+        if (0..5).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// One JSON-RPC call over plain HTTP/1.1; `None` while the API is not up yet.
+fn rpc(port: u16, method: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let json = answer.split("\r\n\r\n").nth(1)?;
+    serde_json::from_str(json).ok()
+}
+
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+#[test]
+fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let base = free_base_port();
+    let tracker_address = format!("127.0.0.1:{}", base + 4);
+    let output = Command::new(TALLY)
+        .args(["network", "new", "pow", "--dir"])
+        .arg(&net)
+        .args([
+            "--miners",
+            "2",
+            "--block-time",
+            "1s",
+            "--initial-bits",
+            "14",
+            "--pow-bits",
+            "4",
+            "--tracker",
+            &tracker_address,
+            "--base-port",
+            &base.to_string(),
+            "--fund",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("network "), "{stdout}");
+    let contract = net.join("contract.json");
+    let text = std::fs::read_to_string(&contract).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["mode"], "pow");
+    assert_eq!(json["pow"]["block_time_ms"], 1000);
+    assert_eq!(json["pow"]["initial_bits"], 14);
+    assert_eq!(json["pow"]["block_reward"], 50_000_000);
+    assert!(net.join("miner-1").join("miner.json").exists());
+
+    let mut children = Children(Vec::new());
+    let mut tracker = Command::new(TALLY)
+        .args(["tracker", "--listen", &tracker_address, "--contract"])
+        .arg(&contract)
+        .arg("--data-dir")
+        .arg(dir.path().join("tracker"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut tracker);
+    children.0.push(tracker);
+    assert!(line.starts_with("tracker listening on"), "{line}");
+
+    for i in 0..2 {
+        let mut child = Command::new(TALLY)
+            .args(["node", "--mine", "--threads", "1", "--dir"])
+            .arg(net.join(format!("miner-{i}")))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = first_line(&mut child);
+        children.0.push(child);
+        assert!(line.starts_with("miner listening on"), "{line}");
+    }
+
+    // Both mine, find each other through the tracker, and agree on one chain.
+    let rpc_ports = [base + 1, base + 3];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: Vec<Value> = rpc_ports
+            .iter()
+            .filter_map(|port| rpc(*port, "status"))
+            .map(|v| v["result"].clone())
+            .collect();
+        let done = status.len() == 2
+            && status.iter().all(|s| {
+                s["height"].as_u64().unwrap_or(0) >= 5
+                    && s["peers"].as_array().map(Vec::len) == Some(1)
+                    && s["mining"] == true
+            })
+            && status[0]["height"] == status[1]["height"]
+            && status[0]["tip"] == status[1]["tip"];
+        if done {
+            assert!(
+                status
+                    .iter()
+                    .any(|s| s["blocks_mined"].as_u64().unwrap() > 0)
+            );
+            assert!(status.iter().all(|s| s["blocks_rejected"] == 0));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two miners did not reach the same tip: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bad = rpc(rpc_ports[0], "nope").unwrap();
+    assert_eq!(bad["error"]["code"], -32601);
+
+    // The wallet finds the miners through the tracker, pays, and waits for confirmations.
+    let wallet = net.join("genesis-wallet");
+    let wallet_json = |args: &[&str]| -> Value {
+        let output = Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(&wallet)
+            .arg("--network")
+            .arg(&contract)
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "wallet {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let peers = wallet_json(&["peers"]);
+    assert_eq!(peers["miners"].as_array().unwrap().len(), 2, "{peers}");
+    let payee = wallet_json(&["balance", "genesis-1"]);
+    assert_eq!(payee["balance"], 1_000_000_000);
+    let payee_account = payee["account"].as_str().unwrap().to_owned();
+    let sent = wallet_json(&[
+        "send",
+        &payee_account,
+        "12.5",
+        "--from",
+        "genesis-0",
+        "--confirmations",
+        "2",
+    ]);
+    assert!(sent["confirmations"].as_u64().unwrap() >= 2, "{sent}");
+    assert!(std::path::Path::new(sent["receipt"].as_str().unwrap()).exists());
+    let payee = wallet_json(&["balance", "genesis-1"]);
+    assert_eq!(payee["balance"], 1_012_500_000);
+    let payer = wallet_json(&["balance", "genesis-0"]);
+    assert_eq!(payer["balance"], 987_500_000);
+    assert_eq!(payer["sequence"], 1);
+    let ledger = wallet_json(&["ledger"]);
+    assert_eq!(ledger["accounts"].as_array().unwrap().len(), 2);
+    // An overdraft and an intro (no faucet on a pow network) fail with a reason.
+    for bad in [
+        vec![
+            "send",
+            payee_account.as_str(),
+            "5000",
+            "--from",
+            "genesis-0",
+        ],
+        vec!["intro"],
+    ] {
+        let output = Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(&wallet)
+            .arg("--network")
+            .arg(&contract)
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bad:?} must fail");
+        assert!(String::from_utf8_lossy(&output.stderr).starts_with("error:"));
+    }
+
+    // A crash (SIGKILL, mid-mining) loses nothing that was reported: the restarted miner
+    // opens at a tip at least as high as the last one its control API showed (the API
+    // shows only committed tips), then catches up with the other miner again.
+    let before = rpc(rpc_ports[0], "status").unwrap()["result"]["height"]
+        .as_u64()
+        .unwrap();
+    let mut killed = children.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let mut child = Command::new(TALLY)
+        .args(["node", "--mine", "--threads", "1", "--dir"])
+        .arg(net.join("miner-0"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child);
+    children.0.push(child);
+    assert!(line.starts_with("miner listening on"), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first = true;
+    loop {
+        if first && let Some(s) = rpc(rpc_ports[0], "status") {
+            let height = s["result"]["height"].as_u64().unwrap();
+            assert!(height >= before, "restarted at {height}, below {before}");
+            first = false;
+        }
+        let status: Vec<Value> = rpc_ports
+            .iter()
+            .filter_map(|port| rpc(*port, "status"))
+            .map(|v| v["result"].clone())
+            .collect();
+        if status.len() == 2
+            && status[0]["tip"] == status[1]["tip"]
+            && status[0]["height"].as_u64().unwrap() > before
+            && status
+                .iter()
+                .all(|s| s["peers"].as_array().map(Vec::len) == Some(1))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted miner did not rejoin the chain: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

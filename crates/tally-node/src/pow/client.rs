@@ -1,0 +1,82 @@
+//! The wallet's side of a `pow` network: hand a transaction to one miner
+//! (`PUSH_TRANSACTION` → `ACCEPT_TRANSACTION` or `REJECT_TRANSACTION`), ask for an
+//! account's state (`REQ_ACCOUNT`) or a transaction's fate (`REQ_TX_STATUS`). Each call
+//! opens one connection, sends one request and waits for its answer within the limits.
+
+use tally_chain::{Transaction, TxStatus};
+use tally_core::{AccountId, Digest};
+
+use crate::pow::wire::{self, PowPacket, ReqAccount, ReqTxStatus, RespAccount, Tip, WireLimits};
+
+/// Why a request to a miner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The miner refused the transaction; nothing changed.
+    #[error("refused: {0}")]
+    Rejected(String),
+    /// The miner answered `ERROR`.
+    #[error("miner error: {0}")]
+    Remote(String),
+    /// Connecting, reading or writing failed, or timed out.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    /// The miner answered something else.
+    #[error("unexpected answer {0}")]
+    Unexpected(&'static str),
+}
+
+async fn call(
+    address: &str,
+    request: &PowPacket,
+    limits: WireLimits,
+) -> Result<PowPacket, ClientError> {
+    let stream = wire::connect(address, limits).await?;
+    let (mut reader, mut writer) = wire::split(stream, limits);
+    writer.send(request).await?;
+    match reader.recv().await? {
+        PowPacket::Error(error) => Err(ClientError::Remote(error.reason)),
+        answer => Ok(answer),
+    }
+}
+
+/// Hands `tx` to the miner at `address` (`PUSH_TRANSACTION`). `Ok` is its id: the miner
+/// took it into its mempool and relays it to the other miners (`TRANSACTION`).
+pub async fn push_transaction(
+    address: &str,
+    tx: &Transaction,
+    limits: WireLimits,
+) -> Result<Digest, ClientError> {
+    match call(address, &PowPacket::PushTransaction(*tx), limits).await? {
+        PowPacket::AcceptTransaction(accept) => Ok(accept.id),
+        PowPacket::RejectTransaction(reject) => Err(ClientError::Rejected(reject.reason)),
+        other => Err(ClientError::Unexpected(other.name())),
+    }
+}
+
+/// An account's balance and sequences at the miner's tip, with its pending transfers.
+/// A new transfer should carry `next_sequence`.
+pub async fn account(
+    address: &str,
+    account: &AccountId,
+    limits: WireLimits,
+) -> Result<RespAccount, ClientError> {
+    let request = PowPacket::ReqAccount(ReqAccount { account: *account });
+    match call(address, &request, limits).await? {
+        PowPacket::RespAccount(info) => Ok(info),
+        other => Err(ClientError::Unexpected(other.name())),
+    }
+}
+
+/// What became of `tx` at the miner (pending, confirmed with its confirmations, buried,
+/// unknown), and the tip that is at.
+pub async fn transaction_status(
+    address: &str,
+    tx: &Transaction,
+    limits: WireLimits,
+) -> Result<(TxStatus, Tip), ClientError> {
+    let request = PowPacket::ReqTxStatus(ReqTxStatus { transaction: *tx });
+    match call(address, &request, limits).await? {
+        PowPacket::RespTxStatus(resp) => Ok((resp.status, resp.tip)),
+        other => Err(ClientError::Unexpected(other.name())),
+    }
+}

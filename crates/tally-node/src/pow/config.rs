@@ -1,0 +1,189 @@
+//! How a miner is configured. A miner folder (written by `tally network new pow`) holds
+//! `miner.json` and the node's secret `key`; the chain lives in `chain.redb` beside them.
+//! This is separate from the validator's `node.json` because a miner has no committee seat
+//! and needs the tracker, mining threads and a reward account instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tally_core::{AccountId, Mode, NetworkContract, SecretKey};
+
+use crate::pow::peers::ScorePolicy;
+use crate::pow::wire::WireLimits;
+
+/// What a miner folder's `miner.json` says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerFiles {
+    /// The contract, relative to the folder or absolute.
+    pub contract: PathBuf,
+    /// Where the miner accepts connections from miners and wallets.
+    pub listen: SocketAddr,
+    /// Where the control API listens.
+    pub rpc: SocketAddr,
+    /// The proof of work of the node key at the contract's `intro_pow_bits`, which the
+    /// tracker asks for; computed at start when absent or wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_work: Option<u64>,
+    /// Where block rewards go (default: the node key's account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miner_account: Option<AccountId>,
+}
+
+impl MinerFiles {
+    /// The config file of a miner folder.
+    pub const CONFIG: &'static str = "miner.json";
+    /// The secret key file of a miner folder.
+    pub const KEY: &'static str = "key";
+    /// The chain database inside the data folder.
+    pub const CHAIN_DB: &'static str = "chain.redb";
+}
+
+/// Everything a running miner needs.
+#[derive(Clone, Debug)]
+pub struct MinerConfig {
+    /// The network (mode `pow`).
+    pub contract: NetworkContract,
+    /// The node key: its identity at the tracker, and the default reward account.
+    pub key: SecretKey,
+    /// Its proof of work at the contract's `intro_pow_bits` (`None`: computed at start).
+    pub proof_of_work: Option<u64>,
+    /// Where to accept connections (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The address announced to the tracker and peers (default: the bound address).
+    pub announce: Option<SocketAddr>,
+    /// The control API's address; `None` runs without one.
+    pub rpc: Option<SocketAddr>,
+    /// Where `chain.redb` lives.
+    pub data_dir: PathBuf,
+    /// The tracker (`host:port`; default: the contract's). `None` and no contract
+    /// tracker: peers only come from [`MinerConfig::peers`] and inbound connections.
+    pub tracker: Option<String>,
+    /// Peers to dial at start besides the tracker's list.
+    pub peers: Vec<String>,
+    /// Whether to mine (a node that only validates and relays when false).
+    pub mine: bool,
+    /// Mining threads (0: one per core).
+    pub threads: usize,
+    /// Where block rewards go (default: the node key's account).
+    pub miner_account: Option<AccountId>,
+    /// Frame size and socket timeouts.
+    pub wire: WireLimits,
+    /// Peer scoring.
+    pub scoring: ScorePolicy,
+    /// Most miner connections (in and out).
+    pub max_peers: usize,
+    /// Most connections in all (miners and wallets).
+    pub max_connections: usize,
+    /// Most connections from one IP address (so one host cannot take every slot).
+    pub max_connections_per_ip: usize,
+    /// How often a miner re-sends `CONNECT` (keep-alive and tip comparison), asks the
+    /// tracker for peers when it has few, and renews its registration.
+    pub heartbeat: Duration,
+    /// How often the tracker registration is renewed (below the tracker's TTL).
+    pub register_every: Duration,
+    /// How long a `SEND_REQUEST` may go unanswered.
+    pub sync_timeout: Duration,
+    /// Mining restarts on a fresh template this often when new transactions arrived.
+    pub template_refresh: Duration,
+    /// Tracker client timeouts and retries.
+    pub tracker_client: tally_tracker::ClientConfig,
+}
+
+/// Why a miner folder cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum MinerConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl MinerConfig {
+    /// Defaults around the things that differ per miner.
+    pub fn new(
+        contract: NetworkContract,
+        key: SecretKey,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+    ) -> Self {
+        let wire = contract.pow.as_ref().map_or_else(WireLimits::default, |p| {
+            WireLimits::for_blocks(p.max_block_bytes)
+        });
+        MinerConfig {
+            tracker: contract.tracker.clone(),
+            contract,
+            key,
+            proof_of_work: None,
+            listen,
+            announce: None,
+            rpc: None,
+            data_dir,
+            peers: Vec::new(),
+            mine: false,
+            threads: 0,
+            miner_account: None,
+            wire,
+            scoring: ScorePolicy::default(),
+            max_peers: 32,
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            heartbeat: Duration::from_secs(30),
+            register_every: Duration::from_secs(240),
+            sync_timeout: Duration::from_secs(30),
+            template_refresh: Duration::from_secs(1),
+            tracker_client: tally_tracker::ClientConfig::default(),
+        }
+    }
+
+    /// Whether `dir` is a miner folder (has `miner.json`).
+    pub fn is_miner_dir(dir: &Path) -> bool {
+        dir.join(MinerFiles::CONFIG).exists()
+    }
+
+    /// Loads a miner folder written by `tally network new pow`.
+    pub fn load(dir: &Path) -> Result<Self, MinerConfigError> {
+        let read = |path: PathBuf| {
+            std::fs::read_to_string(&path).map_err(|source| MinerConfigError::Read { path, source })
+        };
+        let config_path = dir.join(MinerFiles::CONFIG);
+        let files: MinerFiles = serde_json::from_str(&read(config_path.clone())?).map_err(|e| {
+            MinerConfigError::Invalid {
+                path: config_path,
+                message: e.to_string(),
+            }
+        })?;
+        let contract_path = dir.join(&files.contract);
+        let contract = NetworkContract::from_json(&read(contract_path.clone())?).map_err(|e| {
+            MinerConfigError::Invalid {
+                path: contract_path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        if contract.mode != Mode::Pow {
+            return Err(MinerConfigError::Invalid {
+                path: contract_path,
+                message: "not a proof-of-work network".into(),
+            });
+        }
+        let key_path = dir.join(MinerFiles::KEY);
+        let key: SecretKey =
+            read(key_path.clone())?
+                .trim()
+                .parse()
+                .map_err(|e: tally_core::KeyError| MinerConfigError::Invalid {
+                    path: key_path,
+                    message: e.to_string(),
+                })?;
+        let mut config = MinerConfig::new(contract, key, files.listen, dir.to_path_buf());
+        config.rpc = Some(files.rpc);
+        config.proof_of_work = files.proof_of_work;
+        config.miner_account = files.miner_account;
+        Ok(config)
+    }
+}

@@ -1,0 +1,1426 @@
+//! The miner daemon: sockets, the chain behind a mutex, the mining thread, the tracker.
+//!
+//! Data flow. Every TCP connection (miner or wallet) gets a reader task and a writer task;
+//! the reader parses frames (size- and time-limited) and handles each packet in order, the
+//! writer drains a bounded queue. Chain work (signature checks, connecting blocks, the
+//! durable commit) runs on blocking threads, never on the async workers. The mining thread
+//! builds a template, searches nonces on `threads` threads and is stopped through a flag
+//! whenever the tip moves or new transactions wait. Decisions that need no I/O live in
+//! plain structs: [`PeerBook`] (scores and bans), [`PeerSync`] (when to ask for blocks),
+//! [`Seen`] (gossip dedup).
+//!
+//! A store failure stops the node (crash-only, as the validator): memory may be ahead of
+//! disk, and a restart reloads the last durable tip.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tally_chain::{
+    Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
+    TxRejected, check_block, miner,
+};
+use tally_core::{AccountId, Digest, NetworkId, SecretKey};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::pow::config::{MinerConfig, MinerFiles};
+use crate::pow::peers::{Offense, PeerBook, Verdict};
+use crate::pow::sync::{PeerSync, Seen};
+use crate::pow::wire::{
+    self, AcceptTransaction, Connect, ErrorMsg, HashBroadcast, MAX_BLOCKS_PER_BATCH,
+    MAX_GOSSIP_TRANSACTIONS, MAX_LOCATOR, PowPacket, ReceiveBlock, RejectBlock, RejectTransaction,
+    RespAccount, RespTxStatus, SendRequest, Tip, TransactionGossip, WireError, WireReader,
+};
+
+/// Packets queued for one connection's writer before it counts as too slow and is dropped.
+const WRITE_QUEUE: usize = 1024;
+/// Bytes queued for one connection's writer before it counts as too slow and is dropped
+/// (a peer that does not read cannot make us hold more than this for it).
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// Why a miner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PowNodeError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the data folder {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("chain: {0}")]
+    Chain(#[from] OpenError),
+    #[error("the chain's opening task failed: {0}")]
+    Join(String),
+}
+
+/// The milliseconds since 1970 by this machine's clock (the edge where time enters).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Who a peer is for scoring: its IP address, or on loopback (tests, a devnet on one
+/// machine, where every node shares 127.0.0.1) the address it listens on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerKey {
+    /// A remote host.
+    Ip(IpAddr),
+    /// A local node, by its listen address (or its connection's address before `CONNECT`).
+    Local(String),
+}
+
+impl PeerKey {
+    fn of(remote: SocketAddr, listen: Option<&str>) -> Self {
+        if remote.ip().is_loopback() {
+            PeerKey::Local(listen.map_or_else(|| remote.to_string(), str::to_string))
+        } else {
+            PeerKey::Ip(remote.ip())
+        }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerKey::Ip(ip) => write!(f, "{ip}"),
+            PeerKey::Local(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// A peer as the control API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// The connection's remote address.
+    pub remote: String,
+    /// Where it listens, if it said.
+    pub listen: Option<String>,
+    /// Whether we dialed it.
+    pub outbound: bool,
+    /// Its tip height as it last announced it.
+    pub height: Option<u64>,
+}
+
+/// What the control API's `status` returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowStatus {
+    /// The network id.
+    pub network: NetworkId,
+    /// The tip's height.
+    pub height: u64,
+    /// The tip's hash.
+    pub tip: Digest,
+    /// The main chain's total work (64 hex).
+    pub work: String,
+    /// Transactions waiting in the mempool.
+    pub mempool: usize,
+    /// Blocks held waiting for their parent.
+    pub orphans: usize,
+    /// Connected miners.
+    pub peers: Vec<PeerStatus>,
+    /// Hashes per second over the last second.
+    pub hash_rate: u64,
+    /// Whether this node mines.
+    pub mining: bool,
+    /// Mining threads.
+    pub threads: usize,
+    /// Where block rewards go.
+    pub miner_account: AccountId,
+    /// Blocks this node mined that were stored.
+    pub blocks_mined: u64,
+    /// Blocks received from peers and refused.
+    pub blocks_rejected: u64,
+    /// Peers banned now.
+    pub banned: Vec<String>,
+    /// Where miners and wallets connect.
+    pub address: String,
+}
+
+struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    remote: SocketAddr,
+    /// The address we dialed (outbound connections).
+    dialed: Option<String>,
+    /// The address it listens on, from its `CONNECT`.
+    listen: Option<String>,
+    /// Whether it sent `CONNECT` (a miner, not a wallet): gossip goes to these only.
+    miner: bool,
+    /// Whether we sent our `CONNECT`.
+    greeted: bool,
+    /// The highest block it sent us that we stored (for display).
+    best_height: u64,
+    sync: PeerSync,
+    cancel: CancellationToken,
+}
+
+impl Conn {
+    /// Queues bytes for the writer, or drops a connection that is too slow to read.
+    fn queue(&self, bytes: Bytes) {
+        let len = bytes.len();
+        if self.queued.load(Ordering::Relaxed).saturating_add(len) > MAX_QUEUED_BYTES
+            || self.tx.try_send(bytes).is_err()
+        {
+            debug!(remote = %self.remote, "write queue full; dropping the connection");
+            self.cancel.cancel();
+            return;
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+    }
+}
+
+struct Shared {
+    network: NetworkId,
+    params: ChainParams,
+    address: SocketAddr,
+    key: SecretKey,
+    proof_of_work: u64,
+    tracker: Option<tally_tracker::TrackerClient>,
+    config: MinerConfig,
+    threads: usize,
+    miner_account: AccountId,
+    chain: Mutex<Chain>,
+    conns: Mutex<HashMap<u64, Conn>>,
+    /// Addresses being dialed, so one address is never dialed twice at once.
+    dialing: Mutex<HashSet<String>>,
+    book: Mutex<PeerBook<PeerKey>>,
+    seen_tx: Mutex<Seen<Digest>>,
+    next_conn: AtomicU64,
+    open_conns: AtomicUsize,
+    mining: AtomicBool,
+    /// The mining thread saw `mining` off and holds no block in progress.
+    miner_idle: AtomicBool,
+    isolated: AtomicBool,
+    mine_stop: Mutex<Arc<AtomicBool>>,
+    hashes: AtomicU64,
+    hash_rate: AtomicU64,
+    mempool_gen: AtomicU64,
+    template_gen: AtomicU64,
+    template_ms: AtomicU64,
+    blocks_mined: AtomicU64,
+    blocks_rejected: AtomicU64,
+    cancel: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug elsewhere; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn chain(&self) -> MutexGuard<'_, Chain> {
+        lock(&self.chain)
+    }
+
+    fn tip(&self) -> Tip {
+        self.chain().tip().into()
+    }
+
+    fn connect_packet(&self) -> PowPacket {
+        PowPacket::Connect(Connect {
+            network: self.network,
+            listen: Some(self.address.to_string()),
+            tip: self.tip(),
+        })
+    }
+
+    fn send_request(&self) -> PowPacket {
+        let locator = self.chain().locator();
+        PowPacket::SendRequest(SendRequest {
+            locator: locator.into_iter().take(MAX_LOCATOR).collect(),
+            max: MAX_BLOCKS_PER_BATCH,
+        })
+    }
+
+    /// Queues `bytes` for connection `id`; a connection whose queue is full is too slow
+    /// and is dropped (it syncs again when it reconnects).
+    fn send_to(&self, id: u64, bytes: Bytes) {
+        let conns = lock(&self.conns);
+        if let Some(conn) = conns.get(&id) {
+            conn.queue(bytes);
+        }
+    }
+
+    fn reply(&self, id: u64, packet: &PowPacket) {
+        self.send_to(id, packet.encode());
+    }
+
+    /// Sends to every miner peer but `except`.
+    fn broadcast(&self, packet: &PowPacket, except: Option<u64>) {
+        let bytes = packet.encode();
+        let conns = lock(&self.conns);
+        for (id, conn) in conns.iter() {
+            if Some(*id) == except || !conn.miner {
+                continue;
+            }
+            conn.queue(bytes.clone());
+        }
+    }
+
+    fn peer_key(&self, id: u64) -> Option<PeerKey> {
+        let conns = lock(&self.conns);
+        conns
+            .get(&id)
+            .map(|c| PeerKey::of(c.remote, c.listen.as_deref()))
+    }
+
+    /// Scores connection `id`'s peer; a ban closes the connection.
+    fn penalise(&self, id: u64, offense: Offense) {
+        let Some(key) = self.peer_key(id) else {
+            return;
+        };
+        let verdict = lock(&self.book).penalise(&key, offense, now_ms());
+        match verdict {
+            Verdict::Scored(score) => debug!(peer = %key, ?offense, score, "peer penalised"),
+            Verdict::Banned => {
+                warn!(peer = %key, ?offense, "peer banned");
+                let conns = lock(&self.conns);
+                for conn in conns.values() {
+                    if PeerKey::of(conn.remote, conn.listen.as_deref()) == key {
+                        conn.cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_banned(&self, key: &PeerKey) -> bool {
+        lock(&self.book).is_banned(key, now_ms())
+    }
+
+    /// The tip moved: the miner's template is stale.
+    fn stop_mining_round(&self) {
+        lock(&self.mine_stop).store(true, Ordering::Relaxed);
+    }
+
+    fn fatal(&self, error: &ChainError) {
+        tracing::error!(%error, "chain storage failed; stopping the node (restart reloads the last durable tip)");
+        self.cancel.cancel();
+    }
+
+    fn status(&self) -> PowStatus {
+        let (tip, mempool, orphans) = {
+            let chain = self.chain();
+            (chain.tip(), chain.mempool().len(), chain.orphan_count())
+        };
+        let peers = {
+            let conns = lock(&self.conns);
+            let mut peers: Vec<PeerStatus> = conns
+                .values()
+                .filter(|c| c.miner)
+                .map(|c| PeerStatus {
+                    remote: c.remote.to_string(),
+                    listen: c.listen.clone(),
+                    outbound: c.dialed.is_some(),
+                    height: c.sync.peer_tip().map(|t| t.height.max(c.best_height)),
+                })
+                .collect();
+            peers.sort_by(|a, b| a.remote.cmp(&b.remote));
+            peers
+        };
+        PowStatus {
+            network: self.network,
+            height: tip.height,
+            tip: tip.hash,
+            work: tip.work.to_string(),
+            mempool,
+            orphans,
+            peers,
+            hash_rate: self.hash_rate.load(Ordering::Relaxed),
+            mining: self.mining.load(Ordering::Relaxed),
+            threads: self.threads,
+            miner_account: self.miner_account,
+            blocks_mined: self.blocks_mined.load(Ordering::Relaxed),
+            blocks_rejected: self.blocks_rejected.load(Ordering::Relaxed),
+            banned: lock(&self.book)
+                .banned(now_ms())
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            address: self.address.to_string(),
+        }
+    }
+}
+
+/// A running miner (or, with mining off, a validating and relaying full node).
+pub struct PowNode {
+    shared: Arc<Shared>,
+    rpc_address: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    miner_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A cheap handle on a running miner, for the control API and the terminal line.
+#[derive(Clone)]
+pub struct PowNodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl PowNodeHandle {
+    /// The node's status now.
+    pub fn status(&self) -> PowStatus {
+        self.shared.status()
+    }
+
+    /// An account's state at the tip with its pending transfers (`REQ_ACCOUNT`'s answer).
+    pub fn account(&self, account: &AccountId) -> RespAccount {
+        account_info(&self.shared, account)
+    }
+}
+
+fn account_info(shared: &Shared, account: &AccountId) -> RespAccount {
+    let chain = shared.chain();
+    let state = chain.account(account);
+    let pending = chain.mempool().pending_for(account);
+    let next_sequence = pending
+        .iter()
+        .map(|tx| tx.transfer.sequence + 1)
+        .max()
+        .unwrap_or(state.next_sequence)
+        .max(state.next_sequence);
+    RespAccount {
+        account: *account,
+        balance: state.balance,
+        sequence: state.next_sequence,
+        next_sequence,
+        pending_out: chain.mempool().pending_outgoing(account),
+        pending_in: chain.mempool().pending_incoming(account),
+        tip: chain.tip().into(),
+    }
+}
+
+impl PowNode {
+    /// Opens the chain, binds the sockets, joins the network through the tracker and
+    /// starts serving (and mining, if configured).
+    pub async fn start(config: MinerConfig) -> Result<PowNode, PowNodeError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| PowNodeError::DataDir(config.data_dir.display().to_string(), e))?;
+        let path = config.data_dir.join(MinerFiles::CHAIN_DB);
+        let contract = config.contract.clone();
+        let chain = tokio::task::spawn_blocking(move || {
+            Chain::open(&path, &contract, ChainConfig::default())
+        })
+        .await
+        .map_err(|e| PowNodeError::Join(e.to_string()))??;
+        let params = chain.params().clone();
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| PowNodeError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let bound = listener.local_addr().map_err(|source| PowNodeError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        let address = config.announce.unwrap_or(bound);
+        let rpc_listener = match config.rpc {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| PowNodeError::Bind {
+                            address: addr,
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let rpc_address = rpc_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let proof_of_work = intro_proof(&config).await;
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            config.threads
+        };
+        let cancel = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            network: params.network,
+            params,
+            address,
+            proof_of_work,
+            tracker: config
+                .tracker
+                .clone()
+                .map(|t| tally_tracker::TrackerClient::new(t, config.tracker_client.clone())),
+            threads,
+            miner_account: config.miner_account.unwrap_or(config.key.account()),
+            key: config.key.clone(),
+            chain: Mutex::new(chain),
+            conns: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashSet::new()),
+            book: Mutex::new(PeerBook::new(config.scoring)),
+            seen_tx: Mutex::new(Seen::new(200_000)),
+            next_conn: AtomicU64::new(1),
+            open_conns: AtomicUsize::new(0),
+            mining: AtomicBool::new(config.mine),
+            miner_idle: AtomicBool::new(!config.mine),
+            isolated: AtomicBool::new(false),
+            mine_stop: Mutex::new(Arc::new(AtomicBool::new(false))),
+            hashes: AtomicU64::new(0),
+            hash_rate: AtomicU64::new(0),
+            mempool_gen: AtomicU64::new(0),
+            template_gen: AtomicU64::new(0),
+            template_ms: AtomicU64::new(0),
+            blocks_mined: AtomicU64::new(0),
+            blocks_rejected: AtomicU64::new(0),
+            cancel: cancel.clone(),
+            config,
+        });
+        info!(%address, network = %shared.network, mining = shared.config.mine, threads, "miner started");
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));
+        tasks.push(tokio::spawn(ticker(shared.clone())));
+        tasks.push(tokio::spawn(discovery(shared.clone())));
+        if let Some(listener) = rpc_listener {
+            tasks.push(tokio::spawn(crate::pow::rpc::serve(
+                listener,
+                PowNodeHandle {
+                    shared: shared.clone(),
+                },
+                cancel.clone(),
+            )));
+        }
+        let miner_shared = shared.clone();
+        let miner_thread = std::thread::Builder::new()
+            .name("tally-miner".into())
+            .spawn(move || miner_loop(miner_shared))
+            .ok();
+        Ok(PowNode {
+            shared,
+            rpc_address,
+            tasks,
+            miner_thread,
+        })
+    }
+
+    /// Where miners and wallets connect (the announced address).
+    pub fn address(&self) -> SocketAddr {
+        self.shared.address
+    }
+
+    /// The control API's address, if it runs.
+    pub fn rpc_address(&self) -> Option<SocketAddr> {
+        self.rpc_address
+    }
+
+    /// A handle for status queries.
+    pub fn handle(&self) -> PowNodeHandle {
+        PowNodeHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The node's status now.
+    pub fn status(&self) -> PowStatus {
+        self.shared.status()
+    }
+
+    /// The main chain's tip.
+    pub fn tip(&self) -> tally_chain::TipInfo {
+        self.shared.chain().tip()
+    }
+
+    /// Runs `f` on the chain (queries in tests and tools; keep it short, the node waits).
+    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
+        f(&self.shared.chain())
+    }
+
+    /// Turns mining on or off (a node keeps validating and relaying either way).
+    pub fn set_mining(&self, on: bool) {
+        if on {
+            self.shared.miner_idle.store(false, Ordering::SeqCst);
+        }
+        self.shared.mining.store(on, Ordering::SeqCst);
+        self.shared.stop_mining_round();
+    }
+
+    /// Turns mining off and waits until the mining thread has finished its block in
+    /// progress (stored or dropped), so the tip no longer moves by our own hand.
+    pub async fn stop_mining(&self) {
+        self.set_mining(false);
+        while !self.shared.miner_idle.load(Ordering::SeqCst) && !self.shared.cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Cuts this node off (drops every connection, refuses new ones, dials nobody) or
+    /// lets it reconnect: how tests make a network partition and heal it.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.shared.isolated.store(isolated, Ordering::Relaxed);
+        if isolated {
+            for conn in lock(&self.shared.conns).values() {
+                conn.cancel.cancel();
+            }
+        }
+    }
+
+    /// Dials a miner now (besides the ones the tracker lists).
+    pub fn connect_to(&self, address: &str) {
+        dial(&self.shared, address.to_string());
+    }
+
+    /// Whether the node stopped by itself (a storage failure).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    /// Resolves when the node stops by itself.
+    pub async fn stopped(&self) {
+        self.shared.cancel.cancelled().await;
+    }
+
+    /// Stops serving and mining and waits for every task; the chain is durable at its last
+    /// tip change.
+    pub async fn stop(mut self) {
+        self.shared.cancel.cancel();
+        self.shared.stop_mining_round();
+        for conn in lock(&self.shared.conns).values() {
+            conn.cancel.cancel();
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        if let Some(thread) = self.miner_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        // Connection tasks hold the chain; wait until they let go so the database closes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        info!(address = %self.shared.address, "miner stopped");
+    }
+}
+
+impl Drop for PowNode {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+        self.shared.stop_mining_round();
+    }
+}
+
+/// The node key's intro proof of work, which the tracker checks: the configured one if it
+/// is right, else searched now (the contract's `intro_pow_bits` are small for miners).
+async fn intro_proof(config: &MinerConfig) -> u64 {
+    let account = config.key.account();
+    let bits = config.contract.intro_pow_bits;
+    if let Some(nonce) = config.proof_of_work
+        && tally_core::pow::check_intro_pow(&account, nonce, bits)
+    {
+        return nonce;
+    }
+    tokio::task::spawn_blocking(move || {
+        tally_core::pow::IntroPowHasher::new(&account)
+            .search(0..u64::MAX, bits)
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0)
+}
+
+// ----- connections -------------------------------------------------------------------------
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Isolation refuses miners only (at their `CONNECT`): wallets are still served.
+        let from_ip = lock(&shared.conns)
+            .values()
+            .filter(|c| c.remote.ip() == remote.ip())
+            .count();
+        if shared.is_banned(&PeerKey::of(remote, None))
+            || shared.open_conns.load(Ordering::Relaxed) >= shared.config.max_connections
+            || from_ip >= shared.config.max_connections_per_ip
+        {
+            drop(stream);
+            continue;
+        }
+        tokio::spawn(serve(shared.clone(), stream, remote, None));
+    }
+}
+
+/// Dials `address` unless it is us, already connected, banned, or we are isolated.
+fn dial(shared: &Arc<Shared>, address: String) {
+    if shared.isolated.load(Ordering::Relaxed) || shared.cancel.is_cancelled() {
+        return;
+    }
+    if address == shared.address.to_string() {
+        return;
+    }
+    {
+        let conns = lock(&shared.conns);
+        let miners = conns
+            .values()
+            .filter(|c| c.miner || c.dialed.is_some())
+            .count();
+        if miners >= shared.config.max_peers
+            || conns.values().any(|c| {
+                c.dialed.as_deref() == Some(address.as_str())
+                    || c.listen.as_deref() == Some(address.as_str())
+            })
+        {
+            return;
+        }
+    }
+    if let Ok(addr) = address.parse::<SocketAddr>()
+        && shared.is_banned(&PeerKey::of(addr, Some(&address)))
+    {
+        return;
+    }
+    if !lock(&shared.dialing).insert(address.clone()) {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        match wire::connect(&address, shared.config.wire).await {
+            Ok(stream) => {
+                let remote = stream
+                    .peer_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                serve(shared.clone(), stream, remote, Some(address.clone())).await;
+            }
+            Err(error) => debug!(%address, %error, "cannot reach peer"),
+        }
+        lock(&shared.dialing).remove(&address);
+    });
+}
+
+/// Serves one connection until it closes, times out, misbehaves or the node stops.
+async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, dialed: Option<String>) {
+    let (mut reader, mut writer) = wire::split(stream, shared.config.wire);
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let cancel = shared.cancel.child_token();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outbound = dialed.is_some();
+    {
+        let mut conns = lock(&shared.conns);
+        // A dialed peer is a miner (we dial only miners); it gets our CONNECT first.
+        conns.insert(
+            id,
+            Conn {
+                tx: tx.clone(),
+                queued: queued.clone(),
+                remote,
+                dialed: dialed.clone(),
+                listen: dialed.clone(),
+                miner: outbound,
+                greeted: outbound,
+                best_height: 0,
+                sync: PeerSync::new(duration_ms(shared.config.sync_timeout)),
+                cancel: cancel.clone(),
+            },
+        );
+    }
+    shared.open_conns.fetch_add(1, Ordering::Relaxed);
+    if outbound {
+        shared.send_to(id, shared.connect_packet().encode());
+    }
+    drop(tx);
+    let writer_cancel = cancel.clone();
+    let writer_task = tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = writer_cancel.cancelled() => break,
+                next = rx.recv() => next,
+            };
+            let Some(bytes) = next else { break };
+            let len = bytes.len();
+            let sent = writer.send_bytes(bytes).await;
+            queued.fetch_sub(len, Ordering::Relaxed);
+            if let Err(error) = sent {
+                debug!(%error, "write failed; closing");
+                writer_cancel.cancel();
+                break;
+            }
+        }
+    });
+    debug!(%remote, outbound, "connection open");
+    read_loop(&shared, id, &mut reader, &cancel).await;
+    // Dropping the queue's last sender lets the writer send what is queued (a last
+    // `ERROR`, say) and end; a ban or the node stopping cancels it at once instead.
+    lock(&shared.conns).remove(&id);
+    let write_timeout = shared.config.wire.write_timeout;
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(write_timeout, writer_task)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    cancel.cancel();
+    shared.open_conns.fetch_sub(1, Ordering::Relaxed);
+    debug!(%remote, "connection closed");
+}
+
+async fn read_loop(
+    shared: &Arc<Shared>,
+    id: u64,
+    reader: &mut WireReader,
+    cancel: &CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return,
+            received = reader.recv() => received,
+        };
+        match received {
+            Ok(packet) => {
+                if !handle(shared, id, packet).await {
+                    return;
+                }
+            }
+            Err(WireError::Malformed(error)) => {
+                shared.reply(
+                    id,
+                    &PowPacket::Error(ErrorMsg {
+                        reason: format!("malformed packet: {error}"),
+                    }),
+                );
+                shared.penalise(id, Offense::Malformed);
+            }
+            Err(error) => {
+                if error.is_peer_fault() {
+                    shared.penalise(id, Offense::Malformed);
+                }
+                debug!(%error, "connection ends");
+                return;
+            }
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Handles one packet; `false` closes the connection.
+async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
+    match packet {
+        PowPacket::Connect(connect) => on_connect(shared, id, connect),
+        PowPacket::PushTransaction(tx) => {
+            on_push(shared, id, tx);
+            true
+        }
+        PowPacket::Transaction(gossip) => {
+            on_gossip(shared, id, gossip);
+            true
+        }
+        PowPacket::HashBroadcast(hb) => {
+            if hb.block.hash() != hb.hash {
+                shared.penalise(id, Offense::WrongHash);
+                shared.reply(
+                    id,
+                    &PowPacket::RejectBlock(RejectBlock {
+                        hash: hb.hash,
+                        reason: "the hash is not the block's".into(),
+                    }),
+                );
+                return true;
+            }
+            on_blocks(shared, id, vec![hb.block], None).await;
+            true
+        }
+        PowPacket::SendRequest(request) => {
+            on_send_request(shared, id, request).await;
+            true
+        }
+        PowPacket::ReceiveBlock(batch) => {
+            if batch.blocks.len() > MAX_BLOCKS_PER_BATCH as usize {
+                shared.penalise(id, Offense::Protocol);
+                return true;
+            }
+            on_blocks(shared, id, batch.blocks, Some(batch.tip)).await;
+            true
+        }
+        PowPacket::ReqAccount(request) => {
+            let info = account_info(shared, &request.account);
+            shared.reply(id, &PowPacket::RespAccount(info));
+            true
+        }
+        PowPacket::ReqTxStatus(request) => {
+            let (status, tip) = {
+                let chain = shared.chain();
+                (
+                    chain.transaction_status(&request.transaction),
+                    chain.tip().into(),
+                )
+            };
+            shared.reply(
+                id,
+                &PowPacket::RespTxStatus(RespTxStatus {
+                    id: request.transaction.id(),
+                    status,
+                    tip,
+                }),
+            );
+            true
+        }
+        PowPacket::RejectBlock(reject) => {
+            debug!(hash = %reject.hash, reason = %reject.reason, "a peer refused our block");
+            true
+        }
+        PowPacket::Error(error) => {
+            debug!(reason = %error.reason, "peer reports an error");
+            true
+        }
+        other @ (PowPacket::AcceptTransaction(_)
+        | PowPacket::RejectTransaction(_)
+        | PowPacket::RespAccount(_)
+        | PowPacket::RespTxStatus(_)) => {
+            debug!(packet = other.name(), "unexpected answer");
+            shared.penalise(id, Offense::Protocol);
+            true
+        }
+    }
+}
+
+fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
+    if connect.network != shared.network {
+        shared.reply(
+            id,
+            &PowPacket::Error(ErrorMsg {
+                reason: format!("wrong network: this is {}", shared.network),
+            }),
+        );
+        return false;
+    }
+    let ours = shared.tip();
+    let now = now_ms();
+    let (greet, ask, key) = {
+        let mut conns = lock(&shared.conns);
+        if let Some(listen) = &connect.listen
+            && !keep_connection(&shared.address.to_string(), &conns, id, listen)
+        {
+            return false;
+        }
+        let Some(conn) = conns.get_mut(&id) else {
+            return false;
+        };
+        conn.miner = true;
+        if let Some(listen) = &connect.listen {
+            conn.listen = Some(listen.clone());
+        }
+        let greet = !conn.greeted;
+        conn.greeted = true;
+        let ask = conn.sync.on_peer_tip(connect.tip, ours, now);
+        (greet, ask, PeerKey::of(conn.remote, conn.listen.as_deref()))
+    };
+    if shared.isolated.load(Ordering::Relaxed) {
+        return false;
+    }
+    if shared.is_banned(&key) {
+        shared.reply(
+            id,
+            &PowPacket::Error(ErrorMsg {
+                reason: "banned".into(),
+            }),
+        );
+        return false;
+    }
+    if greet {
+        shared.reply(id, &shared.connect_packet());
+    }
+    if ask {
+        shared.reply(id, &shared.send_request());
+    }
+    true
+}
+
+/// Two miners that dialed each other at once hold two connections; both sides keep the
+/// one dialed by the miner with the smaller address (the same one, seen from either side)
+/// and close the other. `false`: close connection `id`.
+fn keep_connection(me: &str, conns: &HashMap<u64, Conn>, id: u64, listen: &str) -> bool {
+    let Some(this) = conns.get(&id) else {
+        return false;
+    };
+    let Some((_, other)) = conns
+        .iter()
+        .find(|(other_id, c)| **other_id != id && c.miner && c.listen.as_deref() == Some(listen))
+    else {
+        return true;
+    };
+    let this_outbound = this.dialed.is_some();
+    let other_outbound = other.dialed.is_some();
+    if this_outbound == other_outbound {
+        // The same direction twice: keep the older.
+        return false;
+    }
+    let keep_outbound = me < listen;
+    if this_outbound == keep_outbound {
+        other.cancel.cancel();
+        true
+    } else {
+        false
+    }
+}
+
+fn on_push(shared: &Arc<Shared>, id: u64, tx: Transaction) {
+    let tx_id = tx.id();
+    let result = shared.chain().submit_transaction(tx);
+    match result {
+        Ok(()) => {
+            lock(&shared.seen_tx).insert(tx_id);
+            shared.mempool_gen.fetch_add(1, Ordering::Relaxed);
+            shared.reply(
+                id,
+                &PowPacket::AcceptTransaction(AcceptTransaction { id: tx_id }),
+            );
+            shared.broadcast(
+                &PowPacket::Transaction(TransactionGossip {
+                    transactions: vec![tx],
+                }),
+                Some(id),
+            );
+        }
+        Err(reason) => shared.reply(
+            id,
+            &PowPacket::RejectTransaction(RejectTransaction {
+                id: Some(tx_id),
+                reason: reason.to_string(),
+            }),
+        ),
+    }
+}
+
+fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
+    if gossip.transactions.len() > MAX_GOSSIP_TRANSACTIONS {
+        shared.penalise(id, Offense::Protocol);
+        return;
+    }
+    let fresh: Vec<Transaction> = {
+        let mut seen = lock(&shared.seen_tx);
+        gossip
+            .transactions
+            .into_iter()
+            .filter(|tx| seen.insert(tx.id()))
+            .collect()
+    };
+    if fresh.is_empty() {
+        return;
+    }
+    let results = shared.chain().submit_transactions(fresh.clone());
+    let mut accepted = Vec::new();
+    let mut faulty = false;
+    for (tx, result) in fresh.into_iter().zip(results) {
+        match result {
+            Ok(()) => accepted.push(tx),
+            // Never accepted by an honest miner, so never relayed by one.
+            Err(TxRejected::BadSignature | TxRejected::ZeroAmount | TxRejected::NotATransfer) => {
+                faulty = true;
+            }
+            // A race with a block or another transaction: nobody's fault.
+            Err(reason) => debug!(%reason, "relayed transaction not taken"),
+        }
+    }
+    if faulty {
+        shared.penalise(id, Offense::InvalidTransaction);
+    }
+    if !accepted.is_empty() {
+        shared.mempool_gen.fetch_add(1, Ordering::Relaxed);
+        shared.broadcast(
+            &PowPacket::Transaction(TransactionGossip {
+                transactions: accepted,
+            }),
+            Some(id),
+        );
+    }
+}
+
+async fn on_send_request(shared: &Arc<Shared>, id: u64, request: SendRequest) {
+    if request.locator.len() > MAX_LOCATOR {
+        shared.penalise(id, Offense::Protocol);
+        return;
+    }
+    let max = request.max.clamp(1, MAX_BLOCKS_PER_BATCH) as usize;
+    // Binary size is about a third of the JSON form; a quarter of the frame is safe.
+    let max_bytes = shared.config.wire.max_frame / 4;
+    let worker = shared.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let chain = worker.chain();
+        let fork = chain.find_fork(&request.locator);
+        let blocks = chain.blocks_from(fork + 1, max, max_bytes);
+        blocks.map(|blocks| ReceiveBlock {
+            blocks,
+            tip: chain.tip().into(),
+        })
+    })
+    .await;
+    match answer {
+        Ok(Ok(batch)) => shared.reply(id, &PowPacket::ReceiveBlock(batch)),
+        Ok(Err(error)) => shared.fatal(&error.into()),
+        Err(error) => warn!(%error, "block lookup task failed"),
+    }
+}
+
+/// What became of a block from a peer.
+enum Fate {
+    New { tip_moved: bool },
+    Known,
+    Orphan,
+    Refused,
+}
+
+/// Checks and stores blocks from connection `id` in order (a `HASH_BROADCAST` has one, a
+/// `RECEIVE_BLOCK` up to a batch), relays new ones, and asks for more when needed.
+async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip: Option<Tip>) {
+    let count = blocks.len();
+    let single = batch_tip.is_none();
+    let worker = shared.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut fates = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            let hash = block.hash();
+            if worker.chain().knows_block(&hash) {
+                // Known, or known invalid: the chain answers that without checking again.
+                let known = worker.chain().accept_block(block.clone(), now_ms());
+                fates.push((block, fate_of(&worker, id, hash, known)));
+                continue;
+            }
+            let result = check_block(&worker.params, block.clone())
+                .and_then(|checked| worker.chain().accept_checked(checked, now_ms()));
+            let fate = fate_of(&worker, id, hash, result);
+            let stop = matches!(fate, Fate::Refused);
+            fates.push((block, fate));
+            if stop {
+                break;
+            }
+        }
+        fates
+    })
+    .await;
+    let fates = match outcome {
+        Ok(fates) => fates,
+        Err(error) => {
+            warn!(%error, "block task failed");
+            return;
+        }
+    };
+    let mut progressed = false;
+    let mut refused = false;
+    let mut orphan = false;
+    let mut tip_moved = false;
+    let mut newest = None;
+    for (block, fate) in fates {
+        match fate {
+            Fate::New { tip_moved: moved } => {
+                progressed = true;
+                tip_moved |= moved;
+                if single {
+                    // Relay each new block once (the chain remembers it, so never twice).
+                    shared.broadcast(
+                        &PowPacket::HashBroadcast(HashBroadcast {
+                            hash: block.hash(),
+                            block: block.clone(),
+                        }),
+                        Some(id),
+                    );
+                }
+                newest = Some(block);
+            }
+            Fate::Orphan => orphan = true,
+            Fate::Refused => refused = true,
+            // Known already (another peer was faster): the exchange may go on.
+            Fate::Known => progressed = true,
+        }
+    }
+    let newest_height = newest.as_ref().map_or(0, |b: &Block| b.header.height);
+    if tip_moved {
+        shared.stop_mining_round();
+        // After a sync batch, announce only the new tip: peers fetch what they lack.
+        if !single {
+            let tip = shared.tip();
+            if let Some(block) = newest.filter(|b| b.hash() == tip.hash) {
+                shared.broadcast(
+                    &PowPacket::HashBroadcast(HashBroadcast {
+                        hash: block.hash(),
+                        block,
+                    }),
+                    Some(id),
+                );
+            }
+        }
+    }
+    let ours = shared.tip();
+    let now = now_ms();
+    let ask = {
+        let mut conns = lock(&shared.conns);
+        match conns.get_mut(&id) {
+            None => false,
+            Some(conn) => {
+                conn.best_height = conn.best_height.max(newest_height);
+                match batch_tip {
+                    Some(peer_tip) => {
+                        conn.sync
+                            .on_batch(count, progressed && !refused, peer_tip, ours, now)
+                            || (orphan && conn.sync.on_orphan(now))
+                    }
+                    None => orphan && conn.sync.on_orphan(now),
+                }
+            }
+        }
+    };
+    if ask {
+        shared.reply(id, &shared.send_request());
+    }
+}
+
+/// After a reorganisation, shares the transactions of the undone blocks that went back to
+/// the mempool: miners on the winning branch may never have seen them (they were mined
+/// during a partition), and someone must mine them again.
+fn relay_returned(shared: &Shared, disconnected: &[tally_chain::BlockHash]) {
+    let returned: Vec<Transaction> = {
+        let chain = shared.chain();
+        disconnected
+            .iter()
+            .filter_map(|hash| chain.block(hash).ok().flatten())
+            .flat_map(|block| block.transactions)
+            .filter(|tx| chain.transaction_status(tx) == tally_chain::TxStatus::Pending)
+            .collect()
+    };
+    if returned.is_empty() {
+        return;
+    }
+    shared.mempool_gen.fetch_add(1, Ordering::Relaxed);
+    for chunk in returned.chunks(MAX_GOSSIP_TRANSACTIONS) {
+        shared.broadcast(
+            &PowPacket::Transaction(TransactionGossip {
+                transactions: chunk.to_vec(),
+            }),
+            None,
+        );
+    }
+}
+
+/// Interprets the chain's verdict on one block: scores the sender for invalid ones.
+fn fate_of(
+    shared: &Arc<Shared>,
+    id: u64,
+    hash: tally_chain::BlockHash,
+    result: Result<BlockOutcome, ChainError>,
+) -> Fate {
+    match result {
+        Ok(BlockOutcome::Duplicate) => Fate::Known,
+        Ok(BlockOutcome::Orphan { missing_parent }) => {
+            debug!(%hash, %missing_parent, "orphan block");
+            Fate::Orphan
+        }
+        Ok(BlockOutcome::Stored {
+            height, tip_change, ..
+        }) => {
+            if let Some(change) = &tip_change {
+                if change.is_reorg() {
+                    info!(
+                        height = change.height,
+                        disconnected = change.disconnected.len(),
+                        connected = change.connected.len(),
+                        returned = change.returned_to_mempool,
+                        "reorganisation"
+                    );
+                    relay_returned(shared, &change.disconnected);
+                } else {
+                    debug!(height, %hash, "new tip");
+                }
+            }
+            Fate::New {
+                tip_moved: tip_change.is_some(),
+            }
+        }
+        Err(ChainError::Invalid { hash, error }) => {
+            shared.reply(
+                id,
+                &PowPacket::RejectBlock(RejectBlock {
+                    hash,
+                    reason: error.to_string(),
+                }),
+            );
+            if error.is_peer_fault() {
+                shared.blocks_rejected.fetch_add(1, Ordering::Relaxed);
+                debug!(%hash, %error, "invalid block");
+                shared.penalise(id, Offense::InvalidBlock);
+            }
+            Fate::Refused
+        }
+        Err(error @ ChainError::Store(_)) => {
+            shared.fatal(&error);
+            Fate::Refused
+        }
+    }
+}
+
+// ----- background tasks --------------------------------------------------------------------
+
+/// Samples the hash rate every second and restarts the miner on a fresh template when new
+/// transactions have waited `template_refresh`.
+async fn ticker(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    let mut last_hashes = 0u64;
+    let mut last_sample = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(last_sample);
+        if elapsed >= Duration::from_secs(1) {
+            let hashes = shared.hashes.load(Ordering::Relaxed);
+            let rate = (hashes.saturating_sub(last_hashes)) as f64 / elapsed.as_secs_f64();
+            shared.hash_rate.store(rate as u64, Ordering::Relaxed);
+            last_hashes = hashes;
+            last_sample = now;
+        }
+        let age = now_ms().saturating_sub(shared.template_ms.load(Ordering::Relaxed));
+        if shared.mempool_gen.load(Ordering::Relaxed) != shared.template_gen.load(Ordering::Relaxed)
+            && age >= duration_ms(shared.config.template_refresh)
+        {
+            shared.stop_mining_round();
+        }
+    }
+}
+
+/// Joins through the tracker (seed 004's INITIALIZE flow), dials the peers it lists and
+/// the configured ones; then every heartbeat re-sends `CONNECT` to every miner, asks the
+/// tracker for peers when few are connected, and renews the registration.
+async fn discovery(shared: Arc<Shared>) {
+    let keys = [(shared.key.clone(), shared.proof_of_work)];
+    let max = u32::try_from(shared.config.max_peers).unwrap_or(u32::MAX);
+    for peer in shared.config.peers.clone() {
+        dial(&shared, peer);
+    }
+    let mut joined = false;
+    let mut last_registration = tokio::time::Instant::now();
+    let mut interval = tokio::time::interval(shared.config.heartbeat);
+    loop {
+        if let Some(tracker) = &shared.tracker
+            && !shared.isolated.load(Ordering::Relaxed)
+        {
+            if !joined {
+                match tracker
+                    .join(shared.network, shared.address, &keys, Some(max))
+                    .await
+                {
+                    Ok(result) => {
+                        joined = true;
+                        last_registration = tokio::time::Instant::now();
+                        info!(
+                            peers = result.peers.len(),
+                            tracker = tracker.addr(),
+                            "joined the network"
+                        );
+                        for peer in result.peers {
+                            dial(&shared, peer.address.to_string());
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%error, tracker = tracker.addr(), "cannot join through the tracker; retrying later")
+                    }
+                }
+            } else {
+                if last_registration.elapsed() >= shared.config.register_every {
+                    match tracker
+                        .register(shared.network, shared.address, &keys)
+                        .await
+                    {
+                        Ok(_) => last_registration = tokio::time::Instant::now(),
+                        Err(error) => warn!(%error, "tracker registration failed"),
+                    }
+                }
+                let miners = lock(&shared.conns).values().filter(|c| c.miner).count();
+                if miners < shared.config.max_peers.min(8) {
+                    match tracker.peers(shared.network, Some(max)).await {
+                        Ok(peers) => {
+                            for peer in peers {
+                                dial(&shared, peer.address.to_string());
+                            }
+                        }
+                        Err(error) => debug!(%error, "tracker list failed"),
+                    }
+                }
+            }
+        }
+        let hello = shared.connect_packet();
+        shared.broadcast(&hello, None);
+        lock(&shared.book).sweep(now_ms());
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+    }
+}
+
+/// The mining thread: template, nonce search on all mining threads, store and broadcast;
+/// again on every tip change or when new transactions waited long enough.
+fn miner_loop(shared: Arc<Shared>) {
+    while !shared.cancel.is_cancelled() {
+        if !shared.mining.load(Ordering::SeqCst) {
+            shared.miner_idle.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        // Register the stop flag before taking the template, so a tip change in between
+        // stops this round.
+        let stop = Arc::new(AtomicBool::new(false));
+        *lock(&shared.mine_stop) = stop.clone();
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        if !shared.mining.load(Ordering::SeqCst) {
+            continue;
+        }
+        shared.template_gen.store(
+            shared.mempool_gen.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        shared.template_ms.store(now_ms(), Ordering::Relaxed);
+        let mut block = shared
+            .chain()
+            .block_template(shared.miner_account, now_ms());
+        let Some(header) = miner::mine(&block.header, shared.threads, &stop, &shared.hashes) else {
+            continue;
+        };
+        block.header = header;
+        let hash = block.hash();
+        let result = shared.chain().accept_block(block.clone(), now_ms());
+        match result {
+            Ok(BlockOutcome::Stored { height, .. }) => {
+                shared.blocks_mined.fetch_add(1, Ordering::Relaxed);
+                debug!(height, %hash, txs = block.transactions.len(), "mined a block");
+                shared.broadcast(
+                    &PowPacket::HashBroadcast(HashBroadcast { hash, block }),
+                    None,
+                );
+            }
+            Ok(other) => debug!(?other, "mined block not stored"),
+            Err(error @ ChainError::Store(_)) => {
+                shared.fatal(&error);
+                break;
+            }
+            Err(error) => warn!(%error, "our own block was refused"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Peer scoring and bans, sans-I/O: the node reports misbehaviour with the current time and
+//! asks whether a peer is banned; nothing here touches a socket or a clock.
+//!
+//! Why a score and not an immediate ban: a peer can send one bad thing through no fault of
+//! its own (a block that was valid on a branch we since marked invalid, a relayed
+//! transaction a reorganisation made stale is not scored at all), but a peer that keeps
+//! sending invalid data is hostile or broken, and either way costs us CPU. Scores decay so
+//! that rare honest mistakes never add up to a ban.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// What a peer did wrong, and how much it costs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offense {
+    /// A frame that is not a packet (bad JSON, unknown type or field, oversized).
+    Malformed,
+    /// A block that breaks a consensus rule (any [`tally_chain::BlockError`] that is the
+    /// peer's fault).
+    InvalidBlock,
+    /// A `HASH_BROADCAST` whose hash is not its block's.
+    WrongHash,
+    /// A relayed transaction with a bad signature or no amount (a miner relays only what
+    /// it accepted, and these never pass).
+    InvalidTransaction,
+    /// A packet that makes no sense in its place (an answer nobody asked for, an oversized
+    /// batch).
+    Protocol,
+}
+
+impl Offense {
+    /// Points added to the peer's score.
+    pub fn points(self) -> u32 {
+        match self {
+            Offense::Malformed => 25,
+            Offense::InvalidBlock => 25,
+            Offense::WrongHash => 25,
+            Offense::InvalidTransaction => 10,
+            Offense::Protocol => 10,
+        }
+    }
+}
+
+/// Scoring policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScorePolicy {
+    /// A peer whose score reaches this is banned (default 100: four invalid blocks).
+    pub ban_threshold: u32,
+    /// How long a ban lasts, in milliseconds (default one hour).
+    pub ban_ms: u64,
+    /// One point is forgiven per this many milliseconds (default one minute).
+    pub decay_ms: u64,
+}
+
+impl Default for ScorePolicy {
+    fn default() -> Self {
+        ScorePolicy {
+            ban_threshold: 100,
+            ban_ms: 60 * 60 * 1000,
+            decay_ms: 60 * 1000,
+        }
+    }
+}
+
+/// The verdict after an offense.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep talking; the score is now this.
+    Scored(u32),
+    /// The peer is now banned: close its connections, refuse new ones.
+    Banned,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    score: u32,
+    updated_ms: u64,
+    banned_until_ms: Option<u64>,
+}
+
+/// Scores and bans, keyed by whatever identifies a peer (the node uses the IP address,
+/// or on loopback the address a peer listens on).
+#[derive(Clone, Debug)]
+pub struct PeerBook<K> {
+    policy: ScorePolicy,
+    records: HashMap<K, Record>,
+    max_records: usize,
+}
+
+impl<K: Hash + Eq + Clone> PeerBook<K> {
+    /// An empty book.
+    pub fn new(policy: ScorePolicy) -> Self {
+        PeerBook {
+            policy,
+            records: HashMap::new(),
+            max_records: 100_000,
+        }
+    }
+
+    /// Records `offense` by `peer` at `now_ms`.
+    pub fn penalise(&mut self, peer: &K, offense: Offense, now_ms: u64) -> Verdict {
+        if self.is_banned(peer, now_ms) {
+            return Verdict::Banned;
+        }
+        if self.records.len() >= self.max_records {
+            self.sweep(now_ms);
+        }
+        let policy = self.policy;
+        let record = self.records.entry(peer.clone()).or_insert(Record {
+            score: 0,
+            updated_ms: now_ms,
+            banned_until_ms: None,
+        });
+        decay(record, &policy, now_ms);
+        record.score = record.score.saturating_add(offense.points());
+        if record.score >= policy.ban_threshold {
+            record.banned_until_ms = Some(now_ms.saturating_add(policy.ban_ms));
+            record.score = 0;
+            Verdict::Banned
+        } else {
+            Verdict::Scored(record.score)
+        }
+    }
+
+    /// Whether `peer` is banned at `now_ms`.
+    pub fn is_banned(&self, peer: &K, now_ms: u64) -> bool {
+        self.records
+            .get(peer)
+            .and_then(|r| r.banned_until_ms)
+            .is_some_and(|until| now_ms < until)
+    }
+
+    /// The peer's current score (0 for unknown peers).
+    pub fn score(&self, peer: &K, now_ms: u64) -> u32 {
+        self.records.get(peer).map_or(0, |r| {
+            let mut r = *r;
+            decay(&mut r, &self.policy, now_ms);
+            r.score
+        })
+    }
+
+    /// Peers banned at `now_ms`.
+    pub fn banned(&self, now_ms: u64) -> Vec<K> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.banned_until_ms.is_some_and(|u| now_ms < u))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Forgets expired bans and fully decayed scores (bounds memory).
+    pub fn sweep(&mut self, now_ms: u64) {
+        let policy = self.policy;
+        self.records.retain(|_, r| {
+            decay(r, &policy, now_ms);
+            r.score > 0 || r.banned_until_ms.is_some_and(|u| now_ms < u)
+        });
+    }
+}
+
+fn decay(record: &mut Record, policy: &ScorePolicy, now_ms: u64) {
+    let elapsed = now_ms.saturating_sub(record.updated_ms);
+    let forgiven = elapsed / policy.decay_ms.max(1);
+    if forgiven > 0 {
+        record.score = record
+            .score
+            .saturating_sub(u32::try_from(forgiven).unwrap_or(u32::MAX));
+        record.updated_ms = now_ms;
+    }
+    if record.banned_until_ms.is_some_and(|u| now_ms >= u) {
+        record.banned_until_ms = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_invalid_blocks_ban_and_the_ban_expires() {
+        let mut book = PeerBook::new(ScorePolicy::default());
+        let p = "peer".to_string();
+        assert_eq!(
+            book.penalise(&p, Offense::InvalidBlock, 0),
+            Verdict::Scored(25)
+        );
+        assert_eq!(
+            book.penalise(&p, Offense::InvalidBlock, 0),
+            Verdict::Scored(50)
+        );
+        assert_eq!(
+            book.penalise(&p, Offense::InvalidBlock, 0),
+            Verdict::Scored(75)
+        );
+        assert!(!book.is_banned(&p, 0));
+        assert_eq!(book.penalise(&p, Offense::InvalidBlock, 0), Verdict::Banned);
+        assert!(book.is_banned(&p, 1));
+        assert_eq!(book.banned(1), vec![p.clone()]);
+        let later = ScorePolicy::default().ban_ms;
+        assert!(!book.is_banned(&p, later));
+        assert_eq!(book.score(&p, later), 0);
+    }
+
+    #[test]
+    fn scores_decay_so_rare_mistakes_never_ban() {
+        let mut book = PeerBook::new(ScorePolicy::default());
+        let minute = ScorePolicy::default().decay_ms;
+        for i in 0..100u64 {
+            // One invalid block every half hour.
+            let verdict = book.penalise(&1u32, Offense::InvalidBlock, i * 30 * minute);
+            assert_eq!(verdict, Verdict::Scored(25));
+        }
+        book.sweep(10_000 * minute);
+        assert_eq!(book.score(&1u32, 10_000 * minute), 0);
+    }
+}
