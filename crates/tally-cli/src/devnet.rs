@@ -1,16 +1,19 @@
 //! `tally devnet`: a whole local Tally network in one process, ready to use.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use tally_core::{Amount, NetworkContract};
+use tally_node::pow::{MinerConfig, PowNode};
 use tally_node::{Node, NodeConfig};
 use tally_relay::{Relay, RelayConfig};
 use tally_tracker::{Tracker, TrackerConfig};
 
 use crate::network::{QuorumArgs, create_quorum};
+use crate::pow::{PowArgs, create_pow};
 
 /// `tally devnet`
 #[derive(Args)]
@@ -18,8 +21,8 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its contract, validators and wallet (reused if it exists).
     #[arg(long, default_value = "tally-devnet")]
     pub dir: PathBuf,
-    /// The first port: validators use P..P+7 (node and control API), the tracker P+8 and
-    /// the relay P+9.
+    /// The first port: validators use P..P+7 (node and control API), the tracker P+8, the
+    /// relay P+9, the miners P+10..P+13.
     #[arg(long, default_value_t = 2222)]
     pub base_port: u16,
 }
@@ -47,17 +50,33 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             tracker: Some(tracker_address.to_string()),
         })?;
     }
-    let quorum_contract = NetworkContract::from_json(
-        &std::fs::read_to_string(&contract)
-            .with_context(|| format!("reading {}", contract.display()))?,
-    )
-    .with_context(|| format!("contract {}", contract.display()))?;
-    // The tracker serves the devnet's network; the validators register with it and learn
-    // each other's addresses from it, and wallets find the validators through it.
+    let pow_dir = args.dir.join("pow");
+    let pow_contract_path = pow_dir.join("contract.json");
+    if !pow_contract_path.exists() {
+        create_pow(&PowArgs {
+            dir: pow_dir.clone(),
+            miners: 2,
+            name: "devnet-pow".into(),
+            block_time: Duration::from_secs(3),
+            reward: Amount::from_cash(50).unwrap_or(Amount::ZERO),
+            initial_bits: 20,
+            retarget_window: 10,
+            max_block_transactions: 5_000,
+            max_block_bytes: 1_000_000,
+            pow_bits: 8,
+            tracker: tracker_address.to_string(),
+            base_port: port(10)?.port(),
+            fund: 3,
+            fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
+        })?;
+    }
+    // The tracker serves both networks: validators register with it and learn each
+    // other's addresses from it, miners join through it, and wallets find both through it.
     let tracker = Tracker::bind(
         TrackerConfig::new(args.dir.join("tracker"))
             .listen(tracker_address)
-            .contract(quorum_contract),
+            .contract(load_contract(&contract)?)
+            .contract(load_contract(&pow_contract_path)?),
     )
     .await
     .with_context(|| format!("starting the tracker on {tracker_address}"))?
@@ -77,6 +96,20 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("starting validator {i}"))?,
         );
     }
+    // Two miners, one thread each: a few seconds per block once retargeting settles.
+    let mut miners = Vec::new();
+    for i in 0..2 {
+        let dir = pow_dir.join(format!("miner-{i}"));
+        let mut config =
+            MinerConfig::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        config.mine = true;
+        config.threads = 1;
+        miners.push(
+            PowNode::start(config)
+                .await
+                .with_context(|| format!("starting miner {i}"))?,
+        );
+    }
     let wallet = quorum_dir.join("genesis-wallet");
     let w = format!(
         "tally wallet --wallet {} --network {}",
@@ -88,12 +121,20 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         args.dir.join("my-wallet").display(),
         contract.display()
     );
-    println!("Tally devnet is running: 4 validators on 127.0.0.1 (quorum 3).");
+    println!("Tally devnet is running: a quorum network of 4 validators on 127.0.0.1 (quorum 3),");
     for (i, node) in nodes.iter().enumerate() {
         println!(
             "  validator-{i}  node {}  control API http://{}",
             node.address(),
             node.rpc_address().map_or("-".into(), |a| a.to_string())
+        );
+    }
+    println!("and a proof-of-work network of 2 miners (about 3 s per block):");
+    for (i, miner) in miners.iter().enumerate() {
+        println!(
+            "  miner-{i}      node {}  control API http://{}",
+            miner.address(),
+            miner.rpc_address().map_or("-".into(), |a| a.to_string())
         );
     }
     println!("  tracker      {}", tracker.local_addr());
@@ -114,6 +155,18 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         nodes[0].rpc_address().map_or("-".into(), |a| a.to_string())
     );
     println!();
+    let p = format!(
+        "tally wallet --wallet {} --network {}",
+        pow_dir.join("genesis-wallet").display(),
+        pow_contract_path.display()
+    );
+    println!();
+    println!("On the proof-of-work network (miners found through the tracker):");
+    println!("  {p} balance genesis-0       # confirmed and pending, at the chain tip");
+    println!("  {p} send <account> 5 --from genesis-0 --confirmations 2");
+    println!("  {p} ledger                  # the tip and the wallet's accounts");
+    println!("  {p} peers                   # the miners and their tips");
+    println!();
     println!(
         "  tally chat {} my-room my-token     # two of these talk through the relay",
         relay.local_addr()
@@ -124,6 +177,9 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     for node in nodes {
         node.stop().await;
     }
+    for miner in miners {
+        miner.stop().await;
+    }
     if let Err(error) = relay.shutdown().await {
         tracing::warn!(%error, "relay stop");
     }
@@ -131,4 +187,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "tracker stop");
     }
     Ok(())
+}
+
+fn load_contract(path: &Path) -> anyhow::Result<NetworkContract> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    NetworkContract::from_json(&text).with_context(|| format!("contract {}", path.display()))
 }
