@@ -693,8 +693,46 @@ struct Latency {
 async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
     let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
     let pairs = bench_pairs(relay.addr, args.rooms, "lat").await?;
+    let mut senders = Vec::with_capacity(pairs.len());
+    let mut receivers = Vec::with_capacity(pairs.len());
+    for (sender, receiver) in pairs {
+        senders.push(sender.into_std()?);
+        receivers.push(receiver.into_std()?);
+    }
+    let latency = paced_latency(args, senders, receivers, Some(relay.pid)).await;
+    relay.stop().await;
+    latency
+}
+
+/// The same paced clients over direct loopback connections, with no relay between sender
+/// and receiver: what the measuring clients and the machine's scheduling cost by
+/// themselves. The relay's figure can be no better than this floor.
+async fn bench_client_floor(args: &BenchArgs) -> anyhow::Result<Latency> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut senders = Vec::with_capacity(args.rooms);
+    let mut receivers = Vec::with_capacity(args.rooms);
+    for _ in 0..args.rooms {
+        let sender = TcpStream::connect(addr).await?;
+        sender.set_nodelay(true)?;
+        let (receiver, _) = listener.accept().await?;
+        receiver.set_nodelay(true)?;
+        senders.push(sender.into_std()?);
+        receivers.push(receiver.into_std()?);
+    }
+    paced_latency(args, senders, receivers, None).await
+}
+
+/// Sends paced `<# t=NANOS>` lines round robin over `senders` and measures, on
+/// `receivers[i]`, when each line sent on `senders[i]` arrives.
+async fn paced_latency(
+    args: &BenchArgs,
+    senders: Vec<std::net::TcpStream>,
+    receiver_sockets: Vec<std::net::TcpStream>,
+    relay_pid: Option<u32>,
+) -> anyhow::Result<Latency> {
     let base = Instant::now();
-    let rooms = pairs.len() as u64;
+    let rooms = senders.len() as u64;
     if args.latency_rate == 0 || rooms == 0 {
         bail!("the latency run needs a rate and rooms");
     }
@@ -702,23 +740,22 @@ async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
     let measure = secs(args.latency_seconds)?;
     let window_start = warmup;
     let window_end = warmup + measure;
-    let mut senders = Vec::with_capacity(pairs.len());
-    let mut receiver_sockets = Vec::with_capacity(pairs.len());
-    for (sender, receiver) in pairs {
-        let sender = sender.into_std()?;
+    for sender in &senders {
         sender.set_nonblocking(false)?;
-        senders.push(sender);
-        receiver_sockets.push(receiver.into_std()?);
     }
-    // The receivers run on a single-threaded runtime of their own: the least CPU per line,
-    // leaving the most for the relay on this small machine.
+    // The receivers run on a runtime of their own with two workers: when one thread is
+    // descheduled the other keeps reading, so a stall of one bench thread does not show up
+    // as a stall of every room (one worker gave the same median and a worse p90).
     let receivers = std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bench-receive")
             .enable_all()
             .build()?;
         runtime.block_on(async move {
             let mut receivers = tokio::task::JoinSet::new();
             for socket in receiver_sockets {
+                socket.set_nonblocking(true)?;
                 let receiver = TcpStream::from_std(socket)?;
                 receivers.spawn(async move {
                     let mut samples = Vec::new();
@@ -754,8 +791,10 @@ async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
     });
     // One paced sender thread: a line every 1/rate seconds, round-robin over the rooms, so
     // the load is even (tokio timers tick by the millisecond and would send in bursts).
+    // Each line carries the time just before its write.
     let rate = args.latency_rate as f64;
     let pace = Duration::from_micros(args.pace_us);
+    let mut senders = senders;
     let pacer = std::thread::spawn(move || {
         use std::io::Write;
         let mut sent = 0u64;
@@ -785,12 +824,14 @@ async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
             k += 1;
         }
     });
-    let relay_pid = relay.pid;
     let cpu = tokio::spawn(async move {
         tokio::time::sleep(window_start.saturating_sub(base.elapsed())).await;
-        let a = cpu_snapshot(relay_pid);
+        let a = relay_pid.and_then(cpu_snapshot);
         tokio::time::sleep(window_end.saturating_sub(base.elapsed())).await;
-        cpu_report(a, cpu_snapshot(relay_pid))
+        match relay_pid {
+            Some(pid) => cpu_report(a, cpu_snapshot(pid)),
+            None => String::new(),
+        }
     });
     let sent = tokio::task::spawn_blocking(move || pacer.join())
         .await?
@@ -798,13 +839,19 @@ async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
     let mut samples = tokio::task::spawn_blocking(move || receivers.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the receiver thread failed"))??;
-    relay.stop().await;
     samples.sort_unstable();
     Ok(Latency {
         achieved_rate: sent as f64 / measure.as_secs_f64(),
         cpu: cpu.await?,
         samples,
     })
+}
+
+/// The first three fields of /proc/loadavg (Linux), for the record of a run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -918,6 +965,20 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             if p99 < 2.0 { "met" } else { "MISSED" }
         );
         println!("  {}", latency.cpu);
+        let floor = bench_client_floor(&args).await?;
+        let f = &floor.samples;
+        println!(
+            "  the same clients over direct loopback connections, no relay ({} samples): \
+             p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms \
+             (the measuring clients' own delay and the machine's scheduling)",
+            f.len(),
+            percentile(f, 50.0),
+            percentile(f, 90.0),
+            percentile(f, 99.0),
+            percentile(f, 99.9),
+            percentile(f, 100.0),
+        );
+        println!("  load average at the end: {}", load_average());
     }
     if wants("memory") {
         let (before, after) = bench_memory(&args).await?;

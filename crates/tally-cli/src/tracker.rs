@@ -171,8 +171,8 @@ pub struct BenchArgs {
     /// Registrations per key.
     #[arg(long, default_value_t = 4)]
     pub rounds: usize,
-    /// Requests each client sends before reading the answers (1: one at a time).
-    #[arg(long, default_value_t = 1)]
+    /// Requests each client keeps in flight (1: one at a time, waiting for each answer).
+    #[arg(long, default_value_t = 16)]
     pub pipeline: usize,
     /// Live entries for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
@@ -352,6 +352,12 @@ async fn throughput(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         );
     }
     println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".to_owned())
+    );
+    println!(
         "tracker after the run: {} live entries, registry tables {:.1} MB",
         stats.entries,
         stats.registry_bytes as f64 / 1e6
@@ -399,11 +405,16 @@ fn verify_cost(keys: &[(SecretKey, u64)], network: NetworkId) {
     }
 }
 
+/// One bench client: with `pipeline` 1 it sends a frame and waits for its answer; with
+/// more it keeps `pipeline` requests in flight as a sliding window, and whenever it has
+/// read every answer already received it sends, in one write, as many new frames as it
+/// got answers (so neither side makes a system call per request).
 async fn run_client(
     addr: SocketAddr,
     frames: Vec<Vec<u8>>,
     pipeline: usize,
 ) -> anyhow::Result<(usize, usize, Vec<Duration>)> {
+    const SUCCESS: &[u8] = b"\"Response\":\"Success\"";
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
@@ -411,32 +422,46 @@ async fn run_client(
     let (mut ok, mut failed) = (0, 0);
     let mut latencies = Vec::with_capacity(if pipeline == 1 { frames.len() } else { 0 });
     let mut body = Vec::new();
-    for chunk in frames.chunks(pipeline) {
-        let sent = Instant::now();
-        if chunk.len() == 1 {
-            write.write_all(&chunk[0]).await?;
-        } else {
-            write.write_all(&chunk.concat()).await?;
-        }
-        for _ in chunk {
-            let len = read.read_u32().await? as usize;
-            body.resize(len, 0);
-            read.read_exact(&mut body).await?;
-            const SUCCESS: &[u8] = b"\"Response\":\"Success\"";
-            if body.windows(SUCCESS.len()).take(64).any(|w| w == SUCCESS) {
-                ok += 1;
-            } else {
-                failed += 1;
-                if failed == 1 {
-                    eprintln!("refused: {}", String::from_utf8_lossy(&body));
-                }
+    let mut sent = 0usize;
+    let mut answered = 0usize;
+    let mut out = Vec::new();
+    let mut sent_at = Instant::now();
+    while answered < frames.len() {
+        // Top the window up, in one write, once every buffered answer has been read.
+        if sent < frames.len() && sent - answered < pipeline && !frame_buffered(read.buffer()) {
+            let upto = (answered + pipeline).min(frames.len());
+            out.clear();
+            for frame in &frames[sent..upto] {
+                out.extend_from_slice(frame);
             }
+            sent = upto;
+            sent_at = Instant::now();
+            write.write_all(&out).await?;
         }
+        let len = read.read_u32().await? as usize;
+        body.resize(len, 0);
+        read.read_exact(&mut body).await?;
+        answered += 1;
         if pipeline == 1 {
-            latencies.push(sent.elapsed());
+            latencies.push(sent_at.elapsed());
+        }
+        if body.windows(SUCCESS.len()).take(64).any(|w| w == SUCCESS) {
+            ok += 1;
+        } else {
+            failed += 1;
+            if failed == 1 {
+                eprintln!("refused: {}", String::from_utf8_lossy(&body));
+            }
         }
     }
     Ok((ok, failed, latencies))
+}
+
+/// Whether `buf` starts with a whole length-prefixed frame.
+fn frame_buffered(buf: &[u8]) -> bool {
+    buf.get(..4)
+        .and_then(|len| <[u8; 4]>::try_from(len).ok())
+        .is_some_and(|len| buf.len() >= 4 + u32::from_be_bytes(len) as usize)
 }
 
 /// KiB (as /proc reports) to MB (10^6 bytes).

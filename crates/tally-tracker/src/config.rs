@@ -21,8 +21,9 @@ pub struct Limits {
     /// Longest wait for one complete request frame, counted from when the tracker starts
     /// waiting for it (default 30 s). Slow or half-open connections are closed after it.
     pub read_timeout: Duration,
-    /// Longest time writing one answer may take before the connection is dropped
-    /// (default 10 s): a client that does not read cannot pin the tracker's memory.
+    /// Longest time writing one answer (or the answers ready together, written at once) may
+    /// take before the connection is dropped (default 10 s): a client that does not read
+    /// cannot pin the tracker's memory.
     pub write_timeout: Duration,
     /// Longest wait for room in the verification queue before answering `Fail` "tracker
     /// busy" without storing anything (default 10 s).
@@ -55,7 +56,9 @@ pub struct Limits {
     pub max_list_peers: usize,
     /// Most entries in a `REGUP` answer's `Maps` (default 4096); above it, a random sample.
     pub max_maps: usize,
-    /// Most signatures verified and registrations committed as one batch (default 2048).
+    /// Most registrations committed, and signatures verified, as one batch (default 2048).
+    /// Verification batches are further capped at 128 signatures per verifier thread so
+    /// that checking one batch overlaps with committing the previous one.
     pub max_batch: usize,
     /// Registrations waiting for verification before new ones wait (default 16384).
     pub queue_capacity: usize,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt as _, SinkExt, StreamExt};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -275,13 +275,25 @@ impl Tracker {
         let registry = Arc::new(RwLock::new(registry));
         let (job_tx, job_rx) = mpsc::channel(limits.queue_capacity.max(1));
         let (write_tx, write_rx) = std::sync::mpsc::sync_channel(limits.queue_capacity.max(1));
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let verifiers = if limits.verify_threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
         } else {
             limits.verify_threads
         };
-        let mut threads = Vec::with_capacity(verifiers + 1);
+        // The verifier thread checks one share of each batch itself; the pool's threads
+        // check the others.
+        let pool = if verifiers > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(verifiers - 1)
+                    .thread_name(|i| format!("tracker-verify-{}", i + 1))
+                    .build()
+                    .map_err(|e| TrackerError::Thread(std::io::Error::other(e)))?,
+            )
+        } else {
+            None
+        };
+        let mut threads = Vec::with_capacity(2);
         let writer_registry = Arc::clone(&registry);
         let settings = WriterSettings {
             max_batch: limits.max_batch.max(1),
@@ -294,17 +306,13 @@ impl Tracker {
                 .spawn(move || run_writer(write_rx, store, writer_registry, settings))
                 .map_err(TrackerError::Thread)?,
         );
-        for i in 0..verifiers {
-            let rx = Arc::clone(&job_rx);
-            let tx = write_tx.clone();
-            let max_batch = limits.max_batch.max(1);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("tracker-verify-{i}"))
-                    .spawn(move || run_verifier(rx, tx, max_batch))
-                    .map_err(TrackerError::Thread)?,
-            );
-        }
+        let max_batch = limits.max_batch.max(1);
+        threads.push(
+            std::thread::Builder::new()
+                .name("tracker-verify-0".into())
+                .spawn(move || run_verifier(job_rx, write_tx, max_batch, pool))
+                .map_err(TrackerError::Thread)?,
+        );
         tracing::info!(
             addr = %local_addr,
             networks = networks.len(),
@@ -557,7 +565,41 @@ async fn connection(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            Some(bytes) = inflight.next(), if !inflight.is_empty() => write_answer!('conn, bytes),
+            Some(bytes) = inflight.next(), if !inflight.is_empty() => {
+                // Answers of one batch complete together: send every one that is ready in
+                // one write, so a pipelining client gets one segment and one wake-up.
+                let mut ready = vec![bytes];
+                while let Some(Some(more)) = inflight.next().now_or_never() {
+                    ready.push(more);
+                }
+                for bytes in &ready {
+                    if answer_failed(bytes) {
+                        failures += 1;
+                    }
+                }
+                let sent = async {
+                    for bytes in ready {
+                        let bytes: Bytes = Bytes::from(bytes);
+                        out.feed(bytes).await?;
+                    }
+                    SinkExt::<Bytes>::flush(&mut out).await
+                };
+                match tokio::time::timeout(limits.write_timeout, sent).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "write failed");
+                        break 'conn;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "write timed out; closing");
+                        break 'conn;
+                    }
+                }
+                if failures >= limits.max_failures_per_connection {
+                    tracing::warn!(%peer, failures, "too many failed requests; closing");
+                    break 'conn;
+                }
+            }
             frame = tokio::time::timeout(limits.read_timeout, frames.next()), if inflight.len() < depth => {
                 let frame = match frame {
                     Err(_) => {

@@ -588,6 +588,54 @@ async fn pipelined_requests_are_answered_in_order() {
     tracker.shutdown().await.unwrap();
 }
 
+/// Signatures are checked in batches split across verifier threads; a forged signature
+/// anywhere in a batch refuses exactly its own key.
+#[tokio::test]
+async fn forged_keys_in_split_batches_refuse_only_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = contract("main");
+    let limits = Limits {
+        verify_threads: 2,
+        ..limits()
+    };
+    let tracker = start(dir.path(), std::slice::from_ref(&net), limits).await;
+    let mut raw = Raw::connect(tracker.local_addr()).await;
+    let requests = 6;
+    let per_request = 16;
+    let mut forged = Vec::new();
+    for r in 0..requests {
+        let keys: Vec<_> = (0..per_request).map(|_| key()).collect();
+        let mut reg = sign_registration(net.id(), node_addr(2000 + r as u16), now_ms(), &keys);
+        // Forge one key in every other request, at a different position each time.
+        if r % 2 == 1 {
+            let k = (r * 5) % per_request;
+            reg.keys[k].signature = reg.keys[(k + 1) % per_request].signature;
+            forged.push((r, k));
+        }
+        raw.send(&Request::Reg(reg).to_json()).await;
+    }
+    for r in 0..requests {
+        let answer = raw.recv().await.unwrap();
+        assert_eq!(answer["Type"], "RESP_REG");
+        for k in 0..per_request {
+            let expected = if forged.contains(&(r, k)) {
+                "Fail"
+            } else {
+                "Success"
+            };
+            assert_eq!(
+                answer["Data"]["Keys"][k]["Response"], expected,
+                "request {r} key {k}"
+            );
+        }
+    }
+    assert_eq!(
+        tracker.stats().entries,
+        requests * per_request - forged.len()
+    );
+    tracker.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_unspecified_address_means_the_connections_ip() {
     let dir = tempfile::tempdir().unwrap();
