@@ -38,7 +38,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Options of `tally relay`. Every limit defaults to the value documented in
-/// docs/protocol-relay.md (RelayConfig::default()).
+/// PROTOCOL.md §7 (RelayConfig::default()).
 #[derive(clap::Args, Debug)]
 pub struct RelayArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
