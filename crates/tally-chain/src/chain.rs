@@ -592,7 +592,23 @@ impl Chain {
     /// Takes many transactions at once, verifying their signatures in one batch (gossip
     /// arrives in bursts). `result[i]` is the fate of `txs[i]`.
     pub fn submit_transactions(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), TxRejected>> {
-        let valid = verify_signatures(&self.params, &txs);
+        let checked = check_transactions(&self.params, txs);
+        self.submit_checked(checked)
+    }
+
+    /// Takes transactions whose signatures [`check_transactions`] verified, so that a node
+    /// can verify them without holding the chain (its lock would block every other user
+    /// for the whole batch). `result[i]` is the fate of the `i`-th transaction.
+    pub fn submit_checked(&mut self, checked: CheckedTransactions) -> Vec<Result<(), TxRejected>> {
+        let CheckedTransactions {
+            network,
+            txs,
+            valid,
+        } = checked;
+        if network != self.params.network {
+            // Checked against another network's parameters: check again here.
+            return self.submit_transactions(txs);
+        }
         txs.into_iter()
             .zip(valid)
             .map(|(tx, ok)| {
@@ -803,6 +819,20 @@ impl Chain {
             return Ok(None);
         }
         self.activate(hash, block)
+    }
+
+    /// Whether `block` is worth verifying the signatures of before [`Chain::accept_checked`]:
+    /// its parent is known and valid and its header passes the rules against the parent
+    /// (height, expected target, timestamps). Those rules are what make a block cost work
+    /// (the header's own target is the sender's choice), so a node checks them before it
+    /// spends a signature check per transaction. Blocks that do not fit go to
+    /// [`Chain::accept_block`], which refuses them, or holds orphans, before any signature
+    /// check (a held orphan's signatures are checked when its parent arrives).
+    pub fn fits_parent(&self, block: &Block, now_ms: u64) -> bool {
+        self.index
+            .get(&block.header.previous)
+            .is_some_and(|parent| !parent.invalid)
+            && self.check_against_parent(block, now_ms).is_ok()
     }
 
     fn check_against_parent(&self, block: &Block, now_ms: u64) -> Result<(), BlockError> {
@@ -1311,6 +1341,33 @@ pub fn check_block(params: &ChainParams, block: Block) -> Result<CheckedBlock, C
     check_context_free(params, &block, &hash).map_err(|error| invalid(hash, error))?;
     check_signatures(params, &block).map_err(|error| invalid(hash, error))?;
     Ok(CheckedBlock { block, hash })
+}
+
+/// Transactions whose signatures were verified for one network, by [`check_transactions`]:
+/// what [`Chain::submit_checked`] takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedTransactions {
+    network: tally_core::NetworkId,
+    txs: Vec<Transaction>,
+    valid: Vec<bool>,
+}
+
+impl CheckedTransactions {
+    /// The transactions, in the order given.
+    pub fn transactions(&self) -> &[Transaction] {
+        &self.txs
+    }
+}
+
+/// Verifies the signatures of `txs` (batched, on all cores) without the chain, so a node
+/// can do the expensive part before it locks the chain for [`Chain::submit_checked`].
+pub fn check_transactions(params: &ChainParams, txs: Vec<Transaction>) -> CheckedTransactions {
+    let valid = verify_signatures(params, &txs);
+    CheckedTransactions {
+        network: params.network,
+        txs,
+        valid,
+    }
 }
 
 /// Decodes a block's bytes, refusing more than a block may hold before parsing.

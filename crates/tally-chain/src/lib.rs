@@ -41,8 +41,8 @@ pub mod u256;
 
 pub use block::{Block, BlockHash, BlockHeader, Coinbase, Transaction, genesis_hash, merkle_root};
 pub use chain::{
-    BlockOutcome, Chain, ChainConfig, CheckedBlock, OpenError, TipChange, TipInfo, TxStatus,
-    check_block, decode_block, verify_signatures,
+    BlockOutcome, Chain, ChainConfig, CheckedBlock, CheckedTransactions, OpenError, TipChange,
+    TipInfo, TxStatus, check_block, check_transactions, decode_block, verify_signatures,
 };
 pub use consensus::{ChainParams, ParamsError, default_pow_params};
 pub use error::{BlockError, ChainError, StoreError, TxRejected};

@@ -666,3 +666,29 @@ fn a_bad_held_orphan_is_dropped_with_its_descendants_when_its_parent_arrives() {
         BlockError::KnownInvalid(_)
     ));
 }
+
+#[test]
+fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
+    let mut chain = chain();
+    let (a, b) = (alice(), bob());
+    let good = transfer(&a, &b, 1, 0);
+    let mut forged = transfer(&a, &b, 2, 1);
+    forged.signature = transfer(&a, &b, 3, 1).signature;
+    let checked = tally_chain::check_transactions(chain.params(), vec![good, forged]);
+    assert_eq!(checked.transactions(), &[good, forged]);
+    assert_eq!(
+        chain.submit_checked(checked),
+        vec![Ok(()), Err(TxRejected::BadSignature)]
+    );
+    // Signed and checked for another network: checked again here, not trusted.
+    let mut other = chain.params().clone();
+    other.network = NetworkId(tally_core::sha256(&[b"elsewhere"]));
+    let foreign =
+        tally_chain::Transaction::sign(transfer(&a, &b, 1, 1).transfer, &a, &other.network);
+    let checked = tally_chain::check_transactions(&other, vec![foreign]);
+    assert_eq!(
+        chain.submit_checked(checked),
+        vec![Err(TxRejected::BadSignature)]
+    );
+    assert_eq!(chain.mempool().len(), 1);
+}

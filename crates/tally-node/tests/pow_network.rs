@@ -653,3 +653,213 @@ async fn invalid_blocks_of_each_kind_are_refused_and_the_sender_is_banned() {
     .await;
     node.stop().await;
 }
+
+/// Review fix: a block that does not join the main chain has only passed the rules that
+/// need no state (§8 "Validity" 1–8), so it is stored but never relayed. A side-branch
+/// sibling that overdraws its sender, sent between two valid blocks, must not reach a
+/// third miner; the valid blocks do. (Packets from one peer are handled in order and one
+/// peer's queue keeps its order, so the side block would arrive before the second valid one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_branch_block_is_stored_but_not_relayed_before_it_is_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = SecretKey::generate();
+    let contract = contract(8, None, &[alice.account()]);
+    let net = contract.id();
+    let node = PowNode::start(miner_config(&contract, dir.path()))
+        .await
+        .unwrap();
+    let genesis: Tip = node.tip().into();
+    let mut mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
+    let now = tally_node::pow::node::now_ms();
+    let me = SecretKey::generate().account();
+    let bob = SecretKey::generate().account();
+
+    let a1 = reseal(mirror.block_template(me, now));
+    let side = {
+        let mut b = mirror.block_template(bob, now);
+        b.transactions
+            .push(transfer(&alice, bob, cash(500), 0, net));
+        reseal(b)
+    };
+    mirror.accept_block(a1.clone(), now).unwrap();
+    let a2 = reseal(mirror.block_template(me, now + 1));
+
+    let (mut watcher, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7001").await;
+    let (mut sender, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7002").await;
+    eventually("both peers are miners", 10, || {
+        node.status().peers.len() == 2
+    })
+    .await;
+    for block in [&a1, &side, &a2] {
+        sender.send(&broadcast(block)).await;
+    }
+    let mut relayed = Vec::new();
+    while relayed.last() != Some(&a2.hash()) {
+        match watcher.recv().await {
+            PowPacket::HashBroadcast(hb) => relayed.push(hb.hash),
+            PowPacket::Connect(_) | PowPacket::SendRequest(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        relayed,
+        vec![a1.hash(), a2.hash()],
+        "the side block was relayed"
+    );
+    assert_eq!(node.tip().hash, a2.hash());
+    assert!(
+        node.with_chain(|c| c.header(&side.hash()).is_some()),
+        "stored"
+    );
+    node.stop().await;
+}
+
+/// Review fix: a heavier branch that forks deeper than one batch (500 blocks) and only
+/// overtakes our tip after it. The first batch is stored on a side branch and does not move
+/// the tip; the next `SEND_REQUEST` must continue from that batch, not from our unchanged
+/// main chain (which asked for the same 500 blocks again, forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavier_branch_forking_deeper_than_one_batch_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(0, None, &[]);
+    let (light_dir, heavy_dir) = (dir.path().join("light"), dir.path().join("heavy"));
+    let (light_tip, heavy_tip) = tokio::task::spawn_blocking({
+        let (contract, light_dir, heavy_dir) =
+            (contract.clone(), light_dir.clone(), heavy_dir.clone());
+        move || {
+            (
+                pregenerate(&contract, &light_dir, 520),
+                pregenerate(&contract, &heavy_dir, 600),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(heavy_tip.work > light_tip.work);
+    let light = PowNode::start(miner_config(&contract, &light_dir))
+        .await
+        .unwrap();
+    let heavy = PowNode::start(miner_config(&contract, &heavy_dir))
+        .await
+        .unwrap();
+    assert_eq!(light.tip(), light_tip);
+    light.connect_to(&heavy.address().to_string());
+    eventually(
+        "the light miner reorganises onto the heavy branch",
+        60,
+        || light.tip().hash == heavy_tip.hash,
+    )
+    .await;
+    assert_eq!(light.tip(), heavy_tip);
+    light.stop().await;
+    heavy.stop().await;
+}
+
+/// Review fix: a header may name any target up to the pow limit (here, as in every
+/// contract, all ones: no work at all), so free blocks must not cost signature checks. A
+/// block that does not fit its parent is refused for that before its signatures are
+/// checked, and an orphan is held unchecked (its signatures are checked if its parent ever
+/// arrives) and answered with a `SEND_REQUEST` — not with a signature check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_blocks_are_refused_or_held_before_any_signature_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = SecretKey::generate();
+    let contract = contract(8, None, &[alice.account()]);
+    let net = contract.id();
+    let node = PowNode::start(miner_config(&contract, dir.path()))
+        .await
+        .unwrap();
+    let genesis: Tip = node.tip().into();
+    let mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
+    let now = tally_node::pow::node::now_ms();
+    let me = SecretKey::generate().account();
+    let bob = SecretKey::generate().account();
+    let forged = |seq| {
+        let mut tx = transfer(&alice, bob, cash(1), seq, net);
+        tx.signature = transfer(&alice, bob, cash(2), seq, net).signature;
+        tx
+    };
+
+    // On a known parent, with no work and a forged signature: refused for its target.
+    let free = {
+        let mut b = mirror.block_template(me, now);
+        b.header.target = U256::MAX;
+        b.transactions.push(forged(0));
+        reseal(b)
+    };
+    let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7101").await;
+    peer.send(&broadcast(&free)).await;
+    let reason = peer.rejection().await;
+    assert!(reason.contains("is not the expected"), "{reason}");
+
+    // On an unknown parent: held, and its parent asked for.
+    let orphan = {
+        let mut b = mirror.block_template(me, now);
+        b.header.previous = tally_core::sha256(&[b"nobody has this block"]);
+        b.header.height = 5;
+        b.coinbase.height = 5;
+        b.header.target = U256::MAX;
+        b.transactions.push(forged(0));
+        reseal(b)
+    };
+    let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7102").await;
+    peer.send(&broadcast(&orphan)).await;
+    loop {
+        match peer.recv().await {
+            PowPacket::Connect(_) => continue,
+            PowPacket::SendRequest(_) => break,
+            other => panic!("expected SEND_REQUEST for the orphan's parent, got {other:?}"),
+        }
+    }
+    assert_eq!(node.status().orphans, 1);
+    assert_eq!(node.tip().height, 0);
+    node.stop().await;
+}
+
+/// Review fix: a `CONNECT`'s `Listen` is only the sender's word. A stranger (another host:
+/// 127.0.0.2) that claims a connected miner's address must not get that miner's
+/// connection closed as a duplicate of its own; blocks keep flowing from the real miner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_claiming_a_peers_listen_address_does_not_evict_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(BITS, None, &[]);
+    let net = contract.id();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let config = miner_config(&contract, &dir.path().join(format!("miner-{i}")));
+        nodes.push(PowNode::start(config).await.unwrap());
+    }
+    // `big` dials `small`: on a cross-direction duplicate, `big` keeps the inbound one.
+    nodes.sort_by_key(|n| n.address().to_string());
+    let [small, big] = &nodes[..] else { panic!() };
+    big.connect_to(&small.address().to_string());
+    for node in [small, big] {
+        eventually("the miners are connected", 20, || {
+            node.status().peers.len() == 1
+        })
+        .await;
+    }
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(big.address()).await.unwrap();
+    let (reader, writer) = wire::split(stream, WireLimits::default());
+    let mut stranger = RawPeer { reader, writer };
+    stranger
+        .send(&PowPacket::Connect(Connect {
+            network: net,
+            listen: Some(small.address().to_string()),
+            tip: big.tip().into(),
+        }))
+        .await;
+    assert!(matches!(stranger.recv().await, PowPacket::Connect(_)));
+
+    // The real `small` is still connected: what it mines reaches `big`.
+    small.set_mining(true);
+    eventually("small's blocks reach big", 30, || big.tip().height >= 1).await;
+    small.stop_mining().await;
+    drop(stranger);
+    for node in nodes {
+        node.stop().await;
+    }
+}

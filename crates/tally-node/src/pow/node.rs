@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tally_chain::{
     Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
-    TxRejected, check_block, miner,
+    TxRejected, check_block, check_transactions, miner,
 };
 use tally_core::{AccountId, Digest, NetworkId, SecretKey};
 use tokio::net::{TcpListener, TcpStream};
@@ -235,9 +235,29 @@ impl Shared {
     }
 
     fn send_request(&self) -> PowPacket {
-        let locator = self.chain().locator();
+        self.send_request_after(None)
+    }
+
+    /// A `SEND_REQUEST` that continues after `newest`, the last stored block of the previous
+    /// batch, when that block is on a side branch: the branch may need more than one batch
+    /// to overtake our tip, and a locator of our unchanged main chain alone would ask for
+    /// the same batch again, forever.
+    fn send_request_after(&self, newest: Option<tally_chain::BlockHash>) -> PowPacket {
+        let locator = {
+            let chain = self.chain();
+            let mut locator = Vec::with_capacity(MAX_LOCATOR);
+            if let Some(hash) = newest
+                && chain.header(&hash).is_some()
+                && !chain.is_on_main_chain(&hash)
+            {
+                locator.push(hash);
+            }
+            locator.extend(chain.locator());
+            locator.truncate(MAX_LOCATOR);
+            locator
+        };
         PowPacket::SendRequest(SendRequest {
-            locator: locator.into_iter().take(MAX_LOCATOR).collect(),
+            locator,
             max: MAX_BLOCKS_PER_BATCH,
         })
     }
@@ -823,11 +843,11 @@ async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
     match packet {
         PowPacket::Connect(connect) => on_connect(shared, id, connect),
         PowPacket::PushTransaction(tx) => {
-            on_push(shared, id, tx);
+            on_push(shared, id, tx).await;
             true
         }
         PowPacket::Transaction(gossip) => {
-            on_gossip(shared, id, gossip);
+            on_gossip(shared, id, gossip).await;
             true
         }
         PowPacket::HashBroadcast(hb) => {
@@ -913,7 +933,15 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
     let now = now_ms();
     let (greet, ask, key) = {
         let mut conns = lock(&shared.conns);
-        if let Some(listen) = &connect.listen
+        // `Listen` is the sender's word: believed only when it names the host the
+        // connection comes from. Otherwise anyone could claim a connected miner's address
+        // and have that miner's connection closed as a duplicate (and never dialed again,
+        // since "we are connected to it").
+        let listen = connect
+            .listen
+            .clone()
+            .filter(|listen| conns.get(&id).is_some_and(|c| listens_at(c.remote, listen)));
+        if let Some(listen) = &listen
             && !keep_connection(&shared.address.to_string(), &conns, id, listen)
         {
             return false;
@@ -922,8 +950,10 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
             return false;
         };
         conn.miner = true;
-        if let Some(listen) = &connect.listen {
-            conn.listen = Some(listen.clone());
+        if let Some(listen) = listen {
+            conn.listen = Some(listen);
+        } else if let Some(claimed) = &connect.listen {
+            debug!(remote = %conn.remote, %claimed, "listen address of another host; ignored");
         }
         let greet = !conn.greeted;
         conn.greeted = true;
@@ -949,6 +979,13 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
         shared.reply(id, &shared.send_request());
     }
     true
+}
+
+/// Whether `listen` (a `CONNECT`'s `Listen`) is an address of the host at `remote`.
+fn listens_at(remote: SocketAddr, listen: &str) -> bool {
+    listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|claimed| claimed.ip().to_canonical() == remote.ip().to_canonical())
 }
 
 /// Two miners that dialed each other at once hold two connections; both sides keep the
@@ -979,9 +1016,48 @@ fn keep_connection(me: &str, conns: &HashMap<u64, Conn>, id: u64, listen: &str) 
     }
 }
 
-fn on_push(shared: &Arc<Shared>, id: u64, tx: Transaction) {
+/// Checks transactions' signatures and then takes them into the mempool, on a blocking
+/// thread: the signatures are verified before the chain is locked, so a burst of gossip
+/// never holds the chain (and with it every connection that needs it) for its whole batch,
+/// and no async worker waits on the lock. `None` if the task failed.
+async fn submit(
+    shared: &Arc<Shared>,
+    txs: Vec<Transaction>,
+) -> Option<Vec<Result<(), TxRejected>>> {
+    let worker = shared.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let checked = check_transactions(&worker.params, txs);
+        worker.chain().submit_checked(checked)
+    })
+    .await;
+    match outcome {
+        Ok(results) => Some(results),
+        Err(error) => {
+            warn!(%error, "transaction task failed");
+            None
+        }
+    }
+}
+
+async fn on_push(shared: &Arc<Shared>, id: u64, tx: Transaction) {
     let tx_id = tx.id();
-    let result = shared.chain().submit_transaction(tx);
+    if tx.transfer.amount.is_zero() {
+        // Refused before any signature work, as the chain would.
+        shared.reply(
+            id,
+            &PowPacket::RejectTransaction(RejectTransaction {
+                id: Some(tx_id),
+                reason: TxRejected::ZeroAmount.to_string(),
+            }),
+        );
+        return;
+    }
+    let Some(result) = submit(shared, vec![tx])
+        .await
+        .and_then(|r| r.into_iter().next())
+    else {
+        return;
+    };
     match result {
         Ok(()) => {
             lock(&shared.seen_tx).insert(tx_id);
@@ -1007,7 +1083,7 @@ fn on_push(shared: &Arc<Shared>, id: u64, tx: Transaction) {
     }
 }
 
-fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
+async fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
     if gossip.transactions.len() > MAX_GOSSIP_TRANSACTIONS {
         shared.penalise(id, Offense::Protocol);
         return;
@@ -1023,7 +1099,9 @@ fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
     if fresh.is_empty() {
         return;
     }
-    let results = shared.chain().submit_transactions(fresh.clone());
+    let Some(results) = submit(shared, fresh.clone()).await else {
+        return;
+    };
     let mut accepted = Vec::new();
     let mut faulty = false;
     for (tx, result) in fresh.into_iter().zip(results) {
@@ -1101,8 +1179,17 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
                 fates.push((block, fate_of(&worker, id, hash, known)));
                 continue;
             }
-            let result = check_block(&worker.params, block.clone())
-                .and_then(|checked| worker.chain().accept_checked(checked, now_ms()));
+            // The header against its parent first: the header's own target is the sender's
+            // choice (the pow limit costs nothing), so only a block that fits its parent
+            // is worth a signature check per transaction. The rest are refused, or held as
+            // orphans, by the chain before any signature is checked.
+            let fits = worker.chain().fits_parent(&block, now_ms());
+            let result = if fits {
+                check_block(&worker.params, block.clone())
+                    .and_then(|checked| worker.chain().accept_checked(checked, now_ms()))
+            } else {
+                worker.chain().accept_block(block.clone(), now_ms())
+            };
             let fate = fate_of(&worker, id, hash, result);
             let stop = matches!(fate, Fate::Refused);
             fates.push((block, fate));
@@ -1125,13 +1212,21 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
     let mut orphan = false;
     let mut tip_moved = false;
     let mut newest = None;
+    // The last block of the batch that is stored (new or known): the next request
+    // continues after it.
+    let mut last_stored = None;
     for (block, fate) in fates {
+        if matches!(fate, Fate::New { .. } | Fate::Known) {
+            last_stored = Some(block.hash());
+        }
         match fate {
             Fate::New { tip_moved: moved } => {
                 progressed = true;
                 tip_moved |= moved;
-                if single {
-                    // Relay each new block once (the chain remembers it, so never twice).
+                // Relay each new block once (the chain remembers it, so never twice), and
+                // only once it is connected: a block stored on a side branch has not been
+                // checked against the state (rule 9), and may never be.
+                if single && moved {
                     shared.broadcast(
                         &PowPacket::HashBroadcast(HashBroadcast {
                             hash: block.hash(),
@@ -1167,25 +1262,31 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
     }
     let ours = shared.tip();
     let now = now_ms();
+    // `Some(continue_after)`: send a `SEND_REQUEST`.
     let ask = {
         let mut conns = lock(&shared.conns);
         match conns.get_mut(&id) {
-            None => false,
+            None => None,
             Some(conn) => {
                 conn.best_height = conn.best_height.max(newest_height);
                 match batch_tip {
                     Some(peer_tip) => {
-                        conn.sync
+                        if conn
+                            .sync
                             .on_batch(count, progressed && !refused, peer_tip, ours, now)
-                            || (orphan && conn.sync.on_orphan(now))
+                        {
+                            Some(last_stored)
+                        } else {
+                            (orphan && conn.sync.on_orphan(now)).then_some(None)
+                        }
                     }
-                    None => orphan && conn.sync.on_orphan(now),
+                    None => (orphan && conn.sync.on_orphan(now)).then_some(None),
                 }
             }
         }
     };
-    if ask {
-        shared.reply(id, &shared.send_request());
+    if let Some(after) = ask {
+        shared.reply(id, &shared.send_request_after(after));
     }
 }
 
@@ -1405,7 +1506,10 @@ fn miner_loop(shared: Arc<Shared>) {
         };
         block.header = header;
         let hash = block.hash();
-        let result = shared.chain().accept_block(block.clone(), now_ms());
+        // The signature checks run before the chain is locked (the lock is for applying
+        // and committing only: connections wait on it).
+        let result = check_block(&shared.params, block.clone())
+            .and_then(|checked| shared.chain().accept_checked(checked, now_ms()));
         match result {
             Ok(BlockOutcome::Stored { height, .. }) => {
                 shared.blocks_mined.fetch_add(1, Ordering::Relaxed);
