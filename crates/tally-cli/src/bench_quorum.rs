@@ -152,11 +152,18 @@ struct ThroughputFigures {
     engine: Option<EngineCounts>,
     /// The machine's CPU pressure over the run (other work competing for the cores).
     pressure: Option<String>,
+    /// The load average just before and just after the timed run.
+    loadavg_before: String,
+    loadavg_after: String,
 }
 
 struct EngineCounts {
     batches: u64,
     requests: u64,
+    /// Store checkpoints (the deferred, sorted writes of accounts and indexes) and the
+    /// time they took, in µs.
+    checkpoints: u64,
+    checkpoint_micros: u64,
 }
 
 impl ThroughputFigures {
@@ -173,6 +180,7 @@ impl ThroughputFigures {
             mb(self.rss_loaded.peak_kb)
         );
         if self.transfers == 0 {
+            println!("  load average (/proc/loadavg): {}", self.loadavg_before);
             return;
         }
         let seconds = self.elapsed.as_secs_f64();
@@ -202,6 +210,12 @@ impl ThroughputFigures {
                 engine.batches,
                 engine.requests as f64 / engine.batches.max(1) as f64
             );
+            println!(
+                "  store: {} checkpoints during the run, {:.0} ms in all ({:.1} µs per transfer)",
+                engine.checkpoints,
+                engine.checkpoint_micros as f64 / 1e3,
+                engine.checkpoint_micros as f64 / self.transfers as f64
+            );
         }
         println!(
             "  validator resident after the run {} (peak {})",
@@ -211,6 +225,10 @@ impl ThroughputFigures {
         if let Some(pressure) = &self.pressure {
             println!("  machine CPU pressure at the end (/proc/pressure/cpu): {pressure}");
         }
+        println!(
+            "  load average (/proc/loadavg) before the run: {}; after: {}",
+            self.loadavg_before, self.loadavg_after
+        );
     }
 }
 
@@ -287,6 +305,8 @@ async fn throughput(
         bench_cpu: Duration::ZERO,
         engine: None,
         pressure: None,
+        loadavg_before: loadavg(),
+        loadavg_after: String::new(),
     };
     if args.transfers == 0 {
         nodes.stop();
@@ -303,6 +323,7 @@ async fn throughput(
         sockets.push(stream);
     }
     let engine_before = engine_counts(validator.rpc).await;
+    figures.loadavg_before = loadavg();
     let validator_cpu_before = cpu_time(&pid.to_string())?;
     let bench_cpu_before = cpu_time("self")?;
     println!(
@@ -327,10 +348,13 @@ async fn throughput(
     figures.bench_cpu = cpu_time("self")?.saturating_sub(bench_cpu_before);
     figures.rss_after = memory(pid)?;
     figures.pressure = cpu_pressure();
+    figures.loadavg_after = loadavg();
     if let (Some(before), Some(after)) = (engine_before, engine_counts(validator.rpc).await) {
         figures.engine = Some(EngineCounts {
             batches: after.batches - before.batches,
             requests: after.requests - before.requests,
+            checkpoints: after.checkpoints - before.checkpoints,
+            checkpoint_micros: after.checkpoint_micros - before.checkpoint_micros,
         });
     }
     if !failures.is_empty() {
@@ -607,6 +631,8 @@ async fn engine_counts(rpc: SocketAddr) -> Option<EngineCounts> {
     Some(EngineCounts {
         batches: result.get("batches")?.as_u64()?,
         requests: result.get("requests")?.as_u64()?,
+        checkpoints: result.get("checkpoints")?.as_u64()?,
+        checkpoint_micros: result.get("checkpoint_micros")?.as_u64()?,
     })
 }
 
@@ -972,6 +998,19 @@ fn cpu_pressure() -> Option<String> {
             .collect::<Vec<_>>()
             .join(" "),
     )
+}
+
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes): figures from a shared
+/// machine mean little without them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn mb(kb: u64) -> String {

@@ -19,4 +19,4 @@ mod state;
 mod store;
 
 pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator};
-pub use store::{CertificatePage, LedgerStore, StoreError};
+pub use store::{CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, StoreError};

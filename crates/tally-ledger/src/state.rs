@@ -164,6 +164,14 @@ impl Validator {
         log_len: u64,
     ) {
         self.accounts = accounts;
+        self.supply = supply;
+        self.log_len = log_len;
+        self.restore_locks(locks);
+    }
+
+    /// Restores vote locks loaded from a store; the store calls it after it has re-applied
+    /// the certificate log's tail, so that it can drop the locks that tail made history.
+    pub fn restore_locks(&mut self, locks: Vec<(LockSlot, OrderDigest)>) {
         for (slot, digest) in locks {
             match slot {
                 LockSlot::Sequence(account, sequence) => {
@@ -174,8 +182,6 @@ impl Validator {
                 }
             }
         }
-        self.supply = supply;
-        self.log_len = log_len;
     }
 
     /// This validator's account key.

@@ -60,6 +60,10 @@ pub struct Status {
     pub supply: tally_core::Amount,
     pub batches: u64,
     pub requests: u64,
+    /// Store checkpoints since start (see `tally_ledger::LedgerStore::checkpoint`).
+    pub checkpoints: u64,
+    /// Time those checkpoints took, in microseconds.
+    pub checkpoint_micros: u64,
 }
 
 /// A handle for submitting work to the engine.
@@ -201,8 +205,9 @@ enum Decision {
 
 impl Engine {
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
-        // One batch commits while the next is decided; a third waits at most.
-        let (commits, pending) = std::sync::mpsc::sync_channel::<Commit>(1);
+        // One batch commits while the next ones are decided; two more may wait (so that the
+        // engine keeps working while the committer writes a checkpoint).
+        let (commits, pending) = std::sync::mpsc::sync_channel::<Commit>(2);
         let committer = {
             let (store, log_len, failed) = (
                 self.store.clone(),
@@ -554,6 +559,7 @@ impl Engine {
     }
 
     fn status(&self) -> Status {
+        let (checkpoints, checkpoint_micros) = self.store.checkpoints();
         Status {
             network: self.validator.network().to_string(),
             validator: self.validator.id(),
@@ -562,6 +568,8 @@ impl Engine {
             supply: self.validator.supply(),
             batches: self.batches,
             requests: self.requests,
+            checkpoints,
+            checkpoint_micros,
         }
     }
 }
@@ -599,6 +607,14 @@ fn run_committer(
             }
         };
         answer(decided, committed);
+        // The batch's answers are out; now, between batches, bring the random-access
+        // tables up to date if enough has accumulated. A checkpoint that fails has lost
+        // nothing (the log and the vote journal still hold it all), but the disk is in
+        // doubt: stop like after a failed commit, and let a restart re-apply the log.
+        if committed && let Err(error) = store.checkpoint_if_due() {
+            tracing::error!(%error, "checkpoint failed; engine stopped");
+            failed.store(true, Ordering::Release);
+        }
     }
 }
 
