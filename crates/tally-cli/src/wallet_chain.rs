@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tally_chain::{Transaction, TxStatus};
 use tally_core::{AccountId, Amount, NetworkContract, Order, SecretKey, SignedOrder, Transfer};
 use tally_node::pow::client as miner;
-use tally_node::pow::wire::{RespAccount, Tip, WireLimits};
+use tally_node::pow::wire::{MAX_LEDGER_PAGE, RespAccount, Tip, WireLimits};
 use tally_wallet::{ChainReceipt, Wallet};
 
 /// The miners of a network, as its tracker lists them, tried in turn.
@@ -208,16 +208,27 @@ async fn finish_journaled(
         wallet.clear_pending(account)?;
         return Ok(None);
     }
-    let (height, confirmations) = await_confirmations(miners, &tx, waiting).await?;
+    let (receipt, _) = settle(wallet, miners, &tx, waiting).await?;
+    Ok(Some(receipt))
+}
+
+/// Waits for `tx`'s confirmations, keeps it as a receipt and clears its journal entry.
+async fn settle(
+    wallet: &Wallet,
+    miners: &Miners,
+    tx: &Transaction,
+    waiting: Waiting,
+) -> anyhow::Result<(ChainReceipt, std::path::PathBuf)> {
+    let (height, confirmations) = await_confirmations(miners, tx, waiting).await?;
     let receipt = ChainReceipt {
         id: tx.id(),
         height,
         confirmations,
         order: tx.to_signed_order(),
     };
-    wallet.save_chain_receipt(&receipt)?;
-    wallet.clear_pending(account)?;
-    Ok(Some(receipt))
+    let path = wallet.save_chain_receipt(&receipt)?;
+    wallet.clear_pending(&tx.transfer.sender)?;
+    Ok((receipt, path))
 }
 
 /// What `send` did.
@@ -273,15 +284,7 @@ pub async fn send(
             return Err(error.context("pushing the transaction"));
         }
     };
-    let (height, confirmations) = await_confirmations(miners, &tx, waiting).await?;
-    let receipt = ChainReceipt {
-        id: tx.id(),
-        height,
-        confirmations,
-        order: tx.to_signed_order(),
-    };
-    let path = wallet.save_chain_receipt(&receipt)?;
-    wallet.clear_pending(&account)?;
+    let (receipt, path) = settle(wallet, miners, &tx, waiting).await?;
     Ok(Sent {
         receipt,
         path,
@@ -354,30 +357,67 @@ pub async fn peers(miners: &Miners, probe: &AccountId) -> (Value, String) {
     (json!({"miners": list}), text.join("\n"))
 }
 
-/// `ledger`: the chain tip and the state of each of the wallet's accounts at it.
+/// Most ledger pages `ledger` reads (a page holds up to 1,000 accounts).
+const MAX_LEDGER_PAGES: usize = 100;
+
+/// `ledger`: the chain tip, the supply and every account at the tip (the wallet's own
+/// marked with their labels), all from one miner.
 pub async fn ledger(wallet: &Wallet, miners: &Miners) -> anyhow::Result<(Value, String)> {
-    let mut accounts = Vec::new();
-    let mut text = Vec::new();
-    let mut tip = None;
-    for key in wallet.keys() {
-        let (state, address) = miners.account(&key.account).await?;
-        if tip.is_none() {
-            text.push(format!(
-                "tip {} at height {} (miner {address})",
-                state.tip.hash, state.tip.height
-            ));
-            tip = Some(
-                json!({"height": state.tip.height, "hash": state.tip.hash.to_string(), "work": state.tip.work, "miner": address}),
-            );
+    let (first, address) = miners
+        .ask(|address, limits| async move {
+            miner::ledger(&address, None, MAX_LEDGER_PAGE, limits).await
+        })
+        .await?;
+    let address = address.to_owned();
+    let (tip, supply, total) = (first.tip, first.supply, first.total);
+    let mut accounts = first.accounts;
+    let mut next = first.next;
+    let mut pages = 1;
+    while let Some(after) = next {
+        if pages >= MAX_LEDGER_PAGES {
+            break;
         }
+        let page = miner::ledger(&address, Some(after), MAX_LEDGER_PAGE, miners.limits).await?;
+        if page.tip != tip {
+            // The chain moved: start again at the new tip rather than mix two states.
+            return Box::pin(ledger(wallet, miners)).await;
+        }
+        accounts.extend(page.accounts);
+        next = page.next;
+        pages += 1;
+    }
+    let label = |account: &AccountId| {
+        wallet
+            .keys()
+            .iter()
+            .find(|k| &k.account == account)
+            .map(|k| k.label.clone().unwrap_or_else(|| "(yours)".into()))
+    };
+    let mut text = vec![format!(
+        "tip {} at height {} (miner {address}); supply {supply} cash in {total} accounts",
+        tip.hash, tip.height
+    )];
+    for entry in &accounts {
         text.push(format!(
-            "  {}  {:>20}  seq {}  pending +{} / -{}",
-            key.account, state.balance, state.sequence, state.pending_in, state.pending_out
+            "  {}  {:>20}  seq {}  {}",
+            entry.account,
+            entry.balance,
+            entry.sequence,
+            label(&entry.account).unwrap_or_default()
         ));
-        accounts.push(json!({"account": key.account, "label": key.label, "balance": state.balance.microcash(), "sequence": state.sequence, "pending_in": state.pending_in.microcash(), "pending_out": state.pending_out.microcash()}));
     }
-    if tip.is_none() {
-        bail!("this wallet has no accounts yet: create one with `tally wallet key new`");
+    if next.is_some() {
+        text.push(format!(
+            "  … {} more accounts not shown",
+            total.saturating_sub(accounts.len() as u64)
+        ));
     }
-    Ok((json!({"tip": tip, "accounts": accounts}), text.join("\n")))
+    let list: Vec<Value> = accounts
+        .iter()
+        .map(|e| json!({"account": e.account, "balance": e.balance.microcash(), "sequence": e.sequence, "label": label(&e.account)}))
+        .collect();
+    Ok((
+        json!({"tip": {"height": tip.height, "hash": tip.hash.to_string(), "work": tip.work}, "miner": address, "supply": supply.microcash(), "total": total, "accounts": list, "complete": next.is_none()}),
+        text.join("\n"),
+    ))
 }

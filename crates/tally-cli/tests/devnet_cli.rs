@@ -5,63 +5,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
-
-/// Fourteen consecutive free ports: validators, tracker, relay, miners.
-fn free_base_port() -> u16 {
-    loop {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base > 60000 {
-            continue;
-        }
-        drop(first);
-        if (0..14).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
-/// Kills the devnet if the test fails before stopping it.
-struct Devnet(Child);
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wallet_json(network: &Path, args: &[&str]) -> Value {
-    let output = Command::new(TALLY)
-        .args(["wallet", "--wallet"])
-        .arg(network.join("genesis-wallet"))
-        .arg("--network")
-        .arg(network.join("contract.json"))
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "wallet {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
+use common::{Children, TALLY, free_base_port, wallet_json};
 
 #[test]
 fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = dir.path().join("devnet");
-    let base = free_base_port();
-    let mut devnet_process = Devnet(
+    // Validators, tracker, relay, miners.
+    let base = free_base_port(14);
+    let mut devnet_process = Children(vec![
         Command::new(TALLY)
             .args(["devnet", "--dir"])
             .arg(&devnet)
@@ -70,8 +27,8 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    );
-    let child = &mut devnet_process.0;
+    ]);
+    let child = &mut devnet_process.0[0];
     let mut printed = String::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     loop {
@@ -90,7 +47,11 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
 
     // The quorum network: four validators, found through the tracker.
     let quorum = devnet.join("quorum");
-    let peers = wallet_json(&quorum, &["peers"]);
+    let peers = wallet_json(
+        &quorum.join("genesis-wallet"),
+        &quorum.join("contract.json"),
+        &["peers"],
+    );
     let up = peers["validators"]
         .as_array()
         .unwrap()
@@ -98,7 +59,11 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
         .filter(|v| v["up"] == true)
         .count();
     assert_eq!(up, 4, "{peers}");
-    let balance = wallet_json(&quorum, &["balance", "genesis-0"]);
+    let balance = wallet_json(
+        &quorum.join("genesis-wallet"),
+        &quorum.join("contract.json"),
+        &["balance", "genesis-0"],
+    );
     assert_eq!(balance["balance"], 1_000_000_000);
     assert_eq!(balance["agree"], 4);
 
@@ -106,7 +71,11 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     let pow = devnet.join("pow");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let peers = wallet_json(&pow, &["peers"]);
+        let peers = wallet_json(
+            &pow.join("genesis-wallet"),
+            &pow.join("contract.json"),
+            &["peers"],
+        );
         let miners = peers["miners"].as_array().unwrap();
         if miners.len() == 2
             && miners.iter().all(|m| m["up"] == true)
@@ -117,7 +86,11 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
         assert!(Instant::now() < deadline, "no mined block: {peers}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let balance = wallet_json(&pow, &["balance", "genesis-0"]);
+    let balance = wallet_json(
+        &pow.join("genesis-wallet"),
+        &pow.join("contract.json"),
+        &["balance", "genesis-0"],
+    );
     assert_eq!(balance["balance"], 1_000_000_000);
 
     // SIGTERM stops everything cleanly.

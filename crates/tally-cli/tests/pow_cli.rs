@@ -4,75 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+mod common;
 
-/// Child processes, killed when the test ends (also on a failed assertion).
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_base_port() -> u16 {
-    // Five consecutive free ports: two per miner and the tracker's.
-    loop {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base > 60000 {
-            continue;
-        }
-        drop(first);
-        if (0..5).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
-/// One JSON-RPC call over plain HTTP/1.1; `None` while the API is not up yet.
-fn rpc(port: u16, method: &str) -> Option<Value> {
-    use std::io::{Read, Write};
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let json = answer.split("\r\n\r\n").nth(1)?;
-    serde_json::from_str(json).ok()
-}
-
-fn first_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line
-}
+use common::{Children, TALLY, first_line, free_base_port, rpc};
 
 #[test]
 fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let base = free_base_port();
+    let base = free_base_port(5);
     let tracker_address = format!("127.0.0.1:{}", base + 4);
     let output = Command::new(TALLY)
         .args(["network", "new", "pow", "--dir"])
@@ -175,23 +120,7 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
 
     // The wallet finds the miners through the tracker, pays, and waits for confirmations.
     let wallet = net.join("genesis-wallet");
-    let wallet_json = |args: &[&str]| -> Value {
-        let output = Command::new(TALLY)
-            .args(["wallet", "--wallet"])
-            .arg(&wallet)
-            .arg("--network")
-            .arg(&contract)
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "wallet {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    };
+    let wallet_json = |args: &[&str]| common::wallet_json(&wallet, &contract, args);
     let peers = wallet_json(&["peers"]);
     assert_eq!(peers["miners"].as_array().unwrap().len(), 2, "{peers}");
     let payee = wallet_json(&["balance", "genesis-1"]);
@@ -213,8 +142,28 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
     let payer = wallet_json(&["balance", "genesis-0"]);
     assert_eq!(payer["balance"], 987_500_000);
     assert_eq!(payer["sequence"], 1);
+    // Every account at the tip: the two genesis accounts and the miners' rewards, and a
+    // supply of exactly the genesis plus one 50-cash reward per block.
     let ledger = wallet_json(&["ledger"]);
-    assert_eq!(ledger["accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(ledger["complete"], true);
+    let accounts = ledger["accounts"].as_array().unwrap();
+    assert!(accounts.len() >= 3, "{ledger}");
+    assert!(
+        accounts
+            .iter()
+            .any(|a| a["label"] == "genesis-1" && a["balance"] == 1_012_500_000)
+    );
+    let height = ledger["tip"]["height"].as_u64().unwrap();
+    assert_eq!(
+        ledger["supply"].as_u64().unwrap(),
+        2_000_000_000 + 50_000_000 * height,
+        "{ledger}"
+    );
+    let listed: u64 = accounts
+        .iter()
+        .map(|a| a["balance"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed, ledger["supply"].as_u64().unwrap());
     // An overdraft and an intro (no faucet on a pow network) fail with a reason.
     for bad in [
         vec![

@@ -1,12 +1,15 @@
 //! The wallet's side of a `pow` network: hand a transaction to one miner
 //! (`PUSH_TRANSACTION` → `ACCEPT_TRANSACTION` or `REJECT_TRANSACTION`), ask for an
-//! account's state (`REQ_ACCOUNT`) or a transaction's fate (`REQ_TX_STATUS`). Each call
+//! account's state (`REQ_ACCOUNT`), the accounts at the tip (`REQ_LEDGER`) or a
+//! transaction's fate (`REQ_TX_STATUS`). Each call
 //! opens one connection, sends one request and waits for its answer within the limits.
 
 use tally_chain::{Transaction, TxStatus};
 use tally_core::{AccountId, Digest};
 
-use crate::pow::wire::{self, PowPacket, ReqAccount, ReqTxStatus, RespAccount, Tip, WireLimits};
+use crate::pow::wire::{
+    self, PowPacket, ReqAccount, ReqLedger, ReqTxStatus, RespAccount, RespLedger, Tip, WireLimits,
+};
 
 /// Why a request to a miner failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,21 @@ pub async fn account(
     let request = PowPacket::ReqAccount(ReqAccount { account: *account });
     match call(address, &request, limits).await? {
         PowPacket::RespAccount(info) => Ok(info),
+        other => Err(ClientError::Unexpected(other.name())),
+    }
+}
+
+/// A page of the accounts at the miner's tip, after `after`, at most `limit`
+/// (`REQ_LEDGER`); the answer's `next` says where the next page starts.
+pub async fn ledger(
+    address: &str,
+    after: Option<AccountId>,
+    limit: u32,
+    limits: WireLimits,
+) -> Result<RespLedger, ClientError> {
+    let request = PowPacket::ReqLedger(ReqLedger { after, limit });
+    match call(address, &request, limits).await? {
+        PowPacket::RespLedger(page) => Ok(page),
         other => Err(ClientError::Unexpected(other.name())),
     }
 }

@@ -24,7 +24,7 @@ use tally_chain::{
     Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
     TxRejected, check_block, check_transactions, miner,
 };
-use tally_core::{AccountId, Digest, NetworkId, SecretKey};
+use tally_core::{AccountId, Amount, Digest, NetworkId, SecretKey};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,9 +34,10 @@ use crate::pow::config::{MinerConfig, MinerFiles};
 use crate::pow::peers::{Offense, PeerBook, Verdict};
 use crate::pow::sync::{PeerSync, Seen};
 use crate::pow::wire::{
-    self, AcceptTransaction, Connect, ErrorMsg, HashBroadcast, MAX_BLOCKS_PER_BATCH,
-    MAX_GOSSIP_TRANSACTIONS, MAX_LOCATOR, PowPacket, ReceiveBlock, RejectBlock, RejectTransaction,
-    RespAccount, RespTxStatus, SendRequest, Tip, TransactionGossip, WireError, WireReader,
+    self, AcceptTransaction, Connect, ErrorMsg, HashBroadcast, LedgerAccount, MAX_BLOCKS_PER_BATCH,
+    MAX_GOSSIP_TRANSACTIONS, MAX_LEDGER_PAGE, MAX_LOCATOR, PowPacket, ReceiveBlock, RejectBlock,
+    RejectTransaction, ReqLedger, RespAccount, RespLedger, RespTxStatus, SendRequest, Tip,
+    TransactionGossip, WireError, WireReader,
 };
 
 /// Packets queued for one connection's writer before it counts as too slow and is dropped.
@@ -416,6 +417,44 @@ fn account_info(shared: &Shared, account: &AccountId) -> RespAccount {
         pending_out: chain.mempool().pending_outgoing(account),
         pending_in: chain.mempool().pending_incoming(account),
         tip: chain.tip().into(),
+    }
+}
+
+/// A page of the accounts at the tip in account order (`REQ_LEDGER`'s answer): one pass
+/// over the accounts keeping the smallest `limit` after `after`, so a page costs time linear
+/// in the number of accounts and memory linear in the page.
+fn ledger_page(shared: &Shared, request: &ReqLedger) -> RespLedger {
+    let limit = request.limit.clamp(1, MAX_LEDGER_PAGE) as usize;
+    let chain = shared.chain();
+    let accounts = chain.accounts();
+    let mut page: std::collections::BinaryHeap<(AccountId, u64, u64)> =
+        std::collections::BinaryHeap::with_capacity(limit + 1);
+    for (account, state) in accounts {
+        if request.after.is_some_and(|after| *account <= after) {
+            continue;
+        }
+        page.push((*account, state.balance.microcash(), state.next_sequence));
+        if page.len() > limit {
+            page.pop();
+        }
+    }
+    let page = page.into_sorted_vec();
+    let after_last = page.last().map(|(account, ..)| *account);
+    let more = after_last
+        .is_some_and(|last| page.len() == limit && accounts.keys().any(|account| *account > last));
+    RespLedger {
+        tip: chain.tip().into(),
+        supply: chain.supply().unwrap_or(Amount::ZERO),
+        total: accounts.len() as u64,
+        accounts: page
+            .into_iter()
+            .map(|(account, balance, sequence)| LedgerAccount {
+                account,
+                balance: Amount::from_microcash(balance),
+                sequence,
+            })
+            .collect(),
+        next: if more { after_last } else { None },
     }
 }
 
@@ -882,6 +921,11 @@ async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
             shared.reply(id, &PowPacket::RespAccount(info));
             true
         }
+        PowPacket::ReqLedger(request) => {
+            let page = ledger_page(shared, &request);
+            shared.reply(id, &PowPacket::RespLedger(page));
+            true
+        }
         PowPacket::ReqTxStatus(request) => {
             let (status, tip) = {
                 let chain = shared.chain();
@@ -911,6 +955,7 @@ async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
         other @ (PowPacket::AcceptTransaction(_)
         | PowPacket::RejectTransaction(_)
         | PowPacket::RespAccount(_)
+        | PowPacket::RespLedger(_)
         | PowPacket::RespTxStatus(_)) => {
             debug!(packet = other.name(), "unexpected answer");
             shared.penalise(id, Offense::Protocol);

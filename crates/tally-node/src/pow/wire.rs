@@ -178,6 +178,57 @@ pub struct RespAccount {
     pub tip: Tip,
 }
 
+/// Most accounts one `RESP_LEDGER` page carries.
+pub const MAX_LEDGER_PAGE: u32 = 1_000;
+
+/// `REQ_LEDGER`: a wallet asks for a page of the accounts at the tip, in account order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReqLedger {
+    /// Start after this account (absent: from the first).
+    #[serde(rename = "After", default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<AccountId>,
+    /// Most accounts wanted (capped at [`MAX_LEDGER_PAGE`]).
+    #[serde(rename = "Limit")]
+    pub limit: u32,
+}
+
+/// One account of a `RESP_LEDGER` page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerAccount {
+    /// The account.
+    #[serde(rename = "Account")]
+    pub account: AccountId,
+    /// Confirmed balance at the tip.
+    #[serde(rename = "Balance")]
+    pub balance: Amount,
+    /// The sequence its next transfer must carry (confirmed transfers only).
+    #[serde(rename = "Sequence")]
+    pub sequence: u64,
+}
+
+/// `RESP_LEDGER`: a page of the accounts at the tip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespLedger {
+    /// The tip the page is at.
+    #[serde(rename = "Tip")]
+    pub tip: Tip,
+    /// The sum of every balance at the tip: genesis plus every block reward.
+    #[serde(rename = "Supply")]
+    pub supply: Amount,
+    /// How many accounts hold something or have sent.
+    #[serde(rename = "Total")]
+    pub total: u64,
+    /// Accounts in increasing order, after `After`.
+    #[serde(rename = "Accounts")]
+    pub accounts: Vec<LedgerAccount>,
+    /// Where the next page starts (absent: this was the last).
+    #[serde(rename = "Next", default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<AccountId>,
+}
+
 /// `REQ_TX_STATUS`: a wallet asks what became of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +299,12 @@ pub enum PowPacket {
     /// Miner → wallet.
     #[serde(rename = "RESP_ACCOUNT")]
     RespAccount(RespAccount),
+    /// Wallet → miner: a page of the accounts at the tip.
+    #[serde(rename = "REQ_LEDGER")]
+    ReqLedger(ReqLedger),
+    /// Miner → wallet.
+    #[serde(rename = "RESP_LEDGER")]
+    RespLedger(RespLedger),
     /// Wallet → miner: a transaction's status.
     #[serde(rename = "REQ_TX_STATUS")]
     ReqTxStatus(ReqTxStatus),
@@ -274,6 +331,8 @@ impl PowPacket {
             PowPacket::ReceiveBlock(_) => "RECEIVE_BLOCK",
             PowPacket::ReqAccount(_) => "REQ_ACCOUNT",
             PowPacket::RespAccount(_) => "RESP_ACCOUNT",
+            PowPacket::ReqLedger(_) => "REQ_LEDGER",
+            PowPacket::RespLedger(_) => "RESP_LEDGER",
             PowPacket::ReqTxStatus(_) => "REQ_TX_STATUS",
             PowPacket::RespTxStatus(_) => "RESP_TX_STATUS",
             PowPacket::Error(_) => "ERROR",

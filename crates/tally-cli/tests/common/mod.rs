@@ -1,0 +1,94 @@
+//! What the end-to-end tests of the `tally` binary share: child processes that die with
+//! the test, free ports, the control API, wallet commands with `--json`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+
+/// Child processes killed when the test ends, however it ends.
+pub struct Children(pub Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The first port of `count` consecutive loopback ports that were free a moment ago.
+pub fn free_base_port(count: u16) -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 60000 {
+            continue;
+        }
+        drop(first);
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// The first line a child printed (daemons print where they listen).
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+/// One JSON-RPC call to a control API over plain HTTP/1.1; `None` if it did not answer.
+pub fn rpc(port: u16, method: &str) -> Option<Value> {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let json = answer.split("\r\n\r\n").nth(1)?;
+    serde_json::from_str(json).ok()
+}
+
+/// `tally wallet --wallet W --network C --json ARGS…`, which must succeed and print one
+/// JSON document.
+pub fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
+    let output = Command::new(TALLY)
+        .args(["wallet", "--wallet"])
+        .arg(wallet)
+        .arg("--network")
+        .arg(contract)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tally wallet {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
