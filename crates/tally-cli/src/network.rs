@@ -87,9 +87,10 @@ pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
     }
 }
 
-fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
+/// Port `base + offset`, if it exists.
+pub fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
     u16::try_from(u32::from(base) + offset)
-        .context("--base-port leaves no room for every validator's ports")
+        .context("--base-port leaves no room for every node's ports")
 }
 
 /// Creates a quorum network in `args.dir`.
@@ -119,20 +120,7 @@ pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
             port(args.base_port, 2 * i + 1)?,
         )));
     }
-    let mut genesis = Vec::new();
-    let mut genesis_wallet = None;
-    if args.fund > 0 {
-        let dir = args.dir.join("genesis-wallet");
-        let mut wallet = Wallet::open(&dir)?;
-        for i in 0..args.fund {
-            let entry = wallet.add_key(None, Some(format!("genesis-{i}")))?;
-            genesis.push(Allocation {
-                account: entry.account,
-                amount: args.fund_amount,
-            });
-        }
-        genesis_wallet = Some(dir);
-    }
+    let (genesis, genesis_wallet) = fund_genesis(&args.dir, args.fund, args.fund_amount)?;
     let contract = NetworkContract {
         name: args.name.clone(),
         mode: Mode::Quorum,
@@ -199,7 +187,31 @@ fn validator_key_pow(account: &AccountId, bits: u32) -> anyhow::Result<u64> {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Generates `count` accounts into `DIR/genesis-wallet` (labelled `genesis-0`…) and their
+/// genesis allocations of `amount` each; no wallet when `count` is 0.
+pub fn fund_genesis(
+    dir: &Path,
+    count: u32,
+    amount: Amount,
+) -> anyhow::Result<(Vec<Allocation>, Option<PathBuf>)> {
+    if count == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let wallet_dir = dir.join("genesis-wallet");
+    let mut wallet = Wallet::open(&wallet_dir)?;
+    let mut genesis = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let entry = wallet.add_key(None, Some(format!("genesis-{i}")))?;
+        genesis.push(Allocation {
+            account: entry.account,
+            amount,
+        });
+    }
+    Ok((genesis, Some(wallet_dir)))
+}
+
+/// Writes a network file atomically, naming it in the error.
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tally_wallet::wallet::write_atomic(path, bytes)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use tally_core::pow::IntroPowHasher;
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey};
+use tally_core::{AccountId, Amount, Mode, NetworkContract, SecretKey};
 use tally_node::pow::{MinerConfig, MinerFiles, PowNode};
-use tally_wallet::Wallet;
+
+use crate::network::{fund_genesis, port, write_file};
 
 /// `tally network new pow`
 #[derive(Args, Clone)]
@@ -91,11 +92,6 @@ pub struct CreatedPowNetwork {
     pub genesis_wallet: Option<PathBuf>,
 }
 
-fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
-    u16::try_from(u32::from(base) + offset)
-        .context("--base-port leaves no room for every miner's ports")
-}
-
 /// Prints what `network new pow` made.
 pub fn run_new(args: &PowArgs) -> anyhow::Result<()> {
     let created = create_pow(args)?;
@@ -122,20 +118,7 @@ pub fn create_pow(args: &PowArgs) -> anyhow::Result<CreatedPowNetwork> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let mut genesis = Vec::new();
-    let mut genesis_wallet = None;
-    if args.fund > 0 {
-        let dir = args.dir.join("genesis-wallet");
-        let mut wallet = Wallet::open(&dir)?;
-        for i in 0..args.fund {
-            let entry = wallet.add_key(None, Some(format!("genesis-{i}")))?;
-            genesis.push(Allocation {
-                account: entry.account,
-                amount: args.fund_amount,
-            });
-        }
-        genesis_wallet = Some(dir);
-    }
+    let (genesis, genesis_wallet) = fund_genesis(&args.dir, args.fund, args.fund_amount)?;
     let mut pow = tally_chain::default_pow_params(
         u64::try_from(args.block_time.as_millis()).unwrap_or(u64::MAX),
         args.reward,
@@ -187,11 +170,6 @@ pub fn create_pow(args: &PowArgs) -> anyhow::Result<CreatedPowNetwork> {
         miner_dirs,
         genesis_wallet,
     })
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    tally_wallet::wallet::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// How `tally node` runs a miner folder.
