@@ -220,7 +220,7 @@ pub async fn run_miner(dir: &Path, options: MinerOptions) -> anyhow::Result<()> 
                 bail!("the miner stopped: chain storage failed (see the log); restart to resume at the last durable tip");
             }
             _ = tick.tick() => {
-                let s = handle.status();
+                let Some(s) = handle.status_off_the_runtime().await else { break };
                 line.set_message(format!(
                     "height {} tip {} | peers {} | mempool {} | {} | mined {}{}",
                     s.height,

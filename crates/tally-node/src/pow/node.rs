@@ -393,6 +393,16 @@ impl PowNodeHandle {
         self.shared.status()
     }
 
+    /// The node's status, read on a blocking thread (it takes the chain lock).
+    pub async fn status_off_the_runtime(&self) -> Option<PowStatus> {
+        off_the_runtime(&self.shared, Shared::status).await
+    }
+
+    /// An account's state, read on a blocking thread (it takes the chain lock).
+    pub async fn account_off_the_runtime(&self, account: AccountId) -> Option<RespAccount> {
+        off_the_runtime(&self.shared, move |shared| account_info(shared, &account)).await
+    }
+
     /// An account's state at the tip with its pending transfers (`REQ_ACCOUNT`'s answer).
     pub fn account(&self, account: &AccountId) -> RespAccount {
         account_info(&self.shared, account)
@@ -418,6 +428,18 @@ fn account_info(shared: &Shared, account: &AccountId) -> RespAccount {
         pending_in: chain.mempool().pending_incoming(account),
         tip: chain.tip().into(),
     }
+}
+
+/// Runs `read` (which takes the chain lock) on a blocking thread; `None` if the runtime is
+/// shutting down.
+async fn off_the_runtime<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    read: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Option<T> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || read(&shared))
+        .await
+        .ok()
 }
 
 /// A page of the accounts at the tip in account order (`REQ_LEDGER`'s answer): one pass
@@ -916,32 +938,38 @@ async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
             on_blocks(shared, id, batch.blocks, Some(batch.tip)).await;
             true
         }
+        // Wallet queries wait for the chain lock, which a block commit or a reorganisation
+        // may hold for a while: they wait on a blocking thread, never on an async worker.
         PowPacket::ReqAccount(request) => {
-            let info = account_info(shared, &request.account);
-            shared.reply(id, &PowPacket::RespAccount(info));
+            let answer = off_the_runtime(shared, move |shared| {
+                PowPacket::RespAccount(account_info(shared, &request.account))
+            });
+            if let Some(answer) = answer.await {
+                shared.reply(id, &answer);
+            }
             true
         }
         PowPacket::ReqLedger(request) => {
-            let page = ledger_page(shared, &request);
-            shared.reply(id, &PowPacket::RespLedger(page));
+            let answer = off_the_runtime(shared, move |shared| {
+                PowPacket::RespLedger(ledger_page(shared, &request))
+            });
+            if let Some(answer) = answer.await {
+                shared.reply(id, &answer);
+            }
             true
         }
         PowPacket::ReqTxStatus(request) => {
-            let (status, tip) = {
+            let answer = off_the_runtime(shared, move |shared| {
                 let chain = shared.chain();
-                (
-                    chain.transaction_status(&request.transaction),
-                    chain.tip().into(),
-                )
-            };
-            shared.reply(
-                id,
-                &PowPacket::RespTxStatus(RespTxStatus {
+                PowPacket::RespTxStatus(RespTxStatus {
                     id: request.transaction.id(),
-                    status,
-                    tip,
-                }),
-            );
+                    status: chain.transaction_status(&request.transaction),
+                    tip: chain.tip().into(),
+                })
+            });
+            if let Some(answer) = answer.await {
+                shared.reply(id, &answer);
+            }
             true
         }
         PowPacket::RejectBlock(reject) => {

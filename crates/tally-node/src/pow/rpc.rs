@@ -39,7 +39,10 @@ async fn handle(State(node): State<PowNodeHandle>, body: axum::body::Bytes) -> J
     };
     let params = request.get("params").cloned().unwrap_or(Value::Null);
     let result = match method {
-        "status" => serde_json::to_value(node.status()).unwrap_or(Value::Null),
+        "status" => match node.status_off_the_runtime().await {
+            Some(status) => serde_json::to_value(status).unwrap_or(Value::Null),
+            None => return rpc_error(id, -32000, "miner is shutting down"),
+        },
         "account" => {
             let Some(account) = params.get("account").and_then(Value::as_str) else {
                 return rpc_error(id, -32602, "params: {\"account\": \"<64 hex>\"} expected");
@@ -48,7 +51,10 @@ async fn handle(State(node): State<PowNodeHandle>, body: axum::body::Bytes) -> J
                 Ok(account) => account,
                 Err(error) => return rpc_error(id, -32602, format!("account: {error}")),
             };
-            serde_json::to_value(node.account(&account)).unwrap_or(Value::Null)
+            match node.account_off_the_runtime(account).await {
+                Some(info) => serde_json::to_value(info).unwrap_or(Value::Null),
+                None => return rpc_error(id, -32000, "miner is shutting down"),
+            }
         }
         other => return rpc_error(id, -32601, format!("method not found: {other}")),
     };
