@@ -1002,18 +1002,40 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
         );
         return false;
     }
-    let ours = shared.tip();
-    let now = now_ms();
-    let (greet, ask, key) = {
-        let mut conns = lock(&shared.conns);
-        // `Listen` is the sender's word: believed only when it names the host the
-        // connection comes from. Otherwise anyone could claim a connected miner's address
-        // and have that miner's connection closed as a duplicate (and never dialed again,
-        // since "we are connected to it").
+    // `Listen` is the sender's word: believed only when it names the host the connection
+    // comes from. Otherwise anyone could claim a connected miner's address and have that
+    // miner's connection closed as a duplicate (and never dialed again, since "we are
+    // connected to it").
+    let (listen, key) = {
+        let conns = lock(&shared.conns);
+        let Some(conn) = conns.get(&id) else {
+            return false;
+        };
         let listen = connect
             .listen
             .clone()
-            .filter(|listen| conns.get(&id).is_some_and(|c| listens_at(c.remote, listen)));
+            .filter(|listen| listens_at(conn.remote, listen));
+        // As it will be known: by the believed `Listen`, else by the address we dialed.
+        let key = PeerKey::of(conn.remote, listen.as_deref().or(conn.listen.as_deref()));
+        (listen, key)
+    };
+    // A banned or refused peer is turned away before it can displace anyone.
+    if shared.isolated.load(Ordering::Relaxed) {
+        return false;
+    }
+    if shared.is_banned(&key) {
+        shared.reply(
+            id,
+            &PowPacket::Error(ErrorMsg {
+                reason: "banned".into(),
+            }),
+        );
+        return false;
+    }
+    let ours = shared.tip();
+    let now = now_ms();
+    let (greet, ask) = {
+        let mut conns = lock(&shared.conns);
         if let Some(listen) = &listen
             && !keep_connection(&shared.address.to_string(), &conns, id, listen)
         {
@@ -1031,20 +1053,8 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
         let greet = !conn.greeted;
         conn.greeted = true;
         let ask = conn.sync.on_peer_tip(connect.tip, ours, now);
-        (greet, ask, PeerKey::of(conn.remote, conn.listen.as_deref()))
+        (greet, ask)
     };
-    if shared.isolated.load(Ordering::Relaxed) {
-        return false;
-    }
-    if shared.is_banned(&key) {
-        shared.reply(
-            id,
-            &PowPacket::Error(ErrorMsg {
-                reason: "banned".into(),
-            }),
-        );
-        return false;
-    }
     if greet {
         shared.reply(id, &shared.connect_packet());
     }
