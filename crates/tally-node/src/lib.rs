@@ -13,6 +13,7 @@
 pub mod config;
 pub mod discovery;
 pub mod engine;
+mod jsonrpc;
 pub mod pow;
 pub mod rpc;
 pub mod server;

@@ -7,13 +7,13 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tally_core::AccountId;
 use tally_proto::{LedgerRequest, Packet};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::AddressBook;
 use crate::engine::EngineHandle;
+use crate::jsonrpc::{self, Call};
 
 /// What the control API reads from.
 #[derive(Clone)]
@@ -32,40 +32,23 @@ pub async fn serve(
     let app = Router::new()
         .route("/", post(handle))
         .with_state(Api { engine, book });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await;
-    if let Err(error) = result {
-        tracing::warn!(%error, "control API stopped");
-    }
-}
-
-fn rpc_error(id: Value, code: i64, message: impl Into<String>) -> Json<Value> {
-    Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}}))
+    jsonrpc::serve(listener, app, cancel).await;
 }
 
 async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes) -> Json<Value> {
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => return rpc_error(Value::Null, -32700, format!("parse error: {error}")),
+    let call = match Call::parse(&body) {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let Some(method) = request.get("method").and_then(Value::as_str) else {
-        return rpc_error(id, -32600, "invalid request: no method");
-    };
-    let params = request.get("params").cloned().unwrap_or(Value::Null);
-    let result = match method {
+    let result = match call.method.as_str() {
         "status" => match engine.status().await {
             Some(status) => serde_json::to_value(status).unwrap_or(Value::Null),
-            None => return rpc_error(id, -32000, "validator is shutting down"),
+            None => return call.error(-32000, "validator is shutting down"),
         },
         "account" => {
-            let Some(account) = params.get("account").and_then(Value::as_str) else {
-                return rpc_error(id, -32602, "params: {\"account\": \"<64 hex>\"} expected");
-            };
-            let account: AccountId = match account.parse() {
+            let account = match call.account() {
                 Ok(account) => account,
-                Err(error) => return rpc_error(id, -32602, format!("account: {error}")),
+                Err(answer) => return answer,
             };
             let request = LedgerRequest {
                 accounts: Some(vec![account]),
@@ -82,7 +65,7 @@ async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes
                     }),
                     None => Value::Null,
                 },
-                _ => return rpc_error(id, -32000, "validator did not answer"),
+                _ => return call.error(-32000, "validator did not answer"),
             }
         }
         "peers" => {
@@ -95,7 +78,7 @@ async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes
                     .collect(),
             )
         }
-        other => return rpc_error(id, -32601, format!("method not found: {other}")),
+        _ => return call.unknown_method(),
     };
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+    call.result(result)
 }
