@@ -1053,6 +1053,11 @@ fn on_connect(shared: &Arc<Shared>, id: u64, connect: Connect) -> bool {
         let greet = !conn.greeted;
         conn.greeted = true;
         let ask = conn.sync.on_peer_tip(connect.tip, ours, now);
+        if conn.sync.is_unresponsive() {
+            // It claims more work but never sends the blocks: drop it, look elsewhere.
+            debug!(remote = %conn.remote, "peer leaves SEND_REQUEST unanswered; closing");
+            return false;
+        }
         (greet, ask)
     };
     if greet {

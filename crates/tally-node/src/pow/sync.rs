@@ -21,7 +21,13 @@ pub struct PeerSync {
     peer_tip: Option<Tip>,
     /// How long an answer may take before we may ask again, in milliseconds.
     timeout_ms: u64,
+    /// Requests in a row that got no answer within the timeout.
+    unanswered: u32,
 }
+
+/// Requests in a row a peer may leave unanswered before it is dropped: it holds a sync slot
+/// and its announced work could keep us from looking elsewhere.
+pub const MAX_UNANSWERED: u32 = 3;
 
 impl PeerSync {
     /// A peer we have not heard from yet.
@@ -30,7 +36,13 @@ impl PeerSync {
             in_flight_since: None,
             peer_tip: None,
             timeout_ms,
+            unanswered: 0,
         }
+    }
+
+    /// Whether the peer left [`MAX_UNANSWERED`] requests in a row unanswered.
+    pub fn is_unresponsive(&self) -> bool {
+        self.unanswered >= MAX_UNANSWERED
     }
 
     /// The peer's tip, as it last announced it.
@@ -45,6 +57,9 @@ impl PeerSync {
 
     fn ask(&mut self, now_ms: u64) -> bool {
         if self.can_ask(now_ms) {
+            if self.in_flight_since.is_some() {
+                self.unanswered = self.unanswered.saturating_add(1);
+            }
             self.in_flight_since = Some(now_ms);
             true
         } else {
@@ -74,6 +89,7 @@ impl PeerSync {
         now_ms: u64,
     ) -> bool {
         self.in_flight_since = None;
+        self.unanswered = 0;
         self.peer_tip = Some(peer);
         received > 0 && progressed && peer.work > ours.work && self.ask(now_ms)
     }
@@ -152,6 +168,21 @@ mod tests {
         assert!(s.on_orphan(1050));
         // An empty or useless batch ends the exchange.
         assert!(!s.on_batch(0, false, tip(12), tip(9), 1060));
+    }
+
+    #[test]
+    fn a_peer_that_leaves_requests_unanswered_is_unresponsive_and_an_answer_forgives() {
+        let mut s = PeerSync::new(1000);
+        assert!(s.on_peer_tip(tip(9), tip(5), 0));
+        for round in 1..MAX_UNANSWERED {
+            assert!(s.on_peer_tip(tip(9), tip(5), u64::from(round) * 1000));
+            assert!(!s.is_unresponsive(), "{round} unanswered is tolerated");
+        }
+        assert!(s.on_peer_tip(tip(9), tip(5), u64::from(MAX_UNANSWERED) * 1000));
+        assert!(s.is_unresponsive());
+        // An answer resets the count.
+        assert!(!s.on_batch(1, true, tip(9), tip(9), 10_000));
+        assert!(!s.is_unresponsive());
     }
 
     #[test]
