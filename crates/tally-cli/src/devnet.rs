@@ -164,7 +164,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("On the proof-of-work network (miners found through the tracker):");
     println!("  {p} balance genesis-0       # confirmed and pending, at the chain tip");
     println!("  {p} send <account> 5 --from genesis-0 --confirmations 2");
-    println!("  {p} ledger                  # the tip and the wallet's accounts");
+    println!("  {p} ledger                  # the tip, the supply and every account");
     println!("  {p} peers                   # the miners and their tips");
     println!();
     println!(

@@ -77,7 +77,8 @@ pub enum WalletCommand {
         #[arg(long, default_value_t = 600)]
         wait: u64,
     },
-    /// Every validator's view of the ledger, and where they differ.
+    /// Every validator's view of the ledger and where they differ (pow: every account at
+    /// the chain tip, and the supply).
     Ledger,
     /// The validators and whether each answers.
     Peers,
