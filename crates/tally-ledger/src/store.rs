@@ -1021,7 +1021,12 @@ mod tests {
         Allocation, Mode, Order, SecretKey, SignedOrder, Transfer, ValidatorInfo, Vote,
     };
 
-    fn fixture(name: &str) -> (NetworkContract, Vec<SecretKey>, SecretKey, SecretKey) {
+    /// A committee of four fixed keys and two accounts, alice and bob, of which the first
+    /// `funded` hold 1000 microcash at genesis.
+    fn fixture(
+        name: &str,
+        funded: usize,
+    ) -> (NetworkContract, Vec<SecretKey>, SecretKey, SecretKey) {
         let keys: Vec<SecretKey> = (0..4u8)
             .map(|i| SecretKey::from_bytes([i + 1; 32]))
             .collect();
@@ -1041,16 +1046,14 @@ mod tests {
                 })
                 .collect(),
             tracker: None,
-            genesis: vec![
-                Allocation {
-                    account: alice.account(),
+            genesis: [&alice, &bob]
+                .iter()
+                .take(funded)
+                .map(|k| Allocation {
+                    account: k.account(),
                     amount: Amount::from_microcash(1000),
-                },
-                Allocation {
-                    account: bob.account(),
-                    amount: Amount::from_microcash(1000),
-                },
-            ],
+                })
+                .collect(),
             pow: None,
         };
         (contract, keys, alice, bob)
@@ -1108,7 +1111,7 @@ mod tests {
 
     #[test]
     fn certificate_records_round_trip_and_old_json_records_still_read() {
-        let (contract, keys, alice, bob) = fixture("records");
+        let (contract, keys, alice, bob) = fixture("records", 2);
         let net = contract.id();
         let transfer = certificate(
             &keys,
@@ -1156,7 +1159,7 @@ mod tests {
     /// and shows exactly what the live one showed.
     #[test]
     fn a_crash_between_checkpoints_loses_nothing() {
-        let (contract, keys, alice, bob) = fixture("crash");
+        let (contract, keys, alice, bob) = fixture("crash", 2);
         let net = contract.id();
         let carol = SecretKey::from_bytes([0xc0; 32]);
         let path_dir = tempfile::tempdir().unwrap();
@@ -1264,31 +1267,7 @@ mod tests {
     #[test]
     fn a_committed_batch_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<SecretKey> = (0..4u8)
-            .map(|i| SecretKey::from_bytes([i + 1; 32]))
-            .collect();
-        let alice = SecretKey::from_bytes([0xa1; 32]);
-        let bob = SecretKey::from_bytes([0xb0; 32]);
-        let contract = NetworkContract {
-            name: "store".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_microcash(10),
-            intro_pow_bits: 0,
-            validators: keys
-                .iter()
-                .map(|k| ValidatorInfo {
-                    key: k.account(),
-                    address: "127.0.0.1:1".into(),
-                })
-                .collect(),
-            tracker: None,
-            genesis: vec![Allocation {
-                account: alice.account(),
-                amount: Amount::from_microcash(1000),
-            }],
-            pow: None,
-        };
+        let (contract, keys, alice, bob) = fixture("store", 1);
         let net = contract.id();
         let path = dir.path().join("ledger.redb");
         let digest_locked;
@@ -1361,31 +1340,7 @@ mod tests {
     #[test]
     fn a_lock_whose_certificate_was_applied_is_not_restored() {
         let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<SecretKey> = (0..4u8)
-            .map(|i| SecretKey::from_bytes([i + 1; 32]))
-            .collect();
-        let alice = SecretKey::from_bytes([0xa1; 32]);
-        let bob = SecretKey::from_bytes([0xb0; 32]);
-        let contract = NetworkContract {
-            name: "locks".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_microcash(10),
-            intro_pow_bits: 0,
-            validators: keys
-                .iter()
-                .map(|k| ValidatorInfo {
-                    key: k.account(),
-                    address: "127.0.0.1:1".into(),
-                })
-                .collect(),
-            tracker: None,
-            genesis: vec![Allocation {
-                account: alice.account(),
-                amount: Amount::from_microcash(1000),
-            }],
-            pow: None,
-        };
+        let (contract, keys, alice, bob) = fixture("locks", 1);
         let net = contract.id();
         let path = dir.path().join("ledger.redb");
         let order = |seq, amount| {

@@ -99,6 +99,38 @@ fn miner_config(contract: &NetworkContract, dir: &Path) -> MinerConfig {
     config
 }
 
+/// One miner, not mining, of a fresh network where `alice` holds funds, beside an
+/// in-memory copy of its chain from which tests forge blocks.
+struct Lone {
+    _dir: tempfile::TempDir,
+    alice: SecretKey,
+    contract: NetworkContract,
+    node: PowNode,
+    genesis: Tip,
+    mirror: Chain,
+}
+
+impl Lone {
+    async fn start() -> Lone {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = SecretKey::generate();
+        let contract = contract(8, None, &[alice.account()]);
+        let node = PowNode::start(miner_config(&contract, dir.path()))
+            .await
+            .unwrap();
+        let genesis: Tip = node.tip().into();
+        let mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
+        Lone {
+            _dir: dir,
+            alice,
+            contract,
+            node,
+            genesis,
+            mirror,
+        }
+    }
+}
+
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `secs`.
 async fn eventually(what: &str, secs: u64, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -476,15 +508,15 @@ fn reseal(mut block: Block) -> Block {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_blocks_of_each_kind_are_refused_and_the_sender_is_banned() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = SecretKey::generate();
-    let contract = contract(8, None, &[alice.account()]);
+    let Lone {
+        _dir,
+        alice,
+        contract,
+        node,
+        genesis,
+        mirror,
+    } = Lone::start().await;
     let net = contract.id();
-    let node = PowNode::start(miner_config(&contract, dir.path()))
-        .await
-        .unwrap();
-    let genesis: Tip = node.tip().into();
-    let mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
     let now = tally_node::pow::node::now_ms();
     let me = SecretKey::generate().account();
     let template = || mirror.block_template(me, now);
@@ -661,15 +693,15 @@ async fn invalid_blocks_of_each_kind_are_refused_and_the_sender_is_banned() {
 /// peer's queue keeps its order, so the side block would arrive before the second valid one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_side_branch_block_is_stored_but_not_relayed_before_it_is_connected() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = SecretKey::generate();
-    let contract = contract(8, None, &[alice.account()]);
+    let Lone {
+        _dir,
+        alice,
+        contract,
+        node,
+        genesis,
+        mut mirror,
+    } = Lone::start().await;
     let net = contract.id();
-    let node = PowNode::start(miner_config(&contract, dir.path()))
-        .await
-        .unwrap();
-    let genesis: Tip = node.tip().into();
-    let mut mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
     let now = tally_node::pow::node::now_ms();
     let me = SecretKey::generate().account();
     let bob = SecretKey::generate().account();
@@ -762,15 +794,15 @@ async fn a_heavier_branch_forking_deeper_than_one_batch_is_synced() {
 /// arrives) and answered with a `SEND_REQUEST` — not with a signature check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn free_blocks_are_refused_or_held_before_any_signature_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = SecretKey::generate();
-    let contract = contract(8, None, &[alice.account()]);
+    let Lone {
+        _dir,
+        alice,
+        contract,
+        node,
+        genesis,
+        mirror,
+    } = Lone::start().await;
     let net = contract.id();
-    let node = PowNode::start(miner_config(&contract, dir.path()))
-        .await
-        .unwrap();
-    let genesis: Tip = node.tip().into();
-    let mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
     let now = tally_node::pow::node::now_ms();
     let me = SecretKey::generate().account();
     let bob = SecretKey::generate().account();
