@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_quorum;
 mod devnet;
+mod duration;
 mod network;
 mod node;
 mod pow;

@@ -27,7 +27,7 @@ pub struct PowArgs {
     #[arg(long, default_value = "tally-pow")]
     pub name: String,
     /// The block interval retargeting aims for (`5s`, `500ms`, `2m`).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_positive_duration)]
     pub block_time: Duration,
     /// What each block pays its miner, in cash (exact decimal).
     #[arg(long, default_value = "50")]
@@ -60,28 +60,6 @@ pub struct PowArgs {
     /// What each funded account holds, in cash.
     #[arg(long, default_value = "1000")]
     pub fund_amount: Amount,
-}
-
-/// Parses `5s`, `500ms`, `2m` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 5s or 500ms"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("{text:?}: unit must be ms, s or m")),
-    };
-    if d.is_zero() {
-        return Err("the block time must be positive".into());
-    }
-    Ok(d)
 }
 
 /// What `network new pow` made.
@@ -337,22 +315,5 @@ pub fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<()> {
 fn print_load() {
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average: {}", load.trim());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("fast").is_err());
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::duration::parse_duration;
 use anyhow::{Context, bail};
 use tally_relay::client::{self, ClientConfig};
 use tally_relay::{ClientError, Incoming, Notice, Relay, RelayConfig, RoomKind};
@@ -14,28 +15,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tracing::info;
-
-/// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 500ms, 10s, 2m)"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("not a duration: {text:?}"));
-    }
-    Duration::try_from_secs_f64(value * scale).map_err(|e| e.to_string())
-}
 
 /// Options of `tally relay`. Every limit defaults to the value documented in
 /// PROTOCOL.md §7 (RelayConfig::default()).
@@ -89,6 +68,11 @@ pub struct RelayArgs {
     /// Listen backlog [default: 1024].
     #[arg(long)]
     pub backlog: Option<u32>,
+    /// After each read keep polling for this long instead of sleeping (50us, 1ms; 0 is off):
+    /// lower latency on virtual machines for up to one core while lines flow. Use with
+    /// `--threads 1` [default: 0].
+    #[arg(long, value_parser = parse_duration)]
+    pub busy_poll: Option<Duration>,
     /// Worker threads of a runtime of the relay's own (1 = a single-threaded runtime, the
     /// least CPU per line at moderate load); 0 runs the relay on the command's runtime, one
     /// worker per core.
@@ -118,6 +102,7 @@ impl RelayArgs {
             byte_burst: self.byte_burst.unwrap_or(d.byte_burst),
             max_bad_lines: self.max_bad_lines.unwrap_or(d.max_bad_lines),
             backlog: self.backlog.unwrap_or(d.backlog),
+            busy_poll: self.busy_poll.unwrap_or(d.busy_poll),
         }
     }
 }
@@ -377,10 +362,6 @@ pub struct BenchArgs {
     /// Aggregate lines per second in the latency run.
     #[arg(long, default_value_t = 20_000)]
     pub latency_rate: u64,
-    /// Pacing step of the latency run's sender, in microseconds: lines due within one
-    /// step are sent together (to different rooms).
-    #[arg(long, default_value_t = 250)]
-    pub pace_us: u64,
     /// Seconds measured in the latency run.
     #[arg(long, default_value_t = 5.0)]
     pub latency_seconds: f64,
@@ -388,9 +369,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
     /// Passed to the relay child as `--threads` (0: the relay on its command's runtime, one
-    /// worker per core).
-    #[arg(long, default_value_t = 0)]
+    /// worker per core; 1: a single-threaded runtime, which busy polling needs).
+    #[arg(long, default_value_t = 1)]
     pub relay_threads: usize,
+    /// Passed to the relay child as `--busy-poll` (0 is off): the relay keeps polling its
+    /// sockets this long after each read instead of sleeping.
+    #[arg(long, value_parser = parse_duration, default_value = "200us")]
+    pub relay_busy_poll: Duration,
     /// Runs to do: any of throughput, latency, memory (default: all three).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -404,7 +389,7 @@ struct ChildRelay {
 }
 
 impl ChildRelay {
-    async fn start(extra: &[&str]) -> anyhow::Result<ChildRelay> {
+    async fn start(args: &BenchArgs) -> anyhow::Result<ChildRelay> {
         let exe = std::env::current_exe().context("finding the tally binary")?;
         let mut command = tokio::process::Command::new(exe);
         command
@@ -425,7 +410,11 @@ impl ChildRelay {
                 "--backlog",
                 "4096",
             ])
-            .args(extra)
+            .args(["--threads", &args.relay_threads.to_string()])
+            .args([
+                "--busy-poll",
+                &format!("{}us", args.relay_busy_poll.as_micros()),
+            ])
             .env("TALLY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -547,6 +536,8 @@ fn secs(value: f64) -> anyhow::Result<Duration> {
 struct CpuSnapshot {
     at: Instant,
     busy_all: u64,
+    /// Time the hypervisor ran something else while a virtual CPU wanted to run.
+    steal: u64,
     this: u64,
     relay: u64,
 }
@@ -567,10 +558,11 @@ fn cpu_snapshot(relay_pid: u32) -> Option<CpuSnapshot> {
         .filter_map(|f| f.parse().ok())
         .collect();
     // user nice system idle iowait irq softirq steal
-    let busy_all = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    let busy_all = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
     Some(CpuSnapshot {
         at: Instant::now(),
         busy_all,
+        steal: *v.get(7)?,
         this: proc_ticks("/proc/self/stat")?,
         relay: proc_ticks(&format!("/proc/{relay_pid}/stat"))?,
     })
@@ -590,10 +582,12 @@ fn cpu_report(a: Option<CpuSnapshot>, b: Option<CpuSnapshot>) -> String {
         .saturating_sub(a.busy_all)
         .saturating_sub(relay + this);
     format!(
-        "CPU in % of one core: relay {:.0}, bench client {:.0}, other processes {:.0}",
+        "CPU in % of one core: relay {:.0}, bench client {:.0}, other processes {:.0}, \
+         stolen by the hypervisor {:.1}",
         pct(relay),
         pct(this),
-        pct(others)
+        pct(others),
+        pct(b.steal.saturating_sub(a.steal))
     )
 }
 
@@ -605,7 +599,7 @@ struct RoomFlow {
 /// Lines per second forwarded across `rooms` private rooms, each with one sender writing
 /// as fast as its window allows and one receiver counting lines.
 async fn bench_throughput(args: &BenchArgs) -> anyhow::Result<(f64, f64, String)> {
-    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
+    let relay = ChildRelay::start(args).await?;
     let pairs = bench_pairs(relay.addr, args.rooms, "tp").await?;
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(AtomicU64::new(0));
@@ -691,7 +685,7 @@ struct Latency {
 
 /// Forwarding latency (send to receive, both in this process) at a fixed aggregate rate.
 async fn bench_latency(args: &BenchArgs) -> anyhow::Result<Latency> {
-    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
+    let relay = ChildRelay::start(args).await?;
     let pairs = bench_pairs(relay.addr, args.rooms, "lat").await?;
     let mut senders = Vec::with_capacity(pairs.len());
     let mut receivers = Vec::with_capacity(pairs.len());
@@ -728,123 +722,160 @@ async fn bench_client_floor(args: &BenchArgs) -> anyhow::Result<Latency> {
 async fn paced_latency(
     args: &BenchArgs,
     senders: Vec<std::net::TcpStream>,
-    receiver_sockets: Vec<std::net::TcpStream>,
+    receivers: Vec<std::net::TcpStream>,
     relay_pid: Option<u32>,
 ) -> anyhow::Result<Latency> {
-    let base = Instant::now();
-    let rooms = senders.len() as u64;
+    let rooms = senders.len();
     if args.latency_rate == 0 || rooms == 0 {
         bail!("the latency run needs a rate and rooms");
     }
+    let base = Instant::now();
     let warmup = secs(args.warmup)?;
     let measure = secs(args.latency_seconds)?;
-    let window_start = warmup;
-    let window_end = warmup + measure;
-    for sender in &senders {
-        sender.set_nonblocking(false)?;
-    }
-    // The receivers run on a runtime of their own with two workers: when one thread is
-    // descheduled the other keeps reading, so a stall of one bench thread does not show up
-    // as a stall of every room (one worker gave the same median and a worse p90).
-    let receivers = std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("bench-receive")
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let mut receivers = tokio::task::JoinSet::new();
-            for socket in receiver_sockets {
-                socket.set_nonblocking(true)?;
-                let receiver = TcpStream::from_std(socket)?;
-                receivers.spawn(async move {
-                    let mut samples = Vec::new();
-                    let mut lines = BufReader::new(receiver).lines();
-                    while let Ok(Ok(Some(line))) =
-                        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-                    {
-                        let now = base.elapsed();
-                        let Some(sent) = line
-                            .split("t=")
-                            .nth(1)
-                            .and_then(|t| t.trim_end_matches('>').parse::<u128>().ok())
-                        else {
-                            continue;
-                        };
-                        let sent = Duration::from_nanos(u64::try_from(sent).unwrap_or(u64::MAX));
-                        if sent >= window_start && sent < window_end {
-                            samples.push(now.saturating_sub(sent).as_nanos() as u64);
-                        }
-                        if sent >= window_end {
-                            break;
-                        }
-                    }
-                    samples
-                });
-            }
-            let mut samples = Vec::new();
-            while let Some(result) = receivers.join_next().await {
-                samples.extend(result?);
-            }
-            anyhow::Ok(samples)
-        })
-    });
-    // One paced sender thread: a line every 1/rate seconds, round-robin over the rooms, so
-    // the load is even (tokio timers tick by the millisecond and would send in bursts).
-    // Each line carries the time just before its write.
-    let rate = args.latency_rate as f64;
-    let pace = Duration::from_micros(args.pace_us);
-    let mut senders = senders;
-    let pacer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut sent = 0u64;
-        let mut k = 0u64;
-        let mut line = Vec::with_capacity(64);
-        loop {
-            let due = Duration::from_secs_f64(k as f64 / rate);
-            let now = base.elapsed();
-            // Lines due within one pacing step go out together (to different rooms): a
-            // sleep per line would cost the small machine more than the relay does.
-            if due > now + pace {
-                std::thread::sleep(due - now);
-            }
-            let now = base.elapsed();
-            if now > window_end + Duration::from_millis(200) {
-                return sent;
-            }
-            line.clear();
-            let _ = writeln!(line, "<# t={}>", now.as_nanos());
-            let room = (k % rooms) as usize;
-            if senders[room].write_all(&line).is_err() {
-                return sent;
-            }
-            if now >= window_start && now < window_end {
-                sent += 1;
-            }
-            k += 1;
-        }
-    });
+    let plan = Pacing {
+        base,
+        rate: args.latency_rate as f64,
+        window: (warmup, warmup + measure),
+    };
+    let measurer = std::thread::Builder::new()
+        .name("bench-measure".to_owned())
+        .spawn(move || plan.run(senders, receivers))?;
     let cpu = tokio::spawn(async move {
-        tokio::time::sleep(window_start.saturating_sub(base.elapsed())).await;
+        tokio::time::sleep(warmup.saturating_sub(base.elapsed())).await;
         let a = relay_pid.and_then(cpu_snapshot);
-        tokio::time::sleep(window_end.saturating_sub(base.elapsed())).await;
+        tokio::time::sleep((warmup + measure).saturating_sub(base.elapsed())).await;
         match relay_pid {
             Some(pid) => cpu_report(a, cpu_snapshot(pid)),
             None => String::new(),
         }
     });
-    let sent = tokio::task::spawn_blocking(move || pacer.join())
+    let (sent, mut samples) = tokio::task::spawn_blocking(move || measurer.join())
         .await?
-        .map_err(|_| anyhow::anyhow!("the sender thread failed"))?;
-    let mut samples = tokio::task::spawn_blocking(move || receivers.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the receiver thread failed"))??;
+        .map_err(|_| anyhow::anyhow!("the measuring thread panicked"))??;
     samples.sort_unstable();
+    let lost = sent.saturating_sub(samples.len() as u64);
+    if lost > 0 {
+        bail!("{lost} of {sent} measured lines never arrived");
+    }
     Ok(Latency {
         achieved_rate: sent as f64 / measure.as_secs_f64(),
         cpu: cpu.await?,
         samples,
     })
+}
+
+/// The latency run's schedule: line `k` is due `k / rate` seconds after `base`, and lines
+/// sent inside `window` are the ones measured.
+struct Pacing {
+    base: Instant,
+    rate: f64,
+    window: (Duration, Duration),
+}
+
+impl Pacing {
+    /// How long after the window the senders keep the load on while the last measured
+    /// lines are in flight.
+    const TAIL: Duration = Duration::from_millis(100);
+    /// How long after the window a measured line may still arrive.
+    const GRACE: Duration = Duration::from_secs(2);
+
+    /// Paces the senders and reads the receivers on this one thread, which never sleeps:
+    /// between sends it asks epoll (through mio) for readable receivers with a zero
+    /// timeout. A measurer that sleeps adds its own wake-up delay to every sample, and on
+    /// a small VM that delay alone reaches milliseconds at the tail; a spinning one reads a
+    /// line as soon as the kernel has it, so what is left is the path being measured. The
+    /// price is one core for the length of the run. Returns the lines sent inside the
+    /// window and their latencies in nanoseconds.
+    fn run(
+        self,
+        mut senders: Vec<std::net::TcpStream>,
+        receivers: Vec<std::net::TcpStream>,
+    ) -> anyhow::Result<(u64, Vec<u64>)> {
+        use std::io::{Read, Write};
+        let (start, end) = self.window;
+        let poll_error = |error: std::io::Error| anyhow::anyhow!("polling the receivers: {error}");
+        let mut poll = mio::Poll::new().map_err(poll_error)?;
+        let mut events = mio::Events::with_capacity(receivers.len());
+        let mut streams = Vec::with_capacity(receivers.len());
+        for (i, receiver) in receivers.into_iter().enumerate() {
+            receiver.set_nonblocking(true)?;
+            let mut stream = mio::net::TcpStream::from_std(receiver);
+            poll.registry()
+                .register(&mut stream, mio::Token(i), mio::Interest::READABLE)
+                .map_err(poll_error)?;
+            streams.push((stream, Vec::<u8>::with_capacity(256)));
+        }
+        for sender in &senders {
+            sender.set_nonblocking(false)?;
+        }
+        let rooms = senders.len() as u64;
+        let mut line = Vec::with_capacity(64);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut samples = Vec::with_capacity((self.rate * (end - start).as_secs_f64()) as usize);
+        let (mut k, mut sent) = (0u64, 0u64);
+        loop {
+            let now = self.base.elapsed();
+            let sending = now < end + Self::TAIL;
+            while sending && Duration::from_secs_f64(k as f64 / self.rate) <= now {
+                // The time just before the write goes into the line.
+                let at = self.base.elapsed();
+                line.clear();
+                writeln!(line, "<# t={}>", at.as_nanos())?;
+                senders[(k % rooms) as usize]
+                    .write_all(&line)
+                    .context("sending a measured line")?;
+                if at >= start && at < end {
+                    sent += 1;
+                }
+                k += 1;
+            }
+            if !sending && (samples.len() as u64 >= sent || now > end + Self::GRACE) {
+                return Ok((sent, samples));
+            }
+            poll.poll(&mut events, Some(Duration::ZERO))
+                .map_err(poll_error)?;
+            for event in &events {
+                let (stream, pending) = &mut streams[event.token().0];
+                // mio is edge-triggered: read until the socket is empty.
+                loop {
+                    match stream.read(&mut chunk) {
+                        Ok(0) => bail!("the relay closed a receiver"),
+                        Ok(n) => {
+                            let arrived = self.base.elapsed();
+                            pending.extend_from_slice(&chunk[..n]);
+                            let whole = pending
+                                .iter()
+                                .rposition(|&b| b == b'\n')
+                                .map_or(0, |i| i + 1);
+                            for text in pending[..whole].split(|&b| b == b'\n') {
+                                if let Some(at) = sent_at(text)
+                                    && at >= start
+                                    && at < end
+                                {
+                                    samples.push(arrived.saturating_sub(at).as_nanos() as u64);
+                                }
+                            }
+                            pending.drain(..whole);
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(error).context("reading a measured line"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The send time carried by a measured line (`<IP t=NANOS>`), since the run's base.
+fn sent_at(line: &[u8]) -> Option<Duration> {
+    let at = line.windows(2).position(|w| w == b"t=")? + 2;
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let nanos: u64 = std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 /// The first three fields of /proc/loadavg (Linux), for the record of a run.
@@ -880,7 +911,7 @@ async fn bench_memory(args: &BenchArgs) -> anyhow::Result<(u64, u64)> {
              relay: raise it (ulimit -n {need}) or lower --idle"
         );
     }
-    let relay = ChildRelay::start(&["--threads", &args.relay_threads.to_string()]).await?;
+    let relay = ChildRelay::start(args).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = relay.rss()?;
     let addr = relay.addr;
@@ -924,9 +955,10 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "tally bench relay: relay = child process `tally relay --threads {}` ({}), bench clients \
-         in this process, loopback, {cores} cores shared",
+        "tally bench relay: relay = child process `tally relay --threads {} --busy-poll {}us` ({}), \
+         bench clients in this process, loopback, {cores} cores shared",
         args.relay_threads,
+        args.relay_busy_poll.as_micros(),
         match args.relay_threads {
             0 => format!("tokio multi-thread, {cores} workers"),
             1 => "tokio single-thread".to_owned(),
@@ -970,7 +1002,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "  the same clients over direct loopback connections, no relay ({} samples): \
              p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms \
-             (the measuring clients' own delay and the machine's scheduling)",
+             (the measuring thread's own delay and the machine's)",
             f.len(),
             percentile(f, 50.0),
             percentile(f, 90.0),

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod busy_poll;
 pub mod client;
 pub mod config;
 pub mod error;

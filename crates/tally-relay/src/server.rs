@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::busy_poll::{Activity, BusyPoller};
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 use crate::framing::{Frame, LineBuffer};
@@ -105,6 +106,8 @@ struct Shared {
     open: AtomicUsize,
     next_id: AtomicU64,
     counters: Counters,
+    /// When sockets were last read, for the busy poller (used only when it runs).
+    activity: Activity,
     shutdown: CancellationToken,
 }
 
@@ -146,6 +149,7 @@ impl Relay {
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
+            activity: Activity::new(),
             shutdown: CancellationToken::new(),
         });
         Ok(Relay {
@@ -178,6 +182,13 @@ impl Relay {
     {
         let tracker = TaskTracker::new();
         let token = self.shared.shutdown.clone();
+        if !self.shared.config.busy_poll.is_zero() {
+            let shared = Arc::clone(&self.shared);
+            let poller = BusyPoller {
+                window: shared.config.busy_poll,
+            };
+            tracker.spawn(async move { poller.run(&shared.activity, &shared.shutdown).await });
+        }
         tokio::pin!(shutdown);
         info!(addr = %self.local_addr, "relay listening");
         loop {
@@ -675,6 +686,9 @@ impl Session {
             Err(_) => return Some(End::Reset),
         };
         let now = Instant::now();
+        if !self.shared.config.busy_poll.is_zero() {
+            self.shared.activity.read_at(now);
+        }
         self.line_bucket.refill(now);
         self.byte_bucket.refill(now);
         if !self.byte_bucket.take(n as u64) {

@@ -249,10 +249,25 @@ async fn ipv6_addresses_replace_hash() {
 /// Many lines, sent in big writes, all arrive complete and in order (chunking is invisible).
 #[tokio::test]
 async fn many_lines_arrive_complete_and_in_order() {
+    many_lines_in_order(config()).await;
+}
+
+/// A busy-polling relay (spinning while lines flow) forwards the same lines the same way and
+/// still stops when asked, in the middle of its spin window.
+#[tokio::test]
+async fn busy_polling_relay_forwards_in_order_and_stops_while_spinning() {
+    many_lines_in_order(RelayConfig {
+        busy_poll: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+}
+
+async fn many_lines_in_order(config: RelayConfig) {
     let relay = start(RelayConfig {
         lines_per_sec: 0,
         bytes_per_sec: 0,
-        ..config()
+        ..config
     })
     .await;
     let (mut a, _) = raw_join(&relay, "JOIN", "bulk", "t").await;
@@ -272,7 +287,10 @@ async fn many_lines_arrive_complete_and_in_order() {
     }
     drop(writer.await.unwrap());
     until(&relay, |s| s.lines_forwarded >= count).await;
-    relay.shutdown().await.unwrap();
+    tokio::time::timeout(PATIENCE, relay.shutdown())
+        .await
+        .expect("the relay stops")
+        .unwrap();
 }
 
 /// A private room holds two: a third client is refused and the two go on.
