@@ -11,6 +11,7 @@ pub mod contract;
 pub mod crypto;
 pub mod order;
 pub mod pow;
+pub mod rate;
 
 pub use amount::{Amount, AmountError};
 pub use contract::{

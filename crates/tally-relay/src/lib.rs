@@ -6,7 +6,8 @@
 //! The relay's own lines start with `@` (`@ok`, `@here`, `@arrived`, `@left`, `@error`).
 //! The full protocol is in PROTOCOL.md, section 7 (Relay).
 //!
-//! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`], [`rate`]); networking
+//! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`]; the flood limits use
+//! [`tally_core::rate`]); networking
 //! lives in [`server`] (the relay) and [`client`] (a small client).
 //!
 //! Start a relay in-process (tests, `tally devnet`):
@@ -28,7 +29,6 @@ pub mod config;
 pub mod error;
 pub mod framing;
 pub mod protocol;
-pub mod rate;
 pub mod rooms;
 pub mod server;
 

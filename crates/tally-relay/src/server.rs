@@ -39,8 +39,8 @@ use crate::protocol::{
     ErrorCode, LeaveReason, MemberLine, Notice, classify_member_line, error_line, ip_text,
     parse_join, substitute_into,
 };
-use crate::rate::TokenBucket;
 use crate::rooms::{JoinRefusal, Member, Rooms};
+use tally_core::rate::TokenBucket;
 
 /// Most bytes read from one socket per wake-up: bounds the work done before other
 /// connections get a turn, and the size of one outgoing chunk.

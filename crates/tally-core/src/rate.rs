@@ -1,4 +1,5 @@
-//! Token buckets for the flood limits, driven by the caller's clock (no I/O, no timers).
+//! Token buckets for flood limits (the relay's lines and bytes, the miner's block requests),
+//! driven by the caller's clock: no I/O, no timers.
 
 use std::time::Instant;
 
