@@ -7,8 +7,8 @@
 //! The full protocol is in PROTOCOL.md, section 7 (Relay).
 //!
 //! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`]; the flood limits use
-//! [`tally_core::rate`]); networking
-//! lives in [`server`] (the relay) and [`client`] (a small client).
+//! [`tally_core::rate`]); networking lives in [`server`] (the relay) and [`client`] (a small
+//! client).
 //!
 //! Start a relay in-process (tests, `tally devnet`):
 //!
