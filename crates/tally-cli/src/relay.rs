@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::duration::parse_duration;
 use anyhow::{Context, bail};
 use tally_relay::client::{self, ClientConfig};
 use tally_relay::{ClientError, Incoming, Notice, Relay, RelayConfig, RoomKind};
@@ -15,6 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tracing::info;
+
+use crate::duration::parse_duration;
 
 /// Options of `tally relay`. Every limit defaults to the value documented in
 /// PROTOCOL.md §7 (RelayConfig::default()).
@@ -111,6 +112,12 @@ impl RelayArgs {
 /// `relay listening on ADDR` on stdout once bound, for scripts and tests.
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let config = args.config();
+    if !config.busy_poll.is_zero() && args.threads != 1 {
+        tracing::warn!(
+            "--busy-poll works best with --threads 1: on a multi-threaded runtime another \
+             worker may hold the sockets' poller while one spins"
+        );
+    }
     if args.threads == 0 {
         let relay = bind_and_announce(config).await?;
         relay.serve(crate::shutdown_signal()).await?;
@@ -847,6 +854,8 @@ impl Pacing {
         }
         for sender in &senders {
             sender.set_nonblocking(false)?;
+            // A relay that stops reading fails the run instead of hanging it.
+            sender.set_write_timeout(Some(Self::GRACE))?;
         }
         let rooms = senders.len() as u64;
         let mut line = Vec::with_capacity(64);
