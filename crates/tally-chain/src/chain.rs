@@ -41,7 +41,8 @@ pub struct ChainConfig {
     /// our tip must carry. An orphan cannot be checked against its parent, so its target is
     /// the sender's choice; without this bound near-free orphans would flush the orphan
     /// pool. 16 allows two retarget windows of the fastest easing (×4 each), so an honest
-    /// block from a peer whose difficulty fell behind ours still gets through.
+    /// block from a peer whose difficulty fell behind ours still gets through; flooding the
+    /// pool then costs at least 1/16 of a block's work per orphan. 0 refuses every orphan.
     pub orphan_target_multiple: u64,
     /// A side-branch block is written to disk only if its branch has at least the work
     /// the main chain had this many blocks below the tip; branches further behind are
@@ -156,7 +157,7 @@ pub enum BlockOutcome {
     },
     /// Valid as far as its header goes, but its branch has far less work than the main
     /// chain (see [`ChainConfig::store_margin`]), so it is held in memory only, not
-    /// stored. Its signatures and transactions are checked only if its branch catches up.
+    /// stored (and may be evicted, even at once, when the held pool is full). Its signatures and transactions are checked only if its branch catches up.
     /// The node must not relay it (it may never be connected) nor penalise the sender (a
     /// heavier branch arrives this way, block by block from its fork point); a sync may
     /// go on after it, since [`Chain::header`] knows it.

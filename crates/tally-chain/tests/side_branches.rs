@@ -408,3 +408,67 @@ fn after_a_reorganisation_the_mempool_holds_only_what_the_new_tip_allows() {
     assert_eq!(template.transactions, pending);
     assert_eq!(chain.supply(), chain.params().supply_at(2));
 }
+
+#[test]
+fn a_held_branch_that_breaks_a_state_rule_when_it_leads_is_refused_and_the_tip_stays() {
+    let contract = retargeting();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut chain = Chain::open(&path, &contract, config(0)).unwrap();
+    let shared = mine_spaced(&mut chain, 1, 1000);
+    mine_spaced(&mut chain, 11, 1000);
+    let tip = chain.tip();
+
+    // A fast branch (its targets harden at heights 4 and 6, as the retarget demands) whose
+    // block 3 has bob spend more than he has: only applying it shows that.
+    let p = chain.params().clone();
+    let overdraft = pay(&chain, &bob(), &carol(), 60, 0);
+    let mut parent = parent_of(&shared[0]);
+    let mut ts = shared[0].header.timestamp_ms;
+    let mut target = p.initial_target;
+    let mut branch = Vec::new();
+    for height in 2..=6u64 {
+        if height == 4 || height == 6 {
+            target = target.mul_div(1, 4).unwrap();
+        }
+        ts += 10;
+        let txs = if height == 3 { vec![overdraft] } else { vec![] };
+        let mut block = draft(&p, parent, txs, 0);
+        block.header.timestamp_ms = ts;
+        block.header.target = target;
+        let block = seal(block);
+        parent = parent_of(&block);
+        branch.push(block);
+    }
+    for block in &branch[..4] {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Held { .. }
+        ));
+    }
+    // Block 6 carries the branch past the tip in one step: connecting it fails at block 3.
+    match chain.accept_block(branch[4].clone(), NOW) {
+        Err(ChainError::Invalid { hash, error }) => {
+            assert_eq!(hash, branch[1].hash());
+            assert!(matches!(error, BlockError::Overdraft { index: 0, .. }));
+        }
+        other => panic!("expected an overdraft, got {other:?}"),
+    }
+    assert_eq!(chain.tip(), tip);
+    assert_eq!(chain.held_blocks(), (0, 0));
+    assert_eq!(chain.supply(), chain.params().supply_at(12));
+    drop(chain);
+
+    let chain = Chain::open(&path, &contract, config(0)).unwrap();
+    assert_eq!(chain.tip(), tip);
+    // Block 2 broke no rule: stored as a side-branch block. The rest is known invalid.
+    assert_eq!(
+        chain.block(&branch[0].hash()).unwrap().as_ref(),
+        Some(&branch[0])
+    );
+    for block in &branch[1..] {
+        assert!(chain.knows_block(&block.hash()));
+        assert_eq!(chain.block(&block.hash()).unwrap(), None);
+    }
+    assert_consistent(&chain, &contract);
+}
