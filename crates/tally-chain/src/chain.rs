@@ -22,6 +22,7 @@ use crate::consensus::{
     ChainParams, MAX_FUTURE_DRIFT_MS, MEDIAN_TIME_SPAN, ParamsError, median_time, retarget, work,
 };
 use crate::error::{BlockError, ChainError, StoreError, TxRejected};
+use crate::held::HeldBlocks;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::state::{AccountState, Accounts, Overlay, Undo, merge, total_balance};
 use crate::store::{Store, StoredStatus, WriteBatch};
@@ -36,6 +37,29 @@ pub struct ChainConfig {
     pub max_orphans: usize,
     /// Most bytes of blocks held while their parent is missing.
     pub max_orphan_bytes: usize,
+    /// How easy an orphan's target may be, as a multiple of the target the next block on
+    /// our tip must carry. An orphan cannot be checked against its parent, so its target is
+    /// the sender's choice; without this bound near-free orphans would flush the orphan
+    /// pool. 16 allows two retarget windows of the fastest easing (×4 each), so an honest
+    /// block from a peer whose difficulty fell behind ours still gets through; flooding the
+    /// pool then costs at least 1/16 of a block's work per orphan. 0 refuses every orphan.
+    pub orphan_target_multiple: u64,
+    /// A side-branch block is written to disk only if its branch has at least the work
+    /// the main chain had this many blocks below the tip; branches further behind are
+    /// held in memory (see `max_held_blocks`) until they catch up. 64 keeps every
+    /// ordinary fork and a partition of up to 64 blocks on disk as before, while a fork
+    /// from deep history, where targets were easy, must first redo nearly all the work
+    /// since its fork point. Smaller would hold more honest branches in memory; larger
+    /// would lengthen the start of a network (its first `store_margin` blocks) during which
+    /// any valid side block is stored. With the held pool, reorganisations up to about
+    /// `store_margin` + `max_held_blocks` deep (fewer for full blocks, by
+    /// `max_held_bytes`) still arrive block by block.
+    pub store_margin: u64,
+    /// Most low-work side-branch blocks held in memory (least work evicted first). It
+    /// bounds, with `store_margin`, how deep a reorganisation can arrive block by block.
+    pub max_held_blocks: usize,
+    /// Most bytes of low-work side-branch blocks held in memory.
+    pub max_held_bytes: usize,
 }
 
 impl Default for ChainConfig {
@@ -44,6 +68,10 @@ impl Default for ChainConfig {
             mempool: MempoolLimits::default(),
             max_orphans: 256,
             max_orphan_bytes: 64 << 20,
+            orphan_target_multiple: 16,
+            store_margin: 64,
+            max_held_blocks: 2_048,
+            max_held_bytes: 128 << 20,
         }
     }
 }
@@ -108,7 +136,8 @@ impl TipChange {
 /// What became of a block the chain accepted (rejections are [`ChainError`]s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
-    /// Already known (stored or held as an orphan): nothing to do, nothing to relay.
+    /// Already known (stored, held as an orphan, or held as a low-work side-branch
+    /// block): nothing to do, nothing to relay.
     Duplicate,
     /// Its parent is unknown; it is held until the parent arrives. The node should fetch
     /// the parent (`SEND_REQUEST`).
@@ -125,6 +154,16 @@ pub enum BlockOutcome {
         tip_change: Option<TipChange>,
         /// Held blocks connected after it, parents first.
         adopted_orphans: Vec<BlockHash>,
+    },
+    /// Valid as far as its header goes, but its branch has far less work than the main
+    /// chain (see [`ChainConfig::store_margin`]), so it is held in memory only, not
+    /// stored (and may be evicted, even at once, when the held pool is full). Its signatures and transactions are checked only if its branch catches up.
+    /// The node must not relay it (it may never be connected) nor penalise the sender (a
+    /// heavier branch arrives this way, block by block from its fork point); a sync may
+    /// go on after it, since [`Chain::header`] knows it.
+    Held {
+        /// The block's height.
+        height: u64,
     },
 }
 
@@ -236,6 +275,8 @@ pub struct Chain {
     orphans_by_parent: HashMap<BlockHash, Vec<BlockHash>>,
     orphan_order: VecDeque<BlockHash>,
     orphan_bytes: usize,
+    /// Low-work side-branch blocks, in memory only.
+    held: HeldBlocks,
     rejected: HashSet<BlockHash>,
     recent: RecentTransactions,
 }
@@ -290,6 +331,7 @@ impl Chain {
             orphans_by_parent: HashMap::new(),
             orphan_order: VecDeque::new(),
             orphan_bytes: 0,
+            held: HeldBlocks::new(config.max_held_blocks, config.max_held_bytes),
             rejected: HashSet::new(),
             recent: RecentTransactions::new(RECENT_TRANSACTIONS),
             params,
@@ -412,17 +454,33 @@ impl Chain {
         self.main.get(usize::try_from(height).ok()?).copied()
     }
 
-    /// The header of any known valid or invalid block (not orphans).
+    /// The header of any stored valid or invalid block, or of a held low-work side-branch
+    /// block (not orphans): a sync continues after a held block like after a stored one.
     pub fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
-        self.index.get(hash).map(|e| e.header)
+        self.index
+            .get(hash)
+            .map(|e| e.header)
+            .or_else(|| self.held.header(hash).copied())
     }
 
-    /// Whether the chain has seen this block (stored, held as orphan, or rejected): gossip
-    /// uses it to relay each block once and not fetch it twice.
+    /// Whether the chain has seen this block (stored, held as orphan or as a low-work
+    /// side-branch block, or rejected): gossip uses it to relay each block once and not
+    /// fetch it twice.
     pub fn knows_block(&self, hash: &BlockHash) -> bool {
         self.index.contains_key(hash)
             || self.orphans.contains_key(hash)
+            || self.held.contains(hash)
             || self.rejected.contains(hash)
+    }
+
+    /// Whether `hash` is held in memory as a low-work side-branch block (not stored).
+    pub fn is_held(&self, hash: &BlockHash) -> bool {
+        self.held.contains(hash)
+    }
+
+    /// How many low-work side-branch blocks are held in memory, and their bytes.
+    pub fn held_blocks(&self) -> (usize, usize) {
+        (self.held.len(), self.held.bytes())
     }
 
     /// Whether `hash` is on the main chain.
@@ -710,7 +768,7 @@ impl Chain {
             }
             return Some(Ok(BlockOutcome::Duplicate));
         }
-        if self.orphans.contains_key(hash) {
+        if self.orphans.contains_key(hash) || self.held.contains(hash) {
             return Some(Ok(BlockOutcome::Duplicate));
         }
         if self.rejected.contains(hash) {
@@ -728,11 +786,16 @@ impl Chain {
     ) -> Result<BlockOutcome, ChainError> {
         let parent = block.header.previous;
         match self.index.get(&parent) {
+            None if self.held.contains(&parent) => {}
             None => {
                 if self.rejected.contains(&parent) {
                     self.remember_rejected(hash);
                     return Err(invalid(hash, BlockError::InvalidAncestor(parent)));
                 }
+                // Not remembered as rejected: the same block may be worth holding once we
+                // have caught up with the sender's chain.
+                self.check_orphan_target(&block)
+                    .map_err(|error| invalid(hash, error))?;
                 debug!(%hash, %parent, "orphan block held");
                 self.hold_orphan(hash, block, signatures_checked);
                 return Ok(BlockOutcome::Orphan {
@@ -752,11 +815,32 @@ impl Chain {
             (Some(a), Some(b)) => Some(a.then(b)),
             (a, b) => a.or(b),
         };
+        // Held, unless orphans that it let in carried its branch past the margin.
+        if !self.index.contains_key(&hash) {
+            return Ok(BlockOutcome::Held { height });
+        }
         Ok(BlockOutcome::Stored {
             height,
             tip_change,
             adopted_orphans: adopted,
         })
+    }
+
+    /// Refuses an orphan whose header's target is easier than
+    /// [`ChainConfig::orphan_target_multiple`] times the next target on our tip: its
+    /// parent is unknown, so that target is all the work it is known to carry.
+    fn check_orphan_target(&self, block: &Block) -> Result<(), BlockError> {
+        let limit = self
+            .next_target()
+            .mul_div(self.config.orphan_target_multiple, 1)
+            .unwrap_or(U256::MAX);
+        if block.header.target > limit {
+            return Err(BlockError::OrphanTargetTooEasy {
+                limit,
+                got: block.header.target,
+            });
+        }
+        Ok(())
     }
 
     /// Decodes and accepts a block's canonical bytes (peers send these).
@@ -769,8 +853,11 @@ impl Chain {
         self.accept_block(block, now_ms)
     }
 
-    /// Header rules against the parent, then every signature (unless already checked);
-    /// stores the block and moves the tip if it now leads the heaviest chain.
+    /// Header rules against the parent (stored or held), then places the block: a branch
+    /// far behind the tip is held in memory without any signature check; otherwise every
+    /// signature of the block and of its held ancestors is checked (unless already), and
+    /// they are stored together, moving the tip if the branch now leads. Returns the tip
+    /// change, if any; the block is in the index exactly when it was stored.
     fn accept_with_parent(
         &mut self,
         hash: BlockHash,
@@ -786,61 +873,159 @@ impl Chain {
             }
             return Err(invalid(hash, error));
         }
+        let parent = block.header.previous;
+        let parent_work = self.known_work(&parent).unwrap_or_default();
+        let block_work = parent_work.saturating_add(&work(&block.header.target));
+        if block_work < self.store_threshold() {
+            debug!(%hash, height = block.header.height, "low-work side-branch block held");
+            let evicted = self
+                .held
+                .insert(hash, block, block_work, signatures_checked);
+            if !evicted.is_empty() {
+                debug!(count = evicted.len(), "held blocks evicted");
+            }
+            return Ok(None);
+        }
+
+        // The held ancestors, oldest first, then the block: all are stored together.
+        let mut branch = Vec::new();
+        let mut current = parent;
+        while let Some(held) = self.held.get(&current) {
+            branch.push((current, held.signatures_checked));
+            current = held.block.header.previous;
+        }
+        branch.reverse();
+        // The held branch hangs from a stored block; if that was found invalid since, the
+        // branch is invalid too.
+        if self.index.get(&current).is_some_and(|e| e.invalid) {
+            let base = branch.first().map_or(hash, |(h, _)| *h);
+            for dropped in self.held.remove_with_descendants(&base) {
+                self.remember_rejected(dropped);
+            }
+            self.remember_rejected(hash);
+            return Err(invalid(hash, BlockError::InvalidAncestor(current)));
+        }
+        for (ancestor, checked) in &branch {
+            if *checked {
+                continue;
+            }
+            let result = match self.held.get(ancestor) {
+                Some(held) => check_signatures(&self.params, &held.block),
+                None => Ok(()),
+            };
+            match result {
+                Ok(()) => self.held.mark_checked(ancestor),
+                Err(error) => {
+                    warn!(hash = %ancestor, %error, "held block failed when its branch caught up");
+                    for dropped in self.held.remove_with_descendants(ancestor) {
+                        self.remember_rejected(dropped);
+                    }
+                    self.remember_rejected(hash);
+                    return Err(invalid(*ancestor, error));
+                }
+            }
+        }
         if !signatures_checked && let Err(error) = check_signatures(&self.params, &block) {
             self.remember_rejected(hash);
             return Err(invalid(hash, error));
         }
-        let parent_work = self
-            .index
-            .get(&block.header.previous)
-            .map(|e| e.work)
-            .unwrap_or_default();
-        let entry = Entry {
-            header: block.header,
-            work: parent_work.saturating_add(&work(&block.header.target)),
-            invalid: false,
-        };
-        let leads = entry.work > self.tip().work;
-        self.index.insert(hash, entry);
-        self.children
-            .entry(block.header.previous)
-            .or_default()
-            .push(hash);
-        if !leads {
+        let mut fresh = Vec::with_capacity(branch.len() + 1);
+        for (ancestor, _) in &branch {
+            if let Some(held) = self.held.remove(ancestor) {
+                self.insert_entry(*ancestor, held.block.header, held.work);
+                fresh.push(held.block);
+            }
+        }
+        self.insert_entry(hash, block.header, block_work);
+        fresh.push(block);
+
+        if block_work <= self.tip().work {
             let batch = WriteBatch {
-                blocks: vec![(hash, block.header, block.encode())],
+                blocks: fresh
+                    .iter()
+                    .map(|b| (b.hash(), b.header, b.encode()))
+                    .collect(),
                 ..WriteBatch::default()
             };
             if let Err(e) = self.store.commit(&batch) {
-                self.forget(&hash);
+                for b in fresh.iter().rev() {
+                    self.forget(&b.hash());
+                }
                 return Err(e.into());
             }
-            debug!(%hash, height = block.header.height, "side-branch block stored");
+            debug!(%hash, blocks = fresh.len(), "side-branch block stored");
             return Ok(None);
         }
-        self.activate(hash, block)
+        self.activate(hash, fresh)
+    }
+
+    fn insert_entry(&mut self, hash: BlockHash, header: BlockHeader, work: U256) {
+        self.index.insert(
+            hash,
+            Entry {
+                header,
+                work,
+                invalid: false,
+            },
+        );
+        self.children.entry(header.previous).or_default().push(hash);
+    }
+
+    /// The least cumulative work a side branch needs to be stored: what the main chain had
+    /// [`ChainConfig::store_margin`] blocks below the tip.
+    fn store_threshold(&self) -> U256 {
+        let height = self.height().saturating_sub(self.config.store_margin);
+        self.hash_at(height)
+            .and_then(|hash| self.index.get(&hash))
+            .map(|e| e.work)
+            .unwrap_or_default()
+    }
+
+    /// The header of a stored or held block.
+    fn known_header(&self, hash: &BlockHash) -> Option<&BlockHeader> {
+        match self.index.get(hash) {
+            Some(entry) => Some(&entry.header),
+            None => self.held.header(hash),
+        }
+    }
+
+    /// The cumulative work of a stored or held block.
+    fn known_work(&self, hash: &BlockHash) -> Option<U256> {
+        match self.index.get(hash) {
+            Some(entry) => Some(entry.work),
+            None => self.held.get(hash).map(|held| held.work),
+        }
     }
 
     /// Whether `block` is worth verifying the signatures of before [`Chain::accept_checked`]:
-    /// its parent is known and valid and its header passes the rules against the parent
-    /// (height, expected target, timestamps). Those rules are what make a block cost work
-    /// (the header's own target is the sender's choice), so a node checks them before it
-    /// spends a signature check per transaction. Blocks that do not fit go to
-    /// [`Chain::accept_block`], which refuses them, or holds orphans, before any signature
-    /// check (a held orphan's signatures are checked when its parent arrives).
+    /// its parent is known and valid, its header passes the rules against the parent
+    /// (height, expected target, timestamps), and its branch has enough work to be stored.
+    /// Those rules are what make a block cost work (the header's own target is the sender's
+    /// choice), so a node checks them before it spends a signature check per transaction.
+    /// Blocks that do not fit go to [`Chain::accept_block`], which refuses them, or holds
+    /// them (orphans, low-work side branches), before any signature check (a held block's
+    /// signatures are checked when its parent arrives or its branch catches up).
     pub fn fits_parent(&self, block: &Block, now_ms: u64) -> bool {
-        self.index
-            .get(&block.header.previous)
-            .is_some_and(|parent| !parent.invalid)
+        let parent = &block.header.previous;
+        let parent_valid = match self.index.get(parent) {
+            Some(entry) => !entry.invalid,
+            None => self.held.contains(parent),
+        };
+        parent_valid
             && self.check_against_parent(block, now_ms).is_ok()
+            && self
+                .known_work(parent)
+                .unwrap_or_default()
+                .saturating_add(&work(&block.header.target))
+                >= self.store_threshold()
     }
 
     fn check_against_parent(&self, block: &Block, now_ms: u64) -> Result<(), BlockError> {
         let header = &block.header;
-        let Some(parent) = self.index.get(&header.previous) else {
+        let Some(parent) = self.known_header(&header.previous) else {
             return Err(BlockError::InvalidAncestor(header.previous));
         };
-        let expected_height = parent.header.height.saturating_add(1);
+        let expected_height = parent.height.saturating_add(1);
         if header.height != expected_height {
             return Err(BlockError::WrongHeight {
                 expected: expected_height,
@@ -871,44 +1056,42 @@ impl Chain {
         Ok(())
     }
 
-    /// The target a child of `parent` must carry.
+    /// The target a child of `parent` (stored or held) must carry.
     fn expected_target(&self, parent: &BlockHash) -> U256 {
-        let Some(entry) = self.index.get(parent) else {
+        let Some(header) = self.known_header(parent) else {
             return self.params.initial_target;
         };
-        let height = entry.header.height.saturating_add(1);
+        let height = header.height.saturating_add(1);
         if !self.params.is_retarget_height(height) {
-            return entry.header.target;
+            return header.target;
         }
         let first_height = height - 1 - self.params.retarget_window;
         let first_ms = self
             .ancestor(parent, first_height)
-            .map(|e| e.header.timestamp_ms)
+            .map(|h| h.timestamp_ms)
             .unwrap_or_default();
-        retarget(
-            &self.params,
-            entry.header.target,
-            first_ms,
-            entry.header.timestamp_ms,
-        )
+        retarget(&self.params, header.target, first_ms, header.timestamp_ms)
     }
 
-    /// The ancestor of `hash` (inclusive) at `height`.
-    fn ancestor(&self, hash: &BlockHash, height: u64) -> Option<&Entry> {
+    /// The header of the ancestor of `hash` (inclusive, stored or held) at `height`.
+    fn ancestor(&self, hash: &BlockHash, height: u64) -> Option<&BlockHeader> {
         let mut current = *hash;
         loop {
-            let entry = self.index.get(&current)?;
-            if entry.header.height == height {
-                return Some(entry);
+            let header = self.known_header(&current)?;
+            if header.height == height {
+                return Some(header);
             }
-            if entry.header.height < height {
+            if header.height < height {
                 return None;
             }
             // On the main chain, jump straight there.
-            if self.hash_at(entry.header.height) == Some(current) {
-                return self.hash_at(height).and_then(|h| self.index.get(&h));
+            if self.hash_at(header.height) == Some(current) {
+                return self
+                    .hash_at(height)
+                    .and_then(|h| self.index.get(&h))
+                    .map(|e| &e.header);
             }
-            current = entry.header.previous;
+            current = header.previous;
         }
     }
 
@@ -916,48 +1099,52 @@ impl Chain {
         let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
         let mut current = *parent;
         while times.len() < MEDIAN_TIME_SPAN {
-            let Some(entry) = self.index.get(&current) else {
+            let Some(header) = self.known_header(&current) else {
                 break;
             };
-            if entry.header.height == 0 {
+            if header.height == 0 {
                 break;
             }
-            times.push(entry.header.timestamp_ms);
-            current = entry.header.previous;
+            times.push(header.timestamp_ms);
+            current = header.previous;
         }
         median_time(&mut times)
     }
 
-    /// Makes `candidate` (just added to the index, body in `block`) the tip: undo the main
-    /// chain down to the fork point, apply the candidate's branch, all in an overlay, then
-    /// commit everything in one write transaction. If a block of the branch breaks a rule,
-    /// it and its descendants are marked invalid and the tip stays (or moves to the best
-    /// valid block left, if that has more work).
+    /// Makes `candidate` (just added to the index, with its not yet stored ancestors and
+    /// itself in `fresh`, oldest first) the tip: undo the main chain down to the fork
+    /// point, apply the candidate's branch, all in an overlay, then commit everything, the
+    /// fresh blocks included, in one write transaction. If a block of the branch breaks a
+    /// rule, it and its descendants are marked invalid (the fresh blocks before it are
+    /// stored as side-branch blocks) and the tip stays (or moves to the best valid block
+    /// left, if that has more work).
     fn activate(
         &mut self,
         candidate: BlockHash,
-        block: Block,
+        fresh: Vec<Block>,
     ) -> Result<Option<TipChange>, ChainError> {
-        match self.try_reorganise(candidate, Some(&block)) {
+        match self.try_reorganise(candidate, &fresh) {
             Ok(change) => Ok(Some(change)),
             Err(Failure::Store(e)) => {
-                self.forget(&candidate);
+                for block in fresh.iter().rev() {
+                    self.forget(&block.hash());
+                }
                 Err(e.into())
             }
             Err(Failure::Invalid { hash, error }) => {
                 warn!(%hash, %error, "block failed when connected");
-                self.mark_invalid(hash)?;
+                self.mark_invalid(hash, &fresh)?;
                 // Fall back to the best valid block, if it beats the tip.
                 let mut extra = None;
                 while let Some(best) = self.best_valid_candidate() {
-                    match self.try_reorganise(best, None) {
+                    match self.try_reorganise(best, &[]) {
                         Ok(change) => {
                             extra = Some(change);
                             break;
                         }
                         Err(Failure::Invalid { hash, error }) => {
                             warn!(%hash, %error, "block failed when connected");
-                            self.mark_invalid(hash)?;
+                            self.mark_invalid(hash, &[])?;
                         }
                         Err(Failure::Store(e)) => return Err(e.into()),
                     }
@@ -983,8 +1170,9 @@ impl Chain {
     fn try_reorganise(
         &mut self,
         candidate: BlockHash,
-        fresh: Option<&Block>,
+        fresh: &[Block],
     ) -> Result<TipChange, Failure> {
+        let fresh: HashMap<BlockHash, &Block> = fresh.iter().map(|b| (b.hash(), b)).collect();
         // The branch from the fork point up to the candidate.
         let mut branch = Vec::new();
         let mut current = candidate;
@@ -1033,9 +1221,10 @@ impl Chain {
         let mut connected = Vec::with_capacity(branch.len());
         for hash in &branch {
             let stored;
-            let block = match fresh {
-                Some(b) if b.hash() == *hash => b,
-                _ => {
+            let is_fresh = fresh.contains_key(hash);
+            let block = match fresh.get(hash) {
+                Some(b) => *b,
+                None => {
                     stored = self
                         .store
                         .block(hash)
@@ -1050,7 +1239,7 @@ impl Chain {
             let height = block.header.height;
             batch.undo.push((*hash, undo.encode()));
             batch.main_set.push((height, *hash));
-            if fresh.is_some_and(|b| b.hash() == *hash) {
+            if is_fresh {
                 batch.blocks.push((*hash, block.header, block.encode()));
             }
             connected.push((*hash, height, block.transactions.clone()));
@@ -1062,10 +1251,12 @@ impl Chain {
         self.store.commit(&batch).map_err(Failure::Store)?;
 
         // Committed: now bring memory in line.
+        // Every account whose confirmed state moved (senders, recipients, miners, on either
+        // branch): its pending transactions are checked again against the new tip.
+        let mut touched: HashSet<AccountId> = batch.accounts.keys().copied().collect();
         merge(&mut self.accounts, std::mem::take(&mut batch.accounts));
         self.main.truncate(fork_height as usize + 1);
         self.main.extend(branch.iter().copied());
-        let mut touched: HashSet<AccountId> = HashSet::new();
         for tx in &returned {
             self.mempool.insert_returned(*tx);
             touched.insert(tx.transfer.sender);
@@ -1077,7 +1268,7 @@ impl Chain {
         }
         for account in &touched {
             let state = self.account(account);
-            self.mempool.prune(account, state);
+            self.mempool.revalidate(account, state);
         }
         let returned_to_mempool = returned
             .iter()
@@ -1107,17 +1298,27 @@ impl Chain {
         Ok(change)
     }
 
-    /// Marks `hash` and every known descendant invalid, durably.
-    fn mark_invalid(&mut self, hash: BlockHash) -> Result<(), StoreError> {
+    /// Marks `hash` and every known descendant invalid, durably, in one commit with the
+    /// blocks of `fresh` (indexed, not yet stored) that stay valid, stored as side-branch
+    /// blocks: every indexed block must be on disk.
+    fn mark_invalid(&mut self, hash: BlockHash, fresh: &[Block]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
+        let mut condemned = HashSet::new();
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
             if let Some(entry) = self.index.get_mut(&h) {
                 entry.invalid = true;
                 batch.invalid.push((h, entry.header));
+                condemned.insert(h);
             }
             if let Some(kids) = self.children.get(&h) {
                 stack.extend(kids.iter().copied());
+            }
+        }
+        for block in fresh {
+            let h = block.hash();
+            if !condemned.contains(&h) {
+                batch.blocks.push((h, block.header, block.encode()));
             }
         }
         self.store.commit(&batch)
@@ -1193,7 +1394,11 @@ impl Chain {
                 };
                 match self.accept_with_parent(hash, block, checked, now_ms) {
                     Ok(next) => {
-                        adopted.push(hash);
+                        // Held blocks (low-work branch) are not connected, but orphans
+                        // may still extend them.
+                        if self.index.contains_key(&hash) {
+                            adopted.push(hash);
+                        }
                         queue.push_back(hash);
                         change = match (change, next) {
                             (Some(a), Some(b)) => Some(a.then(b)),

@@ -70,6 +70,10 @@ pub enum BlockError {
     KnownInvalid(BlockHash),
     #[error("the block descends from invalid block {0}")]
     InvalidAncestor(BlockHash),
+    /// An orphan (parent unknown) whose own target is far easier than our tip's: it
+    /// carries too little work to be held, or near-free orphans could flush the pool.
+    #[error("orphan's target {got} is easier than the limit {limit} for orphans")]
+    OrphanTargetTooEasy { limit: U256, got: U256 },
 }
 
 impl BlockError {

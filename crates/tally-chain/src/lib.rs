@@ -11,7 +11,9 @@
 //! - `HASH_BROADCAST` / `RECEIVE_BLOCK`: [`Chain::accept_block`] (or
 //!   [`Chain::accept_block_bytes`]). [`BlockOutcome::Stored`] means valid: relay it, and if
 //!   `tip_change` is set restart the miner. [`BlockOutcome::Orphan`] names the parent to
-//!   fetch. `Err(ChainError::Invalid)` is the peer's fault when
+//!   fetch. [`BlockOutcome::Held`] is a block of a side branch far behind the tip, kept in
+//!   memory only: do not relay it, do not penalise the sender, and a sync may continue
+//!   after it. `Err(ChainError::Invalid)` is the peer's fault when
 //!   [`BlockError::is_peer_fault`] says so; `Err(ChainError::Store)` is ours.
 //! - `CONNECT`: send [`Chain::tip`] (hash, height, total work) and [`Chain::locator`]; the
 //!   side with less work asks. `SEND_REQUEST`: the answerer runs [`Chain::find_fork`] on the
@@ -32,6 +34,7 @@ pub mod block;
 pub mod chain;
 pub mod consensus;
 pub mod error;
+mod held;
 pub mod mempool;
 pub mod miner;
 mod sigverify;

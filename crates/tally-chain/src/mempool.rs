@@ -221,6 +221,42 @@ impl Mempool {
         }
     }
 
+    /// Brings `account`'s pending transactions in line with its confirmed state after the
+    /// tip moved: drops those its sequence has passed, those now too far ahead of it, and,
+    /// highest sequence first, those its balance no longer covers (a reorganisation can
+    /// take back what it received). What is left is what [`Mempool::insert`] would admit.
+    pub fn revalidate(&mut self, account: &AccountId, state: AccountState) {
+        self.prune(account, state);
+        let max_ahead = self.limits.max_per_account as u64;
+        let Some(pending) = self.accounts.get_mut(account) else {
+            return;
+        };
+        let too_far = pending
+            .by_sequence
+            .split_off(&state.next_sequence.saturating_add(max_ahead));
+        // The longest run from the lowest sequence that the balance covers.
+        let mut sum = Amount::ZERO;
+        let first_uncovered = pending.by_sequence.iter().find_map(|(sequence, tx)| {
+            match sum.checked_add(tx.transfer.amount) {
+                Some(next) if next <= state.balance => {
+                    sum = next;
+                    None
+                }
+                _ => Some(*sequence),
+            }
+        });
+        let uncovered = first_uncovered
+            .map(|sequence| pending.by_sequence.split_off(&sequence))
+            .unwrap_or_default();
+        let dropped = too_far.len() + uncovered.len();
+        self.len -= dropped;
+        if pending.by_sequence.is_empty() {
+            let stamp = pending.stamp;
+            self.accounts.remove(account);
+            self.arrival.remove(&stamp);
+        }
+    }
+
     /// Removes one transaction (for instance one that can never be mined).
     pub fn remove(&mut self, sender: &AccountId, sequence: u64) -> Option<Transaction> {
         let pending = self.accounts.get_mut(sender)?;
