@@ -247,3 +247,74 @@ impl MinerConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tally_core::{Amount, PowParams};
+
+    /// A miner folder whose `miner.json` has `extra` fields besides the required ones.
+    fn folder(extra: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let contract = NetworkContract {
+            name: "pow-config".into(),
+            mode: Mode::Pow,
+            unit: "cash".into(),
+            faucet: Amount::ZERO,
+            intro_pow_bits: 4,
+            validators: vec![],
+            tracker: None,
+            genesis: vec![],
+            pow: Some(PowParams {
+                initial_bits: 8,
+                block_time_ms: 1000,
+                retarget_window: 0,
+                block_reward: Amount::from_microcash(1),
+                max_block_transactions: 10,
+                max_block_bytes: 100_000,
+            }),
+        };
+        std::fs::write(dir.path().join("contract.json"), contract.to_pretty_json()).unwrap();
+        std::fs::write(
+            dir.path().join(MinerFiles::KEY),
+            SecretKey::generate().to_hex(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(MinerFiles::CONFIG),
+            format!(
+                r#"{{"contract": "contract.json", "listen": "127.0.0.1:1", "rpc": "127.0.0.1:2"{extra}}}"#
+            ),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// The block-serving budget is read from `miner.json` when given, defaults otherwise,
+    /// and a burst that cannot pay one full batch (every honest sync would stall) or an
+    /// unknown field is refused with the file named.
+    #[test]
+    fn block_request_limits_come_from_miner_json() {
+        let plain = MinerConfig::load(folder("").path()).unwrap();
+        assert_eq!(plain.block_requests, BlockRequestLimits::default());
+
+        let tuned = folder(r#", "block_requests": {"blocks_per_sec": 100, "burst": 1000}"#);
+        let tuned = MinerConfig::load(tuned.path()).unwrap();
+        assert_eq!(
+            tuned.block_requests,
+            BlockRequestLimits {
+                blocks_per_sec: 100,
+                burst: 1000
+            }
+        );
+
+        let small = folder(r#", "block_requests": {"blocks_per_sec": 100, "burst": 10}"#);
+        let error = MinerConfig::load(small.path()).unwrap_err().to_string();
+        assert!(error.contains("burst must be at least 501"), "{error}");
+
+        let typo = folder(r#", "block_request": {"blocks_per_sec": 100, "burst": 1000}"#);
+        let error = MinerConfig::load(typo.path()).unwrap_err().to_string();
+        assert!(error.contains("miner.json"), "{error}");
+    }
+}
