@@ -1363,10 +1363,6 @@ async fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
     }
 }
 
-/// Answers a `SEND_REQUEST` within the connection's `budget`: one token for the lookup,
-/// taken before the chain is touched, then one per block the answer would carry, taken
-/// before any block is read. A request the budget cannot pay is refused with an `ERROR`
-/// and scored ([`Offense::RequestFlood`]); nothing is read for it.
 /// Whether a transaction refused for `reason` may be taken once the tip moves: its sender
 /// may be funded by a block, the mempool may drain, the sender's earlier sequences may be
 /// mined. These stay in the gossip dedup only until the tip moves; the rest (stale
@@ -1382,6 +1378,10 @@ fn is_transient(reason: &TxRejected) -> bool {
     )
 }
 
+/// Answers a `SEND_REQUEST` within the connection's `budget`: one token for the lookup,
+/// taken before the chain is touched, then one per block the answer would carry, taken
+/// before any block is read. A request the budget cannot pay is refused with an `ERROR`
+/// and scored ([`Offense::RequestFlood`]); nothing is read for it.
 async fn on_send_request(
     shared: &Arc<Shared>,
     id: u64,
