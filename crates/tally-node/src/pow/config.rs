@@ -11,7 +11,44 @@ use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, Mode, NetworkContract, SecretKey};
 
 use crate::pow::peers::ScorePolicy;
-use crate::pow::wire::WireLimits;
+use crate::pow::wire::{MAX_BLOCKS_PER_BATCH, WireLimits};
+
+/// How many blocks one connection may have us read and send (`SEND_REQUEST`), as a token
+/// bucket: a request costs one token for its lookup plus one per block it returns, and a
+/// request the bucket cannot pay is refused and scored
+/// ([`Offense::RequestFlood`](crate::pow::peers::Offense::RequestFlood)). Without it, a
+/// peer could make us read and encode blocks from disk as fast as it can ask.
+///
+/// `miner.json` may set it as `"block_requests": {"blocks_per_sec": …, "burst": …}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequestLimits {
+    /// Tokens earned per second (0: no limit). Default 5,000: ten full batches
+    /// ([`MAX_BLOCKS_PER_BATCH`]) a second, while an honest miner asks one batch at a time
+    /// and validates its blocks before asking for the next.
+    pub blocks_per_sec: u64,
+    /// Tokens saved up at most, and what a new connection starts with. Default 10,000:
+    /// an initial sync of ten thousand blocks goes at full speed, the rest at the rate.
+    /// Must pay at least one full batch.
+    pub burst: u64,
+}
+
+impl BlockRequestLimits {
+    /// Where they sit in `miner.json`.
+    pub const KEY: &'static str = "block_requests";
+
+    /// What one `SEND_REQUEST` answered in full costs: the lookup and a full batch.
+    pub const FULL_BATCH_COST: u64 = MAX_BLOCKS_PER_BATCH as u64 + 1;
+}
+
+impl Default for BlockRequestLimits {
+    fn default() -> Self {
+        BlockRequestLimits {
+            blocks_per_sec: 5_000,
+            burst: 10_000,
+        }
+    }
+}
 
 /// What a miner folder's `miner.json` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,6 +110,8 @@ pub struct MinerConfig {
     pub wire: WireLimits,
     /// Peer scoring.
     pub scoring: ScorePolicy,
+    /// Blocks served per connection (`SEND_REQUEST`'s rate limit).
+    pub block_requests: BlockRequestLimits,
     /// Most miner connections (in and out).
     pub max_peers: usize,
     /// Most connections in all (miners and wallets).
@@ -130,6 +169,7 @@ impl MinerConfig {
             miner_account: None,
             wire,
             scoring: ScorePolicy::default(),
+            block_requests: BlockRequestLimits::default(),
             max_peers: 32,
             max_connections: 512,
             max_connections_per_ip: 64,
@@ -152,12 +192,31 @@ impl MinerConfig {
             std::fs::read_to_string(&path).map_err(|source| MinerConfigError::Read { path, source })
         };
         let config_path = dir.join(MinerFiles::CONFIG);
-        let files: MinerFiles = serde_json::from_str(&read(config_path.clone())?).map_err(|e| {
-            MinerConfigError::Invalid {
-                path: config_path,
-                message: e.to_string(),
-            }
-        })?;
+        let invalid = |message: String| MinerConfigError::Invalid {
+            path: config_path.clone(),
+            message,
+        };
+        // The optional limits are taken out before the rest is read as `MinerFiles`, which
+        // refuses unknown fields (and which tools write with a struct literal).
+        let mut json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&read(config_path.clone())?)
+                .map_err(|e| invalid(e.to_string()))?;
+        let block_requests = match json.remove(BlockRequestLimits::KEY) {
+            Some(value) => serde_json::from_value::<BlockRequestLimits>(value)
+                .map_err(|e| invalid(format!("{}: {e}", BlockRequestLimits::KEY)))?,
+            None => BlockRequestLimits::default(),
+        };
+        if block_requests.blocks_per_sec > 0
+            && block_requests.burst < BlockRequestLimits::FULL_BATCH_COST
+        {
+            return Err(invalid(format!(
+                "{}.burst must be at least {} (one full batch), or every full batch is refused",
+                BlockRequestLimits::KEY,
+                BlockRequestLimits::FULL_BATCH_COST
+            )));
+        }
+        let files: MinerFiles = serde_json::from_value(serde_json::Value::Object(json))
+            .map_err(|e| invalid(e.to_string()))?;
         let contract_path = dir.join(&files.contract);
         let contract = NetworkContract::from_json(&read(contract_path.clone())?).map_err(|e| {
             MinerConfigError::Invalid {
@@ -184,6 +243,78 @@ impl MinerConfig {
         config.rpc = Some(files.rpc);
         config.proof_of_work = files.proof_of_work;
         config.miner_account = files.miner_account;
+        config.block_requests = block_requests;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tally_core::{Amount, PowParams};
+
+    /// A miner folder whose `miner.json` has `extra` fields besides the required ones.
+    fn folder(extra: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let contract = NetworkContract {
+            name: "pow-config".into(),
+            mode: Mode::Pow,
+            unit: "cash".into(),
+            faucet: Amount::ZERO,
+            intro_pow_bits: 4,
+            validators: vec![],
+            tracker: None,
+            genesis: vec![],
+            pow: Some(PowParams {
+                initial_bits: 8,
+                block_time_ms: 1000,
+                retarget_window: 0,
+                block_reward: Amount::from_microcash(1),
+                max_block_transactions: 10,
+                max_block_bytes: 100_000,
+            }),
+        };
+        std::fs::write(dir.path().join("contract.json"), contract.to_pretty_json()).unwrap();
+        std::fs::write(
+            dir.path().join(MinerFiles::KEY),
+            SecretKey::generate().to_hex(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(MinerFiles::CONFIG),
+            format!(
+                r#"{{"contract": "contract.json", "listen": "127.0.0.1:1", "rpc": "127.0.0.1:2"{extra}}}"#
+            ),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// The block-serving budget is read from `miner.json` when given, defaults otherwise,
+    /// and a burst that cannot pay one full batch (every honest sync would stall) or an
+    /// unknown field is refused with the file named.
+    #[test]
+    fn block_request_limits_come_from_miner_json() {
+        let plain = MinerConfig::load(folder("").path()).unwrap();
+        assert_eq!(plain.block_requests, BlockRequestLimits::default());
+
+        let tuned = folder(r#", "block_requests": {"blocks_per_sec": 100, "burst": 1000}"#);
+        let tuned = MinerConfig::load(tuned.path()).unwrap();
+        assert_eq!(
+            tuned.block_requests,
+            BlockRequestLimits {
+                blocks_per_sec: 100,
+                burst: 1000
+            }
+        );
+
+        let small = folder(r#", "block_requests": {"blocks_per_sec": 100, "burst": 10}"#);
+        let error = MinerConfig::load(small.path()).unwrap_err().to_string();
+        assert!(error.contains("burst must be at least 501"), "{error}");
+
+        let typo = folder(r#", "block_request": {"blocks_per_sec": 100, "burst": 1000}"#);
+        let error = MinerConfig::load(typo.path()).unwrap_err().to_string();
+        assert!(error.contains("miner.json"), "{error}");
     }
 }

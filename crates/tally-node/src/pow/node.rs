@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -24,9 +24,10 @@ use tally_chain::{
     Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
     TxRejected, check_block, check_transactions, miner,
 };
+use tally_core::rate::TokenBucket;
 use tally_core::{AccountId, Amount, Digest, NetworkId, SecretKey};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -45,6 +46,10 @@ const WRITE_QUEUE: usize = 1024;
 /// Bytes queued for one connection's writer before it counts as too slow and is dropped
 /// (a peer that does not read cannot make us hold more than this for it).
 const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Gossiped transactions refused for a reason that may pass once the tip moves (see
+/// [`is_transient`]) remembered for a retry at most; beyond it they stay seen until the
+/// dedup set forgets them.
+const MAX_TRANSIENT_REFUSALS: usize = 10_000;
 
 /// Why a miner could not start.
 #[derive(Debug, thiserror::Error)]
@@ -196,8 +201,18 @@ struct Shared {
     dialing: Mutex<HashSet<String>>,
     book: Mutex<PeerBook<PeerKey>>,
     seen_tx: Mutex<Seen<Digest>>,
+    /// Gossiped transactions in `seen_tx` that were refused for a transient reason: they
+    /// are forgotten from `seen_tx` when the tip moves, so gossip can bring them again.
+    transient_refusals: Mutex<HashSet<Digest>>,
+    /// The main chain's tip, published under the chain lock on every change, so that
+    /// `CONNECT`s and sync decisions read it without waiting for the chain.
+    tip: watch::Sender<Tip>,
     next_conn: AtomicU64,
+    /// Connections held ([`ConnSlot`]s), counted from the accept; changed only under
+    /// `conns_per_ip`'s lock.
     open_conns: AtomicUsize,
+    /// Connections held per remote IP address (no entry: none).
+    conns_per_ip: Mutex<HashMap<IpAddr, usize>>,
     mining: AtomicBool,
     /// The mining thread saw `mining` off and holds no block in progress.
     miner_idle: AtomicBool,
@@ -223,8 +238,39 @@ impl Shared {
         lock(&self.chain)
     }
 
+    /// The main chain's tip as last published (no chain lock).
     fn tip(&self) -> Tip {
-        self.chain().tip().into()
+        *self.tip.borrow()
+    }
+
+    /// Runs `change` (which may move the tip: a block stored, a reorganisation) on the
+    /// chain and publishes the tip before the lock is released, so the published tip never
+    /// goes back to an older one. When the tip moved, transactions refused from gossip for
+    /// a transient reason may be taken again.
+    fn change_chain<R>(&self, change: impl FnOnce(&mut Chain) -> R) -> R {
+        let mut chain = self.chain();
+        let result = change(&mut chain);
+        let tip: Tip = chain.tip().into();
+        let moved = self.tip.send_if_modified(|published| {
+            let moved = *published != tip;
+            *published = tip;
+            moved
+        });
+        drop(chain);
+        if moved {
+            let retry = std::mem::take(&mut *lock(&self.transient_refusals));
+            if !retry.is_empty() {
+                let mut seen = lock(&self.seen_tx);
+                for id in &retry {
+                    seen.forget(id);
+                }
+                debug!(
+                    count = retry.len(),
+                    "transactions refused for now may come again"
+                );
+            }
+        }
+        result
     }
 
     fn connect_packet(&self) -> PowPacket {
@@ -494,6 +540,7 @@ impl PowNode {
         .await
         .map_err(|e| PowNodeError::Join(e.to_string()))??;
         let params = chain.params().clone();
+        let initial_tip: Tip = chain.tip().into();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -544,8 +591,11 @@ impl PowNode {
             dialing: Mutex::new(HashSet::new()),
             book: Mutex::new(PeerBook::new(config.scoring)),
             seen_tx: Mutex::new(Seen::new(200_000)),
+            transient_refusals: Mutex::new(HashSet::new()),
+            tip: watch::Sender::new(initial_tip),
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
+            conns_per_ip: Mutex::new(HashMap::new()),
             mining: AtomicBool::new(config.mine),
             miner_idle: AtomicBool::new(!config.mine),
             isolated: AtomicBool::new(false),
@@ -607,6 +657,12 @@ impl PowNode {
     /// The node's status now.
     pub fn status(&self) -> PowStatus {
         self.shared.status()
+    }
+
+    /// Connections held now (miners and wallets, in and out): what the connection limits
+    /// count.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_conns.load(Ordering::Relaxed)
     }
 
     /// The main chain's tip.
@@ -714,6 +770,50 @@ async fn intro_proof(config: &MinerConfig) -> u64 {
 
 // ----- connections -------------------------------------------------------------------------
 
+/// One connection's place in the limits (`max_connections`, `max_connections_per_ip`):
+/// reserved when the connection is accepted or dialed, before its task runs, and released
+/// when dropped. Counting at the accept keeps the limits exact: a burst of connections
+/// cannot all pass the check before the first of them is counted.
+struct ConnSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl ConnSlot {
+    /// Reserves a slot for a connection with `ip`; `None` when an inbound connection
+    /// (`inbound`) would exceed a limit. Outbound connections are counted but only held to
+    /// `max_connections`: we dial few, and on one host (a devnet) every miner shares an IP.
+    fn reserve(shared: &Arc<Shared>, ip: IpAddr, inbound: bool) -> Option<ConnSlot> {
+        let ip = ip.to_canonical();
+        let mut per_ip = lock(&shared.conns_per_ip);
+        let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
+        if shared.open_conns.load(Ordering::Relaxed) >= shared.config.max_connections
+            || (inbound && from_ip >= shared.config.max_connections_per_ip)
+        {
+            return None;
+        }
+        shared.open_conns.fetch_add(1, Ordering::Relaxed);
+        per_ip.insert(ip, from_ip + 1);
+        Some(ConnSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut per_ip = lock(&self.shared.conns_per_ip);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.shared.open_conns.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
@@ -729,18 +829,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         // Isolation refuses miners only (at their `CONNECT`): wallets are still served.
-        let from_ip = lock(&shared.conns)
-            .values()
-            .filter(|c| c.remote.ip() == remote.ip())
-            .count();
-        if shared.is_banned(&PeerKey::of(remote, None))
-            || shared.open_conns.load(Ordering::Relaxed) >= shared.config.max_connections
-            || from_ip >= shared.config.max_connections_per_ip
-        {
+        if shared.is_banned(&PeerKey::of(remote, None)) {
             drop(stream);
             continue;
         }
-        tokio::spawn(serve(shared.clone(), stream, remote, None));
+        let Some(slot) = ConnSlot::reserve(&shared, remote.ip(), true) else {
+            debug!(%remote, "connection limit reached; refused");
+            drop(stream);
+            continue;
+        };
+        tokio::spawn(serve(shared.clone(), slot, stream, remote, None));
     }
 }
 
@@ -782,7 +880,12 @@ fn dial(shared: &Arc<Shared>, address: String) {
                 let remote = stream
                     .peer_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                serve(shared.clone(), stream, remote, Some(address.clone())).await;
+                match ConnSlot::reserve(&shared, remote.ip(), false) {
+                    Some(slot) => {
+                        serve(shared.clone(), slot, stream, remote, Some(address.clone())).await
+                    }
+                    None => debug!(%address, "connection limit reached; not dialing"),
+                }
             }
             Err(error) => debug!(%address, %error, "cannot reach peer"),
         }
@@ -790,8 +893,15 @@ fn dial(shared: &Arc<Shared>, address: String) {
     });
 }
 
-/// Serves one connection until it closes, times out, misbehaves or the node stops.
-async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, dialed: Option<String>) {
+/// Serves one connection until it closes, times out, misbehaves or the node stops; its
+/// `slot` is released when it ends.
+async fn serve(
+    shared: Arc<Shared>,
+    slot: ConnSlot,
+    stream: TcpStream,
+    remote: SocketAddr,
+    dialed: Option<String>,
+) {
     let (mut reader, mut writer) = wire::split(stream, shared.config.wire);
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let cancel = shared.cancel.child_token();
@@ -817,7 +927,6 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, diale
             },
         );
     }
-    shared.open_conns.fetch_add(1, Ordering::Relaxed);
     if outbound {
         shared.send_to(id, shared.connect_packet().encode());
     }
@@ -854,7 +963,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, diale
         abort.abort();
     }
     cancel.cancel();
-    shared.open_conns.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
     debug!(%remote, "connection closed");
 }
 
@@ -864,6 +973,9 @@ async fn read_loop(
     reader: &mut WireReader,
     cancel: &CancellationToken,
 ) {
+    // This connection's block-serving budget: a connection owns it, so it needs no lock.
+    let limits = shared.config.block_requests;
+    let mut blocks_budget = TokenBucket::new(limits.blocks_per_sec, limits.burst, Instant::now());
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -871,7 +983,7 @@ async fn read_loop(
         };
         match received {
             Ok(packet) => {
-                if !handle(shared, id, packet).await {
+                if !handle(shared, id, packet, &mut blocks_budget).await {
                     return;
                 }
             }
@@ -899,8 +1011,14 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Handles one packet; `false` closes the connection.
-async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
+/// Handles one packet; `false` closes the connection. `blocks_budget` is the connection's
+/// budget for `SEND_REQUEST`s.
+async fn handle(
+    shared: &Arc<Shared>,
+    id: u64,
+    packet: PowPacket,
+    blocks_budget: &mut TokenBucket,
+) -> bool {
     match packet {
         PowPacket::Connect(connect) => on_connect(shared, id, connect),
         PowPacket::PushTransaction(tx) => {
@@ -927,12 +1045,25 @@ async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
             true
         }
         PowPacket::SendRequest(request) => {
-            on_send_request(shared, id, request).await;
+            on_send_request(shared, id, request, blocks_budget).await;
             true
         }
         PowPacket::ReceiveBlock(batch) => {
             if batch.blocks.len() > MAX_BLOCKS_PER_BATCH as usize {
                 shared.penalise(id, Offense::Protocol);
+                return true;
+            }
+            // Blocks arrive unasked only one at a time (`HASH_BROADCAST`); a batch answers
+            // a `SEND_REQUEST` of ours or is dropped unread.
+            let asked = lock(&shared.conns)
+                .get_mut(&id)
+                .is_some_and(|conn| conn.sync.take_answer());
+            if !asked {
+                debug!(
+                    blocks = batch.blocks.len(),
+                    "RECEIVE_BLOCK nobody asked for; dropped"
+                );
+                shared.penalise(id, Offense::UnsolicitedBlocks);
                 return true;
             }
             on_blocks(shared, id, batch.blocks, Some(batch.tip)).await;
@@ -1192,6 +1323,7 @@ async fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
     };
     let mut accepted = Vec::new();
     let mut faulty = false;
+    let mut transient = Vec::new();
     for (tx, result) in fresh.into_iter().zip(results) {
         match result {
             Ok(()) => accepted.push(tx),
@@ -1200,7 +1332,21 @@ async fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
                 faulty = true;
             }
             // A race with a block or another transaction: nobody's fault.
-            Err(reason) => debug!(%reason, "relayed transaction not taken"),
+            Err(reason) => {
+                debug!(%reason, "relayed transaction not taken");
+                if is_transient(&reason) {
+                    transient.push(tx.id());
+                }
+            }
+        }
+    }
+    if !transient.is_empty() {
+        let mut retry = lock(&shared.transient_refusals);
+        for id in transient {
+            if retry.len() >= MAX_TRANSIENT_REFUSALS {
+                break;
+            }
+            retry.insert(id);
         }
     }
     if faulty {
@@ -1217,30 +1363,84 @@ async fn on_gossip(shared: &Arc<Shared>, id: u64, gossip: TransactionGossip) {
     }
 }
 
-async fn on_send_request(shared: &Arc<Shared>, id: u64, request: SendRequest) {
+/// Whether a transaction refused for `reason` may be taken once the tip moves: its sender
+/// may be funded by a block, the mempool may drain, the sender's earlier sequences may be
+/// mined. These stay in the gossip dedup only until the tip moves; the rest (stale
+/// sequences, duplicates, conflicts with a pending transaction) never pass on this tip's
+/// descendants and stay seen.
+fn is_transient(reason: &TxRejected) -> bool {
+    matches!(
+        reason,
+        TxRejected::InsufficientFunds { .. }
+            | TxRejected::TooFarAhead { .. }
+            | TxRejected::AccountFull(_)
+            | TxRejected::MempoolFull(_)
+    )
+}
+
+/// Answers a `SEND_REQUEST` within the connection's `budget`: one token for the lookup,
+/// taken before the chain is touched, then one per block the answer would carry, taken
+/// before any block is read. A request the budget cannot pay is refused with an `ERROR`
+/// and scored ([`Offense::RequestFlood`]); nothing is read for it.
+async fn on_send_request(
+    shared: &Arc<Shared>,
+    id: u64,
+    request: SendRequest,
+    budget: &mut TokenBucket,
+) {
     if request.locator.len() > MAX_LOCATOR {
         shared.penalise(id, Offense::Protocol);
+        return;
+    }
+    budget.refill(Instant::now());
+    if !budget.take(1) {
+        refuse_block_request(shared, id);
         return;
     }
     let max = request.max.clamp(1, MAX_BLOCKS_PER_BATCH) as usize;
     // Binary size is about a third of the JSON form; a quarter of the frame is safe.
     let max_bytes = shared.config.wire.max_frame / 4;
     let worker = shared.clone();
+    let mut bucket = budget.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let chain = worker.chain();
         let fork = chain.find_fork(&request.locator);
+        // The blocks the answer carries at most (the byte cap may make it fewer).
+        let count = chain.height().saturating_sub(fork).min(max as u64);
+        if !bucket.take(count) {
+            return (bucket, None);
+        }
         let blocks = chain.blocks_from(fork + 1, max, max_bytes);
-        blocks.map(|blocks| ReceiveBlock {
+        let batch = blocks.map(|blocks| ReceiveBlock {
             blocks,
             tip: chain.tip().into(),
-        })
+        });
+        (bucket, Some(batch))
     })
     .await;
     match answer {
-        Ok(Ok(batch)) => shared.reply(id, &PowPacket::ReceiveBlock(batch)),
-        Ok(Err(error)) => shared.fatal(&error.into()),
+        Ok((bucket, served)) => {
+            *budget = bucket;
+            match served {
+                Some(Ok(batch)) => shared.reply(id, &PowPacket::ReceiveBlock(batch)),
+                Some(Err(error)) => shared.fatal(&error.into()),
+                None => refuse_block_request(shared, id),
+            }
+        }
         Err(error) => warn!(%error, "block lookup task failed"),
     }
+}
+
+/// Tells the peer its `SEND_REQUEST` exceeds its budget, and scores it.
+fn refuse_block_request(shared: &Shared, id: u64) {
+    debug!(id, "block requests beyond the budget; refused");
+    shared.reply(
+        id,
+        &PowPacket::Error(ErrorMsg {
+            reason: "too many block requests: over the blocks-served budget".into(),
+        }),
+    );
+    shared.penalise(id, Offense::RequestFlood);
 }
 
 /// What became of a block from a peer.
@@ -1263,7 +1463,8 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
             let hash = block.hash();
             if worker.chain().knows_block(&hash) {
                 // Known, or known invalid: the chain answers that without checking again.
-                let known = worker.chain().accept_block(block.clone(), now_ms());
+                let known =
+                    worker.change_chain(|chain| chain.accept_block(block.clone(), now_ms()));
                 fates.push((block, fate_of(&worker, id, hash, known)));
                 continue;
             }
@@ -1273,10 +1474,11 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
             // orphans, by the chain before any signature is checked.
             let fits = worker.chain().fits_parent(&block, now_ms());
             let result = if fits {
-                check_block(&worker.params, block.clone())
-                    .and_then(|checked| worker.chain().accept_checked(checked, now_ms()))
+                check_block(&worker.params, block.clone()).and_then(|checked| {
+                    worker.change_chain(|chain| chain.accept_checked(checked, now_ms()))
+                })
             } else {
-                worker.chain().accept_block(block.clone(), now_ms())
+                worker.change_chain(|chain| chain.accept_block(block.clone(), now_ms()))
             };
             let fate = fate_of(&worker, id, hash, result);
             let stop = matches!(fate, Fate::Refused);
@@ -1596,8 +1798,9 @@ fn miner_loop(shared: Arc<Shared>) {
         let hash = block.hash();
         // The signature checks run before the chain is locked (the lock is for applying
         // and committing only: connections wait on it).
-        let result = check_block(&shared.params, block.clone())
-            .and_then(|checked| shared.chain().accept_checked(checked, now_ms()));
+        let result = check_block(&shared.params, block.clone()).and_then(|checked| {
+            shared.change_chain(|chain| chain.accept_checked(checked, now_ms()))
+        });
         match result {
             Ok(BlockOutcome::Stored { height, .. }) => {
                 shared.blocks_mined.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,16 @@ pub enum Offense {
     /// A packet that makes no sense in its place (an answer nobody asked for, an oversized
     /// batch).
     Protocol,
+    /// A `SEND_REQUEST` beyond the connection's block-serving budget (blocks served per
+    /// second and burst, `miner.json`'s `block_requests`). An honest miner asks one batch
+    /// at a time and validates it before asking again, which stays far below the budget;
+    /// a peer that keeps asking faster makes us read and send blocks for nothing.
+    RequestFlood,
+    /// A `RECEIVE_BLOCK` answering no `SEND_REQUEST` of ours. Blocks arrive unasked only as
+    /// `HASH_BROADCAST` (one at a time, relayed once); a batch nobody asked for is never
+    /// sent by an honest miner and could carry hundreds of blocks to check, so it is dropped
+    /// unread and costs as much as an invalid block: never cheaper than gossip.
+    UnsolicitedBlocks,
 }
 
 impl Offense {
@@ -37,6 +47,9 @@ impl Offense {
             Offense::WrongHash => 25,
             Offense::InvalidTransaction => 10,
             Offense::Protocol => 10,
+            // Ten refused requests in a row ban; one honest overshoot decays in minutes.
+            Offense::RequestFlood => 10,
+            Offense::UnsolicitedBlocks => 25,
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct PeerSync {
     timeout_ms: u64,
     /// Requests in a row that got no answer within the timeout.
     unanswered: u32,
+    /// Requests sent and not yet answered (at most [`MAX_UNANSWERED`] + 1): each entitles
+    /// the peer to one `RECEIVE_BLOCK`, so a late answer to a timed-out request is still
+    /// welcome, and a batch beyond them is unsolicited.
+    outstanding: u32,
 }
 
 /// Requests in a row a peer may leave unanswered before it is dropped: it holds a sync slot
@@ -37,6 +41,7 @@ impl PeerSync {
             peer_tip: None,
             timeout_ms,
             unanswered: 0,
+            outstanding: 0,
         }
     }
 
@@ -61,6 +66,7 @@ impl PeerSync {
                 self.unanswered = self.unanswered.saturating_add(1);
             }
             self.in_flight_since = Some(now_ms);
+            self.outstanding = (self.outstanding + 1).min(MAX_UNANSWERED + 1);
             true
         } else {
             false
@@ -76,6 +82,16 @@ impl PeerSync {
     /// The peer sent a block whose parent we lack. `true`: send it a `SEND_REQUEST` now.
     pub fn on_orphan(&mut self, now_ms: u64) -> bool {
         self.ask(now_ms)
+    }
+
+    /// A `RECEIVE_BLOCK` arrived: whether it answers one of our requests (and then it
+    /// counts as that answer). `false`: the peer sent blocks nobody asked for.
+    pub fn take_answer(&mut self) -> bool {
+        if self.outstanding == 0 {
+            return false;
+        }
+        self.outstanding -= 1;
+        true
     }
 
     /// A `RECEIVE_BLOCK` arrived with `received` blocks, of which `progressed` says whether
@@ -126,6 +142,14 @@ impl<T: Hash + Eq + Clone> Seen<T> {
             }
         }
         true
+    }
+
+    /// Forgets `id` now, so that it counts as new again (a transaction refused for a reason
+    /// that may pass later). Its place in the eviction order stays until it is evicted:
+    /// the set may then forget a re-inserted `id` early, which costs at most a repeated
+    /// check, never a missed one.
+    pub fn forget(&mut self, id: &T) {
+        self.set.remove(id);
     }
 
     /// Whether `id` was seen (and not yet forgotten).
@@ -183,6 +207,38 @@ mod tests {
         // An answer resets the count.
         assert!(!s.on_batch(1, true, tip(9), tip(9), 10_000));
         assert!(!s.is_unresponsive());
+    }
+
+    #[test]
+    fn only_answers_to_our_requests_are_solicited() {
+        let mut s = PeerSync::new(1000);
+        assert!(!s.take_answer(), "nothing asked yet");
+        assert!(s.on_peer_tip(tip(9), tip(5), 0));
+        // The request times out and is sent again: both answers are welcome, a third not.
+        assert!(s.on_orphan(1000));
+        assert!(s.take_answer());
+        assert!(s.take_answer());
+        assert!(!s.take_answer());
+        // However often we ask an unresponsive peer, its credit stays bounded.
+        for round in 0..10u64 {
+            assert!(s.on_orphan(2000 + round * 1000));
+        }
+        for _ in 0..=MAX_UNANSWERED {
+            assert!(s.take_answer());
+        }
+        assert!(!s.take_answer());
+    }
+
+    #[test]
+    fn forgotten_ids_are_new_again() {
+        let mut seen = Seen::new(3);
+        assert!(seen.insert(1));
+        seen.forget(&1);
+        assert!(!seen.contains(&1));
+        assert!(seen.insert(1), "new after being forgotten");
+        assert!(seen.insert(2) && seen.insert(3) && seen.insert(4));
+        assert!(seen.contains(&4));
+        assert!(seen.contains(&3));
     }
 
     #[test]

@@ -1,0 +1,528 @@
+//! Abuse of a miner over real TCP by hand-driven peers: `SEND_REQUEST` floods, batches of
+//! blocks nobody asked for, bursts of connections beyond the limits, and gossip that must
+//! be retried once the tip moves. Each test says the behaviour it protects.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tally_chain::{Block, Chain, ChainConfig, Transaction, TxStatus, miner};
+use tally_core::{
+    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, PowParams, SecretKey, Transfer,
+};
+use tally_node::pow::config::BlockRequestLimits;
+use tally_node::pow::wire::{
+    self, Connect, HashBroadcast, PowPacket, ReceiveBlock, ReqAccount, ReqTxStatus, SendRequest,
+    Tip, TransactionGossip, WireLimits, WireReader, WireWriter,
+};
+use tally_node::pow::{MinerConfig, PowNode};
+
+fn cash(n: u64) -> Amount {
+    Amount::from_microcash(n * 1_000_000)
+}
+
+/// A `pow` network without tracker where `funded` hold 100 cash each.
+fn contract(bits: u32, funded: &[AccountId]) -> NetworkContract {
+    NetworkContract {
+        name: "pow-abuse".into(),
+        mode: Mode::Pow,
+        unit: "cash".into(),
+        faucet: Amount::ZERO,
+        intro_pow_bits: 4,
+        validators: vec![],
+        tracker: None,
+        genesis: funded
+            .iter()
+            .map(|account| Allocation {
+                account: *account,
+                amount: cash(100),
+            })
+            .collect(),
+        pow: Some(PowParams {
+            initial_bits: bits,
+            block_time_ms: 1000,
+            retarget_window: 0,
+            block_reward: cash(50),
+            max_block_transactions: 1000,
+            max_block_bytes: 200_000,
+        }),
+    }
+}
+
+fn miner_config(contract: &NetworkContract, dir: &Path) -> MinerConfig {
+    let mut config = MinerConfig::new(
+        contract.clone(),
+        SecretKey::generate(),
+        "127.0.0.1:0".parse().unwrap(),
+        dir.to_path_buf(),
+    );
+    config.threads = 1;
+    config.heartbeat = Duration::from_millis(200);
+    config.sync_timeout = Duration::from_secs(3);
+    config
+}
+
+/// Mines `count` blocks into a fresh chain at `dir` (trivial difficulty: any hash).
+fn pregenerate(contract: &NetworkContract, dir: &Path, count: u64) -> tally_chain::TipInfo {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut chain = Chain::open(&dir.join("chain.redb"), contract, ChainConfig::default()).unwrap();
+    let miner_account = SecretKey::generate().account();
+    for _ in 0..count {
+        let mut block = chain.block_template(miner_account, tally_node::pow::node::now_ms());
+        block.header = miner::solve(&block.header).unwrap();
+        chain
+            .accept_block(block, tally_node::pow::node::now_ms())
+            .unwrap();
+    }
+    chain.tip()
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `secs`.
+async fn eventually(what: &str, secs: u64, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn transfer(
+    from: &SecretKey,
+    to: AccountId,
+    amount: Amount,
+    seq: u64,
+    net: NetworkId,
+) -> Transaction {
+    Transaction::sign(
+        Transfer {
+            sender: from.account(),
+            recipient: to,
+            amount,
+            sequence: seq,
+        },
+        from,
+        &net,
+    )
+}
+
+fn reseal(mut block: Block) -> Block {
+    block.header.merkle_root = block.compute_merkle_root();
+    block.header = miner::solve(&block.header).unwrap();
+    block
+}
+
+/// A hand-driven peer on one TCP connection.
+struct RawPeer {
+    reader: WireReader,
+    writer: WireWriter,
+}
+
+/// What the node did with a connection: kept it (answered `CONNECT`) or closed it.
+#[derive(Debug, PartialEq, Eq)]
+enum Greeting {
+    Answered(Box<PowPacket>),
+    Closed,
+}
+
+impl RawPeer {
+    /// A raw connection to `node` from `local_ip`.
+    async fn open(node: &PowNode, local_ip: &str) -> RawPeer {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(format!("{local_ip}:0").parse::<SocketAddr>().unwrap())
+            .unwrap();
+        let stream = socket.connect(node.address()).await.unwrap();
+        let (reader, writer) = wire::split(stream, WireLimits::default());
+        RawPeer { reader, writer }
+    }
+
+    /// `n` raw connections from 127.0.0.1, all connected (their handshakes done, waiting
+    /// in the listener's backlog) before this task yields: on a current-thread runtime the
+    /// node then accepts them in one burst, before any connection task runs.
+    fn burst(node: &PowNode, n: usize) -> Vec<RawPeer> {
+        let streams: Vec<std::net::TcpStream> = (0..n)
+            .map(|_| std::net::TcpStream::connect(node.address()).unwrap())
+            .collect();
+        streams
+            .into_iter()
+            .map(|stream| {
+                stream.set_nonblocking(true).unwrap();
+                let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+                let (reader, writer) = wire::split(stream, WireLimits::default());
+                RawPeer { reader, writer }
+            })
+            .collect()
+    }
+
+    /// A "miner" on 127.0.0.1 that says it listens at `listen` (its identity on loopback)
+    /// and has `tip`; returns the node's first answer.
+    async fn connect(
+        node: &PowNode,
+        net: NetworkId,
+        tip: Tip,
+        listen: &str,
+    ) -> (RawPeer, PowPacket) {
+        let mut peer = RawPeer::open(node, "127.0.0.1").await;
+        let Greeting::Answered(first) = peer.hello(net, tip, listen).await else {
+            panic!("the node closed the connection of {listen}");
+        };
+        (peer, *first)
+    }
+
+    /// Sends `CONNECT` and waits (at most 10 s, a hang guard) for the first answer.
+    async fn hello(&mut self, net: NetworkId, tip: Tip, listen: &str) -> Greeting {
+        let hello = PowPacket::Connect(Connect {
+            network: net,
+            listen: Some(listen.into()),
+            tip,
+        });
+        // A refused connection may be closed before or after the write.
+        if self.writer.send(&hello).await.is_err() {
+            return Greeting::Closed;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), self.reader.recv()).await {
+            Ok(Ok(packet)) => Greeting::Answered(Box::new(packet)),
+            Ok(Err(_)) => Greeting::Closed,
+            Err(_) => panic!("no answer and no close within 10 s"),
+        }
+    }
+
+    async fn send(&mut self, packet: &PowPacket) {
+        self.writer.send(packet).await.unwrap();
+    }
+
+    /// The next packet that is not a keep-alive `CONNECT`.
+    async fn recv_answer(&mut self) -> PowPacket {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let packet = tokio::time::timeout_at(deadline, self.reader.recv())
+                .await
+                .expect("an answer within 10 s")
+                .expect("the connection is open");
+            if !matches!(packet, PowPacket::Connect(_)) {
+                return packet;
+            }
+        }
+    }
+
+    /// Asks for an account and waits for the answer: packets of one connection are
+    /// handled in order, so everything sent before has been handled.
+    async fn round_trip(&mut self, account: AccountId) -> tally_node::pow::wire::RespAccount {
+        self.send(&PowPacket::ReqAccount(ReqAccount { account }))
+            .await;
+        match self.recv_answer().await {
+            PowPacket::RespAccount(answer) => answer,
+            other => panic!("expected RESP_ACCOUNT, got {other:?}"),
+        }
+    }
+
+    async fn tx_status(&mut self, tx: &Transaction) -> TxStatus {
+        self.send(&PowPacket::ReqTxStatus(ReqTxStatus { transaction: *tx }))
+            .await;
+        match self.recv_answer().await {
+            PowPacket::RespTxStatus(answer) => answer.status,
+            other => panic!("expected RESP_TX_STATUS, got {other:?}"),
+        }
+    }
+
+    /// Reads until the node closes the connection; `false` if it stays open for 10 s
+    /// (keep-alives keep coming on an open one).
+    async fn closed(&mut self) -> bool {
+        let until_closed = async { while self.reader.recv().await.is_ok() {} };
+        tokio::time::timeout(Duration::from_secs(10), until_closed)
+            .await
+            .is_ok()
+    }
+}
+
+/// Task 1: a peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
+/// then refused with an `ERROR` and scored for every request beyond it, and banned; an
+/// honest miner syncing from the same node afterwards still gets every block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_sync_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(0, &[]);
+    let served_dir = dir.path().join("served");
+    let expected = tokio::task::spawn_blocking({
+        let (contract, served_dir) = (contract.clone(), served_dir.clone());
+        move || pregenerate(&contract, &served_dir, 20)
+    })
+    .await
+    .unwrap();
+    let mut config = miner_config(&contract, &served_dir);
+    // A request for the whole chain costs 1 + 20 tokens: the burst pays two, and the
+    // rate earns a third only after 20 s.
+    config.block_requests = BlockRequestLimits {
+        blocks_per_sec: 1,
+        burst: 45,
+    };
+    let node = PowNode::start(config).await.unwrap();
+    let net = contract.id();
+    let genesis: Tip = Chain::in_memory(&contract, ChainConfig::default())
+        .unwrap()
+        .tip()
+        .into();
+
+    let flooder = "127.0.0.1:9001";
+    let (mut peer, hello) = RawPeer::connect(&node, net, genesis, flooder).await;
+    assert!(matches!(hello, PowPacket::Connect(_)), "{hello:?}");
+    let request = PowPacket::SendRequest(SendRequest {
+        locator: vec![genesis.hash],
+        max: 500,
+    });
+    // One request at a time, each answer read before the next request (a ban cancels
+    // the connection's queue, so answers pipelined behind it could be lost).
+    let (mut served, mut refused) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    'flood: for _ in 0..30 {
+        if peer.writer.send(&request).await.is_err() {
+            break;
+        }
+        loop {
+            // Keep-alives keep coming while the connection is open: a deadline, not a
+            // timeout per packet, guards the hang.
+            match tokio::time::timeout_at(deadline, peer.reader.recv()).await {
+                Ok(Ok(PowPacket::ReceiveBlock(batch))) => {
+                    assert_eq!(batch.blocks.len(), 20);
+                    served += 1;
+                    break;
+                }
+                Ok(Ok(PowPacket::Error(e))) => {
+                    assert!(e.reason.contains("too many block requests"), "{e:?}");
+                    refused += 1;
+                    break;
+                }
+                Ok(Ok(PowPacket::Connect(_))) => continue,
+                Ok(Ok(other)) => panic!("unexpected {other:?}"),
+                Ok(Err(_)) => break 'flood,
+                Err(_) => panic!("no answer ({served} served, {refused} refused)"),
+            }
+        }
+    }
+    assert!(
+        peer.closed().await,
+        "the flooder is disconnected ({served} served, {refused} refused)"
+    );
+    assert!(served >= 2, "the burst is served: {served}");
+    assert!(served < 30, "not every request was served");
+    assert!(refused >= 1, "requests beyond the budget are refused");
+    assert!(
+        node.status().banned.contains(&flooder.to_string()),
+        "{:?}",
+        node.status().banned
+    );
+
+    // An honest late joiner (its own budget) syncs everything from the same node.
+    let late = PowNode::start(miner_config(&contract, &dir.path().join("late")))
+        .await
+        .unwrap();
+    late.connect_to(&node.address().to_string());
+    eventually("the late joiner has every block", 30, || {
+        late.tip().hash == expected.hash
+    })
+    .await;
+    assert!(node.status().banned.iter().all(|b| b == flooder));
+    late.stop().await;
+    node.stop().await;
+}
+
+/// Task 2: a `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
+/// a valid block) and costs as much as an invalid block, so four of them ban; the same
+/// block sent as the answer to our request is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(8, &[]);
+    let net = contract.id();
+    let node = PowNode::start(miner_config(&contract, dir.path()))
+        .await
+        .unwrap();
+    let genesis: Tip = node.tip().into();
+    let mut mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
+    let me = SecretKey::generate().account();
+    let block = reseal(mirror.block_template(me, tally_node::pow::node::now_ms()));
+    mirror
+        .accept_block(block.clone(), tally_node::pow::node::now_ms())
+        .unwrap();
+    let heavier: Tip = mirror.tip().into();
+    let batch = PowPacket::ReceiveBlock(ReceiveBlock {
+        blocks: vec![block.clone()],
+        tip: heavier,
+    });
+
+    let pusher = "127.0.0.1:9101";
+    let (mut peer, _) = RawPeer::connect(&node, net, genesis, pusher).await;
+    for _ in 0..3 {
+        peer.send(&batch).await;
+    }
+    peer.round_trip(me).await;
+    assert_eq!(node.tip().height, 0, "an unsolicited block was stored");
+    assert!(node.status().banned.is_empty(), "three cost 75 points");
+    peer.send(&batch).await;
+    assert!(peer.closed().await, "the fourth bans");
+    assert_eq!(node.status().banned, vec![pusher.to_string()]);
+    assert_eq!(node.tip().height, 0);
+
+    // An honest peer announcing more work is asked, and its answer is taken.
+    let (mut honest, _) = RawPeer::connect(&node, net, heavier, "127.0.0.1:9102").await;
+    match honest.recv_answer().await {
+        PowPacket::SendRequest(_) => {}
+        other => panic!("expected SEND_REQUEST, got {other:?}"),
+    }
+    honest.send(&batch).await;
+    honest.round_trip(me).await;
+    assert_eq!(node.tip().hash, block.hash());
+    node.stop().await;
+}
+
+/// Task 3: a burst of connections beyond `max_connections` keeps exactly the limit (the
+/// rest are closed at once), and a closed connection frees its slot. (One runtime thread:
+/// the burst is accepted before any connection task runs, which is where counting only in
+/// the connection tasks let every connection of the burst in.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_connections_keeps_exactly_max_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(8, &[]);
+    let net = contract.id();
+    let mut config = miner_config(&contract, dir.path());
+    config.max_connections = 4;
+    config.max_peers = 100;
+    let node = PowNode::start(config).await.unwrap();
+    let genesis: Tip = node.tip().into();
+
+    // All connect before any says anything: the node accepts them in one burst.
+    let peers = RawPeer::burst(&node, 16);
+    let mut kept = Vec::new();
+    for (i, mut peer) in peers.into_iter().enumerate() {
+        match peer
+            .hello(net, genesis, &format!("127.0.0.1:{}", 20_000 + i))
+            .await
+        {
+            Greeting::Answered(_) => kept.push(peer),
+            Greeting::Closed => {}
+        }
+    }
+    assert_eq!(kept.len(), 4, "exactly max_connections kept");
+    assert_eq!(node.open_connections(), 4);
+    assert_eq!(node.status().peers.len(), 4);
+
+    // Closing one frees its slot for a newcomer.
+    drop(kept.pop());
+    eventually("the closed connection's slot is released", 10, || {
+        node.open_connections() == 3
+    })
+    .await;
+    let mut newcomer = RawPeer::open(&node, "127.0.0.1").await;
+    assert!(matches!(
+        newcomer.hello(net, genesis, "127.0.0.1:21000").await,
+        Greeting::Answered(_)
+    ));
+    assert_eq!(node.open_connections(), 4);
+    node.stop().await;
+}
+
+/// Task 3: one host cannot hold more than `max_connections_per_ip`, however fast it
+/// connects (a burst on one runtime thread, as above); another host still gets in.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(8, &[]);
+    let net = contract.id();
+    let mut config = miner_config(&contract, dir.path());
+    config.max_connections_per_ip = 3;
+    config.max_peers = 100;
+    let node = PowNode::start(config).await.unwrap();
+    let genesis: Tip = node.tip().into();
+
+    let peers = RawPeer::burst(&node, 12);
+    let mut kept = Vec::new();
+    for (i, mut peer) in peers.into_iter().enumerate() {
+        if let Greeting::Answered(_) = peer
+            .hello(net, genesis, &format!("127.0.0.1:{}", 22_000 + i))
+            .await
+        {
+            kept.push(peer);
+        }
+    }
+    assert_eq!(kept.len(), 3, "exactly max_connections_per_ip kept");
+    let mut other_host = RawPeer::open(&node, "127.0.0.2").await;
+    assert!(matches!(
+        other_host.hello(net, genesis, "127.0.0.2:23000").await,
+        Greeting::Answered(_)
+    ));
+    assert_eq!(node.open_connections(), 4);
+    node.stop().await;
+}
+
+/// Task 4 (and 5): a gossiped transaction refused for a transient reason (its sender not
+/// yet funded) is taken when gossip brings it again after the tip moved (the block that
+/// funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
+/// new tip without reading the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_refused_before_its_funding_block_is_taken_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = SecretKey::generate();
+    let contract = contract(8, &[alice.account()]);
+    let net = contract.id();
+    let node = PowNode::start(miner_config(&contract, dir.path()))
+        .await
+        .unwrap();
+    let genesis: Tip = node.tip().into();
+    let mirror = Chain::in_memory(&contract, ChainConfig::default()).unwrap();
+    let bob = SecretKey::generate();
+    let carol = SecretKey::generate().account();
+    let funding = transfer(&alice, bob.account(), cash(10), 0, net);
+    let spend = transfer(&bob, carol, cash(5), 0, net);
+    let gossip_spend = PowPacket::Transaction(TransactionGossip {
+        transactions: vec![spend],
+    });
+
+    let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9201").await;
+    peer.send(&gossip_spend).await;
+    assert_eq!(
+        peer.tx_status(&spend).await,
+        TxStatus::Unknown,
+        "bob has nothing yet"
+    );
+
+    let block = {
+        let mut b = mirror.block_template(
+            SecretKey::generate().account(),
+            tally_node::pow::node::now_ms(),
+        );
+        b.transactions.push(funding);
+        reseal(b)
+    };
+    peer.send(&PowPacket::HashBroadcast(HashBroadcast {
+        hash: block.hash(),
+        block: block.clone(),
+    }))
+    .await;
+    assert_eq!(peer.round_trip(bob.account()).await.balance, cash(10));
+    assert_eq!(node.tip().hash, block.hash());
+
+    peer.send(&gossip_spend).await;
+    assert_eq!(
+        peer.tx_status(&spend).await,
+        TxStatus::Pending,
+        "the refusal was forgotten when the tip moved"
+    );
+
+    // The keep-alive `CONNECT` carries the new tip (published, not read under the lock).
+    loop {
+        let packet = tokio::time::timeout(Duration::from_secs(10), peer.reader.recv())
+            .await
+            .expect("a keep-alive within 10 s")
+            .unwrap();
+        if let PowPacket::Connect(hello) = packet {
+            assert_eq!(hello.tip.hash, block.hash());
+            break;
+        }
+    }
+    node.stop().await;
+}
