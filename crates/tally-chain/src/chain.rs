@@ -157,7 +157,8 @@ pub enum BlockOutcome {
     },
     /// Valid as far as its header goes, but its branch has far less work than the main
     /// chain (see [`ChainConfig::store_margin`]), so it is held in memory only, not
-    /// stored (and may be evicted, even at once, when the held pool is full). Its signatures and transactions are checked only if its branch catches up.
+    /// stored (and may be evicted, even at once, when the held pool is full). Its
+    /// signatures and transactions are checked only if its branch catches up.
     /// The node must not relay it (it may never be connected) nor penalise the sender (a
     /// heavier branch arrives this way, block by block from its fork point); a sync may
     /// go on after it, since [`Chain::header`] knows it.

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tally_core::pow::IntroPowHasher;
 use tally_core::{AccountId, Amount, Mode, NetworkContract, SecretKey};
+use tally_node::pow::config::BlockRequestLimits;
 use tally_node::pow::{MinerConfig, MinerFiles, PowNode};
 
 use crate::network::{fund_genesis, port, write_file};
@@ -133,6 +134,7 @@ pub fn create_pow(args: &PowArgs) -> anyhow::Result<CreatedPowNetwork> {
             rpc: SocketAddr::from(([127, 0, 0, 1], port(args.base_port, 2 * i + 1)?)),
             proof_of_work: Some(proof),
             miner_account: None,
+            block_requests: BlockRequestLimits::default(),
         };
         write_file(
             &dir.join(MinerFiles::CONFIG),

@@ -824,18 +824,29 @@ async fn free_blocks_are_refused_or_held_before_any_signature_check() {
     let reason = peer.rejection().await;
     assert!(reason.contains("is not the expected"), "{reason}");
 
-    // On an unknown parent: held, and its parent asked for.
-    let orphan = {
+    // On an unknown parent with a near-free target: refused as an orphan, not held.
+    let orphan = |target: U256| {
         let mut b = mirror.block_template(me, now);
         b.header.previous = tally_core::sha256(&[b"nobody has this block"]);
         b.header.height = 5;
         b.coinbase.height = 5;
-        b.header.target = U256::MAX;
+        b.header.target = target;
         b.transactions.push(forged(0));
         reseal(b)
     };
     let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7102").await;
-    peer.send(&broadcast(&orphan)).await;
+    peer.send(&broadcast(&orphan(U256::MAX))).await;
+    let reason = peer.rejection().await;
+    assert!(
+        reason.contains("limit") && reason.contains("orphans"),
+        "{reason}"
+    );
+    assert_eq!(node.status().orphans, 0);
+
+    // On an unknown parent with the work our next block needs: held, and its parent asked
+    // for (its signatures are checked only once the parent arrives).
+    let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:7103").await;
+    peer.send(&broadcast(&orphan(mirror.next_target()))).await;
     loop {
         match peer.recv().await {
             PowPacket::Connect(_) => continue,

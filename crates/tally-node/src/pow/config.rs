@@ -19,7 +19,7 @@ use crate::pow::wire::{MAX_BLOCKS_PER_BATCH, WireLimits};
 /// ([`Offense::RequestFlood`](crate::pow::peers::Offense::RequestFlood)). Without it, a
 /// peer could make us read and encode blocks from disk as fast as it can ask.
 ///
-/// `miner.json` may set it as `"block_requests": {"blocks_per_sec": …, "burst": …}`.
+/// `miner.json` sets it as `"block_requests": {"blocks_per_sec": …, "burst": …}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequestLimits {
@@ -34,9 +34,6 @@ pub struct BlockRequestLimits {
 }
 
 impl BlockRequestLimits {
-    /// Where they sit in `miner.json`.
-    pub const KEY: &'static str = "block_requests";
-
     /// What one `SEND_REQUEST` answered in full costs: the lookup and a full batch.
     pub const FULL_BATCH_COST: u64 = MAX_BLOCKS_PER_BATCH as u64 + 1;
 }
@@ -67,6 +64,9 @@ pub struct MinerFiles {
     /// Where block rewards go (default: the node key's account).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub miner_account: Option<AccountId>,
+    /// Blocks served per connection (`SEND_REQUEST`'s rate limit); defaults when absent.
+    #[serde(default)]
+    pub block_requests: BlockRequestLimits,
 }
 
 impl MinerFiles {
@@ -196,27 +196,18 @@ impl MinerConfig {
             path: config_path.clone(),
             message,
         };
-        // The optional limits are taken out before the rest is read as `MinerFiles`, which
-        // refuses unknown fields (and which tools write with a struct literal).
-        let mut json: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&read(config_path.clone())?)
-                .map_err(|e| invalid(e.to_string()))?;
-        let block_requests = match json.remove(BlockRequestLimits::KEY) {
-            Some(value) => serde_json::from_value::<BlockRequestLimits>(value)
-                .map_err(|e| invalid(format!("{}: {e}", BlockRequestLimits::KEY)))?,
-            None => BlockRequestLimits::default(),
-        };
+        let files: MinerFiles = serde_json::from_str(&read(config_path.clone())?)
+            .map_err(|e| invalid(e.to_string()))?;
+        let block_requests = files.block_requests;
         if block_requests.blocks_per_sec > 0
             && block_requests.burst < BlockRequestLimits::FULL_BATCH_COST
         {
             return Err(invalid(format!(
-                "{}.burst must be at least {} (one full batch), or every full batch is refused",
-                BlockRequestLimits::KEY,
+                "block_requests.burst must be at least {} (one full batch), or every full batch \
+                 is refused",
                 BlockRequestLimits::FULL_BATCH_COST
             )));
         }
-        let files: MinerFiles = serde_json::from_value(serde_json::Value::Object(json))
-            .map_err(|e| invalid(e.to_string()))?;
         let contract_path = dir.join(&files.contract);
         let contract = NetworkContract::from_json(&read(contract_path.clone())?).map_err(|e| {
             MinerConfigError::Invalid {

@@ -1616,6 +1616,12 @@ fn fate_of(
 ) -> Fate {
     match result {
         Ok(BlockOutcome::Duplicate) => Fate::Known,
+        // A low-work side-branch block, in memory only: not relayed, not held against the
+        // sender (a heavier branch arrives this way), and a sync goes on after it.
+        Ok(BlockOutcome::Held { height }) => {
+            debug!(%hash, height, "low-work side-branch block held in memory");
+            Fate::Known
+        }
         Ok(BlockOutcome::Orphan { missing_parent }) => {
             debug!(%hash, %missing_parent, "orphan block");
             Fate::Orphan
