@@ -4,116 +4,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use tally_chain::{Block, Chain, ChainConfig, Transaction, TxStatus, miner};
-use tally_core::{
-    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, PowParams, SecretKey, Transfer,
-};
+use tally_chain::{Chain, ChainConfig, Transaction, TxStatus};
+use tally_core::{AccountId, NetworkContract, NetworkId, SecretKey};
+use tally_node::pow::PowNode;
 use tally_node::pow::config::BlockRequestLimits;
 use tally_node::pow::wire::{
     self, Connect, HashBroadcast, PowPacket, ReceiveBlock, ReqAccount, ReqTxStatus, SendRequest,
     Tip, TransactionGossip, WireLimits, WireReader, WireWriter,
 };
-use tally_node::pow::{MinerConfig, PowNode};
 
-fn cash(n: u64) -> Amount {
-    Amount::from_microcash(n * 1_000_000)
-}
+use common::pow::{cash, eventually, miner_config, pregenerate, reseal, transfer};
 
 /// A `pow` network without tracker where `funded` hold 100 cash each.
 fn contract(bits: u32, funded: &[AccountId]) -> NetworkContract {
-    NetworkContract {
-        name: "pow-abuse".into(),
-        mode: Mode::Pow,
-        unit: "cash".into(),
-        faucet: Amount::ZERO,
-        intro_pow_bits: 4,
-        validators: vec![],
-        tracker: None,
-        genesis: funded
-            .iter()
-            .map(|account| Allocation {
-                account: *account,
-                amount: cash(100),
-            })
-            .collect(),
-        pow: Some(PowParams {
-            initial_bits: bits,
-            block_time_ms: 1000,
-            retarget_window: 0,
-            block_reward: cash(50),
-            max_block_transactions: 1000,
-            max_block_bytes: 200_000,
-        }),
-    }
-}
-
-fn miner_config(contract: &NetworkContract, dir: &Path) -> MinerConfig {
-    let mut config = MinerConfig::new(
-        contract.clone(),
-        SecretKey::generate(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.to_path_buf(),
-    );
-    config.threads = 1;
-    config.heartbeat = Duration::from_millis(200);
-    config.sync_timeout = Duration::from_secs(3);
-    config
-}
-
-/// Mines `count` blocks into a fresh chain at `dir` (trivial difficulty: any hash).
-fn pregenerate(contract: &NetworkContract, dir: &Path, count: u64) -> tally_chain::TipInfo {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut chain = Chain::open(&dir.join("chain.redb"), contract, ChainConfig::default()).unwrap();
-    let miner_account = SecretKey::generate().account();
-    for _ in 0..count {
-        let mut block = chain.block_template(miner_account, tally_node::pow::node::now_ms());
-        block.header = miner::solve(&block.header).unwrap();
-        chain
-            .accept_block(block, tally_node::pow::node::now_ms())
-            .unwrap();
-    }
-    chain.tip()
-}
-
-/// Polls `condition` every 20 ms until it holds; panics with `what` after `secs`.
-async fn eventually(what: &str, secs: u64, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn transfer(
-    from: &SecretKey,
-    to: AccountId,
-    amount: Amount,
-    seq: u64,
-    net: NetworkId,
-) -> Transaction {
-    Transaction::sign(
-        Transfer {
-            sender: from.account(),
-            recipient: to,
-            amount,
-            sequence: seq,
-        },
-        from,
-        &net,
-    )
-}
-
-fn reseal(mut block: Block) -> Block {
-    block.header.merkle_root = block.compute_merkle_root();
-    block.header = miner::solve(&block.header).unwrap();
-    block
+    common::pow::contract(bits, None, funded)
 }
 
 /// A hand-driven peer on one TCP connection.
@@ -240,7 +149,7 @@ impl RawPeer {
     }
 }
 
-/// Task 1: a peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
+/// a peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
 /// then refused with an `ERROR` and scored for every request beyond it, and banned; an
 /// honest miner syncing from the same node afterwards still gets every block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +240,7 @@ async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_
     node.stop().await;
 }
 
-/// Task 2: a `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
+/// a `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
 /// a valid block) and costs as much as an invalid block, so four of them ban; the same
 /// block sent as the answer to our request is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +289,7 @@ async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
     node.stop().await;
 }
 
-/// Task 3: a burst of connections beyond `max_connections` keeps exactly the limit (the
+/// a burst of connections beyond `max_connections` keeps exactly the limit (the
 /// rest are closed at once), and a closed connection frees its slot. (One runtime thread:
 /// the burst is accepted before any connection task runs, which is where counting only in
 /// the connection tasks let every connection of the burst in.)
@@ -426,7 +335,7 @@ async fn a_burst_of_connections_keeps_exactly_max_connections() {
     node.stop().await;
 }
 
-/// Task 3: one host cannot hold more than `max_connections_per_ip`, however fast it
+/// one host cannot hold more than `max_connections_per_ip`, however fast it
 /// connects (a burst on one runtime thread, as above); another host still gets in.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
@@ -459,7 +368,7 @@ async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
     node.stop().await;
 }
 
-/// Task 4 (and 5): a gossiped transaction refused for a transient reason (its sender not
+/// a gossiped transaction refused for a transient reason (its sender not
 /// yet funded) is taken when gossip brings it again after the tip moved (the block that
 /// funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
 /// new tip without reading the chain.

@@ -1,63 +1,32 @@
-//! Issue 5: proof-of-work networks over real TCP, with a real tracker (in-process) and
+//! Proof-of-work networks over real TCP, with a real tracker (in-process) and
 //! miners in-process: gossip and confirmation, partition and heal with a reorganisation,
 //! a late joiner syncing 1,000 blocks, restart at the tip, and invalid blocks of each
 //! kind refused with the sender scored and banned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use tally_chain::{Block, Chain, ChainConfig, Transaction, TxStatus, U256, miner};
-use tally_core::{
-    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, PowParams, SecretKey, Transfer,
-};
+use tally_chain::{Chain, ChainConfig, Transaction, TxStatus, U256, miner};
+use tally_core::{Amount, NetworkContract, NetworkId, SecretKey};
+use tally_node::pow::PowNode;
 use tally_node::pow::client::{self, ClientError};
 use tally_node::pow::wire::{
     self, Connect, HashBroadcast, PowPacket, Tip, WireLimits, WireReader, WireWriter,
 };
-use tally_node::pow::{MinerConfig, PowNode};
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
+
+use common::free_port;
+use common::pow::{
+    broadcast, cash, contract, eventually, miner_config, pregenerate, reseal, transfer,
+};
 
 /// Leading zero bits of the gossip and partition tests' blocks: a few ms of hashing each.
 const BITS: u32 = 14;
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
-fn cash(n: u64) -> Amount {
-    Amount::from_microcash(n * 1_000_000)
-}
-
-fn contract(bits: u32, tracker: Option<SocketAddr>, funded: &[AccountId]) -> NetworkContract {
-    NetworkContract {
-        name: "pow-test".into(),
-        mode: Mode::Pow,
-        unit: "cash".into(),
-        faucet: Amount::ZERO,
-        intro_pow_bits: 4,
-        validators: vec![],
-        tracker: tracker.map(|t| t.to_string()),
-        genesis: funded
-            .iter()
-            .map(|account| Allocation {
-                account: *account,
-                amount: cash(100),
-            })
-            .collect(),
-        pow: Some(PowParams {
-            initial_bits: bits,
-            block_time_ms: 1000,
-            retarget_window: 0,
-            block_reward: cash(50),
-            max_block_transactions: 1000,
-            max_block_bytes: 200_000,
-        }),
-    }
-}
 
 async fn start_tracker(
     dir: &Path,
@@ -75,28 +44,6 @@ async fn start_tracker(
         .limits(limits)
         .contract(contract.clone());
     Tracker::bind(config).await.unwrap().spawn()
-}
-
-fn miner_config(contract: &NetworkContract, dir: &Path) -> MinerConfig {
-    let mut config = MinerConfig::new(
-        contract.clone(),
-        SecretKey::generate(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.to_path_buf(),
-    );
-    config.threads = 1;
-    config.heartbeat = Duration::from_millis(200);
-    config.sync_timeout = Duration::from_secs(3);
-    config.template_refresh = Duration::from_millis(50);
-    config.tracker_client = tally_tracker::ClientConfig {
-        answer_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        max_attempts: 3,
-        backoff_initial: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(200),
-        ..tally_tracker::ClientConfig::default()
-    };
-    config
 }
 
 /// One miner, not mining, of a fresh network where `alice` holds funds, beside an
@@ -131,18 +78,6 @@ impl Lone {
     }
 }
 
-/// Polls `condition` every 20 ms until it holds; panics with `what` after `secs`.
-async fn eventually(what: &str, secs: u64, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Two miners that stop on sibling blocks of equal work each keep their own (the block seen
 /// first stays): `miner` mines one block above every tip, which all then adopt.
 async fn settle(miner: &PowNode, all: &[&PowNode]) {
@@ -158,25 +93,6 @@ async fn settle(miner: &PowNode, all: &[&PowNode]) {
 
 fn status(node: &PowNode, tx: &Transaction) -> TxStatus {
     node.with_chain(|c| c.transaction_status(tx))
-}
-
-fn transfer(
-    from: &SecretKey,
-    to: AccountId,
-    amount: Amount,
-    seq: u64,
-    net: NetworkId,
-) -> Transaction {
-    Transaction::sign(
-        Transfer {
-            sender: from.account(),
-            recipient: to,
-            amount,
-            sequence: seq,
-        },
-        from,
-        &net,
-    )
 }
 
 struct Network {
@@ -375,21 +291,6 @@ async fn partitions_heal_onto_the_heavier_branch_and_orphaned_transactions_are_m
     }
 }
 
-/// Mines `count` blocks into a fresh chain at `dir` (trivial difficulty: any hash).
-fn pregenerate(contract: &NetworkContract, dir: &Path, count: u64) -> tally_chain::TipInfo {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut chain = Chain::open(&dir.join("chain.redb"), contract, ChainConfig::default()).unwrap();
-    let miner_account = SecretKey::generate().account();
-    for _ in 0..count {
-        let mut block = chain.block_template(miner_account, tally_node::pow::node::now_ms());
-        block.header = miner::solve(&block.header).unwrap();
-        chain
-            .accept_block(block, tally_node::pow::node::now_ms())
-            .unwrap();
-    }
-    chain.tip()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_syncs_1000_blocks_and_a_restarted_miner_resumes_at_its_tip() {
     let dir = tempfile::tempdir().unwrap();
@@ -491,19 +392,6 @@ impl RawPeer {
             }
         }
     }
-}
-
-fn broadcast(block: &Block) -> PowPacket {
-    PowPacket::HashBroadcast(HashBroadcast {
-        hash: block.hash(),
-        block: block.clone(),
-    })
-}
-
-fn reseal(mut block: Block) -> Block {
-    block.header.merkle_root = block.compute_merkle_root();
-    block.header = miner::solve(&block.header).unwrap();
-    block
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

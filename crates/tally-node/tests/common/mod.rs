@@ -1,4 +1,4 @@
-//! What the validator integration tests share: ports, proofs of work, polling.
+//! What the integration tests share: ports, proofs of work, polling; `pow` for the miners.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tally_core::AccountId;
 use tally_core::pow::IntroPowHasher;
+
+pub mod pow;
 
 /// A loopback port free a moment ago.
 pub fn free_port() -> SocketAddr {
