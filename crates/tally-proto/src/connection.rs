@@ -1,10 +1,14 @@
 //! A framed connection with a size limit on every frame and a timeout on every read and
 //! write, so a slow or abusive peer can neither exhaust memory nor hang its counterpart.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -44,7 +48,21 @@ pub enum ConnectionError {
     Malformed(#[from] serde_json::Error),
 }
 
-/// The codec every Tally quorum connection uses: u32 big-endian length, then JSON.
+impl ConnectionError {
+    /// Whether the peer sent bytes that are not a packet (to be held against it), as
+    /// opposed to a network failure. An oversized length prefix is reported by the codec as
+    /// an `InvalidData` I/O error.
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            ConnectionError::Malformed(_) => true,
+            ConnectionError::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+            ConnectionError::Closed | ConnectionError::Timeout(_) => false,
+        }
+    }
+}
+
+/// The codec every Tally TCP connection uses (quorum and `pow` networks alike): u32
+/// big-endian length, then JSON.
 pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)
@@ -90,11 +108,7 @@ impl Connection {
 
     /// Sends pre-encoded packet bytes (benchmarks pre-encode their load).
     pub async fn send_raw(&mut self, bytes: Bytes) -> Result<(), ConnectionError> {
-        let timeout = self.limits.write_timeout;
-        tokio::time::timeout(timeout, self.framed.send(bytes))
-            .await
-            .map_err(|_| ConnectionError::Timeout(timeout))??;
-        Ok(())
+        write_frame(&mut self.framed, bytes, self.limits.write_timeout).await
     }
 
     /// Queues a packet without flushing; [`Self::flush`] sends everything queued.
@@ -117,18 +131,92 @@ impl Connection {
 
     /// Receives one packet.
     pub async fn recv(&mut self) -> Result<Packet, ConnectionError> {
-        let timeout = self.limits.read_timeout;
-        let frame = tokio::time::timeout(timeout, self.framed.next())
-            .await
-            .map_err(|_| ConnectionError::Timeout(timeout))?
-            .ok_or(ConnectionError::Closed)??;
-        Ok(serde_json::from_slice(&frame)?)
+        read_packet(&mut self.framed, self.limits.read_timeout).await
     }
 
     /// Sends a request and waits for its answer.
     pub async fn call(&mut self, packet: &Packet) -> Result<Packet, ConnectionError> {
         self.send(packet).await?;
         self.recv().await
+    }
+}
+
+/// Sends one frame within `timeout`.
+async fn write_frame<S>(
+    sink: &mut S,
+    bytes: Bytes,
+    timeout: Duration,
+) -> Result<(), ConnectionError>
+where
+    S: Sink<Bytes, Error = std::io::Error> + Unpin,
+{
+    tokio::time::timeout(timeout, sink.send(bytes))
+        .await
+        .map_err(|_| ConnectionError::Timeout(timeout))??;
+    Ok(())
+}
+
+/// Reads one whole frame within `timeout` and decodes it as a `P`.
+async fn read_packet<S, P>(stream: &mut S, timeout: Duration) -> Result<P, ConnectionError>
+where
+    S: Stream<Item = Result<BytesMut, std::io::Error>> + Unpin,
+    P: DeserializeOwned,
+{
+    let frame = tokio::time::timeout(timeout, stream.next())
+        .await
+        .map_err(|_| ConnectionError::Timeout(timeout))?
+        .ok_or(ConnectionError::Closed)??;
+    Ok(serde_json::from_slice(&frame)?)
+}
+
+/// The reading half of a [`split`] connection, carrying packets of type `P`: one task reads
+/// while another writes (a miner's connection does both at once).
+pub struct PacketReader<P> {
+    stream: SplitStream<Framed<TcpStream, LengthDelimitedCodec>>,
+    read_timeout: Duration,
+    packet: PhantomData<fn() -> P>,
+}
+
+/// The writing half of a [`split`] connection.
+pub struct PacketWriter {
+    sink: SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
+    write_timeout: Duration,
+}
+
+/// Splits a stream into a reader of `P` packets and a writer, each keeping `limits`.
+pub fn split<P>(stream: TcpStream, limits: Limits) -> (PacketReader<P>, PacketWriter) {
+    let _ = stream.set_nodelay(true);
+    let (sink, stream) = Framed::new(stream, codec(limits.max_frame)).split();
+    (
+        PacketReader {
+            stream,
+            read_timeout: limits.read_timeout,
+            packet: PhantomData,
+        },
+        PacketWriter {
+            sink,
+            write_timeout: limits.write_timeout,
+        },
+    )
+}
+
+impl<P: DeserializeOwned> PacketReader<P> {
+    /// Reads one packet: the whole frame must arrive within the read timeout.
+    pub async fn recv(&mut self) -> Result<P, ConnectionError> {
+        read_packet(&mut self.stream, self.read_timeout).await
+    }
+}
+
+impl PacketWriter {
+    /// Sends one encoded packet within the write timeout.
+    pub async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), ConnectionError> {
+        write_frame(&mut self.sink, bytes, self.write_timeout).await
+    }
+
+    /// Sends one packet.
+    pub async fn send<P: Serialize>(&mut self, packet: &P) -> Result<(), ConnectionError> {
+        self.send_bytes(Bytes::from(serde_json::to_vec(packet)?))
+            .await
     }
 }
 
@@ -172,5 +260,34 @@ mod tests {
         stream.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
         let result = server.await.unwrap();
         assert!(matches!(result, Err(ConnectionError::Io(_))), "{result:?}");
+        assert!(
+            result.unwrap_err().is_peer_fault(),
+            "an oversized frame is the peer's"
+        );
+    }
+
+    /// The split halves carry any packet type both ways; a frame that is not one is the
+    /// peer's fault, a closed connection is not.
+    #[tokio::test]
+    async fn split_halves_carry_packets_and_tell_peer_faults_apart() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = TcpStream::connect(address).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = split::<Packet>(server, Limits::default());
+        let (_, mut writer) = split::<Packet>(client, Limits::default());
+        let packet = Packet::ReqLedger(LedgerRequest::default());
+        writer.send(&packet).await.unwrap();
+        assert_eq!(reader.recv().await.unwrap(), packet);
+        writer
+            .send_bytes(Bytes::from_static(b"not json"))
+            .await
+            .unwrap();
+        let malformed = reader.recv().await.unwrap_err();
+        assert!(malformed.is_peer_fault(), "{malformed:?}");
+        drop(writer);
+        let closed = reader.recv().await.unwrap_err();
+        assert!(matches!(closed, ConnectionError::Closed), "{closed:?}");
+        assert!(!closed.is_peer_fault());
     }
 }

@@ -22,7 +22,7 @@ pub enum ClientError {
     Remote(String),
     /// Connecting, reading or writing failed, or timed out.
     #[error(transparent)]
-    Wire(#[from] wire::WireError),
+    Wire(#[from] tally_proto::ConnectionError),
     /// The miner answered something else.
     #[error("unexpected answer {0}")]
     Unexpected(&'static str),

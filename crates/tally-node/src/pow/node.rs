@@ -26,6 +26,7 @@ use tally_chain::{
 };
 use tally_core::rate::TokenBucket;
 use tally_core::{AccountId, Amount, Digest, NetworkId, SecretKey};
+use tally_proto::ConnectionError;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -38,7 +39,7 @@ use crate::pow::wire::{
     self, AcceptTransaction, Connect, ErrorMsg, HashBroadcast, LedgerAccount, MAX_BLOCKS_PER_BATCH,
     MAX_GOSSIP_TRANSACTIONS, MAX_LEDGER_PAGE, MAX_LOCATOR, PowPacket, ReceiveBlock, RejectBlock,
     RejectTransaction, ReqLedger, RespAccount, RespLedger, RespTxStatus, SendRequest, Tip,
-    TransactionGossip, WireError, WireReader,
+    TransactionGossip, WireReader,
 };
 
 /// Packets queued for one connection's writer before it counts as too slow and is dropped.
@@ -987,7 +988,7 @@ async fn read_loop(
                     return;
                 }
             }
-            Err(WireError::Malformed(error)) => {
+            Err(ConnectionError::Malformed(error)) => {
                 shared.reply(
                     id,
                     &PowPacket::Error(ErrorMsg {

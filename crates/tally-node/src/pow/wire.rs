@@ -7,13 +7,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tally_chain::{Block, BlockHash, TipInfo, Transaction, TxStatus, U256};
 use tally_core::{AccountId, Amount, Digest, NetworkId};
+use tally_proto::connection::{self, ConnectionError, Limits, PacketReader, PacketWriter};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Most blocks one `RECEIVE_BLOCK` carries (and the most a `SEND_REQUEST` may ask for).
 pub const MAX_BLOCKS_PER_BATCH: u32 = 500;
@@ -372,6 +370,15 @@ impl WireLimits {
             ..WireLimits::default()
         }
     }
+
+    /// The frame and socket limits the framed connection keeps.
+    pub fn frames(&self) -> Limits {
+        Limits {
+            max_frame: self.max_frame,
+            read_timeout: self.read_timeout,
+            write_timeout: self.write_timeout,
+        }
+    }
 }
 
 impl Default for WireLimits {
@@ -385,89 +392,23 @@ impl Default for WireLimits {
     }
 }
 
-/// What went wrong on a connection.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    #[error("connection closed by peer")]
-    Closed,
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("malformed packet: {0}")]
-    Malformed(#[from] serde_json::Error),
-}
+/// Reading half of a miner or wallet connection.
+pub type WireReader = PacketReader<PowPacket>;
 
-impl WireError {
-    /// Whether the peer sent bytes that are not a packet (scored), as opposed to a network
-    /// failure (not scored). An oversized length prefix is reported by the codec as an
-    /// `InvalidData` I/O error.
-    pub fn is_peer_fault(&self) -> bool {
-        match self {
-            WireError::Malformed(_) => true,
-            WireError::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
-            _ => false,
-        }
-    }
-}
-
-fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    tally_proto::connection::codec(max_frame)
-}
-
-/// Reading half of a connection.
-pub struct WireReader {
-    stream: SplitStream<Framed<TcpStream, LengthDelimitedCodec>>,
-    limits: WireLimits,
-}
-
-/// Writing half of a connection.
-pub struct WireWriter {
-    sink: SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
-    limits: WireLimits,
-}
+/// Writing half of a miner or wallet connection.
+pub type WireWriter = PacketWriter;
 
 /// Splits a stream into a size- and time-limited packet reader and writer.
 pub fn split(stream: TcpStream, limits: WireLimits) -> (WireReader, WireWriter) {
-    let _ = stream.set_nodelay(true);
-    let (sink, stream) = Framed::new(stream, codec(limits.max_frame)).split();
-    (WireReader { stream, limits }, WireWriter { sink, limits })
+    connection::split(stream, limits.frames())
 }
 
 /// Connects to `address` within the connect timeout.
-pub async fn connect(address: &str, limits: WireLimits) -> Result<TcpStream, WireError> {
+pub async fn connect(address: &str, limits: WireLimits) -> Result<TcpStream, ConnectionError> {
     tokio::time::timeout(limits.connect_timeout, TcpStream::connect(address))
         .await
-        .map_err(|_| WireError::Timeout(limits.connect_timeout))?
-        .map_err(WireError::from)
-}
-
-impl WireReader {
-    /// Reads one packet: the whole frame must arrive within the read timeout.
-    pub async fn recv(&mut self) -> Result<PowPacket, WireError> {
-        let timeout = self.limits.read_timeout;
-        let frame = tokio::time::timeout(timeout, self.stream.next())
-            .await
-            .map_err(|_| WireError::Timeout(timeout))?
-            .ok_or(WireError::Closed)??;
-        Ok(serde_json::from_slice(&frame)?)
-    }
-}
-
-impl WireWriter {
-    /// Sends one encoded packet within the write timeout.
-    pub async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), WireError> {
-        let timeout = self.limits.write_timeout;
-        tokio::time::timeout(timeout, self.sink.send(bytes))
-            .await
-            .map_err(|_| WireError::Timeout(timeout))??;
-        Ok(())
-    }
-
-    /// Sends one packet.
-    pub async fn send(&mut self, packet: &PowPacket) -> Result<(), WireError> {
-        self.send_bytes(packet.encode()).await
-    }
+        .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
+        .map_err(ConnectionError::from)
 }
 
 #[cfg(test)]
