@@ -95,11 +95,18 @@ pub fn create_pow(args: &PowArgs) -> anyhow::Result<CreatedPowNetwork> {
             contract_path.display()
         );
     }
+    let block_time_ms = u64::try_from(args.block_time.as_millis()).unwrap_or(u64::MAX);
+    if block_time_ms == 0 {
+        bail!(
+            "--block-time {:?} is under a millisecond, the unit blocks are timed in",
+            args.block_time
+        );
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let (genesis, genesis_wallet) = fund_genesis(&args.dir, args.fund, args.fund_amount)?;
     let mut pow = tally_chain::default_pow_params(
-        u64::try_from(args.block_time.as_millis()).unwrap_or(u64::MAX),
+        block_time_ms,
         args.reward,
         args.initial_bits,
     );

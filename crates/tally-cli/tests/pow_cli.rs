@@ -235,3 +235,26 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Block times the contract cannot hold (under a millisecond, or zero) are refused with a
+/// clear error before anything is written.
+#[test]
+fn network_new_pow_refuses_block_times_under_a_millisecond() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["500us", "0s"] {
+        let net = dir.path().join(format!("net-{bad}"));
+        let output = Command::new(TALLY)
+            .args(["network", "new", "pow", "--dir"])
+            .arg(&net)
+            .args(["--block-time", bad])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bad} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("millisecond") || stderr.contains("more than zero"),
+            "{bad}: {stderr}"
+        );
+        assert!(!net.exists(), "{bad}: nothing is written");
+    }
+}

@@ -31,6 +31,16 @@ impl TokenBucket {
         self.last = now;
     }
 
+    /// Gives back `n` tokens taken for work that was not done (never past the burst).
+    pub fn refund(&mut self, n: u64) {
+        self.tokens = (self.tokens + n as f64).min(self.burst);
+    }
+
+    /// Whether the bucket is full: it then remembers nothing a fresh bucket would not.
+    pub fn is_full(&self) -> bool {
+        self.tokens >= self.burst
+    }
+
     /// Takes `n` tokens if there are that many; `false` means the limit is exceeded.
     pub fn take(&mut self, n: u64) -> bool {
         if self.rate <= 0.0 {
@@ -67,5 +77,20 @@ mod tests {
         assert!(!b.take(1), "never more than the burst");
         let mut free = TokenBucket::new(0, 0, t0);
         assert!((0..1000).all(|_| free.take(1_000_000)));
+    }
+
+    /// Refunds give back unused tokens, never past the burst; a full bucket says so.
+    #[test]
+    fn refunds_stop_at_the_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, 5, t0);
+        assert!(b.is_full());
+        assert!(b.take(5) && !b.take(1));
+        assert!(!b.is_full());
+        b.refund(3);
+        assert!(b.take(3) && !b.take(1));
+        b.refund(100);
+        assert!(b.is_full());
+        assert!(b.take(5) && !b.take(1), "refunds never pass the burst");
     }
 }

@@ -149,9 +149,9 @@ impl RawPeer {
     }
 }
 
-/// a peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
-/// then refused with an `ERROR` and scored for every request beyond it, and banned; an
-/// honest miner syncing from the same node afterwards still gets every block.
+/// A peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
+/// Then refused with an `ERROR` and scored for every request beyond it, and banned; an
+/// Honest miner syncing from the same node afterwards still gets every block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_sync_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,9 +240,71 @@ async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_
     node.stop().await;
 }
 
-/// a `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
-/// a valid block) and costs as much as an invalid block, so four of them ban; the same
-/// block sent as the answer to our request is taken.
+/// The block-serving budget belongs to the peer, not to its connection: a peer that spent
+/// it and reconnects is refused, while another peer still has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_does_not_refill_the_block_serving_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = contract(0, &[]);
+    let served_dir = dir.path().join("served");
+    tokio::task::spawn_blocking({
+        let (contract, served_dir) = (contract.clone(), served_dir.clone());
+        move || pregenerate(&contract, &served_dir, 20)
+    })
+    .await
+    .unwrap();
+    let mut config = miner_config(&contract, &served_dir);
+    // A request for the whole chain costs 1 + 20 tokens: the burst pays two.
+    config.block_requests = BlockRequestLimits {
+        blocks_per_sec: 1,
+        burst: 45,
+    };
+    let node = PowNode::start(config).await.unwrap();
+    let net = contract.id();
+    let genesis: Tip = Chain::in_memory(&contract, ChainConfig::default())
+        .unwrap()
+        .tip()
+        .into();
+    let request = PowPacket::SendRequest(SendRequest {
+        locator: vec![genesis.hash],
+        max: 500,
+    });
+    async fn ask(peer: &mut RawPeer, request: &PowPacket) -> PowPacket {
+        peer.writer.send(request).await.unwrap();
+        loop {
+            let answer = tokio::time::timeout(Duration::from_secs(10), peer.reader.recv())
+                .await
+                .expect("an answer")
+                .unwrap();
+            if !matches!(answer, PowPacket::Connect(_)) {
+                return answer;
+            }
+        }
+    }
+    let (mut first, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9301").await;
+    for _ in 0..2 {
+        let answer = ask(&mut first, &request).await;
+        assert!(matches!(answer, PowPacket::ReceiveBlock(_)), "{answer:?}");
+    }
+    drop(first);
+    let (mut again, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9301").await;
+    let answer = ask(&mut again, &request).await;
+    assert!(
+        matches!(&answer, PowPacket::Error(e) if e.reason.contains("too many block requests")),
+        "a new connection of the same peer starts with what the peer left: {answer:?}"
+    );
+    let (mut other, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9302").await;
+    let answer = ask(&mut other, &request).await;
+    assert!(
+        matches!(answer, PowPacket::ReceiveBlock(_)),
+        "another peer has its own budget: {answer:?}"
+    );
+    node.stop().await;
+}
+
+/// A `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
+/// A valid block) and costs as much as an invalid block, so four of them ban; the same
+/// Block sent as the answer to our request is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,10 +351,10 @@ async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
     node.stop().await;
 }
 
-/// a burst of connections beyond `max_connections` keeps exactly the limit (the
-/// rest are closed at once), and a closed connection frees its slot. (One runtime thread:
-/// the burst is accepted before any connection task runs, which is where counting only in
-/// the connection tasks let every connection of the burst in.)
+/// A burst of connections beyond `max_connections` keeps exactly the limit (the
+/// Rest are closed at once), and a closed connection frees its slot. (One runtime thread:
+/// The burst is accepted before any connection task runs, which is where counting only in
+/// The connection tasks let every connection of the burst in.)
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_connections_keeps_exactly_max_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,8 +397,8 @@ async fn a_burst_of_connections_keeps_exactly_max_connections() {
     node.stop().await;
 }
 
-/// one host cannot hold more than `max_connections_per_ip`, however fast it
-/// connects (a burst on one runtime thread, as above); another host still gets in.
+/// One host cannot hold more than `max_connections_per_ip`, however fast it
+/// Connects (a burst on one runtime thread, as above); another host still gets in.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,10 +430,10 @@ async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
     node.stop().await;
 }
 
-/// a gossiped transaction refused for a transient reason (its sender not
-/// yet funded) is taken when gossip brings it again after the tip moved (the block that
-/// funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
-/// new tip without reading the chain.
+/// A gossiped transaction refused for a transient reason (its sender not
+/// Yet funded) is taken when gossip brings it again after the tip moved (the block that
+/// Funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
+/// New tip without reading the chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_refused_before_its_funding_block_is_taken_after_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,11 +43,11 @@ impl Activity {
     }
 
     /// Records a read at `now` and wakes the poller if it sleeps. Cheap: one store, one
-    /// load, and a notification only on the first read after a quiet spell.
+    /// load, and a notification only while the poller sleeps (it clears `parked` itself
+    /// when it wakes).
     pub(crate) fn read_at(&self, now: Instant) {
         self.last_read.store(self.nanos(now), Ordering::Relaxed);
         if self.parked.load(Ordering::Relaxed) {
-            self.parked.store(false, Ordering::Relaxed);
             self.wake.notify_one();
         }
     }
@@ -89,7 +89,7 @@ impl BusyPoller {
                 continue;
             }
             tokio::select! {
-                () = activity.wake.notified() => {}
+                () = activity.wake.notified() => activity.parked.store(false, Ordering::Relaxed),
                 () = shutdown.cancelled() => return,
             }
         }
@@ -128,10 +128,19 @@ mod tests {
             "it sleeps once the window has passed"
         );
         activity.read_at(Instant::now());
+        assert!(
+            activity.parked.load(Ordering::Relaxed),
+            "only the poller itself says it is awake"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            !activity.parked.load(Ordering::Relaxed),
+            "a read woke it and it spins again"
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(
             activity.parked.load(Ordering::Relaxed),
-            "a read woke it: it spun again and went back to sleep"
+            "and it went back to sleep after the window"
         );
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(2), task)

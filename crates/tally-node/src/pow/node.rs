@@ -24,7 +24,6 @@ use tally_chain::{
     Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
     TxRejected, check_block, check_transactions, miner,
 };
-use tally_core::rate::TokenBucket;
 use tally_core::{AccountId, Amount, Digest, NetworkId, SecretKey};
 use tally_proto::ConnectionError;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::pow::config::{MinerConfig, MinerFiles};
-use crate::pow::peers::{Offense, PeerBook, Verdict};
+use crate::pow::peers::{Offense, PeerBook, ServingBudgets, Verdict};
 use crate::pow::sync::{PeerSync, Seen};
 use crate::pow::wire::{
     self, AcceptTransaction, Connect, ErrorMsg, HashBroadcast, LedgerAccount, MAX_BLOCKS_PER_BATCH,
@@ -202,6 +201,8 @@ struct Shared {
     dialing: Mutex<HashSet<String>>,
     book: Mutex<PeerBook<PeerKey>>,
     seen_tx: Mutex<Seen<Digest>>,
+    /// Block-serving budgets per peer (`SEND_REQUEST`).
+    serving: Mutex<ServingBudgets<PeerKey>>,
     /// Gossiped transactions in `seen_tx` that were refused for a transient reason: they
     /// are forgotten from `seen_tx` when the tip moves, so gossip can bring them again.
     transient_refusals: Mutex<HashSet<Digest>>,
@@ -592,6 +593,11 @@ impl PowNode {
             dialing: Mutex::new(HashSet::new()),
             book: Mutex::new(PeerBook::new(config.scoring)),
             seen_tx: Mutex::new(Seen::new(200_000)),
+            serving: Mutex::new(ServingBudgets::new(
+                config.block_requests.blocks_per_sec,
+                config.block_requests.burst,
+                config.max_connections.saturating_mul(4),
+            )),
             transient_refusals: Mutex::new(HashSet::new()),
             tip: watch::Sender::new(initial_tip),
             next_conn: AtomicU64::new(1),
@@ -974,9 +980,6 @@ async fn read_loop(
     reader: &mut WireReader,
     cancel: &CancellationToken,
 ) {
-    // This connection's block-serving budget: a connection owns it, so it needs no lock.
-    let limits = shared.config.block_requests;
-    let mut blocks_budget = TokenBucket::new(limits.blocks_per_sec, limits.burst, Instant::now());
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -984,7 +987,7 @@ async fn read_loop(
         };
         match received {
             Ok(packet) => {
-                if !handle(shared, id, packet, &mut blocks_budget).await {
+                if !handle(shared, id, packet).await {
                     return;
                 }
             }
@@ -1012,14 +1015,8 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Handles one packet; `false` closes the connection. `blocks_budget` is the connection's
-/// budget for `SEND_REQUEST`s.
-async fn handle(
-    shared: &Arc<Shared>,
-    id: u64,
-    packet: PowPacket,
-    blocks_budget: &mut TokenBucket,
-) -> bool {
+/// Handles one packet; `false` closes the connection.
+async fn handle(shared: &Arc<Shared>, id: u64, packet: PowPacket) -> bool {
     match packet {
         PowPacket::Connect(connect) => on_connect(shared, id, connect),
         PowPacket::PushTransaction(tx) => {
@@ -1046,7 +1043,7 @@ async fn handle(
             true
         }
         PowPacket::SendRequest(request) => {
-            on_send_request(shared, id, request, blocks_budget).await;
+            on_send_request(shared, id, request).await;
             true
         }
         PowPacket::ReceiveBlock(batch) => {
@@ -1379,22 +1376,23 @@ fn is_transient(reason: &TxRejected) -> bool {
     )
 }
 
-/// Answers a `SEND_REQUEST` within the connection's `budget`: one token for the lookup,
-/// taken before the chain is touched, then one per block the answer would carry, taken
-/// before any block is read. A request the budget cannot pay is refused with an `ERROR`
-/// and scored ([`Offense::RequestFlood`]); nothing is read for it.
-async fn on_send_request(
-    shared: &Arc<Shared>,
-    id: u64,
-    request: SendRequest,
-    budget: &mut TokenBucket,
-) {
+/// Answers a `SEND_REQUEST` within the peer's block-serving budget (one per peer, not per
+/// connection): one token for the lookup, taken before the chain is touched, then one per
+/// block the answer may carry, taken before any block is read, with what the byte cap kept
+/// out given back. A request the budget cannot pay is refused with an `ERROR` and scored
+/// ([`Offense::RequestFlood`]); nothing is read for it. Only miners (after `CONNECT`) ask
+/// for blocks: a request before it is out of place.
+async fn on_send_request(shared: &Arc<Shared>, id: u64, request: SendRequest) {
     if request.locator.len() > MAX_LOCATOR {
         shared.penalise(id, Offense::Protocol);
         return;
     }
-    budget.refill(Instant::now());
-    if !budget.take(1) {
+    let miner = lock(&shared.conns).get(&id).is_some_and(|c| c.miner);
+    let Some(key) = shared.peer_key(id).filter(|_| miner) else {
+        shared.penalise(id, Offense::Protocol);
+        return;
+    };
+    if !lock(&shared.serving).take(&key, 1, Instant::now()) {
         refuse_block_request(shared, id);
         return;
     }
@@ -1402,32 +1400,29 @@ async fn on_send_request(
     // Binary size is about a third of the JSON form; a quarter of the frame is safe.
     let max_bytes = shared.config.wire.max_frame / 4;
     let worker = shared.clone();
-    let mut bucket = budget.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let chain = worker.chain();
         let fork = chain.find_fork(&request.locator);
-        // The blocks the answer carries at most (the byte cap may make it fewer).
+        // The blocks the answer may carry (the byte cap may make it fewer).
         let count = chain.height().saturating_sub(fork).min(max as u64);
-        if !bucket.take(count) {
-            return (bucket, None);
+        if !lock(&worker.serving).take(&key, count, Instant::now()) {
+            return None;
         }
         let blocks = chain.blocks_from(fork + 1, max, max_bytes);
-        let batch = blocks.map(|blocks| ReceiveBlock {
+        if let Ok(sent) = &blocks {
+            let unused = count.saturating_sub(sent.len() as u64);
+            lock(&worker.serving).refund(&key, unused);
+        }
+        Some(blocks.map(|blocks| ReceiveBlock {
             blocks,
             tip: chain.tip().into(),
-        });
-        (bucket, Some(batch))
+        }))
     })
     .await;
     match answer {
-        Ok((bucket, served)) => {
-            *budget = bucket;
-            match served {
-                Some(Ok(batch)) => shared.reply(id, &PowPacket::ReceiveBlock(batch)),
-                Some(Err(error)) => shared.fatal(&error.into()),
-                None => refuse_block_request(shared, id),
-            }
-        }
+        Ok(Some(Ok(batch))) => shared.reply(id, &PowPacket::ReceiveBlock(batch)),
+        Ok(Some(Err(error))) => shared.fatal(&error.into()),
+        Ok(None) => refuse_block_request(shared, id),
         Err(error) => warn!(%error, "block lookup task failed"),
     }
 }

@@ -9,6 +9,9 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::time::Instant;
+
+use tally_core::rate::TokenBucket;
 
 /// What a peer did wrong, and how much it costs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +174,74 @@ impl<K: Hash + Eq + Clone> PeerBook<K> {
     }
 }
 
+/// Block-serving budgets (`SEND_REQUEST`), one token bucket per peer rather than per
+/// connection: a peer that reconnects, or opens many connections, still draws on one
+/// budget. Buckets that have refilled completely carry nothing a fresh one would not, so
+/// they are forgotten first when the book is full.
+#[derive(Clone, Debug)]
+pub struct ServingBudgets<K> {
+    blocks_per_sec: u64,
+    burst: u64,
+    buckets: HashMap<K, TokenBucket>,
+    max_peers: usize,
+}
+
+impl<K: Hash + Eq + Clone> ServingBudgets<K> {
+    /// Budgets of `blocks_per_sec` tokens a second up to `burst` (a rate of 0: no limit),
+    /// remembered for at most `max_peers` peers at once.
+    pub fn new(blocks_per_sec: u64, burst: u64, max_peers: usize) -> Self {
+        ServingBudgets {
+            blocks_per_sec,
+            burst,
+            buckets: HashMap::new(),
+            max_peers: max_peers.max(1),
+        }
+    }
+
+    /// Takes `cost` tokens from `peer`'s budget at `now`; `false` (nothing taken) when it
+    /// cannot pay.
+    pub fn take(&mut self, peer: &K, cost: u64, now: Instant) -> bool {
+        if self.blocks_per_sec == 0 {
+            return true;
+        }
+        if !self.buckets.contains_key(peer) && self.buckets.len() >= self.max_peers {
+            self.buckets.retain(|_, bucket| {
+                bucket.refill(now);
+                !bucket.is_full()
+            });
+            if self.buckets.len() >= self.max_peers {
+                // Every remembered peer is drawing on its budget: an attacker with that
+                // many addresses. Forget them all rather than grow; each starts full again.
+                self.buckets.clear();
+            }
+        }
+        let (rate, burst) = (self.blocks_per_sec, self.burst);
+        let bucket = self
+            .buckets
+            .entry(peer.clone())
+            .or_insert_with(|| TokenBucket::new(rate, burst, now));
+        bucket.refill(now);
+        bucket.take(cost)
+    }
+
+    /// Gives `peer` back `unused` tokens taken for blocks that were not sent.
+    pub fn refund(&mut self, peer: &K, unused: u64) {
+        if let Some(bucket) = self.buckets.get_mut(peer) {
+            bucket.refund(unused);
+        }
+    }
+
+    /// Peers whose budget is remembered now.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no peer's budget is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 fn decay(record: &mut Record, policy: &ScorePolicy, now_ms: u64) {
     let elapsed = now_ms.saturating_sub(record.updated_ms);
     let forgiven = elapsed / policy.decay_ms.max(1);
@@ -188,6 +259,31 @@ fn decay(record: &mut Record, policy: &ScorePolicy, now_ms: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// One budget per peer: whatever it spent stays spent across connections; refunds
+    /// give back what was not sent; full buckets are forgotten first when the book is full.
+    #[test]
+    fn serving_budgets_are_per_peer_refundable_and_bounded() {
+        let t0 = Instant::now();
+        let mut budgets = ServingBudgets::new(10, 100, 2);
+        let (a, b, c) = ("a".to_string(), "b".to_string(), "c".to_string());
+        assert!(budgets.take(&a, 90, t0));
+        assert!(!budgets.take(&a, 20, t0), "a reconnect would not refill it");
+        budgets.refund(&a, 15);
+        assert!(budgets.take(&a, 20, t0));
+        assert!(budgets.take(&b, 1, t0));
+        // Full: `b` has refilled after a second, `a` has not, so `b` is forgotten.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(budgets.take(&c, 1, t1));
+        assert_eq!(budgets.len(), 2);
+        assert!(!budgets.take(&a, 50, t1), "a keeps its spent budget");
+        let mut open = ServingBudgets::new(0, 0, 1);
+        assert!(
+            open.take(&a, u64::MAX, t0) && open.is_empty(),
+            "a rate of 0 never refuses"
+        );
+    }
 
     #[test]
     fn four_invalid_blocks_ban_and_the_ban_expires() {
