@@ -43,6 +43,8 @@ pub struct ChainConfig {
     /// pool. 16 allows two retarget windows of the fastest easing (×4 each), so an honest
     /// block from a peer whose difficulty fell behind ours still gets through; flooding the
     /// pool then costs at least 1/16 of a block's work per orphan. 0 refuses every orphan.
+    /// An orphan refused for this ([`BlockError::OrphanTargetTooEasy`]) is not held against
+    /// its sender: a miner whose difficulty fell further behind is honest, only behind.
     pub orphan_target_multiple: u64,
     /// A side-branch block is written to disk only if its branch has at least the work
     /// the main chain had this many blocks below the tip; branches further behind are
@@ -55,8 +57,12 @@ pub struct ChainConfig {
     /// `store_margin` + `max_held_blocks` deep (fewer for full blocks, by
     /// `max_held_bytes`) still arrive block by block.
     pub store_margin: u64,
-    /// Most low-work side-branch blocks held in memory (least work evicted first). It
-    /// bounds, with `store_margin`, how deep a reorganisation can arrive block by block.
+    /// Most low-work side-branch blocks held in memory. When the pool is full, the held
+    /// block with the least work goes first, with its held descendants, but never an
+    /// ancestor of the block being held: a branch longer than the pool keeps its first
+    /// blocks and the next is refused ([`BlockError::HeldPoolFull`], not the sender's
+    /// fault), as is a block with less work than every other held block. It bounds, with
+    /// `store_margin`, how deep a reorganisation can arrive block by block.
     pub max_held_blocks: usize,
     /// Most bytes of low-work side-branch blocks held in memory.
     pub max_held_bytes: usize,
@@ -157,8 +163,10 @@ pub enum BlockOutcome {
     },
     /// Valid as far as its header goes, but its branch has far less work than the main
     /// chain (see [`ChainConfig::store_margin`]), so it is held in memory only, not
-    /// stored (and may be evicted, even at once, when the held pool is full). Its
-    /// signatures and transactions are checked only if its branch catches up.
+    /// stored (and may be evicted later for a block of another branch with more work; a
+    /// block the full pool has no room for is refused instead, with
+    /// [`BlockError::HeldPoolFull`], so `Held` always means held). Its signatures and
+    /// transactions are checked only if its branch catches up.
     /// The node must not relay it (it may never be connected) nor penalise the sender (a
     /// heavier branch arrives this way, block by block from its fork point); a sync may
     /// go on after it, since [`Chain::header`] knows it.
@@ -818,7 +826,15 @@ impl Chain {
         };
         // Held, unless orphans that it let in carried its branch past the margin.
         if !self.index.contains_key(&hash) {
-            return Ok(BlockOutcome::Held { height });
+            if self.held.contains(&hash) {
+                return Ok(BlockOutcome::Held { height });
+            }
+            // An adopted orphan's branch caught up and a signature check condemned this
+            // block or an ancestor of it.
+            if self.rejected.contains(&hash) {
+                return Err(invalid(hash, BlockError::KnownInvalid(hash)));
+            }
+            return Err(invalid(hash, BlockError::HeldPoolFull));
         }
         Ok(BlockOutcome::Stored {
             height,
@@ -878,10 +894,17 @@ impl Chain {
         let parent_work = self.known_work(&parent).unwrap_or_default();
         let block_work = parent_work.saturating_add(&work(&block.header.target));
         if block_work < self.store_threshold() {
-            debug!(%hash, height = block.header.height, "low-work side-branch block held");
-            let evicted = self
+            let height = block.header.height;
+            // Its held ancestors are never evicted for it; if it would have to go itself,
+            // it is refused (not remembered: it may fit later) and its branch stays held.
+            let Some(evicted) = self
                 .held
-                .insert(hash, block, block_work, signatures_checked);
+                .insert(hash, block, block_work, signatures_checked)
+            else {
+                debug!(%hash, height, "held pool full; low-work side-branch block refused");
+                return Err(invalid(hash, BlockError::HeldPoolFull));
+            };
+            debug!(%hash, height, "low-work side-branch block held");
             if !evicted.is_empty() {
                 debug!(count = evicted.len(), "held blocks evicted");
             }
@@ -1134,7 +1157,14 @@ impl Chain {
             }
             Err(Failure::Invalid { hash, error }) => {
                 warn!(%hash, %error, "block failed when connected");
-                self.mark_invalid(hash, &fresh)?;
+                if let Err(e) = self.mark_invalid(hash, &fresh) {
+                    // Nothing was written: the fresh blocks were never stored, so they
+                    // leave the index as after any failed commit.
+                    for block in fresh.iter().rev() {
+                        self.forget(&block.hash());
+                    }
+                    return Err(e.into());
+                }
                 // Fall back to the best valid block, if it beats the tip.
                 let mut extra = None;
                 while let Some(best) = self.best_valid_candidate() {
@@ -1301,16 +1331,17 @@ impl Chain {
 
     /// Marks `hash` and every known descendant invalid, durably, in one commit with the
     /// blocks of `fresh` (indexed, not yet stored) that stay valid, stored as side-branch
-    /// blocks: every indexed block must be on disk.
+    /// blocks: every indexed block must be on disk. Memory changes only once the commit
+    /// succeeded; if it fails, no flag is set and the caller forgets `fresh`.
     fn mark_invalid(&mut self, hash: BlockHash, fresh: &[Block]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         let mut condemned = HashSet::new();
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
-            if let Some(entry) = self.index.get_mut(&h) {
-                entry.invalid = true;
+            if let Some(entry) = self.index.get(&h)
+                && condemned.insert(h)
+            {
                 batch.invalid.push((h, entry.header));
-                condemned.insert(h);
             }
             if let Some(kids) = self.children.get(&h) {
                 stack.extend(kids.iter().copied());
@@ -1322,7 +1353,13 @@ impl Chain {
                 batch.blocks.push((h, block.header, block.encode()));
             }
         }
-        self.store.commit(&batch)
+        self.store.commit(&batch)?;
+        for h in &condemned {
+            if let Some(entry) = self.index.get_mut(h) {
+                entry.invalid = true;
+            }
+        }
+        Ok(())
     }
 
     /// Drops a block from the index (its commit failed).
@@ -1378,7 +1415,10 @@ impl Chain {
         Some((block, checked))
     }
 
-    /// Connects held orphans descending from `parent`, breadth first.
+    /// Connects held orphans descending from `parent`, breadth first. Orphans whose parent
+    /// is no longer known (a low-work block that the held pool evicted since, for a
+    /// heavier one) stay in the orphan pool, waiting for it again: a missing parent is no
+    /// fault of theirs. Only a parent found invalid condemns them.
     fn adopt_orphans(
         &mut self,
         parent: BlockHash,
@@ -1388,8 +1428,22 @@ impl Chain {
         let mut change: Option<TipChange> = None;
         let mut queue = VecDeque::from([parent]);
         while let Some(parent) = queue.pop_front() {
-            let kids = self.orphans_by_parent.remove(&parent).unwrap_or_default();
+            let kids = self
+                .orphans_by_parent
+                .get(&parent)
+                .cloned()
+                .unwrap_or_default();
             for hash in kids {
+                // Checked before each child: adopting one may evict or condemn the parent.
+                if !self.index.contains_key(&parent) && !self.held.contains(&parent) {
+                    if self.rejected.contains(&parent) {
+                        self.drop_orphan(&hash);
+                        self.remember_rejected(hash);
+                        self.drop_orphan_descendants(hash, true);
+                        continue;
+                    }
+                    break;
+                }
                 let Some((block, checked)) = self.drop_orphan(&hash) else {
                     continue;
                 };

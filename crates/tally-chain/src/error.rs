@@ -72,15 +72,32 @@ pub enum BlockError {
     InvalidAncestor(BlockHash),
     /// An orphan (parent unknown) whose own target is far easier than our tip's: it
     /// carries too little work to be held, or near-free orphans could flush the pool.
+    /// Not the sender's fault: an honest miner whose difficulty fell far behind ours
+    /// mines such blocks. It is refused, neither held nor remembered, and not scored.
     #[error("orphan's target {got} is easier than the limit {limit} for orphans")]
     OrphanTargetTooEasy { limit: U256, got: U256 },
+    /// A block of a low-work side branch (see [`crate::ChainConfig::store_margin`]) that
+    /// the held pool has no room for: its own held ancestors fill the pool, or every other
+    /// held block has more work. Not the sender's fault (an honest fork deeper than the
+    /// pool arrives this way): it is refused, neither held nor remembered, and not scored;
+    /// the branch's held blocks stay.
+    #[error("no room to hold this block of a low-work side branch")]
+    HeldPoolFull,
 }
 
 impl BlockError {
-    /// Whether the peer that sent the block should be penalised. A block a little ahead of
-    /// our clock may become valid, so it is refused but not held against the sender.
+    /// Whether the peer that sent the block should be penalised. Three refusals are not
+    /// held against the sender: a block a little ahead of our clock (it may become
+    /// valid), an orphan too easy for the orphan pool (an honest miner whose difficulty
+    /// fell behind ours sends such), and a low-work side-branch block the held pool has no
+    /// room for.
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, BlockError::TimestampTooFarInFuture { .. })
+        !matches!(
+            self,
+            BlockError::TimestampTooFarInFuture { .. }
+                | BlockError::OrphanTargetTooEasy { .. }
+                | BlockError::HeldPoolFull
+        )
     }
 }
 

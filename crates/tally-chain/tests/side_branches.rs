@@ -269,10 +269,13 @@ fn the_held_pool_is_bounded_and_evicts_the_least_work_first() {
     for block in &main {
         chain.accept_block(block.clone(), NOW).unwrap();
     }
-    for block in &heavier {
+    for block in &heavier[..2] {
         chain.accept_block(block.clone(), NOW).unwrap();
         assert!(chain.held_blocks().1 <= 2 * size);
     }
+    // The third would only fit by evicting its own ancestors: it is refused instead.
+    assert_not_held_for_want_of_room(chain.accept_block(heavier[2].clone(), NOW), &heavier[2]);
+    assert_eq!(chain.held_blocks(), (2, 2 * size));
 }
 
 #[test]
@@ -348,7 +351,11 @@ fn orphans_must_carry_real_work() {
         Err(ChainError::Invalid {
             error: error @ BlockError::OrphanTargetTooEasy { .. },
             ..
-        }) => assert!(error.is_peer_fault()),
+        }) => assert!(
+            !error.is_peer_fault(),
+            "refused, but not scored: an honest miner whose difficulty fell far behind \
+             ours sends such orphans"
+        ),
         other => panic!("expected OrphanTargetTooEasy, got {other:?}"),
     }
     assert_eq!(chain.orphan_count(), 0);
@@ -471,4 +478,156 @@ fn a_held_branch_that_breaks_a_state_rule_when_it_leads_is_refused_and_the_tip_s
         assert_eq!(chain.block(&block.hash()).unwrap(), None);
     }
     assert_consistent(&chain, &contract);
+}
+
+/// A chain of `count` blocks on `from`, all distinct by `salt`.
+fn side_branch(p: &tally_chain::ChainParams, from: Parent, salt: u64, count: usize) -> Vec<Block> {
+    let mut parent = from;
+    (0..count)
+        .map(|_| {
+            let block = child(p, parent, vec![], salt);
+            parent = parent_of(&block);
+            block
+        })
+        .collect()
+}
+
+fn assert_not_held_for_want_of_room(result: Result<BlockOutcome, ChainError>, block: &Block) {
+    match result {
+        Err(ChainError::Invalid { hash, error }) => {
+            assert_eq!(hash, block.hash());
+            assert_eq!(error, BlockError::HeldPoolFull);
+            assert!(
+                !error.is_peer_fault(),
+                "an honest deep fork arrives this way"
+            );
+        }
+        other => panic!("expected HeldPoolFull, got {other:?}"),
+    }
+}
+
+/// Review fix: the base of a branch is its least-work block, so evicting least work first
+/// took a deep fork's whole branch, the new block included, as soon as it outgrew the pool
+/// (and `Held` was still reported). Now a block never evicts its own ancestors: a branch
+/// longer than the pool keeps its first blocks and the next one is refused, not scored,
+/// not remembered; a cheaper unrelated branch still makes way for a heavier one.
+#[test]
+fn a_branch_longer_than_the_held_pool_keeps_its_first_blocks_and_evicts_only_cheaper_branches() {
+    let c = contract();
+    let config = ChainConfig {
+        store_margin: 1,
+        max_held_blocks: 3,
+        ..ChainConfig::default()
+    };
+    let mut chain = Chain::in_memory(&c, config).unwrap();
+    let p = chain.params().clone();
+    let main: Vec<Block> = (0..10).map(|_| mine_tip(&mut chain)).collect();
+    let tip = chain.tip();
+
+    // A deep fork from genesis, one block longer than the pool.
+    let deep = side_branch(&p, genesis(&p), 1, 4);
+    for block in &deep[..3] {
+        assert_eq!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Held {
+                height: block.header.height
+            }
+        );
+    }
+    assert_not_held_for_want_of_room(chain.accept_block(deep[3].clone(), NOW), &deep[3]);
+    assert!(deep[..3].iter().all(|b| chain.is_held(&b.hash())));
+    assert!(
+        !chain.knows_block(&deep[3].hash()),
+        "not remembered: sent again once there is room, it is taken"
+    );
+    assert_eq!(chain.held_blocks().0, 3);
+    assert_eq!(chain.tip(), tip);
+
+    // A heavier branch (from block 4) grows by evicting the cheaper deep fork, base first
+    // with its descendants, and never its own base.
+    let heavier = side_branch(&p, parent_of(&main[3]), 2, 4);
+    for block in &heavier[..3] {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Held { .. }
+        ));
+        assert!(chain.held_blocks().0 <= 3);
+    }
+    assert!(deep.iter().all(|b| !chain.is_held(&b.hash())));
+    assert!(heavier[..3].iter().all(|b| chain.is_held(&b.hash())));
+    // Now its own blocks fill the pool: its fourth is refused and the three stay.
+    assert_not_held_for_want_of_room(chain.accept_block(heavier[3].clone(), NOW), &heavier[3]);
+    assert!(heavier[..3].iter().all(|b| chain.is_held(&b.hash())));
+    // A block cheaper than everything held gets no room either.
+    assert_not_held_for_want_of_room(chain.accept_block(deep[0].clone(), NOW), &deep[0]);
+    assert!(heavier[..3].iter().all(|b| chain.is_held(&b.hash())));
+    assert_eq!(chain.tip(), tip);
+}
+
+/// Review fix: a block that the held pool did not keep was reported held, and its waiting
+/// orphans were then adopted onto a parent nobody had: refused as `InvalidAncestor` and
+/// remembered as invalid forever, so the honest peer that sent them again was scored.
+/// Orphans whose parent is not kept (refused, or evicted for a sibling) stay orphans.
+#[test]
+fn orphans_of_a_block_the_held_pool_did_not_keep_are_never_marked_invalid() {
+    let c = contract();
+    let config = ChainConfig {
+        store_margin: 1,
+        max_held_blocks: 2,
+        ..ChainConfig::default()
+    };
+    let mut chain = Chain::in_memory(&c, config).unwrap();
+    let p = chain.params().clone();
+    for _ in 0..10 {
+        mine_tip(&mut chain);
+    }
+
+    // The pool refuses the parent: its orphan waits on.
+    let deep = side_branch(&p, genesis(&p), 1, 4);
+    assert!(matches!(
+        chain.accept_block(deep[3].clone(), NOW).unwrap(),
+        BlockOutcome::Orphan { .. }
+    ));
+    for block in &deep[..2] {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Held { .. }
+        ));
+    }
+    assert_not_held_for_want_of_room(chain.accept_block(deep[2].clone(), NOW), &deep[2]);
+    assert_eq!(chain.orphan_count(), 1);
+    assert_eq!(
+        chain.accept_block(deep[3].clone(), NOW).unwrap(),
+        BlockOutcome::Duplicate,
+        "still an orphan, not known invalid"
+    );
+
+    // Siblings adopted together: the second (same work, newer) evicts the first, whose
+    // own orphan child must then wait, not be condemned.
+    let mut chain = Chain::in_memory(&c, config).unwrap();
+    for _ in 0..10 {
+        mine_tip(&mut chain);
+    }
+    let base = child(&p, genesis(&p), vec![], 5);
+    let first = child(&p, parent_of(&base), vec![], 6);
+    let second = child(&p, parent_of(&base), vec![], 7);
+    let grandchild = child(&p, parent_of(&first), vec![], 8);
+    for block in [&grandchild, &first, &second] {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Orphan { .. }
+        ));
+    }
+    assert_eq!(
+        chain.accept_block(base.clone(), NOW).unwrap(),
+        BlockOutcome::Held { height: 1 }
+    );
+    assert!(chain.is_held(&base.hash()) && chain.is_held(&second.hash()));
+    assert!(!chain.knows_block(&first.hash()), "evicted for its sibling");
+    assert_eq!(chain.orphan_count(), 1);
+    assert_eq!(
+        chain.accept_block(grandchild.clone(), NOW).unwrap(),
+        BlockOutcome::Duplicate,
+        "still an orphan, not known invalid"
+    );
 }

@@ -194,3 +194,87 @@ fn a_crash_at_any_write_of_a_reorganisation_reopens_at_a_consistent_tip() {
     // Both sides of the commit point were exercised.
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
+
+/// Review fix: when a reorganisation finds a block breaking a state rule, the invalid flags
+/// and the new block used to be set in memory before the commit that records them; a
+/// failed commit left memory ahead of the disk (blocks flagged invalid that the disk holds
+/// as valid, a block indexed that was never stored). Memory must stay as it was, as after
+/// any failed commit: what a reopened database shows.
+#[test]
+fn a_failed_commit_marking_a_branch_invalid_leaves_memory_as_it_was() {
+    let p = params();
+    let (a, b, c) = (alice(), bob(), carol());
+    let a1 = child(&p, genesis(&p), vec![transfer(&a, &b, 1, 0)], 0);
+    let a2 = child(&p, parent_of(&a1), vec![], 0);
+    let a3 = child(&p, parent_of(&a2), vec![], 0);
+    let main = [a1, a2, a3];
+    // A side branch whose second block has bob spend more than he has: stored as a
+    // side branch (unchecked against the state) until its fourth block makes it heavier.
+    let s1 = child(&p, genesis(&p), vec![], 9);
+    let s2 = child(&p, parent_of(&s1), vec![transfer(&b, &c, 60, 0)], 9);
+    let s3 = child(&p, parent_of(&s2), vec![], 9);
+    let s4 = child(&p, parent_of(&s3), vec![], 9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let counter = Arc::new(AtomicI64::new(i64::MAX));
+    {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let disk = CrashingDisk {
+            inner: FileBackend::new(file).unwrap(),
+            writes_left: counter.clone(),
+        };
+        let store = Store::with_backend(disk, &p.network).unwrap();
+        let mut chain = Chain::with_store(store, p.clone(), ChainConfig::default()).unwrap();
+        for block in main.iter().chain([&s1, &s2, &s3]) {
+            chain.accept_block(block.clone(), NOW).unwrap();
+        }
+        let tip = chain.tip();
+        assert_eq!(tip.hash, main[2].hash());
+        let accounts = chain.accounts().clone();
+
+        // The disk fails from now on: the reorganisation finds the overdraft (no write
+        // yet), and the commit marking s2.. invalid fails.
+        counter.store(0, Ordering::SeqCst);
+        assert!(matches!(
+            chain.accept_block(s4.clone(), NOW),
+            Err(tally_chain::ChainError::Store(_))
+        ));
+        assert_eq!(chain.tip(), tip);
+        assert!(
+            !chain.knows_block(&s4.hash()),
+            "never stored, so not indexed"
+        );
+        assert_eq!(chain.header(&s4.hash()), None);
+        for block in [&s2, &s3] {
+            assert_eq!(
+                chain.accept_block(block.clone(), NOW).unwrap(),
+                tally_chain::BlockOutcome::Duplicate,
+                "not flagged invalid: the disk holds it as valid"
+            );
+        }
+        assert_eq!(chain.accounts(), &accounts);
+    }
+
+    // The database agrees: nothing of the failed commit is there, and the branch is found
+    // invalid again when its heavier block comes back.
+    let mut chain = Chain::open(&path, &contract(), ChainConfig::default()).unwrap();
+    assert_eq!(chain.tip().hash, main[2].hash());
+    assert!(!chain.knows_block(&s4.hash()));
+    assert_eq!(
+        chain.accept_block(s2.clone(), NOW).unwrap(),
+        tally_chain::BlockOutcome::Duplicate
+    );
+    match chain.accept_block(s4.clone(), NOW) {
+        Err(tally_chain::ChainError::Invalid { hash, .. }) => assert_eq!(hash, s2.hash()),
+        other => panic!("expected the overdraft, got {other:?}"),
+    }
+    assert_eq!(chain.tip().hash, main[2].hash());
+    assert_consistent(&chain);
+}

@@ -105,11 +105,7 @@ pub fn create_pow(args: &PowArgs) -> anyhow::Result<CreatedPowNetwork> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let (genesis, genesis_wallet) = fund_genesis(&args.dir, args.fund, args.fund_amount)?;
-    let mut pow = tally_chain::default_pow_params(
-        block_time_ms,
-        args.reward,
-        args.initial_bits,
-    );
+    let mut pow = tally_chain::default_pow_params(block_time_ms, args.reward, args.initial_bits);
     pow.retarget_window = args.retarget_window;
     pow.max_block_transactions = args.max_block_transactions;
     pow.max_block_bytes = args.max_block_bytes;
