@@ -158,20 +158,18 @@ proptest! {
     }
 }
 
-/// Two branches from genesis with random transactions; every block is fed in a random
-/// order. The chain must end on the heavier branch (the first one to reach the greater
-/// length, since each block has the same work) with exactly the state of replaying it.
-fn fork_case(len_a: usize, len_b: usize, order_seed: u64, pays: &[(u8, u8, u64)]) {
+/// Two branches from genesis of `len_a` and `len_b` blocks, paying among three keys as
+/// `pays` says (each branch funds its payments from genesis on its own).
+fn two_branches(len_a: usize, len_b: usize, pays: &[(u8, u8, u64)]) -> (Vec<Block>, Vec<Block>) {
     let p = params();
     let keys = [alice(), bob(), carol()];
-    let mut sequences: HashMap<AccountId, u64> = HashMap::new();
-    let branch = |len: usize, salt: u64, sequences: &mut HashMap<AccountId, u64>| {
+    let branch = |len: usize, salt: u64| {
         let mut blocks: Vec<Block> = Vec::new();
         let mut balances: HashMap<AccountId, u64> = HashMap::from([
             (alice().account(), 100 * CASH),
             (bob().account(), 50 * CASH),
         ]);
-        sequences.clear();
+        let mut sequences: HashMap<AccountId, u64> = HashMap::new();
         for i in 0..len {
             let parent = blocks.last().map(parent_of).unwrap_or(genesis(&p));
             let mut txs = Vec::new();
@@ -194,10 +192,12 @@ fn fork_case(len_a: usize, len_b: usize, order_seed: u64, pays: &[(u8, u8, u64)]
         }
         blocks
     };
-    let a = branch(len_a, 1, &mut sequences);
-    let b = branch(len_b, 2, &mut sequences);
-    let mut all: Vec<&Block> = a.iter().chain(&b).collect();
-    // A deterministic shuffle.
+    (branch(len_a, 1), branch(len_b, 2))
+}
+
+/// The blocks of both branches in a deterministic shuffle.
+fn shuffled<'a>(a: &'a [Block], b: &'a [Block], order_seed: u64) -> Vec<&'a Block> {
+    let mut all: Vec<&Block> = a.iter().chain(b).collect();
     let mut state = order_seed | 1;
     for i in (1..all.len()).rev() {
         state ^= state << 13;
@@ -205,6 +205,15 @@ fn fork_case(len_a: usize, len_b: usize, order_seed: u64, pays: &[(u8, u8, u64)]
         state ^= state << 17;
         all.swap(i, (state % (i as u64 + 1)) as usize);
     }
+    all
+}
+
+/// Two branches from genesis with random transactions; every block is fed in a random
+/// order. The chain must end on the heavier branch (the first one to reach the greater
+/// length, since each block has the same work) with exactly the state of replaying it.
+fn fork_case(len_a: usize, len_b: usize, order_seed: u64, pays: &[(u8, u8, u64)]) {
+    let (a, b) = two_branches(len_a, len_b, pays);
+    let all = shuffled(&a, &b, order_seed);
     let mut chain = Chain::in_memory(&contract(), ChainConfig::default()).unwrap();
     for block in &all {
         let outcome = chain.accept_block((*block).clone(), NOW).unwrap();
@@ -243,5 +252,89 @@ proptest! {
         pays in prop::collection::vec((0u8..3, 0u8..3, 1u64..30_000_000), 0..6)
     ) {
         fork_case(len_a, len_b, seed, &pays);
+    }
+}
+
+/// The same two honest branches, fed in a random order to an on-disk chain whose side
+/// branches are held in memory almost at once (`store_margin`) in a tiny pool: no block is
+/// ever refused as the sender's fault, supply stays exact, and the chain on disk always
+/// reopens to the tip and accounts in memory. Then, after a restart with room for a whole
+/// branch in the pool, each branch is sent again in order, as a sync would: the chain ends
+/// on the heavier branch with exactly its state, on disk too.
+fn held_case(
+    len_a: usize,
+    len_b: usize,
+    order_seed: u64,
+    pays: &[(u8, u8, u64)],
+    store_margin: u64,
+    max_held_blocks: usize,
+) {
+    let (a, b) = two_branches(len_a, len_b, pays);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let config = ChainConfig {
+        store_margin,
+        max_held_blocks,
+        ..ChainConfig::default()
+    };
+    let (tip, accounts) = {
+        let mut chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+        for block in shuffled(&a, &b, order_seed) {
+            if let Err(error) = chain.accept_block(block.clone(), NOW) {
+                match error {
+                    tally_chain::ChainError::Invalid { error, .. } => {
+                        assert!(!error.is_peer_fault(), "an honest block refused: {error}")
+                    }
+                    other => panic!("{other}"),
+                }
+            }
+            assert_eq!(chain.supply(), chain.params().supply_at(chain.height()));
+        }
+        (chain.tip(), chain.accounts().clone())
+    };
+    let reopened = Chain::open(&path, &contract(), config.clone()).unwrap();
+    assert_eq!(reopened.tip(), tip, "disk and memory agree on the tip");
+    assert_eq!(reopened.accounts(), &accounts);
+    drop(reopened);
+    // A restart (held blocks are memory only) with room for a whole branch in the pool.
+    let config = ChainConfig {
+        max_held_blocks: 8,
+        ..config
+    };
+    let mut chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+    for block in a.iter().chain(&b) {
+        let _ = chain.accept_block(block.clone(), NOW);
+        assert_eq!(chain.supply(), chain.params().supply_at(chain.height()));
+    }
+    let heavier = if len_a > len_b { &a } else { &b };
+    if len_a != len_b {
+        assert_eq!(chain.tip().hash, heavier.last().map(Block::hash).unwrap());
+    }
+    let winner = if chain.tip().hash == a.last().map(Block::hash).unwrap_or_default() {
+        &a
+    } else {
+        &b
+    };
+    let mut replay = Chain::in_memory(&contract(), ChainConfig::default()).unwrap();
+    for block in winner {
+        replay.accept_block(block.clone(), NOW).unwrap();
+    }
+    assert_eq!(replay.accounts(), chain.accounts());
+    drop(chain);
+    let chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+    assert_eq!(replay.tip(), chain.tip());
+    assert_eq!(replay.accounts(), chain.accounts());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn held_side_branches_never_lose_an_honest_block_or_the_disk(
+        len_a in 1usize..7, len_b in 1usize..7, seed in any::<u64>(),
+        pays in prop::collection::vec((0u8..3, 0u8..3, 1u64..30_000_000), 0..6),
+        store_margin in 0u64..3, max_held_blocks in 1usize..4,
+    ) {
+        held_case(len_a, len_b, seed, &pays, store_margin, max_held_blocks);
     }
 }
