@@ -278,7 +278,7 @@ fn held_case(
         ..ChainConfig::default()
     };
     let (tip, accounts) = {
-        let mut chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+        let mut chain = Chain::open(&path, &contract(), config).unwrap();
         for block in shuffled(&a, &b, order_seed) {
             if let Err(error) = chain.accept_block(block.clone(), NOW) {
                 match error {
@@ -292,7 +292,7 @@ fn held_case(
         }
         (chain.tip(), chain.accounts().clone())
     };
-    let reopened = Chain::open(&path, &contract(), config.clone()).unwrap();
+    let reopened = Chain::open(&path, &contract(), config).unwrap();
     assert_eq!(reopened.tip(), tip, "disk and memory agree on the tip");
     assert_eq!(reopened.accounts(), &accounts);
     drop(reopened);
@@ -301,7 +301,7 @@ fn held_case(
         max_held_blocks: 8,
         ..config
     };
-    let mut chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+    let mut chain = Chain::open(&path, &contract(), config).unwrap();
     for block in a.iter().chain(&b) {
         let _ = chain.accept_block(block.clone(), NOW);
         assert_eq!(chain.supply(), chain.params().supply_at(chain.height()));
@@ -321,7 +321,7 @@ fn held_case(
     }
     assert_eq!(replay.accounts(), chain.accounts());
     drop(chain);
-    let chain = Chain::open(&path, &contract(), config.clone()).unwrap();
+    let chain = Chain::open(&path, &contract(), config).unwrap();
     assert_eq!(replay.tip(), chain.tip());
     assert_eq!(replay.accounts(), chain.accounts());
 }
