@@ -1021,6 +1021,34 @@ impl Chain {
         }
     }
 
+    /// The held ancestors of `block` whose signatures are not verified yet, oldest first:
+    /// what accepting `block` would otherwise verify while the caller holds the chain (up
+    /// to a whole held branch, when `block` lets it catch up). A node verifies them first
+    /// on other threads with [`check_block`] and hands them to
+    /// [`Chain::note_checked_held`], so the chain's lock is held only to apply and commit.
+    pub fn unchecked_held_ancestors(&self, block: &Block) -> Vec<Block> {
+        let mut out = Vec::new();
+        let mut current = block.header.previous;
+        while let Some(held) = self.held.get(&current) {
+            if !held.signatures_checked {
+                out.push(held.block.clone());
+            }
+            current = held.block.header.previous;
+        }
+        out.reverse();
+        out
+    }
+
+    /// Records that held blocks' signatures were verified ([`check_block`]: the hash pins
+    /// the bytes, network included); blocks no longer held are ignored.
+    pub fn note_checked_held(&mut self, checked: &[CheckedBlock]) {
+        for block in checked {
+            if self.held.contains(&block.hash) {
+                self.held.mark_checked(&block.hash);
+            }
+        }
+    }
+
     /// Whether `block` is worth verifying the signatures of before [`Chain::accept_checked`]:
     /// its parent is known and valid, its header passes the rules against the parent
     /// (height, expected target, timestamps), and its branch has enough work to be stored.

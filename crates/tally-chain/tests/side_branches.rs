@@ -10,7 +10,8 @@ use std::path::Path;
 use common::*;
 use tally_chain::store::Store;
 use tally_chain::{
-    Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, Transaction, U256, miner,
+    Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, Transaction, U256,
+    check_block, miner,
 };
 use tally_core::{Amount, NetworkContract, SecretKey, Transfer};
 
@@ -630,4 +631,46 @@ fn orphans_of_a_block_the_held_pool_did_not_keep_are_never_marked_invalid() {
         BlockOutcome::Duplicate,
         "still an orphan, not known invalid"
     );
+}
+
+/// A node verifies a held branch's signatures before it locks the chain: the chain lists
+/// the held ancestors still unverified (oldest first), takes the blocks `check_block`
+/// verified, and the catch-up block then connects the branch without checking them again.
+#[test]
+fn a_held_branch_can_be_verified_before_the_block_that_lets_it_catch_up() {
+    let contract = retargeting();
+    let mut chain = Chain::in_memory(&contract, config(0)).unwrap();
+    let shared = mine_spaced(&mut chain, 1, 1000);
+    mine_spaced(&mut chain, 11, 1000);
+    let mut other = other_side(&contract, &shared);
+    let to_carol = pay(&other, &alice(), &carol(), 5, 0);
+    other.submit_transaction(to_carol).unwrap();
+    let fork = mine_spaced(&mut other, 6, 10);
+    let (held, rest) = fork.split_at(4);
+    for block in held {
+        assert!(matches!(
+            chain.accept_block(block.clone(), NOW).unwrap(),
+            BlockOutcome::Held { .. }
+        ));
+    }
+    let catch_up = &rest[0];
+    assert!(chain.fits_parent(catch_up, NOW));
+    let unchecked = chain.unchecked_held_ancestors(catch_up);
+    assert_eq!(
+        unchecked.iter().map(Block::hash).collect::<Vec<_>>(),
+        held.iter().map(Block::hash).collect::<Vec<_>>(),
+        "the whole held branch, oldest first"
+    );
+    let verified: Vec<_> = unchecked
+        .into_iter()
+        .map(|b| check_block(chain.params(), b).unwrap())
+        .collect();
+    chain.note_checked_held(&verified);
+    assert!(chain.unchecked_held_ancestors(catch_up).is_empty());
+    let checked = check_block(chain.params(), catch_up.clone()).unwrap();
+    chain.accept_checked(checked, NOW).unwrap();
+    chain.accept_block(rest[1].clone(), NOW).unwrap();
+    assert_eq!(chain.tip().hash, other.tip().hash);
+    assert_eq!(chain.accounts(), other.accounts());
+    assert_eq!(chain.held_blocks(), (0, 0));
 }

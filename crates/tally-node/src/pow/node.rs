@@ -1470,8 +1470,19 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
             // orphans, by the chain before any signature is checked.
             let fits = worker.chain().fits_parent(&block, now_ms());
             let result = if fits {
+                // A block that lets a held (low-work) branch catch up has that branch's
+                // signatures checked too: here, before the chain is locked. One that fails
+                // is left unchecked, and the chain refuses it under the lock.
+                let ancestors = worker.chain().unchecked_held_ancestors(&block);
+                let verified: Vec<_> = ancestors
+                    .into_iter()
+                    .filter_map(|held| check_block(&worker.params, held).ok())
+                    .collect();
                 check_block(&worker.params, block.clone()).and_then(|checked| {
-                    worker.change_chain(|chain| chain.accept_checked(checked, now_ms()))
+                    worker.change_chain(|chain| {
+                        chain.note_checked_held(&verified);
+                        chain.accept_checked(checked, now_ms())
+                    })
                 })
             } else {
                 worker.change_chain(|chain| chain.accept_block(block.clone(), now_ms()))
