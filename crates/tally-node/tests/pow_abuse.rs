@@ -150,8 +150,8 @@ impl RawPeer {
 }
 
 /// A peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
-/// Then refused with an `ERROR` and scored for every request beyond it, and banned; an
-/// Honest miner syncing from the same node afterwards still gets every block.
+/// then refused with an `ERROR` and scored for every request beyond it, and banned; an
+/// honest miner syncing from the same node afterwards still gets every block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_sync_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,8 +303,8 @@ async fn reconnecting_does_not_refill_the_block_serving_budget() {
 }
 
 /// A `RECEIVE_BLOCK` that answers no `SEND_REQUEST` of ours is dropped unread (even
-/// A valid block) and costs as much as an invalid block, so four of them ban; the same
-/// Block sent as the answer to our request is taken.
+/// a valid block) and costs as much as an invalid block, so four of them ban; the same
+/// block sent as the answer to our request is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,9 +352,9 @@ async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
 }
 
 /// A burst of connections beyond `max_connections` keeps exactly the limit (the
-/// Rest are closed at once), and a closed connection frees its slot. (One runtime thread:
-/// The burst is accepted before any connection task runs, which is where counting only in
-/// The connection tasks let every connection of the burst in.)
+/// rest are closed at once), and a closed connection frees its slot. (One runtime thread:
+/// the burst is accepted before any connection task runs, which is where counting only in
+/// the connection tasks let every connection of the burst in.)
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_connections_keeps_exactly_max_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -398,7 +398,7 @@ async fn a_burst_of_connections_keeps_exactly_max_connections() {
 }
 
 /// One host cannot hold more than `max_connections_per_ip`, however fast it
-/// Connects (a burst on one runtime thread, as above); another host still gets in.
+/// connects (a burst on one runtime thread, as above); another host still gets in.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
     let dir = tempfile::tempdir().unwrap();
@@ -431,9 +431,9 @@ async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
 }
 
 /// A gossiped transaction refused for a transient reason (its sender not
-/// Yet funded) is taken when gossip brings it again after the tip moved (the block that
-/// Funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
-/// New tip without reading the chain.
+/// yet funded) is taken when gossip brings it again after the tip moved (the block that
+/// funds the sender), instead of staying "seen" forever; the node's `CONNECT`s announce the
+/// new tip without reading the chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_refused_before_its_funding_block_is_taken_after_it() {
     let dir = tempfile::tempdir().unwrap();
