@@ -747,6 +747,13 @@ impl Chain {
         if let Some(known) = self.known_outcome(&hash) {
             return known;
         }
+        // An orphan's target is all the work it is known to carry, and it is a header
+        // field: refuse a too-easy one before hashing its transactions.
+        let parent = &block.header.previous;
+        if !self.index.contains_key(parent) && !self.held.contains(parent) {
+            self.check_orphan_target(&block)
+                .map_err(|error| invalid(hash, error))?;
+        }
         check_context_free(&self.params, &block, &hash).map_err(|error| invalid(hash, error))?;
         self.accept_inner(hash, block, false, now_ms)
     }
@@ -819,7 +826,7 @@ impl Chain {
         }
         let height = block.header.height;
         let tip_change = self.accept_with_parent(hash, block, signatures_checked, now_ms)?;
-        let (adopted, more) = self.adopt_orphans(hash, now_ms);
+        let (adopted, more) = self.adopt_orphans(hash, now_ms)?;
         let tip_change = match (tip_change, more) {
             (Some(a), Some(b)) => Some(a.then(b)),
             (a, b) => a.or(b),
@@ -1446,12 +1453,13 @@ impl Chain {
     /// Connects held orphans descending from `parent`, breadth first. Orphans whose parent
     /// is no longer known (a low-work block that the held pool evicted since, for a
     /// heavier one) stay in the orphan pool, waiting for it again: a missing parent is no
-    /// fault of theirs. Only a parent found invalid condemns them.
+    /// fault of theirs. Only a parent found invalid condemns them. A store failure is
+    /// passed up (the node must stop), not taken for the orphan's fault.
     fn adopt_orphans(
         &mut self,
         parent: BlockHash,
         now_ms: u64,
-    ) -> (Vec<BlockHash>, Option<TipChange>) {
+    ) -> Result<(Vec<BlockHash>, Option<TipChange>), ChainError> {
         let mut adopted = Vec::new();
         let mut change: Option<TipChange> = None;
         let mut queue = VecDeque::from([parent]);
@@ -1488,6 +1496,7 @@ impl Chain {
                             (a, b) => a.or(b),
                         };
                     }
+                    Err(ChainError::Store(error)) => return Err(ChainError::Store(error)),
                     Err(error) => {
                         warn!(%hash, %error, "held orphan rejected");
                         let condemned = error.block_error().is_some_and(BlockError::is_peer_fault);
@@ -1496,7 +1505,7 @@ impl Chain {
                 }
             }
         }
-        (adopted, change)
+        Ok((adopted, change))
     }
 
     /// Drops the held descendants of a block that failed; `condemned` remembers them as

@@ -348,6 +348,18 @@ fn orphans_must_carry_real_work() {
     let mut free = draft(&p, unknown, vec![], 0);
     free.header.target = U256::MAX;
     let free = seal(free);
+    // Its target is judged before its transactions are hashed: with a wrong merkle root
+    // too, the target is what it is refused for.
+    let mut garbled = free.clone();
+    garbled.header.merkle_root = tally_core::sha256(&[b"not these transactions"]);
+    garbled.header = miner::solve(&garbled.header).unwrap();
+    assert!(matches!(
+        chain.accept_block(garbled, NOW),
+        Err(ChainError::Invalid {
+            error: BlockError::OrphanTargetTooEasy { .. },
+            ..
+        })
+    ));
     match chain.accept_block(free.clone(), NOW) {
         Err(ChainError::Invalid {
             error: error @ BlockError::OrphanTargetTooEasy { .. },

@@ -86,10 +86,18 @@ pub enum PeerKey {
 
 impl PeerKey {
     fn of(remote: SocketAddr, listen: Option<&str>) -> Self {
-        if remote.ip().is_loopback() {
-            PeerKey::Local(listen.map_or_else(|| remote.to_string(), str::to_string))
-        } else {
-            PeerKey::Ip(remote.ip())
+        match remote.ip().to_canonical() {
+            ip if ip.is_loopback() => {
+                PeerKey::Local(listen.map_or_else(|| remote.to_string(), str::to_string))
+            }
+            // One IPv6 host usually holds a whole /64: scores, bans and budgets go by it,
+            // or a single host could take a fresh identity per address.
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                PeerKey::Ip(IpAddr::V6(octets.into()))
+            }
+            ip => PeerKey::Ip(ip),
         }
     }
 }
@@ -1471,14 +1479,15 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
             let fits = worker.chain().fits_parent(&block, now_ms());
             let result = if fits {
                 // A block that lets a held (low-work) branch catch up has that branch's
-                // signatures checked too: here, before the chain is locked. One that fails
-                // is left unchecked, and the chain refuses it under the lock.
-                let ancestors = worker.chain().unchecked_held_ancestors(&block);
-                let verified: Vec<_> = ancestors
-                    .into_iter()
-                    .filter_map(|held| check_block(&worker.params, held).ok())
-                    .collect();
+                // signatures checked too: here, before the chain is locked, once the block
+                // itself passed, and only up to the first that fails (the chain refuses that
+                // one under the lock).
                 check_block(&worker.params, block.clone()).and_then(|checked| {
+                    let ancestors = worker.chain().unchecked_held_ancestors(&block);
+                    let verified: Vec<_> = ancestors
+                        .into_iter()
+                        .map_while(|held| check_block(&worker.params, held).ok())
+                        .collect();
                     worker.change_chain(|chain| {
                         chain.note_checked_held(&verified);
                         chain.accept_checked(checked, now_ms())
@@ -1830,5 +1839,34 @@ fn miner_loop(shared: Arc<Shared>) {
             }
             Err(error) => warn!(%error, "our own block was refused"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Peers are known by host: an IPv6 /64 is one peer (a host can take a new address in
+    /// its /64 at will), an IPv4-mapped address is its IPv4 address, and local nodes are
+    /// told apart by the address they listen on.
+    #[test]
+    fn peers_are_keyed_by_host() {
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let one = PeerKey::of(at("[2001:db8:1:2::5]:7000"), None);
+        assert_eq!(one, PeerKey::of(at("[2001:db8:1:2:ffff::9]:7001"), None));
+        assert_ne!(one, PeerKey::of(at("[2001:db8:1:3::5]:7000"), None));
+        assert_eq!(
+            PeerKey::of(at("[::ffff:192.0.2.7]:1"), None),
+            PeerKey::Ip("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            PeerKey::of(at("[::ffff:127.0.0.1]:5"), Some("127.0.0.1:9000")),
+            PeerKey::Local("127.0.0.1:9000".into())
+        );
+        assert_ne!(
+            PeerKey::of(at("127.0.0.1:5"), Some("127.0.0.1:9000")),
+            PeerKey::of(at("127.0.0.1:6"), Some("127.0.0.1:9001"))
+        );
     }
 }
