@@ -195,11 +195,10 @@ fn a_crash_at_any_write_of_a_reorganisation_reopens_at_a_consistent_tip() {
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
 
-/// Review fix: when a reorganisation finds a block breaking a state rule, the invalid flags
-/// and the new block used to be set in memory before the commit that records them; a
-/// failed commit left memory ahead of the disk (blocks flagged invalid that the disk holds
-/// as valid, a block indexed that was never stored). Memory must stay as it was, as after
-/// any failed commit: what a reopened database shows.
+/// When a reorganisation finds a block breaking a state rule, the commit that records the
+/// invalid flags (and stores the new block) may fail. Memory must then stay as it was, as
+/// after any failed commit, never ahead of the disk (blocks flagged invalid that the disk
+/// holds as valid, a block indexed that was never stored): what a reopened database shows.
 #[test]
 fn a_failed_commit_marking_a_branch_invalid_leaves_memory_as_it_was() {
     let p = params();
