@@ -519,7 +519,7 @@ fn assert_not_held_for_want_of_room(result: Result<BlockOutcome, ChainError>, bl
     }
 }
 
-/// Review fix: the base of a branch is its least-work block, so evicting least work first
+/// The base of a branch is its least-work block, so evicting least work first
 /// took a deep fork's whole branch, the new block included, as soon as it outgrew the pool
 /// (and `Held` was still reported). Now a block never evicts its own ancestors: a branch
 /// longer than the pool keeps its first blocks and the next one is refused, not scored,
@@ -577,7 +577,7 @@ fn a_branch_longer_than_the_held_pool_keeps_its_first_blocks_and_evicts_only_che
     assert_eq!(chain.tip(), tip);
 }
 
-/// Review fix: a block that the held pool did not keep was reported held, and its waiting
+/// A block that the held pool did not keep was reported held, and its waiting
 /// orphans were then adopted onto a parent nobody had: refused as `InvalidAncestor` and
 /// remembered as invalid forever, so the honest peer that sent them again was scored.
 /// Orphans whose parent is not kept (refused, or evicted for a sibling) stay orphans.

@@ -574,7 +574,7 @@ async fn invalid_blocks_of_each_kind_are_refused_and_the_sender_is_banned() {
     node.stop().await;
 }
 
-/// Review fix: a block that does not join the main chain has only passed the rules that
+/// A block that does not join the main chain has only passed the rules that
 /// need no state (§8 "Validity" 1–8), so it is stored but never relayed. A side-branch
 /// sibling that overdraws its sender, sent between two valid blocks, must not reach a
 /// third miner; the valid blocks do. (Packets from one peer are handled in order and one
@@ -634,7 +634,7 @@ async fn a_side_branch_block_is_stored_but_not_relayed_before_it_is_connected() 
     node.stop().await;
 }
 
-/// Review fix: a heavier branch that forks deeper than one batch (500 blocks) and only
+/// A heavier branch that forks deeper than one batch (500 blocks) and only
 /// overtakes our tip after it. The first batch is stored on a side branch and does not move
 /// the tip; the next `SEND_REQUEST` must continue from that batch, not from our unchanged
 /// main chain (which asked for the same 500 blocks again, forever).
@@ -675,7 +675,7 @@ async fn a_heavier_branch_forking_deeper_than_one_batch_is_synced() {
     heavy.stop().await;
 }
 
-/// Review fix: a header may name any target up to the pow limit (here, as in every
+/// A header may name any target up to the pow limit (here, as in every
 /// contract, all ones: no work at all), so free blocks must not cost signature checks. A
 /// block that does not fit its parent is refused for that before its signatures are
 /// checked, and an orphan is held unchecked (its signatures are checked if its parent ever
@@ -747,7 +747,7 @@ async fn free_blocks_are_refused_or_held_before_any_signature_check() {
     node.stop().await;
 }
 
-/// Review fix: a `CONNECT`'s `Listen` is only the sender's word. A stranger (another host:
+/// A `CONNECT`'s `Listen` is only the sender's word. A stranger (another host:
 /// 127.0.0.2) that claims a connected miner's address must not get that miner's
 /// connection closed as a duplicate of its own; blocks keep flowing from the real miner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
