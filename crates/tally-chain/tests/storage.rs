@@ -132,9 +132,9 @@ fn scenario() -> Scenario {
     }
 }
 
-/// Builds the scenario on a crashing disk that allows `writes` writes during the
-/// reorganising block's acceptance; returns whether that acceptance succeeded.
-fn run_until_crash(path: &std::path::Path, s: &Scenario, writes: i64) -> (bool, i64) {
+/// A chain on a file at `path` whose disk fails once the returned counter of writes left
+/// (unlimited at first) runs out.
+fn crashing_chain(path: &std::path::Path) -> (Chain, Arc<AtomicI64>) {
     let counter = Arc::new(AtomicI64::new(i64::MAX));
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -149,7 +149,14 @@ fn run_until_crash(path: &std::path::Path, s: &Scenario, writes: i64) -> (bool, 
     };
     let p = params();
     let store = Store::with_backend(disk, &p.network).unwrap();
-    let mut chain = Chain::with_store(store, p, ChainConfig::default()).unwrap();
+    let chain = Chain::with_store(store, p, ChainConfig::default()).unwrap();
+    (chain, counter)
+}
+
+/// Builds the scenario on a crashing disk that allows `writes` writes during the
+/// reorganising block's acceptance; returns whether that acceptance succeeded.
+fn run_until_crash(path: &std::path::Path, s: &Scenario, writes: i64) -> (bool, i64) {
+    let (mut chain, counter) = crashing_chain(path);
     for block in s.main.iter().chain(&s.side) {
         chain.accept_block(block.clone(), NOW).unwrap();
     }
@@ -216,21 +223,8 @@ fn a_failed_commit_marking_a_branch_invalid_leaves_memory_as_it_was() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
-    let counter = Arc::new(AtomicI64::new(i64::MAX));
     {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let disk = CrashingDisk {
-            inner: FileBackend::new(file).unwrap(),
-            writes_left: counter.clone(),
-        };
-        let store = Store::with_backend(disk, &p.network).unwrap();
-        let mut chain = Chain::with_store(store, p.clone(), ChainConfig::default()).unwrap();
+        let (mut chain, counter) = crashing_chain(&path);
         for block in main.iter().chain([&s1, &s2, &s3]) {
             chain.accept_block(block.clone(), NOW).unwrap();
         }

@@ -149,33 +149,60 @@ impl RawPeer {
     }
 }
 
+/// A node serving a 20-block chain with a small block-serving budget: a request for the
+/// whole chain costs 1 + 20 tokens, the burst of 45 pays two, and the rate (1 a second)
+/// earns a third only after 20 s.
+struct Served {
+    contract: NetworkContract,
+    node: PowNode,
+    net: NetworkId,
+    genesis: Tip,
+    tip: tally_chain::TipInfo,
+}
+
+impl Served {
+    async fn start(dir: &std::path::Path) -> Served {
+        let contract = contract(0, &[]);
+        let served_dir = dir.join("served");
+        let tip = tokio::task::spawn_blocking({
+            let (contract, served_dir) = (contract.clone(), served_dir.clone());
+            move || pregenerate(&contract, &served_dir, 20)
+        })
+        .await
+        .unwrap();
+        let mut config = miner_config(&contract, &served_dir);
+        config.block_requests = BlockRequestLimits {
+            blocks_per_sec: 1,
+            burst: 45,
+        };
+        let node = PowNode::start(config).await.unwrap();
+        let genesis: Tip = Chain::in_memory(&contract, ChainConfig::default())
+            .unwrap()
+            .tip()
+            .into();
+        Served {
+            net: contract.id(),
+            contract,
+            node,
+            genesis,
+            tip,
+        }
+    }
+}
+
 /// A peer that floods `SEND_REQUEST` is served what its budget pays (the burst),
 /// then refused with an `ERROR` and scored for every request beyond it, and banned; an
 /// honest miner syncing from the same node afterwards still gets every block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_sync_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let contract = contract(0, &[]);
-    let served_dir = dir.path().join("served");
-    let expected = tokio::task::spawn_blocking({
-        let (contract, served_dir) = (contract.clone(), served_dir.clone());
-        move || pregenerate(&contract, &served_dir, 20)
-    })
-    .await
-    .unwrap();
-    let mut config = miner_config(&contract, &served_dir);
-    // A request for the whole chain costs 1 + 20 tokens: the burst pays two, and the
-    // rate earns a third only after 20 s.
-    config.block_requests = BlockRequestLimits {
-        blocks_per_sec: 1,
-        burst: 45,
-    };
-    let node = PowNode::start(config).await.unwrap();
-    let net = contract.id();
-    let genesis: Tip = Chain::in_memory(&contract, ChainConfig::default())
-        .unwrap()
-        .tip()
-        .into();
+    let Served {
+        contract,
+        node,
+        net,
+        genesis,
+        tip: expected,
+    } = Served::start(dir.path()).await;
 
     let flooder = "127.0.0.1:9001";
     let (mut peer, hello) = RawPeer::connect(&node, net, genesis, flooder).await;
@@ -245,26 +272,9 @@ async fn a_peer_flooding_send_request_is_refused_scored_and_banned_while_honest_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_does_not_refill_the_block_serving_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let contract = contract(0, &[]);
-    let served_dir = dir.path().join("served");
-    tokio::task::spawn_blocking({
-        let (contract, served_dir) = (contract.clone(), served_dir.clone());
-        move || pregenerate(&contract, &served_dir, 20)
-    })
-    .await
-    .unwrap();
-    let mut config = miner_config(&contract, &served_dir);
-    // A request for the whole chain costs 1 + 20 tokens: the burst pays two.
-    config.block_requests = BlockRequestLimits {
-        blocks_per_sec: 1,
-        burst: 45,
-    };
-    let node = PowNode::start(config).await.unwrap();
-    let net = contract.id();
-    let genesis: Tip = Chain::in_memory(&contract, ChainConfig::default())
-        .unwrap()
-        .tip()
-        .into();
+    let Served {
+        node, net, genesis, ..
+    } = Served::start(dir.path()).await;
     let request = PowPacket::SendRequest(SendRequest {
         locator: vec![genesis.hash],
         max: 500,
@@ -351,6 +361,41 @@ async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
     node.stop().await;
 }
 
+/// A node of a fresh network with `limit` applied to its settings, and its genesis tip.
+async fn limited_node(
+    dir: &std::path::Path,
+    limit: impl FnOnce(&mut tally_node::pow::MinerConfig),
+) -> (PowNode, NetworkId, Tip) {
+    let contract = contract(8, &[]);
+    let mut config = miner_config(&contract, dir);
+    config.max_peers = 100;
+    limit(&mut config);
+    let node = PowNode::start(config).await.unwrap();
+    let genesis: Tip = node.tip().into();
+    (node, contract.id(), genesis)
+}
+
+/// Opens `n` connections in one burst, then greets on each (listening at `port + i`);
+/// returns those the node kept.
+async fn burst_kept(
+    node: &PowNode,
+    net: NetworkId,
+    tip: Tip,
+    n: usize,
+    port: usize,
+) -> Vec<RawPeer> {
+    let mut kept = Vec::new();
+    for (i, mut peer) in RawPeer::burst(node, n).into_iter().enumerate() {
+        if let Greeting::Answered(_) = peer
+            .hello(net, tip, &format!("127.0.0.1:{}", port + i))
+            .await
+        {
+            kept.push(peer);
+        }
+    }
+    kept
+}
+
 /// A burst of connections beyond `max_connections` keeps exactly the limit (the
 /// rest are closed at once), and a closed connection frees its slot. (One runtime thread:
 /// the burst is accepted before any connection task runs, which is where counting only in
@@ -358,26 +403,9 @@ async fn unsolicited_blocks_are_dropped_and_scored_and_solicited_ones_taken() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_connections_keeps_exactly_max_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let contract = contract(8, &[]);
-    let net = contract.id();
-    let mut config = miner_config(&contract, dir.path());
-    config.max_connections = 4;
-    config.max_peers = 100;
-    let node = PowNode::start(config).await.unwrap();
-    let genesis: Tip = node.tip().into();
-
+    let (node, net, genesis) = limited_node(dir.path(), |c| c.max_connections = 4).await;
     // All connect before any says anything: the node accepts them in one burst.
-    let peers = RawPeer::burst(&node, 16);
-    let mut kept = Vec::new();
-    for (i, mut peer) in peers.into_iter().enumerate() {
-        match peer
-            .hello(net, genesis, &format!("127.0.0.1:{}", 20_000 + i))
-            .await
-        {
-            Greeting::Answered(_) => kept.push(peer),
-            Greeting::Closed => {}
-        }
-    }
+    let mut kept = burst_kept(&node, net, genesis, 16, 20_000).await;
     assert_eq!(kept.len(), 4, "exactly max_connections kept");
     assert_eq!(node.open_connections(), 4);
     assert_eq!(node.status().peers.len(), 4);
@@ -402,24 +430,8 @@ async fn a_burst_of_connections_keeps_exactly_max_connections() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_from_one_host_keeps_exactly_max_connections_per_ip() {
     let dir = tempfile::tempdir().unwrap();
-    let contract = contract(8, &[]);
-    let net = contract.id();
-    let mut config = miner_config(&contract, dir.path());
-    config.max_connections_per_ip = 3;
-    config.max_peers = 100;
-    let node = PowNode::start(config).await.unwrap();
-    let genesis: Tip = node.tip().into();
-
-    let peers = RawPeer::burst(&node, 12);
-    let mut kept = Vec::new();
-    for (i, mut peer) in peers.into_iter().enumerate() {
-        if let Greeting::Answered(_) = peer
-            .hello(net, genesis, &format!("127.0.0.1:{}", 22_000 + i))
-            .await
-        {
-            kept.push(peer);
-        }
-    }
+    let (node, net, genesis) = limited_node(dir.path(), |c| c.max_connections_per_ip = 3).await;
+    let kept = burst_kept(&node, net, genesis, 12, 22_000).await;
     assert_eq!(kept.len(), 3, "exactly max_connections_per_ip kept");
     let mut other_host = RawPeer::open(&node, "127.0.0.2").await;
     assert!(matches!(
