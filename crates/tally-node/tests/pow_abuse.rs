@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tally_chain::{Chain, ChainConfig, Transaction, TxStatus};
-use tally_core::{AccountId, NetworkContract, NetworkId, SecretKey};
+use tally_core::{AccountId, Amount, NetworkContract, NetworkId, SecretKey};
 use tally_node::pow::PowNode;
 use tally_node::pow::config::BlockRequestLimits;
 use tally_node::pow::wire::{
@@ -309,6 +309,37 @@ async fn reconnecting_does_not_refill_the_block_serving_budget() {
         matches!(answer, PowPacket::ReceiveBlock(_)),
         "another peer has its own budget: {answer:?}"
     );
+    node.stop().await;
+}
+
+/// Only miners ask for blocks: a `SEND_REQUEST` on a connection that has not sent
+/// `CONNECT` (a wallet's, or a stranger's) is not served, while a later query on it is; the
+/// same connection is served once it has said `CONNECT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_request_before_connect_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let Served {
+        node, net, genesis, ..
+    } = Served::start(dir.path()).await;
+    let request = PowPacket::SendRequest(SendRequest {
+        locator: vec![genesis.hash],
+        max: 500,
+    });
+    let mut peer = RawPeer::open(&node, "127.0.0.1").await;
+    peer.send(&request).await;
+    // Packets of one connection are handled in order: an answer to the request would
+    // arrive before this one.
+    let anyone = SecretKey::generate().account();
+    assert_eq!(peer.round_trip(anyone).await.balance, Amount::ZERO);
+    assert!(matches!(
+        peer.hello(net, genesis, "127.0.0.1:9401").await,
+        Greeting::Answered(_)
+    ));
+    peer.send(&request).await;
+    match peer.recv_answer().await {
+        PowPacket::ReceiveBlock(batch) => assert_eq!(batch.blocks.len(), 20),
+        other => panic!("expected RECEIVE_BLOCK, got {other:?}"),
+    }
     node.stop().await;
 }
 
