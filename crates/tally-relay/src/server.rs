@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use parking_lot::Mutex;
+use tally_core::rate::TokenBucket;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -40,7 +41,6 @@ use crate::protocol::{
     parse_join, substitute_into,
 };
 use crate::rooms::{JoinRefusal, Member, Rooms};
-use tally_core::rate::TokenBucket;
 
 /// Most bytes read from one socket per wake-up: bounds the work done before other
 /// connections get a turn, and the size of one outgoing chunk.
