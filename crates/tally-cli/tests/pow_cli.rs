@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 
-use common::{Children, TALLY, first_line, free_base_port, rpc};
+use common::{Children, TALLY, free_base_port, rpc};
 
 #[test]
 fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
@@ -57,30 +57,27 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
     assert!(net.join("miner-1").join("miner.json").exists());
 
     let mut children = Children(Vec::new());
-    let mut tracker = Command::new(TALLY)
-        .args(["tracker", "--listen", &tracker_address, "--contract"])
-        .arg(&contract)
-        .arg("--data-dir")
-        .arg(dir.path().join("tracker"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut tracker);
-    children.0.push(tracker);
-    assert!(line.starts_with("tracker listening on"), "{line}");
-
-    for i in 0..2 {
-        let mut child = Command::new(TALLY)
-            .args(["node", "--mine", "--threads", "1", "--dir"])
-            .arg(net.join(format!("miner-{i}")))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let line = first_line(&mut child);
-        children.0.push(child);
-        assert!(line.starts_with("miner listening on"), "{line}");
+    let tracker_data = dir.path().join("tracker");
+    children.start(
+        &[
+            "tracker",
+            "--listen",
+            &tracker_address,
+            "--contract",
+            contract.to_str().unwrap(),
+            "--data-dir",
+            tracker_data.to_str().unwrap(),
+        ],
+        "tracker listening on",
+    );
+    fn mine(dir: &str) -> [&str; 6] {
+        ["node", "--mine", "--threads", "1", "--dir", dir]
+    }
+    let miners: Vec<String> = (0..2)
+        .map(|i| net.join(format!("miner-{i}")).to_str().unwrap().to_owned())
+        .collect();
+    for miner in &miners {
+        children.start(&mine(miner), "miner listening on");
     }
 
     // Both mine, find each other through the tracker, and agree on one chain.
@@ -196,16 +193,7 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
     let mut killed = children.0.remove(1);
     killed.kill().unwrap();
     killed.wait().unwrap();
-    let mut child = Command::new(TALLY)
-        .args(["node", "--mine", "--threads", "1", "--dir"])
-        .arg(net.join("miner-0"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    children.0.push(child);
-    assert!(line.starts_with("miner listening on"), "{line}");
+    children.start(&mine(&miners[0]), "miner listening on");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut first = true;
     loop {

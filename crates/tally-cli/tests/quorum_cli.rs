@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -48,38 +47,25 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
     let contract = net.join("contract.json");
 
     let mut nodes = Children(Vec::new());
-    let mut tracker = Command::new(TALLY)
-        .args(["tracker", "--listen", &tracker_address, "--contract"])
-        .arg(&contract)
-        .arg("--data-dir")
-        .arg(dir.path().join("tracker"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(tracker.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("tracker listening on"), "{line}");
-    nodes.0.push(tracker);
+    let tracker_data = dir.path().join("tracker");
+    nodes.start(
+        &[
+            "tracker",
+            "--listen",
+            &tracker_address,
+            "--contract",
+            contract.to_str().unwrap(),
+            "--data-dir",
+            tracker_data.to_str().unwrap(),
+        ],
+        "tracker listening on",
+    );
     for i in 0..4 {
-        let mut child = Command::new(TALLY)
-            .args([
-                "node",
-                "--dir",
-                net.join(format!("validator-{i}")).to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("validator listening on"), "{line}");
-        nodes.0.push(child);
+        let folder = net.join(format!("validator-{i}"));
+        nodes.start(
+            &["node", "--dir", folder.to_str().unwrap()],
+            "validator listening on",
+        );
     }
 
     // Each validator registers with the tracker (network new found its key's proof of

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,6 +14,26 @@ pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 
 /// Child processes killed when the test ends, however it ends.
 pub struct Children(pub Vec<Child>);
+
+impl Children {
+    /// Starts `tally ARGS` (stdout piped, stderr dropped) and keeps it to be killed with
+    /// the others; its first line, where a daemon says it listens, must start with
+    /// `announce`.
+    pub fn start(&mut self, args: &[&str], announce: &str) {
+        let mut child = Command::new(TALLY)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.0.push(child);
+        assert!(line.starts_with(announce), "{args:?}: {line}");
+    }
+}
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -37,15 +57,6 @@ pub fn free_base_port(count: u16) -> u16 {
             return base;
         }
     }
-}
-
-/// The first line a child printed (daemons print where they listen).
-pub fn first_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line
 }
 
 /// One JSON-RPC call to a control API over plain HTTP/1.1; `None` if it did not answer.
