@@ -57,19 +57,7 @@ fn two_mining_node_processes_find_each_other_and_mine_one_chain() {
     assert!(net.join("miner-1").join("miner.json").exists());
 
     let mut children = Children(Vec::new());
-    let tracker_data = dir.path().join("tracker");
-    children.start(
-        &[
-            "tracker",
-            "--listen",
-            &tracker_address,
-            "--contract",
-            contract.to_str().unwrap(),
-            "--data-dir",
-            tracker_data.to_str().unwrap(),
-        ],
-        "tracker listening on",
-    );
+    children.start_tracker(&tracker_address, &contract, &dir.path().join("tracker"));
     fn mine(dir: &str) -> [&str; 6] {
         ["node", "--mine", "--threads", "1", "--dir", dir]
     }

@@ -47,19 +47,7 @@ fn a_network_of_four_node_processes_serves_the_wallet_commands() {
     let contract = net.join("contract.json");
 
     let mut nodes = Children(Vec::new());
-    let tracker_data = dir.path().join("tracker");
-    nodes.start(
-        &[
-            "tracker",
-            "--listen",
-            &tracker_address,
-            "--contract",
-            contract.to_str().unwrap(),
-            "--data-dir",
-            tracker_data.to_str().unwrap(),
-        ],
-        "tracker listening on",
-    );
+    nodes.start_tracker(&tracker_address, &contract, &dir.path().join("tracker"));
     for i in 0..4 {
         let folder = net.join(format!("validator-{i}"));
         nodes.start(

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tally_core::{
-    AccountId, Allocation, Amount, Certificate, IntroKey, Mode, NetworkContract, Order, SecretKey,
-    SignedOrder, Transfer, ValidatorInfo, Vote,
+    AccountId, Amount, Certificate, IntroKey, NetworkContract, Order, SecretKey, SignedOrder,
+    Transfer, Vote,
 };
 use tally_node::{Node, NodeConfig};
 use tally_proto::{Connection, ErrorCode, Hello, LedgerRequest, Limits, Packet};
@@ -40,30 +40,14 @@ impl Net {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
         let funded: Vec<SecretKey> = (0..funded).map(|_| SecretKey::generate()).collect();
-        let contract = NetworkContract {
-            name: "it".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_cash(10).unwrap(),
-            intro_pow_bits: BITS,
-            validators: keys
-                .iter()
-                .zip(&addresses)
-                .map(|(k, a)| ValidatorInfo {
-                    key: k.account(),
-                    address: a.to_string(),
-                })
-                .collect(),
-            tracker: None,
-            genesis: funded
-                .iter()
-                .map(|k| Allocation {
-                    account: k.account(),
-                    amount: Amount::from_cash(100).unwrap(),
-                })
-                .collect(),
-            pow: None,
-        };
+        let contract = common::quorum_contract(
+            "it",
+            &keys,
+            addresses.iter().map(SocketAddr::to_string),
+            None,
+            &funded,
+            BITS,
+        );
         let mut net = Net {
             contract,
             keys,

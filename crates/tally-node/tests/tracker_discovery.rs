@@ -14,7 +14,7 @@ use common::{free_port, wait_until};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_core::{AccountId, Amount, NetworkContract, SecretKey};
 use tally_node::{Node, NodeConfig, TrackerSettings};
 use tally_proto::LedgerRequest;
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
@@ -42,31 +42,15 @@ impl Net {
         let tracker_address = free_port();
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let funded: Vec<SecretKey> = (0..2).map(|_| SecretKey::generate()).collect();
-        let contract = NetworkContract {
-            name: "discovery".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_cash(10).unwrap(),
-            intro_pow_bits: BITS,
-            // Ports 1-4 of the loopback: refused at once, never a validator.
-            validators: keys
-                .iter()
-                .zip(1..)
-                .map(|(k, port)| ValidatorInfo {
-                    key: k.account(),
-                    address: format!("127.0.0.1:{port}"),
-                })
-                .collect(),
-            tracker: Some(tracker_address.to_string()),
-            genesis: funded
-                .iter()
-                .map(|k| Allocation {
-                    account: k.account(),
-                    amount: Amount::from_cash(100).unwrap(),
-                })
-                .collect(),
-            pow: None,
-        };
+        // Ports 1-4 of the loopback: refused at once, never a validator.
+        let contract = common::quorum_contract(
+            "discovery",
+            &keys,
+            (1..=4).map(|port| format!("127.0.0.1:{port}")),
+            Some(tracker_address.to_string()),
+            &funded,
+            BITS,
+        );
         let tracker = Tracker::bind(
             TrackerConfig::new(dir.path().join("tracker"))
                 .listen(tracker_address)

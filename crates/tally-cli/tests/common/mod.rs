@@ -33,6 +33,22 @@ impl Children {
         self.0.push(child);
         assert!(line.starts_with(announce), "{args:?}: {line}");
     }
+
+    /// Starts `tally tracker` at `address` for `contract`, keeping its data in `data`.
+    pub fn start_tracker(&mut self, address: &str, contract: &Path, data: &Path) {
+        self.start(
+            &[
+                "tracker",
+                "--listen",
+                address,
+                "--contract",
+                contract.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            "tracker listening on",
+        );
+    }
 }
 
 impl Drop for Children {

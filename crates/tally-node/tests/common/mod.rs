@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tally_core::AccountId;
 use tally_core::pow::IntroPowHasher;
+use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
 
 pub mod pow;
 
@@ -36,4 +36,40 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// A quorum network of `keys` at `addresses` (one each) whose intros cost `bits` of proof
+/// of work and pay 10 cash, where `funded` hold 100 cash each.
+pub fn quorum_contract(
+    name: &str,
+    keys: &[SecretKey],
+    addresses: impl IntoIterator<Item = String>,
+    tracker: Option<String>,
+    funded: &[SecretKey],
+    bits: u32,
+) -> NetworkContract {
+    NetworkContract {
+        name: name.into(),
+        mode: Mode::Quorum,
+        unit: "cash".into(),
+        faucet: Amount::from_cash(10).unwrap(),
+        intro_pow_bits: bits,
+        validators: keys
+            .iter()
+            .zip(addresses)
+            .map(|(k, address)| ValidatorInfo {
+                key: k.account(),
+                address,
+            })
+            .collect(),
+        tracker,
+        genesis: funded
+            .iter()
+            .map(|k| Allocation {
+                account: k.account(),
+                amount: Amount::from_cash(100).unwrap(),
+            })
+            .collect(),
+        pow: None,
+    }
 }
