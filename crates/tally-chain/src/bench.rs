@@ -42,6 +42,29 @@ impl MineBench {
     }
 }
 
+/// The report `tally bench mine` and the example print: one line per figure, with the
+/// target.
+impl std::fmt::Display for MineBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "raw SHA-256d (64-byte midstate reused), 1 thread: {:>12.0} H/s",
+            self.raw_sha256d_per_sec
+        )?;
+        writeln!(
+            f,
+            "miner, 1 thread:                                  {:>12.0} H/s ({:.0}% of raw; target >= 90%)",
+            self.miner_per_thread_per_sec,
+            100.0 * self.ratio()
+        )?;
+        write!(
+            f,
+            "miner, {} threads:                                 {:>12.0} H/s",
+            self.threads, self.miner_total_per_sec
+        )
+    }
+}
+
 fn bench_header() -> BlockHeader {
     BlockHeader {
         version: HEADER_VERSION,
@@ -130,6 +153,22 @@ impl SyncBench {
     /// Milliseconds per block.
     pub fn ms_per_block(&self) -> f64 {
         1000.0 * self.sync_seconds / (self.blocks.max(1) as f64)
+    }
+}
+
+/// The line `tally bench sync` and the example print, with the target.
+impl std::fmt::Display for SyncBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sync: {} blocks x {} transfers in {:.2} s: {:.0} transfers/s (target >= 40,000), {:.1} ms/block (generating took {:.1} s, not counted)",
+            self.blocks,
+            self.transfers / self.blocks.max(1),
+            self.sync_seconds,
+            self.transfers_per_sec(),
+            self.ms_per_block(),
+            self.generate_seconds
+        )
     }
 }
 

@@ -268,19 +268,7 @@ pub fn bench_mine(args: &BenchMineArgs) -> anyhow::Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let m = tally_chain::bench::bench_mine(Duration::from_secs(args.seconds.max(1)), threads);
-    println!(
-        "raw SHA-256d (64-byte midstate reused), 1 thread: {:>12.0} H/s",
-        m.raw_sha256d_per_sec
-    );
-    println!(
-        "miner, 1 thread:                                  {:>12.0} H/s ({:.0}% of raw; target >= 90%)",
-        m.miner_per_thread_per_sec,
-        100.0 * m.ratio()
-    );
-    println!(
-        "miner, {} threads:                                 {:>12.0} H/s",
-        m.threads, m.miner_total_per_sec
-    );
+    println!("{m}");
     print_load();
     Ok(())
 }
@@ -303,16 +291,7 @@ pub fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<()> {
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let s = result?;
-    println!(
-        "sync: {} blocks x {} transfers in {:.2} s: {:.0} transfers/s (target >= 40,000), {:.1} ms/block (generating took {:.1} s, not counted)",
-        s.blocks,
-        s.transfers / s.blocks.max(1),
-        s.sync_seconds,
-        s.transfers_per_sec(),
-        s.ms_per_block(),
-        s.generate_seconds
-    );
+    println!("{}", result?);
     print_load();
     Ok(())
 }
