@@ -3,6 +3,7 @@
 use std::io;
 
 /// What can go wrong starting or running a relay.
+#[cfg(feature = "server")]
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// The configuration is inconsistent; the text says which limit.

@@ -6,9 +6,12 @@
 //! The relay's own lines start with `@` (`@ok`, `@here`, `@arrived`, `@left`, `@error`).
 //! The full protocol is in PROTOCOL.md, section 7 (Relay).
 //!
-//! Protocol rules are pure code ([`protocol`], [`framing`], [`rooms`]; the flood limits use
-//! [`tally_core::rate`]); networking lives in [`server`] (the relay) and [`client`] (a small
-//! client).
+//! Protocol rules are pure code ([`protocol`], [`framing`], and with the server `rooms`; the
+//! flood limits use `tally_core::rate`); networking lives in `server` (the relay) and
+//! [`client`] (a small client).
+//!
+//! The default `server` feature builds the relay. Without it the crate is the line protocol
+//! and the client alone: no socket2, no busy polling, no server dependencies.
 //!
 //! Start a relay in-process (tests, `tally devnet`):
 //!
@@ -23,17 +26,25 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "server")]
 mod busy_poll;
 pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod error;
 pub mod framing;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod rooms;
+#[cfg(feature = "server")]
 pub mod server;
 
 pub use client::{ClientConfig, Incoming, RelayClient, Welcome};
+#[cfg(feature = "server")]
 pub use config::RelayConfig;
-pub use error::{ClientError, RelayError};
+pub use error::ClientError;
+#[cfg(feature = "server")]
+pub use error::RelayError;
 pub use protocol::{ErrorCode, LeaveReason, Notice, RoomKind};
+#[cfg(feature = "server")]
 pub use server::{Relay, RelayHandle, RelayStats};
