@@ -1,6 +1,7 @@
 //! A framed connection with a size limit on every frame and a timeout on every read and
 //! write, so a slow or abusive peer can neither exhaust memory nor hang its counterpart.
 
+use std::io;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
 use crate::Packet;
 
@@ -69,6 +70,47 @@ pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .big_endian()
         .max_frame_length(max_frame)
         .new_codec()
+}
+
+/// [`codec`] with separate limits for the frames read and the frames sent: the same bytes
+/// on the wire, for a server whose answers (a tracker's lists of peers) outgrow the largest
+/// request it accepts.
+#[derive(Debug)]
+pub struct FrameCodec {
+    read: LengthDelimitedCodec,
+    send: LengthDelimitedCodec,
+}
+
+impl FrameCodec {
+    /// Refuses frames read over `max_read` bytes (from the length prefix, before buffering)
+    /// and frames sent over `max_send`.
+    pub fn new(max_read: usize, max_send: usize) -> Self {
+        FrameCodec {
+            read: codec(max_read),
+            send: codec(max_send),
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, io::Error> {
+        self.read.decode(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, io::Error> {
+        self.read.decode_eof(src)
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), io::Error> {
+        self.send.encode(frame, dst)
+    }
 }
 
 /// A connection carrying [`Packet`]s.
@@ -156,37 +198,56 @@ where
     Ok(())
 }
 
+/// Reads one whole frame within `timeout`.
+async fn read_frame<S>(stream: &mut S, timeout: Duration) -> Result<BytesMut, ConnectionError>
+where
+    S: Stream<Item = Result<BytesMut, std::io::Error>> + Unpin,
+{
+    Ok(tokio::time::timeout(timeout, stream.next())
+        .await
+        .map_err(|_| ConnectionError::Timeout(timeout))?
+        .ok_or(ConnectionError::Closed)??)
+}
+
 /// Reads one whole frame within `timeout` and decodes it as a `P`.
 async fn read_packet<S, P>(stream: &mut S, timeout: Duration) -> Result<P, ConnectionError>
 where
     S: Stream<Item = Result<BytesMut, std::io::Error>> + Unpin,
     P: DeserializeOwned,
 {
-    let frame = tokio::time::timeout(timeout, stream.next())
-        .await
-        .map_err(|_| ConnectionError::Timeout(timeout))?
-        .ok_or(ConnectionError::Closed)??;
+    let frame = read_frame(stream, timeout).await?;
     Ok(serde_json::from_slice(&frame)?)
 }
 
 /// The reading half of a [`split`] connection, carrying packets of type `P`: one task reads
 /// while another writes (a miner's connection does both at once).
 pub struct PacketReader<P> {
-    stream: SplitStream<Framed<TcpStream, LengthDelimitedCodec>>,
+    stream: SplitStream<Framed<TcpStream, FrameCodec>>,
     read_timeout: Duration,
     packet: PhantomData<fn() -> P>,
 }
 
 /// The writing half of a [`split`] connection.
 pub struct PacketWriter {
-    sink: SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
+    sink: SplitSink<Framed<TcpStream, FrameCodec>, Bytes>,
     write_timeout: Duration,
 }
 
 /// Splits a stream into a reader of `P` packets and a writer, each keeping `limits`.
 pub fn split<P>(stream: TcpStream, limits: Limits) -> (PacketReader<P>, PacketWriter) {
+    split_with_send_limit(stream, limits, limits.max_frame)
+}
+
+/// [`split`], except that frames sent may be up to `max_send_frame` bytes while frames read
+/// stay within `limits.max_frame`: for a server whose answers outgrow its requests.
+pub fn split_with_send_limit<P>(
+    stream: TcpStream,
+    limits: Limits,
+    max_send_frame: usize,
+) -> (PacketReader<P>, PacketWriter) {
     let _ = stream.set_nodelay(true);
-    let (sink, stream) = Framed::new(stream, codec(limits.max_frame)).split();
+    let codec = FrameCodec::new(limits.max_frame, max_send_frame);
+    let (sink, stream) = Framed::new(stream, codec).split();
     (
         PacketReader {
             stream,
@@ -205,12 +266,38 @@ impl<P: DeserializeOwned> PacketReader<P> {
     pub async fn recv(&mut self) -> Result<P, ConnectionError> {
         read_packet(&mut self.stream, self.read_timeout).await
     }
+
+    /// Reads one whole frame within the read timeout without decoding it, for a server that
+    /// answers a body that is not a packet by saying why. Cancel-safe: a frame partly read
+    /// when the future is dropped stays buffered for the next call.
+    pub async fn recv_frame(&mut self) -> Result<BytesMut, ConnectionError> {
+        read_frame(&mut self.stream, self.read_timeout).await
+    }
 }
 
 impl PacketWriter {
     /// Sends one encoded packet within the write timeout.
     pub async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), ConnectionError> {
         write_frame(&mut self.sink, bytes, self.write_timeout).await
+    }
+
+    /// Sends encoded packets with one flush, all within the write timeout: answers that are
+    /// ready together reach a pipelining peer in one segment (when they fit) and one wake-up.
+    pub async fn send_all(
+        &mut self,
+        frames: impl IntoIterator<Item = Bytes>,
+    ) -> Result<(), ConnectionError> {
+        let sink = &mut self.sink;
+        let sent = async move {
+            for frame in frames {
+                sink.feed(frame).await?;
+            }
+            SinkExt::<Bytes>::flush(sink).await
+        };
+        tokio::time::timeout(self.write_timeout, sent)
+            .await
+            .map_err(|_| ConnectionError::Timeout(self.write_timeout))??;
+        Ok(())
     }
 
     /// Sends one packet.
@@ -289,5 +376,43 @@ mod tests {
         let closed = reader.recv().await.unwrap_err();
         assert!(matches!(closed, ConnectionError::Closed), "{closed:?}");
         assert!(!closed.is_peer_fault());
+    }
+
+    /// A server's halves: frames read stay within the request limit (an oversized one is
+    /// refused from its length prefix, as the peer's fault) while answers sent may be
+    /// larger; frames sent together arrive in order; raw frames come back undecoded.
+    #[tokio::test]
+    async fn a_server_reads_small_frames_and_sends_large_ones() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = TcpStream::connect(address).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let small = Limits {
+            max_frame: 64,
+            ..Limits::default()
+        };
+        let (mut requests, mut answers) =
+            split_with_send_limit::<Packet>(server, small, 1024 * 1024);
+        let (mut from_server, mut to_server) = split::<Packet>(client, Limits::default());
+
+        to_server
+            .send_bytes(Bytes::from_static(b"not json"))
+            .await
+            .unwrap();
+        assert_eq!(&requests.recv_frame().await.unwrap()[..], b"not json");
+
+        let large = Bytes::from(vec![b'x'; 4096]);
+        let batch = [Bytes::from_static(b"first"), large.clone()];
+        answers.send_all(batch).await.unwrap();
+        let first = from_server.recv_frame().await.unwrap();
+        assert_eq!(&first[..], b"first");
+        assert_eq!(from_server.recv_frame().await.unwrap(), large);
+
+        to_server
+            .send_bytes(Bytes::from(vec![b'y'; 65]))
+            .await
+            .unwrap();
+        let oversized = requests.recv_frame().await.unwrap_err();
+        assert!(oversized.is_peer_fault(), "{oversized:?}");
     }
 }

@@ -1,13 +1,26 @@
-//! The quorum network's packets (Minicash's names: `HELLO`, `REQ_LEDGER`, `REQ_PAY`, …) and
-//! the framing that carries them: a 4-byte big-endian length, then that many bytes of JSON
-//! `{"Type": …, "Data": …}`. A connection carries many requests; answers come back in the
-//! order the requests were sent (pipelining).
+//! Every Tally protocol's packets as data, and the framing that carries them.
+//!
+//! - [`quorum`]: the quorum network's packets (Minicash's names: `HELLO`, `REQ_LEDGER`,
+//!   `REQ_PAY`, …).
+//! - [`tracker`]: the tracker's requests and answers (`REG`, `REGUP`, `INITIALIZE`, …) and
+//!   the bytes each key signs to register.
+//! - [`connection`] (feature `framing`, on by default): the one framing every Tally TCP
+//!   protocol but the relay's line protocol uses, a 4-byte big-endian length, then that many
+//!   bytes of JSON `{"Type": …, "Data": …}`. A connection carries many requests; answers
+//!   come back in the order the requests were sent (pipelining). Without the feature this
+//!   crate is plain data and needs no async runtime.
 
+#[cfg(feature = "framing")]
 pub mod connection;
-pub mod packet;
+pub mod quorum;
+pub mod tracker;
 
+/// The quorum packets' former path, kept while other crates move to [`quorum`].
+pub use quorum as packet;
+
+#[cfg(feature = "framing")]
 pub use connection::{Connection, ConnectionError, Limits};
-pub use packet::{
+pub use quorum::{
     CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, Hello, LedgerEntry, LedgerRequest,
     LedgerView, Packet, VoteReply,
 };

@@ -6,56 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use tally_core::{AccountId, NetworkContract, NetworkId, Signature, pow};
+/// The refusals live with the packets (their text is the `Reason` sent); this path is kept
+/// for existing callers.
+pub use tally_proto::tracker::Refusal;
+use tally_proto::tracker::{Registration, SignedBytes};
 
 use crate::config::Limits;
-use crate::wire::{Registration, SignedBytes};
-
-/// Why a request, or one key of it, is refused. The `Display` text is the `Reason` sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("unknown network")]
-    UnknownNetwork,
-    #[error("{0}")]
-    Parse(#[from] crate::wire::ParseError),
-    #[error("request larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("no keys")]
-    NoKeys,
-    #[error("more than {0} keys in one request")]
-    TooManyKeys(usize),
-    #[error("key {0} appears twice")]
-    DuplicateKey(AccountId),
-    #[error("bad address {0:?}: expected ip:port with a port other than 0")]
-    BadAddress(String),
-    #[error("timestamp is more than {0} ms away from the tracker's clock")]
-    ClockSkew(u64),
-    #[error("invalid proof of work for network difficulty {0} bits")]
-    BadProof(u32),
-    #[error("bad signature")]
-    BadSignature,
-    #[error("timestamp not newer than the key's last registration")]
-    Stale,
-    #[error("too many entries from your address")]
-    TooManyEntriesFromAddress,
-    #[error("tracker full")]
-    Full,
-    #[error("too many requests from your address")]
-    RateLimited,
-    #[error("too many connections from your address")]
-    TooManyConnectionsFromAddress,
-    #[error("too many connections")]
-    TooManyConnections,
-    #[error("tracker busy, try again")]
-    Busy,
-    #[error("storage error")]
-    Storage,
-    #[error("nothing to acknowledge: send INITIALIZE first")]
-    NothingToAcknowledge,
-    #[error("acknowledgement names another network than the INITIALIZE")]
-    WrongNetwork,
-    #[error("tracker shutting down")]
-    ShuttingDown,
-}
 
 /// What the tracker knows of a served network.
 #[derive(Clone, Debug)]
@@ -218,8 +174,8 @@ pub fn check_registration(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::wire::KeyEntry;
     use tally_core::{Amount, Mode, SecretKey, ValidatorInfo};
+    use tally_proto::tracker::KeyEntry;
 
     pub(crate) fn contract(bits: u32) -> NetworkContract {
         NetworkContract {

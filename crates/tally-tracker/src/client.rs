@@ -10,17 +10,18 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use tally_core::{AccountId, NetworkId, SecretKey};
-use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
-
-use crate::pipeline::now_ms;
-use crate::wire::{
-    Acknowledge, Answer, AnswerPacket, KeyEntry, ListRequest, Outcome, Registration, Request,
-    SignedBytes, answer_type,
+use tally_proto::connection::{self, ConnectionError, PacketReader, PacketWriter};
+use tally_proto::tracker::{
+    Acknowledge, Answer, AnswerPacket, KeyEntry, ListRequest, Outcome, Refusal, Registration,
+    Request, SignedBytes, answer_type,
 };
+use tokio::net::TcpStream;
+
+use crate::clock::now_ms;
+
+/// A connection to the tracker: tally-proto's framing, reading answers.
+type TrackerConnection = (PacketReader<AnswerPacket>, PacketWriter);
 
 /// Timeouts, retries and size limits of a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,7 +326,7 @@ impl TrackerClient {
         })
     }
 
-    async fn connect(&self) -> Result<Framed<TcpStream, LengthDelimitedCodec>, AttemptError> {
+    async fn connect(&self) -> Result<TrackerConnection, AttemptError> {
         let stream =
             match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(&self.addr))
                 .await
@@ -334,31 +335,33 @@ impl TrackerClient {
                 Ok(Err(error)) => return Err(AttemptError::Retry(format!("connect: {error}"))),
                 Ok(Ok(stream)) => stream,
             };
-        let _ = stream.set_nodelay(true);
-        Ok(Framed::new(
-            stream,
-            LengthDelimitedCodec::builder()
-                .max_frame_length(self.config.max_answer_bytes)
-                .new_codec(),
-        ))
+        // Each exchange as a whole is bounded by `answer_timeout` (see `roundtrip`).
+        let limits = connection::Limits {
+            max_frame: self.config.max_answer_bytes,
+            read_timeout: self.config.answer_timeout,
+            write_timeout: self.config.answer_timeout,
+        };
+        Ok(connection::split(stream, limits))
     }
 
     async fn roundtrip(
         &self,
-        conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+        conn: &mut TrackerConnection,
         request: &Request,
     ) -> Result<AnswerPacket, AttemptError> {
+        let (reader, writer) = conn;
         let exchange = async {
-            conn.send(Bytes::from(request.to_json()))
+            writer
+                .send(request)
                 .await
-                .map_err(|e| AttemptError::Retry(format!("send: {e}")))?;
-            match conn.next().await {
-                None => Err(AttemptError::Retry("connection closed".into())),
-                Some(Err(e)) => Err(AttemptError::Retry(format!("receive: {e}"))),
-                Some(Ok(frame)) => serde_json::from_slice::<AnswerPacket>(&frame).map_err(|e| {
+                .map_err(|e| AttemptError::Retry(format!("send: {}", io_text(&e))))?;
+            reader.recv().await.map_err(|e| match e {
+                ConnectionError::Closed => AttemptError::Retry("connection closed".into()),
+                ConnectionError::Malformed(e) => {
                     AttemptError::Final(ClientError::Protocol(format!("bad answer: {e}")))
-                }),
-            }
+                }
+                e => AttemptError::Retry(format!("receive: {}", io_text(&e))),
+            })
         };
         match tokio::time::timeout(self.config.answer_timeout, exchange).await {
             Err(_) => Err(AttemptError::Retry(format!(
@@ -371,13 +374,13 @@ impl TrackerClient {
 
     async fn exchange(
         &self,
-        conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+        conn: &mut TrackerConnection,
         request: &Request,
         expected: &str,
     ) -> Result<Answer, AttemptError> {
         let packet = self.roundtrip(conn, request).await?;
         if packet.data.response == Outcome::Fail {
-            if packet.data.reason == crate::check::Refusal::Busy.to_string() {
+            if packet.data.reason == Refusal::Busy.to_string() {
                 return Err(AttemptError::Retry(packet.data.reason));
             }
             return Err(AttemptError::Final(ClientError::Refused(
@@ -402,6 +405,14 @@ fn final_error(addr: &str) -> impl Fn(AttemptError) -> ClientError + '_ {
             attempts: 1,
             last,
         },
+    }
+}
+
+/// A connection error as the client reports it: an I/O error by its own words.
+fn io_text(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::Io(e) => e.to_string(),
+        e => e.to_string(),
     }
 }
 

@@ -6,26 +6,40 @@
 //! entries expire, the list survives restarts, and every socket read is bounded in size
 //! and time.
 //!
-//! - [`wire`]: packets, framing and the signed byte layout (PROTOCOL.md, tracker section).
-//! - [`check`] and [`registry`]: the sans-I/O core; validation and the expiring registry
-//!   take the clock as an argument.
-//! - [`store`]: redb persistence, one durable commit per batch.
-//! - [`Tracker`]: the server; [`TrackerClient`]: what `tally node` and the wallet call.
+//! - [`wire`]: the packets and the signed byte layout, which live in
+//!   [`tally_proto::tracker`] (PROTOCOL.md, tracker section); framing is tally-proto's.
+//! - [`TrackerClient`]: what `tally node` and the wallet call. It is all this crate builds
+//!   without the default `server` feature: no redb, no rayon, no server.
+//! - With `server`: [`check`] and [`registry`], the sans-I/O core (validation and the
+//!   expiring registry take the clock as an argument); [`store`], redb persistence with one
+//!   durable commit per batch; [`Tracker`], the server.
 
+#[cfg(feature = "server")]
 pub mod check;
 pub mod client;
+mod clock;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 mod pipeline;
+#[cfg(feature = "server")]
 pub mod registry;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 pub mod store;
-pub mod wire;
 
-pub use check::{Networks, Refusal};
+/// The tracker's packets; they live in tally-proto, this path is kept for existing callers.
+pub use tally_proto::tracker as wire;
+
+#[cfg(feature = "server")]
+pub use check::Networks;
 pub use client::{
     ClientConfig, ClientError, Joined, Peer, Registered, TrackerClient, sign_registration,
 };
+pub use clock::now_ms;
+#[cfg(feature = "server")]
 pub use config::{Limits, TrackerConfig};
-pub use pipeline::now_ms;
+#[cfg(feature = "server")]
 pub use server::{Stats, Tracker, TrackerError, TrackerHandle};
-pub use wire::{Answer, AnswerPacket, Outcome, Registration, Request};
+pub use tally_proto::tracker::{Answer, AnswerPacket, Outcome, Refusal, Registration, Request};

@@ -14,7 +14,10 @@ use parking_lot::RwLock;
 use tally_core::BatchVerifier;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::check::{CheckedRegistration, Refusal};
+use tally_proto::tracker::Refusal;
+
+use crate::check::CheckedRegistration;
+use crate::clock::now_ms;
 use crate::registry::{Entry, Registry, ip_bytes};
 use crate::store::Store;
 
@@ -35,14 +38,6 @@ pub(crate) struct Job {
     pub reg: CheckedRegistration,
     pub kind: JobKind,
     pub reply: oneshot::Sender<CheckedRegistration>,
-}
-
-/// Milliseconds since 1970 by the system clock.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 pub(crate) struct WriterSettings {

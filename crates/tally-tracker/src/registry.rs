@@ -13,8 +13,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use hashbrown::HashTable;
 use rand::Rng;
 use tally_core::{AccountId, NetworkId};
-
-use crate::check::Refusal;
+use tally_proto::tracker::Refusal;
 
 /// An IP address as 16 bytes (IPv4 mapped into IPv6).
 pub type IpBytes = [u8; 16];

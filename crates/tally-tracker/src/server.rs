@@ -12,21 +12,23 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
-use futures::{FutureExt as _, SinkExt, StreamExt};
+use futures::{FutureExt as _, StreamExt};
 use parking_lot::{Mutex, RwLock};
+use tally_proto::connection::{self, ConnectionError};
+use tally_proto::tracker::{
+    Answer, AnswerPacket, KeyResult, MapEntry, Outcome, PeerEntry, Refusal, Registration, Request,
+    answer_type,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-use crate::check::{CheckedRegistration, Networks, Refusal, canonical_ip, check_registration};
+use crate::check::{CheckedRegistration, Networks, canonical_ip, check_registration};
+use crate::clock::now_ms;
 use crate::config::{Limits, TrackerConfig};
-use crate::pipeline::{Job, JobKind, WriterSettings, now_ms, run_verifier, run_writer};
+use crate::pipeline::{Job, JobKind, WriterSettings, run_verifier, run_writer};
 use crate::registry::{Entry, Registry, RegistryLimits, ip_bytes};
 use crate::store::{Store, StoreError};
-use crate::wire::{
-    Answer, AnswerPacket, KeyResult, MapEntry, Outcome, PeerEntry, Request, answer_type,
-};
 
 /// Why a tracker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -518,20 +520,15 @@ async fn connection(
 ) {
     let limits = shared.limits.clone();
     let ip = canonical_ip(peer.ip());
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let mut frames = FramedRead::new(
-        read,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(limits.max_request_bytes)
-            .new_codec(),
-    );
-    let mut out = FramedWrite::new(
-        write,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(u32::MAX as usize)
-            .new_codec(),
-    );
+    // Requests are refused over `max_request_bytes` from their length prefix; answers
+    // (lists of peers) may be larger.
+    let frame_limits = connection::Limits {
+        max_frame: limits.max_request_bytes,
+        read_timeout: limits.read_timeout,
+        write_timeout: limits.write_timeout,
+    };
+    let (mut frames, mut out) =
+        connection::split_with_send_limit::<Request>(stream, frame_limits, u32::MAX as usize);
     let mut inflight: FuturesOrdered<AnswerFuture> = FuturesOrdered::new();
     let mut failures: u32 = 0;
     let mut pending_join: Option<CheckedRegistration> = None;
@@ -543,16 +540,9 @@ async fn connection(
             if answer_failed(&bytes) {
                 failures += 1;
             }
-            match tokio::time::timeout(limits.write_timeout, out.send(Bytes::from(bytes))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "write failed");
-                    break $conn;
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "write timed out; closing");
-                    break $conn;
-                }
+            if let Err(error) = out.send_bytes(Bytes::from(bytes)).await {
+                log_write_failure(&peer, &error);
+                break $conn;
             }
             if failures >= limits.max_failures_per_connection {
                 tracing::warn!(%peer, failures, "too many failed requests; closing");
@@ -577,60 +567,47 @@ async fn connection(
                         failures += 1;
                     }
                 }
-                let sent = async {
-                    for bytes in ready {
-                        let bytes: Bytes = Bytes::from(bytes);
-                        out.feed(bytes).await?;
-                    }
-                    SinkExt::<Bytes>::flush(&mut out).await
-                };
-                match tokio::time::timeout(limits.write_timeout, sent).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "write failed");
-                        break 'conn;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer, "write timed out; closing");
-                        break 'conn;
-                    }
+                if let Err(error) = out.send_all(ready.into_iter().map(Bytes::from)).await {
+                    log_write_failure(&peer, &error);
+                    break 'conn;
                 }
                 if failures >= limits.max_failures_per_connection {
                     tracing::warn!(%peer, failures, "too many failed requests; closing");
                     break 'conn;
                 }
             }
-            frame = tokio::time::timeout(limits.read_timeout, frames.next()), if inflight.len() < depth => {
+            frame = frames.recv_frame(), if inflight.len() < depth => {
                 let frame = match frame {
-                    Err(_) => {
+                    Err(ConnectionError::Timeout(_)) => {
                         if inflight.is_empty() {
                             tracing::debug!(%peer, "read timeout; closing");
                             break;
                         }
                         continue;
                     }
-                    Ok(None) => {
+                    Err(ConnectionError::Closed) => {
                         // The client is done sending; answer what it asked, then close.
                         while let Some(bytes) = inflight.next().await {
                             write_answer!('conn, bytes);
                         }
                         break;
                     }
-                    Ok(Some(Err(error))) => {
+                    Err(error) => {
                         while let Some(bytes) = inflight.next().await {
                             write_answer!('conn, bytes);
                         }
-                        if error.kind() == std::io::ErrorKind::InvalidData {
+                        if error.is_peer_fault() {
+                            // A frame is only refused for its length (`InvalidData`).
                             let why = Refusal::TooLarge(limits.max_request_bytes);
                             tracing::warn!(%peer, reason = %why, "oversized request; closing");
                             let answer = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
-                            let _ = tokio::time::timeout(limits.write_timeout, out.send(Bytes::from(answer))).await;
+                            let _ = out.send_bytes(Bytes::from(answer)).await;
                         } else {
                             tracing::debug!(%peer, %error, "read failed");
                         }
                         break;
                     }
-                    Ok(Some(Ok(frame))) => frame,
+                    Ok(frame) => frame,
                 };
                 if !shared.allow_request(ip) {
                     let answer = Answer::fail(Refusal::RateLimited.to_string());
@@ -713,6 +690,14 @@ async fn connection(
     }
 }
 
+/// A failed write ends the connection; a timed-out one means a peer that does not read.
+fn log_write_failure(peer: &SocketAddr, error: &ConnectionError) {
+    match error {
+        ConnectionError::Timeout(_) => tracing::warn!(%peer, "write timed out; closing"),
+        error => tracing::debug!(%peer, %error, "write failed"),
+    }
+}
+
 fn list_size(asked: Option<u32>, cap: usize) -> usize {
     asked.map_or(cap, |n| (n as usize).min(cap))
 }
@@ -728,7 +713,7 @@ fn answer_failed(bytes: &[u8]) -> bool {
 
 fn register(
     shared: Arc<Shared>,
-    reg: crate::wire::Registration,
+    reg: Registration,
     ip: IpAddr,
     peer: SocketAddr,
     with_maps: bool,

@@ -1,9 +1,12 @@
-//! The tracker's packets, in the Minicash shape `{"Type": ..., "Data": ...}`, and the byte
-//! layout each key signs.
+//! The tracker's packets (PROTOCOL.md §9) as data: requests and answers in the Minicash
+//! shape `{"Type": ..., "Data": ...}`, the reasons a tracker gives for a refusal, and the
+//! byte layout each key signs. The tracker server and its client (`tally-tracker`) both
+//! speak in these types.
 //!
-//! Framing: every packet travels as one frame, a 4-byte big-endian length followed by that
-//! many bytes of UTF-8 JSON. A length prefix (rather than newlines) lets the reader refuse an
-//! oversized request from its first four bytes, before buffering any of it.
+//! Framing is Tally's one framing (PROTOCOL.md §5, [`crate::connection`] with the `framing`
+//! feature): a 4-byte big-endian length, then that many bytes of UTF-8 JSON. A length prefix
+//! (rather than newlines) lets the reader refuse an oversized request from its first four
+//! bytes, before buffering any of it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -170,6 +173,55 @@ pub enum ParseError {
     UnknownType(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+/// Why a tracker refuses a request, or one key of it. The `Display` text is the `Reason`
+/// sent, so it is part of the protocol: a client retries on [`Refusal::Busy`]'s text and
+/// treats every other `Fail` as final.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown network")]
+    UnknownNetwork,
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("request larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("no keys")]
+    NoKeys,
+    #[error("more than {0} keys in one request")]
+    TooManyKeys(usize),
+    #[error("key {0} appears twice")]
+    DuplicateKey(AccountId),
+    #[error("bad address {0:?}: expected ip:port with a port other than 0")]
+    BadAddress(String),
+    #[error("timestamp is more than {0} ms away from the tracker's clock")]
+    ClockSkew(u64),
+    #[error("invalid proof of work for network difficulty {0} bits")]
+    BadProof(u32),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("timestamp not newer than the key's last registration")]
+    Stale,
+    #[error("too many entries from your address")]
+    TooManyEntriesFromAddress,
+    #[error("tracker full")]
+    Full,
+    #[error("too many requests from your address")]
+    RateLimited,
+    #[error("too many connections from your address")]
+    TooManyConnectionsFromAddress,
+    #[error("too many connections")]
+    TooManyConnections,
+    #[error("tracker busy, try again")]
+    Busy,
+    #[error("storage error")]
+    Storage,
+    #[error("nothing to acknowledge: send INITIALIZE first")]
+    NothingToAcknowledge,
+    #[error("acknowledgement names another network than the INITIALIZE")]
+    WrongNetwork,
+    #[error("tracker shutting down")]
+    ShuttingDown,
 }
 
 impl Request {
