@@ -14,26 +14,30 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, NetworkId, Signature};
 
-/// Domain-separation tag at the front of every signed registration.
-pub const REG_TAG: &[u8; 20] = b"TALLY-TRACKER-REG-V1";
+/// Domain-separation tag at the front of every signed registration. `V2`: the integers
+/// became little-endian (tally-core's convention); a `V1` signature never verifies as `V2`.
+pub const REG_TAG: &[u8; 20] = b"TALLY-TRACKER-REG-V2";
 
 /// The longest signed registration: tag, network, key, proof, timestamp, IPv6 address.
 pub const MAX_SIGNED_LEN: usize = 20 + 32 + 32 + 8 + 8 + 1 + 16 + 2;
 
-/// The bytes one key signs to register itself at `address` in `network`:
+/// The bytes one key signs to register itself at `address` in `network`, in tally-core's
+/// convention (domain tag, then the network id, integers little-endian):
 ///
 /// ```text
-/// "TALLY-TRACKER-REG-V1"   20 bytes, ASCII
+/// "TALLY-TRACKER-REG-V2"   20 bytes, ASCII
 /// network id               32 bytes
 /// key (Fingerprint)        32 bytes
-/// ProofOfWork              u64, big-endian
-/// Timestamp (ms since 1970) u64, big-endian
+/// ProofOfWork              u64, little-endian
+/// Timestamp (ms since 1970) u64, little-endian
 /// address family           1 byte: 4 or 6
-/// address IP               4 or 16 bytes
-/// address port             u16, big-endian
+/// address IP               4 or 16 bytes, network order
+/// address port             u16, little-endian
 /// ```
 ///
 /// The address is the one in the request as sent (an unspecified IP stays unspecified).
+/// Written by hand: tally-core has no shared codec yet; when it has, this layout moves onto
+/// it unchanged (the test vector pins the bytes).
 #[derive(Clone, Copy)]
 pub struct SignedBytes {
     buf: [u8; MAX_SIGNED_LEN],
@@ -58,8 +62,8 @@ impl SignedBytes {
         put(REG_TAG);
         put(network.as_bytes());
         put(account.as_bytes());
-        put(&proof_of_work.to_be_bytes());
-        put(&timestamp.to_be_bytes());
+        put(&proof_of_work.to_le_bytes());
+        put(&timestamp.to_le_bytes());
         match address.ip() {
             IpAddr::V4(ip) => {
                 put(&[4]);
@@ -70,7 +74,7 @@ impl SignedBytes {
                 put(&ip.octets());
             }
         }
-        put(&address.port().to_be_bytes());
+        put(&address.port().to_le_bytes());
         SignedBytes { buf, len }
     }
 
@@ -523,7 +527,7 @@ mod tests {
         ));
     }
 
-    /// The test vector of PROTOCOL.md: if this changes, every deployed node breaks.
+    /// The test vector of PROTOCOL.md §9: if this changes, every deployed node breaks.
     #[test]
     fn signed_bytes_test_vector() {
         let key = SecretKey::from_bytes([1; 32]);
@@ -539,27 +543,27 @@ mod tests {
         let address: SocketAddr = "203.0.113.5:2222".parse().unwrap();
         let msg = SignedBytes::new(&network, &key.account(), 7, 1_700_000_000_000, &address);
         let expected = concat!(
-            "54414c4c592d545241434b45522d5245472d5631", // "TALLY-TRACKER-REG-V1"
+            "54414c4c592d545241434b45522d5245472d5632", // "TALLY-TRACKER-REG-V2"
             "a08a0fcbdeafd3c1b3a4b495b9a9c9d96850f08946b52bc0622347d3b6e73b78", // network
             "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // key
-            "0000000000000007",                         // ProofOfWork 7
-            "0000018bcfe56800",                         // Timestamp 1700000000000
+            "0700000000000000",                         // ProofOfWork 7, little-endian
+            "0068e5cf8b010000",                         // Timestamp 1700000000000, little-endian
             "04cb007105",                               // IPv4 203.0.113.5
-            "08ae",                                     // port 2222
+            "ae08",                                     // port 2222, little-endian
         );
         assert_eq!(hex::encode(msg.as_bytes()), expected);
         assert_eq!(hex::encode(REG_TAG), &expected[..40]);
         assert_eq!(
             key.sign(msg.as_bytes()).to_hex(),
-            "728ff8009b6fb7b8c80d8f0129807b642cdc0b811b3d199dc073cad69cd12433\
-             1690b96f8fd317572c0000e6998eae2fbe2b86b32455bf09a5b5d245ae6ace0c"
+            "7c73afaa63b57e376ed7187156fde76bfbfc46da1af8d7a6ab8b1d19fd4f187c\
+             944527c4695b559b840c91898600e5fa0f2be5ea039bcc01e411e588a6b7a101"
         );
         let v6: SocketAddr = "[2001:db8::1]:9".parse().unwrap();
         let msg6 = SignedBytes::new(&network, &key.account(), 0, 0, &v6);
         assert_eq!(msg6.as_bytes().len(), MAX_SIGNED_LEN);
         assert_eq!(
             hex::encode(&msg6.as_bytes()[MAX_SIGNED_LEN - 19..]),
-            "0620010db80000000000000000000000010009"
+            "0620010db80000000000000000000000010900"
         );
     }
 }
