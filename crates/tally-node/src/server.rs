@@ -16,7 +16,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
-use crate::discovery::{AddressBook, Discovery, TrackerSettings};
+use crate::discovery::{AddressBook, CommitteePeers, Registrar, TrackerSettings};
 use crate::engine::{self, EngineHandle};
 
 /// Why a node could not start.
@@ -131,17 +131,19 @@ impl Node {
             ));
         }
         if let Some(settings) = &config.tracker {
-            tasks.spawn(
-                Discovery {
-                    advertise: advertised_address(&config, settings, address),
-                    settings: settings.clone(),
-                    network,
-                    key: config.key.clone(),
-                    committee: config.contract.validators.iter().map(|v| v.key).collect(),
-                    book: book.clone(),
-                }
-                .run(cancel.clone()),
+            let registrar = Registrar::validator(
+                settings,
+                network,
+                config.key.clone(),
+                advertised_address(&config, settings, address),
             );
+            let committee = CommitteePeers::new(
+                book.clone(),
+                config.contract.validators.iter().map(|v| v.key).collect(),
+                me,
+                settings.address.clone(),
+            );
+            tasks.spawn(registrar.run(committee, cancel.clone()));
         }
         for peer in config.contract.validators.iter().filter(|v| v.key != me) {
             tasks.spawn(crate::sync::sync_with_peer(
