@@ -68,7 +68,17 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         node.address(),
         node.rpc_address().map_or("off".into(), |a| a.to_string())
     );
-    crate::shutdown_signal().await;
+    // A validator whose storage failed stops by itself (crash-only): exit with an error so
+    // that a supervisor restarts it from the last durable state.
+    let failed = tokio::select! {
+        _ = crate::shutdown_signal() => false,
+        _ = node.stopped() => true,
+    };
     node.stop().await;
+    if failed {
+        anyhow::bail!(
+            "the validator stopped: ledger storage failed (see the log); restart to resume from the last durable state"
+        );
+    }
     Ok(())
 }

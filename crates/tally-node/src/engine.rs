@@ -7,12 +7,20 @@
 //! Two stages overlap: while the committer thread makes batch N durable, the engine thread
 //! already checks, decides and signs batch N+1 against the in-memory state. Batches are
 //! committed in order and a batch's answers leave only after its own commit, so no vote is
-//! ever sent before it is durable; if a commit fails, that batch and every later one (whose
-//! decisions built on it) are answered with errors and the engine stops.
+//! ever sent before it is durable.
+//!
+//! A storage failure is crash-only. When a commit (or a checkpoint) fails, the memory state
+//! may be ahead of the disk: that batch and every batch decided after it (whose decisions
+//! built on it) are answered `Internal` ("storage failed; nothing was recorded"), nothing
+//! more is written, the engine stops, and [`EngineHandle::failed`] resolves, upon which the
+//! node stops as a whole ([`crate::Node::stopped`]). It does not stay up answering `Busy`:
+//! a validator that can no longer record anything must not look alive to its clients, its
+//! peers or the tracker. A restart reloads the last durable state; no vote was ever given
+//! that it could forget.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder, Vote};
@@ -22,6 +30,7 @@ use tally_proto::{
     EndAck, ErrorCode, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// Work for the engine.
 pub enum Job {
@@ -72,6 +81,8 @@ pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
     /// Certificates applied, readable without a round trip.
     pub log_len: Arc<AtomicU64>,
+    /// Cancelled when storage failed and the engine stopped for good.
+    storage_failed: CancellationToken,
 }
 
 impl EngineHandle {
@@ -113,6 +124,17 @@ impl EngineHandle {
         self.jobs.send(Job::Status { reply }).await.ok()?;
         status.await.ok()
     }
+
+    /// Resolves once a commit or a checkpoint failed: the engine has stopped for good and
+    /// the node must stop too (crash-only; see the module documentation).
+    pub async fn failed(&self) {
+        self.storage_failed.cancelled().await;
+    }
+
+    /// Whether a commit or a checkpoint failed.
+    pub fn has_failed(&self) -> bool {
+        self.storage_failed.is_cancelled()
+    }
 }
 
 /// Starts the engine thread. It stops when every handle is dropped.
@@ -124,13 +146,14 @@ pub fn start(
 ) -> (EngineHandle, std::thread::JoinHandle<()>) {
     let (jobs, receiver) = mpsc::channel(max_batch * 4);
     let log_len = Arc::new(AtomicU64::new(validator.log_len()));
+    let storage_failed = CancellationToken::new();
     let engine = Engine {
         validator,
         store,
         max_batch,
         listen,
         log_len: log_len.clone(),
-        failed: Arc::new(AtomicBool::new(false)),
+        storage_failed: storage_failed.clone(),
         batches: 0,
         requests: 0,
     };
@@ -146,7 +169,14 @@ pub fn start(
             std::thread::spawn(|| {})
         }
     };
-    (EngineHandle { jobs, log_len }, thread)
+    (
+        EngineHandle {
+            jobs,
+            log_len,
+            storage_failed,
+        },
+        thread,
+    )
 }
 
 struct Engine {
@@ -155,8 +185,8 @@ struct Engine {
     max_batch: usize,
     listen: String,
     log_len: Arc<AtomicU64>,
-    /// Set by the committer when a commit failed.
-    failed: Arc<AtomicBool>,
+    /// Cancelled by the committer when a commit or a checkpoint failed.
+    storage_failed: CancellationToken,
     batches: u64,
     requests: u64,
 }
@@ -212,7 +242,7 @@ impl Engine {
             let (store, log_len, failed) = (
                 self.store.clone(),
                 self.log_len.clone(),
-                self.failed.clone(),
+                self.storage_failed.clone(),
             );
             std::thread::Builder::new()
                 .name("tally-commit".into())
@@ -226,6 +256,10 @@ impl Engine {
             }
         };
         while let Some(first) = receiver.blocking_recv() {
+            if self.storage_failed.is_cancelled() {
+                // Dropped unanswered: its connection says `Busy` while the node stops.
+                break;
+            }
             let mut batch = Vec::with_capacity(64);
             batch.push(first);
             while batch.len() < self.max_batch {
@@ -235,14 +269,26 @@ impl Engine {
                 }
             }
             let decided = self.process(batch, &commits);
-            if self.failed.load(Ordering::Acquire) || commits.send(Commit::Batch(decided)).is_err()
-            {
-                // The memory state is now ahead of the disk. Stop serving: a restart
-                // reloads the last durable state, and no unrecorded vote was given (the
-                // committer refuses every batch after a failed one).
-                tracing::error!("engine stopped after a failed commit; restart the node");
+            // The memory state may now be ahead of the disk: never build on it. No
+            // unrecorded vote was given (the committer refuses every batch after a failed
+            // one, and this one is refused here), and a restart reloads the durable state.
+            if self.storage_failed.is_cancelled() {
+                answer(decided, false);
                 break;
             }
+            if let Err(std::sync::mpsc::SendError(unsent)) = commits.send(Commit::Batch(decided)) {
+                // The committer is gone, which only a panic does: as a failed commit.
+                self.storage_failed.cancel();
+                if let Commit::Batch(decided) = unsent {
+                    answer(decided, false);
+                }
+                break;
+            }
+        }
+        if self.storage_failed.is_cancelled() {
+            tracing::error!(
+                "engine stopped after a storage failure; the node stops (restart it to reload the last durable state)"
+            );
         }
         drop(commits);
         let _ = committer.join();
@@ -579,7 +625,7 @@ fn run_committer(
     store: &LedgerStore,
     pending: &std::sync::mpsc::Receiver<Commit>,
     log_len: &AtomicU64,
-    failed: &AtomicBool,
+    failed: &CancellationToken,
 ) {
     for work in pending {
         let decided = match work {
@@ -591,7 +637,7 @@ fn run_committer(
         };
         // Durable before anything is said; nothing after a failed batch is written, since
         // its decisions built on the failed one.
-        let committed = if failed.load(Ordering::Acquire) {
+        let committed = if failed.is_cancelled() {
             false
         } else {
             match store.commit_snapshot(&decided.snapshot, &decided.cursors) {
@@ -601,7 +647,7 @@ fn run_committer(
                 }
                 Err(error) => {
                     tracing::error!(%error, "commit failed; the batch is not acknowledged");
-                    failed.store(true, Ordering::Release);
+                    failed.cancel();
                     false
                 }
             }
@@ -613,7 +659,7 @@ fn run_committer(
         // doubt: stop like after a failed commit, and let a restart re-apply the log.
         if committed && let Err(error) = store.checkpoint_if_due() {
             tracing::error!(%error, "checkpoint failed; engine stopped");
-            failed.store(true, Ordering::Release);
+            failed.cancel();
         }
     }
 }

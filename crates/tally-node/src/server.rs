@@ -1,4 +1,5 @@
-//! The node: binds its sockets, starts the engine, serves connections, and stops cleanly.
+//! The node: binds its sockets, starts the engine, serves connections, and stops cleanly,
+//! or by itself when its storage fails (crash-only; see [`crate::engine`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
-use crate::discovery::{AddressBook, Discovery, TrackerSettings};
+use crate::discovery::{AddressBook, CommitteePeers, Registrar, TrackerSettings};
 use crate::engine::{self, EngineHandle};
 
 /// Why a node could not start.
@@ -112,6 +113,7 @@ impl Node {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        tasks.spawn(stop_on_storage_failure(engine.clone(), cancel.clone()));
         tasks.spawn(accept_loop(
             listener,
             engine.clone(),
@@ -131,17 +133,19 @@ impl Node {
             ));
         }
         if let Some(settings) = &config.tracker {
-            tasks.spawn(
-                Discovery {
-                    advertise: advertised_address(&config, settings, address),
-                    settings: settings.clone(),
-                    network,
-                    key: config.key.clone(),
-                    committee: config.contract.validators.iter().map(|v| v.key).collect(),
-                    book: book.clone(),
-                }
-                .run(cancel.clone()),
+            let registrar = Registrar::validator(
+                settings,
+                network,
+                config.key.clone(),
+                advertised_address(&config, settings, address),
             );
+            let committee = CommitteePeers::new(
+                book.clone(),
+                config.contract.validators.iter().map(|v| v.key).collect(),
+                me,
+                settings.address.clone(),
+            );
+            tasks.spawn(registrar.run(committee, cancel.clone()));
         }
         for peer in config.contract.validators.iter().filter(|v| v.key != me) {
             tasks.spawn(crate::sync::sync_with_peer(
@@ -186,6 +190,19 @@ impl Node {
         &self.engine
     }
 
+    /// Whether the node stopped by itself: its storage failed, it closed its listener and
+    /// its connections, and only [`Node::stop`] is left to call.
+    pub fn is_stopped(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the node stops by itself (a storage failure): the caller should
+    /// [`Node::stop`] it and exit with an error, so that a supervisor restarts it from the
+    /// last durable state.
+    pub async fn stopped(&self) {
+        self.cancel.cancelled().await;
+    }
+
     /// Stops accepting, closes connections, lets the engine finish its batch, and waits.
     pub async fn stop(mut self) {
         self.cancel.cancel();
@@ -194,6 +211,20 @@ impl Node {
         let thread = self.engine_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         tracing::info!("validator stopped");
+    }
+}
+
+/// Stops the node (`cancel`: the listener, every connection, the registration and the sync
+/// tasks) once the engine reports a storage failure.
+async fn stop_on_storage_failure(engine: EngineHandle, cancel: CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = engine.failed() => {
+            tracing::error!(
+                "storage failed: the validator stops (restart it to resume from the last durable state)"
+            );
+            cancel.cancel();
+        }
     }
 }
 

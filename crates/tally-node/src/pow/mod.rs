@@ -8,19 +8,49 @@
 //! full validity check (`tally-chain`) before it is stored or relayed; fork choice and
 //! reorganisations are the chain's.
 //!
+//! By concern:
 //! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets").
-//! - [`peers`], [`sync`]: sans-I/O scoring, ban, sync and gossip-dedup decisions.
-//! - [`node`]: the daemon ([`PowNode`]); [`rpc`]: its control API.
+//! - Decisions, sans-I/O (time in as an argument, no socket): [`peers`] (who a peer is,
+//!   scores, bans, block-serving budgets), [`sync`] (when to ask a peer for blocks),
+//!   [`fate`] (what to do with a received block), [`gossip`] (transaction dedup and relay),
+//!   [`mining`] (mining switches, when a template is stale), and the connection limits and
+//!   duplicate-connection rule (`connections`).
+//! - The daemon: `state` (what its parts share), `net` (sockets), `handlers` (each
+//!   packet), `blocks` (received blocks), `queries` (wallet queries), `discovery` (tracker
+//!   registration, heartbeat), `miner_thread` (mining), [`node`] ([`PowNode`]: start and
+//!   stop).
+//! - [`PowNodeHandle`]: what the control API ([`rpc`]) and the terminal read.
 //! - [`client`]: what a wallet calls.
 //! - [`config`]: the miner folder (`miner.json`, `key`).
+//!
+//! Data flow. Every TCP connection (miner or wallet) gets a reader task and a writer task;
+//! the reader parses frames and handles each packet in order, the writer drains a bounded
+//! queue. Chain work (signature checks, connecting blocks, the durable commit) runs on
+//! blocking threads, never on the async workers. The mining thread builds a template,
+//! searches nonces and is stopped through a flag whenever the tip moves or new
+//! transactions wait.
 
+mod blocks;
 pub mod client;
+mod clock;
 pub mod config;
+mod connections;
+mod discovery;
+pub mod fate;
+pub mod gossip;
+mod handle;
+mod handlers;
+mod miner_thread;
+pub mod mining;
+mod net;
 pub mod node;
 pub mod peers;
+mod queries;
 pub mod rpc;
+mod state;
 pub mod sync;
 pub mod wire;
 
 pub use config::{MinerConfig, MinerFiles};
-pub use node::{PowNode, PowNodeError, PowNodeHandle, PowStatus};
+pub use handle::{PeerStatus, PowNodeHandle, PowStatus};
+pub use node::{PowNode, PowNodeError};

@@ -9,9 +9,48 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use tally_core::rate::TokenBucket;
+
+/// Who a peer is for scoring, bans and budgets: its IP address, or on loopback (tests, a
+/// devnet on one machine, where every node shares 127.0.0.1) the address it listens on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerKey {
+    /// A remote host.
+    Ip(IpAddr),
+    /// A local node, by its listen address (or its connection's address before `CONNECT`).
+    Local(String),
+}
+
+impl PeerKey {
+    /// The key of the peer at `remote` that says it listens at `listen`.
+    pub fn of(remote: SocketAddr, listen: Option<&str>) -> Self {
+        match remote.ip().to_canonical() {
+            ip if ip.is_loopback() => {
+                PeerKey::Local(listen.map_or_else(|| remote.to_string(), str::to_string))
+            }
+            // One IPv6 host usually holds a whole /64: scores, bans and budgets go by it,
+            // or a single host could take a fresh identity per address.
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                PeerKey::Ip(IpAddr::V6(octets.into()))
+            }
+            ip => PeerKey::Ip(ip),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerKey::Ip(ip) => write!(f, "{ip}"),
+            PeerKey::Local(a) => write!(f, "{a}"),
+        }
+    }
+}
 
 /// What a peer did wrong, and how much it costs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,8 +297,32 @@ fn decay(record: &mut Record, policy: &ScorePolicy, now_ms: u64) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
+
+    /// Peers are known by host: an IPv6 /64 is one peer (a host can take a new address in
+    /// its /64 at will), an IPv4-mapped address is its IPv4 address, and local nodes are
+    /// told apart by the address they listen on.
+    #[test]
+    fn peers_are_keyed_by_host() {
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let one = PeerKey::of(at("[2001:db8:1:2::5]:7000"), None);
+        assert_eq!(one, PeerKey::of(at("[2001:db8:1:2:ffff::9]:7001"), None));
+        assert_ne!(one, PeerKey::of(at("[2001:db8:1:3::5]:7000"), None));
+        assert_eq!(
+            PeerKey::of(at("[::ffff:192.0.2.7]:1"), None),
+            PeerKey::Ip("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            PeerKey::of(at("[::ffff:127.0.0.1]:5"), Some("127.0.0.1:9000")),
+            PeerKey::Local("127.0.0.1:9000".into())
+        );
+        assert_ne!(
+            PeerKey::of(at("127.0.0.1:5"), Some("127.0.0.1:9000")),
+            PeerKey::of(at("127.0.0.1:6"), Some("127.0.0.1:9001"))
+        );
+    }
 
     /// One budget per peer: whatever it spent stays spent across connections; refunds
     /// give back what was not sent; full buckets are forgotten first when the book is full.

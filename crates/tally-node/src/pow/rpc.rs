@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::jsonrpc::{self, Call};
-use crate::pow::node::PowNodeHandle;
+use crate::pow::handle::PowNodeHandle;
 
 /// Serves the control API until `cancel`.
 pub async fn serve(listener: TcpListener, node: PowNodeHandle, cancel: CancellationToken) {

@@ -1,0 +1,140 @@
+//! What wallets ask a miner (`REQ_ACCOUNT`, `REQ_LEDGER`, `REQ_TX_STATUS`), answered from
+//! the chain at its tip. Each takes the chain lock's guard; the daemon calls them on a
+//! blocking thread, since a block commit or a reorganisation may hold the lock a while.
+
+use std::collections::BinaryHeap;
+
+use tally_chain::{Chain, Transaction};
+use tally_core::{AccountId, Amount};
+
+use crate::pow::wire::{
+    LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger, RespTxStatus,
+};
+
+/// An account's state at the tip with its pending transfers (`REQ_ACCOUNT`'s answer).
+pub fn account(chain: &Chain, account: &AccountId) -> RespAccount {
+    let state = chain.account(account);
+    let pending = chain.mempool().pending_for(account);
+    let next_sequence = pending
+        .iter()
+        .map(|tx| tx.transfer.sequence + 1)
+        .max()
+        .unwrap_or(state.next_sequence)
+        .max(state.next_sequence);
+    RespAccount {
+        account: *account,
+        balance: state.balance,
+        sequence: state.next_sequence,
+        next_sequence,
+        pending_out: chain.mempool().pending_outgoing(account),
+        pending_in: chain.mempool().pending_incoming(account),
+        tip: chain.tip().into(),
+    }
+}
+
+/// A page of the accounts at the tip in account order (`REQ_LEDGER`'s answer): one pass
+/// over the accounts keeping the smallest `limit` after `after`, so a page costs time linear
+/// in the number of accounts and memory linear in the page.
+pub fn ledger_page(chain: &Chain, request: &ReqLedger) -> RespLedger {
+    let limit = request.limit.clamp(1, MAX_LEDGER_PAGE) as usize;
+    let accounts = chain.accounts();
+    let mut page: BinaryHeap<(AccountId, u64, u64)> = BinaryHeap::with_capacity(limit + 1);
+    for (account, state) in accounts {
+        if request.after.is_some_and(|after| *account <= after) {
+            continue;
+        }
+        page.push((*account, state.balance.microcash(), state.next_sequence));
+        if page.len() > limit {
+            page.pop();
+        }
+    }
+    let page = page.into_sorted_vec();
+    let after_last = page.last().map(|(account, ..)| *account);
+    let more = after_last
+        .is_some_and(|last| page.len() == limit && accounts.keys().any(|account| *account > last));
+    RespLedger {
+        tip: chain.tip().into(),
+        supply: chain.supply().unwrap_or(Amount::ZERO),
+        total: accounts.len() as u64,
+        accounts: page
+            .into_iter()
+            .map(|(account, balance, sequence)| LedgerAccount {
+                account,
+                balance: Amount::from_microcash(balance),
+                sequence,
+            })
+            .collect(),
+        next: if more { after_last } else { None },
+    }
+}
+
+/// What became of `transaction` (`REQ_TX_STATUS`'s answer).
+pub fn transaction_status(chain: &Chain, transaction: &Transaction) -> RespTxStatus {
+    RespTxStatus {
+        id: transaction.id(),
+        status: chain.transaction_status(transaction),
+        tip: chain.tip().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tally_chain::ChainConfig;
+    use tally_core::{Allocation, Mode, NetworkContract, PowParams, SecretKey};
+
+    /// A chain whose genesis funds `funded` accounts with 1..=n cash.
+    fn chain(dir: &std::path::Path, funded: usize) -> Chain {
+        let contract = NetworkContract {
+            name: "queries".into(),
+            mode: Mode::Pow,
+            unit: "cash".into(),
+            faucet: Amount::ZERO,
+            intro_pow_bits: 4,
+            validators: vec![],
+            tracker: None,
+            genesis: (0..funded)
+                .map(|i| Allocation {
+                    account: SecretKey::generate().account(),
+                    amount: Amount::from_microcash(1_000_000 * (i as u64 + 1)),
+                })
+                .collect(),
+            pow: Some(PowParams {
+                initial_bits: 1,
+                block_time_ms: 1000,
+                retarget_window: 0,
+                block_reward: Amount::from_microcash(50_000_000),
+                max_block_transactions: 10,
+                max_block_bytes: 100_000,
+            }),
+        };
+        Chain::open(&dir.join("chain.redb"), &contract, ChainConfig::default()).unwrap()
+    }
+
+    /// Pages walk every account once, in account order, and the last says there is no more.
+    #[test]
+    fn ledger_pages_walk_every_account_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = chain(dir.path(), 5);
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = ledger_page(&chain, &ReqLedger { after, limit: 2 });
+            assert_eq!(page.total, 5);
+            assert!(page.accounts.len() <= 2);
+            seen.extend(page.accounts.iter().map(|entry| entry.account));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<AccountId> = chain.accounts().keys().copied().collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+        let first = expected[0];
+        let answer = account(&chain, &first);
+        assert_eq!(answer.balance, chain.account(&first).balance);
+        assert_eq!((answer.sequence, answer.next_sequence), (0, 0));
+    }
+}

@@ -1,0 +1,212 @@
+//! What every part of the miner daemon shares: its settings, the chain behind a mutex with
+//! its published tip, the gossip dedup, the connections, the peer book and budgets, and the
+//! mining switches. Each concern's rules live in its own module; this one only holds them
+//! together and makes the few moves that span two of them (a chain change that forgets
+//! gossip refused for now, a penalty that closes a banned peer's connections).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tally_chain::{BlockHash, Chain, ChainError, ChainParams};
+use tally_core::{AccountId, NetworkId};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::pow::clock::now_ms;
+use crate::pow::config::MinerConfig;
+use crate::pow::connections::{ConnLimits, Connections};
+use crate::pow::gossip::GossipDedup;
+use crate::pow::mining::MiningControl;
+use crate::pow::peers::{Offense, PeerBook, PeerKey, ServingBudgets, Verdict};
+use crate::pow::wire::{Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, SendRequest, Tip};
+
+/// The miner daemon's shared state.
+pub struct Miner {
+    /// The network id.
+    pub network: NetworkId,
+    /// The chain's consensus parameters (for checks outside the chain lock).
+    pub params: ChainParams,
+    /// Where miners and wallets connect (the announced address).
+    pub address: SocketAddr,
+    /// How it runs.
+    pub config: MinerConfig,
+    /// Mining threads.
+    pub threads: usize,
+    /// Where block rewards go.
+    pub miner_account: AccountId,
+    chain: Mutex<Chain>,
+    /// The main chain's tip, published under the chain lock on every change, so that
+    /// `CONNECT`s and sync decisions read it without waiting for the chain.
+    tip: watch::Sender<Tip>,
+    /// Transactions seen, and those refused for now.
+    pub gossip: Mutex<GossipDedup>,
+    /// Every connection, and their limits.
+    pub conns: Connections,
+    /// Scores and bans.
+    pub book: Mutex<PeerBook<PeerKey>>,
+    /// Block-serving budgets per peer (`SEND_REQUEST`).
+    pub serving: Mutex<ServingBudgets<PeerKey>>,
+    /// Mining switches and counters.
+    pub mining: MiningControl,
+    /// Cut off from the network (tests): no connections to miners, no tracker.
+    pub isolated: AtomicBool,
+    /// Blocks received from peers and refused.
+    pub blocks_rejected: AtomicU64,
+    /// Stops the node: cancelled by `stop` or by a storage failure.
+    pub cancel: CancellationToken,
+}
+
+/// Locks `m`; a panic while holding a lock is a bug elsewhere, and the data is still usable.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Miner {
+    /// The shared state of a miner serving `chain` as `config` says, announced at `address`,
+    /// mining on `threads` threads.
+    pub fn new(config: MinerConfig, chain: Chain, address: SocketAddr, threads: usize) -> Self {
+        let params = chain.params().clone();
+        let tip: Tip = chain.tip().into();
+        Miner {
+            network: params.network,
+            params,
+            address,
+            threads,
+            miner_account: config.miner_account.unwrap_or(config.key.account()),
+            chain: Mutex::new(chain),
+            tip: watch::Sender::new(tip),
+            gossip: Mutex::new(GossipDedup::default()),
+            conns: Connections::new(ConnLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            )),
+            book: Mutex::new(PeerBook::new(config.scoring)),
+            serving: Mutex::new(ServingBudgets::new(
+                config.block_requests.blocks_per_sec,
+                config.block_requests.burst,
+                config.max_connections.saturating_mul(4),
+            )),
+            mining: MiningControl::new(config.mine),
+            isolated: AtomicBool::new(false),
+            blocks_rejected: AtomicU64::new(0),
+            cancel: CancellationToken::new(),
+            config,
+        }
+    }
+
+    /// The chain, locked (connections wait on it: keep it short).
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        lock(&self.chain)
+    }
+
+    /// The main chain's tip as last published (no chain lock).
+    pub fn tip(&self) -> Tip {
+        *self.tip.borrow()
+    }
+
+    /// Whether the node is cut off from the network.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::Relaxed)
+    }
+
+    /// Runs `change` (which may move the tip: a block stored, a reorganisation) on the
+    /// chain and publishes the tip before the lock is released, so the published tip never
+    /// goes back to an older one. When the tip moved, transactions refused from gossip for
+    /// a transient reason may be taken again.
+    pub fn change_chain<R>(&self, change: impl FnOnce(&mut Chain) -> R) -> R {
+        let mut chain = self.chain();
+        let result = change(&mut chain);
+        let tip: Tip = chain.tip().into();
+        let moved = self.tip.send_if_modified(|published| {
+            let moved = *published != tip;
+            *published = tip;
+            moved
+        });
+        drop(chain);
+        if moved {
+            let retry = lock(&self.gossip).tip_moved();
+            if retry > 0 {
+                debug!(count = retry, "transactions refused for now may come again");
+            }
+        }
+        result
+    }
+
+    /// Our `CONNECT`: network, where we listen, our tip.
+    pub fn connect_packet(&self) -> PowPacket {
+        PowPacket::Connect(Connect {
+            network: self.network,
+            listen: Some(self.address.to_string()),
+            tip: self.tip(),
+        })
+    }
+
+    /// A `SEND_REQUEST` from our main chain's locator.
+    pub fn send_request(&self) -> PowPacket {
+        self.send_request_after(None)
+    }
+
+    /// A `SEND_REQUEST` that continues after `newest`, the last stored block of the previous
+    /// batch, when that block is on a side branch: the branch may need more than one batch
+    /// to overtake our tip, and a locator of our unchanged main chain alone would ask for
+    /// the same batch again, forever.
+    pub fn send_request_after(&self, newest: Option<BlockHash>) -> PowPacket {
+        let locator = {
+            let chain = self.chain();
+            let mut locator = Vec::with_capacity(MAX_LOCATOR);
+            if let Some(hash) = newest
+                && chain.header(&hash).is_some()
+                && !chain.is_on_main_chain(&hash)
+            {
+                locator.push(hash);
+            }
+            locator.extend(chain.locator());
+            locator.truncate(MAX_LOCATOR);
+            locator
+        };
+        PowPacket::SendRequest(SendRequest {
+            locator,
+            max: MAX_BLOCKS_PER_BATCH,
+        })
+    }
+
+    /// Scores connection `id`'s peer; a ban closes its connections.
+    pub fn penalise(&self, id: u64, offense: Offense) {
+        let Some(key) = self.conns.peer_key(id) else {
+            return;
+        };
+        let verdict = lock(&self.book).penalise(&key, offense, now_ms());
+        match verdict {
+            Verdict::Scored(score) => debug!(peer = %key, ?offense, score, "peer penalised"),
+            Verdict::Banned => {
+                warn!(peer = %key, ?offense, "peer banned");
+                self.conns.close_peer(&key);
+            }
+        }
+    }
+
+    /// Whether `key` is banned now.
+    pub fn is_banned(&self, key: &PeerKey) -> bool {
+        lock(&self.book).is_banned(key, now_ms())
+    }
+
+    /// Storage failed: stops the node (crash-only). Memory may be ahead of disk; a restart
+    /// reloads the last durable tip.
+    pub fn fatal(&self, error: &ChainError) {
+        tracing::error!(%error, "chain storage failed; stopping the node (restart reloads the last durable tip)");
+        self.cancel.cancel();
+        self.mining.stop_round();
+    }
+}
+
+/// Runs `read` (which takes the chain lock) on a blocking thread; `None` if the runtime is
+/// shutting down.
+pub async fn off_the_runtime<T: Send + 'static>(
+    miner: &Arc<Miner>,
+    read: impl FnOnce(&Miner) -> T + Send + 'static,
+) -> Option<T> {
+    let miner = miner.clone();
+    tokio::task::spawn_blocking(move || read(&miner)).await.ok()
+}
