@@ -29,7 +29,6 @@
 //! Time comes in as an argument; nothing here opens a socket or reads a clock. The chain is
 //! `Send`: a node keeps it behind a mutex.
 
-pub mod bench;
 pub mod block;
 pub mod chain;
 pub mod consensus;

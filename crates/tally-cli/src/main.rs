@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod bench_quorum;
+mod bench;
 mod devnet;
 mod duration;
 mod network;
@@ -40,21 +40,7 @@ enum Command {
     Chat(relay::ChatArgs),
     /// Measure a part of Tally.
     #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// The quorum validator: transfers per second, end-to-end latency, memory.
-    Quorum(bench_quorum::BenchQuorumArgs),
-    /// The tracker: signed registrations per second, memory per entry.
-    Tracker(tracker::BenchArgs),
-    /// The relay: lines per second, forwarding latency, memory per idle connection.
-    Relay(relay::BenchArgs),
-    /// The proof-of-work miner: hashes per second per thread beside raw SHA-256d.
-    Mine(pow::BenchMineArgs),
-    /// Proof-of-work sync: validate and store blocks of transfers, transfers per second.
-    Sync(pow::BenchSyncArgs),
+    Bench(bench::BenchCommand),
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -107,11 +93,7 @@ async fn main() -> std::process::ExitCode {
         Command::Tracker(args) => tracker::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Chat(args) => relay::chat(args).await,
-        Command::Bench(BenchCommand::Quorum(args)) => bench_quorum::run(args).await,
-        Command::Bench(BenchCommand::Tracker(args)) => tracker::bench(args).await,
-        Command::Bench(BenchCommand::Relay(args)) => relay::bench(args).await,
-        Command::Bench(BenchCommand::Mine(args)) => pow::bench_mine(&args),
-        Command::Bench(BenchCommand::Sync(args)) => pow::bench_sync(&args),
+        Command::Bench(command) => bench::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
