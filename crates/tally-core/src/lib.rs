@@ -1,12 +1,13 @@
 //! Tally's shared vocabulary (DESIGN §2): amounts, accounts and signatures, digests,
 //! network contracts, orders, votes, certificates and the key-introduction proof of work.
 //!
-//! Everything here is pure: no I/O, no async, no clocks. Every signed object is encoded
-//! to a canonical byte layout (see PROTOCOL.md) that starts with a domain-separation tag
-//! and the network id, so a signature made for one purpose or one network is worthless
-//! for any other.
+//! Everything here is pure: no I/O, no async, no clocks. Every object has one canonical
+//! byte layout, written and read by [`codec`] (see PROTOCOL.md); every signed byte string
+//! starts with a domain-separation tag and the network id, so a signature made for one
+//! purpose or one network is worthless for any other.
 
 pub mod amount;
+pub mod codec;
 pub mod contract;
 pub mod crypto;
 pub mod order;
@@ -14,6 +15,7 @@ pub mod pow;
 pub mod rate;
 
 pub use amount::{Amount, AmountError};
+pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo,
