@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Amount, Digest, NetworkContract, SignedOrder};
+use tally_core::{AccountId, Amount, DecodeError, Digest, Encode, NetworkContract, SignedOrder};
 use tracing::{debug, info, warn};
 
 use crate::block::{
@@ -227,13 +227,12 @@ impl RecentTransactions {
     }
 
     fn push(&mut self, height: u64, txs: &[Transaction]) {
-        let keys: Vec<(AccountId, u64)> = txs
-            .iter()
-            .map(|tx| (tx.transfer.sender, tx.transfer.sequence))
-            .collect();
+        let mut keys = Vec::with_capacity(txs.len());
         for tx in txs {
-            self.by_key
-                .insert((tx.transfer.sender, tx.transfer.sequence), (height, *tx));
+            if let Some(t) = tx.transfer() {
+                keys.push((t.sender, t.sequence));
+                self.by_key.insert((t.sender, t.sequence), (height, *tx));
+            }
         }
         self.blocks.push_back((height, keys));
         while self.by_key.len() > self.max_entries && self.blocks.len() > 1 {
@@ -589,7 +588,9 @@ impl Chain {
     /// What became of `tx`: pending, confirmed at a height, buried deeper than the recent
     /// index reaches, or unknown. Wallets poll this to count confirmations.
     pub fn transaction_status(&self, tx: &Transaction) -> TxStatus {
-        let t = &tx.transfer;
+        let Some(t) = tx.transfer() else {
+            return TxStatus::Unknown;
+        };
         if let Some((height, confirmed)) = self.recent.get(&t.sender, t.sequence) {
             if confirmed == *tx {
                 return TxStatus::Confirmed {
@@ -635,7 +636,7 @@ impl Chain {
 
     /// Takes a signed order into the mempool (`PUSH_TRANSACTION` / `TRANSACTION`).
     pub fn submit_order(&mut self, order: SignedOrder) -> Result<Transaction, TxRejected> {
-        let tx = Transaction::try_from(order).map_err(|_| TxRejected::NotATransfer)?;
+        let tx = Transaction::from(order);
         self.submit_transaction(tx)?;
         Ok(tx)
     }
@@ -643,16 +644,19 @@ impl Chain {
     /// Takes a transaction into the mempool after checking its signature, sequence and the
     /// sender's funds against the tip.
     pub fn submit_transaction(&mut self, tx: Transaction) -> Result<(), TxRejected> {
-        if tx.transfer.amount.is_zero() {
+        let Some(t) = tx.transfer() else {
+            return Err(TxRejected::NotATransfer);
+        };
+        if t.amount.is_zero() {
             return Err(TxRejected::ZeroAmount);
         }
-        if self.mempool.get(&tx.transfer.sender, tx.transfer.sequence) == Some(&tx) {
+        if self.mempool.get(&t.sender, t.sequence) == Some(&tx) {
             return Err(TxRejected::Duplicate);
         }
         if !tx.to_signed_order().verify(&self.params.network) {
             return Err(TxRejected::BadSignature);
         }
-        let sender = self.account(&tx.transfer.sender);
+        let sender = self.account(&t.sender);
         self.mempool.insert(tx, sender)
     }
 
@@ -679,13 +683,16 @@ impl Chain {
         txs.into_iter()
             .zip(valid)
             .map(|(tx, ok)| {
-                if tx.transfer.amount.is_zero() {
+                let Some(t) = tx.transfer() else {
+                    return Err(TxRejected::NotATransfer);
+                };
+                if t.amount.is_zero() {
                     return Err(TxRejected::ZeroAmount);
                 }
                 if !ok {
                     return Err(TxRejected::BadSignature);
                 }
-                let sender = self.account(&tx.transfer.sender);
+                let sender = self.account(&t.sender);
                 self.mempool.insert(tx, sender)
             })
             .collect()
@@ -1325,11 +1332,11 @@ impl Chain {
         self.main.extend(branch.iter().copied());
         for tx in &returned {
             self.mempool.insert_returned(*tx);
-            touched.insert(tx.transfer.sender);
+            touched.insert(tx.signer());
         }
         self.recent.truncate_above(fork_height);
         for (_, height, txs) in &connected {
-            touched.extend(txs.iter().map(|tx| tx.transfer.sender));
+            touched.extend(txs.iter().map(Transaction::signer));
             self.recent.push(*height, txs);
         }
         for account in &touched {
@@ -1338,7 +1345,10 @@ impl Chain {
         }
         let returned_to_mempool = returned
             .iter()
-            .filter(|tx| self.mempool.get(&tx.transfer.sender, tx.transfer.sequence) == Some(tx))
+            .filter(|tx| {
+                tx.transfer()
+                    .is_some_and(|t| self.mempool.get(&t.sender, t.sequence) == Some(tx))
+            })
             .count();
         let change = TipChange {
             old_tip,
@@ -1588,12 +1598,17 @@ fn check_context_free(
             got: block.coinbase.amount,
         });
     }
-    if let Some(index) = block
-        .transactions
-        .iter()
-        .position(|tx| tx.transfer.amount.is_zero())
-    {
-        return Err(BlockError::ZeroAmount { index });
+    for (index, tx) in block.transactions.iter().enumerate() {
+        match tx.transfer() {
+            None => {
+                return Err(BlockError::NotATransfer {
+                    index,
+                    kind: tx.order.kind_name(),
+                });
+            }
+            Some(t) if t.amount.is_zero() => return Err(BlockError::ZeroAmount { index }),
+            Some(_) => {}
+        }
     }
     let expected = merkle_root(leaf_ids(block));
     if expected != header.merkle_root {
@@ -1667,7 +1682,8 @@ pub fn check_transactions(params: &ChainParams, txs: Vec<Transaction>) -> Checke
     }
 }
 
-/// Decodes a block's bytes, refusing more than a block may hold before parsing.
+/// Decodes a block's bytes, refusing more bytes or transactions than a block may hold
+/// before parsing them.
 pub fn decode_block(params: &ChainParams, bytes: &[u8]) -> Result<Block, ChainError> {
     if bytes.len() > params.max_block_bytes as usize {
         return Err(invalid(
@@ -1678,7 +1694,17 @@ pub fn decode_block(params: &ChainParams, bytes: &[u8]) -> Result<Block, ChainEr
             },
         ));
     }
-    Block::decode(bytes).map_err(|e| invalid(Digest::default(), e.into()))
+    let max = params.max_block_transactions;
+    Block::decode_limited(bytes, max as usize).map_err(|error| {
+        let error = match error {
+            DecodeError::TooMany { count, .. } => BlockError::TooManyTransactions {
+                count: usize::try_from(count).unwrap_or(usize::MAX),
+                max,
+            },
+            other => other.into(),
+        };
+        invalid(Digest::default(), error)
+    })
 }
 
 fn check_signatures(params: &ChainParams, block: &Block) -> Result<(), BlockError> {

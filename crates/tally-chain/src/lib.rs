@@ -1,6 +1,7 @@
-//! Tally's proof-of-work chain (DESIGN §4, seed 004): blocks and their canonical bytes,
-//! the consensus rules, the chain as a sans-I/O state machine with its redb storage, the
-//! mempool, and the miner.
+//! Tally's proof-of-work chain (DESIGN §4, seed 004): the consensus rules, the chain as a
+//! sans-I/O state machine with its redb storage, the mempool, and the miner. Blocks and
+//! transactions and their bytes are tally-core's ([`tally_core::block`]); they are
+//! re-exported here under their old paths.
 //!
 //! The node drives it (seed 004's names):
 //!

@@ -76,11 +76,7 @@ pub(crate) fn verify_chunk(network: &NetworkId, txs: &[Transaction]) -> Vec<bool
     }
     let mut batch = BatchVerifier::with_capacity(txs.len());
     for tx in txs {
-        batch.push(
-            &tx.transfer.sender,
-            &tx.signature,
-            &tx.signing_bytes(network),
-        );
+        batch.push(&tx.signer(), &tx.signature, &tx.signing_bytes(network));
     }
     batch.verify()
 }
@@ -88,7 +84,7 @@ pub(crate) fn verify_chunk(network: &NetworkId, txs: &[Transaction]) -> Vec<bool
 /// The batch equation over `txs`; false if it fails or any input is malformed.
 #[allow(non_snake_case)]
 fn batch_holds(network: &NetworkId, txs: &[Transaction]) -> bool {
-    let senders: Vec<AccountId> = txs.iter().map(|tx| tx.transfer.sender).collect();
+    let senders: Vec<AccountId> = txs.iter().map(Transaction::signer).collect();
     let keys = decompressed_keys(&senders);
     let mut A_coeffs: HashMap<AccountId, (Scalar, EdwardsPoint)> = HashMap::new();
     let mut R_coeffs = Vec::with_capacity(txs.len());
@@ -111,16 +107,14 @@ fn batch_holds(network: &NetworkId, txs: &[Transaction]) -> bool {
         };
         let mut hasher = Sha512::new();
         hasher.update(r_bytes);
-        hasher.update(tx.transfer.sender.as_bytes());
+        hasher.update(tx.signer().as_bytes());
         hasher.update(tx.signing_bytes(network));
         let k = Scalar::from_bytes_mod_order_wide(&hasher.finalize().into());
         let z = Scalar::from(rand::random::<u128>());
         B_coeff -= z * s;
         Rs.push(R);
         R_coeffs.push(z);
-        let entry = A_coeffs
-            .entry(tx.transfer.sender)
-            .or_insert((Scalar::ZERO, A));
+        let entry = A_coeffs.entry(tx.signer()).or_insert((Scalar::ZERO, A));
         entry.0 += z * k;
     }
     let check = EdwardsPoint::vartime_multiscalar_mul(
@@ -139,7 +133,7 @@ fn batch_holds(network: &NetworkId, txs: &[Transaction]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use tally_core::{Amount, SecretKey, Signature, Transfer};
+    use tally_core::{Amount, Order, SecretKey, Signature, Transfer};
 
     fn network() -> NetworkId {
         NetworkId(tally_core::sha256(&[b"sigverify"]))
@@ -192,8 +186,16 @@ mod tests {
                     sig[bit / 8] ^= 1 << (bit % 8);
                     txs[v].signature = Signature::from(sig);
                 }
-                1 => txs[v].transfer.amount = Amount::from_microcash(6),
-                2 => txs[v].transfer.sender = AccountId::from([0xff; 32]),
+                1 => {
+                    if let Order::Transfer(t) = &mut txs[v].order {
+                        t.amount = Amount::from_microcash(6);
+                    }
+                }
+                2 => {
+                    if let Order::Transfer(t) = &mut txs[v].order {
+                        t.sender = AccountId::from([0xff; 32]);
+                    }
+                }
                 3 => {
                     let mut sig = *txs[v].signature.as_bytes();
                     sig[63] |= 0xf0; // s far above the group order

@@ -13,7 +13,7 @@ use tally_chain::{
     Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, Transaction, U256,
     check_block, miner,
 };
-use tally_core::{Amount, NetworkContract, SecretKey, Transfer};
+use tally_core::{Amount, Encode, NetworkContract, SecretKey, Transfer};
 
 /// Proof-of-work at 6 bits (~64 hashes) retargeting every 2 blocks of 1 s: blocks mined
 /// 10 ms apart make the target 4 times harder at each retarget, blocks a second apart keep

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use tally_core::{
-    AccountId, Amount, Certificate, Decode, Digest, Encode, IntroKey, Order, Signature,
-    SignedOrder, Transfer, Vote,
+    AccountId, Amount, Block, BlockHeader, Certificate, Coinbase, Decode, Digest, Encode, IntroKey,
+    NetworkId, Order, Signature, SignedOrder, Transaction, Transfer, U256, Vote,
 };
 
 fn arb_account() -> impl Strategy<Value = AccountId> {
@@ -68,6 +68,58 @@ fn arb_certificate() -> impl Strategy<Value = Certificate> {
         })
 }
 
+fn arb_header() -> impl Strategy<Value = BlockHeader> {
+    (
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(version, network, height, previous, merkle_root, timestamp_ms, target, nonce)| {
+                BlockHeader {
+                    version,
+                    network: NetworkId(Digest::from(network)),
+                    height,
+                    previous: Digest::from(previous),
+                    merkle_root: Digest::from(merkle_root),
+                    timestamp_ms,
+                    target: U256::from_be_bytes(&target),
+                    nonce,
+                }
+            },
+        )
+}
+
+fn arb_coinbase() -> impl Strategy<Value = Coinbase> {
+    (arb_account(), any::<u64>(), any::<u64>()).prop_map(|(miner, amount, height)| Coinbase {
+        miner,
+        amount: Amount::from_microcash(amount),
+        height,
+    })
+}
+
+fn arb_transaction() -> impl Strategy<Value = Transaction> {
+    arb_signed_order().prop_map(Transaction::from)
+}
+
+fn arb_block() -> impl Strategy<Value = Block> {
+    (
+        arb_header(),
+        arb_coinbase(),
+        prop::collection::vec(arb_transaction(), 0..6),
+    )
+        .prop_map(|(header, coinbase, transactions)| Block {
+            header,
+            coinbase,
+            transactions,
+        })
+}
+
 /// Round trip, exact length, and strictness at both ends.
 fn check_round_trip<T>(value: &T) -> Result<(), TestCaseError>
 where
@@ -107,11 +159,62 @@ proptest! {
     }
 
     #[test]
+    fn headers_round_trip(header in arb_header()) {
+        check_round_trip(&header)?;
+        prop_assert_eq!(header.to_bytes(), header.encode().to_vec());
+    }
+
+    #[test]
+    fn coinbases_round_trip(coinbase in arb_coinbase()) {
+        check_round_trip(&coinbase)?;
+    }
+
+    /// A transaction's bytes are its signed order's, whatever the kind.
+    #[test]
+    fn transactions_round_trip(tx in arb_transaction()) {
+        check_round_trip(&tx)?;
+        prop_assert_eq!(tx.to_bytes(), tx.to_signed_order().to_bytes());
+    }
+
+    #[test]
+    fn blocks_round_trip(block in arb_block()) {
+        check_round_trip(&block)?;
+        let count = block.transactions.len();
+        prop_assert_eq!(Block::decode_limited(&block.to_bytes(), count), Ok(block.clone()));
+        if count > 0 {
+            let refused = Block::decode_limited(&block.to_bytes(), count - 1);
+            prop_assert!(
+                matches!(refused, Err(tally_core::DecodeError::TooMany { .. })),
+                "{:?}",
+                refused
+            );
+        }
+    }
+
+    #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = Order::from_bytes(&bytes);
         let _ = SignedOrder::from_bytes(&bytes);
         let _ = Vote::from_bytes(&bytes);
         let _ = Certificate::from_bytes(&bytes);
+        let _ = BlockHeader::from_bytes(&bytes);
+        let _ = Coinbase::from_bytes(&bytes);
+        let _ = Transaction::from_bytes(&bytes);
+        let _ = Block::from_bytes(&bytes);
+    }
+
+    /// A block's bytes with one byte changed: decoding returns a value or an error, and a
+    /// value it returns encodes back to exactly those bytes.
+    #[test]
+    fn a_changed_block_byte_decodes_canonically_or_not_at_all(
+        block in arb_block(), at in any::<prop::sample::Index>(), byte in any::<u8>()
+    ) {
+        let mut bytes = block.to_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
+        if let Ok(decoded) = Block::from_bytes(&bytes) {
+            prop_assert_eq!(decoded.to_bytes(), bytes);
+        }
     }
 
     /// Valid encodings with one byte changed: decoding returns a value or an error, and a

@@ -471,7 +471,7 @@ fn account_info(shared: &Shared, account: &AccountId) -> RespAccount {
     let pending = chain.mempool().pending_for(account);
     let next_sequence = pending
         .iter()
-        .map(|tx| tx.transfer.sequence + 1)
+        .filter_map(|tx| tx.transfer().map(|t| t.sequence + 1))
         .max()
         .unwrap_or(state.next_sequence)
         .max(state.next_sequence);
@@ -1266,7 +1266,7 @@ async fn submit(
 
 async fn on_push(shared: &Arc<Shared>, id: u64, tx: Transaction) {
     let tx_id = tx.id();
-    if tx.transfer.amount.is_zero() {
+    if tx.transfer().is_some_and(|t| t.amount.is_zero()) {
         // Refused before any signature work, as the chain would.
         shared.reply(
             id,
