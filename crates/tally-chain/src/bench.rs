@@ -297,6 +297,7 @@ pub fn bench_sync(
     let mut chain = Chain::open(&path, &contract, ChainConfig::default())?;
     let now = 1_000 * (blocks as u64 + 1);
     let params = chain.params().clone();
+    let keys = chain.key_cache().clone();
     let start = Instant::now();
     // Two stages, as a syncing node runs them: one thread decodes and checks the next
     // block (signatures batched over all cores) while this one applies and commits.
@@ -304,7 +305,8 @@ pub fn bench_sync(
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
         let checker = scope.spawn(move || {
             for bytes in &encoded {
-                let checked = decode_block(&params, bytes).and_then(|b| check_block(&params, b));
+                let checked =
+                    decode_block(&params, bytes).and_then(|b| check_block(&params, &keys, b));
                 if sender.send(checked).is_err() {
                     break;
                 }

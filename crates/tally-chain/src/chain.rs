@@ -8,10 +8,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Amount, DecodeError, Digest, Encode, NetworkContract, SignedOrder};
+use tally_core::{
+    AccountId, Amount, DecodeError, Digest, Encode, KeyCache, NetworkContract, SignedOrder,
+};
 use tracing::{debug, info, warn};
 
 use crate::block::{
@@ -66,6 +69,9 @@ pub struct ChainConfig {
     pub max_held_blocks: usize,
     /// Most bytes of low-work side-branch blocks held in memory.
     pub max_held_bytes: usize,
+    /// Most decompressed signer keys kept for signature checks (about 200 bytes each; the
+    /// cache is emptied when full). It should hold the senders of a few blocks.
+    pub max_cached_keys: usize,
 }
 
 impl Default for ChainConfig {
@@ -78,6 +84,7 @@ impl Default for ChainConfig {
             store_margin: 64,
             max_held_blocks: 2_048,
             max_held_bytes: 128 << 20,
+            max_cached_keys: 500_000,
         }
     }
 }
@@ -287,6 +294,8 @@ pub struct Chain {
     held: HeldBlocks,
     rejected: HashSet<BlockHash>,
     recent: RecentTransactions,
+    /// Decompressed signer keys, shared with checks run off the chain.
+    keys: Arc<KeyCache>,
 }
 
 const MAX_REJECTED: usize = 10_000;
@@ -342,6 +351,7 @@ impl Chain {
             held: HeldBlocks::new(config.max_held_blocks, config.max_held_bytes),
             rejected: HashSet::new(),
             recent: RecentTransactions::new(RECENT_TRANSACTIONS),
+            keys: Arc::new(KeyCache::new(config.max_cached_keys)),
             params,
         };
         chain.index.insert(
@@ -431,6 +441,13 @@ impl Chain {
     /// The consensus parameters.
     pub fn params(&self) -> &ChainParams {
         &self.params
+    }
+
+    /// The cache of decompressed signer keys this chain's signature checks use. A node
+    /// clones the handle to pass to [`check_block`] and [`check_transactions`] when it runs
+    /// them without holding the chain.
+    pub fn key_cache(&self) -> &Arc<KeyCache> {
+        &self.keys
     }
 
     /// The main chain's tip.
@@ -663,7 +680,7 @@ impl Chain {
     /// Takes many transactions at once, verifying their signatures in one batch (gossip
     /// arrives in bursts). `result[i]` is the fate of `txs[i]`.
     pub fn submit_transactions(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), TxRejected>> {
-        let checked = check_transactions(&self.params, txs);
+        let checked = check_transactions(&self.params, &self.keys, txs);
         self.submit_checked(checked)
     }
 
@@ -948,7 +965,7 @@ impl Chain {
                 continue;
             }
             let result = match self.held.get(ancestor) {
-                Some(held) => check_signatures(&self.params, &held.block),
+                Some(held) => check_signatures(&self.params, &self.keys, &held.block),
                 None => Ok(()),
             };
             match result {
@@ -963,7 +980,9 @@ impl Chain {
                 }
             }
         }
-        if !signatures_checked && let Err(error) = check_signatures(&self.params, &block) {
+        if !signatures_checked
+            && let Err(error) = check_signatures(&self.params, &self.keys, &block)
+        {
             self.remember_rejected(hash);
             return Err(invalid(hash, error));
         }
@@ -1648,10 +1667,14 @@ impl CheckedBlock {
 /// Checks what can be checked without the chain, signatures included (the expensive part,
 /// batched and spread over all cores). It needs no `&Chain`, so a node can run it for the
 /// next block while [`Chain::accept_checked`] applies the previous one.
-pub fn check_block(params: &ChainParams, block: Block) -> Result<CheckedBlock, ChainError> {
+pub fn check_block(
+    params: &ChainParams,
+    keys: &KeyCache,
+    block: Block,
+) -> Result<CheckedBlock, ChainError> {
     let hash = block.hash();
     check_context_free(params, &block, &hash).map_err(|error| invalid(hash, error))?;
-    check_signatures(params, &block).map_err(|error| invalid(hash, error))?;
+    check_signatures(params, keys, &block).map_err(|error| invalid(hash, error))?;
     Ok(CheckedBlock { block, hash })
 }
 
@@ -1673,8 +1696,12 @@ impl CheckedTransactions {
 
 /// Verifies the signatures of `txs` (batched, on all cores) without the chain, so a node
 /// can do the expensive part before it locks the chain for [`Chain::submit_checked`].
-pub fn check_transactions(params: &ChainParams, txs: Vec<Transaction>) -> CheckedTransactions {
-    let valid = verify_signatures(params, &txs);
+pub fn check_transactions(
+    params: &ChainParams,
+    keys: &KeyCache,
+    txs: Vec<Transaction>,
+) -> CheckedTransactions {
+    let valid = verify_signatures(params, keys, &txs);
     CheckedTransactions {
         network: params.network,
         txs,
@@ -1707,8 +1734,12 @@ pub fn decode_block(params: &ChainParams, bytes: &[u8]) -> Result<Block, ChainEr
     })
 }
 
-fn check_signatures(params: &ChainParams, block: &Block) -> Result<(), BlockError> {
-    match verify_signatures(params, &block.transactions)
+fn check_signatures(
+    params: &ChainParams,
+    keys: &KeyCache,
+    block: &Block,
+) -> Result<(), BlockError> {
+    match verify_signatures(params, keys, &block.transactions)
         .iter()
         .position(|ok| !ok)
     {
@@ -1728,7 +1759,7 @@ fn leaf_ids(block: &Block) -> Vec<Digest> {
 
 /// Checks every transaction's signature: batches spread over all cores. `result[i]`
 /// tells whether `txs[i]` is signed by its sender for this network.
-pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool> {
+pub fn verify_signatures(params: &ChainParams, keys: &KeyCache, txs: &[Transaction]) -> Vec<bool> {
     if txs.is_empty() {
         return Vec::new();
     }
@@ -1737,6 +1768,6 @@ pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool>
     let threads = rayon::current_num_threads().max(1);
     let chunk = txs.len().div_ceil(4 * threads).max(256);
     txs.par_chunks(chunk)
-        .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, chunk))
+        .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, keys, chunk))
         .collect()
 }

@@ -352,7 +352,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
         3,
     );
     assert!(matches!(
-        check_block(&small, two.clone()),
+        check_block(&small, chain.key_cache(), two.clone()),
         Err(ChainError::Invalid {
             error: BlockError::TooManyTransactions { count: 2, max: 1 },
             ..
@@ -371,7 +371,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
         ..p.clone()
     };
     assert!(matches!(
-        check_block(&tiny, two),
+        check_block(&tiny, chain.key_cache(), two),
         Err(ChainError::Invalid {
             error: BlockError::TooLarge { .. },
             ..
@@ -618,7 +618,9 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
         kind: "IntroKey",
     };
     assert_eq!(
-        check_block(&p, block.clone()).unwrap_err().block_error(),
+        check_block(&p, chain.key_cache(), block.clone())
+            .unwrap_err()
+            .block_error(),
         Some(&refused)
     );
     assert_eq!(rejects(&mut chain, block.clone()), refused);
@@ -631,7 +633,7 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
         chain.submit_transaction(intro),
         Err(TxRejected::NotATransfer)
     );
-    let checked = tally_chain::check_transactions(&p, vec![intro]);
+    let checked = tally_chain::check_transactions(&p, chain.key_cache(), vec![intro]);
     assert_eq!(
         chain.submit_checked(checked),
         vec![Err(TxRejected::NotATransfer)]
@@ -729,7 +731,8 @@ fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
     let good = transfer(&a, &b, 1, 0);
     let mut forged = transfer(&a, &b, 2, 1);
     forged.signature = transfer(&a, &b, 3, 1).signature;
-    let checked = tally_chain::check_transactions(chain.params(), vec![good, forged]);
+    let checked =
+        tally_chain::check_transactions(chain.params(), chain.key_cache(), vec![good, forged]);
     assert_eq!(checked.transactions(), &[good, forged]);
     assert_eq!(
         chain.submit_checked(checked),
@@ -739,7 +742,7 @@ fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
     let mut other = chain.params().clone();
     other.network = NetworkId(tally_core::sha256(&[b"elsewhere"]));
     let foreign = tally_chain::Transaction::sign(transfer(&a, &b, 1, 1).order, &a, &other.network);
-    let checked = tally_chain::check_transactions(&other, vec![foreign]);
+    let checked = tally_chain::check_transactions(&other, chain.key_cache(), vec![foreign]);
     assert_eq!(
         chain.submit_checked(checked),
         vec![Err(TxRejected::BadSignature)]

@@ -675,11 +675,11 @@ fn a_held_branch_can_be_verified_before_the_block_that_lets_it_catch_up() {
     );
     let verified: Vec<_> = unchecked
         .into_iter()
-        .map(|b| check_block(chain.params(), b).unwrap())
+        .map(|b| check_block(chain.params(), chain.key_cache(), b).unwrap())
         .collect();
     chain.note_checked_held(&verified);
     assert!(chain.unchecked_held_ancestors(catch_up).is_empty());
-    let checked = check_block(chain.params(), catch_up.clone()).unwrap();
+    let checked = check_block(chain.params(), chain.key_cache(), catch_up.clone()).unwrap();
     chain.accept_checked(checked, NOW).unwrap();
     chain.accept_block(rest[1].clone(), NOW).unwrap();
     assert_eq!(chain.tip().hash, other.tip().hash);

@@ -8,6 +8,7 @@
 //! purpose or one network is worthless for any other.
 
 pub mod amount;
+pub mod batch;
 pub mod block;
 pub mod codec;
 pub mod contract;
@@ -18,15 +19,14 @@ pub mod rate;
 pub mod u256;
 
 pub use amount::{Amount, AmountError};
+pub use batch::{BatchVerifier, KeyCache};
 pub use block::{Block, BlockHash, BlockHeader, Coinbase, Transaction, genesis_hash, merkle_root};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo,
 };
-pub use crypto::{
-    AccountId, BatchVerifier, Digest, KeyError, SecretKey, Signature, sha256, sha256d,
-};
+pub use crypto::{AccountId, Digest, KeyError, SecretKey, Signature, sha256, sha256d};
 pub use order::{
     Certificate, CertificateError, IntroKey, LockSlot, Order, OrderDigest, SignedOrder, Transfer,
     Vote,

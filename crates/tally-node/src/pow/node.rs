@@ -24,7 +24,7 @@ use tally_chain::{
     Block, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, OpenError, Transaction,
     TxRejected, check_block, check_transactions, miner,
 };
-use tally_core::{AccountId, Amount, Digest, NetworkId, SecretKey};
+use tally_core::{AccountId, Amount, Digest, KeyCache, NetworkId, SecretKey};
 use tally_proto::ConnectionError;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -196,6 +196,7 @@ impl Conn {
 struct Shared {
     network: NetworkId,
     params: ChainParams,
+    keys: Arc<KeyCache>,
     address: SocketAddr,
     key: SecretKey,
     proof_of_work: u64,
@@ -550,6 +551,7 @@ impl PowNode {
         .await
         .map_err(|e| PowNodeError::Join(e.to_string()))??;
         let params = chain.params().clone();
+        let keys = chain.key_cache().clone();
         let initial_tip: Tip = chain.tip().into();
         let listener =
             TcpListener::bind(config.listen)
@@ -587,6 +589,7 @@ impl PowNode {
         let shared = Arc::new(Shared {
             network: params.network,
             params,
+            keys,
             address,
             proof_of_work,
             tracker: config
@@ -1251,7 +1254,7 @@ async fn submit(
 ) -> Option<Vec<Result<(), TxRejected>>> {
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let checked = check_transactions(&worker.params, txs);
+        let checked = check_transactions(&worker.params, &worker.keys, txs);
         worker.chain().submit_checked(checked)
     })
     .await;
@@ -1482,11 +1485,11 @@ async fn on_blocks(shared: &Arc<Shared>, id: u64, blocks: Vec<Block>, batch_tip:
                 // signatures checked too: here, before the chain is locked, once the block
                 // itself passed, and only up to the first that fails (the chain refuses that
                 // one under the lock).
-                check_block(&worker.params, block.clone()).and_then(|checked| {
+                check_block(&worker.params, &worker.keys, block.clone()).and_then(|checked| {
                     let ancestors = worker.chain().unchecked_held_ancestors(&block);
                     let verified: Vec<_> = ancestors
                         .into_iter()
-                        .map_while(|held| check_block(&worker.params, held).ok())
+                        .map_while(|held| check_block(&worker.params, &worker.keys, held).ok())
                         .collect();
                     worker.change_chain(|chain| {
                         chain.note_checked_held(&verified);
@@ -1820,7 +1823,7 @@ fn miner_loop(shared: Arc<Shared>) {
         let hash = block.hash();
         // The signature checks run before the chain is locked (the lock is for applying
         // and committing only: connections wait on it).
-        let result = check_block(&shared.params, block.clone()).and_then(|checked| {
+        let result = check_block(&shared.params, &shared.keys, block.clone()).and_then(|checked| {
             shared.change_chain(|chain| chain.accept_checked(checked, now_ms()))
         });
         match result {
