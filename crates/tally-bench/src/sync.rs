@@ -215,6 +215,7 @@ fn sync_blocks(
         .with_context(|| format!("opening the chain in {}", path.display()))?;
     let now = 1_000 * (blocks as u64 + 1);
     let params = chain.params().clone();
+    let keys = chain.key_cache().clone();
     let start = Instant::now();
     // Two stages, as a syncing node runs them: one thread decodes and checks the next
     // block (signatures batched over all cores) while this one applies and commits.
@@ -222,7 +223,8 @@ fn sync_blocks(
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
         let checker = scope.spawn(move || {
             for bytes in &encoded {
-                let checked = decode_block(&params, bytes).and_then(|b| check_block(&params, b));
+                let checked =
+                    decode_block(&params, bytes).and_then(|b| check_block(&params, &keys, b));
                 if sender.send(checked).is_err() {
                     break;
                 }

@@ -8,10 +8,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Amount, Digest, NetworkContract, SignedOrder};
+use tally_core::{
+    AccountId, Amount, DecodeError, Digest, Encode, KeyCache, NetworkContract, SignedOrder,
+};
 use tracing::{debug, info, warn};
 
 use crate::block::{
@@ -66,6 +69,9 @@ pub struct ChainConfig {
     pub max_held_blocks: usize,
     /// Most bytes of low-work side-branch blocks held in memory.
     pub max_held_bytes: usize,
+    /// Most decompressed signer keys kept for signature checks (about 200 bytes each; the
+    /// cache is emptied when full). It should hold the senders of a few blocks.
+    pub max_cached_keys: usize,
 }
 
 impl Default for ChainConfig {
@@ -78,6 +84,7 @@ impl Default for ChainConfig {
             store_margin: 64,
             max_held_blocks: 2_048,
             max_held_bytes: 128 << 20,
+            max_cached_keys: 500_000,
         }
     }
 }
@@ -227,13 +234,12 @@ impl RecentTransactions {
     }
 
     fn push(&mut self, height: u64, txs: &[Transaction]) {
-        let keys: Vec<(AccountId, u64)> = txs
-            .iter()
-            .map(|tx| (tx.transfer.sender, tx.transfer.sequence))
-            .collect();
+        let mut keys = Vec::with_capacity(txs.len());
         for tx in txs {
-            self.by_key
-                .insert((tx.transfer.sender, tx.transfer.sequence), (height, *tx));
+            if let Some(t) = tx.transfer() {
+                keys.push((t.sender, t.sequence));
+                self.by_key.insert((t.sender, t.sequence), (height, *tx));
+            }
         }
         self.blocks.push_back((height, keys));
         while self.by_key.len() > self.max_entries && self.blocks.len() > 1 {
@@ -288,6 +294,8 @@ pub struct Chain {
     held: HeldBlocks,
     rejected: HashSet<BlockHash>,
     recent: RecentTransactions,
+    /// Decompressed signer keys, shared with checks run off the chain.
+    keys: Arc<KeyCache>,
 }
 
 const MAX_REJECTED: usize = 10_000;
@@ -343,6 +351,7 @@ impl Chain {
             held: HeldBlocks::new(config.max_held_blocks, config.max_held_bytes),
             rejected: HashSet::new(),
             recent: RecentTransactions::new(RECENT_TRANSACTIONS),
+            keys: Arc::new(KeyCache::new(config.max_cached_keys)),
             params,
         };
         chain.index.insert(
@@ -432,6 +441,13 @@ impl Chain {
     /// The consensus parameters.
     pub fn params(&self) -> &ChainParams {
         &self.params
+    }
+
+    /// The cache of decompressed signer keys this chain's signature checks use. A node
+    /// clones the handle to pass to [`check_block`] and [`check_transactions`] when it runs
+    /// them without holding the chain.
+    pub fn key_cache(&self) -> &Arc<KeyCache> {
+        &self.keys
     }
 
     /// The main chain's tip.
@@ -589,7 +605,9 @@ impl Chain {
     /// What became of `tx`: pending, confirmed at a height, buried deeper than the recent
     /// index reaches, or unknown. Wallets poll this to count confirmations.
     pub fn transaction_status(&self, tx: &Transaction) -> TxStatus {
-        let t = &tx.transfer;
+        let Some(t) = tx.transfer() else {
+            return TxStatus::Unknown;
+        };
         if let Some((height, confirmed)) = self.recent.get(&t.sender, t.sequence) {
             if confirmed == *tx {
                 return TxStatus::Confirmed {
@@ -635,7 +653,7 @@ impl Chain {
 
     /// Takes a signed order into the mempool (`PUSH_TRANSACTION` / `TRANSACTION`).
     pub fn submit_order(&mut self, order: SignedOrder) -> Result<Transaction, TxRejected> {
-        let tx = Transaction::try_from(order).map_err(|_| TxRejected::NotATransfer)?;
+        let tx = Transaction::from(order);
         self.submit_transaction(tx)?;
         Ok(tx)
     }
@@ -643,23 +661,26 @@ impl Chain {
     /// Takes a transaction into the mempool after checking its signature, sequence and the
     /// sender's funds against the tip.
     pub fn submit_transaction(&mut self, tx: Transaction) -> Result<(), TxRejected> {
-        if tx.transfer.amount.is_zero() {
+        let Some(t) = tx.transfer() else {
+            return Err(TxRejected::NotATransfer);
+        };
+        if t.amount.is_zero() {
             return Err(TxRejected::ZeroAmount);
         }
-        if self.mempool.get(&tx.transfer.sender, tx.transfer.sequence) == Some(&tx) {
+        if self.mempool.get(&t.sender, t.sequence) == Some(&tx) {
             return Err(TxRejected::Duplicate);
         }
         if !tx.to_signed_order().verify(&self.params.network) {
             return Err(TxRejected::BadSignature);
         }
-        let sender = self.account(&tx.transfer.sender);
+        let sender = self.account(&t.sender);
         self.mempool.insert(tx, sender)
     }
 
     /// Takes many transactions at once, verifying their signatures in one batch (gossip
     /// arrives in bursts). `result[i]` is the fate of `txs[i]`.
     pub fn submit_transactions(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), TxRejected>> {
-        let checked = check_transactions(&self.params, txs);
+        let checked = check_transactions(&self.params, &self.keys, txs);
         self.submit_checked(checked)
     }
 
@@ -679,13 +700,16 @@ impl Chain {
         txs.into_iter()
             .zip(valid)
             .map(|(tx, ok)| {
-                if tx.transfer.amount.is_zero() {
+                let Some(t) = tx.transfer() else {
+                    return Err(TxRejected::NotATransfer);
+                };
+                if t.amount.is_zero() {
                     return Err(TxRejected::ZeroAmount);
                 }
                 if !ok {
                     return Err(TxRejected::BadSignature);
                 }
-                let sender = self.account(&tx.transfer.sender);
+                let sender = self.account(&t.sender);
                 self.mempool.insert(tx, sender)
             })
             .collect()
@@ -941,7 +965,7 @@ impl Chain {
                 continue;
             }
             let result = match self.held.get(ancestor) {
-                Some(held) => check_signatures(&self.params, &held.block),
+                Some(held) => check_signatures(&self.params, &self.keys, &held.block),
                 None => Ok(()),
             };
             match result {
@@ -956,7 +980,9 @@ impl Chain {
                 }
             }
         }
-        if !signatures_checked && let Err(error) = check_signatures(&self.params, &block) {
+        if !signatures_checked
+            && let Err(error) = check_signatures(&self.params, &self.keys, &block)
+        {
             self.remember_rejected(hash);
             return Err(invalid(hash, error));
         }
@@ -1325,11 +1351,11 @@ impl Chain {
         self.main.extend(branch.iter().copied());
         for tx in &returned {
             self.mempool.insert_returned(*tx);
-            touched.insert(tx.transfer.sender);
+            touched.insert(tx.signer());
         }
         self.recent.truncate_above(fork_height);
         for (_, height, txs) in &connected {
-            touched.extend(txs.iter().map(|tx| tx.transfer.sender));
+            touched.extend(txs.iter().map(Transaction::signer));
             self.recent.push(*height, txs);
         }
         for account in &touched {
@@ -1338,7 +1364,10 @@ impl Chain {
         }
         let returned_to_mempool = returned
             .iter()
-            .filter(|tx| self.mempool.get(&tx.transfer.sender, tx.transfer.sequence) == Some(tx))
+            .filter(|tx| {
+                tx.transfer()
+                    .is_some_and(|t| self.mempool.get(&t.sender, t.sequence) == Some(tx))
+            })
             .count();
         let change = TipChange {
             old_tip,
@@ -1588,12 +1617,17 @@ fn check_context_free(
             got: block.coinbase.amount,
         });
     }
-    if let Some(index) = block
-        .transactions
-        .iter()
-        .position(|tx| tx.transfer.amount.is_zero())
-    {
-        return Err(BlockError::ZeroAmount { index });
+    for (index, tx) in block.transactions.iter().enumerate() {
+        match tx.transfer() {
+            None => {
+                return Err(BlockError::NotATransfer {
+                    index,
+                    kind: tx.order.kind_name(),
+                });
+            }
+            Some(t) if t.amount.is_zero() => return Err(BlockError::ZeroAmount { index }),
+            Some(_) => {}
+        }
     }
     let expected = merkle_root(leaf_ids(block));
     if expected != header.merkle_root {
@@ -1633,10 +1667,14 @@ impl CheckedBlock {
 /// Checks what can be checked without the chain, signatures included (the expensive part,
 /// batched and spread over all cores). It needs no `&Chain`, so a node can run it for the
 /// next block while [`Chain::accept_checked`] applies the previous one.
-pub fn check_block(params: &ChainParams, block: Block) -> Result<CheckedBlock, ChainError> {
+pub fn check_block(
+    params: &ChainParams,
+    keys: &KeyCache,
+    block: Block,
+) -> Result<CheckedBlock, ChainError> {
     let hash = block.hash();
     check_context_free(params, &block, &hash).map_err(|error| invalid(hash, error))?;
-    check_signatures(params, &block).map_err(|error| invalid(hash, error))?;
+    check_signatures(params, keys, &block).map_err(|error| invalid(hash, error))?;
     Ok(CheckedBlock { block, hash })
 }
 
@@ -1658,8 +1696,12 @@ impl CheckedTransactions {
 
 /// Verifies the signatures of `txs` (batched, on all cores) without the chain, so a node
 /// can do the expensive part before it locks the chain for [`Chain::submit_checked`].
-pub fn check_transactions(params: &ChainParams, txs: Vec<Transaction>) -> CheckedTransactions {
-    let valid = verify_signatures(params, &txs);
+pub fn check_transactions(
+    params: &ChainParams,
+    keys: &KeyCache,
+    txs: Vec<Transaction>,
+) -> CheckedTransactions {
+    let valid = verify_signatures(params, keys, &txs);
     CheckedTransactions {
         network: params.network,
         txs,
@@ -1667,7 +1709,8 @@ pub fn check_transactions(params: &ChainParams, txs: Vec<Transaction>) -> Checke
     }
 }
 
-/// Decodes a block's bytes, refusing more than a block may hold before parsing.
+/// Decodes a block's bytes, refusing more bytes or transactions than a block may hold
+/// before parsing them.
 pub fn decode_block(params: &ChainParams, bytes: &[u8]) -> Result<Block, ChainError> {
     if bytes.len() > params.max_block_bytes as usize {
         return Err(invalid(
@@ -1678,11 +1721,25 @@ pub fn decode_block(params: &ChainParams, bytes: &[u8]) -> Result<Block, ChainEr
             },
         ));
     }
-    Block::decode(bytes).map_err(|e| invalid(Digest::default(), e.into()))
+    let max = params.max_block_transactions;
+    Block::decode_limited(bytes, max as usize).map_err(|error| {
+        let error = match error {
+            DecodeError::TooMany { count, .. } => BlockError::TooManyTransactions {
+                count: usize::try_from(count).unwrap_or(usize::MAX),
+                max,
+            },
+            other => other.into(),
+        };
+        invalid(Digest::default(), error)
+    })
 }
 
-fn check_signatures(params: &ChainParams, block: &Block) -> Result<(), BlockError> {
-    match verify_signatures(params, &block.transactions)
+fn check_signatures(
+    params: &ChainParams,
+    keys: &KeyCache,
+    block: &Block,
+) -> Result<(), BlockError> {
+    match verify_signatures(params, keys, &block.transactions)
         .iter()
         .position(|ok| !ok)
     {
@@ -1702,7 +1759,7 @@ fn leaf_ids(block: &Block) -> Vec<Digest> {
 
 /// Checks every transaction's signature: batches spread over all cores. `result[i]`
 /// tells whether `txs[i]` is signed by its sender for this network.
-pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool> {
+pub fn verify_signatures(params: &ChainParams, keys: &KeyCache, txs: &[Transaction]) -> Vec<bool> {
     if txs.is_empty() {
         return Vec::new();
     }
@@ -1711,6 +1768,6 @@ pub fn verify_signatures(params: &ChainParams, txs: &[Transaction]) -> Vec<bool>
     let threads = rayon::current_num_threads().max(1);
     let chunk = txs.len().div_ceil(4 * threads).max(256);
     txs.par_chunks(chunk)
-        .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, chunk))
+        .flat_map_iter(|chunk| crate::sigverify::verify_chunk(&params.network, keys, chunk))
         .collect()
 }

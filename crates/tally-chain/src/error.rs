@@ -36,6 +36,8 @@ pub enum BlockError {
     CoinbaseHeight { expected: u64, got: u64 },
     #[error("coinbase pays {got}, the block reward is {expected}")]
     CoinbaseAmount { expected: Amount, got: Amount },
+    #[error("transaction {index} is a {kind} order; a proof-of-work network takes only transfers")]
+    NotATransfer { index: usize, kind: &'static str },
     #[error("transaction {index} transfers nothing")]
     ZeroAmount { index: usize },
     #[error("transaction {index} has a bad signature")]
@@ -104,7 +106,7 @@ impl BlockError {
 /// Why a transaction was not taken into the mempool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxRejected {
-    #[error("only transfers can be proof-of-work transactions")]
+    #[error("a proof-of-work network takes only transfer orders")]
     NotATransfer,
     #[error("the transfer moves nothing")]
     ZeroAmount,

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use tally_core::Encode;
+
 use crate::block::{Block, BlockHash, BlockHeader};
 use crate::u256::U256;
 

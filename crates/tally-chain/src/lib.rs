@@ -1,6 +1,7 @@
-//! Tally's proof-of-work chain (DESIGN §4, seed 004): blocks and their canonical bytes,
-//! the consensus rules, the chain as a sans-I/O state machine with its redb storage, the
-//! mempool, and the miner.
+//! Tally's proof-of-work chain (DESIGN §4, seed 004): the consensus rules, the chain as a
+//! sans-I/O state machine with its redb storage, the mempool, and the miner. Blocks and
+//! transactions and their bytes are tally-core's ([`tally_core::block`]); they are
+//! re-exported here under their old paths.
 //!
 //! The node drives it (seed 004's names):
 //!
@@ -18,8 +19,9 @@
 //! - `CONNECT`: send [`Chain::tip`] (hash, height, total work) and [`Chain::locator`]; the
 //!   side with less work asks. `SEND_REQUEST`: the answerer runs [`Chain::find_fork`] on the
 //!   asker's locator and sends [`Chain::blocks_from`] the height above it, in batches. A
-//!   syncing node may run [`check_block`] (signatures, on all cores) for the next block
-//!   while [`Chain::accept_checked`] connects the previous one.
+//!   syncing node may run [`check_block`] (signatures, on all cores, with the chain's
+//!   [`Chain::key_cache`]) for the next block while [`Chain::accept_checked`] connects the
+//!   previous one.
 //! - Mining: [`Chain::block_template`], then [`miner::mine`] on a blocking thread with a
 //!   stop flag raised on every tip change and a counter read for the hash rate; put the
 //!   returned header in the template and [`Chain::accept_block`] it.

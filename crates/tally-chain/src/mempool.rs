@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tally_core::{AccountId, Amount};
+use tally_core::{AccountId, Amount, Encode};
 
-use crate::block::{TRANSACTION_LEN, Transaction};
+use crate::block::Transaction;
 use crate::error::TxRejected;
 use crate::state::{AccountState, Overlay};
 
@@ -34,6 +34,12 @@ impl Default for MempoolLimits {
 struct Pending {
     stamp: u64,
     by_sequence: BTreeMap<u64, Transaction>,
+}
+
+/// What a pending transaction spends. Every pending transaction is a transfer (the only
+/// kind [`Mempool::insert`] and [`Mempool::insert_returned`] admit).
+fn spends(tx: &Transaction) -> Amount {
+    tx.transfer().map_or(Amount::ZERO, |t| t.amount)
 }
 
 /// Pending transactions.
@@ -99,7 +105,7 @@ impl Mempool {
             .get(account)
             .map(|p| {
                 p.by_sequence.values().fold(Amount::ZERO, |sum, tx| {
-                    sum.checked_add(tx.transfer.amount)
+                    sum.checked_add(spends(tx))
                         .unwrap_or(Amount::from_microcash(u64::MAX))
                 })
             })
@@ -110,18 +116,20 @@ impl Mempool {
     /// whole mempool; for wallets' "pending" balance, not for hot paths.
     pub fn pending_incoming(&self, account: &AccountId) -> Amount {
         self.transactions()
-            .filter(|tx| tx.transfer.recipient == *account)
+            .filter(|tx| tx.transfer().is_some_and(|t| t.recipient == *account))
             .fold(Amount::ZERO, |sum, tx| {
-                sum.checked_add(tx.transfer.amount)
+                sum.checked_add(spends(tx))
                     .unwrap_or(Amount::from_microcash(u64::MAX))
             })
     }
 
-    /// Admits `tx` (its signature already checked) given the sender's confirmed state: the
-    /// sequence must be unused and not too far ahead, and the sender's balance must cover
-    /// this and its other pending transfers.
+    /// Admits `tx` (its signature already checked) given the sender's confirmed state: it
+    /// must be a transfer, its sequence unused and not too far ahead, and the sender's
+    /// balance must cover this and its other pending transfers.
     pub fn insert(&mut self, tx: Transaction, sender: AccountState) -> Result<(), TxRejected> {
-        let t = &tx.transfer;
+        let Some(&t) = tx.transfer() else {
+            return Err(TxRejected::NotATransfer);
+        };
         if t.amount.is_zero() {
             return Err(TxRejected::ZeroAmount);
         }
@@ -164,15 +172,18 @@ impl Mempool {
                 amount: t.amount,
             });
         }
-        self.put(tx);
+        self.put(t.sender, t.sequence, tx);
         Ok(())
     }
 
     /// Puts back a transaction from a block that left the main chain; it replaces a pending
     /// transaction holding the same sequence (the mined one is what the sender's later
-    /// transactions were built on). Dropped when the mempool is full.
+    /// transactions were built on). Dropped when the mempool is full, or if it is not a
+    /// transfer (no valid block holds another kind).
     pub fn insert_returned(&mut self, tx: Transaction) -> bool {
-        let t = tx.transfer;
+        let Some(&t) = tx.transfer() else {
+            return false;
+        };
         if let Some(pending) = self.accounts.get_mut(&t.sender)
             && let Some(slot) = pending.by_sequence.get_mut(&t.sequence)
         {
@@ -182,12 +193,11 @@ impl Mempool {
         if self.len >= self.limits.max_transactions {
             return false;
         }
-        self.put(tx);
+        self.put(t.sender, t.sequence, tx);
         true
     }
 
-    fn put(&mut self, tx: Transaction) {
-        let sender = tx.transfer.sender;
+    fn put(&mut self, sender: AccountId, sequence: u64, tx: Transaction) {
         let pending = self.accounts.entry(sender).or_insert_with(|| {
             let stamp = self.next_stamp;
             self.next_stamp += 1;
@@ -197,11 +207,7 @@ impl Mempool {
                 by_sequence: BTreeMap::new(),
             }
         });
-        if pending
-            .by_sequence
-            .insert(tx.transfer.sequence, tx)
-            .is_none()
-        {
+        if pending.by_sequence.insert(sequence, tx).is_none() {
             self.len += 1;
         }
     }
@@ -237,7 +243,7 @@ impl Mempool {
         // The longest run from the lowest sequence that the balance covers.
         let mut sum = Amount::ZERO;
         let first_uncovered = pending.by_sequence.iter().find_map(|(sequence, tx)| {
-            match sum.checked_add(tx.transfer.amount) {
+            match sum.checked_add(spends(tx)) {
                 Some(next) if next <= state.balance => {
                     sum = next;
                     None
@@ -272,27 +278,29 @@ impl Mempool {
 
     /// Picks transactions for a block on top of `view`: accounts in arrival order, each
     /// account's consecutive sequences from its next one while its balance lasts, until
-    /// `max_count` transactions or `max_bytes` of them. Applies them to `view`.
+    /// `max_count` transactions or `max_bytes` of their encodings. Applies them to `view`.
     pub fn select(
         &self,
         view: &mut Overlay<'_>,
         max_count: usize,
         max_bytes: usize,
     ) -> Vec<Transaction> {
-        let max_count = max_count.min(max_bytes / TRANSACTION_LEN);
         let mut chosen = Vec::new();
+        let mut bytes = 0usize;
         for account in self.arrival.values() {
             let Some(pending) = self.accounts.get(account) else {
                 continue;
             };
             let next = view.get(account).next_sequence;
             for tx in pending.by_sequence.range(next..).map(|(_, tx)| tx) {
-                if chosen.len() >= max_count {
+                let len = tx.encoded_len();
+                if chosen.len() >= max_count || bytes.saturating_add(len) > max_bytes {
                     return chosen;
                 }
                 if !view.apply_transaction(tx) {
                     break;
                 }
+                bytes += len;
                 chosen.push(*tx);
             }
         }

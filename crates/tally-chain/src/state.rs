@@ -157,7 +157,12 @@ impl<'a> Overlay<'a> {
         self.set(miner, state);
 
         for (index, tx) in block.transactions.iter().enumerate() {
-            let t = &tx.transfer;
+            let Some(t) = tx.transfer() else {
+                return Err(BlockError::NotATransfer {
+                    index,
+                    kind: tx.order.kind_name(),
+                });
+            };
             touch(self, &mut prior, &mut order, t.sender);
             touch(self, &mut prior, &mut order, t.recipient);
             let before_block = prior.get(&t.sender).copied().unwrap_or_default();
@@ -235,10 +240,12 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    /// Applies one transaction on its own if its sequence and the sender's balance allow
-    /// (template building); returns whether it did.
+    /// Applies one transaction on its own if it is a transfer and its sequence and the
+    /// sender's balance allow (template building); returns whether it did.
     pub fn apply_transaction(&mut self, tx: &Transaction) -> bool {
-        let t = &tx.transfer;
+        let Some(t) = tx.transfer() else {
+            return false;
+        };
         let mut sender = self.get(&t.sender);
         if t.sequence != sender.next_sequence || t.amount.is_zero() {
             return false;

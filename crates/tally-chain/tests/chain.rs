@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use tally_chain::{
-    Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, TxRejected,
-    TxStatus, U256, check_block, miner,
+    Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, ChainParams, Transaction,
+    TxRejected, TxStatus, U256, check_block, miner,
 };
-use tally_core::{Amount, IntroKey, NetworkId, Order, SignedOrder};
+use tally_core::{Amount, Encode, IntroKey, NetworkId, Order, SignedOrder};
 
 fn rejects(chain: &mut Chain, block: Block) -> BlockError {
     match chain.accept_block(block, NOW) {
@@ -270,7 +270,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
     ));
 
     let mut forged = transfer(&a, &b, 1, 0);
-    forged.transfer.amount = Amount::from_microcash(2 * CASH);
+    forge_amount(&mut forged, 2 * CASH);
     assert_eq!(
         rejects(
             &mut chain,
@@ -352,7 +352,15 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
         3,
     );
     assert!(matches!(
-        check_block(&small, two.clone()),
+        check_block(&small, chain.key_cache(), two.clone()),
+        Err(ChainError::Invalid {
+            error: BlockError::TooManyTransactions { count: 2, max: 1 },
+            ..
+        })
+    ));
+    // Decoding refuses the count before it parses the transactions, with the same reason.
+    assert!(matches!(
+        tally_chain::decode_block(&small, &two.encode()),
         Err(ChainError::Invalid {
             error: BlockError::TooManyTransactions { count: 2, max: 1 },
             ..
@@ -363,7 +371,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
         ..p.clone()
     };
     assert!(matches!(
-        check_block(&tiny, two),
+        check_block(&tiny, chain.key_cache(), two),
         Err(ChainError::Invalid {
             error: BlockError::TooLarge { .. },
             ..
@@ -425,7 +433,7 @@ fn the_mempool_refuses_with_reasons_and_orders_by_sequence() {
         Err(TxRejected::Conflict { sequence: 1 })
     );
     let mut forged = transfer(&a, &b, 1, 5);
-    forged.transfer.amount = Amount::from_microcash(7);
+    forge_amount(&mut forged, 7);
     assert_eq!(
         chain.submit_transaction(forged),
         Err(TxRejected::BadSignature)
@@ -584,6 +592,55 @@ fn sync_queries_serve_blocks_and_find_the_fork() {
     assert_eq!(peer.accounts(), chain.accounts());
 }
 
+/// A transaction may carry any kind of order: one that is not a transfer decodes, and the
+/// chain's rules refuse it, in a block (before its signature is even checked) and in the
+/// mempool.
+#[test]
+fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
+    let mut chain = chain();
+    let p = chain.params().clone();
+    let a = alice();
+    let intro: Transaction = SignedOrder::sign(
+        Order::IntroKey(IntroKey {
+            account: a.account(),
+            proof_of_work: 0,
+        }),
+        &a,
+        &p.network,
+    )
+    .into();
+    assert_eq!(Transaction::decode(&intro.encode()).unwrap(), intro);
+
+    let block = child(&p, genesis(&p), vec![transfer(&a, &bob(), 1, 0), intro], 0);
+    assert_eq!(Block::decode(&block.encode()).unwrap(), block);
+    let refused = BlockError::NotATransfer {
+        index: 1,
+        kind: "IntroKey",
+    };
+    assert_eq!(
+        check_block(&p, chain.key_cache(), block.clone())
+            .unwrap_err()
+            .block_error(),
+        Some(&refused)
+    );
+    assert_eq!(rejects(&mut chain, block.clone()), refused);
+    assert_eq!(chain.height(), 0);
+    // The state rule on its own, as a reorganisation applies blocks.
+    let mut overlay = tally_chain::state::Overlay::new(chain.accounts());
+    assert_eq!(overlay.apply_block(&block).unwrap_err(), refused);
+
+    assert_eq!(
+        chain.submit_transaction(intro),
+        Err(TxRejected::NotATransfer)
+    );
+    let checked = tally_chain::check_transactions(&p, chain.key_cache(), vec![intro]);
+    assert_eq!(
+        chain.submit_checked(checked),
+        vec![Err(TxRejected::NotATransfer)]
+    );
+    assert!(chain.mempool().is_empty());
+}
+
 #[test]
 fn blocks_round_trip_through_bytes_and_json() {
     let p = params();
@@ -643,7 +700,7 @@ fn a_bad_held_orphan_is_dropped_with_its_descendants_when_its_parent_arrives() {
     let p = chain.params().clone();
     let b1 = child(&p, genesis(&p), vec![], 0);
     let mut forged = transfer(&alice(), &bob(), 1, 0);
-    forged.transfer.amount = Amount::from_microcash(3 * CASH);
+    forge_amount(&mut forged, 3 * CASH);
     let b2 = child(&p, parent_of(&b1), vec![forged], 0);
     let b3 = child(&p, parent_of(&b2), vec![], 0);
     for block in [&b3, &b2] {
@@ -674,7 +731,8 @@ fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
     let good = transfer(&a, &b, 1, 0);
     let mut forged = transfer(&a, &b, 2, 1);
     forged.signature = transfer(&a, &b, 3, 1).signature;
-    let checked = tally_chain::check_transactions(chain.params(), vec![good, forged]);
+    let checked =
+        tally_chain::check_transactions(chain.params(), chain.key_cache(), vec![good, forged]);
     assert_eq!(checked.transactions(), &[good, forged]);
     assert_eq!(
         chain.submit_checked(checked),
@@ -683,9 +741,8 @@ fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
     // Signed and checked for another network: checked again here, not trusted.
     let mut other = chain.params().clone();
     other.network = NetworkId(tally_core::sha256(&[b"elsewhere"]));
-    let foreign =
-        tally_chain::Transaction::sign(transfer(&a, &b, 1, 1).transfer, &a, &other.network);
-    let checked = tally_chain::check_transactions(&other, vec![foreign]);
+    let foreign = tally_chain::Transaction::sign(transfer(&a, &b, 1, 1).order, &a, &other.network);
+    let checked = tally_chain::check_transactions(&other, chain.key_cache(), vec![foreign]);
     assert_eq!(
         chain.submit_checked(checked),
         vec![Err(TxRejected::BadSignature)]

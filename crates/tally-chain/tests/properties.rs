@@ -14,7 +14,7 @@ use tally_chain::state::{Accounts, Overlay, merge, total_balance};
 use tally_chain::{
     AccountState, Block, BlockOutcome, Chain, ChainConfig, Coinbase, Transaction, U256,
 };
-use tally_core::{AccountId, Amount, Digest, NetworkId, Signature, Transfer};
+use tally_core::{AccountId, Amount, Digest, Encode, NetworkId, Order, Signature, Transfer};
 
 fn account(i: u8) -> AccountId {
     AccountId::from([i; 32])
@@ -43,12 +43,12 @@ prop_compose! {
         -> Vec<Transaction> {
         raw.into_iter()
             .map(|(from, to, amount, sequence)| Transaction {
-                transfer: Transfer {
+                order: Order::Transfer(Transfer {
                     sender: account(from),
                     recipient: account(to),
                     amount: Amount::from_microcash(amount),
                     sequence,
-                },
+                }),
                 signature: Signature::from([0; 64]),
             })
             .collect()

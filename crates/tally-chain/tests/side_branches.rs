@@ -13,7 +13,7 @@ use tally_chain::{
     Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, Transaction, U256,
     check_block, miner,
 };
-use tally_core::{Amount, NetworkContract, SecretKey, Transfer};
+use tally_core::{Amount, Encode, NetworkContract, SecretKey, Transfer};
 
 /// Proof-of-work at 6 bits (~64 hashes) retargeting every 2 blocks of 1 s: blocks mined
 /// 10 ms apart make the target 4 times harder at each retarget, blocks a second apart keep
@@ -675,11 +675,11 @@ fn a_held_branch_can_be_verified_before_the_block_that_lets_it_catch_up() {
     );
     let verified: Vec<_> = unchecked
         .into_iter()
-        .map(|b| check_block(chain.params(), b).unwrap())
+        .map(|b| check_block(chain.params(), chain.key_cache(), b).unwrap())
         .collect();
     chain.note_checked_held(&verified);
     assert!(chain.unchecked_held_ancestors(catch_up).is_empty());
-    let checked = check_block(chain.params(), catch_up.clone()).unwrap();
+    let checked = check_block(chain.params(), chain.key_cache(), catch_up.clone()).unwrap();
     chain.accept_checked(checked, NOW).unwrap();
     chain.accept_block(rest[1].clone(), NOW).unwrap();
     assert_eq!(chain.tip().hash, other.tip().hash);

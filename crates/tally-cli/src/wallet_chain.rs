@@ -105,10 +105,7 @@ fn journaled(wallet: &Wallet, account: &AccountId) -> anyhow::Result<Option<Tran
     Ok(wallet
         .pending(account)?
         .and_then(|order| match order.order {
-            Order::Transfer(transfer) => Some(Transaction {
-                transfer,
-                signature: order.signature,
-            }),
+            Order::Transfer(_) => Some(Transaction::from(order)),
             Order::IntroKey(_) => None,
         }))
 }
@@ -203,7 +200,9 @@ async fn finish_journaled(
     };
     let (status, _) = miners.status(&tx).await?;
     let (state, _) = miners.account(account).await?;
-    if confirmations(&status).is_none() && tx.transfer.sequence < state.sequence {
+    if confirmations(&status).is_none()
+        && tx.transfer().is_some_and(|t| t.sequence < state.sequence)
+    {
         // Another transfer took this sequence (signed elsewhere): this one can never confirm.
         wallet.clear_pending(account)?;
         return Ok(None);
@@ -227,7 +226,7 @@ async fn settle(
         order: tx.to_signed_order(),
     };
     let path = wallet.save_chain_receipt(&receipt)?;
-    wallet.clear_pending(&tx.transfer.sender)?;
+    wallet.clear_pending(&tx.signer())?;
     Ok((receipt, path))
 }
 
@@ -303,14 +302,16 @@ pub async fn balance(
     let (state, address) = miners.account(account).await?;
     let mut in_flight = Value::Null;
     let mut in_flight_text = String::new();
-    if let Some(tx) = journaled(wallet, account)? {
+    if let Some(tx) = journaled(wallet, account)?
+        && let Some(&transfer) = tx.transfer()
+    {
         let (status, _) = miners.status(&tx).await?;
         let have = confirmations(&status).map_or(0, |(_, have)| have);
-        in_flight = json!({"id": tx.id(), "amount": tx.transfer.amount.microcash(), "to": tx.transfer.recipient, "confirmations": have});
+        in_flight = json!({"id": tx.id(), "amount": transfer.amount.microcash(), "to": transfer.recipient, "confirmations": have});
         in_flight_text = format!(
             "; in flight: {} cash to {} ({have} confirmations)",
-            tx.transfer.amount,
-            tx.transfer.recipient.short()
+            transfer.amount,
+            transfer.recipient.short()
         );
     }
     let json = json!({

@@ -1,11 +1,12 @@
 //! Keys, signatures and digests. Ed25519 under ZIP-215 rules (ed25519-zebra), so that batch
-//! verification and single verification accept exactly the same signatures: a certificate
-//! can never be valid to one validator and invalid to another because of how it was checked.
+//! verification ([`crate::batch`]) and single verification accept exactly the same
+//! signatures: a certificate can never be valid to one validator and invalid to another
+//! because of how it was checked.
 
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_zebra::{SigningKey, VerificationKey, VerificationKeyBytes, batch};
+use ed25519_zebra::{SigningKey, VerificationKey, VerificationKeyBytes};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
@@ -260,92 +261,9 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Collects signature checks and verifies them together.
-///
-/// One batch equation checks the whole set at roughly half the cost of checking each
-/// signature alone; if the batch fails, each item is checked on its own so that one bad
-/// signature does not condemn the honest ones beside it.
-#[derive(Default)]
-pub struct BatchVerifier {
-    items: Vec<batch::Item>,
-}
-
-impl BatchVerifier {
-    /// An empty batch with room for `capacity` checks.
-    pub fn with_capacity(capacity: usize) -> Self {
-        BatchVerifier {
-            items: Vec::with_capacity(capacity),
-        }
-    }
-
-    /// Queues "`signer` signed `message` with `signature`"; returns its index in the result.
-    pub fn push(&mut self, signer: &AccountId, signature: &Signature, message: &[u8]) -> usize {
-        let key = VerificationKeyBytes::from(signer.0);
-        let sig = ed25519_zebra::Signature::from_bytes(&signature.0);
-        self.items.push(batch::Item::from((key, sig, message)));
-        self.items.len() - 1
-    }
-
-    /// How many checks are queued.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Verifies every queued check; `result[i]` tells whether check `i` holds.
-    pub fn verify(self) -> Vec<bool> {
-        if self.items.is_empty() {
-            return Vec::new();
-        }
-        let mut batch = batch::Verifier::new();
-        for item in &self.items {
-            batch.queue(item.clone());
-        }
-        if batch.verify(rand::thread_rng()).is_ok() {
-            return vec![true; self.items.len()];
-        }
-        self.items
-            .into_iter()
-            .map(|item| item.verify_single().is_ok())
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_verification_finds_the_one_bad_signature() {
-        let keys: Vec<SecretKey> = (0..8u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
-        let mut batch = BatchVerifier::default();
-        for (i, key) in keys.iter().enumerate() {
-            let message = [i as u8; 10];
-            let mut sig = key.sign(&message);
-            if i == 5 {
-                sig.0[0] ^= 1;
-            }
-            batch.push(&key.account(), &sig, &message);
-        }
-        let result = batch.verify();
-        assert_eq!(result.iter().filter(|ok| !**ok).count(), 1);
-        assert!(!result[5]);
-    }
-
-    #[test]
-    fn single_verification_agrees_with_batch() {
-        let key = SecretKey::from_bytes([9; 32]);
-        let sig = key.sign(b"tally");
-        assert!(key.account().verify(&sig, b"tally"));
-        assert!(!key.account().verify(&sig, b"tallx"));
-        let mut batch = BatchVerifier::default();
-        batch.push(&key.account(), &sig, b"tally");
-        assert_eq!(batch.verify(), vec![true]);
-    }
 
     #[test]
     fn hex_forms_round_trip_and_reject_garbage() {

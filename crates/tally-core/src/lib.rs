@@ -1,27 +1,34 @@
 //! Tally's shared vocabulary (DESIGN §2): amounts, accounts and signatures, digests,
-//! network contracts, orders, votes, certificates and the key-introduction proof of work.
+//! network contracts, orders, votes, certificates, the key-introduction proof of work, and
+//! the proof-of-work chain's blocks and transactions.
 //!
-//! Everything here is pure: no I/O, no async, no clocks. Every signed object is encoded
-//! to a canonical byte layout (see PROTOCOL.md) that starts with a domain-separation tag
-//! and the network id, so a signature made for one purpose or one network is worthless
-//! for any other.
+//! Everything here is pure: no I/O, no async, no clocks. Every object has one canonical
+//! byte layout, written and read by [`codec`] (see PROTOCOL.md); every signed byte string
+//! starts with a domain-separation tag and the network id, so a signature made for one
+//! purpose or one network is worthless for any other.
 
 pub mod amount;
+pub mod batch;
+pub mod block;
+pub mod codec;
 pub mod contract;
 pub mod crypto;
 pub mod order;
 pub mod pow;
 pub mod rate;
+pub mod u256;
 
 pub use amount::{Amount, AmountError};
+pub use batch::{BatchVerifier, KeyCache};
+pub use block::{Block, BlockHash, BlockHeader, Coinbase, Transaction, genesis_hash, merkle_root};
+pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo,
 };
-pub use crypto::{
-    AccountId, BatchVerifier, Digest, KeyError, SecretKey, Signature, sha256, sha256d,
-};
+pub use crypto::{AccountId, Digest, KeyError, SecretKey, Signature, sha256, sha256d};
 pub use order::{
     Certificate, CertificateError, IntroKey, LockSlot, Order, OrderDigest, SignedOrder, Transfer,
     Vote,
 };
+pub use u256::U256;

@@ -9,6 +9,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::codec::{Decode, DecodeError, Encode, Reader, encode_seq, seq_encoded_len};
 use crate::{
     AccountId, Amount, BatchVerifier, Committee, Digest, NetworkId, SecretKey, Signature, sha256,
 };
@@ -18,8 +19,10 @@ pub const ORDER_TAG: &[u8] = b"TALLY-ORDER-V1";
 /// Domain tag in front of every vote's signing bytes.
 pub const VOTE_TAG: &[u8] = b"TALLY-VOTE-V1";
 
-const KIND_INTRO_KEY: u8 = 1;
-const KIND_TRANSFER: u8 = 2;
+/// The kind byte of an [`IntroKey`] order.
+pub const KIND_INTRO_KEY: u8 = 1;
+/// The kind byte of a [`Transfer`] order.
+pub const KIND_TRANSFER: u8 = 2;
 
 /// The digest of an order's signing bytes; what votes sign, and the order's id.
 pub type OrderDigest = Digest;
@@ -81,25 +84,28 @@ impl Order {
         }
     }
 
-    /// `TALLY-ORDER-V1 ‖ network id ‖ kind ‖ fields`, integers little-endian.
-    pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ORDER_TAG.len() + 32 + 1 + 80);
-        out.extend_from_slice(ORDER_TAG);
-        out.extend_from_slice(network.as_bytes());
+    /// Its kind byte, the first byte of its encoding.
+    pub fn kind(&self) -> u8 {
         match self {
-            Order::IntroKey(intro) => {
-                out.push(KIND_INTRO_KEY);
-                out.extend_from_slice(intro.account.as_bytes());
-                out.extend_from_slice(&intro.proof_of_work.to_le_bytes());
-            }
-            Order::Transfer(t) => {
-                out.push(KIND_TRANSFER);
-                out.extend_from_slice(t.sender.as_bytes());
-                out.extend_from_slice(t.recipient.as_bytes());
-                out.extend_from_slice(&t.amount.microcash().to_le_bytes());
-                out.extend_from_slice(&t.sequence.to_le_bytes());
-            }
+            Order::IntroKey(_) => KIND_INTRO_KEY,
+            Order::Transfer(_) => KIND_TRANSFER,
         }
+    }
+
+    /// Its kind's name, for messages a person reads.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Order::IntroKey(_) => "IntroKey",
+            Order::Transfer(_) => "Transfer",
+        }
+    }
+
+    /// `TALLY-ORDER-V1 ‖ network id ‖ the order's encoding` (kind byte, then its fields).
+    pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ORDER_TAG.len() + 32 + self.encoded_len());
+        out.extend_from_slice(ORDER_TAG);
+        network.encode_to(&mut out);
+        self.encode_to(&mut out);
         out
     }
 
@@ -113,6 +119,70 @@ impl Order {
         match self {
             Order::Transfer(t) => Some(t),
             Order::IntroKey(_) => None,
+        }
+    }
+}
+
+impl From<Transfer> for Order {
+    fn from(transfer: Transfer) -> Self {
+        Order::Transfer(transfer)
+    }
+}
+
+impl From<IntroKey> for Order {
+    fn from(intro: IntroKey) -> Self {
+        Order::IntroKey(intro)
+    }
+}
+
+/// `kind u8 ‖ fields`: kind 1 `account ‖ proof_of_work u64`, kind 2 `sender ‖ recipient ‖
+/// amount u64 ‖ sequence u64`. The kind byte makes it self-delimiting.
+impl Encode for Order {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(self.kind());
+        match self {
+            Order::IntroKey(intro) => {
+                intro.account.encode_to(out);
+                intro.proof_of_work.encode_to(out);
+            }
+            Order::Transfer(t) => {
+                t.sender.encode_to(out);
+                t.recipient.encode_to(out);
+                t.amount.encode_to(out);
+                t.sequence.encode_to(out);
+            }
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        1 + match self {
+            Order::IntroKey(_) => 32 + 8,
+            Order::Transfer(_) => 32 + 32 + 8 + 8,
+        }
+    }
+}
+
+impl Decode for Order {
+    const MIN_ENCODED_LEN: usize = 1 + 32 + 8;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let at = reader.position();
+        match reader.u8()? {
+            KIND_INTRO_KEY => Ok(Order::IntroKey(IntroKey {
+                account: reader.read()?,
+                proof_of_work: reader.u64()?,
+            })),
+            KIND_TRANSFER => Ok(Order::Transfer(Transfer {
+                sender: reader.read()?,
+                recipient: reader.read()?,
+                amount: reader.read()?,
+                sequence: reader.u64()?,
+            })),
+            kind => Err(DecodeError::UnknownKind {
+                what: "order",
+                kind,
+                at,
+            }),
         }
     }
 }
@@ -151,6 +221,29 @@ impl SignedOrder {
     }
 }
 
+/// `order ‖ signature (64)`.
+impl Encode for SignedOrder {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.order.encode_to(out);
+        self.signature.encode_to(out);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.order.encoded_len() + 64
+    }
+}
+
+impl Decode for SignedOrder {
+    const MIN_ENCODED_LEN: usize = Order::MIN_ENCODED_LEN + 64;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(SignedOrder {
+            order: reader.read()?,
+            signature: reader.read()?,
+        })
+    }
+}
+
 /// A validator's signature over an order digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vote {
@@ -180,6 +273,29 @@ impl Vote {
     pub fn verify(&self, network: &NetworkId, order: &OrderDigest) -> bool {
         self.validator
             .verify(&self.signature, &Self::signing_bytes(network, order))
+    }
+}
+
+/// `validator (32) ‖ signature (64)`.
+impl Encode for Vote {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.validator.encode_to(out);
+        self.signature.encode_to(out);
+    }
+
+    fn encoded_len(&self) -> usize {
+        32 + 64
+    }
+}
+
+impl Decode for Vote {
+    const MIN_ENCODED_LEN: usize = 32 + 64;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Vote {
+            validator: reader.read()?,
+            signature: reader.read()?,
+        })
     }
 }
 
@@ -217,6 +333,10 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// Most votes a decoded certificate may carry: far more than any committee's quorum
+    /// (a certificate needs one vote per distinct member), so it only bounds hostile input.
+    pub const MAX_VOTES: usize = 65_535;
+
     /// Assembles a certificate (does not check it).
     pub fn new(order: SignedOrder, network: &NetworkId, votes: Vec<Vote>) -> Self {
         Certificate {
@@ -295,6 +415,34 @@ impl Certificate {
             return Err(CertificateError::BadVote(self.votes[bad].validator));
         }
         Ok(digest)
+    }
+}
+
+/// `order ‖ signature (64) ‖ checksum (32) ‖ vote count u32 ‖ votes`. Decoding refuses more
+/// than [`Certificate::MAX_VOTES`] votes; it does not check the certificate.
+impl Encode for Certificate {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.order.encode_to(out);
+        self.signature.encode_to(out);
+        self.checksum.encode_to(out);
+        encode_seq(&self.votes, out);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.order.encoded_len() + 64 + 32 + seq_encoded_len(&self.votes)
+    }
+}
+
+impl Decode for Certificate {
+    const MIN_ENCODED_LEN: usize = Order::MIN_ENCODED_LEN + 64 + 32 + 4;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Certificate {
+            order: reader.read()?,
+            signature: reader.read()?,
+            checksum: reader.read()?,
+            votes: reader.seq("votes", Certificate::MAX_VOTES)?,
+        })
     }
 }
 

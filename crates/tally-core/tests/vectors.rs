@@ -1,11 +1,14 @@
-//! The test vectors PROTOCOL.md publishes. If one of these changes, the protocol changed.
+//! The test vectors PROTOCOL.md publishes (§6). If one of these changes, the protocol
+//! changed. Each value must also appear in the document, so the two cannot drift apart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tally_core::{
-    Amount, IntroKey, Mode, NetworkContract, Order, SecretKey, SignedOrder, Transfer,
-    ValidatorInfo, Vote,
+    Amount, Certificate, Decode, Encode, IntroKey, Mode, NetworkContract, Order, SecretKey,
+    SignedOrder, Transfer, ValidatorInfo, Vote,
 };
+
+const DOC: &str = include_str!("../../../PROTOCOL.md");
 
 fn contract() -> NetworkContract {
     NetworkContract {
@@ -44,6 +47,10 @@ fn vectors() -> Vec<(&'static str, String)> {
         account: alice.account(),
         proof_of_work: 2514606,
     });
+    let votes: Vec<Vote> = (0..3u8)
+        .map(|i| Vote::sign(&SecretKey::from_bytes([0x10 + i; 32]), &network, &digest))
+        .collect();
+    let certificate = Certificate::new(signed, &network, votes);
     vec![
         (
             "validator-0 key",
@@ -72,6 +79,11 @@ fn vectors() -> Vec<(&'static str, String)> {
             hex::encode(intro.signing_bytes(&network)),
         ),
         ("intro digest", intro.digest(&network).to_hex()),
+        ("transfer encoding", hex::encode(transfer.to_bytes())),
+        ("intro encoding", hex::encode(intro.to_bytes())),
+        ("signed transfer encoding", hex::encode(signed.to_bytes())),
+        ("vote encoding", hex::encode(vote.to_bytes())),
+        ("certificate encoding", hex::encode(certificate.to_bytes())),
     ]
 }
 
@@ -124,7 +136,57 @@ const EXPECTED: &[(&str, &str)] = &[
         "intro digest",
         "a0ed7bd1412a4b60426811eafb5b7dbc5d4459727376519dda0a1da143fab2a0",
     ),
+    (
+        "transfer encoding",
+        "02bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad500f31600000000000000000000000000",
+    ),
+    (
+        "intro encoding",
+        "01bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5ae5e260000000000",
+    ),
+    (
+        "signed transfer encoding",
+        "02bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad500f31600000000000000000000000000149ebc7521115d288351cfbf183fecd4071cd982a8c68a813e4edb7466b6b941940e3e14d4686aaae81f29f576b8b839846e487ba98ced6f6abcbb7483b93c0d",
+    ),
+    (
+        "vote encoding",
+        "5c9c6df261c9cb840475776aaefcd944b405328fab28f9b3a95ef40490d3de847db060c512edb88956f7dc0516e6287410fee8ebd60135d0c4eb84229e56b5d2b9d4d7b93e3e35978ce0297210aad2b1da45f881238244510a28865158ac6d00",
+    ),
+    (
+        "certificate encoding",
+        "02bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad500f31600000000000000000000000000149ebc7521115d288351cfbf183fecd4071cd982a8c68a813e4edb7466b6b941940e3e14d4686aaae81f29f576b8b839846e487ba98ced6f6abcbb7483b93c0d6e60b35b3598cd5418091610706f74083b1bc7228e07dd76243bc53a5bc5121d030000005c9c6df261c9cb840475776aaefcd944b405328fab28f9b3a95ef40490d3de847db060c512edb88956f7dc0516e6287410fee8ebd60135d0c4eb84229e56b5d2b9d4d7b93e3e35978ce0297210aad2b1da45f881238244510a28865158ac6d00d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737091690a0e97257e72ea1e881844f61424556e155f11ceef41d903c601c99986ec3a7df0754abfc32113a5ff89205596126bff4bed4465901bdeec5d729393b09204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba867877c2108ade33b15ad8fb620dc2e62d612011ceb1387f89af138c4d7a2e41455b03ceef9d01e3bea8a4cffe1ff4e9d30f04fda540bdbd9c14aa3bfe2c9b6e2a15ded08",
+    ),
 ];
+
+#[test]
+fn the_encodings_decode_back_to_their_values() {
+    let bytes = |name: &str| {
+        let value = EXPECTED.iter().find(|(n, _)| *n == name).unwrap().1;
+        hex::decode(value).unwrap()
+    };
+    let signed = SignedOrder::from_bytes(&bytes("signed transfer encoding")).unwrap();
+    assert_eq!(
+        Order::from_bytes(&bytes("transfer encoding")),
+        Ok(signed.order)
+    );
+    let intro = Order::from_bytes(&bytes("intro encoding")).unwrap();
+    assert!(matches!(
+        intro,
+        Order::IntroKey(IntroKey {
+            proof_of_work: 2514606,
+            ..
+        })
+    ));
+    let certificate = Certificate::from_bytes(&bytes("certificate encoding")).unwrap();
+    assert_eq!(certificate.signed_order(), signed);
+    assert_eq!(certificate.votes.len(), 3);
+    let committee = tally_core::Committee::new(&contract().validators).unwrap();
+    assert!(certificate.verify(&committee, &contract().id()).is_ok());
+    assert_eq!(
+        Vote::from_bytes(&bytes("vote encoding")),
+        Ok(certificate.votes[0])
+    );
+}
 
 #[test]
 fn published_vectors_hold() {
@@ -138,5 +200,9 @@ fn published_vectors_hold() {
     for ((name, value), (expected_name, expected)) in actual.iter().zip(EXPECTED) {
         assert_eq!(name, expected_name);
         assert_eq!(value, expected, "{name}");
+        assert!(
+            DOC.contains(expected),
+            "PROTOCOL.md does not show the vector {name}"
+        );
     }
 }

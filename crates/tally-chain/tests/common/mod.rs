@@ -7,7 +7,8 @@ use tally_chain::{
     merkle_root, miner,
 };
 use tally_core::{
-    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, PowParams, SecretKey, Transfer,
+    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, Order, PowParams, SecretKey,
+    Transfer,
 };
 
 pub const CASH: u64 = 1_000_000;
@@ -80,6 +81,13 @@ pub fn params() -> ChainParams {
 
 pub fn transfer(from: &SecretKey, to: &SecretKey, cash: u64, sequence: u64) -> Transaction {
     transfer_micro(from, to.account(), cash * CASH, sequence)
+}
+
+/// Changes a transfer's amount without signing it again: a forgery.
+pub fn forge_amount(tx: &mut Transaction, micro: u64) {
+    if let Order::Transfer(t) = &mut tx.order {
+        t.amount = Amount::from_microcash(micro);
+    }
 }
 
 pub fn transfer_micro(from: &SecretKey, to: AccountId, micro: u64, sequence: u64) -> Transaction {

@@ -75,11 +75,11 @@ fn store_blocks(miner: &Miner, id: u64, blocks: Vec<Block>) -> Vec<(Block, Block
             // branch catch up has that branch's signatures checked too: here, before the
             // chain is locked, once the block itself passed, and only up to the first that
             // fails (the chain refuses that one under the lock).
-            check_block(&miner.params, block.clone()).and_then(|checked| {
+            check_block(&miner.params, &miner.keys, block.clone()).and_then(|checked| {
                 let ancestors = miner.chain().unchecked_held_ancestors(&block);
                 let verified: Vec<_> = ancestors
                     .into_iter()
-                    .map_while(|held| check_block(&miner.params, held).ok())
+                    .map_while(|held| check_block(&miner.params, &miner.keys, held).ok())
                     .collect();
                 miner.change_chain(|chain| {
                     chain.note_checked_held(&verified);

@@ -206,7 +206,7 @@ fn on_connect(miner: &Arc<Miner>, id: u64, connect: Connect) -> bool {
 async fn submit(miner: &Arc<Miner>, txs: Vec<Transaction>) -> Option<Vec<Result<(), TxRejected>>> {
     let worker = miner.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let checked = check_transactions(&worker.params, txs);
+        let checked = check_transactions(&worker.params, &worker.keys, txs);
         worker.chain().submit_checked(checked)
     })
     .await;
@@ -222,7 +222,7 @@ async fn submit(miner: &Arc<Miner>, txs: Vec<Transaction>) -> Option<Vec<Result<
 /// A wallet's `PUSH_TRANSACTION`: answered, and relayed when taken.
 async fn on_push(miner: &Arc<Miner>, id: u64, tx: Transaction) {
     let tx_id = tx.id();
-    if tx.transfer.amount.is_zero() {
+    if tx.transfer().is_some_and(|t| t.amount.is_zero()) {
         // Refused before any signature work, as the chain would.
         miner.conns.reply(
             id,

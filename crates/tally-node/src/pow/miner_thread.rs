@@ -71,7 +71,7 @@ pub fn run(miner: Arc<Miner>) {
         let hash = block.hash();
         // The signature checks run before the chain is locked (the lock is for applying
         // and committing only: connections wait on it).
-        let result = check_block(&miner.params, block.clone()).and_then(|checked| {
+        let result = check_block(&miner.params, &miner.keys, block.clone()).and_then(|checked| {
             miner.change_chain(|chain| chain.accept_checked(checked, now_ms()))
         });
         match result {

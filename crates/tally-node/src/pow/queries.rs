@@ -17,7 +17,7 @@ pub fn account(chain: &Chain, account: &AccountId) -> RespAccount {
     let pending = chain.mempool().pending_for(account);
     let next_sequence = pending
         .iter()
-        .map(|tx| tx.transfer.sequence + 1)
+        .filter_map(|tx| tx.transfer().map(|t| t.sequence + 1))
         .max()
         .unwrap_or(state.next_sequence)
         .max(state.next_sequence);

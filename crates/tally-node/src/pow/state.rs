@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tally_chain::{BlockHash, Chain, ChainError, ChainParams};
-use tally_core::{AccountId, NetworkId};
+use tally_core::{AccountId, KeyCache, NetworkId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -28,6 +28,9 @@ pub struct Miner {
     pub network: NetworkId,
     /// The chain's consensus parameters (for checks outside the chain lock).
     pub params: ChainParams,
+    /// Decompressed signer keys, shared with the chain: checks outside the chain lock reuse
+    /// what the chain already decompressed.
+    pub keys: Arc<KeyCache>,
     /// Where miners and wallets connect (the announced address).
     pub address: SocketAddr,
     /// How it runs.
@@ -68,10 +71,12 @@ impl Miner {
     /// mining on `threads` threads.
     pub fn new(config: MinerConfig, chain: Chain, address: SocketAddr, threads: usize) -> Self {
         let params = chain.params().clone();
+        let keys = chain.key_cache().clone();
         let tip: Tip = chain.tip().into();
         Miner {
             network: params.network,
             params,
+            keys,
             address,
             threads,
             miner_account: config.miner_account.unwrap_or(config.key.account()),

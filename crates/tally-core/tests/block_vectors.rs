@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 
-use tally_chain::block::{BlockHeader, HEADER_VERSION};
-use tally_chain::{Block, Coinbase, Transaction, U256, genesis_hash, merkle_root, miner};
-use tally_core::{Amount, NetworkId, SecretKey, Transfer};
+use tally_core::block::HEADER_VERSION;
+use tally_core::{
+    Amount, Block, BlockHeader, Coinbase, Decode, Encode, IntroKey, NetworkId, SecretKey,
+    Transaction, Transfer, U256, genesis_hash, merkle_root,
+};
 
 const DOC: &str = include_str!("../../../PROTOCOL.md");
 
@@ -58,7 +60,18 @@ pub fn computed() -> Vec<(&'static str, String)> {
         transactions: vec![tx],
     };
     block.header.merkle_root = merkle_root(block.leaves());
-    block.header = miner::solve(&block.header).unwrap();
+    // The first nonce that meets the target.
+    while !block.header.meets_own_target() {
+        block.header.nonce += 1;
+    }
+    let intro = Transaction::sign(
+        IntroKey {
+            account: alice.account(),
+            proof_of_work: 2514606,
+        },
+        &alice,
+        &network,
+    );
     let three = merkle_root(vec![
         tally_core::sha256(&[b"a"]),
         tally_core::sha256(&[b"b"]),
@@ -77,6 +90,8 @@ pub fn computed() -> Vec<(&'static str, String)> {
         ("nonce", block.header.nonce.to_string()),
         ("header", hex::encode(block.header.encode())),
         ("block_hash", block.hash().to_string()),
+        ("block", hex::encode(block.to_bytes())),
+        ("intro_transaction", hex::encode(intro.to_bytes())),
     ]
 }
 
@@ -91,6 +106,30 @@ fn the_documented_vectors_hold() {
             doc.get(name)
         );
     }
+}
+
+/// The documented bytes decode back to the values they were made from.
+#[test]
+fn the_documented_bytes_decode() {
+    let doc = documented();
+    let bytes = |name: &str| hex::decode(doc.get(name).expect(name)).unwrap();
+    let block = Block::from_bytes(&bytes("block")).unwrap();
+    assert_eq!(
+        block.header,
+        BlockHeader::from_bytes(&bytes("header")).unwrap()
+    );
+    assert_eq!(
+        block.coinbase,
+        Coinbase::from_bytes(&bytes("coinbase")).unwrap()
+    );
+    assert_eq!(
+        block.transactions,
+        vec![Transaction::from_bytes(&bytes("transaction")).unwrap()]
+    );
+    assert_eq!(block.compute_merkle_root(), block.header.merkle_root);
+    let intro = Transaction::from_bytes(&bytes("intro_transaction")).unwrap();
+    assert_eq!(intro.order.kind_name(), "IntroKey");
+    assert_eq!(intro.signer(), block.transactions[0].signer());
 }
 
 #[test]
