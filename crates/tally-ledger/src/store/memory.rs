@@ -301,7 +301,7 @@ impl LedgerStore for MemoryLedgerStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::store::conformance::fixture::{Network, view};
+    use crate::store::test_fixture::{Network, view};
 
     #[test]
     fn a_crash_copies_the_committed_state_and_later_commits_do_not_reach_it() {

@@ -8,6 +8,8 @@ mod ledger_store;
 mod memory;
 mod records;
 mod redb_store;
+#[cfg(test)]
+mod test_fixture;
 
 pub use ledger_store::{CertificatePage, LedgerStore, StoreError};
 pub use memory::MemoryLedgerStore;

@@ -10,8 +10,8 @@ use tally_core::{
     Transfer, Vote,
 };
 
-use super::StoreError;
-use crate::AccountState;
+use super::ledger_store::StoreError;
+use crate::state::AccountState;
 
 /// First byte of a binary certificate record (a JSON record starts with `{`).
 pub(super) const CERT_FORMAT_V1: u8 = 1;
@@ -289,7 +289,7 @@ fn decode_certificate(bytes: &[u8]) -> Result<Certificate, StoreError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::store::conformance::fixture::Network;
+    use crate::store::test_fixture::Network;
 
     #[test]
     fn certificate_records_round_trip_and_old_json_records_still_read() {

@@ -3,9 +3,9 @@
 use tally_core::{AccountId, Amount, Certificate, SignedOrder, Vote};
 
 use super::Harness;
-use super::fixture::{Network, accounts, view};
 use crate::state::{Applied, LedgerError};
 use crate::store::ledger_store::{LedgerStore, StoreError};
+use crate::store::test_fixture::{Network, accounts, view};
 
 /// A fresh store funds the genesis once, keeps it across a restart, and refuses another
 /// network's contract.
@@ -26,7 +26,8 @@ pub(super) fn a_fresh_store_holds_the_genesis<H: Harness>(mut h: H) {
     assert_eq!(accounts(&v), genesis);
 
     let other = Network::new("another network", 2);
-    let mut stranger = crate::Validator::new(other.keys[0].clone(), &other.contract).unwrap();
+    let mut stranger =
+        crate::state::Validator::new(other.keys[0].clone(), &other.contract).unwrap();
     assert!(matches!(
         store.load(&mut stranger, &other.contract),
         Err(StoreError::WrongNetwork)

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
-pub(crate) mod fixture;
 
 use std::path::PathBuf;
 

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tally_core::{AccountId, Certificate, LockSlot, Order};
 
+use crate::state::{AccountState, Changes, LockChange, Validator};
 use crate::store::records::{
     IndexKey, LockKey, LockValue, index_key, lock_key, lock_value, transfer_lock,
 };
-use crate::{AccountState, Changes, LockChange, Validator};
 
 /// Every change since the last checkpoint, as of the last committed batch. The same facts
 /// are durable in the log's tail and the vote journal; this copy serves reads and feeds

@@ -1,4 +1,7 @@
-//! A small network for store tests: a committee of four fixed keys and three accounts.
+//! A small network for the store's tests: a committee of four fixed keys and three
+//! accounts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tally_core::{
     AccountId, Allocation, Amount, Certificate, IntroKey, Mode, NetworkContract, NetworkId, Order,
