@@ -5,6 +5,8 @@
 //! acknowledgements, recording every change in [`Changes`]. The caller makes those changes
 //! durable with [`LedgerStore::commit`] — one commit per batch — before it releases a single
 //! answer, so a vote is never given that a crash could make the validator forget.
+//! [`LedgerStore`] is a trait: a node runs on [`RedbLedgerStore`], tests and the simulator
+//! on [`MemoryLedgerStore`].
 //!
 //! Rules:
 //! - one vote per lock slot, ever: (account, sequence) for transfers, the key for `IntroKey`;
@@ -19,4 +21,7 @@ mod state;
 mod store;
 
 pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator};
-pub use store::{CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, StoreError};
+pub use store::{
+    CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, MemoryLedgerStore, RedbLedgerStore,
+    StoreError,
+};

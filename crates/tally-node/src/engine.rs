@@ -140,7 +140,7 @@ impl EngineHandle {
 /// Starts the engine thread. It stops when every handle is dropped.
 pub fn start(
     validator: Validator,
-    store: Arc<LedgerStore>,
+    store: Arc<dyn LedgerStore>,
     max_batch: usize,
     listen: String,
 ) -> (EngineHandle, std::thread::JoinHandle<()>) {
@@ -181,7 +181,7 @@ pub fn start(
 
 struct Engine {
     validator: Validator,
-    store: Arc<LedgerStore>,
+    store: Arc<dyn LedgerStore>,
     max_batch: usize,
     listen: String,
     log_len: Arc<AtomicU64>,
@@ -246,7 +246,7 @@ impl Engine {
             );
             std::thread::Builder::new()
                 .name("tally-commit".into())
-                .spawn(move || run_committer(&store, &pending, &log_len, &failed))
+                .spawn(move || run_committer(store.as_ref(), &pending, &log_len, &failed))
         };
         let committer = match committer {
             Ok(committer) => committer,
@@ -622,7 +622,7 @@ impl Engine {
 
 /// The committer thread: makes each decided batch durable, in order, then answers it.
 fn run_committer(
-    store: &LedgerStore,
+    store: &dyn LedgerStore,
     pending: &std::sync::mpsc::Receiver<Commit>,
     log_len: &AtomicU64,
     failed: &CancellationToken,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use tally_core::ContractError;
-use tally_ledger::{LedgerStore, StoreError, Validator};
+use tally_ledger::{LedgerStore, RedbLedgerStore, StoreError, Validator};
 use tally_proto::connection::codec;
 use tally_proto::packet::LoggedCertificate;
 use tally_proto::{CertQuery, CertificatesPage, ErrorCode, Packet};
@@ -84,7 +84,7 @@ impl Node {
         let path = config.data_dir.join("ledger.redb");
         let (validator, store, mut config) =
             tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-                let store = LedgerStore::open(&path, config.cache_bytes)?;
+                let store = RedbLedgerStore::open(&path, config.cache_bytes)?;
                 let mut validator = Validator::new(config.key.clone(), &config.contract)?;
                 store.load(&mut validator, &config.contract)?;
                 Ok((validator, store, config))
@@ -103,7 +103,7 @@ impl Node {
             certificates = validator.log_len(),
             "ledger loaded"
         );
-        let store = Arc::new(store);
+        let store: Arc<dyn LedgerStore> = Arc::new(store);
         let (engine, engine_thread) = engine::start(
             validator,
             store.clone(),
@@ -254,7 +254,7 @@ fn advertised_address(
 async fn accept_loop(
     listener: TcpListener,
     engine: EngineHandle,
-    store: Arc<LedgerStore>,
+    store: Arc<dyn LedgerStore>,
     config: Arc<NodeConfig>,
     cancel: CancellationToken,
 ) {
@@ -297,7 +297,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     engine: EngineHandle,
-    store: Arc<LedgerStore>,
+    store: Arc<dyn LedgerStore>,
     config: Arc<NodeConfig>,
     cancel: CancellationToken,
 ) {
@@ -355,7 +355,7 @@ fn ready(packet: Packet) -> oneshot::Receiver<Packet> {
 }
 
 /// Answers `REQ_CERTS` from the store without going through the engine.
-fn certificates(store: Arc<LedgerStore>, query: CertQuery) -> oneshot::Receiver<Packet> {
+fn certificates(store: Arc<dyn LedgerStore>, query: CertQuery) -> oneshot::Receiver<Packet> {
     let (reply, answer) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
         let result = match query {

@@ -23,7 +23,7 @@ pub async fn sync_with_peer(
     peer: ValidatorInfo,
     network: NetworkId,
     engine: EngineHandle,
-    store: Arc<LedgerStore>,
+    store: Arc<dyn LedgerStore>,
     config: Arc<NodeConfig>,
     book: AddressBook,
     cancel: CancellationToken,

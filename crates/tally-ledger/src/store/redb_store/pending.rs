@@ -1,0 +1,90 @@
+//! What the redb tables do not hold yet: every change since the last checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tally_core::{AccountId, Certificate, LockSlot, Order};
+
+use crate::state::{AccountState, Changes, LockChange, Validator};
+use crate::store::records::{
+    IndexKey, LockKey, LockValue, index_key, lock_key, lock_value, transfer_lock,
+};
+
+/// Every change since the last checkpoint, as of the last committed batch. The same facts
+/// are durable in the log's tail and the vote journal; this copy serves reads and feeds
+/// the next checkpoint.
+#[derive(Default)]
+pub(super) struct Pending {
+    /// Log position up to which the tables are current (the last checkpoint).
+    pub(super) base: u64,
+    /// The log length and supply after the last committed batch.
+    pub(super) log_len: u64,
+    pub(super) supply: u64,
+    /// Changed accounts and their latest state.
+    pub(super) accounts: BTreeMap<AccountId, AccountState>,
+    /// Lock rows to write (`Some`) or delete (`None`).
+    pub(super) locks: BTreeMap<LockKey, Option<LockValue>>,
+    /// `sent` rows: account ‖ sequence → log position.
+    pub(super) sent: BTreeMap<IndexKey, u64>,
+    /// `touching` rows: account ‖ log position.
+    pub(super) touching: BTreeSet<IndexKey>,
+    /// Vote records journaled since the checkpoint.
+    pub(super) votes: u64,
+    /// The next vote journal row.
+    pub(super) next_vote_row: u64,
+}
+
+impl Pending {
+    /// Records what a batch's certificates add to the indexes (and the intro locks they
+    /// close).
+    pub(super) fn index(&mut self, position: u64, certificate: &Certificate) {
+        match &certificate.order {
+            Order::Transfer(t) => {
+                self.sent.insert(index_key(&t.sender, t.sequence), position);
+                self.touching.insert(index_key(&t.sender, position));
+                self.touching.insert(index_key(&t.recipient, position));
+            }
+            Order::IntroKey(intro) => {
+                self.touching.insert(index_key(&intro.account, position));
+            }
+        }
+    }
+
+    pub(super) fn lock(&mut self, change: &LockChange) {
+        match change {
+            LockChange::Set(slot, digest) => {
+                self.locks
+                    .insert(lock_key(slot), Some(lock_value(slot, digest)));
+            }
+            // A transfer lock's row is left behind when its certificate is applied (clearing
+            // it would cost a write per certificate): it is skipped on load, since its
+            // sequence is below the account's next one, and overwritten by the account's
+            // next lock.
+            LockChange::Clear(LockSlot::Sequence(..)) => {}
+            LockChange::Clear(slot) => {
+                self.locks.insert(lock_key(slot), None);
+            }
+        }
+    }
+
+    /// Whether a transfer lock row is below its account's next sequence as of the last
+    /// committed batch (its certificate is applied).
+    pub(super) fn lock_is_history(&self, key: &LockKey, value: &LockValue) -> bool {
+        let Some((account, sequence)) = transfer_lock(key, value) else {
+            return false;
+        };
+        self.accounts
+            .get(&account)
+            .is_some_and(|state| sequence < state.next_sequence)
+    }
+
+    pub(super) fn due(&self, every: u64) -> bool {
+        self.log_len.saturating_sub(self.base) >= every || self.votes >= every.saturating_mul(2)
+    }
+
+    /// Adds the states of the accounts `changes` touched.
+    pub(super) fn remember_accounts(&mut self, validator: &Validator, changes: &Changes) {
+        for account in &changes.accounts {
+            self.accounts.insert(*account, validator.account(account));
+        }
+    }
+}
