@@ -14,7 +14,7 @@ use tally_core::{
     Allocation, Amount, Certificate, Mode, NetworkContract, SecretKey, SignedOrder, Transfer,
     ValidatorInfo, Vote, sha256,
 };
-use tally_ledger::{LedgerStore, Validator};
+use tally_ledger::{LedgerStore, RedbLedgerStore, Validator};
 
 const BATCH: usize = 1024;
 
@@ -154,7 +154,8 @@ fn validator(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().unwrap();
-                let store = LedgerStore::open(&dir.path().join("ledger.redb"), 64 << 20).unwrap();
+                let store =
+                    RedbLedgerStore::open(&dir.path().join("ledger.redb"), 64 << 20).unwrap();
                 let mut validator =
                     Validator::new(setup.validator_key.clone(), &setup.contract).unwrap();
                 store.load(&mut validator, &setup.contract).unwrap();
