@@ -13,7 +13,7 @@ pub mod order;
 pub mod pow;
 pub mod rate;
 
-pub use amount::{Amount, AmountError};
+pub use amount::{Amount, AmountError, SignedCash};
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo,
