@@ -8,13 +8,11 @@
 //! full validity check (`tally-chain`) before it is stored or relayed; fork choice and
 //! reorganisations are the chain's.
 //!
-//! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets").
+//! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets"), from `tally-proto`.
 //! - [`peers`], [`sync`]: sans-I/O scoring, ban, sync and gossip-dedup decisions.
 //! - [`node`]: the daemon ([`PowNode`]); [`rpc`]: its control API.
-//! - [`client`]: what a wallet calls.
 //! - [`config`]: the miner folder (`miner.json`, `key`).
 
-pub mod client;
 pub mod config;
 pub mod node;
 pub mod peers;
