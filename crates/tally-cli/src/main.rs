@@ -2,12 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_chain;
 mod bench_quorum;
 mod devnet;
 mod duration;
 mod network;
 mod node;
-mod pow;
 mod relay;
 mod tracker;
 mod wallet;
@@ -53,9 +53,9 @@ enum BenchCommand {
     /// The relay: lines per second, forwarding latency, memory per idle connection.
     Relay(relay::BenchArgs),
     /// The proof-of-work miner: hashes per second per thread beside raw SHA-256d.
-    Mine(pow::BenchMineArgs),
+    Mine(bench_chain::BenchMineArgs),
     /// Proof-of-work sync: validate and store blocks of transfers, transfers per second.
-    Sync(pow::BenchSyncArgs),
+    Sync(bench_chain::BenchSyncArgs),
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -115,8 +115,8 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Quorum(args)) => bench_quorum::run(args).await,
         Command::Bench(BenchCommand::Tracker(args)) => tracker::bench(args).await,
         Command::Bench(BenchCommand::Relay(args)) => relay::bench(args).await,
-        Command::Bench(BenchCommand::Mine(args)) => pow::bench_mine(&args),
-        Command::Bench(BenchCommand::Sync(args)) => pow::bench_sync(&args),
+        Command::Bench(BenchCommand::Mine(args)) => bench_chain::bench_mine(&args),
+        Command::Bench(BenchCommand::Sync(args)) => bench_chain::bench_sync(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
