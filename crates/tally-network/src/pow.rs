@@ -9,7 +9,8 @@ use tally_core::{Amount, Mode, NetworkContract, SecretKey};
 use tally_node::pow::MinerFiles;
 use tally_node::pow::config::BlockRequestLimits;
 
-use crate::{ProvisionError, create_dir, fresh_contract_path, fund_genesis, port, write_file};
+use crate::error::ProvisionError;
+use crate::files::{create_dir, fresh_contract_path, fund_genesis, port, write_file};
 
 /// What proof-of-work network to create.
 #[derive(Clone, Debug, PartialEq, Eq)]

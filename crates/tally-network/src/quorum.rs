@@ -8,9 +8,18 @@ use tally_core::{AccountId, Amount, Mode, NetworkContract, SecretKey, ValidatorI
 use tally_node::NodeFiles;
 use tally_wallet::pow::PowOutcome;
 
-use crate::{
-    ProvisionError, ProvisionEvent, create_dir, fresh_contract_path, fund_genesis, port, write_file,
-};
+use crate::error::ProvisionError;
+use crate::files::{create_dir, fresh_contract_path, fund_genesis, port, write_file};
+
+/// What provisioning reports while it works, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProvisionEvent {
+    /// Searching for the proof of work of a validator key (on every core; seconds at 20
+    /// bits).
+    SearchingKeyProof { account: AccountId, bits: u32 },
+    /// Found it.
+    FoundKeyProof { account: AccountId, nonce: u64 },
+}
 
 /// What quorum network to create.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use tally_core::{AccountId, Amount, Digest, NetworkContract, NetworkId, Order, S
 use tally_proto::pow::{LedgerAccount, MAX_LEDGER_PAGE, RespAccount, Tip, WireLimits};
 
 use crate::miner::{self, MinerError};
-use crate::{ChainReceipt, Wallet, WalletError};
+use crate::wallet::{ChainReceipt, Wallet, WalletError};
 
 /// Why a wallet operation on a proof-of-work network failed.
 #[derive(Debug, thiserror::Error)]

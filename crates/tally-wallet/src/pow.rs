@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tally_core::AccountId;
 use tally_core::pow::{IntroPowHasher, check_intro_pow};
 
-use crate::{Wallet, WalletError};
+use crate::wallet::{Wallet, WalletError};
 
 const CHUNK: u64 = 1 << 14;
 

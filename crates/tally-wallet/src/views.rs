@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use tally_core::{AccountId, Digest};
 use tally_proto::{LedgerEntry, LedgerRequest, LedgerView};
 
-use crate::{OpError, QuorumClient, ValidatorAnswer};
+use crate::client::{QuorumClient, ValidatorAnswer};
+use crate::ops::OpError;
 
 /// One account as the validators see it.
 #[derive(Clone, Debug)]
