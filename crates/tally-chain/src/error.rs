@@ -34,7 +34,7 @@ pub enum BlockError {
     BadMerkleRoot { expected: Digest, got: Digest },
     #[error("coinbase height {got} differs from the block height {expected}")]
     CoinbaseHeight { expected: u64, got: u64 },
-    #[error("coinbase pays {got}, the block reward is {expected}")]
+    #[error("coinbase pays {got} cash, the block reward is {expected} cash")]
     CoinbaseAmount { expected: Amount, got: Amount },
     #[error("transaction {index} is a {kind} order; a proof-of-work network takes only transfers")]
     NotATransfer { index: usize, kind: &'static str },
@@ -60,7 +60,7 @@ pub enum BlockError {
         sender: AccountId,
         sequence: u64,
     },
-    #[error("transaction {index} spends {amount} but the sender has {balance}")]
+    #[error("transaction {index} spends {amount} cash but the sender has {balance} cash")]
     Overdraft {
         index: usize,
         balance: Amount,
@@ -120,7 +120,7 @@ pub enum TxRejected {
     Duplicate,
     #[error("another transaction with sequence {sequence} from this sender is pending")]
     Conflict { sequence: u64 },
-    #[error("the sender has {available} after its pending transactions, {amount} needed")]
+    #[error("the sender has {available} cash after its pending transactions, {amount} cash needed")]
     InsufficientFunds { available: Amount, amount: Amount },
     #[error("the sender already has {0} pending transactions")]
     AccountFull(usize),

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tally_core::{Amount, NetworkContract};
+use tally_network::{PowSpec, QuorumSpec, create_pow, create_quorum};
 use tally_node::pow::{MinerConfig, PowNode};
 use tally_node::{Node, NodeConfig};
 use tally_relay::{Relay, RelayConfig};
 use tally_tracker::{Tracker, TrackerConfig};
 
-use crate::network::{QuorumArgs, create_quorum};
-use crate::pow::{PowArgs, create_pow};
+use crate::network::key_proof_spinner;
 
 /// `tally devnet`
 #[derive(Args)]
@@ -38,22 +38,25 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let quorum_dir = args.dir.join("quorum");
     let contract = quorum_dir.join("contract.json");
     if !contract.exists() {
-        create_quorum(&QuorumArgs {
-            dir: quorum_dir.clone(),
-            validators: 4,
-            name: "devnet".into(),
-            faucet: Amount::from_cash(10).unwrap_or(Amount::ZERO),
-            pow_bits: 16,
-            base_port: args.base_port,
-            fund: 3,
-            fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
-            tracker: Some(tracker_address.to_string()),
-        })?;
+        create_quorum(
+            &QuorumSpec {
+                dir: quorum_dir.clone(),
+                validators: 4,
+                name: "devnet".into(),
+                faucet: Amount::from_cash(10).unwrap_or(Amount::ZERO),
+                pow_bits: 16,
+                base_port: args.base_port,
+                fund: 3,
+                fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
+                tracker: Some(tracker_address.to_string()),
+            },
+            &mut key_proof_spinner(),
+        )?;
     }
     let pow_dir = args.dir.join("pow");
     let pow_contract_path = pow_dir.join("contract.json");
     if !pow_contract_path.exists() {
-        create_pow(&PowArgs {
+        create_pow(&PowSpec {
             dir: pow_dir.clone(),
             miners: 2,
             name: "devnet-pow".into(),

@@ -7,7 +7,6 @@ mod devnet;
 mod duration;
 mod network;
 mod node;
-mod pow;
 mod relay;
 mod tracker;
 mod wallet;
@@ -28,7 +27,8 @@ enum Command {
     /// Create networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
-    /// Run a validator.
+    /// Run a node: a validator, or on a miner folder a proof-of-work node (mining with
+    /// --mine).
     Node(node::NodeArgs),
     /// Use a wallet: keys, proof of work, introduction, balances, payments.
     Wallet(wallet::WalletArgs),
@@ -67,12 +67,16 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Logs go to stderr, coloured only when stderr is a terminal: a log piped to a file or
+/// `tee` carries no escape codes.
 fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TALLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -1,21 +1,20 @@
-//! `tally network new`: writes a network contract and its validators' folders.
+//! `tally network new quorum|pow`: the arguments, and what was made, printed. The
+//! provisioning itself is `tally-network`'s.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use std::sync::atomic::{AtomicBool, AtomicU64};
-
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
-use tally_node::NodeFiles;
-use tally_wallet::Wallet;
-use tally_wallet::pow::PowOutcome;
+use tally_core::Amount;
+use tally_network::{
+    CreatedPowNetwork, CreatedQuorumNetwork, PowSpec, ProvisionEvent, QuorumSpec, create_pow,
+    create_quorum,
+};
 
 /// `tally network …`
 #[derive(Subcommand)]
 pub enum NetworkCommand {
-    /// Create a new network: its contract and one folder per validator.
+    /// Create a new network: its contract and one folder per validator or miner.
     #[command(subcommand)]
     New(NewNetwork),
 }
@@ -26,7 +25,7 @@ pub enum NewNetwork {
     /// A Minicash network: a committee of validators certifies every order.
     Quorum(QuorumArgs),
     /// A proof-of-work network (seed 004): miners find each other through the tracker.
-    Pow(crate::pow::PowArgs),
+    Pow(PowArgs),
 }
 
 /// `tally network new quorum`
@@ -61,157 +60,143 @@ pub struct QuorumArgs {
     pub tracker: Option<String>,
 }
 
-/// What `network new quorum` made.
-pub struct CreatedNetwork {
-    pub contract: NetworkContract,
-    pub contract_path: PathBuf,
-    pub validator_dirs: Vec<PathBuf>,
-    pub genesis_wallet: Option<PathBuf>,
-}
-
-pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
-    match command {
-        NetworkCommand::New(NewNetwork::Pow(args)) => crate::pow::run_new(&args),
-        NetworkCommand::New(NewNetwork::Quorum(args)) => {
-            let created = create_quorum(&args)?;
-            println!("network {}", created.contract.id());
-            println!("contract  {}", created.contract_path.display());
-            for dir in &created.validator_dirs {
-                println!("validator {}", dir.display());
-            }
-            if let Some(wallet) = &created.genesis_wallet {
-                println!("funded accounts in wallet {}", wallet.display());
-            }
-            Ok(())
+impl From<QuorumArgs> for QuorumSpec {
+    fn from(args: QuorumArgs) -> Self {
+        QuorumSpec {
+            dir: args.dir,
+            validators: args.validators,
+            name: args.name,
+            faucet: args.faucet,
+            pow_bits: args.pow_bits,
+            base_port: args.base_port,
+            fund: args.fund,
+            fund_amount: args.fund_amount,
+            tracker: args.tracker,
         }
     }
 }
 
-/// Port `base + offset`, if it exists.
-pub fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
-    u16::try_from(u32::from(base) + offset)
-        .context("--base-port leaves no room for every node's ports")
+/// `tally network new pow`
+#[derive(Args, Clone)]
+pub struct PowArgs {
+    /// Folder to create the network in.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Miner folders to create.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub miners: u16,
+    /// The network's name.
+    #[arg(long, default_value = "tally-pow")]
+    pub name: String,
+    /// The block interval retargeting aims for (`5s`, `500ms`, `2m`).
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_positive_duration)]
+    pub block_time: Duration,
+    /// What each block pays its miner, in cash (exact decimal).
+    #[arg(long, default_value = "50")]
+    pub reward: Amount,
+    /// Leading zero bits of the first blocks' target (retargeting takes over after
+    /// `--retarget-window` blocks).
+    #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub initial_bits: u32,
+    /// Blocks between retargets (0: never).
+    #[arg(long, default_value_t = 20)]
+    pub retarget_window: u64,
+    /// Most transfers in one block.
+    #[arg(long, default_value_t = 5_000)]
+    pub max_block_transactions: u32,
+    /// Most bytes of one block.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_block_bytes: u32,
+    /// Leading zero bits of a node key's proof of work (the tracker checks it).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub pow_bits: u32,
+    /// The tracker miners join through (host:port).
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    pub tracker: String,
+    /// Miner i listens on 127.0.0.1:(P + 2i), its control API on P + 2i + 1.
+    #[arg(long, default_value_t = 3333)]
+    pub base_port: u16,
+    /// Fund this many generated accounts at genesis; their keys go to DIR/genesis-wallet.
+    #[arg(long, default_value_t = 0)]
+    pub fund: u32,
+    /// What each funded account holds, in cash.
+    #[arg(long, default_value = "1000")]
+    pub fund_amount: Amount,
 }
 
-/// Creates a quorum network in `args.dir`.
-pub fn create_quorum(args: &QuorumArgs) -> anyhow::Result<CreatedNetwork> {
-    let contract_path = args.dir.join("contract.json");
-    if contract_path.exists() {
-        bail!(
-            "{} already exists; choose another --dir",
-            contract_path.display()
-        );
-    }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    let keys: Vec<SecretKey> = (0..args.validators)
-        .map(|_| SecretKey::generate())
-        .collect();
-    let mut validators = Vec::new();
-    let mut rpcs = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let i = i as u32;
-        validators.push(ValidatorInfo {
-            key: key.account(),
-            address: format!("127.0.0.1:{}", port(args.base_port, 2 * i)?),
-        });
-        rpcs.push(SocketAddr::from((
-            [127, 0, 0, 1],
-            port(args.base_port, 2 * i + 1)?,
-        )));
-    }
-    let (genesis, genesis_wallet) = fund_genesis(&args.dir, args.fund, args.fund_amount)?;
-    let contract = NetworkContract {
-        name: args.name.clone(),
-        mode: Mode::Quorum,
-        unit: "cash".into(),
-        faucet: args.faucet,
-        intro_pow_bits: args.pow_bits,
-        validators,
-        tracker: args.tracker.clone(),
-        genesis,
-        pow: None,
-    };
-    contract.validate()?;
-    // The tracker admits a key only with its proof of work: find each validator's now, so
-    // that its node can register from its first start.
-    let key_pows = match &contract.tracker {
-        Some(_) => keys
-            .iter()
-            .map(|key| validator_key_pow(&key.account(), contract.intro_pow_bits))
-            .collect::<anyhow::Result<Vec<u64>>>()?,
-        None => Vec::new(),
-    };
-    write_file(&contract_path, contract.to_pretty_json().as_bytes())?;
-    let mut validator_dirs = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let dir = args.dir.join(format!("validator-{i}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let files = NodeFiles {
-            contract: PathBuf::from("../contract.json"),
-            listen: contract.validators[i].address.parse()?,
-            rpc: rpcs[i],
-            key_pow: key_pows.get(i).copied(),
-            advertise: None,
-        };
-        write_file(
-            &dir.join(NodeFiles::CONFIG),
-            serde_json::to_string_pretty(&files)?.as_bytes(),
-        )?;
-        tally_wallet::wallet::write_atomic(&dir.join(NodeFiles::KEY), key.to_hex().as_bytes())?;
-        validator_dirs.push(dir);
-    }
-    Ok(CreatedNetwork {
-        contract,
-        contract_path,
-        validator_dirs,
-        genesis_wallet,
-    })
-}
-
-/// The proof of work of a validator key, on every core, with a spinner for slow ones.
-fn validator_key_pow(account: &AccountId, bits: u32) -> anyhow::Result<u64> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let stop = AtomicBool::new(false);
-    let hashes = AtomicU64::new(0);
-    let progress = indicatif::ProgressBar::new_spinner().with_message(format!(
-        "proof of work for validator key {} ({bits} bits)",
-        account.short()
-    ));
-    progress.enable_steady_tick(std::time::Duration::from_millis(200));
-    let outcome = tally_wallet::pow::search(account, bits, 0, threads, &stop, &hashes);
-    progress.finish_and_clear();
-    match outcome {
-        PowOutcome::Found(nonce) => Ok(nonce),
-        PowOutcome::Stopped { .. } => bail!("no proof of work found for {}", account.short()),
+impl From<PowArgs> for PowSpec {
+    fn from(args: PowArgs) -> Self {
+        PowSpec {
+            dir: args.dir,
+            miners: args.miners,
+            name: args.name,
+            block_time: args.block_time,
+            reward: args.reward,
+            initial_bits: args.initial_bits,
+            retarget_window: args.retarget_window,
+            max_block_transactions: args.max_block_transactions,
+            max_block_bytes: args.max_block_bytes,
+            pow_bits: args.pow_bits,
+            tracker: args.tracker,
+            base_port: args.base_port,
+            fund: args.fund,
+            fund_amount: args.fund_amount,
+        }
     }
 }
 
-/// Generates `count` accounts into `DIR/genesis-wallet` (labelled `genesis-0`…) and their
-/// genesis allocations of `amount` each; no wallet when `count` is 0.
-pub fn fund_genesis(
-    dir: &Path,
-    count: u32,
-    amount: Amount,
-) -> anyhow::Result<(Vec<Allocation>, Option<PathBuf>)> {
-    if count == 0 {
-        return Ok((Vec::new(), None));
+pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
+    match command {
+        NetworkCommand::New(NewNetwork::Quorum(args)) => {
+            let created = create_quorum(&args.into(), &mut key_proof_spinner())?;
+            print_quorum(&created);
+        }
+        NetworkCommand::New(NewNetwork::Pow(args)) => {
+            let created = create_pow(&args.into())?;
+            print_pow(&created);
+        }
     }
-    let wallet_dir = dir.join("genesis-wallet");
-    let mut wallet = Wallet::open(&wallet_dir)?;
-    let mut genesis = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let entry = wallet.add_key(None, Some(format!("genesis-{i}")))?;
-        genesis.push(Allocation {
-            account: entry.account,
-            amount,
-        });
-    }
-    Ok((genesis, Some(wallet_dir)))
+    Ok(())
 }
 
-/// Writes a network file atomically, naming it in the error.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    tally_wallet::wallet::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
+/// A spinner on the terminal while a node key's proof of work is searched for.
+pub fn key_proof_spinner() -> impl FnMut(ProvisionEvent) {
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    move |event| match event {
+        ProvisionEvent::SearchingKeyProof { account, bits } => {
+            let bar = indicatif::ProgressBar::new_spinner().with_message(format!(
+                "proof of work for validator key {} ({bits} bits)",
+                account.short()
+            ));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            spinner = Some(bar);
+        }
+        ProvisionEvent::FoundKeyProof { .. } => {
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+fn print_quorum(created: &CreatedQuorumNetwork) {
+    println!("network {}", created.contract.id());
+    println!("contract  {}", created.contract_path.display());
+    for dir in &created.validator_dirs {
+        println!("validator {}", dir.display());
+    }
+    if let Some(wallet) = &created.genesis_wallet {
+        println!("funded accounts in wallet {}", wallet.display());
+    }
+}
+
+fn print_pow(created: &CreatedPowNetwork) {
+    println!("network {}", created.contract.id());
+    println!("contract  {}", created.contract_path.display());
+    for dir in &created.miner_dirs {
+        println!("miner     {}", dir.display());
+    }
+    if let Some(wallet) = &created.genesis_wallet {
+        println!("funded accounts in wallet {}", wallet.display());
+    }
 }

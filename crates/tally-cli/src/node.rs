@@ -2,12 +2,13 @@
 //! `tally network new pow`) one proof-of-work node, until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use tally_core::AccountId;
-use tally_node::pow::MinerConfig;
+use tally_node::pow::{MinerConfig, PowNode};
 use tally_node::{Node, NodeConfig};
 
 /// `tally node`
@@ -36,20 +37,10 @@ pub struct NodeArgs {
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     if MinerConfig::is_miner_dir(&args.dir) {
-        return crate::pow::run_miner(
-            &args.dir,
-            crate::pow::MinerOptions {
-                mine: args.mine,
-                threads: args.threads.unwrap_or(0),
-                miner_account: args.miner_account,
-                rpc: args.rpc,
-                listen: args.listen,
-            },
-        )
-        .await;
+        return run_miner(&args.dir, &args).await;
     }
     if args.mine {
-        anyhow::bail!(
+        bail!(
             "{} is a validator folder: --mine needs a miner folder (tally network new pow)",
             args.dir.display()
         );
@@ -81,4 +72,77 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the miner in `dir` until Ctrl-C or SIGTERM, with a live status line on the
+/// terminal (tip, peers, mempool, hash rate).
+async fn run_miner(dir: &Path, args: &NodeArgs) -> anyhow::Result<()> {
+    let mut config = MinerConfig::load(dir)
+        .with_context(|| format!("loading miner folder {}", dir.display()))?;
+    config.mine = args.mine;
+    config.threads = args.threads.unwrap_or(0);
+    if args.miner_account.is_some() {
+        config.miner_account = args.miner_account;
+    }
+    if let Some(rpc) = args.rpc {
+        config.rpc = Some(rpc);
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let node = PowNode::start(config).await?;
+    println!(
+        "miner listening on {} (control API {})",
+        node.address(),
+        node.rpc_address().map_or("off".into(), |a| a.to_string())
+    );
+    let line = indicatif::ProgressBar::new_spinner();
+    line.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let handle = node.handle();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let shutdown = crate::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = node.stopped() => {
+                line.finish_and_clear();
+                bail!("the miner stopped: chain storage failed (see the log); restart to resume at the last durable tip");
+            }
+            _ = tick.tick() => {
+                let Some(s) = handle.status_off_the_runtime().await else { break };
+                line.set_message(format!(
+                    "height {} tip {} | peers {} | mempool {} | {} | mined {}{}",
+                    s.height,
+                    &s.tip.to_string()[..16],
+                    s.peers.len(),
+                    s.mempool,
+                    if s.mining { format_rate(s.hash_rate) } else { "not mining".into() },
+                    s.blocks_mined,
+                    if s.banned.is_empty() { String::new() } else { format!(" | banned {}", s.banned.len()) },
+                ));
+                line.tick();
+            }
+        }
+    }
+    line.finish_and_clear();
+    drop(handle);
+    node.stop().await;
+    Ok(())
+}
+
+fn format_rate(rate: u64) -> String {
+    let r = rate as f64;
+    if r >= 1e9 {
+        format!("{:.2} GH/s", r / 1e9)
+    } else if r >= 1e6 {
+        format!("{:.2} MH/s", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1} kH/s", r / 1e3)
+    } else {
+        format!("{rate} H/s")
+    }
 }

@@ -1,21 +1,22 @@
-//! `tally wallet`: keys, proof of work, introduction, balances, payments, the ledger.
+//! `tally wallet`: keys, proof of work, introduction, balances, payments, the ledger. The
+//! arguments, the calls into `tally-wallet`, and what they return, printed (as text or
+//! `--json`); proof-of-work networks' answers are printed by [`crate::wallet_chain`].
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use tally_core::pow::{check_intro_pow, expected_attempts};
-use tally_core::{AccountId, Amount, Mode, NetworkContract};
-use tally_proto::LedgerRequest;
-use tally_wallet::pow::{PowOutcome, search};
-use tally_wallet::{QuorumClient, Wallet, ops};
+use tally_core::pow::expected_attempts;
+use tally_core::{AccountId, Amount, Mode, NetworkContract, SignedCash};
+use tally_wallet::chain::{self, Miners};
+use tally_wallet::pow::{KeyProof, SearchProgress, find_key_proof};
+use tally_wallet::{KeyEntry, QuorumClient, Wallet, ops, views};
 
-use crate::wallet_chain::{self, Miners};
+use crate::wallet_chain;
 
 /// `tally wallet`
 #[derive(Args)]
@@ -109,276 +110,344 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         .with_context(|| format!("contract {}", args.network.display()))?;
     let mut wallet = Wallet::open(&args.wallet)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let json_mode = args.json;
-    if contract.mode == Mode::Pow
-        && let Some((value, text)) = run_chain(&args, &contract, &wallet, timeout).await?
-    {
-        output(json_mode, value, text);
-        return Ok(());
-    }
-    match args.command {
+    let pow = contract.mode == Mode::Pow;
+    let (value, text) = match &args.command {
         WalletCommand::Key(KeyCommand::New { label }) => {
-            let entry = wallet.add_key(None, label)?;
-            output(
-                json_mode,
+            let entry = wallet.add_key(None, label.clone())?;
+            (
                 json!({"account": entry.account, "label": entry.label}),
                 format!("new account {}", entry.account),
-            );
-        }
-        WalletCommand::Keys => {
-            let list: Vec<Value> = wallet
-                .keys()
-                .iter()
-                .map(|k| json!({"account": k.account, "label": k.label, "proof_of_work": k.proof_of_work}))
-                .collect();
-            let text = wallet
-                .keys()
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}  {}{}",
-                        k.account,
-                        k.label.clone().unwrap_or_default(),
-                        if k.proof_of_work.is_some() {
-                            "  (proof of work found)"
-                        } else {
-                            ""
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            output(
-                json_mode,
-                json!({"accounts": list}),
-                if text.is_empty() {
-                    "no accounts".into()
-                } else {
-                    text
-                },
-            );
-        }
-        WalletCommand::GenPow { account, threads } => {
-            let entry = wallet.find(account.as_deref())?.clone();
-            let bits = contract.intro_pow_bits;
-            if let Some(nonce) = entry
-                .proof_of_work
-                .filter(|n| check_intro_pow(&entry.account, *n, bits))
-            {
-                output(
-                    json_mode,
-                    json!({"account": entry.account, "proof_of_work": nonce, "bits": bits}),
-                    format!("proof of work already found: {nonce}"),
-                );
-                return Ok(());
-            }
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let outcome = gen_pow(
-                &entry.account,
-                bits,
-                entry.pow_resume_from.unwrap_or(0),
-                threads,
-                json_mode,
             )
-            .await?;
-            match outcome {
-                PowOutcome::Found(nonce) => {
-                    wallet.set_pow(&entry.account, Some(nonce), None)?;
-                    output(
-                        json_mode,
-                        json!({"account": entry.account, "proof_of_work": nonce, "bits": bits}),
-                        format!("proof of work found: {nonce} ({bits} bits)"),
-                    );
-                }
-                PowOutcome::Stopped { resume_from } => {
-                    wallet.set_pow(&entry.account, None, Some(resume_from))?;
-                    output(
-                        json_mode,
-                        json!({"account": entry.account, "interrupted": true, "resume_from": resume_from}),
-                        format!(
-                            "interrupted; run gen-pow again to resume from nonce {resume_from}"
-                        ),
-                    );
-                }
-            }
+        }
+        WalletCommand::Keys => keys(&wallet),
+        WalletCommand::GenPow { account, threads } => {
+            gen_pow(
+                &mut wallet,
+                &contract,
+                account.as_deref(),
+                *threads,
+                args.json,
+            )
+            .await?
+        }
+        WalletCommand::Intro { .. } if pow => {
+            bail!("a proof-of-work network has no faucet: coins come from mining blocks")
         }
         WalletCommand::Intro { account } => {
-            let entry = wallet.find(account.as_deref())?.clone();
-            let Some(nonce) = entry.proof_of_work else {
-                bail!(
-                    "account {} has no proof of work yet: run `tally wallet gen-pow` first",
-                    entry.account.short()
-                );
-            };
-            let client = quorum_client(&contract, timeout).await?;
-            let receipt = ops::intro(&wallet, &client, &entry.secret_key()?, nonce).await?;
-            output(
-                json_mode,
-                json!({"account": entry.account, "certificate": receipt.certificate.checksum, "acknowledged": receipt.acknowledged, "validators": contract.validators.len(), "faucet": contract.faucet.microcash(), "receipt": receipt.path}),
-                format!(
-                    "introduced {}: +{} cash; certificate {} acknowledged by {}/{} validators",
-                    entry.account.short(),
-                    contract.faucet,
-                    receipt.certificate.checksum,
-                    receipt.acknowledged,
-                    contract.validators.len()
-                ),
-            );
+            intro(&wallet, contract, account.as_deref(), timeout).await?
         }
         WalletCommand::Balance { account } => {
-            let account = resolve_account(&wallet, account.as_deref())?;
-            let client = quorum_client(&contract, timeout).await?;
-            let request = LedgerRequest {
-                accounts: Some(vec![account]),
-                ..LedgerRequest::default()
-            };
-            let answers = client.ledger_all(&request).await;
-            let mut tally: BTreeMap<(i128, u64), usize> = BTreeMap::new();
-            let mut per_validator = Vec::new();
-            for answer in &answers {
-                match &answer.result {
-                    Ok(view) => {
-                        let entry = view.ledger.get(&account).copied().unwrap_or(
-                            tally_proto::LedgerEntry {
-                                balance: 0,
-                                next_sequence: 0,
-                                introduced: false,
-                            },
-                        );
-                        *tally
-                            .entry((entry.balance, entry.next_sequence))
-                            .or_default() += 1;
-                        per_validator.push(json!({"validator": answer.validator, "balance": entry.balance, "sequence": entry.next_sequence}));
-                    }
-                    Err(error) => per_validator
-                        .push(json!({"validator": answer.validator, "error": error.to_string()})),
-                }
+            let account = wallet.resolve(account.as_deref())?;
+            if pow {
+                let miners = Miners::locate(&contract, timeout).await?;
+                wallet_chain::balance(&chain::balance(&wallet, &miners, &account).await?)
+            } else {
+                quorum_balance(contract, &account, timeout).await?
             }
-            let Some(((balance, sequence), agree)) =
-                tally.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (*k, *n))
-            else {
-                bail!("no validator answered");
-            };
-            let shown = signed_amount(balance);
-            output(
-                json_mode,
-                json!({"account": account, "balance": balance, "balance_cash": shown, "sequence": sequence, "agree": agree, "validators": answers.len(), "quorum": client.committee().quorum(), "views": per_validator}),
-                format!(
-                    "{}: {} cash ({} of {} validators agree; next sequence {})",
-                    account.short(),
-                    shown,
-                    agree,
-                    answers.len(),
-                    sequence
-                ),
-            );
         }
         WalletCommand::Send {
-            to, amount, from, ..
+            to,
+            amount,
+            from,
+            confirmations,
+            wait,
         } => {
-            let (to, amount) = payment(&to, &amount)?;
+            let (to, amount) = payment(to, amount)?;
             let entry = wallet.find(from.as_deref())?.clone();
-            let client = quorum_client(&contract, timeout).await?;
-            let receipt = ops::pay(&wallet, &client, &entry.secret_key()?, to, amount).await?;
-            if let Some(earlier) = &receipt.finished_pending
-                && !json_mode
-            {
-                println!(
-                    "finished an interrupted earlier order first: {}",
-                    earlier.checksum
-                );
+            if pow {
+                let waiting = chain::Waiting {
+                    confirmations: (*confirmations).max(1),
+                    patience: Duration::from_secs(*wait),
+                };
+                let miners = Miners::locate(&contract, timeout).await?;
+                chain_send(&wallet, &miners, &entry, to, amount, waiting, args.json).await?
+            } else {
+                quorum_send(&wallet, contract, &entry, to, amount, timeout).await?
             }
-            output(
-                json_mode,
-                json!({"from": entry.account, "to": to, "amount": amount.microcash(), "certificate": receipt.certificate.checksum, "acknowledged": receipt.acknowledged, "validators": contract.validators.len(), "receipt": receipt.path}),
-                format!(
-                    "paid {} cash to {}; certificate {} acknowledged by {}/{} validators",
-                    amount,
-                    to.short(),
-                    receipt.certificate.checksum,
-                    receipt.acknowledged,
-                    contract.validators.len()
-                ),
-            );
         }
-        WalletCommand::Ledger => {
-            let client = quorum_client(&contract, timeout).await?;
-            let answers = client.ledger_all(&LedgerRequest::default()).await;
-            let mut views = Vec::new();
-            let mut fingerprints: BTreeMap<String, usize> = BTreeMap::new();
-            let mut text = Vec::new();
-            for answer in &answers {
-                match &answer.result {
-                    Ok(view) => {
-                        let fp = view.fingerprint(client.network()).to_hex()[..16].to_owned();
-                        *fingerprints.entry(fp.clone()).or_default() += 1;
-                        views.push(json!({"validator": answer.validator, "certificates": view.certificates, "supply": view.supply.microcash(), "fingerprint": fp, "accounts": view.ledger.iter().map(|(a, e)| json!({"account": a, "balance": e.balance, "sequence": e.next_sequence, "introduced": e.introduced})).collect::<Vec<_>>()}));
-                        text.push(format!(
-                            "validator {}: {} certificates, supply {}, {} accounts, view {}",
-                            answer.validator.short(),
-                            view.certificates,
-                            view.supply,
-                            view.ledger.len(),
-                            fp
-                        ));
-                    }
-                    Err(error) => {
-                        views.push(
-                            json!({"validator": answer.validator, "error": error.to_string()}),
-                        );
-                        text.push(format!("validator {}: {error}", answer.validator.short()));
-                    }
-                }
-            }
-            let agree = fingerprints.values().max().copied().unwrap_or(0);
-            if let Some(Ok(view)) = answers.iter().map(|a| &a.result).find(|r| r.is_ok()) {
-                for (account, entry) in &view.ledger {
-                    text.push(format!(
-                        "  {}  {:>20}  seq {}",
-                        account,
-                        signed_amount(entry.balance),
-                        entry.next_sequence
-                    ));
-                }
-            }
-            text.push(format!(
-                "{agree} of {} validators hold the same view",
-                answers.len()
-            ));
-            output(
-                json_mode,
-                json!({"validators": views, "agree": agree}),
-                text.join("\n"),
-            );
+        WalletCommand::Ledger if pow => {
+            let miners = Miners::locate(&contract, timeout).await?;
+            wallet_chain::ledger(&wallet, &chain::ledger(&miners).await?)
         }
-        WalletCommand::Peers => {
-            let client = quorum_client(&contract, timeout).await?;
-            let answers = client.hello_all().await;
-            let list: Vec<Value> = answers
-                .iter()
-                .map(|a| match &a.result {
-                    Ok(hello) => json!({"validator": a.validator, "address": a.address, "up": true, "certificates": hello.certificates}),
-                    Err(error) => json!({"validator": a.validator, "address": a.address, "up": false, "error": error.to_string()}),
-                })
-                .collect();
-            let text = answers
-                .iter()
-                .map(|a| match &a.result {
-                    Ok(hello) => format!(
-                        "{}  {}  up, {} certificates",
-                        a.validator.short(),
-                        a.address,
-                        hello.certificates.unwrap_or(0)
-                    ),
-                    Err(error) => format!("{}  {}  DOWN: {error}", a.validator.short(), a.address),
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            output(json_mode, json!({"validators": list}), text);
+        WalletCommand::Ledger => quorum_ledger(contract, timeout).await?,
+        WalletCommand::Peers if pow => {
+            let miners = Miners::locate(&contract, timeout).await?;
+            let probe = wallet.keys().first().map_or_else(
+                || tally_core::SecretKey::generate().account(),
+                |k| k.account,
+            );
+            wallet_chain::peers(&chain::probe_miners(&miners, &probe).await)
+        }
+        WalletCommand::Peers => quorum_peers(contract, timeout).await?,
+    };
+    output(args.json, value, text);
+    Ok(())
+}
+
+fn keys(wallet: &Wallet) -> (Value, String) {
+    let list: Vec<Value> = wallet
+        .keys()
+        .iter()
+        .map(|k| json!({"account": k.account, "label": k.label, "proof_of_work": k.proof_of_work}))
+        .collect();
+    let text = wallet
+        .keys()
+        .iter()
+        .map(|k| {
+            format!(
+                "{}  {}{}",
+                k.account,
+                k.label.clone().unwrap_or_default(),
+                if k.proof_of_work.is_some() {
+                    "  (proof of work found)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        json!({"accounts": list}),
+        if text.is_empty() {
+            "no accounts".into()
+        } else {
+            text
+        },
+    )
+}
+
+/// `gen-pow`: the search runs on every core with a progress line; Ctrl-C interrupts it
+/// and the wallet resumes from there next time.
+async fn gen_pow(
+    wallet: &mut Wallet,
+    contract: &NetworkContract,
+    account: Option<&str>,
+    threads: Option<usize>,
+    quiet: bool,
+) -> anyhow::Result<(Value, String)> {
+    let account = wallet.find(account)?.account;
+    let bits = contract.intro_pow_bits;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupt = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            crate::shutdown_signal().await;
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} proof of work: {msg} [{elapsed_precise}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let expected = expected_attempts(bits);
+    let mut show = |progress: SearchProgress| {
+        let rate = progress.hashes as f64 / progress.elapsed.as_secs_f64().max(1e-3);
+        let eta = (expected / rate.max(1.0)).max(0.0);
+        bar.set_message(format!(
+            "{} hashes, {:.2} MH/s on {threads} threads, {bits} bits: ~{eta:.0} s expected in all",
+            progress.hashes,
+            rate / 1e6
+        ));
+        bar.tick();
+    };
+    let proof = tokio::task::block_in_place(|| {
+        find_key_proof(wallet, &account, bits, threads, &stop, &mut show)
+    });
+    interrupt.abort();
+    bar.finish_and_clear();
+    Ok(match proof? {
+        KeyProof::Known(nonce) => (
+            json!({"account": account, "proof_of_work": nonce, "bits": bits}),
+            format!("proof of work already found: {nonce}"),
+        ),
+        KeyProof::Found(nonce) => (
+            json!({"account": account, "proof_of_work": nonce, "bits": bits}),
+            format!("proof of work found: {nonce} ({bits} bits)"),
+        ),
+        KeyProof::Interrupted { resume_from } => (
+            json!({"account": account, "interrupted": true, "resume_from": resume_from}),
+            format!("interrupted; run gen-pow again to resume from nonce {resume_from}"),
+        ),
+    })
+}
+
+/// `intro`: the key's certificate, with the faucet amount it brought.
+async fn intro(
+    wallet: &Wallet,
+    contract: NetworkContract,
+    account: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<(Value, String)> {
+    let entry = wallet.find(account)?.clone();
+    let Some(nonce) = entry.proof_of_work else {
+        bail!(
+            "account {} has no proof of work yet: run `tally wallet gen-pow` first",
+            entry.account.short()
+        );
+    };
+    let (validators, faucet) = (contract.validators.len(), contract.faucet);
+    let client = QuorumClient::located(contract, timeout).await?;
+    let receipt = ops::intro(wallet, &client, &entry.secret_key()?, nonce).await?;
+    Ok((
+        json!({"account": entry.account, "certificate": receipt.certificate.checksum, "acknowledged": receipt.acknowledged, "validators": validators, "faucet": faucet.microcash(), "receipt": receipt.path}),
+        format!(
+            "introduced {}: +{faucet} cash; certificate {} acknowledged by {}/{validators} validators",
+            entry.account.short(),
+            receipt.certificate.checksum,
+            receipt.acknowledged,
+        ),
+    ))
+}
+
+/// `balance` on a quorum network: what most validators say, and each one's view.
+async fn quorum_balance(
+    contract: NetworkContract,
+    account: &AccountId,
+    timeout: Duration,
+) -> anyhow::Result<(Value, String)> {
+    let client = QuorumClient::located(contract, timeout).await?;
+    let seen = views::balance(&client, account).await?;
+    let per_validator: Vec<Value> = seen
+        .views
+        .iter()
+        .map(|answer| match &answer.result {
+            Ok(entry) => json!({"validator": answer.validator, "balance": entry.balance, "sequence": entry.next_sequence}),
+            Err(error) => json!({"validator": answer.validator, "error": error.to_string()}),
+        })
+        .collect();
+    let shown = SignedCash(seen.balance).to_string();
+    Ok((
+        json!({"account": account, "balance": seen.balance, "balance_cash": shown, "sequence": seen.next_sequence, "agree": seen.agree, "validators": seen.views.len(), "quorum": client.committee().quorum(), "views": per_validator}),
+        format!(
+            "{}: {shown} cash ({} of {} validators agree; next sequence {})",
+            account.short(),
+            seen.agree,
+            seen.views.len(),
+            seen.next_sequence
+        ),
+    ))
+}
+
+/// `send` on a quorum network: the certificate, and an interrupted earlier order finished
+/// first, if there was one.
+async fn quorum_send(
+    wallet: &Wallet,
+    contract: NetworkContract,
+    from: &KeyEntry,
+    to: AccountId,
+    amount: Amount,
+    timeout: Duration,
+) -> anyhow::Result<(Value, String)> {
+    let validators = contract.validators.len();
+    let client = QuorumClient::located(contract, timeout).await?;
+    let receipt = ops::pay(wallet, &client, &from.secret_key()?, to, amount).await?;
+    let mut text = String::new();
+    if let Some(earlier) = &receipt.finished_pending {
+        text.push_str(&format!(
+            "finished an interrupted earlier order first: {}\n",
+            earlier.checksum
+        ));
+    }
+    text.push_str(&format!(
+        "paid {amount} cash to {}; certificate {} acknowledged by {}/{validators} validators",
+        to.short(),
+        receipt.certificate.checksum,
+        receipt.acknowledged,
+    ));
+    Ok((
+        json!({"from": from.account, "to": to, "amount": amount.microcash(), "certificate": receipt.certificate.checksum, "acknowledged": receipt.acknowledged, "validators": validators, "receipt": receipt.path}),
+        text,
+    ))
+}
+
+/// `ledger` on a quorum network: every validator's view and how many agree.
+async fn quorum_ledger(
+    contract: NetworkContract,
+    timeout: Duration,
+) -> anyhow::Result<(Value, String)> {
+    let client = QuorumClient::located(contract, timeout).await?;
+    let seen = views::ledger(&client).await;
+    let mut list = Vec::new();
+    let mut text = Vec::new();
+    for answer in &seen.views {
+        match &answer.result {
+            Ok(fingerprinted) => {
+                let view = &fingerprinted.view;
+                let fp = fingerprinted.fingerprint.to_hex()[..16].to_owned();
+                list.push(json!({"validator": answer.validator, "certificates": view.certificates, "supply": view.supply.microcash(), "fingerprint": fp, "accounts": view.ledger.iter().map(|(a, e)| json!({"account": a, "balance": e.balance, "sequence": e.next_sequence, "introduced": e.introduced})).collect::<Vec<_>>()}));
+                text.push(format!(
+                    "validator {}: {} certificates, supply {} cash, {} accounts, view {fp}",
+                    answer.validator.short(),
+                    view.certificates,
+                    view.supply,
+                    view.ledger.len(),
+                ));
+            }
+            Err(error) => {
+                list.push(json!({"validator": answer.validator, "error": error.to_string()}));
+                text.push(format!("validator {}: {error}", answer.validator.short()));
+            }
         }
     }
-    Ok(())
+    if let Some(view) = seen.first() {
+        for (account, entry) in &view.ledger {
+            text.push(format!(
+                "  {}  {:>20}  seq {}",
+                account,
+                SignedCash(entry.balance).to_string(),
+                entry.next_sequence
+            ));
+        }
+    }
+    text.push(format!(
+        "{} of {} validators hold the same view",
+        seen.agree,
+        seen.views.len()
+    ));
+    Ok((
+        json!({"validators": list, "agree": seen.agree}),
+        text.join("\n"),
+    ))
+}
+
+/// `peers` on a quorum network: each validator and whether it answers.
+async fn quorum_peers(
+    contract: NetworkContract,
+    timeout: Duration,
+) -> anyhow::Result<(Value, String)> {
+    let client = QuorumClient::located(contract, timeout).await?;
+    let answers = client.hello_all().await;
+    let list: Vec<Value> = answers
+        .iter()
+        .map(|a| match &a.result {
+            Ok(hello) => json!({"validator": a.validator, "address": a.address, "up": true, "certificates": hello.certificates}),
+            Err(error) => json!({"validator": a.validator, "address": a.address, "up": false, "error": error.to_string()}),
+        })
+        .collect();
+    let text = answers
+        .iter()
+        .map(|a| match &a.result {
+            Ok(hello) => format!(
+                "{}  {}  up, {} certificates",
+                a.validator.short(),
+                a.address,
+                hello.certificates.unwrap_or(0)
+            ),
+            Err(error) => format!("{}  {}  DOWN: {error}", a.validator.short(), a.address),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok((json!({"validators": list}), text))
 }
 
 /// The recipient and amount of `send`, checked.
@@ -393,173 +462,27 @@ fn payment(to: &str, amount: &str) -> anyhow::Result<(AccountId, Amount)> {
     Ok((to, amount))
 }
 
-/// The commands that talk to a proof-of-work network's miners; `None` for those that work
-/// the same on every network (keys, proof of work).
-async fn run_chain(
-    args: &WalletArgs,
-    contract: &NetworkContract,
+/// `send` on a proof-of-work network, with a progress bar while confirmations come.
+async fn chain_send(
     wallet: &Wallet,
-    timeout: Duration,
-) -> anyhow::Result<Option<(Value, String)>> {
-    let answer = match &args.command {
-        WalletCommand::Key(_) | WalletCommand::Keys | WalletCommand::GenPow { .. } => {
-            return Ok(None);
-        }
-        WalletCommand::Intro { .. } => {
-            bail!("a proof-of-work network has no faucet: coins come from mining blocks")
-        }
-        WalletCommand::Balance { account } => {
-            let account = resolve_account(wallet, account.as_deref())?;
-            let miners = Miners::locate(contract, timeout).await?;
-            wallet_chain::balance(wallet, &miners, &account).await?
-        }
-        WalletCommand::Send {
-            to,
-            amount,
-            from,
-            confirmations,
-            wait,
-        } => {
-            let (to, amount) = payment(to, amount)?;
-            let entry = wallet.find(from.as_deref())?.clone();
-            let miners = Miners::locate(contract, timeout).await?;
-            let waiting = wallet_chain::Waiting {
-                confirmations: (*confirmations).max(1),
-                patience: Duration::from_secs(*wait),
-                quiet: args.json,
-            };
-            let sent = wallet_chain::send(
-                wallet,
-                &miners,
-                contract,
-                &entry.secret_key()?,
-                to,
-                amount,
-                waiting,
-            )
-            .await?;
-            let mut text = String::new();
-            if let Some(earlier) = &sent.finished {
-                text.push_str(&format!(
-                    "settled an interrupted earlier transfer first: {}\n",
-                    earlier.id
-                ));
-            }
-            text.push_str(&format!(
-                "paid {amount} cash to {}; transaction {} in block {} with {} confirmations",
-                to.short(),
-                sent.receipt.id,
-                sent.receipt.height,
-                sent.receipt.confirmations
-            ));
-            (
-                json!({"from": entry.account, "to": to, "amount": amount.microcash(), "transaction": sent.receipt.id, "height": sent.receipt.height, "confirmations": sent.receipt.confirmations, "miner": sent.miner, "receipt": sent.path}),
-                text,
-            )
-        }
-        WalletCommand::Ledger => {
-            let miners = Miners::locate(contract, timeout).await?;
-            wallet_chain::ledger(wallet, &miners).await?
-        }
-        WalletCommand::Peers => {
-            let miners = Miners::locate(contract, timeout).await?;
-            let probe = wallet.keys().first().map_or_else(
-                || tally_core::SecretKey::generate().account(),
-                |k| k.account,
-            );
-            wallet_chain::peers(&miners, &probe).await
-        }
-    };
-    Ok(Some(answer))
-}
-
-/// A client of the network's validators, located through the contract's tracker when it
-/// names one (the contract's addresses stay the fallback when the tracker cannot help).
-async fn quorum_client(
-    contract: &NetworkContract,
-    timeout: Duration,
-) -> anyhow::Result<QuorumClient> {
-    let mut client = QuorumClient::new(contract.clone(), timeout)?;
-    if let Some(tracker) = &contract.tracker {
-        let config = tally_tracker::ClientConfig {
-            answer_timeout: timeout,
-            connect_timeout: timeout,
-            max_attempts: 1,
-            ..tally_tracker::ClientConfig::default()
-        };
-        match client.locate_validators(config).await {
-            Ok(located) => tracing::debug!(%tracker, located, "validators located"),
-            Err(error) => {
-                tracing::warn!(%tracker, %error, "tracker unavailable; using the contract's addresses")
-            }
-        }
-    }
-    Ok(client)
-}
-
-fn signed_amount(microcash: i128) -> String {
-    let magnitude =
-        Amount::from_microcash(u64::try_from(microcash.unsigned_abs()).unwrap_or(u64::MAX));
-    if microcash < 0 {
-        format!("-{magnitude}")
-    } else {
-        magnitude.to_string()
-    }
-}
-
-fn resolve_account(wallet: &Wallet, query: Option<&str>) -> anyhow::Result<AccountId> {
-    if let Some(text) = query
-        && text.len() == 64
-    {
-        return Ok(text.parse()?);
-    }
-    Ok(wallet.find(query)?.account)
-}
-
-async fn gen_pow(
-    account: &AccountId,
-    bits: u32,
-    start: u64,
-    threads: usize,
-    quiet: bool,
-) -> anyhow::Result<PowOutcome> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let hashes = Arc::new(AtomicU64::new(0));
-    let expected = expected_attempts(bits);
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new_spinner()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} proof of work: {msg} [{elapsed_precise}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    let search_task = {
-        let (stop, hashes, account) = (stop.clone(), hashes.clone(), *account);
-        tokio::task::spawn_blocking(move || search(&account, bits, start, threads, &stop, &hashes))
-    };
-    tokio::pin!(search_task);
-    let started = std::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            result = &mut search_task => {
-                bar.finish_and_clear();
-                return Ok(result?);
-            }
-            _ = crate::shutdown_signal() => {
-                stop.store(true, Ordering::Relaxed);
-            }
-            _ = tick.tick() => {
-                let done = hashes.load(Ordering::Relaxed);
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                let eta = (expected / rate.max(1.0)).max(0.0);
-                bar.set_message(format!("{done} hashes, {:.2} MH/s on {threads} threads, {bits} bits: ~{:.0} s expected in all", rate / 1e6, eta));
-                bar.tick();
-            }
-        }
-    }
+    miners: &Miners,
+    from: &KeyEntry,
+    to: AccountId,
+    amount: Amount,
+    waiting: chain::Waiting,
+    json_mode: bool,
+) -> anyhow::Result<(Value, String)> {
+    let mut progress = wallet_chain::SendProgress::new(json_mode);
+    let sent = chain::send(
+        wallet,
+        miners,
+        &from.secret_key()?,
+        to,
+        amount,
+        waiting,
+        &mut |event| progress.show(event),
+    )
+    .await;
+    progress.finish();
+    Ok(wallet_chain::sent(&sent?, from.account, to, amount))
 }

@@ -81,6 +81,26 @@ impl fmt::Display for Amount {
     }
 }
 
+/// A signed count of microcash shown as an exact decimal of cash, as [`Amount`]'s Display
+/// shows it: a validator's balance may fall below zero while it misses credits, and a
+/// person reads that too in cash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedCash(pub i128);
+
+impl fmt::Display for SignedCash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let magnitude = self.0.unsigned_abs();
+        let per_cash = u128::from(MICROCASH_PER_CASH);
+        let (whole, frac) = (magnitude / per_cash, magnitude % per_cash);
+        let sign = if self.0 < 0 { "-" } else { "" };
+        if frac == 0 {
+            return write!(f, "{sign}{whole}");
+        }
+        let digits = format!("{frac:06}");
+        write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
 impl FromStr for Amount {
     type Err = AmountError;
 
@@ -157,7 +177,27 @@ mod tests {
         assert_eq!(Amount(u64::MAX).to_string(), "18446744073709.551615");
     }
 
+    #[test]
+    fn signed_microcash_prints_as_cash() {
+        assert_eq!(SignedCash(1_000_000_000).to_string(), "1000");
+        assert_eq!(SignedCash(-1_500_000).to_string(), "-1.5");
+        assert_eq!(SignedCash(-1).to_string(), "-0.000001");
+        assert_eq!(SignedCash(0).to_string(), "0");
+        assert_eq!(
+            SignedCash(i128::MIN).to_string(),
+            "-170141183460469231731687303715884.105728"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn signed_cash_agrees_with_amount(micro in any::<u64>()) {
+            prop_assert_eq!(SignedCash(i128::from(micro)).to_string(), Amount(micro).to_string());
+            if micro > 0 {
+                prop_assert_eq!(SignedCash(-i128::from(micro)).to_string(), format!("-{}", Amount(micro)));
+            }
+        }
+
         #[test]
         fn display_and_parse_round_trip(micro in any::<u64>()) {
             let amount = Amount(micro);

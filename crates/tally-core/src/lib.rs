@@ -18,7 +18,7 @@ pub mod pow;
 pub mod rate;
 pub mod u256;
 
-pub use amount::{Amount, AmountError};
+pub use amount::{Amount, AmountError, SignedCash};
 pub use batch::{BatchVerifier, KeyCache};
 pub use block::{Block, BlockHash, BlockHeader, Coinbase, Transaction, genesis_hash, merkle_root};
 pub use codec::{Decode, DecodeError, Encode, Reader};

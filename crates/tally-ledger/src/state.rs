@@ -30,7 +30,7 @@ pub enum LedgerError {
     Sequence { expected: u64, got: u64 },
     #[error("certificate for sequence {got} arrived before sequence {expected} was applied")]
     MissingPredecessor { expected: u64, got: u64 },
-    #[error("balance {balance} microcash cannot pay {amount}")]
+    #[error("balance {} cash cannot pay {amount} cash", tally_core::SignedCash(*.balance))]
     InsufficientFunds { balance: i128, amount: Amount },
     #[error("already voted for another order ({voted}) in this slot")]
     Conflict { voted: OrderDigest },

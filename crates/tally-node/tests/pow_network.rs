@@ -14,11 +14,11 @@ use std::time::Duration;
 use tally_chain::{Chain, ChainConfig, Transaction, TxStatus, U256, miner};
 use tally_core::{Amount, NetworkContract, NetworkId, SecretKey};
 use tally_node::pow::PowNode;
-use tally_node::pow::client::{self, ClientError};
 use tally_node::pow::wire::{
     self, Connect, HashBroadcast, PowPacket, Tip, WireLimits, WireReader, WireWriter,
 };
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
+use tally_wallet::miner::{self as client, MinerError as ClientError};
 
 use common::free_port;
 use common::pow::{

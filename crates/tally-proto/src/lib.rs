@@ -2,6 +2,8 @@
 //!
 //! - [`quorum`]: the quorum network's packets (Minicash's names: `HELLO`, `REQ_LEDGER`,
 //!   `REQ_PAY`, …).
+//! - [`pow`] (feature `pow`): the proof-of-work network's packets (seed 004's names:
+//!   `CONNECT`, `PUSH_TRANSACTION`, `HASH_BROADCAST`, …).
 //! - [`tracker`]: the tracker's requests and answers (`REG`, `REGUP`, `INITIALIZE`, …) and
 //!   the bytes each key signs to register.
 //! - [`connection`] (feature `framing`, on by default): the one framing every Tally TCP
@@ -12,6 +14,8 @@
 
 #[cfg(feature = "framing")]
 pub mod connection;
+#[cfg(feature = "pow")]
+pub mod pow;
 pub mod quorum;
 pub mod tracker;
 

@@ -89,6 +89,31 @@ impl QuorumClient {
         })
     }
 
+    /// A client for `contract` that has asked the contract's tracker, if it names one,
+    /// where the validators are now. A tracker that cannot help is no failure: the
+    /// contract's addresses remain (a warning says so).
+    pub async fn located(
+        contract: NetworkContract,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let mut client = QuorumClient::new(contract, timeout)?;
+        if let Some(tracker) = client.contract.tracker.clone() {
+            let config = tally_tracker::ClientConfig {
+                answer_timeout: timeout,
+                connect_timeout: timeout,
+                max_attempts: 1,
+                ..tally_tracker::ClientConfig::default()
+            };
+            match client.locate_validators(config).await {
+                Ok(located) => tracing::debug!(%tracker, located, "validators located"),
+                Err(error) => {
+                    tracing::warn!(%tracker, %error, "tracker unavailable; using the contract's addresses")
+                }
+            }
+        }
+        Ok(client)
+    }
+
     /// The network's id.
     pub fn network(&self) -> &NetworkId {
         &self.network

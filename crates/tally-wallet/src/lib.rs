@@ -1,11 +1,23 @@
-//! Tally wallets (DESIGN §7): a folder of keys and receipts, the client that gathers votes
-//! from a quorum network's validators, and the multi-core proof-of-work search.
+//! Tally wallets (DESIGN §7): a folder of keys and receipts, and everything a wallet does
+//! with either kind of network. Quorum networks: the client that gathers votes from the
+//! validators ([`client`]), introducing keys and paying ([`ops`]), and what the validators
+//! agree on ([`views`]). Proof-of-work networks: one miner's requests ([`miner`]) and paying
+//! with confirmations, balances and the ledger ([`chain`]). And the multi-core search for a
+//! key's proof of work ([`pow`]).
+//!
+//! Nothing here draws on a terminal: long operations report progress through a callback,
+//! and every failure is a typed error.
 
+pub mod chain;
 pub mod client;
+pub mod miner;
 pub mod ops;
 pub mod pow;
+pub mod views;
 pub mod wallet;
 
+pub use chain::{ChainWalletError, Miners};
 pub use client::{ClientError, QuorumClient, ValidatorAnswer};
+pub use miner::MinerError;
 pub use ops::{OpError, Receipt};
 pub use wallet::{ChainReceipt, KeyEntry, Wallet, WalletError};

@@ -20,6 +20,8 @@ pub enum OpError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Refused(String),
+    #[error("no validator answered")]
+    NoValidatorAnswered,
 }
 
 /// A certified order, kept in the wallet.

@@ -1,4 +1,5 @@
-//! The key-introduction proof-of-work search on every core.
+//! The key-introduction proof-of-work search on every core, and the wallet's search for
+//! one of its keys that resumes where an interrupted one stopped.
 //!
 //! Threads take chunks of nonces in increasing order from a shared counter, so everything
 //! below the lowest unfinished chunk has been searched: that low-water mark is where an
@@ -6,11 +7,17 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tally_core::AccountId;
-use tally_core::pow::IntroPowHasher;
+use tally_core::pow::{IntroPowHasher, check_intro_pow};
+
+use crate::wallet::{Wallet, WalletError};
 
 const CHUNK: u64 = 1 << 14;
+
+/// How often [`find_key_proof`] reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// How a search ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +86,86 @@ pub fn search(
     }
 }
 
+/// A key's proof of work, as [`find_key_proof`] left it in the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProof {
+    /// The wallet already held a valid one; nothing was searched.
+    Known(u64),
+    /// Found now, and saved.
+    Found(u64),
+    /// Stopped before finding one; the wallet resumes from `resume_from` next time.
+    Interrupted { resume_from: u64 },
+}
+
+/// How a search is going, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchProgress {
+    /// Nonces tried so far by this search.
+    pub hashes: u64,
+    /// Time since it started.
+    pub elapsed: Duration,
+}
+
+/// Finds the proof of work of the wallet's key `account` at `bits` difficulty on `threads`
+/// threads, starting where an interrupted search stopped, until found or `stop` is set;
+/// saves the nonce, or where to resume, in the wallet. `progress` hears how it goes a few
+/// times a second (and at least once), from another thread.
+pub fn find_key_proof(
+    wallet: &mut Wallet,
+    account: &AccountId,
+    bits: u32,
+    threads: usize,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(SearchProgress) + Send),
+) -> Result<KeyProof, WalletError> {
+    let entry = wallet
+        .keys()
+        .iter()
+        .find(|k| k.account == *account)
+        .ok_or_else(|| WalletError::UnknownAccount(account.to_hex()))?;
+    if let Some(nonce) = entry
+        .proof_of_work
+        .filter(|nonce| check_intro_pow(account, *nonce, bits))
+    {
+        return Ok(KeyProof::Known(nonce));
+    }
+    let start = entry.pow_resume_from.unwrap_or(0);
+    let hashes = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
+    let started = Instant::now();
+    let outcome = std::thread::scope(|scope| {
+        let reporter = scope.spawn(|| {
+            loop {
+                progress(SearchProgress {
+                    hashes: hashes.load(Ordering::Relaxed),
+                    elapsed: started.elapsed(),
+                });
+                if finished.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::park_timeout(PROGRESS_EVERY);
+            }
+        });
+        let outcome = search(account, bits, start, threads, stop, &hashes);
+        finished.store(true, Ordering::Relaxed);
+        reporter.thread().unpark();
+        outcome
+    });
+    match outcome {
+        PowOutcome::Found(nonce) => {
+            wallet.set_pow(account, Some(nonce), None)?;
+            Ok(KeyProof::Found(nonce))
+        }
+        PowOutcome::Stopped { resume_from } => {
+            wallet.set_pow(account, None, Some(resume_from))?;
+            Ok(KeyProof::Interrupted { resume_from })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use tally_core::SecretKey;
     use tally_core::pow::check_intro_pow;
@@ -105,6 +190,48 @@ mod tests {
         assert_eq!(
             search(&account, 64, 1000, 2, &stop, &hashes),
             PowOutcome::Stopped { resume_from: 1000 }
+        );
+    }
+
+    #[test]
+    fn a_key_proof_is_saved_and_an_interrupted_search_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wallet = Wallet::open(dir.path()).unwrap();
+        let account = wallet.add_key(None, None).unwrap().account;
+        let mut reports = 0;
+        let mut count = |_: SearchProgress| reports += 1;
+
+        let stopped = AtomicBool::new(true);
+        assert_eq!(
+            find_key_proof(&mut wallet, &account, 64, 1, &stopped, &mut count).unwrap(),
+            KeyProof::Interrupted { resume_from: 0 }
+        );
+        wallet.set_pow(&account, None, Some(1 << 20)).unwrap();
+        assert_eq!(
+            find_key_proof(&mut wallet, &account, 64, 1, &stopped, &mut count).unwrap(),
+            KeyProof::Interrupted {
+                resume_from: 1 << 20
+            },
+            "resumes from the saved point"
+        );
+
+        let go = AtomicBool::new(false);
+        let KeyProof::Found(nonce) =
+            find_key_proof(&mut wallet, &account, 8, 2, &go, &mut count).unwrap()
+        else {
+            panic!("not found")
+        };
+        assert!(nonce >= 1 << 20 && check_intro_pow(&account, nonce, 8));
+        let reopened = Wallet::open(dir.path()).unwrap();
+        assert_eq!(reopened.keys()[0].proof_of_work, Some(nonce));
+        assert_eq!(reopened.keys()[0].pow_resume_from, None);
+        assert_eq!(
+            find_key_proof(&mut wallet, &account, 8, 2, &go, &mut count).unwrap(),
+            KeyProof::Known(nonce)
+        );
+        assert!(
+            reports >= 3,
+            "progress is reported at least once per search"
         );
     }
 }

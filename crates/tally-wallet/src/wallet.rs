@@ -200,6 +200,18 @@ impl Wallet {
         }
     }
 
+    /// An account named by its 64 hex digits (any account, the wallet's or not), or one of
+    /// the wallet's by unique hex prefix or label; the first account if `query` is `None`.
+    pub fn resolve(&self, query: Option<&str>) -> Result<AccountId, WalletError> {
+        if let Some(text) = query
+            && text.len() == 64
+            && let Ok(account) = text.parse()
+        {
+            return Ok(account);
+        }
+        Ok(self.find(query)?.account)
+    }
+
     /// Records a proof-of-work result or resume point for `account`.
     pub fn set_pow(
         &mut self,
@@ -344,5 +356,28 @@ mod tests {
                 .account(),
             a.account
         );
+    }
+
+    #[test]
+    fn any_full_account_resolves_and_the_wallets_own_by_label_or_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wallet = Wallet::open(dir.path()).unwrap();
+        let a = wallet.add_key(None, Some("alice".into())).unwrap();
+        let stranger = SecretKey::generate().account();
+        assert_eq!(
+            wallet.resolve(Some(&stranger.to_hex())).unwrap(),
+            stranger,
+            "an account the wallet does not hold"
+        );
+        assert_eq!(wallet.resolve(Some("alice")).unwrap(), a.account);
+        assert_eq!(wallet.resolve(None).unwrap(), a.account);
+        assert_eq!(
+            wallet.resolve(Some(&a.account.to_hex()[..10])).unwrap(),
+            a.account
+        );
+        assert!(matches!(
+            wallet.resolve(Some(&"g".repeat(64))),
+            Err(WalletError::UnknownAccount(_))
+        ));
     }
 }

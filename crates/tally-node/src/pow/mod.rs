@@ -9,7 +9,7 @@
 //! reorganisations are the chain's.
 //!
 //! By concern:
-//! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets").
+//! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets"), from `tally-proto`.
 //! - Decisions, sans-I/O (time in as an argument, no socket): [`peers`] (who a peer is,
 //!   scores, bans, block-serving budgets), [`sync`] (when to ask a peer for blocks),
 //!   [`fate`] (what to do with a received block), [`gossip`] (transaction dedup and relay),
@@ -20,7 +20,6 @@
 //!   registration, heartbeat), `miner_thread` (mining), [`node`] ([`PowNode`]: start and
 //!   stop).
 //! - [`PowNodeHandle`]: what the control API ([`rpc`]) and the terminal read.
-//! - [`client`]: what a wallet calls.
 //! - [`config`]: the miner folder (`miner.json`, `key`).
 //!
 //! Data flow. Every TCP connection (miner or wallet) gets a reader task and a writer task;
@@ -31,7 +30,6 @@
 //! transactions wait.
 
 mod blocks;
-pub mod client;
 mod clock;
 pub mod config;
 mod connections;

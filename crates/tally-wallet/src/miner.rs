@@ -1,19 +1,18 @@
-//! The wallet's side of a `pow` network: hand a transaction to one miner
+//! One miner of a `pow` network, as a wallet talks to it: hand it a transaction
 //! (`PUSH_TRANSACTION` → `ACCEPT_TRANSACTION` or `REJECT_TRANSACTION`), ask for an
 //! account's state (`REQ_ACCOUNT`), the accounts at the tip (`REQ_LEDGER`) or a
-//! transaction's fate (`REQ_TX_STATUS`). Each call
-//! opens one connection, sends one request and waits for its answer within the limits.
+//! transaction's fate (`REQ_TX_STATUS`). Each call opens one connection, sends one request
+//! and waits for its answer within the limits.
 
 use tally_chain::{Transaction, TxStatus};
 use tally_core::{AccountId, Digest};
-
-use crate::pow::wire::{
+use tally_proto::pow::{
     self, PowPacket, ReqAccount, ReqLedger, ReqTxStatus, RespAccount, RespLedger, Tip, WireLimits,
 };
 
 /// Why a request to a miner failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum MinerError {
     /// The miner refused the transaction; nothing changed.
     #[error("refused: {0}")]
     Rejected(String),
@@ -32,12 +31,12 @@ async fn call(
     address: &str,
     request: &PowPacket,
     limits: WireLimits,
-) -> Result<PowPacket, ClientError> {
-    let stream = wire::connect(address, limits).await?;
-    let (mut reader, mut writer) = wire::split(stream, limits);
+) -> Result<PowPacket, MinerError> {
+    let stream = pow::connect(address, limits).await?;
+    let (mut reader, mut writer) = pow::split(stream, limits);
     writer.send(request).await?;
     match reader.recv().await? {
-        PowPacket::Error(error) => Err(ClientError::Remote(error.reason)),
+        PowPacket::Error(error) => Err(MinerError::Remote(error.reason)),
         answer => Ok(answer),
     }
 }
@@ -48,11 +47,11 @@ pub async fn push_transaction(
     address: &str,
     tx: &Transaction,
     limits: WireLimits,
-) -> Result<Digest, ClientError> {
+) -> Result<Digest, MinerError> {
     match call(address, &PowPacket::PushTransaction(*tx), limits).await? {
         PowPacket::AcceptTransaction(accept) => Ok(accept.id),
-        PowPacket::RejectTransaction(reject) => Err(ClientError::Rejected(reject.reason)),
-        other => Err(ClientError::Unexpected(other.name())),
+        PowPacket::RejectTransaction(reject) => Err(MinerError::Rejected(reject.reason)),
+        other => Err(MinerError::Unexpected(other.name())),
     }
 }
 
@@ -62,11 +61,11 @@ pub async fn account(
     address: &str,
     account: &AccountId,
     limits: WireLimits,
-) -> Result<RespAccount, ClientError> {
+) -> Result<RespAccount, MinerError> {
     let request = PowPacket::ReqAccount(ReqAccount { account: *account });
     match call(address, &request, limits).await? {
         PowPacket::RespAccount(info) => Ok(info),
-        other => Err(ClientError::Unexpected(other.name())),
+        other => Err(MinerError::Unexpected(other.name())),
     }
 }
 
@@ -77,11 +76,11 @@ pub async fn ledger(
     after: Option<AccountId>,
     limit: u32,
     limits: WireLimits,
-) -> Result<RespLedger, ClientError> {
+) -> Result<RespLedger, MinerError> {
     let request = PowPacket::ReqLedger(ReqLedger { after, limit });
     match call(address, &request, limits).await? {
         PowPacket::RespLedger(page) => Ok(page),
-        other => Err(ClientError::Unexpected(other.name())),
+        other => Err(MinerError::Unexpected(other.name())),
     }
 }
 
@@ -91,10 +90,10 @@ pub async fn transaction_status(
     address: &str,
     tx: &Transaction,
     limits: WireLimits,
-) -> Result<(TxStatus, Tip), ClientError> {
+) -> Result<(TxStatus, Tip), MinerError> {
     let request = PowPacket::ReqTxStatus(ReqTxStatus { transaction: *tx });
     match call(address, &request, limits).await? {
         PowPacket::RespTxStatus(resp) => Ok((resp.status, resp.tip)),
-        other => Err(ClientError::Unexpected(other.name())),
+        other => Err(MinerError::Unexpected(other.name())),
     }
 }

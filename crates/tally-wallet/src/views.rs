@@ -1,0 +1,144 @@
+//! What the validators of a quorum network say about one account or the whole ledger, and
+//! how many of them say the same: each validator answers from its own signed view, and a
+//! wallet trusts what a quorum agrees on.
+
+use std::collections::BTreeMap;
+
+use tally_core::{AccountId, Digest};
+use tally_proto::{LedgerEntry, LedgerRequest, LedgerView};
+
+use crate::client::{QuorumClient, ValidatorAnswer};
+use crate::ops::OpError;
+
+/// One account as the validators see it.
+#[derive(Clone, Debug)]
+pub struct BalanceViews {
+    /// The account.
+    pub account: AccountId,
+    /// The balance (microcash; below zero only on a validator missing credits) that most
+    /// validators report.
+    pub balance: i128,
+    /// The next sequence those validators report with it.
+    pub next_sequence: u64,
+    /// How many validators report exactly that balance and sequence.
+    pub agree: usize,
+    /// Each validator's entry for the account (an account it never saw is an empty entry).
+    pub views: Vec<ValidatorAnswer<LedgerEntry>>,
+}
+
+/// Asks every validator for `account` and finds the balance and sequence most of them
+/// report (the highest such pair when counts tie).
+pub async fn balance(client: &QuorumClient, account: &AccountId) -> Result<BalanceViews, OpError> {
+    let request = LedgerRequest {
+        accounts: Some(vec![*account]),
+        ..LedgerRequest::default()
+    };
+    let views: Vec<ValidatorAnswer<LedgerEntry>> = client
+        .ledger_all(&request)
+        .await
+        .into_iter()
+        .map(|answer| ValidatorAnswer {
+            validator: answer.validator,
+            address: answer.address,
+            result: answer.result.map(|view| {
+                view.ledger.get(account).copied().unwrap_or(LedgerEntry {
+                    balance: 0,
+                    next_sequence: 0,
+                    introduced: false,
+                })
+            }),
+        })
+        .collect();
+    let mut counts: BTreeMap<(i128, u64), usize> = BTreeMap::new();
+    for entry in views
+        .iter()
+        .filter_map(|answer| answer.result.as_ref().ok())
+    {
+        *counts
+            .entry((entry.balance, entry.next_sequence))
+            .or_default() += 1;
+    }
+    let ((balance, next_sequence), agree) =
+        most_common(&counts).ok_or(OpError::NoValidatorAnswered)?;
+    Ok(BalanceViews {
+        account: *account,
+        balance,
+        next_sequence,
+        agree,
+        views,
+    })
+}
+
+/// One validator's signed view of the whole ledger and its fingerprint.
+#[derive(Clone, Debug)]
+pub struct FingerprintedView {
+    /// The view.
+    pub view: LedgerView,
+    /// Its fingerprint: equal fingerprints, equal views.
+    pub fingerprint: Digest,
+}
+
+/// Every validator's view of the ledger.
+#[derive(Clone, Debug)]
+pub struct LedgerViews {
+    /// Each validator's view, or why it gave none.
+    pub views: Vec<ValidatorAnswer<FingerprintedView>>,
+    /// How many validators hold the most common view (0 if none answered).
+    pub agree: usize,
+}
+
+impl LedgerViews {
+    /// The first view a validator gave, if any did.
+    pub fn first(&self) -> Option<&LedgerView> {
+        self.views
+            .iter()
+            .find_map(|answer| answer.result.as_ref().ok())
+            .map(|fingerprinted| &fingerprinted.view)
+    }
+}
+
+/// Asks every validator for its whole view of the ledger and counts how many hold the same.
+pub async fn ledger(client: &QuorumClient) -> LedgerViews {
+    let views: Vec<ValidatorAnswer<FingerprintedView>> = client
+        .ledger_all(&LedgerRequest::default())
+        .await
+        .into_iter()
+        .map(|answer| ValidatorAnswer {
+            validator: answer.validator,
+            address: answer.address,
+            result: answer.result.map(|view| FingerprintedView {
+                fingerprint: view.fingerprint(client.network()),
+                view,
+            }),
+        })
+        .collect();
+    let mut counts: BTreeMap<Digest, usize> = BTreeMap::new();
+    for view in views
+        .iter()
+        .filter_map(|answer| answer.result.as_ref().ok())
+    {
+        *counts.entry(view.fingerprint).or_default() += 1;
+    }
+    let agree = most_common(&counts).map_or(0, |(_, count)| count);
+    LedgerViews { views, agree }
+}
+
+/// The key counted most often, the last in key order among equals.
+fn most_common<K: Copy>(counts: &BTreeMap<K, usize>) -> Option<(K, usize)> {
+    counts
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .map(|(key, count)| (*key, *count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_common_view_wins_and_ties_go_to_the_last() {
+        let counts = BTreeMap::from([((5i128, 1u64), 1), ((7, 2), 3), ((9, 2), 3)]);
+        assert_eq!(most_common(&counts), Some(((9, 2), 3)));
+        assert_eq!(most_common(&BTreeMap::<u8, usize>::new()), None);
+    }
+}
