@@ -137,13 +137,14 @@ impl EngineHandle {
     }
 }
 
-/// Starts the engine thread. It stops when every handle is dropped.
+/// Starts the engine thread. It stops when every handle is dropped. Fails only when the
+/// operating system refuses a thread.
 pub fn start(
     validator: Validator,
     store: Arc<dyn LedgerStore>,
     max_batch: usize,
     listen: String,
-) -> (EngineHandle, std::thread::JoinHandle<()>) {
+) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
     let (jobs, receiver) = mpsc::channel(max_batch * 4);
     let log_len = Arc::new(AtomicU64::new(validator.log_len()));
     let storage_failed = CancellationToken::new();
@@ -159,24 +160,15 @@ pub fn start(
     };
     let thread = std::thread::Builder::new()
         .name("tally-engine".into())
-        .spawn(move || engine.run(receiver));
-    let thread = match thread {
-        Ok(thread) => thread,
-        // Spawning a thread fails only when the OS is out of resources; run inline
-        // rather than lose the node.
-        Err(error) => {
-            tracing::error!(%error, "cannot spawn the engine thread");
-            std::thread::spawn(|| {})
-        }
-    };
-    (
+        .spawn(move || engine.run(receiver))?;
+    Ok((
         EngineHandle {
             jobs,
             log_len,
             storage_failed,
         },
         thread,
-    )
+    ))
 }
 
 struct Engine {
@@ -251,7 +243,9 @@ impl Engine {
         let committer = match committer {
             Ok(committer) => committer,
             Err(error) => {
+                // Nothing can be made durable: stop the node as after a failed commit.
                 tracing::error!(%error, "cannot spawn the commit thread; engine stopped");
+                self.storage_failed.cancel();
                 return;
             }
         };

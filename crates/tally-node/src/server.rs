@@ -36,6 +36,8 @@ pub enum NodeError {
     Contract(#[from] ContractError),
     #[error("the node's key is not in the contract's committee")]
     NotAValidator,
+    #[error("cannot start the engine thread: {0}")]
+    Engine(std::io::Error),
 }
 
 /// A running validator.
@@ -109,7 +111,8 @@ impl Node {
             store.clone(),
             config.max_batch,
             address.to_string(),
-        );
+        )
+        .map_err(NodeError::Engine)?;
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();

@@ -296,7 +296,14 @@ async fn reconnecting_does_not_refill_the_block_serving_budget() {
         let answer = ask(&mut first, &request).await;
         assert!(matches!(answer, PowPacket::ReceiveBlock(_)), "{answer:?}");
     }
+    // Reconnect once the node has seen the first connection close: while it is open, a
+    // second inbound connection of the same miner is a duplicate and is closed.
+    let open = node.open_connections();
     drop(first);
+    eventually("the first connection is closed", 10, || {
+        node.open_connections() < open
+    })
+    .await;
     let (mut again, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9301").await;
     let answer = ask(&mut again, &request).await;
     assert!(
