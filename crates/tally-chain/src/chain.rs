@@ -658,8 +658,9 @@ impl Chain {
         Ok(tx)
     }
 
-    /// Takes a transaction into the mempool after checking its signature, sequence and the
-    /// sender's funds against the tip.
+    /// Takes a transaction into the mempool after checking that it is a transfer (the only
+    /// kind a proof-of-work network takes), its signature, sequence and the sender's funds
+    /// against the tip.
     pub fn submit_transaction(&mut self, tx: Transaction) -> Result<(), TxRejected> {
         let Some(t) = tx.transfer() else {
             return Err(TxRejected::NotATransfer);

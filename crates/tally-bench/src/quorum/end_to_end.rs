@@ -9,7 +9,7 @@ use tally_core::{Amount, Order, SecretKey, SignedOrder, Transfer};
 use tally_wallet::QuorumClient;
 
 use super::network::{account_keys, start_validator, write_network};
-use super::{Settings, TRANSFER_MICROCASH};
+use super::settings::{Settings, TRANSFER_MICROCASH};
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
 use crate::process::{Daemons, free_ports};

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo, sha256};
 use tally_node::NodeFiles;
 
-use super::FUND_MICROCASH;
+use super::settings::{FUND_MICROCASH, START_TIMEOUT};
 use crate::error::{BenchError, Context};
 
 /// Deterministic account keys (the seeds do not matter; the validator keys make the
@@ -103,7 +103,7 @@ pub(super) async fn start_validator(
         &format!("validator {}", folder.display()),
         "validator listening on ",
         Some(&folder.join("node.log")),
-        super::START_TIMEOUT,
+        START_TIMEOUT,
     )
     .await?;
     let pid = daemon.pid();

@@ -8,7 +8,7 @@ use tally_relay::Notice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::Settings;
+use super::settings::Settings;
 use crate::error::{BenchError, Context, fail};
 use crate::process::Daemon;
 use crate::procfs::ProcError;

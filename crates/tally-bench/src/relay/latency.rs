@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::Settings;
 use super::child::{ChildRelay, pairs};
 use super::cpu::{CpuSample, CpuUse, cpu_use};
+use super::settings::Settings;
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
 

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::Settings;
 use super::child::{ChildRelay, join};
+use super::settings::Settings;
 use crate::error::{BenchError, Context};
 use crate::procfs;
 

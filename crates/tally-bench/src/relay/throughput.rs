@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::Settings;
 use super::child::{ChildRelay, pairs};
 use super::cpu::{CpuSample, CpuUse, cpu_use};
+use super::settings::Settings;
 use crate::error::BenchError;
 
 /// Lines a sender writes at once.

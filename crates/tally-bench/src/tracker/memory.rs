@@ -10,7 +10,7 @@ use tally_tracker::registry::{Entry, ip_bytes};
 use tally_tracker::store::Store;
 use tally_tracker::{ClientConfig, TrackerClient, now_ms};
 
-use super::{Settings, bench_contract, mb};
+use super::settings::{Settings, bench_contract};
 use crate::error::{BenchError, Context};
 use crate::process::Daemon;
 use crate::procfs::Memory;
@@ -59,6 +59,11 @@ impl fmt::Display for EntryMemory {
             self.listed
         )
     }
+}
+
+/// KiB (as /proc reports them) to MB (10^6 bytes).
+fn mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
 }
 
 /// Starts `tally tracker` as a child on `dir` and returns it once it listens.

@@ -12,7 +12,7 @@ use tally_core::{NetworkId, SecretKey};
 use tally_tracker::{Limits, Request, Tracker, TrackerConfig, now_ms, sign_registration};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
-use super::{Settings, bench_contract};
+use super::settings::{Settings, bench_contract};
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
 use crate::procfs::{self, Process};
