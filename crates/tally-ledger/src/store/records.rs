@@ -5,16 +5,13 @@
 //! through the functions here. Integers in values are little-endian as in the signing
 //! bytes; integers in index keys are big-endian, so that keys sort by account, then number.
 
-use tally_core::{
-    AccountId, Amount, Certificate, IntroKey, LockSlot, NetworkId, Order, OrderDigest, Signature,
-    Transfer, Vote,
-};
+use tally_core::{AccountId, Certificate, Decode, Encode, LockSlot, NetworkId, OrderDigest};
 
 use super::ledger_store::StoreError;
 use crate::state::AccountState;
 
-/// First byte of a binary certificate record (a JSON record starts with `{`).
-pub(super) const CERT_FORMAT_V1: u8 = 1;
+/// First byte of a certificate log record: the record's format.
+pub(super) const CERT_FORMAT: u8 = 2;
 
 /// A vote-lock row's key: kind (1 transfer, 2 intro) ‖ account.
 pub(super) type LockKey = [u8; 33];
@@ -27,9 +24,6 @@ pub(super) const LOCK_RECORD: usize = 33 + 40;
 
 const LOCK_KIND_SEQUENCE: u8 = 1;
 const LOCK_KIND_INTRO: u8 = 2;
-
-const ORDER_KIND_INTRO: u8 = 1;
-const ORDER_KIND_TRANSFER: u8 = 2;
 
 /// An account row's value: balance (i128) ‖ next sequence ‖ introduced (0 or 1).
 pub(super) fn encode_account(state: &AccountState) -> [u8; 25] {
@@ -172,117 +166,32 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("short record".into()))
 }
 
-fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], StoreError> {
-    bytes
-        .get(at..at + N)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt("short record".into()))
-}
-
-/// The certificate log's record: `1 ‖ kind ‖ order fields ‖ signature ‖ checksum ‖ n ‖ n ×
-/// (validator ‖ vote signature)`, integers little-endian as in the signing bytes. About
-/// half the size of the JSON and an order of magnitude cheaper to write and read.
-fn encode_certificate(certificate: &Certificate, out: &mut Vec<u8>) {
-    out.push(CERT_FORMAT_V1);
-    match &certificate.order {
-        Order::IntroKey(intro) => {
-            out.push(ORDER_KIND_INTRO);
-            out.extend_from_slice(intro.account.as_bytes());
-            out.extend_from_slice(&intro.proof_of_work.to_le_bytes());
-        }
-        Order::Transfer(t) => {
-            out.push(ORDER_KIND_TRANSFER);
-            out.extend_from_slice(t.sender.as_bytes());
-            out.extend_from_slice(t.recipient.as_bytes());
-            out.extend_from_slice(&t.amount.microcash().to_le_bytes());
-            out.extend_from_slice(&t.sequence.to_le_bytes());
-        }
-    }
-    out.extend_from_slice(certificate.signature.as_bytes());
-    out.extend_from_slice(certificate.checksum.as_bytes());
-    // A certificate holds at most one vote per committee member; a committee of more than
-    // 255 would need a wider count (the JSON form below still stores it).
-    out.push(certificate.votes.len() as u8);
-    for vote in &certificate.votes {
-        out.extend_from_slice(vote.validator.as_bytes());
-        out.extend_from_slice(vote.signature.as_bytes());
-    }
-}
-
-/// The log record of `certificate` into `out`: binary, or JSON for a committee too large
-/// for the binary form's vote count.
+/// The certificate log's record: `2 ‖ the certificate's canonical encoding` (tally-core's
+/// codec, PROTOCOL.md "Binary layouts"). The leading format byte lets a later layout be
+/// told apart; records of earlier builds (format 1, or JSON) are refused as written by an
+/// older build: the project has not shipped, so no folder needs migrating.
 pub(super) fn certificate_record(
     certificate: &Certificate,
     out: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     out.clear();
-    if certificate.votes.len() > usize::from(u8::MAX) {
-        serde_json::to_writer(out, certificate).map_err(|e| StoreError::Database(e.to_string()))
-    } else {
-        encode_certificate(certificate, out);
-        Ok(())
-    }
+    out.reserve(1 + certificate.encoded_len());
+    out.push(CERT_FORMAT);
+    certificate.encode_to(out);
+    Ok(())
 }
 
 /// A certificate from its log record.
 pub(super) fn parse_certificate(bytes: &[u8]) -> Result<Certificate, StoreError> {
-    match bytes.first() {
-        Some(&CERT_FORMAT_V1) => decode_certificate(bytes),
-        // Records written before the binary form, and oversized committees.
-        _ => serde_json::from_slice(bytes)
-            .map_err(|e| StoreError::Corrupt(format!("certificate: {e}"))),
+    match bytes.split_first() {
+        Some((&CERT_FORMAT, encoded)) => Certificate::from_bytes(encoded)
+            .map_err(|e| StoreError::Corrupt(format!("certificate record: {e}"))),
+        Some((format, _)) => Err(StoreError::Corrupt(format!(
+            "certificate record format {format}: written by an older build of tally; \
+             start this validator on a fresh folder"
+        ))),
+        None => Err(StoreError::Corrupt("empty certificate record".into())),
     }
-}
-
-fn decode_certificate(bytes: &[u8]) -> Result<Certificate, StoreError> {
-    let kind = *bytes
-        .get(1)
-        .ok_or_else(|| StoreError::Corrupt("short certificate".into()))?;
-    let (order, mut at) = match kind {
-        ORDER_KIND_INTRO => (
-            Order::IntroKey(IntroKey {
-                account: AccountId::from(array_at::<32>(bytes, 2)?),
-                proof_of_work: u64_at(bytes, 34)?,
-            }),
-            42,
-        ),
-        ORDER_KIND_TRANSFER => (
-            Order::Transfer(Transfer {
-                sender: AccountId::from(array_at::<32>(bytes, 2)?),
-                recipient: AccountId::from(array_at::<32>(bytes, 34)?),
-                amount: Amount::from_microcash(u64_at(bytes, 66)?),
-                sequence: u64_at(bytes, 74)?,
-            }),
-            82,
-        ),
-        _ => return Err(StoreError::Corrupt("certificate kind".into())),
-    };
-    let signature = Signature::from(array_at::<64>(bytes, at)?);
-    let checksum = OrderDigest::from(array_at::<32>(bytes, at + 64)?);
-    at += 96;
-    let count = usize::from(
-        *bytes
-            .get(at)
-            .ok_or_else(|| StoreError::Corrupt("short certificate".into()))?,
-    );
-    at += 1;
-    if bytes.len() != at + 96 * count {
-        return Err(StoreError::Corrupt("certificate length".into()));
-    }
-    let mut votes = Vec::with_capacity(count);
-    for _ in 0..count {
-        votes.push(Vote {
-            validator: AccountId::from(array_at::<32>(bytes, at)?),
-            signature: Signature::from(array_at::<64>(bytes, at + 32)?),
-        });
-        at += 96;
-    }
-    Ok(Certificate {
-        order,
-        signature,
-        checksum,
-        votes,
-    })
 }
 
 #[cfg(test)]
@@ -292,23 +201,25 @@ mod tests {
     use crate::store::test_fixture::Network;
 
     #[test]
-    fn certificate_records_round_trip_and_old_json_records_still_read() {
+    fn certificate_records_round_trip_and_older_formats_are_refused() {
         let n = Network::new("records", 2);
         let transfer = n.certificate(n.pay(&n.alice, &n.bob, 123_456, 7));
         let intro = n.certificate(n.intro(&n.bob, 99));
         for cert in [&transfer, &intro] {
             let mut record = Vec::new();
             certificate_record(cert, &mut record).unwrap();
-            assert_eq!(record[0], CERT_FORMAT_V1);
+            assert_eq!(record[0], CERT_FORMAT);
             assert_eq!(&parse_certificate(&record).unwrap(), cert);
-            let json = serde_json::to_vec(cert).unwrap();
-            assert!(json.len() > record.len());
-            assert_eq!(&parse_certificate(&json).unwrap(), cert);
             // A truncated or padded record is refused, not misread.
             assert!(parse_certificate(&record[..record.len() - 1]).is_err());
             record.push(0);
             assert!(parse_certificate(&record).is_err());
+            // An earlier build's JSON record is refused with a reason, not misread.
+            let json = serde_json::to_vec(cert).unwrap();
+            let refused = parse_certificate(&json).unwrap_err().to_string();
+            assert!(refused.contains("older build"), "{refused}");
         }
+        assert!(parse_certificate(&[]).is_err());
     }
 
     /// The layouts written before this module existed, byte for byte: data folders written
@@ -358,28 +269,13 @@ mod tests {
         prefix.copy_from_slice(&n.net.as_bytes()[..8]);
         assert_eq!(network_marker(&n.net), u64::from_le_bytes(prefix));
 
+        // A certificate record is the format byte, then tally-core's canonical encoding
+        // (whose layout its own vectors pin): the store has no certificate layout of its own.
         let certificate = n.certificate(n.pay(&n.alice, &n.bob, 500, 4));
-        let mut expected = vec![CERT_FORMAT_V1, 2];
-        expected.extend_from_slice(alice.as_bytes());
-        expected.extend_from_slice(n.bob.account().as_bytes());
-        expected.extend_from_slice(&500u64.to_le_bytes());
-        expected.extend_from_slice(&4u64.to_le_bytes());
-        expected.extend_from_slice(certificate.signature.as_bytes());
-        expected.extend_from_slice(certificate.checksum.as_bytes());
-        expected.push(3);
-        for vote in &certificate.votes {
-            expected.extend_from_slice(vote.validator.as_bytes());
-            expected.extend_from_slice(vote.signature.as_bytes());
-        }
         let mut record = Vec::new();
         certificate_record(&certificate, &mut record).unwrap();
-        assert_eq!(record, expected);
-
-        let intro = n.certificate(n.intro(&n.bob, 0x0a0b));
-        certificate_record(&intro, &mut record).unwrap();
-        assert_eq!(record[..2], [CERT_FORMAT_V1, 1]);
-        assert_eq!(&record[2..34], n.bob.account().as_bytes());
-        assert_eq!(record[34..42], 0x0a0bu64.to_le_bytes());
-        assert_eq!(record.len(), 42 + 96 + 1 + 3 * 96);
+        assert_eq!(record[0], CERT_FORMAT);
+        assert_eq!(record[1..], certificate.to_bytes()[..]);
+        assert_eq!(record.len(), 1 + 1 + 80 + 64 + 32 + 4 + 3 * 96);
     }
 }
