@@ -177,3 +177,8 @@ impl ChainError {
         }
     }
 }
+
+/// A [`ChainError::Invalid`] for `hash`.
+pub(crate) fn invalid(hash: BlockHash, error: BlockError) -> ChainError {
+    ChainError::Invalid { hash, error }
+}

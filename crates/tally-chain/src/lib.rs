@@ -33,11 +33,13 @@
 
 pub mod block;
 pub mod chain;
+mod checks;
 pub mod consensus;
 pub mod error;
 mod held;
 pub mod mempool;
 pub mod miner;
+mod orphans;
 mod sigverify;
 pub mod state;
 pub mod store;
