@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use common::*;
 use redb::StorageBackend;
 use redb::backends::FileBackend;
-use tally_chain::store::Store;
+use tally_chain::store::RedbStore;
 use tally_chain::{Block, Chain, ChainConfig, OpenError, StoreError};
 
 /// Replays the main chain's blocks into a fresh chain: the state a correct chain must have.
@@ -148,7 +148,7 @@ fn crashing_chain(path: &std::path::Path) -> (Chain, Arc<AtomicI64>) {
         writes_left: counter.clone(),
     };
     let p = params();
-    let store = Store::with_backend(disk, &p.network).unwrap();
+    let store = RedbStore::with_backend(disk, &p.network).unwrap();
     let chain = Chain::with_store(store, p, ChainConfig::default()).unwrap();
     (chain, counter)
 }

@@ -11,10 +11,10 @@ use crate::block::{Block, BlockHash, BlockHeader};
 use crate::checks::{CheckedBlock, check_context_free, check_signatures, decode_block};
 use crate::consensus::work;
 use crate::error::{BlockError, ChainError, invalid};
-use crate::store::WriteBatch;
+use crate::store::{ChainStore, WriteBatch};
 use crate::u256::U256;
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// Checks a block fully and stores it, moving the tip if its branch now has the most
     /// work (reorganising if needed), then connects any held orphans that descend from it.
     ///

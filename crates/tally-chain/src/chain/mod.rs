@@ -3,8 +3,10 @@
 //!
 //! It does no networking and reads no clock: the node hands it blocks, transactions and the
 //! current time, and acts on what it returns (relay, request a missing parent, restart the
-//! miner, penalise a peer). Its only side effect is its store, written once per tip
-//! change.
+//! miner, penalise a peer). Its only side effect is its store (a [`ChainStore`]), written
+//! once per tip change.
+//!
+//! [`ChainStore`]: crate::store::ChainStore
 //!
 //! By concern: `open` rebuilds the chain from its store, `queries` answers the node and
 //! wallets, `transactions` feeds the mempool, `template` builds blocks to mine, `accept`
@@ -39,7 +41,7 @@ use crate::held::HeldBlocks;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::orphans::OrphanPool;
 use crate::state::Accounts;
-use crate::store::Store;
+use crate::store::RedbStore;
 use crate::u256::U256;
 pub use outcome::{BlockOutcome, TipChange, TipInfo, TxStatus};
 use recent::RecentTransactions;
@@ -121,11 +123,13 @@ struct Entry {
     invalid: bool,
 }
 
-/// The proof-of-work chain of one network.
-pub struct Chain {
+/// The proof-of-work chain of one network, over its store: a [`RedbStore`] for a node
+/// (the default), or any other [`ChainStore`](crate::store::ChainStore), such as the
+/// in-memory one of a simulation.
+pub struct Chain<S = RedbStore> {
     params: ChainParams,
     config: ChainConfig,
-    store: Store,
+    store: S,
     index: HashMap<BlockHash, Entry>,
     children: HashMap<BlockHash, Vec<BlockHash>>,
     /// `main[h]` is the hash of the main-chain block at height `h`; `main[0]` is genesis.

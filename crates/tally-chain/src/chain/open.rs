@@ -17,10 +17,10 @@ use crate::held::HeldBlocks;
 use crate::mempool::Mempool;
 use crate::orphans::OrphanPool;
 use crate::state::{AccountState, merge};
-use crate::store::{Store, StoredStatus, WriteBatch};
+use crate::store::{ChainStore, RedbStore, StoredStatus, WriteBatch};
 use crate::u256::U256;
 
-impl Chain {
+impl Chain<RedbStore> {
     /// Opens the chain stored at `path` (created with the genesis allocations if new).
     pub fn open(
         path: &Path,
@@ -28,20 +28,25 @@ impl Chain {
         config: ChainConfig,
     ) -> Result<Self, OpenError> {
         let params = ChainParams::from_contract(contract)?;
-        let store = Store::open(path, &params.network)?;
+        let store = RedbStore::open(path, &params.network)?;
         Ok(Self::with_store(store, params, config)?)
     }
 
-    /// A chain kept in memory only (tests, benchmarks, tools).
+    /// A chain kept in memory only, by redb on a memory backend: a node's code paths with
+    /// nothing on disk (tests, benchmarks, tools). A simulation that crashes nodes gives
+    /// [`Chain::with_store`] a [`MemoryStore`](crate::store::MemoryStore) instead.
     pub fn in_memory(contract: &NetworkContract, config: ChainConfig) -> Result<Self, OpenError> {
         let params = ChainParams::from_contract(contract)?;
-        let store = Store::in_memory(&params.network)?;
+        let store = RedbStore::in_memory(&params.network)?;
         Ok(Self::with_store(store, params, config)?)
     }
+}
 
-    /// A chain over an already opened store.
+impl<S: ChainStore> Chain<S> {
+    /// A chain over an already opened store: rebuilt from what it committed, or, for a new
+    /// store, started by committing the genesis allocations.
     pub fn with_store(
-        store: Store,
+        store: S,
         params: ChainParams,
         config: ChainConfig,
     ) -> Result<Self, StoreError> {

@@ -11,9 +11,10 @@ use crate::consensus::ChainParams;
 use crate::error::StoreError;
 use crate::mempool::Mempool;
 use crate::state::{AccountState, Accounts, total_balance};
+use crate::store::ChainStore;
 use crate::u256::U256;
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// The consensus parameters.
     pub fn params(&self) -> &ChainParams {
         &self.params

@@ -10,9 +10,9 @@ use super::{Chain, TipChange};
 use crate::block::{Block, BlockHash, Transaction};
 use crate::error::{BlockError, ChainError, StoreError, invalid};
 use crate::state::{Overlay, Undo, merge};
-use crate::store::WriteBatch;
+use crate::store::{ChainStore, WriteBatch};
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// Makes `candidate` (just added to the index, with its not yet stored ancestors and
     /// itself in `fresh`, oldest first) the tip: undo the main chain down to the fork
     /// point, apply the candidate's branch, all in an overlay, then commit everything, the

@@ -5,9 +5,10 @@ use super::Chain;
 use crate::block::{Block, BlockHash, BlockHeader};
 use crate::consensus::{MAX_FUTURE_DRIFT_MS, MEDIAN_TIME_SPAN, median_time, retarget};
 use crate::error::BlockError;
+use crate::store::ChainStore;
 use crate::u256::U256;
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// The header of a stored or held block.
     pub(super) fn known_header(&self, hash: &BlockHash) -> Option<&BlockHeader> {
         match self.index.get(hash) {

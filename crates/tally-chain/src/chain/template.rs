@@ -6,8 +6,9 @@ use super::Chain;
 use crate::block::{BLOCK_PREFIX_LEN, Block, BlockHeader, Coinbase, HEADER_VERSION, merkle_root};
 use crate::checks::leaf_ids;
 use crate::state::Overlay;
+use crate::store::ChainStore;
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// A block for `miner` to mine on the tip: the coinbase, mempool transactions that
     /// apply in order, the expected target, a timestamp of `now_ms` (or just past the
     /// median time if the clock is behind), and nonce 0.

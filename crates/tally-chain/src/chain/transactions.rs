@@ -6,8 +6,9 @@ use super::Chain;
 use crate::block::Transaction;
 use crate::checks::{CheckedTransactions, check_transactions};
 use crate::error::TxRejected;
+use crate::store::ChainStore;
 
-impl Chain {
+impl<S: ChainStore> Chain<S> {
     /// Takes a signed order into the mempool (`PUSH_TRANSACTION` / `TRANSACTION`).
     pub fn submit_order(&mut self, order: SignedOrder) -> Result<Transaction, TxRejected> {
         let tx = Transaction::from(order);
