@@ -6,14 +6,14 @@
 //! miner, penalise a peer). Its only side effect is its store (a [`ChainStore`]), written
 //! once per tip change.
 //!
-//! [`ChainStore`]: crate::store::ChainStore
-//!
 //! By concern: `open` rebuilds the chain from its store, `queries` answers the node and
 //! wallets, `transactions` feeds the mempool, `template` builds blocks to mine, `accept`
 //! places an arriving block (stored, held, orphaned or refused), `rules` checks a header
 //! against its parent, and `reorg` moves the tip and records invalid branches. The checks
-//! that need no chain are [`crate::checks`]; the two in-memory pools are
-//! [`crate::orphans`] and [`crate::held`].
+//! that need no chain are in the crate's `checks` module; the two in-memory pools, orphans
+//! and low-work side-branch blocks, are its `orphans` and `held` modules.
+//!
+//! [`ChainStore`]: crate::store::ChainStore
 
 mod accept;
 mod open;
