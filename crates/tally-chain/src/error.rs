@@ -137,6 +137,18 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("the database belongs to network {found}, not {expected}")]
     WrongNetwork { expected: Digest, found: Digest },
+    /// A commit that a simulation told its [`MemoryDisk`](crate::store::MemoryDisk) to
+    /// fail (failure injection: nothing of it was written).
+    #[error("injected storage failure")]
+    Injected,
+}
+
+/// A [`StoreError::Corrupt`] for a record of `table`.
+pub(crate) fn corrupt(table: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.into(),
+    }
 }
 
 macro_rules! redb_error {
@@ -176,4 +188,9 @@ impl ChainError {
             ChainError::Store(_) => None,
         }
     }
+}
+
+/// A [`ChainError::Invalid`] for `hash`.
+pub(crate) fn invalid(hash: BlockHash, error: BlockError) -> ChainError {
+    ChainError::Invalid { hash, error }
 }

@@ -1,7 +1,7 @@
 //! Tally's proof-of-work chain (DESIGN §4, seed 004): the consensus rules, the chain as a
-//! sans-I/O state machine with its redb storage, the mempool, and the miner. Blocks and
-//! transactions and their bytes are tally-core's ([`tally_core::block`]); they are
-//! re-exported here under their old paths.
+//! sans-I/O state machine over its storage (redb, or in memory for simulations), the
+//! mempool, and the miner. Blocks and transactions and their bytes are tally-core's
+//! ([`tally_core::block`]); they are re-exported here under their old paths.
 //!
 //! The node drives it (seed 004's names):
 //!
@@ -33,11 +33,13 @@
 
 pub mod block;
 pub mod chain;
+mod checks;
 pub mod consensus;
 pub mod error;
 mod held;
 pub mod mempool;
 pub mod miner;
+mod orphans;
 mod sigverify;
 pub mod state;
 pub mod store;
@@ -52,4 +54,5 @@ pub use consensus::{ChainParams, ParamsError, default_pow_params};
 pub use error::{BlockError, ChainError, StoreError, TxRejected};
 pub use mempool::{Mempool, MempoolLimits};
 pub use state::AccountState;
+pub use store::{ChainStore, MemoryDisk, MemoryStore, RedbStore};
 pub use u256::U256;

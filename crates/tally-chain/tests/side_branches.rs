@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use tally_chain::store::Store;
+use tally_chain::store::{ChainStore, RedbStore};
 use tally_chain::{
     Block, BlockError, BlockOutcome, Chain, ChainConfig, ChainError, Transaction, U256,
     check_block, miner,
@@ -69,7 +69,7 @@ fn other_side(contract: &NetworkContract, shared: &[Block]) -> Chain {
 /// How many block headers the database at `path` holds.
 fn stored_headers(path: &Path, contract: &NetworkContract) -> usize {
     let params = tally_chain::ChainParams::from_contract(contract).unwrap();
-    let store = Store::open(path, &params.network).unwrap();
+    let store = RedbStore::open(path, &params.network).unwrap();
     store.load().unwrap().headers.len()
 }
 

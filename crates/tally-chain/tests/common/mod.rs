@@ -1,10 +1,16 @@
 //! Fixtures shared by the integration tests: a small network, keys, and block builders.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
 use tally_chain::block::HEADER_VERSION;
 use tally_chain::{
-    Block, BlockHash, BlockHeader, Chain, ChainConfig, ChainParams, Coinbase, Transaction, U256,
-    merkle_root, miner,
+    Block, BlockHash, BlockHeader, Chain, ChainConfig, ChainParams, ChainStore, Coinbase,
+    Transaction, U256, merkle_root, miner,
 };
 use tally_core::{
     AccountId, Allocation, Amount, Digest, Mode, NetworkContract, Order, PowParams, SecretKey,
@@ -160,7 +166,7 @@ pub fn child(params: &ChainParams, parent: Parent, txs: Vec<Transaction>, salt: 
 }
 
 /// Mines the chain's own template at `NOW`-ish and accepts it.
-pub fn mine_tip(chain: &mut Chain) -> Block {
+pub fn mine_tip<S: ChainStore>(chain: &mut Chain<S>) -> Block {
     let ts = chain.tip().timestamp_ms.max(T0) + 1000;
     let mut block = chain.block_template(miner_account(), ts);
     block.header = miner::solve(&block.header).unwrap();
@@ -179,4 +185,85 @@ pub fn unmined(mut block: Block) -> Block {
         }
     }
     block
+}
+
+/// A disk that dies after a given number of writes; the write it dies on is torn (half of
+/// it reaches the file), like a power cut.
+#[derive(Debug)]
+pub struct CrashingDisk {
+    pub inner: FileBackend,
+    pub writes_left: Arc<AtomicI64>,
+}
+
+impl CrashingDisk {
+    fn tick(&self) -> io::Result<()> {
+        if self.writes_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err(io::Error::other("simulated crash"));
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for CrashingDisk {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.inner.read(offset, len)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.tick()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self, eventual: bool) -> io::Result<()> {
+        self.tick()?;
+        self.inner.sync_data(eventual)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.tick() {
+            let _ = self.inner.write(offset, &data[..data.len() / 2]);
+            return Err(e);
+        }
+        self.inner.write(offset, data)
+    }
+}
+
+/// Replays the main chain's blocks into a fresh chain: the state a correct chain must have.
+pub fn assert_consistent<S: ChainStore>(chain: &Chain<S>) {
+    let mut fresh = Chain::in_memory(&contract(), ChainConfig::default()).unwrap();
+    for height in 1..=chain.height() {
+        let block = chain
+            .block_at(height)
+            .unwrap()
+            .expect("main-chain block stored");
+        fresh.accept_block(block, NOW).unwrap();
+    }
+    assert_eq!(fresh.tip(), chain.tip());
+    assert_eq!(fresh.accounts(), chain.accounts());
+    assert_eq!(chain.supply(), chain.params().supply_at(chain.height()));
+}
+
+/// Two branches from genesis: `main` (three blocks, the tip), `side` (three blocks of
+/// less work, stored), and `heavier`, a fourth side block that makes the side branch lead.
+pub struct ReorgScenario {
+    pub main: Vec<Block>,
+    pub side: Vec<Block>,
+    pub heavier: Block,
+}
+
+pub fn reorg_scenario() -> ReorgScenario {
+    let p = params();
+    let (a, b, c) = (alice(), bob(), carol());
+    let a1 = child(&p, genesis(&p), vec![transfer(&a, &b, 10, 0)], 0);
+    let a2 = child(&p, parent_of(&a1), vec![transfer(&b, &c, 20, 0)], 0);
+    let a3 = child(&p, parent_of(&a2), vec![transfer(&a, &c, 1, 1)], 0);
+    let b1 = child(&p, genesis(&p), vec![transfer(&b, &a, 5, 0)], 9);
+    let b2 = child(&p, parent_of(&b1), vec![transfer(&a, &c, 30, 0)], 9);
+    let b3 = child(&p, parent_of(&b2), vec![], 9);
+    let b4 = child(&p, parent_of(&b3), vec![transfer(&c, &a, 2, 0)], 9);
+    ReorgScenario {
+        main: vec![a1, a2, a3],
+        side: vec![b1, b2, b3],
+        heavier: b4,
+    }
 }

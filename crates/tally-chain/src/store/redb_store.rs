@@ -1,18 +1,18 @@
 //! The chain's redb storage: blocks, headers with their status, undo records, accounts,
-//! the main chain by height, and the tip.
+//! the main chain by height, and the tip, each in its own table.
 //!
 //! Every change to the tip — one block, or a whole reorganisation — is one [`WriteBatch`]
 //! committed in one durable redb write transaction, so a crash at any moment leaves the
 //! database at the state before or after it, never between.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_core::{AccountId, Digest, NetworkId};
 
+use super::api::{ChainStore, Loaded, StoredStatus, WriteBatch};
 use crate::block::{Block, BlockHash, BlockHeader, HEADER_LEN};
-use crate::error::StoreError;
+use crate::error::{StoreError, corrupt};
 use crate::state::{AccountState, Accounts, Undo};
 
 const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks");
@@ -25,59 +25,12 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_NETWORK: &str = "network";
 const META_TIP: &str = "tip";
 
-/// A stored block header's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoredStatus {
-    /// Passed every check that needs no account state; may or may not be on the main chain.
-    Valid,
-    /// Failed when connected; never tried again.
-    Invalid,
-}
-
-/// All that opening a chain reads back.
-pub struct Loaded {
-    /// Every stored header, in no order.
-    pub headers: Vec<(BlockHeader, StoredStatus)>,
-    /// The accounts as of the tip.
-    pub accounts: Accounts,
-    /// The tip (`None` for a new database).
-    pub tip: Option<BlockHash>,
-    /// Main-chain hashes from height 1 up.
-    pub main: Vec<BlockHash>,
-}
-
-/// Everything one commit changes.
-#[derive(Default)]
-pub struct WriteBatch {
-    /// New blocks to store with their headers (status valid).
-    pub blocks: Vec<(BlockHash, BlockHeader, Vec<u8>)>,
-    /// Headers whose status changes to invalid.
-    pub invalid: Vec<(BlockHash, BlockHeader)>,
-    /// Undo records of newly connected blocks.
-    pub undo: Vec<(BlockHash, Vec<u8>)>,
-    /// Accounts to write; an empty state deletes.
-    pub accounts: HashMap<AccountId, AccountState>,
-    /// Main-chain heights above this one are dropped before `main_set` is written.
-    pub main_truncate_above: Option<u64>,
-    /// `(height, hash)` of blocks now on the main chain.
-    pub main_set: Vec<(u64, BlockHash)>,
-    /// The new tip.
-    pub tip: Option<BlockHash>,
-}
-
 /// The redb database of one chain.
-pub struct Store {
+pub struct RedbStore {
     db: Database,
 }
 
-fn corrupt(table: &'static str, detail: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        detail: detail.into(),
-    }
-}
-
-impl Store {
+impl RedbStore {
     /// Opens (or creates) the database file at `path` for `network`.
     pub fn open(path: &Path, network: &NetworkId) -> Result<Self, StoreError> {
         let db = Database::create(path)?;
@@ -128,11 +81,13 @@ impl Store {
             txn.open_table(MAIN)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(RedbStore { db })
     }
+}
 
+impl ChainStore for RedbStore {
     /// Reads everything the in-memory chain is rebuilt from.
-    pub fn load(&self) -> Result<Loaded, StoreError> {
+    fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read()?;
         let headers_table = txn.open_table(HEADERS)?;
         let mut headers = Vec::with_capacity(headers_table.len()? as usize);
@@ -184,7 +139,7 @@ impl Store {
     }
 
     /// The stored block with this hash.
-    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
         match table.get(hash.as_bytes())? {
@@ -196,14 +151,14 @@ impl Store {
     }
 
     /// The stored encoding of the block with this hash (serving peers without re-encoding).
-    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+    fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
         Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_vec()))
     }
 
     /// The undo record of a connected block.
-    pub fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
+    fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(UNDO)?;
         match table.get(hash.as_bytes())? {
@@ -215,7 +170,7 @@ impl Store {
     }
 
     /// Commits `batch` in one durable write transaction.
-    pub fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: &WriteBatch) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut blocks = txn.open_table(BLOCKS)?;
