@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod order;
 pub mod pow;
 pub mod rate;
+pub mod tip;
 pub mod u256;
 
 pub use amount::{Amount, AmountError, SignedCash};
@@ -31,4 +32,5 @@ pub use order::{
     Certificate, CertificateError, IntroKey, LockSlot, Order, OrderDigest, SignedOrder, Transfer,
     Vote,
 };
+pub use tip::{TipInfo, TxStatus};
 pub use u256::U256;

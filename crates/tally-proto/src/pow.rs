@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tally_chain::{Block, BlockHash, TipInfo, Transaction, TxStatus, U256};
-use tally_core::{AccountId, Amount, Digest, NetworkId};
+use tally_core::{
+    AccountId, Amount, Block, BlockHash, Digest, NetworkId, TipInfo, Transaction, TxStatus, U256,
+};
 use tokio::net::TcpStream;
 
 use crate::connection::{self, ConnectionError, Limits, PacketReader, PacketWriter};

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tally_chain::{Transaction, TxStatus};
 use tally_core::{AccountId, Amount, Digest, NetworkContract, NetworkId, Order, SecretKey};
+use tally_core::{Transaction, TxStatus};
 use tally_proto::pow::{LedgerAccount, MAX_LEDGER_PAGE, RespAccount, Tip, WireLimits};
 
 use crate::miner::{self, MinerError};

@@ -4,8 +4,8 @@
 //! transaction's fate (`REQ_TX_STATUS`). Each call opens one connection, sends one request
 //! and waits for its answer within the limits.
 
-use tally_chain::{Transaction, TxStatus};
 use tally_core::{AccountId, Digest};
+use tally_core::{Transaction, TxStatus};
 use tally_proto::pow::{
     self, PowPacket, ReqAccount, ReqLedger, ReqTxStatus, RespAccount, RespLedger, Tip, WireLimits,
 };

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tally_chain::{Transaction, TxStatus};
 use tally_core::{
     AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey, Transfer,
 };
+use tally_core::{Transaction, TxStatus};
 use tally_node::pow::{MinerConfig, PowNode};
 use tally_proto::pow::WireLimits;
 use tally_wallet::chain::{self, ChainWalletError, Miners, SendEvent, Waiting};
