@@ -31,6 +31,8 @@ mod busy_poll;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+mod connection;
 pub mod error;
 pub mod framing;
 pub mod protocol;
