@@ -1,6 +1,7 @@
 //! The encodings every order and certificate goes through: the signing bytes, the digest
-//! votes sign, and the certificate's JSON (the wire and the wallet's receipts). A group
-//! named `codec`, so that the binary codec's functions join it as they arrive.
+//! votes sign, the canonical binary codec (the validator's certificate log, proof-of-work
+//! transactions and blocks) and the certificate's JSON (the wire and the wallet's receipts),
+//! side by side in one group, `codec`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tally_core::{
-    Amount, Certificate, NetworkId, Order, SecretKey, SignedOrder, Transfer, Vote, sha256,
+    Amount, Certificate, Decode, Encode, NetworkId, Order, SecretKey, SignedOrder, Transaction,
+    Transfer, Vote, sha256,
 };
 
 fn transfer_certificate() -> (NetworkId, Order, Certificate) {
@@ -38,6 +40,23 @@ fn codec(c: &mut Criterion) {
     });
     group.bench_function("order_digest", |b| {
         b.iter(|| black_box(&order).digest(black_box(&network)))
+    });
+    let binary = certificate.to_bytes();
+    group.bench_function("certificate_encode", |b| {
+        let mut out = Vec::with_capacity(binary.len());
+        b.iter(|| {
+            out.clear();
+            black_box(&certificate).encode_to(&mut out);
+            black_box(out.len())
+        })
+    });
+    group.bench_function("certificate_decode", |b| {
+        b.iter(|| Certificate::from_bytes(black_box(&binary)).unwrap())
+    });
+    let transaction = Transaction::from(certificate.signed_order());
+    let transaction_bytes = transaction.to_bytes();
+    group.bench_function("transaction_decode", |b| {
+        b.iter(|| Transaction::from_bytes(black_box(&transaction_bytes)).unwrap())
     });
     group.bench_function("certificate_to_json", |b| {
         b.iter(|| serde_json::to_vec(black_box(&certificate)).unwrap())
