@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tally_core::{AccountId, Amount};
+use tally_core::{AccountId, Amount, Decode, DecodeError, Encode, Reader};
 
 use crate::block::{Block, Transaction};
 use crate::error::BlockError;
@@ -25,30 +25,46 @@ impl AccountState {
     /// Bytes in [`AccountState::encode`].
     pub const LEN: usize = 16;
 
-    /// `balance u64 LE ‖ next_sequence u64 LE`.
+    /// Its store record, tally-core's codec: `balance u64 LE ‖ next_sequence u64 LE`, as the
+    /// fixed-size value the store's table holds.
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
-        out[..8].copy_from_slice(&self.balance.microcash().to_le_bytes());
-        out[8..].copy_from_slice(&self.next_sequence.to_le_bytes());
+        for (slot, byte) in out.iter_mut().zip(self.to_bytes()) {
+            *slot = byte;
+        }
         out
     }
 
-    /// Parses [`AccountState::LEN`] bytes.
+    /// Parses exactly [`AccountState::LEN`] bytes.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let bytes: &[u8; Self::LEN] = bytes.try_into().ok()?;
-        let mut balance = [0u8; 8];
-        let mut sequence = [0u8; 8];
-        balance.copy_from_slice(&bytes[..8]);
-        sequence.copy_from_slice(&bytes[8..]);
-        Some(AccountState {
-            balance: Amount::from_microcash(u64::from_le_bytes(balance)),
-            next_sequence: u64::from_le_bytes(sequence),
-        })
+        Self::from_bytes(bytes).ok()
     }
 
     /// An account nobody ever paid or used; such accounts are not stored.
     pub fn is_empty(&self) -> bool {
         *self == AccountState::default()
+    }
+}
+
+impl Encode for AccountState {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.balance.encode_to(out);
+        self.next_sequence.encode_to(out);
+    }
+
+    fn encoded_len(&self) -> usize {
+        Self::LEN
+    }
+}
+
+impl Decode for AccountState {
+    const MIN_ENCODED_LEN: usize = Self::LEN;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AccountState {
+            balance: reader.read()?,
+            next_sequence: reader.read()?,
+        })
     }
 }
 
@@ -64,36 +80,46 @@ pub struct Undo {
 }
 
 impl Undo {
-    /// `count u32 LE ‖ (account 32 ‖ state 16) × count`.
+    /// Most accounts one undo record may name: a block touches at most two per transaction
+    /// and one for its coinbase, and blocks are far smaller than this.
+    pub const MAX_ACCOUNTS: usize = 1 << 22;
+
+    /// Its store record, tally-core's codec: `count u32 LE ‖ (account 32 ‖ state 16) × count`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.prior.len() * 48);
-        let count = u32::try_from(self.prior.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&count.to_le_bytes());
-        for (account, state) in &self.prior {
-            out.extend_from_slice(account.as_bytes());
-            out.extend_from_slice(&state.encode());
-        }
-        out
+        self.to_bytes()
     }
 
     /// Parses [`Undo::encode`]'s output; `None` if malformed.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let count = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-        let body = bytes.get(4..)?;
-        if body.len() != count.checked_mul(48)? {
-            return None;
+        Self::from_bytes(bytes).ok()
+    }
+}
+
+impl Encode for Undo {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        let count = u32::try_from(self.prior.len()).unwrap_or(u32::MAX);
+        count.encode_to(out);
+        for (account, state) in &self.prior {
+            account.encode_to(out);
+            state.encode_to(out);
         }
-        let prior = body
-            .chunks_exact(48)
-            .map(|chunk| {
-                let account: [u8; 32] = chunk.get(..32)?.try_into().ok()?;
-                Some((
-                    AccountId::from(account),
-                    AccountState::decode(chunk.get(32..)?)?,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Undo { prior })
+    }
+
+    fn encoded_len(&self) -> usize {
+        4 + self.prior.len() * (32 + AccountState::LEN)
+    }
+}
+
+impl Decode for Undo {
+    const MIN_ENCODED_LEN: usize = 4;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = reader.count("undo accounts", Self::MAX_ACCOUNTS, 32 + AccountState::LEN)?;
+        let mut prior = Vec::with_capacity(count);
+        for _ in 0..count {
+            prior.push((reader.read()?, reader.read()?));
+        }
+        Ok(Undo { prior })
     }
 }
 
@@ -290,4 +316,38 @@ pub fn total_balance(accounts: &Accounts) -> Option<Amount> {
     accounts
         .values()
         .try_fold(Amount::ZERO, |sum, s| sum.checked_add(s.balance))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The store's account and undo records are tally-core's codec, with the layout the
+    /// stores have always had (so chain folders need no migration).
+    #[test]
+    fn account_and_undo_records_keep_their_layout() {
+        let state = AccountState {
+            balance: Amount::from_microcash(0x0102),
+            next_sequence: 7,
+        };
+        let mut expected = 0x0102u64.to_le_bytes().to_vec();
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(state.encode().to_vec(), expected);
+        assert_eq!(AccountState::decode(&expected), Some(state));
+        assert_eq!(AccountState::decode(&expected[..15]), None);
+
+        let account = AccountId::from([9u8; 32]);
+        let undo = Undo {
+            prior: vec![(account, state)],
+        };
+        let mut record = 1u32.to_le_bytes().to_vec();
+        record.extend_from_slice(account.as_bytes());
+        record.extend_from_slice(&expected);
+        assert_eq!(undo.encode(), record);
+        assert_eq!(Undo::decode(&record), Some(undo));
+        assert_eq!(Undo::decode(&record[..record.len() - 1]), None);
+        // A count the bytes cannot hold is refused before anything is allocated.
+        assert_eq!(Undo::decode(&u32::MAX.to_le_bytes()), None);
+    }
 }
