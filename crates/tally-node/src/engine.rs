@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder, Vote};
 use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
-use tally_proto::packet::LoggedCertificate;
+use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
     EndAck, ErrorCode, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };

@@ -8,7 +8,7 @@ use futures::{SinkExt, StreamExt};
 use tally_core::ContractError;
 use tally_ledger::{LedgerStore, RedbLedgerStore, StoreError, Validator};
 use tally_proto::connection::codec;
-use tally_proto::packet::LoggedCertificate;
+use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{CertQuery, CertificatesPage, ErrorCode, Packet};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};

@@ -13,7 +13,7 @@ use tally_chain::{Chain, ChainConfig, Transaction, TxStatus};
 use tally_core::{AccountId, Amount, NetworkContract, NetworkId, SecretKey};
 use tally_node::pow::PowNode;
 use tally_node::pow::config::BlockRequestLimits;
-use tally_node::pow::wire::{
+use tally_proto::pow::{
     self, Connect, HashBroadcast, PowPacket, ReceiveBlock, ReqAccount, ReqTxStatus, SendRequest,
     Tip, TransactionGossip, WireLimits, WireReader, WireWriter,
 };
@@ -46,7 +46,7 @@ impl RawPeer {
             .bind(format!("{local_ip}:0").parse::<SocketAddr>().unwrap())
             .unwrap();
         let stream = socket.connect(node.address()).await.unwrap();
-        let (reader, writer) = wire::split(stream, WireLimits::default());
+        let (reader, writer) = pow::split(stream, WireLimits::default());
         RawPeer { reader, writer }
     }
 
@@ -62,7 +62,7 @@ impl RawPeer {
             .map(|stream| {
                 stream.set_nonblocking(true).unwrap();
                 let stream = tokio::net::TcpStream::from_std(stream).unwrap();
-                let (reader, writer) = wire::split(stream, WireLimits::default());
+                let (reader, writer) = pow::split(stream, WireLimits::default());
                 RawPeer { reader, writer }
             })
             .collect()
@@ -121,7 +121,7 @@ impl RawPeer {
 
     /// Asks for an account and waits for the answer: packets of one connection are
     /// handled in order, so everything sent before has been handled.
-    async fn round_trip(&mut self, account: AccountId) -> tally_node::pow::wire::RespAccount {
+    async fn round_trip(&mut self, account: AccountId) -> tally_proto::pow::RespAccount {
         self.send(&PowPacket::ReqAccount(ReqAccount { account }))
             .await;
         match self.recv_answer().await {

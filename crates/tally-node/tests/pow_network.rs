@@ -14,7 +14,7 @@ use std::time::Duration;
 use tally_chain::{Chain, ChainConfig, Transaction, TxStatus, U256, miner};
 use tally_core::{Amount, NetworkContract, NetworkId, SecretKey};
 use tally_node::pow::PowNode;
-use tally_node::pow::wire::{
+use tally_proto::pow::{
     self, Connect, HashBroadcast, PowPacket, Tip, WireLimits, WireReader, WireWriter,
 };
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
@@ -356,10 +356,10 @@ impl RawPeer {
         genesis: Tip,
         listen: &str,
     ) -> (RawPeer, PowPacket) {
-        let stream = wire::connect(&node.address().to_string(), WireLimits::default())
+        let stream = pow::connect(&node.address().to_string(), WireLimits::default())
             .await
             .unwrap();
-        let (reader, writer) = wire::split(stream, WireLimits::default());
+        let (reader, writer) = pow::split(stream, WireLimits::default());
         let mut peer = RawPeer { reader, writer };
         peer.send(&PowPacket::Connect(Connect {
             network: net,
@@ -536,7 +536,7 @@ async fn invalid_blocks_of_each_kind_are_refused_and_the_sender_is_banned() {
     for i in 1..=10u64 {
         let mut tx = transfer(&alice, bob, Amount::from_microcash(i), 0, net);
         tx.signature = transfer(&alice, bob, cash(99), 0, net).signature;
-        let gossip = PowPacket::Transaction(tally_node::pow::wire::TransactionGossip {
+        let gossip = PowPacket::Transaction(tally_proto::pow::TransactionGossip {
             transactions: vec![tx],
         });
         if forger.writer.send(&gossip).await.is_err() {
@@ -774,7 +774,7 @@ async fn a_stranger_claiming_a_peers_listen_address_does_not_evict_it() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let stream = socket.connect(big.address()).await.unwrap();
-    let (reader, writer) = wire::split(stream, WireLimits::default());
+    let (reader, writer) = pow::split(stream, WireLimits::default());
     let mut stranger = RawPeer { reader, writer };
     stranger
         .send(&PowPacket::Connect(Connect {

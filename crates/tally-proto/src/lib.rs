@@ -19,9 +19,6 @@ pub mod pow;
 pub mod quorum;
 pub mod tracker;
 
-/// The quorum packets' former path, kept while other crates move to [`quorum`].
-pub use quorum as packet;
-
 #[cfg(feature = "framing")]
 pub use connection::{Connection, ConnectionError, Limits};
 pub use quorum::{

@@ -6,8 +6,8 @@
 //! entries expire, the list survives restarts, and every socket read is bounded in size
 //! and time.
 //!
-//! - [`wire`]: the packets and the signed byte layout, which live in
-//!   [`tally_proto::tracker`] (PROTOCOL.md, tracker section); framing is tally-proto's.
+//! - The packets and the signed byte layout live in [`tally_proto::tracker`] (PROTOCOL.md,
+//!   tracker section); framing is tally-proto's.
 //! - [`TrackerClient`]: what `tally node` and the wallet call. It is all this crate builds
 //!   without the default `server` feature: no redb, no rayon, no server.
 //! - With `server`: [`check`] and [`registry`], the sans-I/O core (validation and the
@@ -28,9 +28,6 @@ pub mod registry;
 mod server;
 #[cfg(feature = "server")]
 pub mod store;
-
-/// The tracker's packets; they live in tally-proto, this path is kept for existing callers.
-pub use tally_proto::tracker as wire;
 
 #[cfg(feature = "server")]
 pub use check::Networks;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use tally_core::SecretKey;
-use tally_tracker::wire::{KeyEntry, ListRequest};
+use tally_proto::tracker::{KeyEntry, ListRequest};
 use tally_tracker::{ClientError, Limits, Request, now_ms, sign_registration};
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use tally_core::{
     AccountId, Certificate, Committee, NetworkContract, NetworkId, Order, SignedOrder, Vote,
 };
-use tally_proto::packet::LoggedCertificate;
+use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
     CertQuery, Connection, EndAck, ErrorCode, ErrorReply, Hello, LedgerRequest, LedgerView, Limits,
     Packet,

@@ -214,7 +214,7 @@ fn verify_cost(keys: &[(SecretKey, u64)], network: NetworkId) -> String {
         for chunk in regs.chunks(batch) {
             let mut v = tally_core::BatchVerifier::with_capacity(batch);
             for r in chunk {
-                let signed = tally_tracker::wire::SignedBytes::new(
+                let signed = tally_proto::tracker::SignedBytes::new(
                     &network,
                     &r.keys[0].fingerprint,
                     r.keys[0].proof_of_work,

@@ -11,7 +11,7 @@ use crate::pow::clock::now_ms;
 use crate::pow::fate::{BlockFate, BlocksVerdict};
 use crate::pow::peers::Offense;
 use crate::pow::state::Miner;
-use crate::pow::wire::{
+use tally_proto::pow::{
     HashBroadcast, MAX_GOSSIP_TRANSACTIONS, PowPacket, RejectBlock, Tip, TransactionGossip,
 };
 

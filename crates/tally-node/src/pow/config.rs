@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, Mode, NetworkContract, SecretKey};
 
 use crate::pow::peers::ScorePolicy;
-use crate::pow::wire::{MAX_BLOCKS_PER_BATCH, WireLimits};
+use tally_proto::pow::{MAX_BLOCKS_PER_BATCH, WireLimits};
 
 /// How many blocks one connection may have us read and send (`SEND_REQUEST`), as a token
 /// bucket: a request costs one token for its lookup plus one per block it returns, and a

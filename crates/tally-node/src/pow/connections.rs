@@ -15,7 +15,7 @@ use tracing::debug;
 
 use crate::pow::peers::PeerKey;
 use crate::pow::sync::PeerSync;
-use crate::pow::wire::PowPacket;
+use tally_proto::pow::PowPacket;
 
 /// Packets queued for one connection's writer before it counts as too slow and is dropped.
 pub const WRITE_QUEUE: usize = 1024;

@@ -13,7 +13,7 @@
 use tally_chain::{Block, BlockHash, BlockOutcome, ChainError};
 
 use crate::pow::sync::PeerSync;
-use crate::pow::wire::Tip;
+use tally_proto::pow::Tip;
 
 /// What became of one block from a peer.
 #[derive(Debug)]

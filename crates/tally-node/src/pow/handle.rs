@@ -9,7 +9,7 @@ use tally_core::{AccountId, Digest, NetworkId};
 use crate::pow::clock::now_ms;
 use crate::pow::queries;
 use crate::pow::state::{Miner, lock, off_the_runtime};
-use crate::pow::wire::RespAccount;
+use tally_proto::pow::RespAccount;
 
 /// A peer as the control API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::pow::gossip::GossipVerdict;
 use crate::pow::peers::{Offense, PeerKey};
 use crate::pow::queries;
 use crate::pow::state::{Miner, lock, off_the_runtime};
-use crate::pow::wire::{
+use tally_proto::pow::{
     AcceptTransaction, Connect, ErrorMsg, MAX_BLOCKS_PER_BATCH, MAX_GOSSIP_TRANSACTIONS,
     MAX_LOCATOR, PowPacket, ReceiveBlock, RejectBlock, RejectTransaction, SendRequest,
     TransactionGossip,

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::pow::clock::now_ms;
 use crate::pow::mining::HashRateSampler;
 use crate::pow::state::Miner;
-use crate::pow::wire::{HashBroadcast, PowPacket};
+use tally_proto::pow::{HashBroadcast, PowPacket};
 
 /// Samples the hash rate every second and restarts the miner on a fresh template when new
 /// transactions have waited `template_refresh`.

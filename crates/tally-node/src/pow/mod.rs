@@ -9,7 +9,7 @@
 //! reorganisations are the chain's.
 //!
 //! By concern:
-//! - [`wire`]: the packets and their framing (PROTOCOL.md §8, "Packets"), from `tally-proto`.
+//! - The packets and their framing (PROTOCOL.md §8, "Packets") are `tally_proto::pow`.
 //! - Decisions, sans-I/O (time in as an argument, no socket): [`peers`] (who a peer is,
 //!   scores, bans, block-serving budgets), [`sync`] (when to ask a peer for blocks),
 //!   [`fate`] (what to do with a received block), [`gossip`] (transaction dedup and relay),
@@ -47,7 +47,6 @@ mod queries;
 pub mod rpc;
 mod state;
 pub mod sync;
-pub mod wire;
 
 pub use config::{MinerConfig, MinerFiles};
 pub use handle::{PeerStatus, PowNodeHandle, PowStatus};

@@ -21,7 +21,7 @@ use crate::pow::handlers;
 use crate::pow::peers::{Offense, PeerKey};
 use crate::pow::state::Miner;
 use crate::pow::sync::PeerSync;
-use crate::pow::wire::{self, ErrorMsg, PowPacket, WireReader};
+use tally_proto::pow::{self, ErrorMsg, PowPacket, WireReader};
 
 /// Accepts connections until the node stops, within the connection limits.
 pub async fn accept_loop(miner: Arc<Miner>, listener: TcpListener) {
@@ -85,7 +85,7 @@ pub fn dial(miner: &Arc<Miner>, address: String) {
     }
     let miner = miner.clone();
     tokio::spawn(async move {
-        match wire::connect(&address, miner.config.wire).await {
+        match pow::connect(&address, miner.config.wire).await {
             Ok(stream) => {
                 let remote = stream
                     .peer_addr()
@@ -112,7 +112,7 @@ async fn serve(
     remote: SocketAddr,
     dialed: Option<String>,
 ) {
-    let (mut reader, mut writer) = wire::split(stream, miner.config.wire);
+    let (mut reader, mut writer) = pow::split(stream, miner.config.wire);
     let id = miner.conns.next_id();
     let cancel = miner.cancel.child_token();
     let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);

@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 use tally_chain::{Chain, Transaction};
 use tally_core::{AccountId, Amount};
 
-use crate::pow::wire::{
+use tally_proto::pow::{
     LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger, RespTxStatus,
 };
 

@@ -20,7 +20,7 @@ use crate::pow::connections::{ConnLimits, Connections};
 use crate::pow::gossip::GossipDedup;
 use crate::pow::mining::MiningControl;
 use crate::pow::peers::{Offense, PeerBook, PeerKey, ServingBudgets, Verdict};
-use crate::pow::wire::{Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, SendRequest, Tip};
+use tally_proto::pow::{Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, SendRequest, Tip};
 
 /// The miner daemon's shared state.
 pub struct Miner {

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 
-use crate::pow::wire::Tip;
+use tally_proto::pow::Tip;
 
 /// Sync state with one peer.
 #[derive(Clone, Debug)]

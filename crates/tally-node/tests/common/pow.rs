@@ -10,7 +10,7 @@ use tally_core::{
     AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, PowParams, SecretKey, Transfer,
 };
 use tally_node::pow::MinerConfig;
-use tally_node::pow::wire::{HashBroadcast, PowPacket};
+use tally_proto::pow::{HashBroadcast, PowPacket};
 
 pub fn cash(n: u64) -> Amount {
     Amount::from_microcash(n * 1_000_000)
