@@ -72,6 +72,17 @@ pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// One whole frame of [`codec`]'s bytes around `body`, for a writer that sends pre-encoded
+/// frames outside a [`Connection`] (a refusal written once to a fresh socket, a benchmark's
+/// prepared load). A body never comes near 4 GiB: every limit here is megabytes.
+pub fn encode_frame(body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
 /// [`codec`] with separate limits for the frames read and the frames sent: the same bytes
 /// on the wire, for a server whose answers (a tracker's lists of peers) outgrow the largest
 /// request it accepts.
@@ -312,6 +323,15 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::{ErrorCode, LedgerRequest};
+
+    #[test]
+    fn an_encoded_frame_is_what_the_codec_reads() {
+        let mut buffer = BytesMut::from(&encode_frame(b"{\"Type\":\"X\"}")[..]);
+        let read = codec(1024).decode(&mut buffer).unwrap().unwrap();
+        assert_eq!(&read[..], b"{\"Type\":\"X\"}");
+        assert!(buffer.is_empty());
+        assert_eq!(encode_frame(b"")[..], [0, 0, 0, 0]);
+    }
 
     #[test]
     fn packets_use_the_seed_shape() {

@@ -20,7 +20,7 @@ pub mod quorum;
 pub mod tracker;
 
 #[cfg(feature = "framing")]
-pub use connection::{Connection, ConnectionError, Limits};
+pub use connection::{Connection, ConnectionError, Limits, encode_frame};
 pub use quorum::{
     CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, Hello, LedgerEntry, LedgerRequest,
     LedgerView, Packet, VoteReply,

@@ -379,10 +379,8 @@ impl Tracker {
                             }
                             Err(why) => {
                                 tracing::warn!(%peer, reason = %why, "connection refused");
-                                let mut frame = Vec::new();
                                 let body = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
-                                frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes());
-                                frame.extend_from_slice(&body);
+                                let frame = tally_proto::encode_frame(&body);
                                 // Best effort and never blocking: a fresh socket's buffer is empty.
                                 let _ = stream.try_write(&frame);
                             }

@@ -371,10 +371,7 @@ fn plan_load(
 fn frame(packet: &Packet) -> Vec<u8> {
     // Serialising a packet of plain fields cannot fail.
     let json = serde_json::to_vec(packet).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + json.len());
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&json);
-    out
+    tally_proto::encode_frame(&json)
 }
 
 /// Writes one connection's whole load while reading its answers.

@@ -123,10 +123,7 @@ pub(super) async fn run(
                         std::slice::from_ref(&keys[k]),
                     );
                     let body = Request::Reg(reg).to_json();
-                    let mut frame = Vec::with_capacity(4 + body.len());
-                    frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes());
-                    frame.extend_from_slice(&body);
-                    frames.push(frame);
+                    frames.push(tally_proto::encode_frame(&body));
                 }
             }
             frames
