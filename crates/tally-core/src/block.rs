@@ -182,7 +182,7 @@ impl Decode for Coinbase {
 /// A transaction: a signed order, exactly as the quorum networks use it (the signature
 /// covers the network id; a transfer's sequence number prevents replay). It may carry any
 /// kind of order; the chain's rules decide which kinds a network accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
     /// What the signer signed.
     pub order: Order,
@@ -209,7 +209,7 @@ impl Transaction {
     /// The signed order (the JSON form wallets and packets use).
     pub fn to_signed_order(&self) -> SignedOrder {
         SignedOrder {
-            order: self.order,
+            order: self.order.clone(),
             signature: self.signature,
         }
     }

@@ -29,8 +29,8 @@ pub use contract::{
 };
 pub use crypto::{AccountId, Digest, KeyError, SecretKey, Signature, sha256, sha256d};
 pub use order::{
-    Certificate, CertificateError, IntroKey, LockSlot, Order, OrderDigest, SignedOrder, Transfer,
-    Vote,
+    Certificate, CertificateError, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
+    Payment, SignedOrder, Split, SplitError, Transfer, Vote,
 };
 pub use tip::{TipInfo, TxStatus};
 pub use u256::U256;

@@ -23,6 +23,13 @@ pub const VOTE_TAG: &[u8] = b"TALLY-VOTE-V1";
 pub const KIND_INTRO_KEY: u8 = 1;
 /// The kind byte of a [`Transfer`] order.
 pub const KIND_TRANSFER: u8 = 2;
+/// The kind byte of a [`Split`] order.
+pub const KIND_SPLIT: u8 = 3;
+
+/// The most outputs one [`Split`] pays: enough for any withdrawal a person makes at once
+/// (the wallet uses several orders beyond it), small enough that one order stays cheap to
+/// check and to carry.
+pub const MAX_SPLIT_OUTPUTS: usize = 64;
 
 /// The digest of an order's signing bytes; what votes sign, and the order's id.
 pub type OrderDigest = Digest;
@@ -51,11 +58,79 @@ pub struct IntroKey {
     pub proof_of_work: u64,
 }
 
-/// Something an account signs.
+/// One output of a [`Split`]: `amount` to `recipient`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    #[serde(rename = "Tokey")]
+    pub recipient: AccountId,
+    #[serde(rename = "Amount")]
+    pub amount: Amount,
+}
+
+/// Pay several recipients from `sender` at once, all or nothing: one lock slot (the
+/// sender's `sequence`), one certificate. Withdrawing coins and breaking a coin into
+/// smaller ones are each one `Split`, so a crash can never leave half of one done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    #[serde(rename = "Fromkey")]
+    pub sender: AccountId,
+    #[serde(rename = "Sequence")]
+    pub sequence: u64,
+    /// At most [`MAX_SPLIT_OUTPUTS`], distinct recipients, none the sender.
+    #[serde(rename = "Outputs")]
+    pub outputs: Vec<Payment>,
+}
+
+/// Why a [`Split`] can never be certified, whatever the ledger holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    #[error("a split pays between 1 and {MAX_SPLIT_OUTPUTS} outputs, not {0}")]
+    OutputCount(usize),
+    #[error("a split output pays zero")]
+    ZeroAmount,
+    #[error("a split pays its own sender")]
+    PaysSender,
+    #[error("a split pays one recipient twice")]
+    DuplicateRecipient,
+    #[error("a split's outputs add up to more than any amount")]
+    Overflow,
+}
+
+impl Split {
+    /// The sum of the outputs, once the split is well formed: 1 to [`MAX_SPLIT_OUTPUTS`]
+    /// outputs, none zero, none to the sender, no recipient twice, no overflow.
+    pub fn total(&self) -> Result<Amount, SplitError> {
+        if self.outputs.is_empty() || self.outputs.len() > MAX_SPLIT_OUTPUTS {
+            return Err(SplitError::OutputCount(self.outputs.len()));
+        }
+        let mut seen = HashSet::with_capacity(self.outputs.len());
+        let mut total = Amount::ZERO;
+        for output in &self.outputs {
+            if output.amount.is_zero() {
+                return Err(SplitError::ZeroAmount);
+            }
+            if output.recipient == self.sender {
+                return Err(SplitError::PaysSender);
+            }
+            if !seen.insert(output.recipient) {
+                return Err(SplitError::DuplicateRecipient);
+            }
+            total = total
+                .checked_add(output.amount)
+                .ok_or(SplitError::Overflow)?;
+        }
+        Ok(total)
+    }
+}
+
+/// Something an account signs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
     IntroKey(IntroKey),
     Transfer(Transfer),
+    Split(Split),
 }
 
 /// The slot a validator locks when it votes: at most one vote per slot, ever.
@@ -73,6 +148,7 @@ impl Order {
         match self {
             Order::IntroKey(intro) => intro.account,
             Order::Transfer(transfer) => transfer.sender,
+            Order::Split(split) => split.sender,
         }
     }
 
@@ -81,6 +157,29 @@ impl Order {
         match self {
             Order::IntroKey(intro) => LockSlot::Intro(intro.account),
             Order::Transfer(t) => LockSlot::Sequence(t.sender, t.sequence),
+            Order::Split(split) => LockSlot::Sequence(split.sender, split.sequence),
+        }
+    }
+
+    /// The sender's sequence number, for the orders that spend from an account.
+    pub fn sequence(&self) -> Option<u64> {
+        match self {
+            Order::IntroKey(_) => None,
+            Order::Transfer(t) => Some(t.sequence),
+            Order::Split(split) => Some(split.sequence),
+        }
+    }
+
+    /// Who receives what when this order is applied (empty for an introduction, whose
+    /// faucet amount the contract fixes).
+    pub fn payments(&self) -> Vec<Payment> {
+        match self {
+            Order::IntroKey(_) => Vec::new(),
+            Order::Transfer(t) => vec![Payment {
+                recipient: t.recipient,
+                amount: t.amount,
+            }],
+            Order::Split(split) => split.outputs.clone(),
         }
     }
 
@@ -89,6 +188,7 @@ impl Order {
         match self {
             Order::IntroKey(_) => KIND_INTRO_KEY,
             Order::Transfer(_) => KIND_TRANSFER,
+            Order::Split(_) => KIND_SPLIT,
         }
     }
 
@@ -97,6 +197,7 @@ impl Order {
         match self {
             Order::IntroKey(_) => "IntroKey",
             Order::Transfer(_) => "Transfer",
+            Order::Split(_) => "Split",
         }
     }
 
@@ -118,7 +219,7 @@ impl Order {
     pub fn as_transfer(&self) -> Option<&Transfer> {
         match self {
             Order::Transfer(t) => Some(t),
-            Order::IntroKey(_) => None,
+            Order::IntroKey(_) | Order::Split(_) => None,
         }
     }
 }
@@ -136,7 +237,8 @@ impl From<IntroKey> for Order {
 }
 
 /// `kind u8 ‖ fields`: kind 1 `account ‖ proof_of_work u64`, kind 2 `sender ‖ recipient ‖
-/// amount u64 ‖ sequence u64`. The kind byte makes it self-delimiting.
+/// amount u64 ‖ sequence u64`, kind 3 `sender ‖ sequence u64 ‖ count u32 ‖ (recipient ‖
+/// amount u64)*`. The kind byte makes it self-delimiting.
 impl Encode for Order {
     fn encode_to(&self, out: &mut Vec<u8>) {
         out.push(self.kind());
@@ -151,6 +253,11 @@ impl Encode for Order {
                 t.amount.encode_to(out);
                 t.sequence.encode_to(out);
             }
+            Order::Split(split) => {
+                split.sender.encode_to(out);
+                split.sequence.encode_to(out);
+                encode_seq(&split.outputs, out);
+            }
         }
     }
 
@@ -158,6 +265,7 @@ impl Encode for Order {
         1 + match self {
             Order::IntroKey(_) => 32 + 8,
             Order::Transfer(_) => 32 + 32 + 8 + 8,
+            Order::Split(split) => 32 + 8 + seq_encoded_len(&split.outputs),
         }
     }
 }
@@ -178,6 +286,11 @@ impl Decode for Order {
                 amount: reader.read()?,
                 sequence: reader.u64()?,
             })),
+            KIND_SPLIT => Ok(Order::Split(Split {
+                sender: reader.read()?,
+                sequence: reader.u64()?,
+                outputs: reader.seq("split outputs", MAX_SPLIT_OUTPUTS)?,
+            })),
             kind => Err(DecodeError::UnknownKind {
                 what: "order",
                 kind,
@@ -187,8 +300,31 @@ impl Decode for Order {
     }
 }
 
+/// `recipient ‖ amount u64`.
+impl Encode for Payment {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.recipient.encode_to(out);
+        self.amount.encode_to(out);
+    }
+
+    fn encoded_len(&self) -> usize {
+        32 + 8
+    }
+}
+
+impl Decode for Payment {
+    const MIN_ENCODED_LEN: usize = 32 + 8;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Payment {
+            recipient: reader.read()?,
+            amount: reader.read()?,
+        })
+    }
+}
+
 /// An order with its signer's signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedOrder {
     #[serde(rename = "Order")]
@@ -340,9 +476,9 @@ impl Certificate {
     /// Assembles a certificate (does not check it).
     pub fn new(order: SignedOrder, network: &NetworkId, votes: Vec<Vote>) -> Self {
         Certificate {
+            checksum: order.order.digest(network),
             order: order.order,
             signature: order.signature,
-            checksum: order.order.digest(network),
             votes,
         }
     }
@@ -350,7 +486,7 @@ impl Certificate {
     /// The signed order inside.
     pub fn signed_order(&self) -> SignedOrder {
         SignedOrder {
-            order: self.order,
+            order: self.order.clone(),
             signature: self.signature,
         }
     }
@@ -539,31 +675,92 @@ mod tests {
         assert_eq!(&bytes[119..127], &0u64.to_le_bytes());
     }
 
+    fn split_of(sender: &SecretKey, outputs: &[(u8, u64)]) -> Split {
+        Split {
+            sender: sender.account(),
+            sequence: 0,
+            outputs: outputs
+                .iter()
+                .map(|(seed, micro)| Payment {
+                    recipient: SecretKey::from_bytes([*seed; 32]).account(),
+                    amount: Amount::from_microcash(*micro),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_split_is_valid_only_with_distinct_nonzero_outputs_that_add_up() {
+        let alice = SecretKey::from_bytes([0xa1; 32]);
+        assert_eq!(
+            split_of(&alice, &[(1, 5), (2, 7)]).total(),
+            Ok(Amount::from_microcash(12))
+        );
+        assert_eq!(
+            split_of(&alice, &[]).total(),
+            Err(SplitError::OutputCount(0))
+        );
+        let too_many: Vec<(u8, u64)> = (0..=MAX_SPLIT_OUTPUTS as u8).map(|i| (i, 1)).collect();
+        assert_eq!(
+            split_of(&alice, &too_many).total(),
+            Err(SplitError::OutputCount(MAX_SPLIT_OUTPUTS + 1))
+        );
+        assert_eq!(
+            split_of(&alice, &[(1, 5), (2, 0)]).total(),
+            Err(SplitError::ZeroAmount)
+        );
+        assert_eq!(
+            split_of(&alice, &[(1, 5), (1, 6)]).total(),
+            Err(SplitError::DuplicateRecipient)
+        );
+        assert_eq!(
+            split_of(&alice, &[(0xa1, 5)]).total(),
+            Err(SplitError::PaysSender)
+        );
+        assert_eq!(
+            split_of(&alice, &[(1, u64::MAX), (2, 1)]).total(),
+            Err(SplitError::Overflow)
+        );
+    }
+
+    #[test]
+    fn a_split_with_more_outputs_than_allowed_does_not_decode() {
+        let alice = SecretKey::from_bytes([0xa1; 32]);
+        let outputs: Vec<(u8, u64)> = (0..=MAX_SPLIT_OUTPUTS as u8).map(|i| (i, 1)).collect();
+        let bytes = Order::Split(split_of(&alice, &outputs)).to_bytes();
+        assert!(matches!(
+            Order::from_bytes(&bytes),
+            Err(DecodeError::TooMany { .. })
+        ));
+        let fits = Order::Split(split_of(&alice, &outputs[..MAX_SPLIT_OUTPUTS]));
+        assert_eq!(Order::from_bytes(&fits.to_bytes()), Ok(fits));
+    }
+
     #[test]
     fn a_quorum_of_distinct_votes_makes_a_certificate() {
         let (keys, committee, network) = fixture();
         let (alice, order) = transfer_order();
-        let signed = SignedOrder::sign(order, &alice, &network);
+        let signed = SignedOrder::sign(order.clone(), &alice, &network);
         assert!(signed.verify(&network));
         let digest = order.digest(&network);
         let votes: Vec<Vote> = keys[..3]
             .iter()
             .map(|k| Vote::sign(k, &network, &digest))
             .collect();
-        let cert = Certificate::new(signed, &network, votes.clone());
+        let cert = Certificate::new(signed.clone(), &network, votes.clone());
         assert_eq!(cert.verify(&committee, &network), Ok(digest));
 
         let json = serde_json::to_string(&cert).unwrap_or_default();
         let back: Certificate = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, cert);
 
-        let too_few = Certificate::new(signed, &network, votes[..2].to_vec());
+        let too_few = Certificate::new(signed.clone(), &network, votes[..2].to_vec());
         assert_eq!(
             too_few.verify(&committee, &network),
             Err(CertificateError::TooFewVotes { have: 2, need: 3 })
         );
 
-        let duplicated = Certificate::new(signed, &network, vec![votes[0], votes[1], votes[0]]);
+        let duplicated = Certificate::new(signed.clone(), &network, vec![votes[0], votes[1], votes[0]]);
         assert_eq!(
             duplicated.verify(&committee, &network),
             Err(CertificateError::DuplicateSigner(votes[0].validator))
@@ -592,7 +789,7 @@ mod tests {
     fn duplicate_signers_survive_json_parsing_and_are_refused() {
         let (keys, committee, network) = fixture();
         let (alice, order) = transfer_order();
-        let signed = SignedOrder::sign(order, &alice, &network);
+        let signed = SignedOrder::sign(order.clone(), &alice, &network);
         let digest = order.digest(&network);
         let v0 = Vote::sign(&keys[0], &network, &digest);
         let v1 = Vote::sign(&keys[1], &network, &digest);

@@ -57,7 +57,7 @@ pub fn computed() -> Vec<(&'static str, String)> {
             nonce: 0,
         },
         coinbase,
-        transactions: vec![tx],
+        transactions: vec![tx.clone()],
     };
     block.header.merkle_root = merkle_root(block.leaves());
     // The first nonce that meets the target.

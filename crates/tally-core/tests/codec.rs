@@ -6,7 +6,8 @@
 use proptest::prelude::*;
 use tally_core::{
     AccountId, Amount, Block, BlockHeader, Certificate, Coinbase, Decode, Digest, Encode, IntroKey,
-    NetworkId, Order, Signature, SignedOrder, Transaction, Transfer, U256, Vote,
+    MAX_SPLIT_OUTPUTS, NetworkId, Order, Payment, Signature, SignedOrder, Split, Transaction,
+    Transfer, U256, Vote,
 };
 
 fn arb_account() -> impl Strategy<Value = AccountId> {
@@ -40,6 +41,24 @@ fn arb_order() -> impl Strategy<Value = Order> {
                 })
             }
         ),
+        (
+            arb_account(),
+            any::<u64>(),
+            proptest::collection::vec((arb_account(), any::<u64>()), 0..=MAX_SPLIT_OUTPUTS)
+        )
+            .prop_map(|(sender, sequence, outputs)| {
+                Order::Split(Split {
+                    sender,
+                    sequence,
+                    outputs: outputs
+                        .into_iter()
+                        .map(|(recipient, amount)| Payment {
+                            recipient,
+                            amount: Amount::from_microcash(amount),
+                        })
+                        .collect(),
+                })
+            }),
     ]
 }
 

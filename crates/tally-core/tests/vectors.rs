@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tally_core::{
-    Amount, Certificate, Decode, Encode, IntroKey, Mode, NetworkContract, Order, SecretKey,
-    SignedOrder, Transfer, ValidatorInfo, Vote,
+    Amount, Certificate, Decode, Encode, IntroKey, Mode, NetworkContract, Order, Payment,
+    SecretKey, SignedOrder, Split, Transfer, ValidatorInfo, Vote,
 };
 
 const DOC: &str = include_str!("../../../PROTOCOL.md");
@@ -40,7 +40,7 @@ fn vectors() -> Vec<(&'static str, String)> {
         amount: Amount::from_microcash(1_504_000),
         sequence: 0,
     });
-    let signed = SignedOrder::sign(transfer, &alice, &network);
+    let signed = SignedOrder::sign(transfer.clone(), &alice, &network);
     let digest = transfer.digest(&network);
     let vote = Vote::sign(&SecretKey::from_bytes([0x10; 32]), &network, &digest);
     let intro = Order::IntroKey(IntroKey {
@@ -50,7 +50,8 @@ fn vectors() -> Vec<(&'static str, String)> {
     let votes: Vec<Vote> = (0..3u8)
         .map(|i| Vote::sign(&SecretKey::from_bytes([0x10 + i; 32]), &network, &digest))
         .collect();
-    let certificate = Certificate::new(signed, &network, votes);
+    let certificate = Certificate::new(signed.clone(), &network, votes);
+    let split = split_order(&alice, &bob);
     vec![
         (
             "validator-0 key",
@@ -84,7 +85,27 @@ fn vectors() -> Vec<(&'static str, String)> {
         ("signed transfer encoding", hex::encode(signed.to_bytes())),
         ("vote encoding", hex::encode(vote.to_bytes())),
         ("certificate encoding", hex::encode(certificate.to_bytes())),
+        ("split encoding", hex::encode(split.to_bytes())),
+        ("split digest", split.digest(&network).to_hex()),
     ]
+}
+
+/// Alice pays bob 1 cash and carol (32 × `0xc0`) 0.5 cash in one split, sequence 1.
+fn split_order(alice: &SecretKey, bob: &SecretKey) -> Order {
+    Order::Split(Split {
+        sender: alice.account(),
+        sequence: 1,
+        outputs: vec![
+            Payment {
+                recipient: bob.account(),
+                amount: Amount::from_microcash(1_000_000),
+            },
+            Payment {
+                recipient: SecretKey::from_bytes([0xc0; 32]).account(),
+                amount: Amount::from_microcash(500_000),
+            },
+        ],
+    })
 }
 
 const EXPECTED: &[(&str, &str)] = &[
@@ -156,6 +177,14 @@ const EXPECTED: &[(&str, &str)] = &[
         "certificate encoding",
         "02bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad500f31600000000000000000000000000149ebc7521115d288351cfbf183fecd4071cd982a8c68a813e4edb7466b6b941940e3e14d4686aaae81f29f576b8b839846e487ba98ced6f6abcbb7483b93c0d6e60b35b3598cd5418091610706f74083b1bc7228e07dd76243bc53a5bc5121d030000005c9c6df261c9cb840475776aaefcd944b405328fab28f9b3a95ef40490d3de847db060c512edb88956f7dc0516e6287410fee8ebd60135d0c4eb84229e56b5d2b9d4d7b93e3e35978ce0297210aad2b1da45f881238244510a28865158ac6d00d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737091690a0e97257e72ea1e881844f61424556e155f11ceef41d903c601c99986ec3a7df0754abfc32113a5ff89205596126bff4bed4465901bdeec5d729393b09204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba867877c2108ade33b15ad8fb620dc2e62d612011ceb1387f89af138c4d7a2e41455b03ceef9d01e3bea8a4cffe1ff4e9d30f04fda540bdbd9c14aa3bfe2c9b6e2a15ded08",
     ),
+    (
+        "split encoding",
+        "03bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a5010000000000000002000000705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad540420f00000000005b9437adeaffbe8f41b13d96ed49d2f51cd6c266cd8ecc284b0552ec4912b8dd20a1070000000000",
+    ),
+    (
+        "split digest",
+        "04bb98fc26c74b7c2174464a1aa5f7d72869e8181b74c9f03b978d0815c2ae0d",
+    ),
 ];
 
 #[test]
@@ -167,7 +196,7 @@ fn the_encodings_decode_back_to_their_values() {
     let signed = SignedOrder::from_bytes(&bytes("signed transfer encoding")).unwrap();
     assert_eq!(
         Order::from_bytes(&bytes("transfer encoding")),
-        Ok(signed.order)
+        Ok(signed.order.clone())
     );
     let intro = Order::from_bytes(&bytes("intro encoding")).unwrap();
     assert!(matches!(
