@@ -22,7 +22,7 @@ fn transfer_certificate() -> (NetworkId, Order, Certificate) {
         amount: Amount::from_microcash(1_234_567),
         sequence: 42,
     });
-    let signed = SignedOrder::sign(order, &sender, &network);
+    let signed = SignedOrder::sign(order.clone(), &sender, &network);
     let digest = order.digest(&network);
     // A quorum of a committee of four: three votes.
     let votes: Vec<Vote> = (10..13u8)

@@ -82,7 +82,7 @@ fn setup() -> Setup {
                 .iter()
                 .map(|k| Vote::sign(k, &network, &digest))
                 .collect();
-            Certificate::new(*order, &network, votes)
+            Certificate::new(order.clone(), &network, votes)
         })
         .collect();
     Setup {

@@ -87,7 +87,7 @@ impl Mempool {
     pub fn pending_for(&self, account: &AccountId) -> Vec<Transaction> {
         self.accounts
             .get(account)
-            .map(|p| p.by_sequence.values().copied().collect())
+            .map(|p| p.by_sequence.values().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -301,7 +301,7 @@ impl Mempool {
                     break;
                 }
                 bytes += len;
-                chosen.push(*tx);
+                chosen.push(tx.clone());
             }
         }
         chosen

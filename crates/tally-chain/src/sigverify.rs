@@ -45,7 +45,7 @@ mod tests {
     fn transfer(tx: &mut Transaction) -> Option<&mut Transfer> {
         match &mut tx.order {
             Order::Transfer(t) => Some(t),
-            Order::IntroKey(_) => None,
+            Order::IntroKey(_) | Order::Split(_) => None,
         }
     }
 
@@ -78,7 +78,7 @@ mod tests {
             &key,
             &network(),
         );
-        let mut forged = intro;
+        let mut forged = intro.clone();
         forged.signature = signed(7, 1, 0).signature;
         let keys = KeyCache::new(10);
         assert_eq!(

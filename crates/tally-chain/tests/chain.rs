@@ -88,8 +88,8 @@ fn heavier_branch_wins_and_orphaned_transactions_return_to_the_mempool() {
     let (a, b) = (alice(), bob());
     let t1 = transfer(&a, &b, 10, 0);
     let t2 = transfer(&a, &b, 5, 1);
-    let a1 = child(&p, genesis(&p), vec![t1], 0);
-    let a2 = child(&p, parent_of(&a1), vec![t2], 0);
+    let a1 = child(&p, genesis(&p), vec![t1.clone()], 0);
+    let a2 = child(&p, parent_of(&a1), vec![t2.clone()], 0);
     chain.accept_block(a1.clone(), NOW).unwrap();
     chain.accept_block(a2.clone(), NOW).unwrap();
     assert_eq!(chain.tip().hash, a2.hash());
@@ -297,7 +297,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
     let spend = transfer(&a, &b, 1, 0);
     let again = transfer(&a, &carol(), 1, 0);
     assert_eq!(
-        rejects(&mut chain, child(&p, g, vec![spend, again], 0)),
+        rejects(&mut chain, child(&p, g, vec![spend.clone(), again], 0)),
         BlockError::DoubleSpend {
             index: 1,
             sender: a.account(),
@@ -315,7 +315,7 @@ fn every_kind_of_invalid_block_is_refused_with_its_reason() {
     );
 
     // A replay of a transaction confirmed in an earlier block.
-    let b1 = child(&p, g, vec![spend], 0);
+    let b1 = child(&p, g, vec![spend.clone()], 0);
     chain.accept_block(b1.clone(), NOW).unwrap();
     assert_eq!(
         rejects(&mut chain, child(&p, parent_of(&b1), vec![spend], 0)),
@@ -425,9 +425,12 @@ fn the_mempool_refuses_with_reasons_and_orders_by_sequence() {
     let t1 = transfer(&a, &b, 2, 1);
     let t2 = transfer(&a, &b, 3, 2);
     // Out of order: sequence 2 and 1 wait for 0.
-    chain.submit_transaction(t2).unwrap();
-    chain.submit_transaction(t1).unwrap();
-    assert_eq!(chain.submit_transaction(t1), Err(TxRejected::Duplicate));
+    chain.submit_transaction(t2.clone()).unwrap();
+    chain.submit_transaction(t1.clone()).unwrap();
+    assert_eq!(
+        chain.submit_transaction(t1.clone()),
+        Err(TxRejected::Duplicate)
+    );
     assert_eq!(
         chain.submit_transaction(transfer(&a, &carol(), 2, 1)),
         Err(TxRejected::Conflict { sequence: 1 })
@@ -465,7 +468,7 @@ fn the_mempool_refuses_with_reasons_and_orders_by_sequence() {
     assert!(template.transactions.is_empty());
     chain.submit_order(t0.to_signed_order()).unwrap();
     let template = chain.block_template(miner_account(), T0 + 1000);
-    assert_eq!(template.transactions, vec![t0, t1, t2]);
+    assert_eq!(template.transactions, vec![t0.clone(), t1.clone(), t2]);
     assert_eq!(chain.transaction_status(&t1), TxStatus::Pending);
 
     mine_tip(&mut chain);
@@ -611,7 +614,12 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
     .into();
     assert_eq!(Transaction::decode(&intro.encode()).unwrap(), intro);
 
-    let block = child(&p, genesis(&p), vec![transfer(&a, &bob(), 1, 0), intro], 0);
+    let block = child(
+        &p,
+        genesis(&p),
+        vec![transfer(&a, &bob(), 1, 0), intro.clone()],
+        0,
+    );
     assert_eq!(Block::decode(&block.encode()).unwrap(), block);
     let refused = BlockError::NotATransfer {
         index: 1,
@@ -630,7 +638,7 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
     assert_eq!(overlay.apply_block(&block).unwrap_err(), refused);
 
     assert_eq!(
-        chain.submit_transaction(intro),
+        chain.submit_transaction(intro.clone()),
         Err(TxRejected::NotATransfer)
     );
     let checked = tally_chain::check_transactions(&p, chain.key_cache(), vec![intro]);
@@ -731,8 +739,11 @@ fn transactions_checked_off_the_chain_are_taken_like_submitted_ones() {
     let good = transfer(&a, &b, 1, 0);
     let mut forged = transfer(&a, &b, 2, 1);
     forged.signature = transfer(&a, &b, 3, 1).signature;
-    let checked =
-        tally_chain::check_transactions(chain.params(), chain.key_cache(), vec![good, forged]);
+    let checked = tally_chain::check_transactions(
+        chain.params(),
+        chain.key_cache(),
+        vec![good.clone(), forged.clone()],
+    );
     assert_eq!(checked.transactions(), &[good, forged]);
     assert_eq!(
         chain.submit_checked(checked),

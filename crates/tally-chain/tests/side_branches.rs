@@ -293,7 +293,11 @@ fn a_held_block_with_a_bad_signature_is_refused_cleanly_when_its_branch_catches_
     let mut branch = Vec::new();
     let mut parent = genesis(&p);
     for height in 1..=7u64 {
-        let txs = if height == 2 { vec![forged] } else { vec![] };
+        let txs = if height == 2 {
+            vec![forged.clone()]
+        } else {
+            vec![]
+        };
         let block = child(&p, parent, txs, 3);
         parent = parent_of(&block);
         branch.push(block);
@@ -422,7 +426,7 @@ fn after_a_reorganisation_the_mempool_holds_only_what_the_new_tip_allows() {
     assert_eq!(chain.tip().hash, b2.hash());
     assert_eq!(chain.account(&c.account()).balance.microcash(), 0);
     // Carol's spend would overdraw; alice's old payment is a stale sequence; bob's stays.
-    let pending: Vec<_> = chain.mempool().transactions().copied().collect();
+    let pending: Vec<_> = chain.mempool().transactions().cloned().collect();
     assert_eq!(pending, vec![transfer(&b, &a, 1, 0)]);
     let template = chain.block_template(miner_account(), NOW);
     assert_eq!(template.transactions, pending);
@@ -452,7 +456,11 @@ fn a_held_branch_that_breaks_a_state_rule_when_it_leads_is_refused_and_the_tip_s
             target = target.mul_div(1, 4).unwrap();
         }
         ts += 10;
-        let txs = if height == 3 { vec![overdraft] } else { vec![] };
+        let txs = if height == 3 {
+            vec![overdraft.clone()]
+        } else {
+            vec![]
+        };
         let mut block = draft(&p, parent, txs, 0);
         block.header.timestamp_ms = ts;
         block.header.target = target;

@@ -760,7 +760,8 @@ mod tests {
             Err(CertificateError::TooFewVotes { have: 2, need: 3 })
         );
 
-        let duplicated = Certificate::new(signed.clone(), &network, vec![votes[0], votes[1], votes[0]]);
+        let duplicated =
+            Certificate::new(signed.clone(), &network, vec![votes[0], votes[1], votes[0]]);
         assert_eq!(
             duplicated.verify(&committee, &network),
             Err(CertificateError::DuplicateSigner(votes[0].validator))

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use tally_core::pow::check_intro_pow;
 use tally_core::{
     AccountId, Amount, Certificate, Committee, LockSlot, NetworkContract, NetworkId, Order,
-    OrderDigest, SecretKey, SignedOrder, Vote,
+    OrderDigest, SecretKey, SignedOrder, Split, Transfer, Vote,
 };
 
 /// One account as a validator keeps it.
@@ -44,6 +44,41 @@ pub enum LedgerError {
     SelfTransfer,
     #[error("the arithmetic would overflow")]
     Overflow,
+    #[error("{0}")]
+    BadSplit(#[from] tally_core::SplitError),
+}
+
+/// What an order that spends from an account (a transfer or a split) takes from it.
+struct Spend {
+    sender: AccountId,
+    sequence: u64,
+    total: Amount,
+}
+
+impl Spend {
+    /// A transfer's spend, once its shape is valid whatever the ledger holds.
+    fn of_transfer(transfer: &Transfer) -> Result<Self, LedgerError> {
+        if transfer.amount.is_zero() {
+            return Err(LedgerError::ZeroAmount);
+        }
+        if transfer.sender == transfer.recipient {
+            return Err(LedgerError::SelfTransfer);
+        }
+        Ok(Spend {
+            sender: transfer.sender,
+            sequence: transfer.sequence,
+            total: transfer.amount,
+        })
+    }
+
+    /// A split's spend, once its shape is valid whatever the ledger holds.
+    fn of_split(split: &Split) -> Result<Self, LedgerError> {
+        Ok(Spend {
+            sender: split.sender,
+            sequence: split.sequence,
+            total: split.total()?,
+        })
+    }
 }
 
 /// A certificate's effect.
@@ -300,41 +335,44 @@ impl Validator {
                     .push(LockChange::Set(LockSlot::Intro(intro.account), digest));
             }
             Order::Transfer(transfer) => {
-                if transfer.amount.is_zero() {
-                    return Err(LedgerError::ZeroAmount);
-                }
-                if transfer.sender == transfer.recipient {
-                    return Err(LedgerError::SelfTransfer);
-                }
-                let sender = self.account(&transfer.sender);
-                if transfer.sequence != sender.next_sequence {
-                    return Err(LedgerError::Sequence {
-                        expected: sender.next_sequence,
-                        got: transfer.sequence,
-                    });
-                }
-                if let Some((sequence, voted)) = self.transfer_locks.get(&transfer.sender)
-                    && *sequence == transfer.sequence
-                {
-                    if *voted != digest {
-                        return Err(LedgerError::Conflict { voted: *voted });
-                    }
-                    return Ok(digest);
-                }
-                if sender.balance < i128::from(transfer.amount.microcash()) {
-                    return Err(LedgerError::InsufficientFunds {
-                        balance: sender.balance,
-                        amount: transfer.amount,
-                    });
-                }
-                self.transfer_locks
-                    .insert(transfer.sender, (transfer.sequence, digest));
-                self.changes
-                    .locks
-                    .push(LockChange::Set(order.order.lock_slot(), digest));
+                self.decide_spend(Spend::of_transfer(transfer)?, digest)?
             }
+            Order::Split(split) => self.decide_spend(Spend::of_split(split)?, digest)?,
         }
         Ok(digest)
+    }
+
+    /// Decides an order that spends `spend` from its sender's slot, and locks the slot
+    /// unless this very order holds it already.
+    fn decide_spend(&mut self, spend: Spend, digest: OrderDigest) -> Result<(), LedgerError> {
+        let sender = self.account(&spend.sender);
+        if spend.sequence != sender.next_sequence {
+            return Err(LedgerError::Sequence {
+                expected: sender.next_sequence,
+                got: spend.sequence,
+            });
+        }
+        if let Some((sequence, voted)) = self.transfer_locks.get(&spend.sender)
+            && *sequence == spend.sequence
+        {
+            if *voted != digest {
+                return Err(LedgerError::Conflict { voted: *voted });
+            }
+            return Ok(());
+        }
+        if sender.balance < i128::from(spend.total.microcash()) {
+            return Err(LedgerError::InsufficientFunds {
+                balance: sender.balance,
+                amount: spend.total,
+            });
+        }
+        self.transfer_locks
+            .insert(spend.sender, (spend.sequence, digest));
+        self.changes.locks.push(LockChange::Set(
+            LockSlot::Sequence(spend.sender, spend.sequence),
+            digest,
+        ));
+        Ok(())
     }
 
     /// This validator's vote for the order with `digest`.
@@ -346,10 +384,10 @@ impl Validator {
     /// certificate is not applied yet). A certificate's vote that claims to be ours then
     /// need not be verified: we know we gave it.
     pub fn has_voted_for(&self, order: &Order, digest: &OrderDigest) -> bool {
-        match order {
-            Order::IntroKey(intro) => self.intro_locks.get(&intro.account) == Some(digest),
-            Order::Transfer(t) => {
-                self.transfer_locks.get(&t.sender) == Some(&(t.sequence, *digest))
+        match order.lock_slot() {
+            LockSlot::Intro(account) => self.intro_locks.get(&account) == Some(digest),
+            LockSlot::Sequence(sender, sequence) => {
+                self.transfer_locks.get(&sender) == Some(&(sequence, *digest))
             }
         }
     }
@@ -357,9 +395,9 @@ impl Validator {
     /// Whether a certificate for this order was applied already; lets the caller skip the
     /// signature checks of certificates it has (peers re-send them while catching up).
     pub fn is_applied(&self, order: &Order) -> bool {
-        match order {
-            Order::IntroKey(intro) => self.account(&intro.account).introduced,
-            Order::Transfer(t) => t.sequence < self.account(&t.sender).next_sequence,
+        match order.lock_slot() {
+            LockSlot::Intro(account) => self.account(&account).introduced,
+            LockSlot::Sequence(sender, sequence) => sequence < self.account(&sender).next_sequence,
         }
     }
 
@@ -393,27 +431,13 @@ impl Validator {
                         .push(LockChange::Clear(LockSlot::Intro(intro.account)));
                 }
             }
-            Order::Transfer(t) => {
-                let sender = self.account(&t.sender);
-                if t.sequence != sender.next_sequence {
-                    return Err(LedgerError::MissingPredecessor {
-                        expected: sender.next_sequence,
-                        got: t.sequence,
-                    });
-                }
-                let amount = i128::from(t.amount.microcash());
-                let sender = self.accounts.entry(t.sender).or_default();
-                sender.balance -= amount;
-                sender.next_sequence += 1;
-                self.accounts.entry(t.recipient).or_default().balance += amount;
-                self.changes.accounts.insert(t.sender);
-                self.changes.accounts.insert(t.recipient);
-                if self.transfer_locks.remove(&t.sender).is_some() {
-                    self.changes
-                        .locks
-                        .push(LockChange::Clear(LockSlot::Sequence(t.sender, t.sequence)));
-                }
+            // A certified order was well formed when its quorum voted; a malformed one here
+            // means the committee's rules were broken, and applying it could create money:
+            // it is refused.
+            Order::Transfer(transfer) => {
+                self.apply_spend(Spend::of_transfer(transfer)?, &certificate.order)?
             }
+            Order::Split(split) => self.apply_spend(Spend::of_split(split)?, &certificate.order)?,
         }
         self.changes
             .certificates
@@ -421,330 +445,37 @@ impl Validator {
         self.log_len += 1;
         Ok(Applied { new: true })
     }
+
+    /// Applies the spend of a certified transfer or split: the sender pays the total and
+    /// moves to its next sequence, each recipient receives its payment.
+    fn apply_spend(&mut self, spend: Spend, order: &Order) -> Result<(), LedgerError> {
+        let sender = self.account(&spend.sender);
+        if spend.sequence != sender.next_sequence {
+            return Err(LedgerError::MissingPredecessor {
+                expected: sender.next_sequence,
+                got: spend.sequence,
+            });
+        }
+        let sender = self.accounts.entry(spend.sender).or_default();
+        sender.balance -= i128::from(spend.total.microcash());
+        sender.next_sequence += 1;
+        self.changes.accounts.insert(spend.sender);
+        for payment in order.payments() {
+            self.accounts.entry(payment.recipient).or_default().balance +=
+                i128::from(payment.amount.microcash());
+            self.changes.accounts.insert(payment.recipient);
+        }
+        if self.transfer_locks.remove(&spend.sender).is_some() {
+            self.changes
+                .locks
+                .push(LockChange::Clear(LockSlot::Sequence(
+                    spend.sender,
+                    spend.sequence,
+                )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use proptest::prelude::*;
-    use tally_core::pow::IntroPowHasher;
-    use tally_core::{Allocation, IntroKey, Mode, Transfer, ValidatorInfo};
-
-    const BITS: u32 = 4;
-
-    fn network(
-        validators: usize,
-        genesis: &[(AccountId, u64)],
-    ) -> (NetworkContract, Vec<SecretKey>) {
-        let keys: Vec<SecretKey> = (0..validators)
-            .map(|i| SecretKey::from_bytes([i as u8 + 1; 32]))
-            .collect();
-        let contract = NetworkContract {
-            name: "test".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_microcash(10_000_000),
-            intro_pow_bits: BITS,
-            validators: keys
-                .iter()
-                .map(|k| ValidatorInfo {
-                    key: k.account(),
-                    address: "127.0.0.1:1".into(),
-                })
-                .collect(),
-            tracker: None,
-            genesis: genesis
-                .iter()
-                .map(|(a, m)| Allocation {
-                    account: *a,
-                    amount: Amount::from_microcash(*m),
-                })
-                .collect(),
-            pow: None,
-        };
-        (contract, keys)
-    }
-
-    fn validators(contract: &NetworkContract, keys: &[SecretKey]) -> Vec<Validator> {
-        keys.iter()
-            .map(|k| {
-                let mut v = Validator::new(k.clone(), contract).unwrap();
-                v.apply_genesis(contract).unwrap();
-                v.take_changes();
-                v
-            })
-            .collect()
-    }
-
-    fn user(i: u8) -> SecretKey {
-        SecretKey::from_bytes([0x80 + i; 32])
-    }
-
-    fn transfer(
-        from: &SecretKey,
-        to: AccountId,
-        amount: u64,
-        sequence: u64,
-        net: &NetworkId,
-    ) -> SignedOrder {
-        SignedOrder::sign(
-            Order::Transfer(Transfer {
-                sender: from.account(),
-                recipient: to,
-                amount: Amount::from_microcash(amount),
-                sequence,
-            }),
-            from,
-            net,
-        )
-    }
-
-    fn certify(validators: &mut [Validator], order: &SignedOrder) -> Certificate {
-        let net = *validators[0].network();
-        let votes: Vec<Vote> = validators
-            .iter_mut()
-            .take(3)
-            .map(|v| v.handle_order(order, true).unwrap())
-            .collect();
-        Certificate::new(*order, &net, votes)
-    }
-
-    #[test]
-    fn intro_pays_the_faucet_exactly_once() {
-        let (contract, keys) = network(4, &[]);
-        let mut vs = validators(&contract, &keys);
-        let net = contract.id();
-        let alice = user(1);
-        let nonce = IntroPowHasher::new(&alice.account())
-            .search(0..100_000, BITS)
-            .unwrap();
-        let intro = SignedOrder::sign(
-            Order::IntroKey(IntroKey {
-                account: alice.account(),
-                proof_of_work: nonce,
-            }),
-            &alice,
-            &net,
-        );
-        let cert = certify(&mut vs, &intro);
-        cert.verify(vs[0].committee(), &net).unwrap();
-        assert_eq!(
-            vs[0].handle_certificate(&cert, true),
-            Ok(Applied { new: true })
-        );
-        assert_eq!(
-            vs[0].handle_certificate(&cert, true),
-            Ok(Applied { new: false })
-        );
-        assert_eq!(vs[0].account(&alice.account()).balance, 10_000_000);
-        assert_eq!(vs[0].supply(), Amount::from_microcash(10_000_000));
-        assert_eq!(
-            vs[0].handle_order(&intro, true),
-            Err(LedgerError::AlreadyIntroduced(alice.account()))
-        );
-        // A second intro with another nonce is refused by a validator that locked the first.
-        let other = IntroPowHasher::new(&alice.account())
-            .search(nonce + 1..200_000, BITS)
-            .unwrap();
-        let intro2 = SignedOrder::sign(
-            Order::IntroKey(IntroKey {
-                account: alice.account(),
-                proof_of_work: other,
-            }),
-            &alice,
-            &net,
-        );
-        assert!(matches!(
-            vs[1].handle_order(&intro2, true),
-            Err(LedgerError::Conflict { .. })
-        ));
-    }
-
-    #[test]
-    fn bad_proof_of_work_gets_no_vote() {
-        let (contract, keys) = network(4, &[]);
-        let mut vs = validators(&contract, &keys);
-        let net = contract.id();
-        let alice = user(1);
-        let bad = (0..)
-            .find(|n| !check_intro_pow(&alice.account(), *n, BITS))
-            .unwrap();
-        let intro = SignedOrder::sign(
-            Order::IntroKey(IntroKey {
-                account: alice.account(),
-                proof_of_work: bad,
-            }),
-            &alice,
-            &net,
-        );
-        assert_eq!(
-            vs[0].handle_order(&intro, true),
-            Err(LedgerError::BadProofOfWork { bits: BITS })
-        );
-        assert!(vs[0].take_changes().is_empty());
-    }
-
-    #[test]
-    fn refusals_change_nothing() {
-        let alice = user(1);
-        let bob = user(2);
-        let (contract, keys) = network(4, &[(alice.account(), 100)]);
-        let mut vs = validators(&contract, &keys);
-        let net = contract.id();
-        let cases = [
-            (transfer(&alice, bob.account(), 101, 0, &net), true),
-            (transfer(&alice, bob.account(), 0, 0, &net), true),
-            (transfer(&alice, bob.account(), 10, 1, &net), true),
-            (transfer(&alice, alice.account(), 10, 0, &net), true),
-            (transfer(&alice, bob.account(), 10, 0, &net), false),
-        ];
-        for (order, signature_ok) in cases {
-            assert!(vs[0].handle_order(&order, signature_ok).is_err());
-            assert!(vs[0].take_changes().is_empty());
-        }
-        assert_eq!(
-            vs[0].account(&alice.account()),
-            AccountState {
-                balance: 100,
-                next_sequence: 0,
-                introduced: false
-            }
-        );
-    }
-
-    #[test]
-    fn certificates_apply_in_sequence_and_idempotently() {
-        let alice = user(1);
-        let bob = user(2);
-        let (contract, keys) = network(4, &[(alice.account(), 100)]);
-        let mut vs = validators(&contract, &keys);
-        let net = contract.id();
-        let first = transfer(&alice, bob.account(), 30, 0, &net);
-        let c1 = certify(&mut vs[..3], &first);
-        for v in vs.iter_mut().take(3) {
-            v.handle_certificate(&c1, true).unwrap();
-        }
-        let second = transfer(&alice, bob.account(), 50, 1, &net);
-        let c2 = certify(&mut vs[..3], &second);
-        // The fourth validator saw neither: the second certificate must wait for the first.
-        assert_eq!(
-            vs[3].handle_certificate(&c2, true),
-            Err(LedgerError::MissingPredecessor {
-                expected: 0,
-                got: 1
-            })
-        );
-        assert_eq!(
-            vs[3].handle_certificate(&c1, true),
-            Ok(Applied { new: true })
-        );
-        assert_eq!(
-            vs[3].handle_certificate(&c2, true),
-            Ok(Applied { new: true })
-        );
-        assert_eq!(
-            vs[3].handle_certificate(&c1, true),
-            Ok(Applied { new: false })
-        );
-        assert_eq!(vs[3].account(&alice.account()).balance, 20);
-        assert_eq!(vs[3].account(&bob.account()).balance, 80);
-        assert_eq!(vs[3].log_len(), 2);
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Intro(u8),
-        Pay { from: u8, to: u8, amount: u64 },
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0u8..6).prop_map(Op::Intro),
-            (0u8..6, 0u8..6, 0u64..30_000_000).prop_map(|(from, to, amount)| Op::Pay {
-                from,
-                to,
-                amount
-            }),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-        /// Transfers move microcash without creating or destroying any; only intros mint,
-        /// each key once, by exactly the faucet amount.
-        #[test]
-        fn supply_is_conserved_and_grows_only_by_faucet_mints(ops in proptest::collection::vec(op(), 1..40)) {
-            let genesis_holder = user(0);
-            let (contract, keys) = network(4, &[(genesis_holder.account(), 5_000_000)]);
-            let mut vs = validators(&contract, &keys);
-            let net = contract.id();
-            let users: Vec<SecretKey> = (0..6).map(user).collect();
-            let mut introduced = HashSet::new();
-            for op in ops {
-                match op {
-                    Op::Intro(i) => {
-                        let key = &users[usize::from(i)];
-                        let nonce = IntroPowHasher::new(&key.account()).search(0..100_000, BITS).unwrap();
-                        let intro = SignedOrder::sign(Order::IntroKey(IntroKey { account: key.account(), proof_of_work: nonce }), key, &net);
-                        let votes: Vec<Vote> = vs.iter_mut().filter_map(|v| v.handle_order(&intro, true).ok()).collect();
-                        if votes.len() >= 3 {
-                            let cert = Certificate::new(intro, &net, votes);
-                            for v in vs.iter_mut() { v.handle_certificate(&cert, true).unwrap(); }
-                            introduced.insert(i);
-                        }
-                    }
-                    Op::Pay { from, to, amount } => {
-                        let key = &users[usize::from(from)];
-                        let seq = vs[0].account(&key.account()).next_sequence;
-                        let order = transfer(key, users[usize::from(to)].account(), amount, seq, &net);
-                        let votes: Vec<Vote> = vs.iter_mut().filter_map(|v| v.handle_order(&order, true).ok()).collect();
-                        if votes.len() >= 3 {
-                            let cert = Certificate::new(order, &net, votes);
-                            for v in vs.iter_mut() { v.handle_certificate(&cert, true).unwrap(); }
-                        }
-                    }
-                }
-                for v in &vs {
-                    let total: i128 = v.accounts().map(|(_, a)| a.balance).sum();
-                    let expected = 5_000_000 + 10_000_000 * introduced.len() as i128;
-                    prop_assert_eq!(total, expected);
-                    prop_assert_eq!(i128::from(v.supply().microcash()), expected);
-                    prop_assert!(v.accounts().all(|(_, a)| a.balance >= 0));
-                }
-            }
-        }
-
-        /// Whatever order conflicting requests arrive in, and with up to f validators that
-        /// vote for everything, at most one certificate can form per lock slot.
-        #[test]
-        fn at_most_one_certificate_per_lock_slot(
-            deliveries in proptest::collection::vec((0usize..4, 0usize..3), 1..40),
-            byzantine in 0usize..4,
-        ) {
-            let alice = user(1);
-            let (contract, keys) = network(4, &[(alice.account(), 1_000)]);
-            let mut vs = validators(&contract, &keys);
-            let net = contract.id();
-            let orders: Vec<SignedOrder> = (0..3u8)
-                .map(|i| transfer(&alice, user(10 + i).account(), 100 + u64::from(i), 0, &net))
-                .collect();
-            let mut votes: Vec<HashSet<AccountId>> = vec![HashSet::new(); orders.len()];
-            for (validator, order) in deliveries {
-                let vote = if validator == byzantine {
-                    // A Byzantine validator ignores its locks and signs anything.
-                    Some(Vote::sign(&keys[validator], &net, &orders[order].order.digest(&net)))
-                } else {
-                    vs[validator].handle_order(&orders[order], true).ok()
-                };
-                if let Some(vote) = vote {
-                    prop_assert!(vote.verify(&net, &orders[order].order.digest(&net)));
-                    votes[order].insert(vote.validator);
-                }
-            }
-            let certified = votes.iter().filter(|v| v.len() >= 3).count();
-            prop_assert!(certified <= 1, "{} certificates for one slot", certified);
-        }
-    }
-}
+mod tests;

@@ -738,9 +738,10 @@ fn ledger_error(
         LedgerError::Conflict { .. } => ErrorCode::Conflict,
         LedgerError::AlreadyIntroduced(_) => ErrorCode::AlreadyIntroduced,
         LedgerError::BadProofOfWork { .. } => ErrorCode::BadProofOfWork,
-        LedgerError::ZeroAmount | LedgerError::SelfTransfer | LedgerError::Overflow => {
-            ErrorCode::BadAmount
-        }
+        LedgerError::ZeroAmount
+        | LedgerError::SelfTransfer
+        | LedgerError::Overflow
+        | LedgerError::BadSplit(_) => ErrorCode::BadAmount,
     };
     tracing::debug!(order = %order.order.digest(network), %error, "refused");
     Packet::error(code, error.to_string())

@@ -131,8 +131,10 @@ impl RawPeer {
     }
 
     async fn tx_status(&mut self, tx: &Transaction) -> TxStatus {
-        self.send(&PowPacket::ReqTxStatus(ReqTxStatus { transaction: *tx }))
-            .await;
+        self.send(&PowPacket::ReqTxStatus(ReqTxStatus {
+            transaction: tx.clone(),
+        }))
+        .await;
         match self.recv_answer().await {
             PowPacket::RespTxStatus(answer) => answer.status,
             other => panic!("expected RESP_TX_STATUS, got {other:?}"),
@@ -500,7 +502,7 @@ async fn a_transaction_refused_before_its_funding_block_is_taken_after_it() {
     let funding = transfer(&alice, bob.account(), cash(10), 0, net);
     let spend = transfer(&bob, carol, cash(5), 0, net);
     let gossip_spend = PowPacket::Transaction(TransactionGossip {
-        transactions: vec![spend],
+        transactions: vec![spend.clone()],
     });
 
     let (mut peer, _) = RawPeer::connect(&node, net, genesis, "127.0.0.1:9201").await;

@@ -226,7 +226,11 @@ async fn a_double_spend_never_certifies_both_orders() {
     // separate connections.
     let mut tasks = Vec::new();
     for (i, address) in net.addresses.iter().enumerate() {
-        for (first, second) in if i % 2 == 0 { [(a, b)] } else { [(b, a)] } {
+        for (first, second) in if i % 2 == 0 {
+            [(a.clone(), b.clone())]
+        } else {
+            [(b.clone(), a.clone())]
+        } {
             for o in [first, second] {
                 let address = address.to_string();
                 tasks.push(tokio::spawn(async move {
@@ -234,7 +238,7 @@ async fn a_double_spend_never_certifies_both_orders() {
                         Connection::connect(&address, Limits::default(), Duration::from_secs(3))
                             .await
                             .unwrap();
-                    (o, conn.call(&Packet::ReqPay(o)).await.unwrap())
+                    (o.clone(), conn.call(&Packet::ReqPay(o)).await.unwrap())
                 }));
             }
         }
@@ -549,14 +553,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         vec![vote(0), vote(1), outsider],
         vec![vote(0), vote(1), forged_vote],
     ] {
-        let cert = Certificate::new(good, &network, votes);
+        let cert = Certificate::new(good.clone(), &network, votes);
         assert_eq!(
             code(conn.call(&Packet::ReqPayEnd(cert)).await.unwrap()),
             Some(ErrorCode::BadCertificate)
         );
     }
     // A certificate whose checksum lies.
-    let mut lying = Certificate::new(good, &network, vec![vote(0), vote(1), vote(2)]);
+    let mut lying = Certificate::new(good.clone(), &network, vec![vote(0), vote(1), vote(2)]);
     lying.checksum = order(2, 0).order.digest(&network);
     assert_eq!(
         code(conn.call(&Packet::ReqPayEnd(lying)).await.unwrap()),

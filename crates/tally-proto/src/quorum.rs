@@ -328,7 +328,8 @@ pub enum ErrorCode {
     BadProofOfWork,
     /// The certificate is not one (too few or duplicate signers, outsiders, bad checksum).
     BadCertificate,
-    /// The amount is zero, or the arithmetic would overflow.
+    /// The amount is zero, the arithmetic would overflow, an account pays itself, or a
+    /// split's outputs are malformed (`Reason` says which).
     BadAmount,
     /// The validator is overloaded or shutting down; try again.
     Busy,

@@ -337,15 +337,15 @@ impl QuorumClient {
                 refused_everywhere: refused == self.contract.validators.len(),
             });
         }
-        let certificate = Certificate::new(*order, &self.network, votes);
+        let certificate = Certificate::new(order.clone(), &self.network, votes);
         debug_assert_eq!(certificate.checksum, digest);
         Ok(certificate)
     }
 
     async fn vote_from(&self, i: usize, order: &SignedOrder) -> Result<Vote, ClientError> {
         let request = match order.order {
-            Order::IntroKey(_) => Packet::ReqIntroKey(*order),
-            Order::Transfer(_) => Packet::ReqPay(*order),
+            Order::IntroKey(_) => Packet::ReqIntroKey(order.clone()),
+            Order::Transfer(_) | Order::Split(_) => Packet::ReqPay(order.clone()),
         };
         let digest = order.order.digest(&self.network);
         for attempt in 0..2 {
@@ -536,7 +536,7 @@ impl QuorumClient {
     pub async fn push(&self, i: usize, certificate: &Certificate) -> Result<EndAck, ClientError> {
         let packet = match certificate.order {
             Order::IntroKey(_) => Packet::ReqIntroKeyEnd(certificate.clone()),
-            Order::Transfer(_) => Packet::ReqPayEnd(certificate.clone()),
+            Order::Transfer(_) | Order::Split(_) => Packet::ReqPayEnd(certificate.clone()),
         };
         match self.call(i, &packet).await? {
             Packet::RespPayEnd(ack) | Packet::RespIntroKeyEnd(ack)

@@ -48,7 +48,7 @@ pub async fn push_transaction(
     tx: &Transaction,
     limits: WireLimits,
 ) -> Result<Digest, MinerError> {
-    match call(address, &PowPacket::PushTransaction(*tx), limits).await? {
+    match call(address, &PowPacket::PushTransaction(tx.clone()), limits).await? {
         PowPacket::AcceptTransaction(accept) => Ok(accept.id),
         PowPacket::RejectTransaction(reject) => Err(MinerError::Rejected(reject.reason)),
         other => Err(MinerError::Unexpected(other.name())),
@@ -91,7 +91,9 @@ pub async fn transaction_status(
     tx: &Transaction,
     limits: WireLimits,
 ) -> Result<(TxStatus, Tip), MinerError> {
-    let request = PowPacket::ReqTxStatus(ReqTxStatus { transaction: *tx });
+    let request = PowPacket::ReqTxStatus(ReqTxStatus {
+        transaction: tx.clone(),
+    });
     match call(address, &request, limits).await? {
         PowPacket::RespTxStatus(resp) => Ok((resp.status, resp.tip)),
         other => Err(MinerError::Unexpected(other.name())),

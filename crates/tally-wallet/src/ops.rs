@@ -78,9 +78,9 @@ async fn finish_pending(
     let Some(pending) = wallet.pending(account)? else {
         return Ok(None);
     };
-    let still_open = match pending.order {
-        Order::Transfer(t) => t.sequence >= next_sequence,
-        Order::IntroKey(_) => true,
+    let still_open = match pending.order.sequence() {
+        Some(sequence) => sequence >= next_sequence,
+        None => true,
     };
     if !still_open {
         wallet.clear_pending(account)?;

@@ -208,7 +208,7 @@ async fn a_journaled_transfer_is_finished_first_and_pushed_again_if_it_was_lost(
     );
     assert_eq!(
         chain::journaled(&s.wallet, &s.alice.account()).unwrap(),
-        Some(lost)
+        Some(lost.clone())
     );
     let shown = chain::balance(&s.wallet, &s.miners, &s.alice.account())
         .await

@@ -337,7 +337,7 @@ fn plan_load(
                     .map(|key| Vote::sign(key, network, &digest))
                     .collect();
                 let vote = votes[0];
-                let certificate = Certificate::new(order, network, votes);
+                let certificate = Certificate::new(order.clone(), network, votes);
                 Planned {
                     connection: sender % settings.connections,
                     order_frame: frame(&Packet::ReqPay(order)),

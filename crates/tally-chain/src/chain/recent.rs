@@ -25,7 +25,7 @@ impl RecentTransactions {
     }
 
     pub(super) fn get(&self, sender: &AccountId, sequence: u64) -> Option<(u64, Transaction)> {
-        self.by_key.get(&(*sender, sequence)).copied()
+        self.by_key.get(&(*sender, sequence)).cloned()
     }
 
     pub(super) fn oldest_height(&self) -> Option<u64> {
@@ -37,7 +37,8 @@ impl RecentTransactions {
         for tx in txs {
             if let Some(t) = tx.transfer() {
                 keys.push((t.sender, t.sequence));
-                self.by_key.insert((t.sender, t.sequence), (height, *tx));
+                self.by_key
+                    .insert((t.sender, t.sequence), (height, tx.clone()));
             }
         }
         self.blocks.push_back((height, keys));

@@ -167,7 +167,7 @@ impl<S: ChainStore> Chain<S> {
         self.main.truncate(fork_height as usize + 1);
         self.main.extend(branch.iter().copied());
         for tx in &returned {
-            self.mempool.insert_returned(*tx);
+            self.mempool.insert_returned(tx.clone());
             touched.insert(tx.signer());
         }
         self.recent.truncate_above(fork_height);

@@ -12,7 +12,7 @@ impl<S: ChainStore> Chain<S> {
     /// Takes a signed order into the mempool (`PUSH_TRANSACTION` / `TRANSACTION`).
     pub fn submit_order(&mut self, order: SignedOrder) -> Result<Transaction, TxRejected> {
         let tx = Transaction::from(order);
-        self.submit_transaction(tx)?;
+        self.submit_transaction(tx.clone())?;
         Ok(tx)
     }
 

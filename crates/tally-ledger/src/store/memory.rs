@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tally_core::{
-    AccountId, Amount, Certificate, LockSlot, NetworkContract, NetworkId, Order, OrderDigest,
+    AccountId, Amount, Certificate, LockSlot, NetworkContract, NetworkId, OrderDigest,
 };
 
 use crate::state::{AccountState, LockChange, Snapshot, Validator};
@@ -69,15 +69,17 @@ impl Committed {
             }
         }
         for (position, certificate) in &snapshot.certificates {
-            match &certificate.order {
-                Order::Transfer(t) => {
-                    self.sent.insert((t.sender, t.sequence), *position);
-                    self.touching.insert((t.sender, *position));
-                    self.touching.insert((t.recipient, *position));
+            match certificate.order.lock_slot() {
+                LockSlot::Sequence(sender, sequence) => {
+                    self.sent.insert((sender, sequence), *position);
+                    self.touching.insert((sender, *position));
                 }
-                Order::IntroKey(intro) => {
-                    self.touching.insert((intro.account, *position));
+                LockSlot::Intro(account) => {
+                    self.touching.insert((account, *position));
                 }
+            }
+            for payment in certificate.order.payments() {
+                self.touching.insert((payment.recipient, *position));
             }
             self.log.push(certificate.clone());
         }

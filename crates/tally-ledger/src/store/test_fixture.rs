@@ -5,7 +5,7 @@
 
 use tally_core::{
     AccountId, Allocation, Amount, Certificate, IntroKey, Mode, NetworkContract, NetworkId, Order,
-    SecretKey, SignedOrder, Transfer, ValidatorInfo, Vote,
+    Payment, SecretKey, SignedOrder, Split, Transfer, ValidatorInfo, Vote,
 };
 
 use crate::state::{AccountState, Validator};
@@ -94,6 +94,30 @@ impl Network {
                 recipient: to.account(),
                 amount: Amount::from_microcash(amount),
                 sequence,
+            }),
+            from,
+            &self.net,
+        )
+    }
+
+    /// `from` pays each of `to` its amount in one split order.
+    pub(crate) fn split(
+        &self,
+        from: &SecretKey,
+        to: &[(&SecretKey, u64)],
+        sequence: u64,
+    ) -> SignedOrder {
+        SignedOrder::sign(
+            Order::Split(Split {
+                sender: from.account(),
+                sequence,
+                outputs: to
+                    .iter()
+                    .map(|(recipient, amount)| Payment {
+                        recipient: recipient.account(),
+                        amount: Amount::from_microcash(*amount),
+                    })
+                    .collect(),
             }),
             from,
             &self.net,

@@ -163,13 +163,14 @@ mod tests {
     fn gossip_is_fresh_once_and_again_after_the_tip_moves_if_refused_for_now() {
         let mut dedup = GossipDedup::new(100, 1);
         let (a, b) = (tx(0), tx(1));
-        assert_eq!(dedup.fresh(vec![a, b]), vec![a, b]);
-        assert!(dedup.fresh(vec![a, b]).is_empty(), "seen already");
+        let both = vec![a.clone(), b.clone()];
+        assert_eq!(dedup.fresh(both.clone()), both);
+        assert!(dedup.fresh(both.clone()).is_empty(), "seen already");
         dedup.refused_for_now([a.id(), b.id()]);
         assert_eq!(dedup.tip_moved(), 1, "one retry at most");
         assert_eq!(
-            dedup.fresh(vec![a, b]),
-            vec![a],
+            dedup.fresh(both),
+            vec![a.clone()],
             "a may pass now; b stays seen"
         );
         assert_eq!(dedup.tip_moved(), 0);
@@ -194,10 +195,11 @@ mod tests {
                 Ok(()),
             ],
         );
-        assert_eq!(verdict.accepted, vec![txs[0], txs[3]]);
+        assert_eq!(verdict.accepted, vec![txs[0].clone(), txs[3].clone()]);
         assert_eq!(verdict.refused_for_now, vec![txs[1].id()]);
         assert!(!verdict.faulty);
-        let forged = GossipVerdict::judge(vec![txs[0]], vec![Err(TxRejected::BadSignature)]);
+        let forged =
+            GossipVerdict::judge(vec![txs[0].clone()], vec![Err(TxRejected::BadSignature)]);
         assert!(forged.faulty && forged.accepted.is_empty());
         assert!(!is_transient(&TxRejected::ZeroAmount));
     }

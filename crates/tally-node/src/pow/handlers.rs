@@ -233,7 +233,7 @@ async fn on_push(miner: &Arc<Miner>, id: u64, tx: Transaction) {
         );
         return;
     }
-    let Some(result) = submit(miner, vec![tx])
+    let Some(result) = submit(miner, vec![tx.clone()])
         .await
         .and_then(|r| r.into_iter().next())
     else {

@@ -427,3 +427,32 @@ pub(super) fn queries_page_alike<H: Harness>(mut h: H) {
     );
     assert!(store.accounts_page(Some(&all[1].0), 5).unwrap().is_empty());
 }
+
+/// A split is found among its sender's sent orders and among the orders touching every
+/// recipient, before and after a restart.
+pub(super) fn a_split_is_indexed_for_its_sender_and_every_recipient<H: Harness>(mut h: H) {
+    let n = Network::new("split index", 2);
+    let store = h.fresh();
+    let mut v = n.load(&store);
+    let split = n.certificate(n.split(&n.alice, &[(&n.bob, 100), (&n.carol, 200)], 0));
+    v.handle_certificate(&split, true).unwrap();
+    store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+    let store = h.restart(store);
+    let v = n.load(&store);
+    let logged = vec![(0, split.clone())];
+    assert_eq!(
+        store.sent(&n.alice.account(), 0, 10).unwrap(),
+        (logged.clone(), None)
+    );
+    assert!(store.sent(&n.bob.account(), 0, 10).unwrap().0.is_empty());
+    for account in n.everyone() {
+        assert_eq!(
+            store.touching(&account, 0, 10).unwrap(),
+            (logged.clone(), None)
+        );
+    }
+    assert_eq!(v.account(&n.alice.account()).balance, 700);
+    assert_eq!(v.account(&n.bob.account()).balance, 1100);
+    assert_eq!(v.account(&n.carol.account()).balance, 200);
+    assert_eq!(v.supply(), Amount::from_microcash(2000));
+}

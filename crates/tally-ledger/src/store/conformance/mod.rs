@@ -149,6 +149,10 @@ macro_rules! conformance_tests {
             fn queries_page_alike() {
                 cases::queries_page_alike($harness);
             }
+            #[test]
+            fn a_split_is_indexed_for_its_sender_and_every_recipient() {
+                cases::a_split_is_indexed_for_its_sender_and_every_recipient($harness);
+            }
         }
     )*};
 }

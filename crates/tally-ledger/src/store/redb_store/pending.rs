@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_core::{AccountId, Certificate, LockSlot, Order};
+use tally_core::{AccountId, Certificate, LockSlot};
 
 use crate::state::{AccountState, Changes, LockChange, Validator};
 use crate::store::records::{
@@ -37,15 +37,18 @@ impl Pending {
     /// Records what a batch's certificates add to the indexes (and the intro locks they
     /// close).
     pub(super) fn index(&mut self, position: u64, certificate: &Certificate) {
-        match &certificate.order {
-            Order::Transfer(t) => {
-                self.sent.insert(index_key(&t.sender, t.sequence), position);
-                self.touching.insert(index_key(&t.sender, position));
-                self.touching.insert(index_key(&t.recipient, position));
+        match certificate.order.lock_slot() {
+            LockSlot::Sequence(sender, sequence) => {
+                self.sent.insert(index_key(&sender, sequence), position);
+                self.touching.insert(index_key(&sender, position));
             }
-            Order::IntroKey(intro) => {
-                self.touching.insert(index_key(&intro.account, position));
+            LockSlot::Intro(account) => {
+                self.touching.insert(index_key(&account, position));
             }
+        }
+        for payment in certificate.order.payments() {
+            self.touching
+                .insert(index_key(&payment.recipient, position));
         }
     }
 
