@@ -89,10 +89,15 @@ pub enum CoinError {
 /// A coin's value: one of CloudCoin's five denominations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Denomination {
+    /// 1 cash.
     One,
+    /// 5 cash.
     Five,
+    /// 25 cash.
     TwentyFive,
+    /// 100 cash.
     Hundred,
+    /// 250 cash.
     TwoFifty,
 }
 
@@ -254,9 +259,13 @@ fn expand(counts: &[(Denomination, u64)]) -> Vec<Denomination> {
 /// it offline against the contract; it is not proof the coin is unspent).
 #[derive(Clone, Debug)]
 pub struct Coin {
+    /// The one network the coin's account lives on.
     pub network: NetworkId,
+    /// What the account holds while the coin is unspent.
     pub denomination: Denomination,
+    /// The account's secret key: whoever holds it owns the coin.
     pub secret: SecretKey,
+    /// The certificate that paid the coin, if known.
     pub funding: Option<Certificate>,
 }
 
