@@ -11,11 +11,13 @@ pub mod amount;
 pub mod batch;
 pub mod block;
 pub mod codec;
+pub mod coin;
 pub mod contract;
 pub mod crypto;
 pub mod order;
 pub mod pow;
 pub mod rate;
+pub mod seal;
 pub mod tip;
 pub mod u256;
 
@@ -23,6 +25,9 @@ pub use amount::{Amount, AmountError, SignedCash};
 pub use batch::{BatchVerifier, KeyCache};
 pub use block::{Block, BlockHash, BlockHeader, Coinbase, Transaction, genesis_hash, merkle_root};
 pub use codec::{Decode, DecodeError, Encode, Reader};
+pub use coin::{
+    Coin, CoinError, CoinFile, Denomination, break_down, decode_token, encode_token, fewest_coins,
+};
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo,
@@ -32,5 +37,6 @@ pub use order::{
     Certificate, CertificateError, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
     Payment, SignedOrder, Split, SplitError, Transfer, Vote,
 };
+pub use seal::{SealError, SessionKey};
 pub use tip::{TipInfo, TxStatus};
 pub use u256::U256;
