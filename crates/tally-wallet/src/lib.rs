@@ -13,6 +13,7 @@ pub mod client;
 pub mod miner;
 pub mod ops;
 pub mod pow;
+pub mod seed;
 pub mod views;
 pub mod wallet;
 
