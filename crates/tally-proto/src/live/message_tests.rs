@@ -119,14 +119,15 @@ fn over_long_lines_are_refused() {
         Err(LiveLineError::TooLong { .. })
     ));
     // The limits stay under the relay's default line limit, with room for substitution.
-    assert!(MAX_SENT_LINE + 39 < MAX_LIVE_LINE && MAX_LIVE_LINE < 65_536);
+    const { assert!(MAX_SENT_LINE + 39 < MAX_LIVE_LINE && MAX_LIVE_LINE < 65_536) };
 }
 
 /// Every kind of bad line gets its own clear refusal.
 #[test]
 fn bad_lines_are_refused_with_the_reason() {
     use LiveLineError as E;
-    let cases: Vec<(&str, fn(&LiveLineError) -> bool)> = vec![
+    type Check = fn(&LiveLineError) -> bool;
+    let cases: Vec<(&str, Check)> = vec![
         ("hello", |e| matches!(e, E::NotJson(_))),
         ("", |e| matches!(e, E::NotJson(_))),
         // The seed's own example has a trailing comma: not JSON.
