@@ -72,7 +72,7 @@ pub enum SenderEvent {
         powned_by_receiver: Vec<CoinSummary>,
     },
     /// [`SenderAction::Reclaim`] could not finish (validators unreachable…); it is asked
-    /// again at the next tick.
+    /// again one heartbeat interval later.
     ReclaimFailed(String),
 }
 
@@ -187,7 +187,9 @@ pub enum SenderPhase {
     Reclaiming {
         coins: Vec<CoinSummary>,
         reason: FailReason,
-        in_flight: bool,
+        /// `None` while the driver works on it; else when to ask again (after a failed
+        /// or inconsistent report, one heartbeat interval later).
+        retry_at_ms: Option<u64>,
     },
     /// Over.
     Finished(SenderOutcome),
@@ -296,9 +298,9 @@ impl Sender {
                 coins: coins.clone(),
             }),
             SenderPhase::Reclaiming {
-                coins, in_flight, ..
+                coins, retry_at_ms, ..
             } => {
-                *in_flight = true;
+                *retry_at_ms = None;
                 out.push(SenderAction::Reclaim {
                     coins: coins.clone(),
                 });
@@ -481,6 +483,7 @@ impl Sender {
 
     fn on_wallet(&mut self, event: SenderEvent, now: u64, out: &mut Out) {
         let amount = self.state.config.amount;
+        let retry = self.state.config.timing.heartbeat_ms;
         match (event, &mut self.state.phase) {
             (SenderEvent::PreparationStep(step), SenderPhase::Preparing { last_step })
                 if (5..=10).contains(&step.number()) && step.number() > *last_step =>
@@ -541,7 +544,7 @@ impl Sender {
                 SenderPhase::Reclaiming {
                     coins,
                     reason,
-                    in_flight,
+                    retry_at_ms,
                 },
             ) => {
                 let all: Vec<CoinSummary> = reclaimed
@@ -561,7 +564,7 @@ impl Sender {
                         self.finish(outcome, out);
                     }
                     _ => {
-                        *in_flight = false;
+                        *retry_at_ms = Some(now.saturating_add(retry));
                         let why = "the reclaimed and powned coins are not the coins sent";
                         out.push(SenderAction::Failed(FailReason::InconsistentReport(
                             why.into(),
@@ -569,8 +572,8 @@ impl Sender {
                     }
                 }
             }
-            (SenderEvent::ReclaimFailed(_), SenderPhase::Reclaiming { in_flight, .. }) => {
-                *in_flight = false;
+            (SenderEvent::ReclaimFailed(_), SenderPhase::Reclaiming { retry_at_ms, .. }) => {
+                *retry_at_ms = Some(now.saturating_add(retry));
             }
             // Late, repeated or misplaced reports (after a resume, or after the transfer
             // failed) change nothing.
@@ -713,13 +716,13 @@ impl Sender {
                 self.state.phase = SenderPhase::Reclaiming {
                     coins,
                     reason: reason.clone(),
-                    in_flight: true,
+                    retry_at_ms: None,
                 };
             }
             SenderPhase::Reclaiming {
-                coins, in_flight, ..
-            } if !*in_flight => {
-                *in_flight = true;
+                coins, retry_at_ms, ..
+            } if retry_at_ms.is_some_and(|at| now >= at) => {
+                *retry_at_ms = None;
                 out.push(SenderAction::Reclaim {
                     coins: coins.clone(),
                 });
