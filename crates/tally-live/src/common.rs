@@ -320,3 +320,104 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn coin(n: u8, denomination_cash: u64) -> CoinSummary {
+        CoinSummary {
+            account: AccountId::from([n; 32]),
+            denomination_cash,
+        }
+    }
+
+    /// Coins must be distinct, of the five denominations, and total the amount exactly.
+    #[test]
+    fn coin_checks() {
+        let amount = Amount::from_cash(30).unwrap();
+        assert_eq!(check_coins(&[coin(1, 25), coin(2, 5)], amount), Ok(()));
+        assert!(matches!(
+            check_coins(&[coin(1, 25), coin(1, 5)], amount),
+            Err(FailReason::BadCoins(_))
+        ));
+        assert!(matches!(
+            check_coins(&[coin(1, 20), coin(2, 10)], amount),
+            Err(FailReason::BadCoins(_))
+        ));
+        assert_eq!(
+            check_coins(&[coin(1, 25)], amount),
+            Err(FailReason::WrongTotal {
+                expected: amount,
+                got: Amount::from_cash(25).unwrap()
+            })
+        );
+        assert!(check_coins(&[], amount).is_err());
+        assert!(same_coins(
+            &[coin(1, 5), coin(2, 1)],
+            &[coin(2, 1), coin(1, 5)]
+        ));
+        assert!(!same_coins(&[coin(1, 5)], &[coin(1, 5), coin(2, 1)]));
+    }
+
+    /// Only whole, non-zero cash can be paid in coins.
+    #[test]
+    fn coinable_amounts() {
+        assert!(coinable(Amount::from_cash(1).unwrap()));
+        assert!(!coinable(Amount::ZERO));
+        assert!(!coinable(Amount::from_microcash(1_500_000)));
+    }
+
+    /// The default clocks are valid; inconsistent ones are refused.
+    #[test]
+    fn timing_rules() {
+        assert_eq!(Timing::default().validate(), Ok(()));
+        let d = Timing::default();
+        for bad in [
+            Timing {
+                heartbeat_ms: 0,
+                ..d
+            },
+            Timing {
+                peer_timeout_ms: d.heartbeat_ms,
+                ..d
+            },
+            Timing {
+                join_timeout_ms: d.peer_timeout_ms - 1,
+                ..d
+            },
+            Timing {
+                pown_window_ms: d.min_pown_window_ms,
+                ..d
+            },
+            Timing {
+                min_pown_window_ms: 0,
+                ..d
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(ConfigError::Timing(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Silence counts from the last contact, or from the start when there was none.
+    #[test]
+    fn silence_rules() {
+        let t = Timing::default();
+        let mut link = Link::new(1_000);
+        assert_eq!(link.silence(1_000 + t.join_timeout_ms - 1, &t), None);
+        assert_eq!(
+            link.silence(1_000 + t.join_timeout_ms, &t),
+            Some(FailReason::PeerNeverJoined(t.join_timeout_ms))
+        );
+        link.heard(2_000);
+        assert_eq!(link.silence(2_000 + t.peer_timeout_ms - 1, &t), None);
+        assert_eq!(
+            link.silence(2_000 + t.peer_timeout_ms, &t),
+            Some(FailReason::PeerSilent(t.peer_timeout_ms))
+        );
+    }
+}
