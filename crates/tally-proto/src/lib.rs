@@ -4,6 +4,8 @@
 //!   `REQ_PAY`, …).
 //! - [`pow`] (feature `pow`): the proof-of-work network's packets (seed 004's names:
 //!   `CONNECT`, `PUSH_TRANSACTION`, `HASH_BROADCAST`, …).
+//! - [`live`]: the LiveConnect transfer's numbered messages (JSON and the seed's tag form)
+//!   and the connection file; the transfer's rules are in `tally-live`.
 //! - [`tracker`]: the tracker's requests and answers (`REG`, `REGUP`, `INITIALIZE`, …) and
 //!   the bytes each key signs to register.
 //! - [`connection`] (feature `framing`, on by default): the one framing every Tally TCP
@@ -14,6 +16,7 @@
 
 #[cfg(feature = "framing")]
 pub mod connection;
+pub mod live;
 #[cfg(feature = "pow")]
 pub mod pow;
 pub mod quorum;
