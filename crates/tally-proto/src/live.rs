@@ -14,7 +14,7 @@ pub mod message;
 
 pub use connection_file::{
     CONNECTION_FILE_MAGIC, ConnectionFile, ConnectionFileError, MAX_CONNECTION_FILE_BYTES,
-    SessionKey, valid_relay_address, valid_room, valid_token,
+    valid_relay_address, valid_room, valid_token,
 };
 pub use message::{
     Details, LiveLineError, LiveMessage, MAX_FROM_BYTES, MAX_LIVE_LINE, MAX_SENT_LINE,

@@ -15,10 +15,9 @@
 //! `\n` or `\r\n`; empty lines are allowed, nothing else. At most
 //! [`MAX_CONNECTION_FILE_BYTES`].
 
-use std::fmt;
 use std::str::FromStr;
 
-use tally_core::NetworkId;
+use tally_core::{NetworkId, SessionKey};
 
 /// The first line of every version-1 connection file.
 pub const CONNECTION_FILE_MAGIC: &str = "tally-live-connection v1";
@@ -33,47 +32,13 @@ const MAX_TOKEN_BYTES: usize = 256;
 /// Longest host name (RFC 1035).
 const MAX_HOST_BYTES: usize = 253;
 
-/// The session key: 32 bytes that seal the coins in message 24 (XChaCha20-Poly1305). Its
-/// `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionKey(pub [u8; 32]);
-
-impl SessionKey {
-    /// The raw key.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+/// The session key as the file writes it: exactly 64 lower-case hex digits (the core
+/// parser also takes upper case; the file format is stricter, so one key has one spelling).
+fn parse_session_key(text: &str) -> Option<SessionKey> {
+    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
     }
-
-    /// Lower-case hex, as the file writes it.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Parses exactly 64 lower-case hex digits.
-    pub fn from_hex(text: &str) -> Option<SessionKey> {
-        if text.len() != 64 {
-            return None;
-        }
-        let mut key = [0u8; 32];
-        for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-        }
-        Some(SessionKey(key))
-    }
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-impl fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionKey(..)")
-    }
+    text.parse().ok()
 }
 
 /// A parsed, valid connection file.
@@ -245,7 +210,7 @@ impl ConnectionFile {
                 .ok()
                 .filter(|_| network.bytes().all(|b| !b.is_ascii_uppercase()))
                 .ok_or_else(|| ConnectionFileError::BadNetwork(network.to_owned()))?,
-            session_key: SessionKey::from_hex(get(4)?).ok_or(ConnectionFileError::BadSessionKey)?,
+            session_key: parse_session_key(get(4)?).ok_or(ConnectionFileError::BadSessionKey)?,
         };
         file.validate()?;
         Ok(file)
@@ -255,11 +220,7 @@ impl ConnectionFile {
     pub fn to_text(&self) -> String {
         format!(
             "{CONNECTION_FILE_MAGIC}\nrelay = {}\nroom = {}\ntoken = {}\nnetwork = {}\nsession_key = {}\n",
-            self.relay,
-            self.room,
-            self.token,
-            self.network,
-            self.session_key.to_hex()
+            self.relay, self.room, self.token, self.network, self.session_key
         )
     }
 }
