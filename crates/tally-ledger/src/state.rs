@@ -380,6 +380,17 @@ impl Validator {
         Vote::sign(&self.key, &self.network, digest)
     }
 
+    /// The order this validator voted for in `account`'s next sequence slot, if it holds a
+    /// vote there (a certificate for it is not applied yet). Wallets read it to grade coins
+    /// and to complete an order already voted for rather than sign a conflicting one.
+    pub fn held_vote(&self, account: &AccountId) -> Option<OrderDigest> {
+        let next = self.account(account).next_sequence;
+        match self.transfer_locks.get(account) {
+            Some((sequence, digest)) if *sequence == next => Some(*digest),
+            _ => None,
+        }
+    }
+
     /// Whether this validator has voted for exactly this order in its slot (and the slot's
     /// certificate is not applied yet). A certificate's vote that claims to be ours then
     /// need not be verified: we know we gave it.

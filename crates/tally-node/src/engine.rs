@@ -556,10 +556,11 @@ impl Engine {
     }
 
     fn ledger(&self, request: &LedgerRequest) -> Packet {
-        let entry = |state: tally_ledger::AccountState| LedgerEntry {
+        let entry = |account: &AccountId, state: tally_ledger::AccountState| LedgerEntry {
             balance: state.balance,
             next_sequence: state.next_sequence,
             introduced: state.introduced,
+            locked: self.validator.held_vote(account),
         };
         let mut ledger = BTreeMap::new();
         if let Some(accounts) = &request.accounts {
@@ -573,7 +574,7 @@ impl Engine {
                 );
             }
             for account in accounts {
-                ledger.insert(*account, entry(self.validator.account(account)));
+                ledger.insert(*account, entry(account, self.validator.account(account)));
             }
         } else {
             let limit = request
@@ -583,7 +584,7 @@ impl Engine {
             match self.store.accounts_page(request.after.as_ref(), limit) {
                 Ok(page) => {
                     for (account, state) in page {
-                        ledger.insert(account, entry(state));
+                        ledger.insert(account, entry(&account, state));
                     }
                 }
                 Err(error) => return Packet::error(ErrorCode::Internal, error.to_string()),

@@ -177,6 +177,14 @@ async fn introduce_two_keys_and_pay_between_them() {
         net.balances(&bob.account()).await,
         vec![Some(13_250_000); 4]
     );
+    // The certificate was applied everywhere: no validator holds a vote in alice's slot.
+    let request = LedgerRequest {
+        accounts: Some(vec![alice.account()]),
+        ..LedgerRequest::default()
+    };
+    for answer in net.client().ledger_all(&request).await {
+        assert_eq!(answer.result.unwrap().ledger[&alice.account()].locked, None);
+    }
     // Overdraft: refused by every validator, nothing moves.
     let overdraft = ops::pay(
         &wallet,
@@ -269,8 +277,28 @@ async fn a_double_spend_never_certifies_both_orders() {
         votes_a.len() < 3 || votes_b.len() < 3,
         "both orders gathered a quorum"
     );
-    // The client cannot certify both either, however it asks.
+    // Every validator's signed view names the order it holds its vote for in the slot.
     let client = net.client();
+    let request = LedgerRequest {
+        accounts: Some(vec![payer.account()]),
+        ..LedgerRequest::default()
+    };
+    let held: Vec<_> = client
+        .ledger_all(&request)
+        .await
+        .into_iter()
+        .map(|answer| answer.result.unwrap().ledger[&payer.account()].locked)
+        .collect();
+    let (digest_a, digest_b) = (a.order.digest(&network), b.order.digest(&network));
+    assert_eq!(
+        held.iter().filter(|h| **h == Some(digest_a)).count(),
+        votes_a.len()
+    );
+    assert_eq!(
+        held.iter().filter(|h| **h == Some(digest_b)).count(),
+        votes_b.len()
+    );
+    // The client cannot certify both either, however it asks.
     let certified = [
         client.certify(&a).await.is_ok(),
         client.certify(&b).await.is_ok(),

@@ -10,7 +10,7 @@ use tally_core::{
 };
 
 /// Domain tag in front of a validator's signed ledger view.
-pub const LEDGER_TAG: &[u8] = b"TALLY-LEDGER-V1";
+pub const LEDGER_TAG: &[u8] = b"TALLY-LEDGER-V2";
 
 /// A packet: `{"Type": "<NAME>", "Data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,8 +131,8 @@ impl LedgerRequest {
     pub const MAX_ACCOUNTS: usize = 1000;
 }
 
-/// One account as a validator sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One account as a validator sees it; the default is an account it never saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerEntry {
     /// Microcash. Negative only on a validator that applied an account's debits before the
@@ -145,6 +145,12 @@ pub struct LedgerEntry {
     /// Whether its `IntroKey` certificate was applied.
     #[serde(rename = "Introduced")]
     pub introduced: bool,
+    /// The order this validator voted for in the account's next lock slot, if it holds a
+    /// vote there: a coin whose next slot holds a vote for an order its holder did not make
+    /// is not authentic (DESIGN §7, detect), and a wallet resuming a pown completes that
+    /// order instead of signing another.
+    #[serde(rename = "Locked", default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<OrderDigest>,
 }
 
 /// `RESP_LEDGER`: a validator's signed view.
@@ -168,16 +174,17 @@ pub struct LedgerView {
 }
 
 impl LedgerView {
-    /// `TALLY-LEDGER-V1 ‖ network ‖ certificates u64 ‖ supply u64 ‖ count u64 ‖
-    /// (account ‖ balance i128 ‖ sequence u64 ‖ introduced u8)*`, little-endian, accounts in
-    /// key order.
+    /// `TALLY-LEDGER-V2 ‖ network ‖ certificates u64 ‖ supply u64 ‖ count u64 ‖
+    /// (account ‖ balance i128 ‖ sequence u64 ‖ introduced u8 ‖ locked u8 ‖ [digest])*`,
+    /// little-endian, accounts in key order; `locked` is 1 and the digest follows when the
+    /// validator holds a vote in the account's next slot, else 0.
     pub fn signing_bytes(
         network: &NetworkId,
         certificates: u64,
         supply: Amount,
         ledger: &BTreeMap<AccountId, LedgerEntry>,
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(15 + 32 + 24 + ledger.len() * 57);
+        let mut out = Vec::with_capacity(15 + 32 + 24 + ledger.len() * 90);
         out.extend_from_slice(LEDGER_TAG);
         out.extend_from_slice(network.as_bytes());
         out.extend_from_slice(&certificates.to_le_bytes());
@@ -188,6 +195,13 @@ impl LedgerView {
             out.extend_from_slice(&entry.balance.to_le_bytes());
             out.extend_from_slice(&entry.next_sequence.to_le_bytes());
             out.push(u8::from(entry.introduced));
+            match &entry.locked {
+                None => out.push(0),
+                Some(digest) => {
+                    out.push(1);
+                    out.extend_from_slice(digest.as_bytes());
+                }
+            }
         }
         out
     }

@@ -398,15 +398,7 @@ impl QuorumClient {
         let Ok(view) = self.ledger(i, &request).await else {
             return false;
         };
-        let lagging = view
-            .ledger
-            .get(&account)
-            .copied()
-            .unwrap_or(tally_proto::LedgerEntry {
-                balance: 0,
-                next_sequence: 0,
-                introduced: false,
-            });
+        let lagging = view.ledger.get(&account).copied().unwrap_or_default();
         let mut pushed = self
             .push_sent(source, i, &account, lagging.next_sequence)
             .await;

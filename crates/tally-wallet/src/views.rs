@@ -40,13 +40,9 @@ pub async fn balance(client: &QuorumClient, account: &AccountId) -> Result<Balan
         .map(|answer| ValidatorAnswer {
             validator: answer.validator,
             address: answer.address,
-            result: answer.result.map(|view| {
-                view.ledger.get(account).copied().unwrap_or(LedgerEntry {
-                    balance: 0,
-                    next_sequence: 0,
-                    introduced: false,
-                })
-            }),
+            result: answer
+                .result
+                .map(|view| view.ledger.get(account).copied().unwrap_or_default()),
         })
         .collect();
     let mut counts: BTreeMap<(i128, u64), usize> = BTreeMap::new();
