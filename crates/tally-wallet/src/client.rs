@@ -402,12 +402,18 @@ impl QuorumClient {
         let mut pushed = self
             .push_sent(source, i, &account, lagging.next_sequence)
             .await;
-        if let Order::Transfer(t) = order {
+        // What a payment spends, in all (an introduction spends nothing).
+        let spends: i128 = order
+            .payments()
+            .iter()
+            .map(|payment| i128::from(payment.amount.microcash()))
+            .sum();
+        if spends > 0 {
             let Ok(view) = self.ledger(i, &request).await else {
                 return pushed > 0;
             };
             let balance = view.ledger.get(&account).map_or(0, |e| e.balance);
-            if balance < i128::from(t.amount.microcash()) {
+            if balance < spends {
                 pushed += self.push_touching(source, i, &account).await;
             }
         }
@@ -468,8 +474,8 @@ impl QuorumClient {
                 break;
             }
             for logged in &page {
-                if let Order::Transfer(t) = logged.certificate.order {
-                    from = t.sequence + 1;
+                if let Some(sequence) = logged.certificate.order.sequence() {
+                    from = sequence + 1;
                 }
                 if matches!(self.push(target, &logged.certificate).await, Ok(ack) if ack.new) {
                     pushed += 1;
@@ -538,6 +544,24 @@ impl QuorumClient {
             }
             Packet::Error(error) => Err(ClientError::Refused(error)),
             other => Err(ClientError::Unexpected(other.name())),
+        }
+    }
+
+    /// Hands a certificate to validator `i`, first pushing the signer's earlier orders and
+    /// the credits that fund it when `i` lacks them. True if `i` holds it afterwards.
+    pub async fn push_with_history(&self, i: usize, certificate: &Certificate) -> bool {
+        match self.push(i, certificate).await {
+            Ok(_) => true,
+            Err(ClientError::Refused(error))
+                if matches!(
+                    error.code,
+                    ErrorCode::MissingPredecessor | ErrorCode::InsufficientFunds
+                ) =>
+            {
+                self.catch_up(i, &certificate.order).await
+                    && self.push(i, certificate).await.is_ok()
+            }
+            Err(_) => false,
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod coins;
 pub mod miner;
 pub mod ops;
 pub mod pow;

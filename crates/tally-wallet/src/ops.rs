@@ -36,7 +36,9 @@ pub struct Receipt {
     pub finished_pending: Option<Certificate>,
 }
 
-async fn certify_and_submit(
+/// Gathers the journaled order's certificate, keeps it as a receipt, hands it to every
+/// validator and clears the journal; a refusal by every validator clears it too.
+pub(crate) async fn certify_and_submit(
     wallet: &Wallet,
     client: &QuorumClient,
     order: &SignedOrder,
@@ -69,7 +71,7 @@ async fn certify_and_submit(
 }
 
 /// Finishes the order `account` left in flight, if it is still the account's next one.
-async fn finish_pending(
+pub(crate) async fn finish_pending(
     wallet: &Wallet,
     client: &QuorumClient,
     account: &AccountId,

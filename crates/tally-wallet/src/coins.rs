@@ -1,0 +1,83 @@
+//! Bearer coins in the wallet (DESIGN §7): the folders they live in ([`CoinStore`]),
+//! what the validators say about them ([`detect`]), and the operations that move value
+//! between accounts and coins ([`withdraw`], [`deposit`], [`pown`], [`find`], [`fix`],
+//! [`export`], [`import`]).
+//!
+//! Every operation writes what it is about to do before any validator hears of it: fresh
+//! coin keys go to `Limbo` and the signed order to the wallet's `pending/` journal, so a
+//! crash at any point is settled by [`find`] (it finishes the journaled order, which the
+//! lock slot makes idempotent) and no coin is lost. Before a coin's order is signed, the
+//! validators are asked whether a vote is held for another order on its slot: if so the
+//! wallet does not sign a second one.
+
+mod detect;
+mod ops;
+mod store;
+
+use std::path::PathBuf;
+
+use tally_core::{AccountId, Amount, CoinError, NetworkId, SecretKey};
+
+pub use detect::{Detection, Grade, detect};
+pub use ops::{
+    FindReport, ImportOutcome, change, deposit, export, find, fix, import, own_orders, pown,
+    withdraw,
+};
+pub use store::{CoinFolder, CoinStore, ListedCoin};
+
+use crate::{ClientError, OpError, WalletError};
+
+/// Why a coin operation failed. Whatever failed, every coin is in exactly one folder.
+#[derive(Debug, thiserror::Error)]
+pub enum CoinOpError {
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error(transparent)]
+    Coin(#[from] CoinError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the coin is of network {coin}, this wallet's is {wallet}")]
+    WrongNetwork { coin: NetworkId, wallet: NetworkId },
+    #[error("no coin {0} in this wallet")]
+    UnknownCoin(String),
+    #[error("coin prefix {0} matches more than one coin")]
+    AmbiguousCoin(String),
+    #[error("coin {account} is in {folder:?}, not spendable")]
+    NotSpendable {
+        account: AccountId,
+        folder: CoinFolder,
+    },
+    #[error("the Bank holds {have} cash in coins, less than {need}")]
+    NotEnoughCoins { have: Amount, need: Amount },
+    #[error(
+        "a validator holds a vote for an order this wallet did not make on coin {0}: it may be spent by someone else"
+    )]
+    Contested(AccountId),
+    #[error("the validators refused: {0}")]
+    Refused(String),
+}
+
+/// Where fresh keys for coins come from: a seeded wallet derives them (so `restore` finds
+/// them again), a key-file wallet draws them at random.
+pub trait FreshKeys {
+    /// A key never handed out before.
+    fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError>;
+}
+
+/// Fresh keys from the operating system's random source.
+pub struct RandomKeys;
+
+impl FreshKeys for RandomKeys {
+    fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError> {
+        Ok(SecretKey::generate())
+    }
+}

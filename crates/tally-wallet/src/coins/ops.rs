@@ -1,0 +1,571 @@
+//! The coin operations of DESIGN §7 over a quorum network. Each one journals before it
+//! talks (fresh keys into `Limbo`, the signed order into `pending/`) and settles the
+//! folders from the certificate it gets, so repeating one after a crash finishes it.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tally_core::{
+    AccountId, Amount, Certificate, Coin, Denomination, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
+    Payment, SecretKey, SignedOrder, Split, Transfer, break_down, fewest_coins,
+};
+use tally_proto::LedgerRequest;
+
+use super::detect::{Detection, Grade, detect};
+use super::store::{CoinFolder, CoinStore, ListedCoin};
+use super::{CoinOpError, FreshKeys};
+use crate::ops::{certify_and_submit, finish_pending};
+use crate::{QuorumClient, Wallet};
+
+/// What [`import`] did with one coin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum ImportOutcome {
+    /// Detected good and powned: the new coin is in the Bank.
+    Banked { coin: ListedCoin },
+    /// This wallet has the coin already (a second import is harmless).
+    AlreadyHeld { coin: ListedCoin },
+    /// Not ours to count: into `Counterfeit`.
+    Refused { coin: ListedCoin, grade: Grade },
+    /// The validators could not tell yet: it waits in `Import`.
+    Undecided { coin: ListedCoin },
+}
+
+/// What [`find`] settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FindReport {
+    /// Journaled orders that were finished (certified now or found certified).
+    pub finished: usize,
+    /// Coins that reached the Bank (or Fracked).
+    pub banked: Vec<ListedCoin>,
+    /// Coins found worthless: spent, or keys never funded.
+    pub spent: Vec<ListedCoin>,
+    /// Exported coins the receiver has taken.
+    pub sent: Vec<ListedCoin>,
+    /// Coins still undecided.
+    pub limbo: Vec<ListedCoin>,
+}
+
+/// The orders this wallet journaled for these coins: votes for them are ours, not foreign.
+pub fn own_orders(
+    wallet: &Wallet,
+    store: &CoinStore,
+    coins: &[ListedCoin],
+) -> Result<HashMap<AccountId, OrderDigest>, CoinOpError> {
+    let mut own = HashMap::new();
+    for coin in coins {
+        if let Some(order) = wallet.pending(&coin.account)? {
+            own.insert(coin.account, order.order.digest(store.network()));
+        }
+    }
+    Ok(own)
+}
+
+fn pairs(coins: &[ListedCoin]) -> Vec<(AccountId, Denomination)> {
+    coins.iter().map(|c| (c.account, c.denomination)).collect()
+}
+
+/// Moves every coin the certificate touches to where it now belongs: a coin of ours that
+/// paid is spent, a coin of ours in `Limbo` that was paid is funded (the certificate kept
+/// in its file) and banked. Returns the coins banked.
+fn settle(store: &CoinStore, certificate: &Certificate) -> Result<Vec<ListedCoin>, CoinOpError> {
+    if let Some(sender) = store.locate(&certificate.order.signer())? {
+        store.move_to(&sender, CoinFolder::Spent)?;
+    }
+    let mut banked = Vec::new();
+    for payment in certificate.order.payments() {
+        let Some(listed) = store.locate(&payment.recipient)? else {
+            continue;
+        };
+        if listed.folder != CoinFolder::Limbo {
+            continue;
+        }
+        let mut coin = store.read(&listed)?;
+        coin.funding = Some(certificate.clone());
+        store.put(CoinFolder::Limbo, &coin)?;
+        banked.push(store.move_to(&listed, CoinFolder::Bank)?);
+    }
+    Ok(banked)
+}
+
+/// Whether any validator holds a vote on `account`'s next slot for an order other than
+/// `own`: then signing another order could freeze the slot, so the wallet does not.
+async fn check_no_foreign_vote(
+    client: &QuorumClient,
+    account: &AccountId,
+    own: Option<&OrderDigest>,
+) -> Result<(), CoinOpError> {
+    let request = LedgerRequest {
+        accounts: Some(vec![*account]),
+        ..LedgerRequest::default()
+    };
+    for answer in client.ledger_all(&request).await {
+        if let Ok(view) = answer.result
+            && let Some(entry) = view.ledger.get(account)
+            && let Some(locked) = &entry.locked
+            && Some(locked) != own
+        {
+            return Err(CoinOpError::Contested(*account));
+        }
+    }
+    Ok(())
+}
+
+/// Fresh coins of these denominations, written to `Limbo` before any order names them.
+fn fresh_coins(
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    denominations: &[Denomination],
+) -> Result<Vec<Coin>, CoinOpError> {
+    let mut coins = Vec::with_capacity(denominations.len());
+    for denomination in denominations {
+        let coin = Coin {
+            network: *store.network(),
+            denomination: *denomination,
+            secret: keys.fresh_key()?,
+            funding: None,
+        };
+        store.put(CoinFolder::Limbo, &coin)?;
+        coins.push(coin);
+    }
+    Ok(coins)
+}
+
+/// Fresh coins whose funding order was refused everywhere hold nothing: out of `Limbo`.
+fn void(store: &CoinStore, coins: &[Coin]) -> Result<(), CoinOpError> {
+    for coin in coins {
+        if let Some(listed) = store.locate(&coin.account())?
+            && listed.folder == CoinFolder::Limbo
+        {
+            store.move_to(&listed, CoinFolder::Spent)?;
+        }
+    }
+    Ok(())
+}
+
+/// The account pays fresh coin keys `amount` in the fewest coins, one `Split` order per
+/// [`MAX_SPLIT_OUTPUTS`] coins. An order the account left in flight is finished first.
+pub async fn withdraw(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    from: &SecretKey,
+    amount: Amount,
+) -> Result<Vec<ListedCoin>, CoinOpError> {
+    let account = from.account();
+    let mut banked = Vec::new();
+    for chunk in fewest_coins(amount)?.chunks(MAX_SPLIT_OUTPUTS) {
+        let next = client.next_sequence(&account).await?;
+        if let Some(certificate) = finish_pending(wallet, client, &account, next).await? {
+            settle(store, &certificate)?;
+        }
+        let coins = fresh_coins(store, keys, chunk)?;
+        let order = Order::Split(Split {
+            sender: account,
+            sequence: client.next_sequence(&account).await?,
+            outputs: coins
+                .iter()
+                .map(|coin| Payment {
+                    recipient: coin.account(),
+                    amount: coin.amount(),
+                })
+                .collect(),
+        });
+        let signed = SignedOrder::sign(order, from, client.network());
+        wallet.set_pending(&signed)?;
+        match certify_and_submit(wallet, client, &signed).await {
+            Ok((certificate, _, _)) => banked.extend(settle(store, &certificate)?),
+            Err(error) => {
+                if wallet.pending(&account)?.is_none() {
+                    void(store, &coins)?;
+                }
+                return Err(error.into());
+            }
+        }
+    }
+    Ok(banked)
+}
+
+/// Spends one coin with the order `make` builds from it (or finishes the order journaled
+/// for it). The coin waits in `Limbo` meanwhile; if nothing is left in flight after a
+/// failure it goes back where it was, or to `Counterfeit` if the validators say so.
+async fn spend_coin(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    listed: &ListedCoin,
+    make: impl FnOnce(&Coin) -> Order,
+) -> Result<Certificate, CoinOpError> {
+    let origin = listed.folder;
+    if !(origin.spendable() || matches!(origin, CoinFolder::Import | CoinFolder::Limbo)) {
+        return Err(CoinOpError::NotSpendable {
+            account: listed.account,
+            folder: origin,
+        });
+    }
+    let coin = store.read(listed)?;
+    let signed = match wallet.pending(&listed.account)? {
+        Some(journaled) => journaled,
+        None => {
+            check_no_foreign_vote(client, &listed.account, None).await?;
+            let signed = SignedOrder::sign(make(&coin), &coin.secret, client.network());
+            wallet.set_pending(&signed)?;
+            signed
+        }
+    };
+    let in_limbo = store.move_to(listed, CoinFolder::Limbo)?;
+    match certify_and_submit(wallet, client, &signed).await {
+        Ok((certificate, _, _)) => {
+            settle(store, &certificate)?;
+            Ok(certificate)
+        }
+        Err(error) => {
+            if wallet.pending(&listed.account)?.is_none() {
+                let grade = detect(client, &pairs(&[in_limbo]), &HashMap::new()).await;
+                let back = match grade.first().map(|d| d.grade) {
+                    Some(Grade::Counterfeit) => CoinFolder::Counterfeit,
+                    _ if origin == CoinFolder::Limbo => CoinFolder::Bank,
+                    _ => origin,
+                };
+                store.move_to(&in_limbo, back)?;
+                for payment in signed.order.payments() {
+                    if let Some(fresh) = store.locate(&payment.recipient)?
+                        && fresh.folder == CoinFolder::Limbo
+                    {
+                        store.move_to(&fresh, CoinFolder::Spent)?;
+                    }
+                }
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// A coin pays its whole value into `to` (one of the wallet's accounts, usually).
+pub async fn deposit(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    listed: &ListedCoin,
+    to: AccountId,
+) -> Result<Certificate, CoinOpError> {
+    spend_coin(wallet, client, store, listed, |coin| {
+        Order::Transfer(Transfer {
+            sender: coin.account(),
+            recipient: to,
+            amount: coin.amount(),
+            sequence: 0,
+        })
+    })
+    .await
+}
+
+/// A coin pays its whole value to a fresh key of this wallet: the old secret, which
+/// whoever handed the coin over still knows, becomes worthless. Returns the new coin.
+pub async fn pown(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    listed: &ListedCoin,
+) -> Result<(ListedCoin, Certificate), CoinOpError> {
+    let fresh = match wallet.pending(&listed.account)? {
+        // Resuming: the journaled order names the fresh coin already.
+        Some(_) => Vec::new(),
+        None => fresh_coins(store, keys, &[listed.denomination])?,
+    };
+    let recipient = fresh.first().map(Coin::account);
+    // `spend_coin` builds the order only when none is journaled, and then `fresh` holds the
+    // new coin; the fallback is never signed.
+    let certificate = spend_coin(wallet, client, store, listed, |coin| {
+        Order::Transfer(Transfer {
+            sender: coin.account(),
+            recipient: recipient.unwrap_or(coin.account()),
+            amount: coin.amount(),
+            sequence: 0,
+        })
+    })
+    .await?;
+    let new = certificate
+        .order
+        .payments()
+        .first()
+        .map(|payment| payment.recipient)
+        .ok_or_else(|| CoinOpError::Refused("the pown order pays no one".into()))?;
+    let landed = store
+        .locate(&new)?
+        .ok_or_else(|| CoinOpError::UnknownCoin(new.to_string()))?;
+    Ok((landed, certificate))
+}
+
+/// Breaks a coin into smaller ones (one `Split` to fresh keys); returns them.
+pub async fn change(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    listed: &ListedCoin,
+) -> Result<Vec<ListedCoin>, CoinOpError> {
+    let fresh = match wallet.pending(&listed.account)? {
+        Some(_) => Vec::new(),
+        None => fresh_coins(store, keys, &break_down(listed.denomination))?,
+    };
+    let outputs: Vec<Payment> = fresh
+        .iter()
+        .map(|coin| Payment {
+            recipient: coin.account(),
+            amount: coin.amount(),
+        })
+        .collect();
+    let certificate = spend_coin(wallet, client, store, listed, |coin| {
+        Order::Split(Split {
+            sender: coin.account(),
+            sequence: 0,
+            outputs,
+        })
+    })
+    .await?;
+    let mut landed = Vec::new();
+    for payment in certificate.order.payments() {
+        if let Some(coin) = store.locate(&payment.recipient)? {
+            landed.push(coin);
+        }
+    }
+    Ok(landed)
+}
+
+/// Settles everything an interrupted operation left: finishes every journaled order of
+/// the wallet's accounts and coins, then grades the coins still in `Limbo` (and those in
+/// `Export`, to learn which were taken) by asking the validators.
+pub async fn find(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+) -> Result<FindReport, CoinOpError> {
+    let mut report = FindReport::default();
+    let mut signers: Vec<AccountId> = wallet.keys().iter().map(|k| k.account).collect();
+    signers.extend(
+        store
+            .list(CoinFolder::Limbo)?
+            .into_iter()
+            .map(|c| c.account),
+    );
+    for account in signers {
+        let Some(journaled) = wallet.pending(&account)? else {
+            continue;
+        };
+        let next = client.next_sequence(&account).await?;
+        let open = journaled.order.sequence().is_none_or(|s| s >= next);
+        let certificate = if open {
+            certify_and_submit(wallet, client, &journaled)
+                .await
+                .ok()
+                .map(|(certificate, _, _)| certificate)
+        } else {
+            // Applied already: its certificate is among the wallet's receipts, or the
+            // grading below settles its coins.
+            wallet.clear_pending(&account)?;
+            None
+        };
+        if let Some(certificate) = certificate {
+            report.finished += 1;
+            report.banked.extend(settle(store, &certificate)?);
+        }
+    }
+    let limbo = store.list(CoinFolder::Limbo)?;
+    let own = own_orders(wallet, store, &limbo)?;
+    for (listed, detection) in limbo.iter().zip(detect(client, &pairs(&limbo), &own).await) {
+        if own.contains_key(&listed.account) {
+            report.limbo.push(*listed);
+            continue;
+        }
+        match detection.grade {
+            Grade::Authentic => report.banked.push(store.move_to(listed, CoinFolder::Bank)?),
+            Grade::Fracked => report
+                .banked
+                .push(store.move_to(listed, CoinFolder::Fracked)?),
+            Grade::Counterfeit => report.spent.push(store.move_to(listed, CoinFolder::Spent)?),
+            Grade::Frozen | Grade::Limbo => report.limbo.push(*listed),
+        }
+    }
+    let exported = store.list(CoinFolder::Export)?;
+    for (listed, detection) in exported
+        .iter()
+        .zip(detect(client, &pairs(&exported), &HashMap::new()).await)
+    {
+        if detection.spent > client.committee().max_faulty() {
+            report.sent.push(store.move_to(listed, CoinFolder::Sent)?);
+        }
+    }
+    Ok(report)
+}
+
+/// Hands fracked coins' funding certificates to the validators that lack them; returns
+/// the coins' detections afterwards.
+pub async fn fix(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    coins: &[ListedCoin],
+) -> Result<Vec<Detection>, CoinOpError> {
+    let own = own_orders(wallet, store, coins)?;
+    for (listed, detection) in coins.iter().zip(detect(client, &pairs(coins), &own).await) {
+        if detection.grade != Grade::Fracked {
+            continue;
+        }
+        if let Some(funding) = store.read(listed)?.funding {
+            for i in &detection.lagging {
+                client.push_with_history(*i, &funding).await;
+            }
+        }
+    }
+    let after = detect(client, &pairs(coins), &own).await;
+    for (listed, detection) in coins.iter().zip(&after) {
+        match (listed.folder, detection.grade) {
+            (CoinFolder::Fracked, Grade::Authentic) => {
+                store.move_to(listed, CoinFolder::Bank)?;
+            }
+            (CoinFolder::Bank, Grade::Fracked) => {
+                store.move_to(listed, CoinFolder::Fracked)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(after)
+}
+
+/// Coins from the Bank (then Fracked) that add up to exactly `amount`, largest first; none
+/// if they cannot.
+fn choose(available: &[ListedCoin], amount: u64) -> Option<Vec<ListedCoin>> {
+    let mut left = amount;
+    let mut chosen = Vec::new();
+    for coin in available {
+        if coin.denomination.cash() <= left {
+            left -= coin.denomination.cash();
+            chosen.push(*coin);
+        }
+    }
+    (left == 0).then_some(chosen)
+}
+
+/// Moves coins worth exactly `amount` (whole cash) into `Export` and returns them, making
+/// change from a larger coin first when the Bank has no exact set. The caller writes them
+/// out (a file or a token); they are not this wallet's to spend any more.
+pub async fn export(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    amount: Amount,
+) -> Result<Vec<Coin>, CoinOpError> {
+    fewest_coins(amount)?;
+    let cash = amount.microcash() / 1_000_000;
+    loop {
+        let mut available = store.list(CoinFolder::Bank)?;
+        available.extend(store.list(CoinFolder::Fracked)?);
+        let have: u64 = available.iter().map(|c| c.denomination.cash()).sum();
+        if have < cash {
+            return Err(CoinOpError::NotEnoughCoins {
+                have: Amount::from_microcash(have.saturating_mul(1_000_000)),
+                need: amount,
+            });
+        }
+        if let Some(chosen) = choose(&available, cash) {
+            let mut coins = Vec::with_capacity(chosen.len());
+            for listed in &chosen {
+                coins.push(store.read(listed)?);
+                store.move_to(listed, CoinFolder::Export)?;
+            }
+            return Ok(coins);
+        }
+        // Break the smallest coin that can be broken and try again: each round makes
+        // smaller coins, so this ends (at worst in ones) within a few rounds.
+        let breakable = available
+            .iter()
+            .rev()
+            .find(|c| c.denomination != Denomination::One)
+            .copied()
+            .ok_or_else(|| CoinOpError::NotEnoughCoins {
+                have: Amount::from_microcash(have.saturating_mul(1_000_000)),
+                need: amount,
+            })?;
+        change(wallet, client, store, keys, &breakable).await?;
+    }
+}
+
+/// Takes coins in: each new one is written to `Import`, detected, and powned to a fresh
+/// key of this wallet if good, so only coins really ours reach the Bank. Coins of another
+/// network refuse the whole import before anything is written.
+pub async fn import(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    coins: Vec<Coin>,
+) -> Result<Vec<ImportOutcome>, CoinOpError> {
+    if let Some(stranger) = coins.iter().find(|c| c.network != *store.network()) {
+        return Err(CoinOpError::WrongNetwork {
+            coin: stranger.network,
+            wallet: *store.network(),
+        });
+    }
+    let mut outcomes = Vec::with_capacity(coins.len());
+    let mut arrived = Vec::new();
+    for coin in &coins {
+        match store.locate(&coin.account())? {
+            Some(held) => outcomes.push(ImportOutcome::AlreadyHeld { coin: held }),
+            None => {
+                store.put(CoinFolder::Import, coin)?;
+                let listed = store
+                    .locate(&coin.account())?
+                    .ok_or_else(|| CoinOpError::UnknownCoin(coin.account().to_string()))?;
+                arrived.push(listed);
+            }
+        }
+    }
+    let detections = detect(client, &pairs(&arrived), &HashMap::new()).await;
+    for (listed, detection) in arrived.iter().zip(detections) {
+        match detection.grade {
+            Grade::Authentic | Grade::Fracked => {
+                let (coin, _) = pown(wallet, client, store, keys, listed).await?;
+                outcomes.push(ImportOutcome::Banked { coin });
+            }
+            // Undecided, unless someone else's order holds a vote on its slot: the sender
+            // still knows the secret and used it, so the coin is not ours, whoever wins.
+            Grade::Limbo if detection.contested == 0 => {
+                outcomes.push(ImportOutcome::Undecided { coin: *listed })
+            }
+            Grade::Counterfeit | Grade::Frozen | Grade::Limbo => {
+                let coin = store.move_to(listed, CoinFolder::Counterfeit)?;
+                outcomes.push(ImportOutcome::Refused {
+                    coin,
+                    grade: detection.grade,
+                });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(cash: u64) -> ListedCoin {
+        ListedCoin {
+            account: SecretKey::generate().account(),
+            denomination: Denomination::from_cash(cash).unwrap_or(Denomination::One),
+            folder: CoinFolder::Bank,
+        }
+    }
+
+    #[test]
+    fn an_exact_set_is_chosen_largest_first_or_none() {
+        let bank: Vec<ListedCoin> = [100, 25, 25, 5, 1].into_iter().map(listed).collect();
+        let total = |coins: &[ListedCoin]| coins.iter().map(|c| c.denomination.cash()).sum::<u64>();
+        assert_eq!(choose(&bank, 131).map(|c| total(&c)), Some(131));
+        assert_eq!(choose(&bank, 50).map(|c| c.len()), Some(2));
+        assert_eq!(choose(&bank, 2), None);
+        assert_eq!(choose(&bank, 157), None);
+    }
+}

@@ -1,0 +1,424 @@
+//! Bearer coins against four real validators on 127.0.0.1 (real TCP, real redb files):
+//! withdraw, change, export, import, pown, deposit, detect, fix and find, each asserted,
+//! with the total of accounts and coins held checked to stay constant.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tally_core::{
+    AccountId, Allocation, Amount, Coin, Mode, NetworkContract, Order, SecretKey, SignedOrder,
+    Transfer, ValidatorInfo,
+};
+use tally_node::{Node, NodeConfig};
+use tally_proto::{Connection, LedgerRequest, Limits, Packet};
+use tally_wallet::coins::{
+    self, CoinFolder, CoinStore, Grade, ImportOutcome, ListedCoin, RandomKeys,
+};
+use tally_wallet::{QuorumClient, Wallet};
+
+const CASH: i128 = 1_000_000;
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Four validators; `payer` holds 1,000 cash at genesis.
+struct Net {
+    contract: NetworkContract,
+    keys: Vec<SecretKey>,
+    addresses: Vec<SocketAddr>,
+    nodes: Vec<Option<Node>>,
+    dir: tempfile::TempDir,
+    payer: SecretKey,
+}
+
+impl Net {
+    async fn start(sync_interval: Duration) -> Net {
+        let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
+        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        let payer = SecretKey::generate();
+        let contract = NetworkContract {
+            name: "coins".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_cash(10).unwrap(),
+            intro_pow_bits: 4,
+            validators: keys
+                .iter()
+                .zip(&addresses)
+                .map(|(k, a)| ValidatorInfo {
+                    key: k.account(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: vec![Allocation {
+                account: payer.account(),
+                amount: Amount::from_cash(1000).unwrap(),
+            }],
+            pow: None,
+        };
+        let mut net = Net {
+            contract,
+            keys,
+            addresses,
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            payer,
+        };
+        for i in 0..4 {
+            let node = net.start_node(i, sync_interval).await;
+            net.nodes.push(Some(node));
+        }
+        net
+    }
+
+    async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+        let mut config = NodeConfig::new(
+            self.contract.clone(),
+            self.keys[i].clone(),
+            self.addresses[i],
+            self.dir.path().join(format!("validator-{i}")),
+        );
+        config.sync_interval = sync_interval;
+        config.idle_timeout = Duration::from_secs(5);
+        for _ in 0..50 {
+            match Node::start(config.clone()).await {
+                Ok(node) => return node,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Node::start(config).await.unwrap()
+    }
+
+    async fn stop(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.stop().await;
+        }
+    }
+
+    async fn restart(&mut self, i: usize, sync_interval: Duration) {
+        self.nodes[i] = Some(self.start_node(i, sync_interval).await);
+    }
+
+    fn client(&self) -> QuorumClient {
+        QuorumClient::new(self.contract.clone(), Duration::from_secs(2)).unwrap()
+    }
+
+    /// A wallet folder holding `key` (if any) and its coin folders.
+    fn wallet(&self, name: &str, key: Option<&SecretKey>) -> (Wallet, CoinStore) {
+        let dir = self.dir.path().join(name);
+        let mut wallet = Wallet::open(&dir).unwrap();
+        if let Some(key) = key {
+            wallet.add_key(Some(key.clone()), None).unwrap();
+        }
+        let store = CoinStore::open(&dir, self.contract.id()).unwrap();
+        (wallet, store)
+    }
+
+    /// What the first validator that answers says `account` holds.
+    async fn balance(&self, account: &AccountId) -> i128 {
+        let request = LedgerRequest {
+            accounts: Some(vec![*account]),
+            ..LedgerRequest::default()
+        };
+        self.client()
+            .ledger_all(&request)
+            .await
+            .into_iter()
+            .find_map(|a| a.result.ok())
+            .map_or(0, |view| view.ledger.get(account).map_or(0, |e| e.balance))
+    }
+
+    async fn shutdown(mut self) {
+        for i in 0..4 {
+            self.stop(i).await;
+        }
+    }
+}
+
+fn cash(n: u64) -> Amount {
+    Amount::from_cash(n).unwrap()
+}
+
+fn held(store: &CoinStore, folder: CoinFolder) -> Vec<u64> {
+    store
+        .list(folder)
+        .unwrap()
+        .iter()
+        .map(|c| c.denomination.cash())
+        .collect()
+}
+
+fn total(store: &CoinStore) -> i128 {
+    let mut sum = 0;
+    for folder in [CoinFolder::Bank, CoinFolder::Fracked] {
+        sum += store
+            .list(folder)
+            .unwrap()
+            .iter()
+            .map(|c| i128::from(c.denomination.cash()) * CASH)
+            .sum::<i128>();
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coins_go_out_and_come_back_and_the_total_never_changes() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let alice_key = SecretKey::generate();
+    let (alice, alice_coins) = net.wallet("alice", Some(&net.payer));
+    let (bob, bob_coins) = net.wallet("bob", Some(&alice_key));
+    let payer = net.payer.account();
+
+    // Withdraw 281 cash: the fewest coins, in one Split.
+    let banked = coins::withdraw(
+        &alice,
+        &client,
+        &alice_coins,
+        &mut RandomKeys,
+        &net.payer,
+        cash(281),
+    )
+    .await
+    .unwrap();
+    assert_eq!(banked.len(), 4);
+    assert_eq!(held(&alice_coins, CoinFolder::Bank), [250, 25, 5, 1]);
+    assert_eq!(net.balance(&payer).await, 719 * CASH);
+    let bank = alice_coins.list(CoinFolder::Bank).unwrap();
+    let pairs: Vec<_> = bank.iter().map(|c| (c.account, c.denomination)).collect();
+    let grades = coins::detect(&client, &pairs, &Default::default()).await;
+    assert!(
+        grades.iter().all(|d| d.grade == Grade::Authentic),
+        "{grades:?}"
+    );
+    for coin in &bank {
+        let coin = alice_coins.read(coin).unwrap();
+        assert!(
+            coin.funding.is_some(),
+            "the Split certificate is kept in the coin file"
+        );
+    }
+
+    // Export 3 cash: the Bank has no exact set (250, 25, 5, 1 less what goes out), so the
+    // wallet makes change first, in as many rounds as it takes.
+    let exported = coins::export(&alice, &client, &alice_coins, &mut RandomKeys, cash(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        exported.iter().map(|c| c.denomination.cash()).sum::<u64>(),
+        30
+    );
+    let three = coins::export(&alice, &client, &alice_coins, &mut RandomKeys, cash(3))
+        .await
+        .unwrap();
+    assert_eq!(three.iter().map(|c| c.denomination.cash()).sum::<u64>(), 3);
+    assert_eq!(total(&alice_coins), 248 * CASH);
+    assert_eq!(
+        held(&alice_coins, CoinFolder::Export).iter().sum::<u64>(),
+        33
+    );
+
+    // Bob imports the 30 as a token: detected, powned to his own keys, banked.
+    let token = tally_core::encode_token(&exported).unwrap();
+    let arrived = tally_core::decode_token(&token).unwrap();
+    let outcomes = coins::import(&bob, &client, &bob_coins, &mut RandomKeys, arrived.clone())
+        .await
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ImportOutcome::Banked { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(total(&bob_coins), 30 * CASH);
+    for coin in &exported {
+        assert_eq!(
+            net.balance(&coin.account()).await,
+            0,
+            "the old secret holds nothing now"
+        );
+    }
+    // A second import of the same coins changes nothing.
+    let again = coins::import(&bob, &client, &bob_coins, &mut RandomKeys, arrived)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|o| matches!(o, ImportOutcome::AlreadyHeld { .. }))
+    );
+    assert_eq!(total(&bob_coins), 30 * CASH);
+
+    // Alice learns the 30 were taken; the 3 she still holds a copy of stay in Export.
+    let report = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    assert_eq!(report.sent.len(), exported.len());
+    assert_eq!(held(&alice_coins, CoinFolder::Sent).iter().sum::<u64>(), 30);
+    assert_eq!(
+        held(&alice_coins, CoinFolder::Export).iter().sum::<u64>(),
+        3
+    );
+
+    // Bob deposits his coins into his account.
+    for coin in bob_coins.list(CoinFolder::Bank).unwrap() {
+        coins::deposit(&bob, &client, &bob_coins, &coin, alice_key.account())
+            .await
+            .unwrap();
+    }
+    assert_eq!(total(&bob_coins), 0);
+    assert_eq!(net.balance(&alice_key.account()).await, 30 * CASH);
+
+    // Conservation: accounts plus coins held (Bank, and the 3 in Export) is what the
+    // genesis gave.
+    assert_eq!(
+        net.balance(&payer).await
+            + net.balance(&alice_key.account()).await
+            + total(&alice_coins)
+            + 3 * CASH,
+        1000 * CASH
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coin_whose_slot_holds_a_foreign_vote_is_never_counted() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, alice_coins) = net.wallet("alice", Some(&net.payer));
+    let (bob, bob_coins) = net.wallet("bob", None);
+    coins::withdraw(
+        &alice,
+        &client,
+        &alice_coins,
+        &mut RandomKeys,
+        &net.payer,
+        cash(5),
+    )
+    .await
+    .unwrap();
+    let coins_out = coins::export(&alice, &client, &alice_coins, &mut RandomKeys, cash(5))
+        .await
+        .unwrap();
+    let coin: &Coin = &coins_out[0];
+
+    // The previous holder races: its own order for the coin's slot gets validator 0's vote.
+    let race = SignedOrder::sign(
+        Order::Transfer(Transfer {
+            sender: coin.account(),
+            recipient: SecretKey::generate().account(),
+            amount: coin.amount(),
+            sequence: 0,
+        }),
+        &coin.secret,
+        &net.contract.id(),
+    );
+    let mut conn = Connection::connect(
+        &net.addresses[0].to_string(),
+        Limits::default(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.call(&Packet::ReqPay(race)).await.unwrap(),
+        Packet::RespPay(_)
+    ));
+
+    let outcomes = coins::import(
+        &bob,
+        &client,
+        &bob_coins,
+        &mut RandomKeys,
+        coins_out.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&outcomes[..], [ImportOutcome::Refused { .. }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(total(&bob_coins), 0, "never counted");
+    assert_eq!(held(&bob_coins, CoinFolder::Counterfeit), [5]);
+    assert_eq!(
+        net.balance(&coin.account()).await,
+        5 * CASH,
+        "bob signed nothing"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_validator_fracks_coins_and_fix_mends_them() {
+    // Validators never sync on their own here: only the wallet brings one up to date.
+    let hour = Duration::from_secs(3600);
+    let mut net = Net::start(hour).await;
+    let client = net.client();
+    let (alice, alice_coins) = net.wallet("alice", Some(&net.payer));
+    net.stop(3).await;
+    coins::withdraw(
+        &alice,
+        &client,
+        &alice_coins,
+        &mut RandomKeys,
+        &net.payer,
+        cash(30),
+    )
+    .await
+    .unwrap();
+    net.restart(3, hour).await;
+    let bank: Vec<ListedCoin> = alice_coins.list(CoinFolder::Bank).unwrap();
+    let pairs: Vec<_> = bank.iter().map(|c| (c.account, c.denomination)).collect();
+    let before = coins::detect(&client, &pairs, &Default::default()).await;
+    assert!(
+        before
+            .iter()
+            .all(|d| d.grade == Grade::Fracked && d.lagging == [3]),
+        "{before:?}"
+    );
+
+    let after = coins::fix(&alice, &client, &alice_coins, &bank)
+        .await
+        .unwrap();
+    assert!(
+        after.iter().all(|d| d.grade == Grade::Authentic),
+        "{after:?}"
+    );
+    assert_eq!(held(&alice_coins, CoinFolder::Bank), [25, 5]);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_withdraw_is_finished_by_find() {
+    let mut net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, alice_coins) = net.wallet("alice", Some(&net.payer));
+    // Two validators down: no quorum, but the others hold votes, so the order stays
+    // journaled and its coins wait in Limbo.
+    net.stop(2).await;
+    net.stop(3).await;
+    let failed = coins::withdraw(
+        &alice,
+        &client,
+        &alice_coins,
+        &mut RandomKeys,
+        &net.payer,
+        cash(26),
+    )
+    .await;
+    assert!(failed.is_err());
+    assert_eq!(held(&alice_coins, CoinFolder::Limbo), [25, 1]);
+    assert!(alice.pending(&net.payer.account()).unwrap().is_some());
+
+    net.restart(2, Duration::from_millis(200)).await;
+    net.restart(3, Duration::from_millis(200)).await;
+    let report = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    assert_eq!(report.finished, 1);
+    assert_eq!(held(&alice_coins, CoinFolder::Bank), [25, 1]);
+    assert!(held(&alice_coins, CoinFolder::Limbo).is_empty());
+    assert_eq!(net.balance(&net.payer.account()).await, 974 * CASH);
+    net.shutdown().await;
+}
