@@ -83,6 +83,8 @@ pub enum WalletCommand {
     Ledger,
     /// The validators and whether each answers.
     Peers,
+    /// Bearer coins: every coin by folder, or a coin operation.
+    Coins(crate::wallet_coins::CoinsArgs),
 }
 
 /// `tally wallet key …`
@@ -179,6 +181,9 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             wallet_chain::peers(&chain::probe_miners(&miners, &probe).await)
         }
         WalletCommand::Peers => quorum_peers(contract, timeout).await?,
+        WalletCommand::Coins(coins) => {
+            crate::wallet_coins::run(coins, &wallet, contract, timeout).await?
+        }
     };
     output(args.json, value, text);
     Ok(())

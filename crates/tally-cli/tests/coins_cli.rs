@@ -1,0 +1,119 @@
+//! Coins end to end through the built `tally` binary: four `tally node` processes, then
+//! `coins withdraw`, `export` as a token, `import` into a second wallet (a second import
+//! is refused and changes nothing), `detect`, `deposit`, and bad input refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+
+use common::{Children, TALLY, free_base_port, wallet_json};
+
+/// `tally wallet … ARGS`, which must fail with a one-line reason; its stderr.
+fn wallet_fails(wallet: &Path, contract: &Path, args: &[&str]) -> String {
+    let output = Command::new(TALLY)
+        .args(["wallet", "--wallet"])
+        .arg(wallet)
+        .arg("--network")
+        .arg(contract)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{args:?} must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.contains("error:"), "{stderr}");
+    stderr
+}
+
+fn spendable(wallet: &Path, contract: &Path) -> u64 {
+    wallet_json(wallet, contract, &["coins"])["spendable"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn coins_are_withdrawn_exported_imported_once_and_deposited() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let base = free_base_port(8).to_string();
+    let output = Command::new(TALLY)
+        .args(["network", "new", "quorum", "--dir"])
+        .arg(&net)
+        .args(["--pow-bits", "8", "--base-port", &base, "--fund", "1"])
+        .args(["--fund-amount", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let contract = net.join("contract.json");
+    let mut nodes = Children(Vec::new());
+    for i in 0..4 {
+        let folder = net.join(format!("validator-{i}"));
+        nodes.start(
+            &["node", "--dir", folder.to_str().unwrap()],
+            "validator listening on",
+        );
+    }
+    let alice = net.join("genesis-wallet");
+    let bob = dir.path().join("bob");
+
+    let withdrew = wallet_json(&alice, &contract, &["coins", "withdraw", "281"]);
+    assert_eq!(withdrew["cash"], 281);
+    assert_eq!(withdrew["coins"].as_array().unwrap().len(), 4);
+    assert_eq!(spendable(&alice, &contract), 281);
+
+    let exported = wallet_json(&alice, &contract, &["coins", "export", "30", "--token"]);
+    let token = exported["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("tallycoin1"));
+    assert_eq!(spendable(&alice, &contract), 251);
+
+    let imported = wallet_json(&bob, &contract, &["coins", "import", &token]);
+    assert_eq!(imported["banked"], 30);
+    assert_eq!(spendable(&bob, &contract), 30);
+    let again = wallet_fails(&bob, &contract, &["coins", "import", &token]);
+    assert!(again.contains("imported before"), "{again}");
+    assert_eq!(
+        spendable(&bob, &contract),
+        30,
+        "a second import changes nothing"
+    );
+
+    let detected = wallet_json(&bob, &contract, &["coins", "detect"]);
+    let grades = detected["detections"].as_array().unwrap();
+    assert!(!grades.is_empty());
+    assert!(
+        grades.iter().all(|d| d["grade"] == "Authentic"),
+        "{detected}"
+    );
+
+    // The exporter learns its coins were taken.
+    let found = wallet_json(&alice, &contract, &["coins", "find"]);
+    assert_eq!(found["sent"].as_array().unwrap().len(), 2);
+
+    // Bad input: a clear error and nothing changes.
+    for bad in [
+        vec!["coins", "import", "tallycoin1notatoken"],
+        vec!["coins", "import", "/no/such/file"],
+        vec!["coins", "withdraw", "1.5"],
+        vec!["coins", "withdraw", "0"],
+        vec!["coins", "export", "100000"],
+        vec!["coins", "change", "ffff"],
+    ] {
+        wallet_fails(&alice, &contract, &bad);
+    }
+    assert_eq!(spendable(&alice, &contract), 251);
+
+    let deposited = wallet_json(&alice, &contract, &["coins", "deposit", "--all"]);
+    assert_eq!(deposited["cash"], 251);
+    assert_eq!(spendable(&alice, &contract), 0);
+    let balance = wallet_json(&alice, &contract, &["balance"]);
+    assert_eq!(
+        balance["balance"], 970_000_000,
+        "1000 less the 30 bob holds"
+    );
+}
