@@ -1,0 +1,166 @@
+//! A network of four real validators on 127.0.0.1 (real TCP, real redb files) and coin
+//! wallets on it, for the coin tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_node::{Node, NodeConfig};
+use tally_proto::LedgerRequest;
+use tally_wallet::coins::{CoinFolder, CoinStore};
+use tally_wallet::{QuorumClient, Wallet};
+
+pub const CASH: i128 = 1_000_000;
+
+pub fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Four validators; `payer` holds 1,000 cash at genesis.
+pub struct Net {
+    pub contract: NetworkContract,
+    pub keys: Vec<SecretKey>,
+    pub addresses: Vec<SocketAddr>,
+    pub nodes: Vec<Option<Node>>,
+    pub dir: tempfile::TempDir,
+    pub payer: SecretKey,
+}
+
+impl Net {
+    pub async fn start(sync_interval: Duration) -> Net {
+        Net::start_funded(sync_interval, 1000).await
+    }
+
+    /// Four validators; `payer` holds `genesis_cash` at genesis.
+    pub async fn start_funded(sync_interval: Duration, genesis_cash: u64) -> Net {
+        let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
+        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        let payer = SecretKey::generate();
+        let contract = NetworkContract {
+            name: "coins".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_cash(10).unwrap(),
+            intro_pow_bits: 4,
+            validators: keys
+                .iter()
+                .zip(&addresses)
+                .map(|(k, a)| ValidatorInfo {
+                    key: k.account(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: vec![Allocation {
+                account: payer.account(),
+                amount: Amount::from_cash(genesis_cash).unwrap(),
+            }],
+            pow: None,
+        };
+        let mut net = Net {
+            contract,
+            keys,
+            addresses,
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            payer,
+        };
+        for i in 0..4 {
+            let node = net.start_node(i, sync_interval).await;
+            net.nodes.push(Some(node));
+        }
+        net
+    }
+
+    pub async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+        let mut config = NodeConfig::new(
+            self.contract.clone(),
+            self.keys[i].clone(),
+            self.addresses[i],
+            self.dir.path().join(format!("validator-{i}")),
+        );
+        config.sync_interval = sync_interval;
+        config.idle_timeout = Duration::from_secs(5);
+        for _ in 0..50 {
+            match Node::start(config.clone()).await {
+                Ok(node) => return node,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Node::start(config).await.unwrap()
+    }
+
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.stop().await;
+        }
+    }
+
+    pub async fn restart(&mut self, i: usize, sync_interval: Duration) {
+        self.nodes[i] = Some(self.start_node(i, sync_interval).await);
+    }
+
+    pub fn client(&self) -> QuorumClient {
+        QuorumClient::new(self.contract.clone(), Duration::from_secs(2)).unwrap()
+    }
+
+    /// A wallet folder holding `key` (if any) and its coin folders.
+    pub fn wallet(&self, name: &str, key: Option<&SecretKey>) -> (Wallet, CoinStore) {
+        let dir = self.dir.path().join(name);
+        let mut wallet = Wallet::open(&dir).unwrap();
+        if let Some(key) = key {
+            wallet.add_key(Some(key.clone()), None).unwrap();
+        }
+        let store = CoinStore::open(&dir, self.contract.id()).unwrap();
+        (wallet, store)
+    }
+
+    /// What the first validator that answers says `account` holds.
+    pub async fn balance(&self, account: &AccountId) -> i128 {
+        let request = LedgerRequest {
+            accounts: Some(vec![*account]),
+            ..LedgerRequest::default()
+        };
+        self.client()
+            .ledger_all(&request)
+            .await
+            .into_iter()
+            .find_map(|a| a.result.ok())
+            .map_or(0, |view| view.ledger.get(account).map_or(0, |e| e.balance))
+    }
+
+    pub async fn shutdown(mut self) {
+        for i in 0..4 {
+            self.stop(i).await;
+        }
+    }
+}
+
+pub fn cash(n: u64) -> Amount {
+    Amount::from_cash(n).unwrap()
+}
+
+pub fn held(store: &CoinStore, folder: CoinFolder) -> Vec<u64> {
+    store
+        .list(folder)
+        .unwrap()
+        .iter()
+        .map(|c| c.denomination.cash())
+        .collect()
+}
+
+pub fn total(store: &CoinStore) -> i128 {
+    let mut sum = 0;
+    for folder in [CoinFolder::Bank, CoinFolder::Fracked] {
+        sum += store
+            .list(folder)
+            .unwrap()
+            .iter()
+            .map(|c| i128::from(c.denomination.cash()) * CASH)
+            .sum::<i128>();
+    }
+    sum
+}
