@@ -12,6 +12,7 @@
 //! Speed is measured here, never asserted in tests; the figures and how they were taken
 //! are in BENCHMARKS.md.
 
+pub mod coins;
 mod error;
 pub mod mine;
 pub mod percentile;

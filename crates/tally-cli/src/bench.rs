@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_bench::{Report, mine, quorum, relay, sync, tracker};
+use tally_bench::{Report, coins, mine, quorum, relay, sync, tracker};
 
 use crate::duration::parse_duration;
 
@@ -24,6 +24,29 @@ pub enum BenchCommand {
     Mine(MineArgs),
     /// Proof-of-work sync: validate and store blocks of transfers, transfers per second.
     Sync(SyncArgs),
+    /// Bearer coins: coins powned per second against four validators, and listing a
+    /// wallet of many coins.
+    Coins(CoinsArgs),
+}
+
+const COINS: coins::Settings = coins::Settings::DEFAULT;
+
+/// `tally bench coins`
+#[derive(clap::Args)]
+pub struct CoinsArgs {
+    /// Coins to withdraw (untimed) and then pown one after another (timed).
+    #[arg(long, default_value_t = COINS.coins)]
+    pub coins: usize,
+    /// Coins in the wallet whose listing is timed (0 skips it).
+    #[arg(long, default_value_t = COINS.listed)]
+    pub listed: usize,
+    /// Work folder (must not exist yet); default: a fresh temporary folder, removed
+    /// afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the default work folder.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 const QUORUM: quorum::Settings = quorum::Settings::DEFAULT;
@@ -202,6 +225,17 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 keep: args.keep,
             };
             quorum::run(settings, tally()?, report, crate::shutdown_signal())
+                .await
+                .map(drop)
+        }
+        BenchCommand::Coins(args) => {
+            let settings = coins::Settings {
+                coins: args.coins,
+                listed: args.listed,
+                dir: args.dir,
+                keep: args.keep,
+            };
+            coins::run(settings, &tally()?, console.as_ref())
                 .await
                 .map(drop)
         }

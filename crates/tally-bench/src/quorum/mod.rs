@@ -17,7 +17,7 @@
 
 mod end_to_end;
 mod load;
-mod network;
+pub(crate) mod network;
 mod settings;
 
 use std::fmt;

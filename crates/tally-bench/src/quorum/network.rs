@@ -13,7 +13,7 @@ use crate::error::{BenchError, Context};
 
 /// Deterministic account keys (the seeds do not matter; the validator keys make the
 /// network unique), generated on every core.
-pub(super) fn account_keys(count: usize) -> Vec<SecretKey> {
+pub(crate) fn account_keys(count: usize) -> Vec<SecretKey> {
     (0..count as u64)
         .into_par_iter()
         .map(|i| {
@@ -25,7 +25,7 @@ pub(super) fn account_keys(count: usize) -> Vec<SecretKey> {
 
 /// Writes `dir/contract.json` (compact JSON) and one folder `validator-<i>` per validator,
 /// validator i listening on `ports[2i]` with its control API on `ports[2i + 1]`.
-pub(super) fn write_network(
+pub(crate) fn write_network(
     dir: &Path,
     validators: &[SecretKey],
     accounts: &[SecretKey],
@@ -84,14 +84,14 @@ pub(super) fn write_network(
 /// A running `tally node`: its process (killed through [`crate::process::Daemons`]) and
 /// its addresses.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Running {
+pub(crate) struct Running {
     pub pid: u32,
     pub address: SocketAddr,
     pub rpc: SocketAddr,
 }
 
 /// Starts `tally node --dir folder`, waits until it listens, and hands it to `daemons`.
-pub(super) async fn start_validator(
+pub(crate) async fn start_validator(
     tally: &Path,
     folder: &Path,
     daemons: &crate::process::Daemons,
