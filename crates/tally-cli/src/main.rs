@@ -12,6 +12,7 @@ mod tracker;
 mod wallet;
 mod wallet_chain;
 mod wallet_coins;
+mod wallet_seed;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]

@@ -1,6 +1,7 @@
 //! `tally wallet`: keys, proof of work, introduction, balances, payments, the ledger. The
 //! arguments, the calls into `tally-wallet`, and what they return, printed (as text or
-//! `--json`); proof-of-work networks' answers are printed by [`crate::wallet_chain`].
+//! `--json`); proof-of-work networks' answers are printed by [`crate::wallet_chain`], and
+//! seeded wallets (`init`, `restore`, `key new`) are handled by [`crate::wallet_seed`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tally_wallet::chain::{self, Miners};
 use tally_wallet::pow::{KeyProof, SearchProgress, find_key_proof};
 use tally_wallet::{KeyEntry, QuorumClient, Wallet, ops, views};
 
-use crate::wallet_chain;
+use crate::{wallet_chain, wallet_seed};
 
 /// `tally wallet`
 #[derive(Args)]
@@ -33,6 +34,10 @@ pub struct WalletArgs {
     /// Seconds to wait for each validator's answer.
     #[arg(long, default_value_t = 5, global = true)]
     pub timeout: u64,
+    /// The environment variable that holds the seed's passphrase (seeded wallets: `init`
+    /// and `restore` seal the seed with it, `key new` opens the seed with it).
+    #[arg(long, global = true, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
     #[command(subcommand)]
     pub command: WalletCommand,
 }
@@ -40,6 +45,15 @@ pub struct WalletArgs {
 /// The wallet's commands.
 #[derive(Subcommand)]
 pub enum WalletCommand {
+    /// Make a new wallet whose every key derives from one seed, shown once as 24 words.
+    Init,
+    /// Put a seeded wallet back from its words, finding every account and coin key the
+    /// validators (or miners) know.
+    Restore {
+        /// The words, quoted as one argument; read from stdin when absent.
+        #[arg(long)]
+        words: Option<String>,
+    },
     /// Key management.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -90,7 +104,7 @@ pub enum WalletCommand {
 /// `tally wallet key …`
 #[derive(Subcommand)]
 pub enum KeyCommand {
-    /// Create a new account.
+    /// Create a new account (derived from the seed in a seeded wallet).
     New {
         #[arg(long)]
         label: Option<String>,
@@ -110,16 +124,38 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading contract {}", args.network.display()))?;
     let contract = NetworkContract::from_json(&contract_text)
         .with_context(|| format!("contract {}", args.network.display()))?;
-    let mut wallet = Wallet::open(&args.wallet)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let passphrase = wallet_seed::passphrase(args.passphrase_env.as_deref())?;
+    let passphrase = passphrase.as_deref();
+    // Before the folder is opened (which creates it): a refused restore writes nothing.
+    match &args.command {
+        WalletCommand::Init => {
+            let (value, text) = wallet_seed::init(&args.wallet, &contract, passphrase)?;
+            output(args.json, value, text);
+            return Ok(());
+        }
+        WalletCommand::Restore { words } => {
+            let (value, text) = wallet_seed::restore(
+                &args.wallet,
+                contract,
+                words.as_deref(),
+                passphrase,
+                timeout,
+            )
+            .await?;
+            output(args.json, value, text);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut wallet = Wallet::open(&args.wallet)?;
     let pow = contract.mode == Mode::Pow;
     let (value, text) = match &args.command {
+        WalletCommand::Init | WalletCommand::Restore { .. } => {
+            bail!("handled before the wallet is opened")
+        }
         WalletCommand::Key(KeyCommand::New { label }) => {
-            let entry = wallet.add_key(None, label.clone())?;
-            (
-                json!({"account": entry.account, "label": entry.label}),
-                format!("new account {}", entry.account),
-            )
+            wallet_seed::new_account(&mut wallet, &contract, label.clone(), passphrase)?
         }
         WalletCommand::Keys => keys(&wallet),
         WalletCommand::GenPow { account, threads } => {
@@ -182,7 +218,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
         WalletCommand::Peers => quorum_peers(contract, timeout).await?,
         WalletCommand::Coins(coins) => {
-            crate::wallet_coins::run(coins, &wallet, contract, timeout).await?
+            crate::wallet_coins::run(coins, &wallet, contract, timeout, passphrase).await?
         }
     };
     output(args.json, value, text);

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tally_core::{Amount, Coin, CoinFile, Mode, NetworkContract, decode_token, encode_token};
 use tally_wallet::coins::{
-    self, CoinFolder, CoinStore, Detection, FindReport, ImportOutcome, ListedCoin, RandomKeys,
+    self, CoinFolder, CoinStore, Detection, FindReport, ImportOutcome, ListedCoin, WalletKeys,
 };
 use tally_wallet::{QuorumClient, Wallet};
 
@@ -110,6 +110,7 @@ pub async fn run(
     wallet: &Wallet,
     contract: NetworkContract,
     timeout: std::time::Duration,
+    passphrase: Option<&str>,
 ) -> anyhow::Result<(Value, String)> {
     if contract.mode == Mode::Pow {
         bail!("coins live on quorum networks for now; this contract is a proof-of-work network");
@@ -118,8 +119,9 @@ pub async fn run(
     let Some(command) = &args.command else {
         return list(&store);
     };
+    let network = contract.id();
     let client = QuorumClient::located(contract, timeout).await?;
-    let mut keys = RandomKeys;
+    let mut keys = WalletKeys::new(wallet, network, passphrase);
     match command {
         CoinsCommand::Withdraw { amount, from } => {
             let amount = whole_cash(amount)?;

@@ -1,6 +1,7 @@
 //! Coins end to end through the built `tally` binary: four `tally node` processes, then
 //! `coins withdraw`, `export` as a token, `import` into a second wallet (a second import
-//! is refused and changes nothing), `detect`, `deposit`, and bad input refused.
+//! is refused and changes nothing), `detect`, `deposit`, bad input refused, and a seeded
+//! wallet's coins found again by `restore`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -115,5 +116,24 @@ fn coins_are_withdrawn_exported_imported_once_and_deposited() {
     assert_eq!(
         balance["balance"], 970_000_000,
         "1000 less the 30 bob holds"
+    );
+
+    // A seeded wallet's coins derive from its words: restore finds them again.
+    let carol = dir.path().join("carol");
+    let made = wallet_json(&carol, &contract, &["init"]);
+    let words = made["words"].as_str().unwrap().to_owned();
+    let account = made["account"].as_str().unwrap().to_owned();
+    wallet_json(&alice, &contract, &["send", &account, "100"]);
+    wallet_json(&carol, &contract, &["coins", "withdraw", "26"]);
+    assert_eq!(spendable(&carol, &contract), 26);
+    let again = dir.path().join("carol-again");
+    let restored = wallet_json(&again, &contract, &["restore", "--words", &words]);
+    assert_eq!(restored["banked"], 26, "{restored}");
+    assert_eq!(spendable(&again, &contract), 26);
+    let detected = wallet_json(&again, &contract, &["coins", "detect"]);
+    let grades = detected["detections"].as_array().unwrap();
+    assert!(
+        grades.iter().all(|d| d["grade"] == "Authentic"),
+        "{detected}"
     );
 }

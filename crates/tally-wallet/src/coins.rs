@@ -18,6 +18,9 @@ use std::path::PathBuf;
 
 use tally_core::{AccountId, Amount, CoinError, NetworkId, SecretKey};
 
+use crate::RestoredCoin;
+use crate::seed::KeyPurpose;
+
 pub use detect::{Detection, Grade, detect};
 pub use ops::{
     FindReport, ImportOutcome, change, deposit, export, find, fix, import, own_orders, pown,
@@ -25,7 +28,7 @@ pub use ops::{
 };
 pub use store::{CoinFolder, CoinStore, ListedCoin};
 
-use crate::{ClientError, OpError, WalletError};
+use crate::{ClientError, OpError, SeededError, Wallet, WalletError};
 
 /// Why a coin operation failed. Whatever failed, every coin is in exactly one folder.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,8 @@ pub enum CoinOpError {
     Contested(AccountId),
     #[error("the validators refused: {0}")]
     Refused(String),
+    #[error(transparent)]
+    Seeded(#[from] SeededError),
 }
 
 /// Where fresh keys for coins come from: a seeded wallet derives them (so `restore` finds
@@ -80,4 +85,58 @@ impl FreshKeys for RandomKeys {
     fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError> {
         Ok(SecretKey::generate())
     }
+}
+
+/// The wallet's own coin keys: derived from its seed when it has one (each index advanced
+/// durably before use, so `restore` finds the coin again), random otherwise.
+pub struct WalletKeys<'a> {
+    wallet: &'a Wallet,
+    network: NetworkId,
+    passphrase: Option<&'a str>,
+}
+
+impl<'a> WalletKeys<'a> {
+    /// Coin keys of `wallet` on `network`; `passphrase` opens a sealed seed.
+    pub fn new(wallet: &'a Wallet, network: NetworkId, passphrase: Option<&'a str>) -> Self {
+        WalletKeys {
+            wallet,
+            network,
+            passphrase,
+        }
+    }
+}
+
+impl FreshKeys for WalletKeys<'_> {
+    fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError> {
+        Ok(self
+            .wallet
+            .next_key(&self.network, KeyPurpose::Coin, self.passphrase)?)
+    }
+}
+
+/// Puts the coin keys `restore` found holding a whole denomination into the Bank (those
+/// this wallet already has stay where they are); returns the coins banked. A key holding
+/// any other amount is not a coin and is left out.
+pub fn bank_restored(
+    store: &CoinStore,
+    found: &[RestoredCoin],
+) -> Result<Vec<ListedCoin>, CoinOpError> {
+    let mut banked = Vec::new();
+    for restored in found {
+        let Some(denomination) = tally_core::Denomination::from_amount(restored.balance) else {
+            continue;
+        };
+        if store.locate(&restored.key.account())?.is_some() {
+            continue;
+        }
+        let coin = tally_core::Coin {
+            network: *store.network(),
+            denomination,
+            secret: restored.key.clone(),
+            funding: None,
+        };
+        store.put(CoinFolder::Bank, &coin)?;
+        banked.extend(store.locate(&coin.account())?);
+    }
+    Ok(banked)
 }

@@ -6,11 +6,12 @@
 //! Nothing is ever deleted except a pending order whose certificate is in `receipts/`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, Certificate, Digest, SecretKey, SignedOrder};
+
+pub use crate::fs::write_atomic;
 
 /// A wallet failure.
 #[derive(Debug, thiserror::Error)]
@@ -88,28 +89,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` atomically and durably.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = file.set_permissions(fs::Permissions::from_mode(0o600));
-        }
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = fs::File::open(parent)
-    {
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 impl Wallet {

@@ -10,7 +10,7 @@ use tally_core::{NetworkId, SecretKey};
 use zeroize::Zeroizing;
 
 use super::{KeyPurpose, SeedError, SeedFile, derive_key};
-use crate::wallet::write_atomic;
+use crate::fs::write_atomic;
 
 /// The file's name in the wallet folder.
 const FILE_NAME: &str = "counters.json";

@@ -22,7 +22,7 @@ use tally_core::codec::Encode;
 use zeroize::Zeroizing;
 
 use super::{Mnemonic, SeedError};
-use crate::wallet::write_atomic;
+use crate::fs::write_atomic;
 
 /// The file's name in the wallet folder.
 const FILE_NAME: &str = "seed.json";
