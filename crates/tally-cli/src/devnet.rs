@@ -153,6 +153,18 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("  {mine} balance");
     println!("  {w} ledger");
     println!("  {w} peers");
+    println!();
+    println!("Bearer coins (a file or a token hands them over; import powns them to your keys):");
+    println!("  {w} coins withdraw 281 --from genesis-0   # 250 + 25 + 5 + 1, one Split order");
+    println!("  {w} coins                 # every coin by folder");
+    println!("  {w} coins export 30 --token");
+    println!("  {mine} coins import <the tallycoin1… token>");
+    println!("  {mine} coins detect          # what every validator says about each coin");
+    println!("  {mine} coins deposit --all   # the coins pay back into your account");
+    println!(
+        "  tally wallet --wallet seeded --network {} init   # keys from 24 words; `restore` finds them",
+        contract.display()
+    );
     println!(
         "  curl -s -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}}' http://{}",
         nodes[0].rpc_address().map_or("-".into(), |a| a.to_string())
