@@ -52,6 +52,11 @@ pub enum CoinsCommand {
     Find,
     /// Break a coin into smaller denominations (one order).
     Change { coin: String },
+    /// Merge coins whose total is a denomination into one coin.
+    Join {
+        #[arg(required = true, num_args = 2..)]
+        coins: Vec<String>,
+    },
     /// Take coins worth exactly AMOUNT (whole cash) out of the wallet as a coin file or a
     /// token; they are no longer this wallet's to spend.
     Export {
@@ -176,6 +181,11 @@ pub async fn run(
             let coin = store.find(coin)?;
             let made = coins::change(wallet, &client, &store, &mut keys, &coin).await?;
             moved("changed into", &made)
+        }
+        CoinsCommand::Join { coins } => {
+            let parts = pick(&store, coins, &[])?;
+            let joined = coins::join(wallet, &client, &store, &mut keys, &parts).await?;
+            moved("joined into", &[joined])
         }
         CoinsCommand::Export { amount, out, token } => {
             let amount = whole_cash(amount)?;

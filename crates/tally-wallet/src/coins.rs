@@ -23,7 +23,7 @@ use crate::seed::KeyPurpose;
 
 pub use detect::{Detection, Grade, detect};
 pub use ops::{
-    FindReport, ImportOutcome, change, deposit, export, find, fix, import, own_orders, pown,
+    FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,
     withdraw,
 };
 pub use store::{CoinFolder, CoinStore, ListedCoin};

@@ -1,5 +1,5 @@
 //! The property DESIGN §7 promises for coins, against four real validators: across any
-//! sequence of withdraw, change, export/import, pown and deposit between two wallets, the
+//! sequence of withdraw, change, join, export/import, pown and deposit between two wallets, the
 //! accounts' balances plus the coins held stay what they were, and no coin is in both
 //! wallets' Banks.
 
@@ -24,6 +24,7 @@ enum Op {
     Hand { from: usize, cash: u64 },
     Pown { wallet: usize },
     Deposit { wallet: usize },
+    Join { wallet: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..2usize, 1..60u64).prop_map(|(from, cash)| Op::Hand { from, cash }),
         (0..2usize).prop_map(|wallet| Op::Pown { wallet }),
         (0..2usize).prop_map(|wallet| Op::Deposit { wallet }),
+        (0..2usize).prop_map(|wallet| Op::Join { wallet }),
     ]
 }
 
@@ -108,6 +110,29 @@ async fn run(net: &Net, case: usize, ops_list: Vec<Op>) -> Result<(), TestCaseEr
                         .unwrap();
                 }
             }
+            Op::Join { wallet } => {
+                // Five ones make a five, five fives a 25, four 25s a 100.
+                let s = &sides[wallet];
+                let coins_held = bank(&s.store);
+                for (denomination, count) in [
+                    (Denomination::One, 5),
+                    (Denomination::Five, 5),
+                    (Denomination::TwentyFive, 4),
+                ] {
+                    let parts: Vec<_> = coins_held
+                        .iter()
+                        .filter(|c| c.denomination == denomination)
+                        .take(count)
+                        .copied()
+                        .collect();
+                    if parts.len() == count {
+                        coins::join(&s.wallet, &client, &s.store, &mut keys, &parts)
+                            .await
+                            .unwrap();
+                        break;
+                    }
+                }
+            }
             Op::Deposit { wallet } => {
                 let s = &sides[wallet];
                 if let Some(coin) = bank(&s.store).first() {
@@ -152,7 +177,7 @@ fn value_is_conserved_across_any_sequence_of_coin_operations() {
         .unwrap();
     let net = runtime.block_on(Net::start_funded(Duration::from_millis(200), 100_000));
     let mut runner = TestRunner::new(Config {
-        cases: 8,
+        cases: 16,
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicUsize::new(0);

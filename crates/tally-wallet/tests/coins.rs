@@ -269,3 +269,54 @@ async fn an_interrupted_withdraw_is_finished_by_find() {
     assert_eq!(net.balance(&net.payer.account()).await, 974 * CASH);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_breaks_a_coin_and_join_makes_it_whole_again() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, store) = net.wallet("alice", Some(&net.payer));
+    coins::withdraw(
+        &alice,
+        &client,
+        &store,
+        &mut RandomKeys,
+        &net.payer,
+        cash(25),
+    )
+    .await
+    .unwrap();
+    let coin = store.list(CoinFolder::Bank).unwrap()[0];
+    let parts = coins::change(&alice, &client, &store, &mut RandomKeys, &coin)
+        .await
+        .unwrap();
+    assert_eq!(held(&store, CoinFolder::Bank), [5, 5, 5, 5, 5]);
+    assert_eq!(net.balance(&coin.account).await, 0);
+
+    // Joining needs a total that is one coin, and each coin once.
+    let bank = store.list(CoinFolder::Bank).unwrap();
+    assert!(
+        coins::join(&alice, &client, &store, &mut RandomKeys, &bank[..2])
+            .await
+            .is_err()
+    );
+    let twice = [bank[0], bank[0], bank[1], bank[2], bank[3]];
+    assert!(
+        coins::join(&alice, &client, &store, &mut RandomKeys, &twice)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        held(&store, CoinFolder::Bank),
+        [5, 5, 5, 5, 5],
+        "refusals change nothing"
+    );
+
+    let whole = coins::join(&alice, &client, &store, &mut RandomKeys, &parts)
+        .await
+        .unwrap();
+    assert_eq!(whole.folder, CoinFolder::Bank);
+    assert_eq!(held(&store, CoinFolder::Bank), [25]);
+    assert_eq!(net.balance(&whole.account).await, 25 * CASH);
+    assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
+    net.shutdown().await;
+}

@@ -76,7 +76,8 @@ fn settle(store: &CoinStore, certificate: &Certificate) -> Result<Vec<ListedCoin
         let Some(listed) = store.locate(&payment.recipient)? else {
             continue;
         };
-        if listed.folder != CoinFolder::Limbo {
+        // A part of a join: the coin is whole only once every part has arrived.
+        if listed.folder != CoinFolder::Limbo || payment.amount != listed.denomination.amount() {
             continue;
         }
         let mut coin = store.read(&listed)?;
@@ -228,9 +229,12 @@ async fn spend_coin(
                     _ => origin,
                 };
                 store.move_to(&in_limbo, back)?;
+                // Fresh coins made for this order alone were never funded (a join's
+                // coin may already hold its other parts: it stays).
                 for payment in signed.order.payments() {
                     if let Some(fresh) = store.locate(&payment.recipient)?
                         && fresh.folder == CoinFolder::Limbo
+                        && fresh.denomination.amount() == payment.amount
                     {
                         store.move_to(&fresh, CoinFolder::Spent)?;
                     }
@@ -332,6 +336,61 @@ pub async fn change(
         }
     }
     Ok(landed)
+}
+
+/// Merges coins into one fresh coin of their total, which must be a denomination: each
+/// pays the fresh key in its own order, and the new coin is banked once the validators see
+/// it whole. The parts wait in `Limbo` meanwhile; an interrupted join is settled by `find`.
+pub async fn join(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    parts: &[ListedCoin],
+) -> Result<ListedCoin, CoinOpError> {
+    let cash: u64 = parts.iter().map(|c| c.denomination.cash()).sum();
+    let denomination = Denomination::from_cash(cash)
+        .filter(|_| parts.len() > 1)
+        .ok_or_else(|| {
+            CoinOpError::Refused(format!(
+                "{} coins worth {cash} cash do not make one coin (1, 5, 25, 100 or 250)",
+                parts.len()
+            ))
+        })?;
+    let mut seen = std::collections::HashSet::new();
+    if !parts.iter().all(|c| seen.insert(c.account)) {
+        return Err(CoinOpError::Refused("a coin is named twice".into()));
+    }
+    for part in parts {
+        if !part.folder.spendable() {
+            return Err(CoinOpError::NotSpendable {
+                account: part.account,
+                folder: part.folder,
+            });
+        }
+    }
+    let whole = fresh_coins(store, keys, &[denomination])?.remove(0);
+    for part in parts {
+        spend_coin(wallet, client, store, part, |coin| {
+            Order::Transfer(Transfer {
+                sender: coin.account(),
+                recipient: whole.account(),
+                amount: coin.amount(),
+                sequence: 0,
+            })
+        })
+        .await?;
+    }
+    let listed = store
+        .locate(&whole.account())?
+        .ok_or_else(|| CoinOpError::UnknownCoin(whole.account().to_string()))?;
+    let seen = detect(client, &pairs(&[listed]), &HashMap::new()).await;
+    let to = match seen.first().map(|d| d.grade) {
+        Some(Grade::Authentic) => CoinFolder::Bank,
+        Some(Grade::Fracked) => CoinFolder::Fracked,
+        _ => return Ok(listed),
+    };
+    Ok(store.move_to(&listed, to)?)
 }
 
 /// Settles everything an interrupted operation left: finishes every journaled order of
