@@ -390,7 +390,7 @@ pub async fn join(
         Some(Grade::Fracked) => CoinFolder::Fracked,
         _ => return Ok(listed),
     };
-    Ok(store.move_to(&listed, to)?)
+    store.move_to(&listed, to)
 }
 
 /// Settles everything an interrupted operation left: finishes every journaled order of
