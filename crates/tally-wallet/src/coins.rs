@@ -24,7 +24,7 @@ use crate::seed::KeyPurpose;
 pub use detect::{Detection, Grade, detect};
 pub use ops::{
     FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,
-    withdraw,
+    reclaim, withdraw,
 };
 pub use store::{CoinFolder, CoinStore, ListedCoin};
 

@@ -302,6 +302,40 @@ pub async fn pown(
     Ok((landed, certificate))
 }
 
+/// Takes back an exported coin by powning it to a fresh key: a race with whoever holds the
+/// file or token, which the caller warns about. A coin the holder already took goes to
+/// `Sent`.
+pub async fn reclaim(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    listed: &ListedCoin,
+) -> Result<(ListedCoin, Certificate), CoinOpError> {
+    if listed.folder != CoinFolder::Export {
+        return Err(CoinOpError::NotSpendable {
+            account: listed.account,
+            folder: listed.folder,
+        });
+    }
+    let importing = store.move_to(listed, CoinFolder::Import)?;
+    match pown(wallet, client, store, keys, &importing).await {
+        Ok(done) => Ok(done),
+        Err(error) => {
+            // Where the failed pown left it: `Counterfeit` means the holder spent it.
+            if let Some(now) = store.locate(&listed.account)? {
+                let back = match now.folder {
+                    CoinFolder::Counterfeit => CoinFolder::Sent,
+                    CoinFolder::Import => CoinFolder::Export,
+                    other => other,
+                };
+                store.move_to(&now, back)?;
+            }
+            Err(error)
+        }
+    }
+}
+
 /// Breaks a coin into smaller ones (one `Split` to fresh keys); returns them.
 pub async fn change(
     wallet: &Wallet,
