@@ -71,9 +71,6 @@ pub enum CoinsCommand {
     /// Take back exported coins (all in Export by default) by powning them: a race with
     /// whoever holds the file or token.
     Reclaim { coins: Vec<String> },
-    /// Take back exported coins (all in Export by default) by powning them: a race with
-    /// whoever holds the file or token.
-    Reclaim { coins: Vec<String> },
     /// Take in a coin file or a token: detected, then powned to fresh keys of this wallet.
     Import {
         /// A coin file's path, or a token (`tallycoin1…`).
@@ -187,22 +184,6 @@ pub async fn run(
             let coin = store.find(coin)?;
             let made = coins::change(wallet, &client, &store, &mut keys, &coin).await?;
             moved("changed into", &made)
-        }
-        CoinsCommand::Reclaim { coins } => {
-            let picked = pick(&store, coins, &[CoinFolder::Export])?;
-            let mut back = Vec::new();
-            for coin in &picked {
-                back.push(
-                    coins::reclaim(wallet, &client, &store, &mut keys, coin)
-                        .await?
-                        .0,
-                );
-            }
-            let (value, text) = moved("reclaimed", &back)?;
-            Ok((
-                value,
-                format!("{text}\n(whoever held a copy of these coins can no longer spend them)"),
-            ))
         }
         CoinsCommand::Reclaim { coins } => {
             let picked = pick(&store, coins, &[CoinFolder::Export])?;
