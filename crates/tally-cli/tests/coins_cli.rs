@@ -10,7 +10,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Children, TALLY, free_base_port, wallet_json};
+use common::{TALLY, start_quorum, wallet_json};
 
 /// `tally wallet … ARGS`, which must fail with a one-line reason; its stderr.
 fn wallet_fails(wallet: &Path, contract: &Path, args: &[&str]) -> String {
@@ -38,28 +38,10 @@ fn spendable(wallet: &Path, contract: &Path) -> u64 {
 fn coins_are_withdrawn_exported_imported_once_and_deposited() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let base = free_base_port(8).to_string();
-    let output = Command::new(TALLY)
-        .args(["network", "new", "quorum", "--dir"])
-        .arg(&net)
-        .args(["--pow-bits", "8", "--base-port", &base, "--fund", "1"])
-        .args(["--fund-amount", "1000"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (contract, _nodes) = start_quorum(
+        &net,
+        &["--pow-bits", "8", "--fund", "1", "--fund-amount", "1000"],
     );
-    let contract = net.join("contract.json");
-    let mut nodes = Children(Vec::new());
-    for i in 0..4 {
-        let folder = net.join(format!("validator-{i}"));
-        nodes.start(
-            &["node", "--dir", folder.to_str().unwrap()],
-            "validator listening on",
-        );
-    }
     let alice = net.join("genesis-wallet");
     let bob = dir.path().join("bob");
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{Children, TALLY, free_base_port, wallet_json};
+use common::{TALLY, start_quorum, wallet_json};
 
 /// `tally wallet --wallet W --network C ARGS…`, with `env` set, and `stdin` fed.
 fn wallet(
@@ -55,28 +55,7 @@ fn json_of(output: &Output) -> serde_json::Value {
 fn init_then_restore_from_the_printed_words_finds_the_account() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let base_port = free_base_port(8);
-    let output = Command::new(TALLY)
-        .args(["network", "new", "quorum", "--dir"])
-        .arg(&net)
-        .args(["--pow-bits", "4", "--fund", "1", "--base-port"])
-        .arg(base_port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let contract = net.join("contract.json");
-    let mut nodes = Children(Vec::new());
-    for i in 0..4 {
-        let folder = net.join(format!("validator-{i}"));
-        nodes.start(
-            &["node", "--dir", folder.to_str().unwrap()],
-            "validator listening on",
-        );
-    }
+    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
 
     // init, as a person sees it: the words, numbered, with the warning.
     let shown = dir.path().join("shown");

@@ -119,3 +119,31 @@ pub fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
         )
     })
 }
+
+/// `tally network new quorum` in `net` (four validators, `extra` arguments such as
+/// `--pow-bits`), then the four `tally node` processes; the contract's path and the
+/// children, killed when the test ends.
+pub fn start_quorum(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
+    let base = free_base_port(8).to_string();
+    let output = Command::new(TALLY)
+        .args(["network", "new", "quorum", "--dir"])
+        .arg(net)
+        .args(["--base-port", &base])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut nodes = Children(Vec::new());
+    for i in 0..4 {
+        let folder = net.join(format!("validator-{i}"));
+        nodes.start(
+            &["node", "--dir", folder.to_str().unwrap()],
+            "validator listening on",
+        );
+    }
+    (net.join("contract.json"), nodes)
+}
