@@ -78,6 +78,23 @@ fn coins_are_withdrawn_exported_imported_once_and_deposited() {
     let found = wallet_json(&alice, &contract, &["coins", "find"]);
     assert_eq!(found["sent"].as_array().unwrap().len(), 2);
 
+    // A truncated coin file is refused.
+    let half = dir.path().join("half.coins");
+    wallet_json(
+        &alice,
+        &contract,
+        &["coins", "export", "1", "--out", half.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&half).unwrap();
+    std::fs::write(&half, &text[..text.len() / 2]).unwrap();
+    wallet_fails(
+        &bob,
+        &contract,
+        &["coins", "import", half.to_str().unwrap()],
+    );
+    assert_eq!(spendable(&bob, &contract), 30);
+    wallet_json(&alice, &contract, &["coins", "reclaim"]);
+
     // Bad input: a clear error and nothing changes.
     for bad in [
         vec!["coins", "import", "tallycoin1notatoken"],

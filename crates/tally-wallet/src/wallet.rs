@@ -240,6 +240,21 @@ impl Wallet {
         Ok(path)
     }
 
+    /// The receipt of the order with `digest`, if the wallet keeps it.
+    pub fn receipt(&self, digest: &Digest) -> Result<Option<Certificate>, WalletError> {
+        let path = self.dir.join("receipts").join(format!("{digest}.json"));
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| WalletError::Corrupt {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WalletError::Io { path, source: e }),
+        }
+    }
+
     /// Every receipt in the wallet.
     pub fn receipts(&self) -> Result<Vec<Certificate>, WalletError> {
         let dir = self.dir.join("receipts");

@@ -90,6 +90,19 @@ async fn coins_go_out_and_come_back_and_the_total_never_changes() {
             "the old secret holds nothing now"
         );
     }
+    // Coins of another network refuse the whole import, before anything is written.
+    let stranger = Coin::generate(
+        tally_core::NetworkId(tally_core::sha256(&[b"another network"])),
+        tally_core::Denomination::Five,
+    );
+    let mixed = vec![arrived[0].clone(), stranger];
+    assert!(matches!(
+        coins::import(&bob, &client, &bob_coins, &mut RandomKeys, mixed).await,
+        Err(coins::CoinOpError::WrongNetwork { .. })
+    ));
+    assert!(bob_coins.list(CoinFolder::Import).unwrap().is_empty());
+    assert_eq!(total(&bob_coins), 30 * CASH);
+
     // A second import of the same coins changes nothing.
     let again = coins::import(&bob, &client, &bob_coins, &mut RandomKeys, arrived)
         .await

@@ -455,10 +455,11 @@ pub async fn find(
                 .ok()
                 .map(|(certificate, _, _)| certificate)
         } else {
-            // Applied already: its certificate is among the wallet's receipts, or the
-            // grading below settles its coins.
+            // Applied already: settled from its receipt if the wallet kept it (it is kept
+            // before the certificate is submitted), else by the grading below.
+            let receipt = wallet.receipt(&journaled.order.digest(client.network()))?;
             wallet.clear_pending(&account)?;
-            None
+            receipt
         };
         if let Some(certificate) = certificate {
             report.finished += 1;
