@@ -119,3 +119,99 @@ impl From<SpendError> for TxRejected {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tally_core::{IntroKey, NetworkId, SecretKey, Split, Transfer};
+
+    fn signed(order: Order) -> Transaction {
+        let key = SecretKey::from_bytes([5; 32]);
+        Transaction::sign(order, &key, &NetworkId(tally_core::Digest::default()))
+    }
+
+    fn micro(n: u64) -> Amount {
+        Amount::from_microcash(n)
+    }
+
+    /// A transfer and a split are the same kind of thing to the chain: one sender, one
+    /// sequence, a total and the payments; an introduction is not a spend, and a zero
+    /// transfer or malformed split has no spend at all (so nothing can apply half of it).
+    #[test]
+    fn transfers_and_splits_are_spends_and_nothing_else_is() {
+        let sender = SecretKey::from_bytes([5; 32]).account();
+        let (b, c) = (AccountId::from([1; 32]), AccountId::from([2; 32]));
+        let transfer = signed(Order::Transfer(Transfer {
+            sender,
+            recipient: b,
+            amount: micro(7),
+            sequence: 3,
+        }));
+        let spend = Spend::of(&transfer).unwrap();
+        assert_eq!(
+            (spend.sender, spend.sequence, spend.total),
+            (sender, 3, micro(7))
+        );
+        assert_eq!(spend.payments().len(), 1);
+        assert_eq!(
+            (spend.paid_to(&b), spend.paid_to(&c)),
+            (micro(7), Amount::ZERO)
+        );
+        assert_eq!(slot(&transfer), Some((sender, 3)));
+
+        let outputs = vec![
+            Payment {
+                recipient: b,
+                amount: micro(2),
+            },
+            Payment {
+                recipient: c,
+                amount: micro(5),
+            },
+        ];
+        let split = signed(Order::Split(Split {
+            sender,
+            sequence: 3,
+            outputs: outputs.clone(),
+        }));
+        let spend = Spend::of(&split).unwrap();
+        assert_eq!((spend.total, spend.payments()), (micro(7), &outputs[..]));
+        assert_eq!(spend.paid_to(&c), micro(5));
+        assert_eq!(
+            slot(&split),
+            slot(&transfer),
+            "one lock slot for both kinds"
+        );
+
+        let zero = signed(Order::Transfer(Transfer {
+            sender,
+            recipient: b,
+            amount: Amount::ZERO,
+            sequence: 0,
+        }));
+        assert_eq!(Spend::of(&zero), Err(SpendError::ZeroAmount));
+        let empty = signed(Order::Split(Split {
+            sender,
+            sequence: 0,
+            outputs: vec![],
+        }));
+        assert_eq!(
+            Spend::of(&empty),
+            Err(SpendError::MalformedSplit(SplitError::OutputCount(0)))
+        );
+        let intro = signed(Order::IntroKey(IntroKey {
+            account: sender,
+            proof_of_work: 0,
+        }));
+        assert_eq!(Spend::of(&intro), Err(SpendError::NotASpend("IntroKey")));
+        assert_eq!(slot(&intro), None);
+        assert_eq!(
+            SpendError::NotASpend("IntroKey").in_block(4),
+            BlockError::NotASpend {
+                index: 4,
+                kind: "IntroKey"
+            }
+        );
+    }
+}
