@@ -81,11 +81,12 @@ pub struct Undo {
 }
 
 impl Undo {
-    /// Most accounts one undo record may name: a block touches one for its coinbase, and
-    /// per transaction its sender and each payment's recipient (two for a transfer, up to
-    /// 65 for a split of about 2.7 kB, so fewer per byte), and blocks are far smaller than
-    /// this.
-    pub const MAX_ACCOUNTS: usize = 1 << 22;
+    /// Most accounts one undo record may name: a block touches one for its coinbase and,
+    /// per transaction, its sender and each payment's recipient. A split's output takes 40
+    /// bytes, so a block touches at most about one account per 40 of its bytes; this bound
+    /// covers the largest block a contract can allow (`max_block_bytes` is a u32). It only
+    /// rejects absurd counts: the decoder never allocates beyond the bytes it was given.
+    pub const MAX_ACCOUNTS: usize = 1 << 27;
 
     /// Its store record, tally-core's codec: `count u32 LE ‖ (account 32 ‖ state 16) × count`.
     pub fn encode(&self) -> Vec<u8> {
