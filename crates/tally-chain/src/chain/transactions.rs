@@ -31,8 +31,8 @@ impl<S: ChainStore> Chain<S> {
         if !tx.to_signed_order().verify(&self.params.network) {
             return Err(TxRejected::BadSignature);
         }
-        let sender = self.account(&sender);
-        self.mempool.insert(tx, sender)
+        let state = self.account(&sender);
+        self.mempool.insert(tx, state)
     }
 
     /// Takes many transactions at once, verifying their signatures in one batch (gossip
@@ -62,8 +62,8 @@ impl<S: ChainStore> Chain<S> {
                 if !ok {
                     return Err(TxRejected::BadSignature);
                 }
-                let sender = self.account(&sender);
-                self.mempool.insert(tx, sender)
+                let state = self.account(&sender);
+                self.mempool.insert(tx, state)
             })
             .collect()
     }
