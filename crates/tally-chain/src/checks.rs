@@ -9,6 +9,7 @@ use tally_core::{DecodeError, Digest, Encode, KeyCache};
 use crate::block::{Block, BlockHash, HEADER_VERSION, Transaction, merkle_root};
 use crate::consensus::ChainParams;
 use crate::error::{BlockError, ChainError, invalid};
+use crate::spend::Spend;
 use crate::u256::U256;
 
 /// Rules that need neither the parent nor the accounts. Cheap ones first: proof of
@@ -60,16 +61,7 @@ pub(crate) fn check_context_free(
         });
     }
     for (index, tx) in block.transactions.iter().enumerate() {
-        match tx.transfer() {
-            None => {
-                return Err(BlockError::NotATransfer {
-                    index,
-                    kind: tx.order.kind_name(),
-                });
-            }
-            Some(t) if t.amount.is_zero() => return Err(BlockError::ZeroAmount { index }),
-            Some(_) => {}
-        }
+        Spend::of(tx).map_err(|error| error.in_block(index))?;
     }
     let expected = merkle_root(leaf_ids(block));
     if expected != header.merkle_root {

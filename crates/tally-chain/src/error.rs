@@ -1,7 +1,7 @@
 //! Errors: why a block is invalid (the peer's fault), why a transaction is refused (the
 //! sender's), and why the chain itself failed (ours: storage).
 
-use tally_core::{AccountId, Amount, Digest};
+use tally_core::{AccountId, Amount, Digest, SplitError};
 
 use crate::block::{BlockHash, DecodeError};
 use crate::u256::U256;
@@ -36,10 +36,18 @@ pub enum BlockError {
     CoinbaseHeight { expected: u64, got: u64 },
     #[error("coinbase pays {got} cash, the block reward is {expected} cash")]
     CoinbaseAmount { expected: Amount, got: Amount },
-    #[error("transaction {index} is a {kind} order; a proof-of-work network takes only transfers")]
-    NotATransfer { index: usize, kind: &'static str },
+    /// A kind of order that spends nothing (an `IntroKey`): a proof-of-work network takes
+    /// only transfers and splits.
+    #[error(
+        "transaction {index} is a {kind} order; a proof-of-work network takes only transfers and splits"
+    )]
+    NotASpend { index: usize, kind: &'static str },
     #[error("transaction {index} transfers nothing")]
     ZeroAmount { index: usize },
+    /// A split that breaks its shape rules (PROTOCOL §3): it can never apply, whatever the
+    /// accounts hold.
+    #[error("transaction {index} is a malformed split: {reason}")]
+    MalformedSplit { index: usize, reason: SplitError },
     #[error("transaction {index} has a bad signature")]
     BadSignature { index: usize },
     #[error("transaction {index} replays sequence {got}; the sender is at {expected}")]
@@ -106,10 +114,14 @@ impl BlockError {
 /// Why a transaction was not taken into the mempool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxRejected {
-    #[error("a proof-of-work network takes only transfer orders")]
-    NotATransfer,
+    /// A kind of order that spends nothing (an `IntroKey`).
+    #[error("a {kind} order spends nothing; a proof-of-work network takes transfers and splits")]
+    NotASpend { kind: &'static str },
     #[error("the transfer moves nothing")]
     ZeroAmount,
+    /// A split that breaks its shape rules (PROTOCOL §3).
+    #[error("malformed split: {0}")]
+    MalformedSplit(SplitError),
     #[error("the signature does not verify")]
     BadSignature,
     #[error("sequence {got} is already used; the sender is at {next}")]

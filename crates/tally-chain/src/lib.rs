@@ -41,6 +41,7 @@ pub mod mempool;
 pub mod miner;
 mod orphans;
 mod sigverify;
+pub mod spend;
 pub mod state;
 pub mod store;
 pub mod u256;
@@ -53,6 +54,7 @@ pub use chain::{
 pub use consensus::{ChainParams, ParamsError, default_pow_params};
 pub use error::{BlockError, ChainError, StoreError, TxRejected};
 pub use mempool::{Mempool, MempoolLimits};
+pub use spend::{Spend, SpendError};
 pub use state::AccountState;
 pub use store::{ChainStore, MemoryDisk, MemoryStore, RedbStore};
 pub use u256::U256;

@@ -10,6 +10,7 @@ use tally_core::{AccountId, Amount, Encode};
 
 use crate::block::Transaction;
 use crate::error::TxRejected;
+use crate::spend::Spend;
 use crate::state::{AccountState, Overlay};
 
 /// How much the mempool holds.
@@ -36,10 +37,11 @@ struct Pending {
     by_sequence: BTreeMap<u64, Transaction>,
 }
 
-/// What a pending transaction spends. Every pending transaction is a transfer (the only
-/// kind [`Mempool::insert`] and [`Mempool::insert_returned`] admit).
+/// What a pending transaction debits its sender: a transfer's amount, a split's total.
+/// Every pending transaction is a spend (the only kind [`Mempool::insert`] and
+/// [`Mempool::insert_returned`] admit).
 fn spends(tx: &Transaction) -> Amount {
-    tx.transfer().map_or(Amount::ZERO, |t| t.amount)
+    Spend::of(tx).map_or(Amount::ZERO, |spend| spend.total)
 }
 
 /// Pending transactions.
@@ -112,27 +114,25 @@ impl Mempool {
             .unwrap_or(Amount::ZERO)
     }
 
-    /// The sum of pending transfers to `account` (saturating: display only). Walks the
-    /// whole mempool; for wallets' "pending" balance, not for hot paths.
+    /// The sum of what pending transactions pay `account`, transfers and split outputs
+    /// (saturating: display only). Walks the whole mempool; for wallets' "pending"
+    /// balance, not for hot paths.
     pub fn pending_incoming(&self, account: &AccountId) -> Amount {
         self.transactions()
-            .filter(|tx| tx.transfer().is_some_and(|t| t.recipient == *account))
-            .fold(Amount::ZERO, |sum, tx| {
-                sum.checked_add(spends(tx))
+            .filter_map(|tx| Spend::of(tx).ok())
+            .fold(Amount::ZERO, |sum, spend| {
+                sum.checked_add(spend.paid_to(account))
                     .unwrap_or(Amount::from_microcash(u64::MAX))
             })
     }
 
     /// Admits `tx` (its signature already checked) given the sender's confirmed state: it
-    /// must be a transfer, its sequence unused and not too far ahead, and the sender's
-    /// balance must cover this and its other pending transfers.
+    /// must be a spend (a transfer of a positive amount or a well-formed split), its
+    /// sequence unused and not too far ahead (a transfer and a split for one sequence
+    /// conflict: they take the same lock slot), and the sender's balance must cover its
+    /// total and its other pending spends.
     pub fn insert(&mut self, tx: Transaction, sender: AccountState) -> Result<(), TxRejected> {
-        let Some(&t) = tx.transfer() else {
-            return Err(TxRejected::NotATransfer);
-        };
-        if t.amount.is_zero() {
-            return Err(TxRejected::ZeroAmount);
-        }
+        let t = Spend::of(&tx)?;
         if t.sequence < sender.next_sequence {
             return Err(TxRejected::StaleSequence {
                 next: sender.next_sequence,
@@ -166,26 +166,28 @@ impl Mempool {
         }
         let outgoing = self.pending_outgoing(&t.sender);
         let available = sender.balance.checked_sub(outgoing).unwrap_or(Amount::ZERO);
-        if available < t.amount {
+        if available < t.total {
             return Err(TxRejected::InsufficientFunds {
                 available,
-                amount: t.amount,
+                amount: t.total,
             });
         }
-        self.put(t.sender, t.sequence, tx);
+        let (sender, sequence) = (t.sender, t.sequence);
+        self.put(sender, sequence, tx);
         Ok(())
     }
 
     /// Puts back a transaction from a block that left the main chain; it replaces a pending
     /// transaction holding the same sequence (the mined one is what the sender's later
     /// transactions were built on). Dropped when the mempool is full, or if it is not a
-    /// transfer (no valid block holds another kind).
+    /// spend (no valid block holds another kind).
     pub fn insert_returned(&mut self, tx: Transaction) -> bool {
-        let Some(&t) = tx.transfer() else {
+        let Ok(spend) = Spend::of(&tx) else {
             return false;
         };
-        if let Some(pending) = self.accounts.get_mut(&t.sender)
-            && let Some(slot) = pending.by_sequence.get_mut(&t.sequence)
+        let (sender, sequence) = (spend.sender, spend.sequence);
+        if let Some(pending) = self.accounts.get_mut(&sender)
+            && let Some(slot) = pending.by_sequence.get_mut(&sequence)
         {
             *slot = tx;
             return true;
@@ -193,7 +195,7 @@ impl Mempool {
         if self.len >= self.limits.max_transactions {
             return false;
         }
-        self.put(t.sender, t.sequence, tx);
+        self.put(sender, sequence, tx);
         true
     }
 

@@ -87,6 +87,41 @@ mod tests {
         );
     }
 
+    /// A split is signed by its sender over every output: changing any output's amount or
+    /// recipient after signing makes the signature fail, in a batch as alone.
+    #[test]
+    fn a_split_is_checked_against_its_sender_over_every_output() {
+        let key = SecretKey::from_bytes([9; 32]);
+        let outputs = (0..3u8)
+            .map(|i| tally_core::Payment {
+                recipient: AccountId::from([20 + i; 32]),
+                amount: Amount::from_microcash(1 + u64::from(i)),
+            })
+            .collect();
+        let split = Transaction::sign(
+            Order::Split(tally_core::Split {
+                sender: key.account(),
+                sequence: 4,
+                outputs,
+            }),
+            &key,
+            &network(),
+        );
+        let mut more = split.clone();
+        let mut redirected = split.clone();
+        if let (Order::Split(m), Order::Split(r)) = (&mut more.order, &mut redirected.order) {
+            m.outputs[2].amount = Amount::from_microcash(100);
+            r.outputs[0].recipient = AccountId::from([99; 32]);
+        }
+        let txs = vec![split, more, redirected, signed(3, 1, 0)];
+        let keys = KeyCache::new(10);
+        assert_eq!(
+            verify_chunk(&network(), &keys, &txs),
+            vec![true, false, false, true]
+        );
+        assert_eq!(verify_chunk(&network(), &keys, &txs), core_says(&txs));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 

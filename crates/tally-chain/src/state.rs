@@ -11,6 +11,7 @@ use tally_core::{AccountId, Amount, Decode, DecodeError, Encode, Reader};
 
 use crate::block::{Block, Transaction};
 use crate::error::BlockError;
+use crate::spend::Spend;
 
 /// What the chain knows about one account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,9 +81,12 @@ pub struct Undo {
 }
 
 impl Undo {
-    /// Most accounts one undo record may name: a block touches at most two per transaction
-    /// and one for its coinbase, and blocks are far smaller than this.
-    pub const MAX_ACCOUNTS: usize = 1 << 22;
+    /// Most accounts one undo record may name: a block touches one for its coinbase and,
+    /// per transaction, its sender and each payment's recipient. A split's output takes 40
+    /// bytes, so a block touches at most about one account per 40 of its bytes; this bound
+    /// covers the largest block a contract can allow (`max_block_bytes` is a u32). It only
+    /// rejects absurd counts: the decoder never allocates beyond the bytes it was given.
+    pub const MAX_ACCOUNTS: usize = 1 << 27;
 
     /// Its store record, tally-core's codec: `count u32 LE ‖ (account 32 ‖ state 16) × count`.
     pub fn encode(&self) -> Vec<u8> {
@@ -183,61 +187,13 @@ impl<'a> Overlay<'a> {
         self.set(miner, state);
 
         for (index, tx) in block.transactions.iter().enumerate() {
-            let Some(t) = tx.transfer() else {
-                return Err(BlockError::NotATransfer {
-                    index,
-                    kind: tx.order.kind_name(),
-                });
-            };
-            touch(self, &mut prior, &mut order, t.sender);
-            touch(self, &mut prior, &mut order, t.recipient);
-            let before_block = prior.get(&t.sender).copied().unwrap_or_default();
-            let mut sender = self.get(&t.sender);
-            if t.sequence != sender.next_sequence {
-                return Err(if t.sequence < before_block.next_sequence {
-                    BlockError::StaleSequence {
-                        index,
-                        expected: sender.next_sequence,
-                        got: t.sequence,
-                    }
-                } else if t.sequence < sender.next_sequence {
-                    BlockError::DoubleSpend {
-                        index,
-                        sender: t.sender,
-                        sequence: t.sequence,
-                    }
-                } else {
-                    BlockError::SequenceGap {
-                        index,
-                        expected: sender.next_sequence,
-                        got: t.sequence,
-                    }
-                });
+            let spend = Spend::of(tx).map_err(|error| error.in_block(index))?;
+            touch(self, &mut prior, &mut order, spend.sender);
+            for payment in spend.payments() {
+                touch(self, &mut prior, &mut order, payment.recipient);
             }
-            sender.balance = sender
-                .balance
-                .checked_sub(t.amount)
-                .ok_or(BlockError::Overdraft {
-                    index,
-                    balance: sender.balance,
-                    amount: t.amount,
-                })?;
-            sender.next_sequence =
-                sender
-                    .next_sequence
-                    .checked_add(1)
-                    .ok_or(BlockError::SequenceGap {
-                        index,
-                        expected: sender.next_sequence,
-                        got: t.sequence,
-                    })?;
-            self.set(t.sender, sender);
-            let mut recipient = self.get(&t.recipient);
-            recipient.balance = recipient
-                .balance
-                .checked_add(t.amount)
-                .ok_or(BlockError::BalanceOverflow { index: Some(index) })?;
-            self.set(t.recipient, recipient);
+            let before_block = prior.get(&spend.sender).copied().unwrap_or_default();
+            self.apply_spend(&spend, index, before_block.next_sequence)?;
         }
         let prior = order
             .into_iter()
@@ -266,37 +222,90 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    /// Applies one transaction on its own if it is a transfer and its sequence and the
-    /// sender's balance allow (template building); returns whether it did.
+    /// Applies one transaction on its own if it is a spend (a transfer or a split) and its
+    /// sequence and the sender's balance allow (template building); returns whether it did.
+    /// Nothing changes when it does not.
     pub fn apply_transaction(&mut self, tx: &Transaction) -> bool {
-        let Some(t) = tx.transfer() else {
+        let Ok(spend) = Spend::of(tx) else {
             return false;
         };
-        let mut sender = self.get(&t.sender);
-        if t.sequence != sender.next_sequence || t.amount.is_zero() {
-            return false;
+        let next = self.get(&spend.sender).next_sequence;
+        self.apply_spend(&spend, 0, next).is_ok()
+    }
+
+    /// Debits the sender the spend's total, advances its sequence and credits every
+    /// payment, all or nothing: every new state is computed before any is written, so a
+    /// refused spend leaves the overlay as it was. `index` names the transaction in errors;
+    /// `next_before_block` is the sender's next sequence before the block, which tells a
+    /// replay of an earlier block (`StaleSequence`) from one of this block (`DoubleSpend`).
+    fn apply_spend(
+        &mut self,
+        spend: &Spend<'_>,
+        index: usize,
+        next_before_block: u64,
+    ) -> Result<(), BlockError> {
+        let mut sender = self.get(&spend.sender);
+        if spend.sequence != sender.next_sequence {
+            return Err(if spend.sequence < next_before_block {
+                BlockError::StaleSequence {
+                    index,
+                    expected: sender.next_sequence,
+                    got: spend.sequence,
+                }
+            } else if spend.sequence < sender.next_sequence {
+                BlockError::DoubleSpend {
+                    index,
+                    sender: spend.sender,
+                    sequence: spend.sequence,
+                }
+            } else {
+                BlockError::SequenceGap {
+                    index,
+                    expected: sender.next_sequence,
+                    got: spend.sequence,
+                }
+            });
         }
-        let (Some(balance), Some(next)) = (
-            sender.balance.checked_sub(t.amount),
-            sender.next_sequence.checked_add(1),
-        ) else {
-            return false;
-        };
-        sender.balance = balance;
-        sender.next_sequence = next;
-        let before = if t.recipient == t.sender {
+        sender.balance = sender
+            .balance
+            .checked_sub(spend.total)
+            .ok_or(BlockError::Overdraft {
+                index,
+                balance: sender.balance,
+                amount: spend.total,
+            })?;
+        sender.next_sequence =
             sender
-        } else {
-            self.get(&t.recipient)
-        };
-        let Some(credited) = before.balance.checked_add(t.amount) else {
-            return false;
-        };
-        self.set(t.sender, sender);
-        let mut recipient = self.get(&t.recipient);
-        recipient.balance = credited;
-        self.set(t.recipient, recipient);
-        true
+                .next_sequence
+                .checked_add(1)
+                .ok_or(BlockError::SequenceGap {
+                    index,
+                    expected: sender.next_sequence,
+                    got: spend.sequence,
+                })?;
+        // New states, sender first; a transfer may pay its own sender, so a recipient is
+        // looked up among them before the overlay.
+        let mut updates: Vec<(AccountId, AccountState)> =
+            Vec::with_capacity(spend.payments().len() + 1);
+        updates.push((spend.sender, sender));
+        for payment in spend.payments() {
+            let known = updates.iter_mut().find(|(a, _)| *a == payment.recipient);
+            let mut state = known
+                .as_ref()
+                .map_or_else(|| self.get(&payment.recipient), |(_, s)| *s);
+            state.balance = state
+                .balance
+                .checked_add(payment.amount)
+                .ok_or(BlockError::BalanceOverflow { index: Some(index) })?;
+            match known {
+                Some((_, slot)) => *slot = state,
+                None => updates.push((payment.recipient, state)),
+            }
+        }
+        for (account, state) in updates {
+            self.set(account, state);
+        }
+        Ok(())
     }
 }
 

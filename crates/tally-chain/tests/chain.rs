@@ -461,7 +461,10 @@ fn the_mempool_refuses_with_reasons_and_orders_by_sequence() {
         &a,
         &chain.params().network,
     );
-    assert_eq!(chain.submit_order(intro), Err(TxRejected::NotATransfer));
+    assert_eq!(
+        chain.submit_order(intro),
+        Err(TxRejected::NotASpend { kind: "IntroKey" })
+    );
 
     // Nothing mineable until sequence 0 arrives.
     let template = chain.block_template(miner_account(), T0 + 1000);
@@ -599,7 +602,7 @@ fn sync_queries_serve_blocks_and_find_the_fork() {
 /// chain's rules refuse it, in a block (before its signature is even checked) and in the
 /// mempool.
 #[test]
-fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
+fn a_proof_of_work_network_refuses_orders_that_spend_nothing() {
     let mut chain = chain();
     let p = chain.params().clone();
     let a = alice();
@@ -621,7 +624,7 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
         0,
     );
     assert_eq!(Block::decode(&block.encode()).unwrap(), block);
-    let refused = BlockError::NotATransfer {
+    let refused = BlockError::NotASpend {
         index: 1,
         kind: "IntroKey",
     };
@@ -639,12 +642,12 @@ fn a_proof_of_work_network_refuses_orders_other_than_transfers() {
 
     assert_eq!(
         chain.submit_transaction(intro.clone()),
-        Err(TxRejected::NotATransfer)
+        Err(TxRejected::NotASpend { kind: "IntroKey" })
     );
     let checked = tally_chain::check_transactions(&p, chain.key_cache(), vec![intro]);
     assert_eq!(
         chain.submit_checked(checked),
-        vec![Err(TxRejected::NotATransfer)]
+        vec![Err(TxRejected::NotASpend { kind: "IntroKey" })]
     );
     assert!(chain.mempool().is_empty());
 }

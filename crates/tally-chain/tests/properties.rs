@@ -14,7 +14,9 @@ use tally_chain::state::{Accounts, Overlay, merge, total_balance};
 use tally_chain::{
     AccountState, Block, BlockOutcome, Chain, ChainConfig, Coinbase, Transaction, U256,
 };
-use tally_core::{AccountId, Amount, Digest, Encode, NetworkId, Order, Signature, Transfer};
+use tally_core::{
+    AccountId, Amount, Digest, Encode, NetworkId, Order, Payment, Signature, Split, Transfer,
+};
 
 fn account(i: u8) -> AccountId {
     AccountId::from([i; 32])
@@ -37,19 +39,34 @@ prop_compose! {
 }
 
 prop_compose! {
-    /// Transfers among 6 accounts with mostly plausible sequences (signatures are not
-    /// checked by state application).
-    fn arb_transfers()(raw in prop::collection::vec((0u8..6, 0u8..6, 1u64..400, 0u64..6), 0..12))
-        -> Vec<Transaction> {
+    /// Transfers and splits among 6 accounts with mostly plausible sequences (signatures
+    /// are not checked by state application). A split pays `outputs` accounts from `to`
+    /// on, so some pay their own sender or an account twice (malformed: the block fails).
+    fn arb_transfers()(raw in prop::collection::vec(
+        (0u8..6, 0u8..6, 1u64..400, 0u64..6, 0usize..8), 0..12
+    )) -> Vec<Transaction> {
         raw.into_iter()
-            .map(|(from, to, amount, sequence)| Transaction {
-                order: Order::Transfer(Transfer {
-                    sender: account(from),
-                    recipient: account(to),
-                    amount: Amount::from_microcash(amount),
-                    sequence,
-                }),
-                signature: Signature::from([0; 64]),
+            .map(|(from, to, amount, sequence, outputs)| {
+                let order = if outputs < 2 {
+                    Order::Transfer(Transfer {
+                        sender: account(from),
+                        recipient: account(to),
+                        amount: Amount::from_microcash(amount),
+                        sequence,
+                    })
+                } else {
+                    Order::Split(Split {
+                        sender: account(from),
+                        sequence,
+                        outputs: (0..outputs - 1)
+                            .map(|i| Payment {
+                                recipient: account((to + i as u8) % 7),
+                                amount: Amount::from_microcash(amount + i as u64),
+                            })
+                            .collect(),
+                    })
+                };
+                Transaction { order, signature: Signature::from([0; 64]) }
             })
             .collect()
     }
@@ -159,7 +176,9 @@ proptest! {
 }
 
 /// Two branches from genesis of `len_a` and `len_b` blocks, paying among three keys as
-/// `pays` says (each branch funds its payments from genesis on its own).
+/// `pays` says (each branch funds its payments from genesis on its own). A payment whose
+/// `from` is 3 or more is a split from `from % 3` paying `amount` to each of the two other
+/// keys, so reorganisations undo and redo splits as well as transfers.
 fn two_branches(len_a: usize, len_b: usize, pays: &[(u8, u8, u64)]) -> (Vec<Block>, Vec<Block>) {
     let p = params();
     let keys = [alice(), bob(), carol()];
@@ -177,15 +196,33 @@ fn two_branches(len_a: usize, len_b: usize, pays: &[(u8, u8, u64)]) -> (Vec<Bloc
                 if (j + i) % 3 != 0 {
                     continue;
                 }
-                let (from, to) = (&keys[*from as usize % 3], &keys[*to as usize % 3]);
+                let is_split = *from >= 3;
+                let sender = *from as usize % 3;
+                let recipients: Vec<usize> = if is_split {
+                    (0..3).filter(|k| *k != sender).collect()
+                } else {
+                    vec![*to as usize % 3]
+                };
+                let from = &keys[sender];
+                let total = amount * recipients.len() as u64;
                 let balance = balances.entry(from.account()).or_default();
-                if *balance < *amount {
+                if *balance < total {
                     continue;
                 }
-                *balance -= amount;
-                *balances.entry(to.account()).or_default() += amount;
+                *balance -= total;
+                for k in &recipients {
+                    *balances.entry(keys[*k].account()).or_default() += amount;
+                }
                 let seq = sequences.entry(from.account()).or_default();
-                txs.push(transfer_micro(from, to.account(), *amount, *seq));
+                txs.push(if is_split {
+                    let outputs: Vec<(AccountId, u64)> = recipients
+                        .iter()
+                        .map(|k| (keys[*k].account(), *amount))
+                        .collect();
+                    split_micro(from, &outputs, *seq)
+                } else {
+                    transfer_micro(from, keys[*to as usize % 3].account(), *amount, *seq)
+                });
                 *seq += 1;
             }
             blocks.push(child(&p, parent, txs, salt));
@@ -249,7 +286,7 @@ proptest! {
     #[test]
     fn fork_choice_ends_on_the_heavier_branch_with_its_exact_state(
         len_a in 1usize..6, len_b in 1usize..6, seed in any::<u64>(),
-        pays in prop::collection::vec((0u8..3, 0u8..3, 1u64..30_000_000), 0..6)
+        pays in prop::collection::vec((0u8..6, 0u8..3, 1u64..30_000_000), 0..6)
     ) {
         fork_case(len_a, len_b, seed, &pays);
     }
@@ -332,7 +369,7 @@ proptest! {
     #[test]
     fn held_side_branches_never_lose_an_honest_block_or_the_disk(
         len_a in 1usize..7, len_b in 1usize..7, seed in any::<u64>(),
-        pays in prop::collection::vec((0u8..3, 0u8..3, 1u64..30_000_000), 0..6),
+        pays in prop::collection::vec((0u8..6, 0u8..3, 1u64..30_000_000), 0..6),
         store_margin in 0u64..3, max_held_blocks in 1usize..4,
     ) {
         held_case(len_a, len_b, seed, &pays, store_margin, max_held_blocks);

@@ -167,10 +167,10 @@ pub struct RespAccount {
     /// The sequence after its pending (mempool) transfers: what a new transfer should use.
     #[serde(rename = "NextSequence")]
     pub next_sequence: u64,
-    /// Sum of its pending outgoing transfers.
+    /// Sum of its pending outgoing spends (a transfer's amount, a split's total).
     #[serde(rename = "PendingOut")]
     pub pending_out: Amount,
-    /// Sum of pending transfers to it.
+    /// Sum of what pending spends pay it (transfers to it and split outputs to it).
     #[serde(rename = "PendingIn")]
     pub pending_in: Amount,
     /// The tip these figures are at.

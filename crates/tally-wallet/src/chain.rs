@@ -2,7 +2,8 @@
 //! to the confirmations asked for, read an account's state, the whole ledger at the tip,
 //! and which miners answer.
 //!
-//! Miners are found through the contract's tracker. A transfer is journaled in `pending/`
+//! Miners are found through the contract's tracker. A transfer ([`send`]) or a split paying
+//! several recipients at once ([`send_split`]) is journaled in `pending/`
 //! before any miner sees it, handed to one miner (`PUSH_TRANSACTION`), and followed
 //! (`REQ_TX_STATUS`) until it has the confirmations asked for; then it becomes a receipt in
 //! `receipts/chain/`. A wallet interrupted while waiting finds the journaled transfer on its
@@ -12,7 +13,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tally_core::{AccountId, Amount, Digest, NetworkContract, NetworkId, Order, SecretKey};
+use tally_core::{
+    AccountId, Amount, Digest, NetworkContract, NetworkId, Order, Payment, SecretKey, Split,
+    SplitError,
+};
 use tally_core::{Transaction, TxStatus};
 use tally_proto::pow::{LedgerAccount, MAX_LEDGER_PAGE, RespAccount, Tip, WireLimits};
 
@@ -48,6 +52,10 @@ pub enum ChainWalletError {
     SelfPayment,
     #[error("amount must be more than zero")]
     ZeroAmount,
+    /// A split that no network would take (PROTOCOL §3): checked before anything is
+    /// signed or journaled.
+    #[error("invalid split: {0}")]
+    Split(#[from] SplitError),
     /// The account cannot pay: its confirmed balance less what it has pending out is short.
     #[error(
         "{} holds {balance} cash ({pending_out} cash pending out): not enough to pay {amount} cash",
@@ -188,11 +196,11 @@ impl Miners {
     }
 }
 
-/// The transfer journaled for `account`, as a transaction.
+/// The spend (a transfer or a split) journaled for `account`, as a transaction.
 pub fn journaled(wallet: &Wallet, account: &AccountId) -> Result<Option<Transaction>, WalletError> {
     Ok(wallet
         .pending(account)?
-        .filter(|order| matches!(order.order, Order::Transfer(_)))
+        .filter(|order| matches!(order.order, Order::Transfer(_) | Order::Split(_)))
         .map(Transaction::from))
 }
 
@@ -290,7 +298,10 @@ async fn finish_journaled(
     let (status, _) = miners.status(&tx).await?;
     let (state, _) = miners.account(account).await?;
     if confirmations(&status).is_none()
-        && tx.transfer().is_some_and(|t| t.sequence < state.sequence)
+        && tx
+            .order
+            .sequence()
+            .is_some_and(|sequence| sequence < state.sequence)
     {
         // Another transfer took this sequence (signed elsewhere): this one can never confirm.
         wallet.clear_pending(account)?;
@@ -352,24 +363,66 @@ pub async fn send(
     if recipient == account {
         return Err(ChainWalletError::SelfPayment);
     }
+    let order = |sequence| {
+        Order::Transfer(tally_core::Transfer {
+            sender: account,
+            recipient,
+            amount,
+            sequence,
+        })
+    };
+    send_order(wallet, miners, key, amount, order, waiting, progress).await
+}
+
+/// Pays every output from `key` at once, as one `Split` (one sequence, all or nothing), and
+/// waits for `waiting.confirmations`, settling first a spend this account left in flight.
+/// The split is checked (1 to 64 outputs, none zero, none to the sender, no recipient
+/// twice) before anything is signed.
+pub async fn send_split(
+    wallet: &Wallet,
+    miners: &Miners,
+    key: &SecretKey,
+    outputs: Vec<Payment>,
+    waiting: Waiting,
+    progress: &mut (dyn FnMut(SendEvent) + Send),
+) -> Result<Sent, ChainWalletError> {
+    let mut split = Split {
+        sender: key.account(),
+        sequence: 0,
+        outputs,
+    };
+    let total = split.total()?;
+    let order = move |sequence| {
+        split.sequence = sequence;
+        Order::Split(split)
+    };
+    send_order(wallet, miners, key, total, order, waiting, progress).await
+}
+
+/// Signs the order `order` builds for the account's next sequence (it debits `total`),
+/// journals it, pushes it and follows it to its confirmations.
+async fn send_order(
+    wallet: &Wallet,
+    miners: &Miners,
+    key: &SecretKey,
+    total: Amount,
+    order: impl FnOnce(u64) -> Order,
+    waiting: Waiting,
+    progress: &mut (dyn FnMut(SendEvent) + Send),
+) -> Result<Sent, ChainWalletError> {
+    let account = key.account();
     let finished = finish_journaled(wallet, miners, &account, waiting, progress).await?;
     let (state, _) = miners.account(&account).await?;
     let spendable = state.balance.checked_sub(state.pending_out);
-    if spendable.is_none_or(|spendable| spendable < amount) {
+    if spendable.is_none_or(|spendable| spendable < total) {
         return Err(ChainWalletError::InsufficientFunds {
             account,
             balance: state.balance,
             pending_out: state.pending_out,
-            amount,
+            amount: total,
         });
     }
-    let transfer = tally_core::Transfer {
-        sender: account,
-        recipient,
-        amount,
-        sequence: state.next_sequence,
-    };
-    let tx = Transaction::sign(transfer, key, miners.network());
+    let tx = Transaction::sign(order(state.next_sequence), key, miners.network());
     wallet.set_pending(&tx.to_signed_order())?;
     let miner = match miners.push(&tx).await {
         Ok(miner) => miner.to_owned(),
@@ -388,15 +441,17 @@ pub async fn send(
     })
 }
 
-/// The transfer a wallet has in flight for an account, and how far it got.
+/// The spend a wallet has in flight for an account, and how far it got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InFlight {
     /// The transaction id.
     pub id: Digest,
-    /// What it pays.
+    /// What it pays in all (a split's total).
     pub amount: Amount,
-    /// To whom.
+    /// To whom (a split's first output).
     pub recipient: AccountId,
+    /// How many recipients it pays: 1 for a transfer, the outputs of a split.
+    pub payments: usize,
     /// Its confirmations so far (0 while pending or lost).
     pub confirmations: u64,
 }
@@ -426,13 +481,20 @@ pub async fn balance(
     let in_flight = match journaled(wallet, account)? {
         Some(tx) => {
             let (status, _) = miners.status(&tx).await?;
-            let transfer = tx.transfer().copied();
-            transfer.map(|transfer| InFlight {
-                id: tx.id(),
-                amount: transfer.amount,
-                recipient: transfer.recipient,
-                confirmations: confirmations(&status).map_or(0, |(_, have)| have),
-            })
+            let payments = tx.order.payments();
+            let amount = payments
+                .iter()
+                .try_fold(Amount::ZERO, |sum, p| sum.checked_add(p.amount));
+            payments
+                .first()
+                .zip(amount)
+                .map(|(first, amount)| InFlight {
+                    id: tx.id(),
+                    amount,
+                    recipient: first.recipient,
+                    payments: payments.len(),
+                    confirmations: confirmations(&status).map_or(0, |(_, have)| have),
+                })
         }
         None => None,
     };

@@ -10,6 +10,7 @@ use crate::block::{Block, BlockHash, BlockHeader, Transaction};
 use crate::consensus::ChainParams;
 use crate::error::StoreError;
 use crate::mempool::Mempool;
+use crate::spend::slot;
 use crate::state::{AccountState, Accounts, total_balance};
 use crate::store::ChainStore;
 use crate::u256::U256;
@@ -182,10 +183,10 @@ impl<S: ChainStore> Chain<S> {
     /// What became of `tx`: pending, confirmed at a height, buried deeper than the recent
     /// index reaches, or unknown. Wallets poll this to count confirmations.
     pub fn transaction_status(&self, tx: &Transaction) -> TxStatus {
-        let Some(t) = tx.transfer() else {
+        let Some((sender, sequence)) = slot(tx) else {
             return TxStatus::Unknown;
         };
-        if let Some((height, confirmed)) = self.recent.get(&t.sender, t.sequence) {
+        if let Some((height, confirmed)) = self.recent.get(&sender, sequence) {
             if confirmed == *tx {
                 return TxStatus::Confirmed {
                     height,
@@ -194,10 +195,10 @@ impl<S: ChainStore> Chain<S> {
             }
             return TxStatus::Unknown;
         }
-        if self.mempool.get(&t.sender, t.sequence) == Some(tx) {
+        if self.mempool.get(&sender, sequence) == Some(tx) {
             return TxStatus::Pending;
         }
-        if self.account(&t.sender).next_sequence > t.sequence {
+        if self.account(&sender).next_sequence > sequence {
             let oldest = self.recent.oldest_height().unwrap_or(self.height() + 1);
             return TxStatus::Buried {
                 confirmations: self.height().saturating_sub(oldest) + 1,

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use tally_core::AccountId;
 
 use crate::block::Transaction;
+use crate::spend::slot;
 
 /// Transactions of the most recent main-chain blocks by `(sender, sequence)`, bounded, so
 /// confirmations can be counted without a per-transaction index on disk.
@@ -35,10 +36,9 @@ impl RecentTransactions {
     pub(super) fn push(&mut self, height: u64, txs: &[Transaction]) {
         let mut keys = Vec::with_capacity(txs.len());
         for tx in txs {
-            if let Some(t) = tx.transfer() {
-                keys.push((t.sender, t.sequence));
-                self.by_key
-                    .insert((t.sender, t.sequence), (height, tx.clone()));
+            if let Some(key) = slot(tx) {
+                keys.push(key);
+                self.by_key.insert(key, (height, tx.clone()));
             }
         }
         self.blocks.push_back((height, keys));

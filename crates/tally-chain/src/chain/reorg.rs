@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 use super::{Chain, TipChange};
 use crate::block::{Block, BlockHash, Transaction};
 use crate::error::{BlockError, ChainError, StoreError, invalid};
+use crate::spend::slot;
 use crate::state::{Overlay, Undo, merge};
 use crate::store::{ChainStore, WriteBatch};
 
@@ -182,8 +183,9 @@ impl<S: ChainStore> Chain<S> {
         let returned_to_mempool = returned
             .iter()
             .filter(|tx| {
-                tx.transfer()
-                    .is_some_and(|t| self.mempool.get(&t.sender, t.sequence) == Some(tx))
+                slot(tx).is_some_and(|(sender, sequence)| {
+                    self.mempool.get(&sender, sequence) == Some(tx)
+                })
             })
             .count();
         let change = TipChange {

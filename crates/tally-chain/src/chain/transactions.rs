@@ -6,6 +6,7 @@ use super::Chain;
 use crate::block::Transaction;
 use crate::checks::{CheckedTransactions, check_transactions};
 use crate::error::TxRejected;
+use crate::spend::Spend;
 use crate::store::ChainStore;
 
 impl<S: ChainStore> Chain<S> {
@@ -16,24 +17,22 @@ impl<S: ChainStore> Chain<S> {
         Ok(tx)
     }
 
-    /// Takes a transaction into the mempool after checking that it is a transfer (the only
-    /// kind a proof-of-work network takes), its signature, sequence and the sender's funds
-    /// against the tip.
+    /// Takes a transaction into the mempool after checking that it is a spend (a transfer
+    /// or a well-formed split, the kinds a proof-of-work network takes), its signature,
+    /// sequence and the sender's funds against the tip.
     pub fn submit_transaction(&mut self, tx: Transaction) -> Result<(), TxRejected> {
-        let Some(t) = tx.transfer() else {
-            return Err(TxRejected::NotATransfer);
+        let (sender, sequence) = {
+            let spend = Spend::of(&tx)?;
+            (spend.sender, spend.sequence)
         };
-        if t.amount.is_zero() {
-            return Err(TxRejected::ZeroAmount);
-        }
-        if self.mempool.get(&t.sender, t.sequence) == Some(&tx) {
+        if self.mempool.get(&sender, sequence) == Some(&tx) {
             return Err(TxRejected::Duplicate);
         }
         if !tx.to_signed_order().verify(&self.params.network) {
             return Err(TxRejected::BadSignature);
         }
-        let sender = self.account(&t.sender);
-        self.mempool.insert(tx, sender)
+        let state = self.account(&sender);
+        self.mempool.insert(tx, state)
     }
 
     /// Takes many transactions at once, verifying their signatures in one batch (gossip
@@ -59,17 +58,12 @@ impl<S: ChainStore> Chain<S> {
         txs.into_iter()
             .zip(valid)
             .map(|(tx, ok)| {
-                let Some(t) = tx.transfer() else {
-                    return Err(TxRejected::NotATransfer);
-                };
-                if t.amount.is_zero() {
-                    return Err(TxRejected::ZeroAmount);
-                }
+                let sender = Spend::of(&tx)?.sender;
                 if !ok {
                     return Err(TxRejected::BadSignature);
                 }
-                let sender = self.account(&t.sender);
-                self.mempool.insert(tx, sender)
+                let state = self.account(&sender);
+                self.mempool.insert(tx, state)
             })
             .collect()
     }

@@ -13,8 +13,8 @@ use tally_chain::{
     Transaction, U256, merkle_root, miner,
 };
 use tally_core::{
-    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, Order, PowParams, SecretKey,
-    Transfer,
+    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, Order, Payment, PowParams,
+    SecretKey, Split, Transfer,
 };
 
 pub const CASH: u64 = 1_000_000;
@@ -104,6 +104,26 @@ pub fn transfer_micro(from: &SecretKey, to: AccountId, micro: u64, sequence: u64
             amount: Amount::from_microcash(micro),
             sequence,
         },
+        from,
+        &params().network,
+    )
+}
+
+/// A signed split from `from` at `sequence`, paying each `(recipient, microcash)` (not
+/// checked: tests build malformed ones too).
+pub fn split_micro(from: &SecretKey, outputs: &[(AccountId, u64)], sequence: u64) -> Transaction {
+    Transaction::sign(
+        Order::Split(Split {
+            sender: from.account(),
+            sequence,
+            outputs: outputs
+                .iter()
+                .map(|&(recipient, micro)| Payment {
+                    recipient,
+                    amount: Amount::from_microcash(micro),
+                })
+                .collect(),
+        }),
         from,
         &params().network,
     )

@@ -108,7 +108,10 @@ impl GossipVerdict {
                 Ok(()) => verdict.accepted.push(tx),
                 // Never accepted by an honest miner, so never relayed by one.
                 Err(
-                    TxRejected::BadSignature | TxRejected::ZeroAmount | TxRejected::NotATransfer,
+                    TxRejected::BadSignature
+                    | TxRejected::ZeroAmount
+                    | TxRejected::NotASpend { .. }
+                    | TxRejected::MalformedSplit(_),
                 ) => verdict.faulty = true,
                 // A race with a block or another transaction: nobody's fault.
                 Err(reason) => {
@@ -202,5 +205,13 @@ mod tests {
             GossipVerdict::judge(vec![txs[0].clone()], vec![Err(TxRejected::BadSignature)]);
         assert!(forged.faulty && forged.accepted.is_empty());
         assert!(!is_transient(&TxRejected::ZeroAmount));
+        // A malformed split, like an `IntroKey`, is never relayed by an honest miner.
+        for never in [
+            TxRejected::MalformedSplit(tally_core::SplitError::DuplicateRecipient),
+            TxRejected::NotASpend { kind: "IntroKey" },
+        ] {
+            let verdict = GossipVerdict::judge(vec![txs[0].clone()], vec![Err(never)]);
+            assert!(verdict.faulty && verdict.accepted.is_empty());
+        }
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tally_chain::{Transaction, TxRejected, check_transactions};
+use tally_chain::{Spend, Transaction, TxRejected, check_transactions};
 use tracing::{debug, warn};
 
 use crate::pow::blocks::on_blocks;
@@ -222,13 +222,14 @@ async fn submit(miner: &Arc<Miner>, txs: Vec<Transaction>) -> Option<Vec<Result<
 /// A wallet's `PUSH_TRANSACTION`: answered, and relayed when taken.
 async fn on_push(miner: &Arc<Miner>, id: u64, tx: Transaction) {
     let tx_id = tx.id();
-    if tx.transfer().is_some_and(|t| t.amount.is_zero()) {
-        // Refused before any signature work, as the chain would.
+    if let Err(error) = Spend::of(&tx) {
+        // Not a spend the chain could ever take (an `IntroKey`, a zero transfer, a
+        // malformed split): refused before any signature work, as the chain would.
         miner.conns.reply(
             id,
             &PowPacket::RejectTransaction(RejectTransaction {
                 id: Some(tx_id),
-                reason: TxRejected::ZeroAmount.to_string(),
+                reason: TxRejected::from(error).to_string(),
             }),
         );
         return;

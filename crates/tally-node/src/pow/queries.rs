@@ -11,13 +11,14 @@ use tally_proto::pow::{
     LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger, RespTxStatus,
 };
 
-/// An account's state at the tip with its pending transfers (`REQ_ACCOUNT`'s answer).
+/// An account's state at the tip with its pending spends, transfers and splits alike
+/// (`REQ_ACCOUNT`'s answer).
 pub fn account(chain: &Chain, account: &AccountId) -> RespAccount {
     let state = chain.account(account);
     let pending = chain.mempool().pending_for(account);
     let next_sequence = pending
         .iter()
-        .filter_map(|tx| tx.transfer().map(|t| t.sequence + 1))
+        .filter_map(|tx| tx.order.sequence().map(|sequence| sequence + 1))
         .max()
         .unwrap_or(state.next_sequence)
         .max(state.next_sequence);
