@@ -225,6 +225,17 @@ async fn a_coin_whose_slot_holds_a_foreign_vote_is_never_counted() {
         5 * CASH,
         "bob signed nothing"
     );
+
+    // Alice, who exported it, cannot take it back either: she signs nothing while a vote
+    // for another order holds its slot, and her fresh key does not linger in Limbo.
+    let exported = alice_coins.list(CoinFolder::Export).unwrap()[0];
+    assert!(matches!(
+        coins::reclaim(&alice, &client, &alice_coins, &mut RandomKeys, &exported).await,
+        Err(coins::CoinOpError::Contested(_))
+    ));
+    assert!(alice_coins.list(CoinFolder::Limbo).unwrap().is_empty());
+    assert_eq!(held(&alice_coins, CoinFolder::Export), [5]);
+    assert!(alice.pending(&coin.account()).unwrap().is_none());
     net.shutdown().await;
 }
 

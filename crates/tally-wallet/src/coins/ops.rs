@@ -245,6 +245,27 @@ async fn spend_coin(
     }
 }
 
+/// The certificate of a spend, or its error once the fresh coins made for it are out of
+/// `Limbo` when nothing is left in flight (a refusal before any vote, such as a foreign
+/// vote on the slot, leaves them unfunded).
+fn unless_refused(
+    wallet: &Wallet,
+    store: &CoinStore,
+    listed: &ListedCoin,
+    fresh: &[Coin],
+    spent: Result<Certificate, CoinOpError>,
+) -> Result<Certificate, CoinOpError> {
+    match spent {
+        Ok(certificate) => Ok(certificate),
+        Err(error) => {
+            if wallet.pending(&listed.account)?.is_none() {
+                void(store, fresh)?;
+            }
+            Err(error)
+        }
+    }
+}
+
 /// A coin pays its whole value into `to` (one of the wallet's accounts, usually).
 pub async fn deposit(
     wallet: &Wallet,
@@ -281,7 +302,7 @@ pub async fn pown(
     let recipient = fresh.first().map(Coin::account);
     // `spend_coin` builds the order only when none is journaled, and then `fresh` holds the
     // new coin; the fallback is never signed.
-    let certificate = spend_coin(wallet, client, store, listed, |coin| {
+    let spent = spend_coin(wallet, client, store, listed, |coin| {
         Order::Transfer(Transfer {
             sender: coin.account(),
             recipient: recipient.unwrap_or(coin.account()),
@@ -289,7 +310,8 @@ pub async fn pown(
             sequence: 0,
         })
     })
-    .await?;
+    .await;
+    let certificate = unless_refused(wallet, store, listed, &fresh, spent)?;
     let new = certificate
         .order
         .payments()
@@ -355,14 +377,15 @@ pub async fn change(
             amount: coin.amount(),
         })
         .collect();
-    let certificate = spend_coin(wallet, client, store, listed, |coin| {
+    let spent = spend_coin(wallet, client, store, listed, |coin| {
         Order::Split(Split {
             sender: coin.account(),
             sequence: 0,
             outputs,
         })
     })
-    .await?;
+    .await;
+    let certificate = unless_refused(wallet, store, listed, &fresh, spent)?;
     let mut landed = Vec::new();
     for payment in certificate.order.payments() {
         if let Some(coin) = store.locate(&payment.recipient)? {
