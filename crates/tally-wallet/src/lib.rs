@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod client;
 pub mod coins;
+pub mod live;
 pub mod miner;
 pub mod ops;
 pub mod pow;

@@ -1,0 +1,433 @@
+//! The LiveConnect transfer driven for real (DESIGN §7): a relay on 127.0.0.1, four
+//! validators on real TCP with redb files, two wallets on disk, each side a task running
+//! `tally_wallet::live::{send, receive}`. What is protected: the receiver ends with exactly
+//! the amount, the sender loses exactly the amount, the receipt checks against the
+//! contract, and a side killed mid-transfer and started again from its journal finishes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_live::{CoinSummary, ReceiverOutcome, SenderOutcome, Timing};
+use tally_node::{Node, NodeConfig};
+use tally_proto::live::{ConnectionFile, MessageNumber};
+use tally_relay::{Relay, RelayConfig, RelayHandle};
+use tally_wallet::coins::{self, CoinFolder, CoinStore, RandomKeys};
+use tally_wallet::live::{
+    self, Progress, ReceiveReport, ReceiveRequest, SendReport, SendRequest, check_receipt,
+};
+use tally_wallet::{QuorumClient, Wallet};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinHandle;
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Four validators (`payer` holds 1,000 cash at genesis) and a relay.
+struct Net {
+    contract: NetworkContract,
+    nodes: Vec<Node>,
+    relay: RelayHandle,
+    dir: tempfile::TempDir,
+    payer: SecretKey,
+}
+
+impl Net {
+    async fn start() -> Net {
+        let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
+        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        let payer = SecretKey::generate();
+        let contract = NetworkContract {
+            name: "live".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_cash(10).unwrap(),
+            intro_pow_bits: 4,
+            validators: keys
+                .iter()
+                .zip(&addresses)
+                .map(|(k, a)| ValidatorInfo {
+                    key: k.account(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: vec![Allocation {
+                account: payer.account(),
+                amount: Amount::from_cash(1000).unwrap(),
+            }],
+            pow: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..4 {
+            let mut config = NodeConfig::new(
+                contract.clone(),
+                keys[i].clone(),
+                addresses[i],
+                dir.path().join(format!("validator-{i}")),
+            );
+            config.sync_interval = Duration::from_millis(200);
+            config.idle_timeout = Duration::from_secs(5);
+            nodes.push(Node::start(config).await.unwrap());
+        }
+        let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap()
+            .spawn();
+        Net {
+            contract,
+            nodes,
+            relay,
+            dir,
+            payer,
+        }
+    }
+
+    fn client(&self) -> QuorumClient {
+        QuorumClient::new(self.contract.clone(), Duration::from_secs(2)).unwrap()
+    }
+
+    fn wallet_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn store(&self, name: &str) -> CoinStore {
+        CoinStore::open(&self.wallet_dir(name), self.contract.id()).unwrap()
+    }
+
+    async fn shutdown(self) {
+        for node in self.nodes {
+            node.stop().await;
+        }
+        self.relay.shutdown().await.unwrap();
+    }
+}
+
+fn cash(n: u64) -> Amount {
+    Amount::from_cash(n).unwrap()
+}
+
+/// Cash in the Bank and Fracked folders: what the wallet counts as its coins.
+fn banked(store: &CoinStore) -> u64 {
+    [CoinFolder::Bank, CoinFolder::Fracked]
+        .into_iter()
+        .flat_map(|f| store.list(f).unwrap())
+        .map(|c| c.denomination.cash())
+        .sum()
+}
+
+/// Clocks short enough for a test, valid by `Timing::validate`.
+fn timing() -> Timing {
+    Timing {
+        heartbeat_ms: 500,
+        peer_timeout_ms: 5_000,
+        join_timeout_ms: 20_000,
+        pown_window_ms: 12_000,
+        min_pown_window_ms: 3_000,
+        skew_ms: 500,
+    }
+}
+
+/// Starts the sender as a task; its steps come out of the channel.
+fn spawn_send(
+    net: &Net,
+    wallet: &str,
+    request: SendRequest,
+    from: Option<SecretKey>,
+) -> (JoinHandle<SendReport>, UnboundedReceiver<MessageNumber>) {
+    let dir = net.wallet_dir(wallet);
+    let client = net.client();
+    let store = net.store(wallet);
+    let (tx, rx) = unbounded_channel();
+    let task = tokio::spawn(async move {
+        let wallet = Wallet::open(&dir).unwrap();
+        let mut progress = move |p: Progress| {
+            if let Progress::Step(n) = p {
+                let _ = tx.send(n);
+            }
+        };
+        live::send(
+            &wallet,
+            &client,
+            &store,
+            &mut RandomKeys,
+            from.as_ref(),
+            &request,
+            &mut progress,
+        )
+        .await
+        .unwrap()
+    });
+    (task, rx)
+}
+
+fn spawn_receive(
+    net: &Net,
+    wallet: &str,
+    connection_file: &Path,
+) -> (JoinHandle<ReceiveReport>, UnboundedReceiver<MessageNumber>) {
+    let dir = net.wallet_dir(wallet);
+    let client = net.client();
+    let store = net.store(wallet);
+    let request = ReceiveRequest {
+        connection_file: connection_file.to_path_buf(),
+        expected_amount: None,
+        timing: timing(),
+    };
+    let (tx, rx) = unbounded_channel();
+    let task = tokio::spawn(async move {
+        let wallet = Wallet::open(&dir).unwrap();
+        let mut progress = move |p: Progress| {
+            if let Progress::Step(n) = p {
+                let _ = tx.send(n);
+            }
+        };
+        live::receive(
+            &wallet,
+            &client,
+            &store,
+            &mut RandomKeys,
+            &request,
+            &mut progress,
+        )
+        .await
+        .unwrap()
+    });
+    (task, rx)
+}
+
+async fn wait_for_file(path: &Path) -> ConnectionFile {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(file) = ConnectionFile::parse(&text)
+        {
+            return file;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no connection file at {}", path.display());
+}
+
+/// Waits until `step` comes out of `steps`.
+async fn reach(steps: &mut UnboundedReceiver<MessageNumber>, step: MessageNumber) {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(n) = steps.recv().await {
+            if n == step {
+                return;
+            }
+        }
+        panic!("the side finished before step {step:?}");
+    })
+    .await
+    .expect("step reached in time");
+}
+
+/// The coins the sender's hidden wallet lists in `folder` for the transfer in `room`.
+fn hidden(net: &Net, wallet: &str, room: &str, folder: CoinFolder) -> Vec<CoinSummary> {
+    let dir = net
+        .wallet_dir(wallet)
+        .join("live")
+        .join(room)
+        .join("sender");
+    CoinStore::open(&dir, net.contract.id())
+        .unwrap()
+        .list(folder)
+        .unwrap()
+        .iter()
+        .map(|c| CoinSummary {
+            account: c.account,
+            denomination_cash: c.denomination.cash(),
+        })
+        .collect()
+}
+
+/// Alice holds 250 + 25 + 25 in coins; she has to make change to send 281.
+async fn alice_with_300(net: &Net) {
+    let alice = Wallet::open(&net.wallet_dir("alice")).unwrap();
+    let store = net.store("alice");
+    coins::withdraw(
+        &alice,
+        &net.client(),
+        &store,
+        &mut RandomKeys,
+        &net.payer,
+        cash(300),
+    )
+    .await
+    .unwrap();
+    assert_eq!(banked(&store), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, mut sender_steps) = spawn_send(&net, "alice", request, None);
+    let connection = wait_for_file(&file).await;
+    assert_eq!(connection.network, net.contract.id());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the connection file is private");
+    }
+    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let SenderOutcome::Delivered { receipt_b64 } = &sent.outcome else {
+        panic!("not delivered: {:?}", sent.outcome);
+    };
+    assert!(
+        matches!(
+            &received.outcome,
+            ReceiverOutcome::Received { announced, received, receipt_b64: r, .. }
+                if *announced == cash(281) && *received == cash(281) && r == receipt_b64
+        ),
+        "{:?}",
+        received.outcome
+    );
+    // Exactly 281 moved: alice keeps 19 of her 300, bob's Bank holds 281.
+    assert_eq!(banked(&net.store("alice")), 19);
+    assert_eq!(banked(&net.store("bob")), 281);
+    // The receipt verifies against the contract and covers exactly the coins sent.
+    let coins_sent = hidden(&net, "alice", &connection.room, CoinFolder::Sent);
+    let client = net.client();
+    let mut powned = check_receipt(
+        receipt_b64,
+        client.committee(),
+        client.network(),
+        &coins_sent,
+    )
+    .unwrap();
+    let mut expected = coins_sent.clone();
+    powned.sort();
+    expected.sort();
+    assert_eq!(powned, expected);
+    assert_eq!(
+        coins_sent.iter().map(|c| c.denomination_cash).sum::<u64>(),
+        281
+    );
+    // The steps were reported in the protocol's order, ending with the confirmation.
+    let mut steps = Vec::new();
+    while let Ok(step) = sender_steps.try_recv() {
+        steps.push(step.number());
+    }
+    assert_eq!(steps.first(), Some(&2), "{steps:?}");
+    assert_eq!(steps.last(), Some(&19), "{steps:?}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
+    let net = Net::start().await;
+    // Alice's Bank is empty: the coins are withdrawn from her account first.
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, _) = spawn_send(&net, "alice", request, Some(net.payer.clone()));
+    wait_for_file(&file).await;
+    let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
+    reach(&mut steps, MessageNumber::EncryptedCoins).await;
+    receiver.abort();
+    assert!(receiver.await.unwrap_err().is_cancelled());
+
+    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(received.resumed);
+    assert!(
+        matches!(received.outcome, ReceiverOutcome::Received { received, .. } if received == cash(281)),
+        "{:?}",
+        received.outcome
+    );
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(sent.outcome, SenderOutcome::Delivered { .. }),
+        "{:?}",
+        sent.outcome
+    );
+    assert_eq!(banked(&net.store("bob")), 281);
+    assert_eq!(banked(&net.store("alice")), 0);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
+    wait_for_file(&file).await;
+    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    reach(&mut steps, MessageNumber::EncryptedCoins).await;
+    sender.abort();
+    assert!(sender.await.unwrap_err().is_cancelled());
+
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    let sent = tokio::time::timeout(Duration::from_secs(40), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sent.resumed);
+    // Either the receipt reached the restarted sender, or after the deadline it asked the
+    // validators: both say the receiver powned everything, and nothing was taken back.
+    match &sent.outcome {
+        SenderOutcome::Delivered { .. } => {}
+        SenderOutcome::Reclaimed {
+            reclaimed,
+            powned_by_receiver,
+            ..
+        } => {
+            assert_eq!(*reclaimed, Amount::ZERO);
+            assert_eq!(*powned_by_receiver, cash(281));
+        }
+        other => panic!("{other:?}"),
+    }
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(received.outcome, ReceiverOutcome::Received { received, .. } if received == cash(281)),
+        "{:?}",
+        received.outcome
+    );
+    assert_eq!(banked(&net.store("alice")), 19);
+    assert_eq!(banked(&net.store("bob")), 281);
+    net.shutdown().await;
+}
