@@ -11,6 +11,7 @@ mod relay;
 mod tracker;
 mod wallet;
 mod wallet_chain;
+mod wallet_live;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]

@@ -83,6 +83,9 @@ pub enum WalletCommand {
     Ledger,
     /// The validators and whether each answers.
     Peers,
+    /// LiveConnect transfers of coins through a relay.
+    #[command(subcommand)]
+    Live(crate::wallet_live::LiveCommand),
 }
 
 /// `tally wallet key …`
@@ -179,6 +182,9 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             wallet_chain::peers(&chain::probe_miners(&miners, &probe).await)
         }
         WalletCommand::Peers => quorum_peers(contract, timeout).await?,
+        WalletCommand::Live(command) => {
+            crate::wallet_live::run(&wallet, contract, command, timeout, args.json).await?
+        }
     };
     output(args.json, value, text);
     Ok(())
