@@ -404,6 +404,7 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
         .unwrap()
         .unwrap();
     assert!(sent.resumed);
+    eprintln!("the restarted sender ended with {:?}", sent.outcome);
     // Either the receipt reached the restarted sender, or after the deadline it asked the
     // validators: both say the receiver powned everything, and nothing was taken back.
     match &sent.outcome {
@@ -429,5 +430,160 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
     );
     assert_eq!(banked(&net.store("alice")), 19);
     assert_eq!(banked(&net.store("bob")), 281);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    let connection = wait_for_file(&file).await;
+    let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
+    // The receiver vanishes once the sender has begun preparing the coins (message 5).
+    reach(&mut steps, MessageNumber::MakingChange).await;
+    receiver.abort();
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!("the abandoned sender ended with {:?}", sent.outcome);
+    match &sent.outcome {
+        // Message 24 never left: the prepared coins come back from the hidden wallet.
+        SenderOutcome::Kept { .. } => {}
+        // (Had 13 slipped out before the abort, the coins left and came back by reclaim.)
+        SenderOutcome::Reclaimed {
+            reclaimed,
+            powned_by_receiver,
+            ..
+        } => {
+            assert_eq!(*reclaimed, cash(281));
+            assert_eq!(*powned_by_receiver, Amount::ZERO);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(banked(&net.store("alice")), 300);
+    assert_eq!(banked(&net.store("bob")), 0);
+    for folder in CoinFolder::ALL {
+        let left = hidden(&net, "alice", &connection.room, folder);
+        assert!(
+            folder == CoinFolder::Spent || left.is_empty(),
+            "the hidden Sender wallet still holds {left:?} in {folder:?}"
+        );
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_back_after_the_receiver_left_learns_from_the_validators_at_the_deadline() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
+    wait_for_file(&file).await;
+    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    reach(&mut steps, MessageNumber::EncryptedCoins).await;
+    sender.abort();
+    assert!(sender.await.unwrap_err().is_cancelled());
+    // The receiver powns, sends the receipt to nobody, and gives up waiting for the
+    // confirmation: the coins are its.
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            received.outcome,
+            ReceiverOutcome::Received { received, confirmed: false, .. } if received == cash(281)
+        ),
+        "{:?}",
+        received.outcome
+    );
+
+    // The sender comes back to an empty room: after the deadline it asks the validators,
+    // finds every coin spent by the receiver, and takes nothing back.
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            &sent.outcome,
+            SenderOutcome::Reclaimed { reclaimed, powned_by_receiver, .. }
+                if *reclaimed == Amount::ZERO && *powned_by_receiver == cash(281)
+        ),
+        "{:?}",
+        sent.outcome
+    );
+    assert_eq!(banked(&net.store("alice")), 19);
+    assert_eq!(banked(&net.store("bob")), 281);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadline() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+    };
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    let connection = wait_for_file(&file).await;
+    let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
+    reach(&mut steps, MessageNumber::EncryptedCoins).await;
+    receiver.abort();
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    let SenderOutcome::Reclaimed {
+        reclaimed,
+        powned_by_receiver,
+        ..
+    } = sent.outcome
+    else {
+        panic!("{:?}", sent.outcome);
+    };
+    // Whatever the receiver managed before it vanished is its; the rest came back.
+    assert_eq!(reclaimed.checked_add(powned_by_receiver), Some(cash(281)));
+    assert_eq!(
+        banked(&net.store("alice")),
+        19 + reclaimed.microcash() / 1_000_000
+    );
+    // The sent coins' old secrets are worthless now: each was powned by one side.
+    let client = net.client();
+    let sent_coins: Vec<_> = [CoinFolder::Spent, CoinFolder::Sent]
+        .into_iter()
+        .flat_map(|f| hidden(&net, "alice", &connection.room, f))
+        .map(|c| {
+            (
+                c.account,
+                tally_core::Denomination::from_cash(c.denomination_cash).unwrap(),
+            )
+        })
+        .collect();
+    let grades = coins::detect(&client, &sent_coins, &Default::default()).await;
+    assert!(
+        grades.iter().all(|d| d.grade == coins::Grade::Counterfeit),
+        "{grades:?}"
+    );
     net.shutdown().await;
 }
