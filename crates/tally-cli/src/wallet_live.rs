@@ -145,6 +145,15 @@ pub async fn run(
                     ),
                 ),
             };
+            let text = if report.resumed {
+                format!(
+                    "(resumed the transfer {} journaled for {}; use another --out for a new one)\n{text}",
+                    report.room,
+                    out.display()
+                )
+            } else {
+                text
+            };
             let value = json!({"ok": ok, "steps": steps, "report": serde_json::to_value(&report)?});
             finish(json_mode, ok, value, text)
         }

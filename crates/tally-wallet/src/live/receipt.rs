@@ -109,3 +109,124 @@ pub fn check_receipt(
     }
     Ok(powned)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tally_core::{Digest, SecretKey, SignedOrder, Transfer, ValidatorInfo, Vote};
+
+    struct World {
+        validators: Vec<SecretKey>,
+        committee: Committee,
+        network: NetworkId,
+    }
+
+    fn world() -> World {
+        let validators: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
+        let infos: Vec<ValidatorInfo> = validators
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ValidatorInfo {
+                key: k.account(),
+                address: format!("127.0.0.1:{}", 9000 + i),
+            })
+            .collect();
+        World {
+            committee: Committee::new(&infos).unwrap(),
+            validators,
+            network: NetworkId(Digest::from([9; 32])),
+        }
+    }
+
+    /// A pown of a coin of `cash` held by `coin`, certified by `signers` validators.
+    fn pown(world: &World, coin: &SecretKey, cash: u64, signers: usize) -> Certificate {
+        let order = Order::Transfer(Transfer {
+            sender: coin.account(),
+            recipient: SecretKey::generate().account(),
+            amount: Denomination::from_cash(cash).unwrap().amount(),
+            sequence: 0,
+        });
+        let signed = SignedOrder::sign(order, coin, &world.network);
+        let digest = signed.order.digest(&world.network);
+        let votes = world.validators[..signers]
+            .iter()
+            .map(|v| Vote::sign(v, &world.network, &digest))
+            .collect();
+        Certificate::new(signed, &world.network, votes)
+    }
+
+    fn sent(coin: &SecretKey, cash: u64) -> CoinSummary {
+        CoinSummary {
+            account: coin.account(),
+            denomination_cash: cash,
+        }
+    }
+
+    /// A receipt of quorum-certified powns of the coins sent reads back and checks,
+    /// naming exactly those coins.
+    #[test]
+    fn a_receipt_of_the_powns_round_trips_and_checks() {
+        let w = world();
+        let (a, b) = (SecretKey::generate(), SecretKey::generate());
+        let certificates = vec![pown(&w, &a, 250, 3), pown(&w, &b, 1, 4)];
+        let receipt = encode_receipt(&certificates);
+        assert_eq!(decode_receipt(&receipt).unwrap(), certificates);
+        let coins = [sent(&a, 250), sent(&b, 1)];
+        assert_eq!(
+            check_receipt(&receipt, &w.committee, &w.network, &coins).unwrap(),
+            coins.to_vec()
+        );
+    }
+
+    /// Too few votes, a coin not sent, the wrong denomination, a coin twice, or bytes
+    /// that are not a certificate list: each is refused.
+    #[test]
+    fn receipts_that_prove_nothing_are_refused() {
+        let w = world();
+        let a = SecretKey::generate();
+        let coins = [sent(&a, 25)];
+        let check = |certificates: &[Certificate]| {
+            check_receipt(
+                &encode_receipt(certificates),
+                &w.committee,
+                &w.network,
+                &coins,
+            )
+        };
+        assert!(matches!(
+            check(&[pown(&w, &a, 25, 2)]),
+            Err(ReceiptError::Unverified { .. })
+        ));
+        let stranger = SecretKey::generate();
+        assert!(matches!(
+            check(&[pown(&w, &stranger, 25, 4)]),
+            Err(ReceiptError::NotAPown { .. })
+        ));
+        assert!(matches!(
+            check(&[pown(&w, &a, 5, 4)]),
+            Err(ReceiptError::NotAPown { .. })
+        ));
+        let twice = pown(&w, &a, 25, 4);
+        assert!(matches!(
+            check(&[twice.clone(), twice.clone()]),
+            Err(ReceiptError::Duplicate(_))
+        ));
+        assert_eq!(decode_receipt("not base64!"), Err(ReceiptError::NotBase64));
+        assert!(matches!(
+            decode_receipt(&encode_receipt(&[])),
+            Err(ReceiptError::Malformed(_))
+        ));
+        let mut bytes = STANDARD.decode(encode_receipt(&[twice])).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            decode_receipt(&STANDARD.encode(&bytes)),
+            Err(ReceiptError::Malformed(_))
+        ));
+        let huge = STANDARD.encode(u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_receipt(&huge),
+            Err(ReceiptError::Malformed(_))
+        ));
+    }
+}
