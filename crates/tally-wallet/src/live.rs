@@ -61,31 +61,40 @@ pub enum Progress {
 /// silent, a receipt did not verify…) are not errors: they are its outcome.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// The wallet folder (journal or connection file writes).
     #[error(transparent)]
     Wallet(#[from] WalletError),
+    /// The coin folders, outside the transfer's own work (opening a hidden wallet).
     #[error(transparent)]
     Coins(#[from] CoinOpError),
+    /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The connection file is not valid (or a new one could not be made valid).
     #[error("connection file {path}: {source}")]
     ConnectionFile {
         path: PathBuf,
         source: ConnectionFileError,
     },
+    /// A journal exists but cannot be read: nothing is done rather than guess.
     #[error("journal {path} is not valid: {message}")]
     Journal { path: PathBuf, message: String },
+    /// The connection file names another network than the wallet's contract.
     #[error("the transfer is for network {file}, this wallet's client is for {client}")]
     WrongNetwork { file: NetworkId, client: NetworkId },
+    /// The first join of a new transfer failed (a resumed one keeps retrying instead).
     #[error("relay {relay}: {source}")]
     Relay {
         relay: String,
         source: tally_relay::ClientError,
     },
+    /// The amount or the clocks are not acceptable to the machine.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The connection file names a journaled transfer of another amount.
     #[error("the journaled transfer in {path} is for {journaled}, not {asked}")]
     AmountMismatch {
         path: PathBuf,
