@@ -74,6 +74,25 @@ fn show(json_mode: bool, steps: &mut Vec<u8>, progress: Progress) {
     }
 }
 
+/// The first Ctrl-C (or SIGTERM) cancels the transfer the protocol's way: before the coins
+/// leave they go back to the Bank; after, the wallet still waits for the pown deadline.
+/// A second one stops at once; the journal lets the same command resume later.
+fn cancel_on_signal(json_mode: bool) -> tokio::sync::watch::Receiver<bool> {
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        if !json_mode {
+            println!(
+                "cancelling: coins not yet sent go back to the Bank; once sent, the wallet waits for the pown deadline (interrupt again to stop now and resume later)"
+            );
+        }
+        let _ = cancel.send(true);
+        crate::shutdown_signal().await;
+        std::process::exit(130);
+    });
+    cancelled
+}
+
 /// Runs a `live` command; returns what `tally wallet` prints.
 pub async fn run(
     wallet: &Wallet,
@@ -104,6 +123,7 @@ pub async fn run(
                 relay: relay.clone(),
                 connection_file: out.clone(),
                 timing: timing(),
+                cancel: Some(cancel_on_signal(json_mode)),
             };
             if !json_mode {
                 println!(
@@ -165,6 +185,7 @@ pub async fn run(
                 connection_file: connection_file.clone(),
                 expected_amount: amount.as_deref().map(parse_amount).transpose()?,
                 timing: timing(),
+                cancel: Some(cancel_on_signal(json_mode)),
             };
             let mut progress = |p: Progress| show(json_mode, &mut steps, p);
             let report = live::receive(

@@ -179,6 +179,7 @@ fn spawn_receive(
         connection_file: connection_file.to_path_buf(),
         expected_amount: None,
         timing: timing(),
+        cancel: None,
     };
     let (tx, rx) = unbounded_channel();
     let task = tokio::spawn(async move {
@@ -274,6 +275,7 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, mut sender_steps) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
@@ -347,6 +349,7 @@ async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, _) = spawn_send(&net, "alice", request, Some(net.payer.clone()));
     wait_for_file(&file).await;
@@ -390,6 +393,7 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
     wait_for_file(&file).await;
@@ -443,6 +447,7 @@ async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank()
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, _) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
@@ -491,6 +496,7 @@ async fn a_sender_back_after_the_receiver_left_learns_from_the_validators_at_the
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
     wait_for_file(&file).await;
@@ -544,6 +550,7 @@ async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadli
         relay: net.relay.local_addr().to_string(),
         connection_file: file.clone(),
         timing: timing(),
+        cancel: None,
     };
     let (sender, _) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
@@ -585,5 +592,34 @@ async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadli
         grades.iter().all(|d| d.grade == coins::Grade::Counterfeit),
         "{grades:?}"
     );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: net.dir.path().join("connection.txt"),
+        timing: timing(),
+        cancel: Some(cancelled),
+    };
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.send(true).unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(10), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sent.outcome,
+        SenderOutcome::Kept {
+            reason: tally_live::FailReason::Cancelled
+        }
+    );
+    assert_eq!(banked(&net.store("alice")), 300);
     net.shutdown().await;
 }

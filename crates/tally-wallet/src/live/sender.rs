@@ -21,6 +21,7 @@ use tally_live::{
 };
 use tally_proto::live::{ConnectionFile, MessageNumber};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::watch;
 
 use super::receipt::{check_receipt, decode_receipt};
 use super::room::{Room, RoomEvent};
@@ -47,6 +48,10 @@ pub struct SendRequest {
     pub connection_file: PathBuf,
     /// The transfer's clocks.
     pub timing: Timing,
+    /// Becomes `true` when the user gives up (Ctrl-C): fed to the machine as its `Cancel`
+    /// event, which keeps the coins before message 24 and changes nothing after it (the
+    /// deadline rule still decides), so cancelling never loses a coin.
+    pub cancel: Option<watch::Receiver<bool>>,
 }
 
 /// How a send ended.
@@ -194,6 +199,7 @@ pub async fn send<K: FreshKeys + Send>(
         connection: text,
         queue: VecDeque::new(),
         outcome: None,
+        cancel: request.cancel.clone(),
     }
     .run(keys, actions, first, progress)
     .await?;
@@ -214,6 +220,7 @@ struct Driver<'c, 'a> {
     journal: PathBuf,
     connection: String,
     queue: VecDeque<Job>,
+    cancel: Option<watch::Receiver<bool>>,
     outcome: Option<SenderOutcome>,
 }
 
@@ -229,6 +236,8 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
         let mut keys_slot: Option<&'c mut K> = Some(keys);
         let mut work: Option<Work<'c, K>> = None;
         let mut finished_work = false;
+        let mut cancel = self.cancel.take();
+        let mut cancelled = false;
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.dispatch(actions, progress).await;
@@ -275,6 +284,10 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
                     RoomEvent::Quiet => None,
                 },
                 _ = ticker.tick() => Some(SenderEvent::Tick),
+                _ = wait_for_cancel(&mut cancel), if !cancelled => {
+                    cancelled = true;
+                    Some(SenderEvent::Cancel)
+                }
             };
             if let Some(event) = event {
                 self.handle(event, progress).await?;
@@ -648,4 +661,14 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// Resolves once `cancel` turns `true`; never without one (or once its sender is gone).
+async fn wait_for_cancel(cancel: &mut Option<watch::Receiver<bool>>) {
+    if let Some(cancel) = cancel
+        && cancel.wait_for(|c| *c).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
