@@ -2,10 +2,11 @@
 //! `tally_live::Sender` run against the relay, its wallet work done with the coin
 //! operations on the wallet's Bank and the transfer's hidden Sender sub-wallet.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,16 +15,17 @@ use rand::rngs::OsRng;
 use serde::Serialize;
 use tally_core::amount::MICROCASH_PER_CASH;
 use tally_core::seal::seal_coins;
-use tally_core::{Amount, Denomination, SecretKey, SessionKey};
+use tally_core::{AccountId, Amount, Certificate, Denomination, SecretKey, SessionKey};
 use tally_live::{
-    CoinSummary, Sender, SenderAction, SenderConfig, SenderEvent, SenderOutcome, SenderState,
-    Timing,
+    CoinSummary, Sender, SenderAction, SenderConfig, SenderEvent, SenderOutcome, SenderPhase,
+    SenderState, Timing,
 };
 use tally_proto::live::{ConnectionFile, MessageNumber};
+use tally_proto::{CertQuery, Packet};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 
-use super::receipt::{check_receipt, decode_receipt};
+use super::receipt::{check_receipt, decode_receipt, encode_receipt};
 use super::room::{Room, RoomEvent};
 use super::{
     LiveError, Progress, TICK, hidden_store, journal_path, now_ms, parse_connection, read_journal,
@@ -69,9 +71,16 @@ pub struct SendReport {
     pub outcome: SenderOutcome,
 }
 
+/// How often a sender waiting for the receipt asks the validators whether the receiver
+/// powned the coins (a receipt it can get without the receiver: the pown certificates).
+const RECEIPT_POLL: Duration = Duration::from_secs(3);
+
 /// Work for the wallet, one piece at a time.
 enum Job {
     Action(SenderAction),
+    /// Ask the validators whether these sent coins are all powned; if so, report their
+    /// certificates as `ReceiverPowned`.
+    Watch(Vec<CoinSummary>),
     Finish(SenderOutcome),
 }
 
@@ -238,6 +247,7 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
         let mut finished_work = false;
         let mut cancel = self.cancel.take();
         let mut cancelled = false;
+        let mut last_watch = Instant::now();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.dispatch(actions, progress).await;
@@ -245,6 +255,15 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
             self.handle(event, progress).await?;
         }
         loop {
+            if work.is_none()
+                && self.queue.is_empty()
+                && last_watch.elapsed() >= RECEIPT_POLL
+                && let SenderPhase::AwaitingReceipt { coins, .. }
+                | SenderPhase::AwaitingDeadline { coins, .. } = self.machine.phase()
+            {
+                last_watch = Instant::now();
+                self.queue.push_back(Job::Watch(coins.clone()));
+            }
             if work.is_none()
                 && let Some(job) = self.queue.pop_front()
                 && let Some(keys) = keys_slot.take()
@@ -409,6 +428,11 @@ impl Ctx<'_> {
                 }
             }
             Job::Action(_) => {}
+            Job::Watch(coins) => {
+                if let Some(receipt_b64) = self.powned_receipt(&coins).await {
+                    report(SenderEvent::ReceiverPowned { receipt_b64 });
+                }
+            }
             Job::Finish(outcome) => {
                 if let Err(error) = self.finish(&outcome) {
                     tracing::error!(%error, "settling the hidden Sender wallet failed; run the send again to retry");
@@ -626,6 +650,46 @@ impl Ctx<'_> {
             )));
         }
         Ok((reclaimed, theirs))
+    }
+
+    /// The receiver's pown certificates, from the validators, once a quorum shows every
+    /// sent coin spent; `None` before (or if no validator hands a certificate over).
+    async fn powned_receipt(&self, coins: &[CoinSummary]) -> Option<String> {
+        let pairs = coins
+            .iter()
+            .map(|c| Some((c.account, Denomination::from_cash(c.denomination_cash)?)))
+            .collect::<Option<Vec<_>>>()?;
+        let faulty = self.client.committee().max_faulty();
+        let detections = coins::detect(self.client, &pairs, &HashMap::new()).await;
+        if detections.len() != coins.len() || detections.iter().any(|d| d.spent <= faulty) {
+            return None;
+        }
+        let mut certificates = Vec::with_capacity(coins.len());
+        for coin in coins {
+            certificates.push(self.pown_certificate(&coin.account).await?);
+        }
+        Some(encode_receipt(&certificates))
+    }
+
+    /// The certificate of the order of sequence 0 that `account` signed, from the first
+    /// validator that has it (the machine verifies it before believing it).
+    async fn pown_certificate(&self, account: &AccountId) -> Option<Certificate> {
+        let query = Packet::ReqCerts(CertQuery::Sent {
+            account: *account,
+            from: 0,
+            limit: 1,
+        });
+        for i in 0..self.client.committee().size() {
+            if let Ok(Packet::RespCerts(page)) = self.client.call(i, &query).await
+                && let Some(logged) = page
+                    .certificates
+                    .into_iter()
+                    .find(|l| l.certificate.order.signer() == *account)
+            {
+                return Some(logged.certificate);
+            }
+        }
+        None
     }
 
     /// What the outcome asks of the hidden wallet: kept coins back to the Bank (sealed
