@@ -43,6 +43,9 @@ pub enum LiveCommand {
         #[arg(long)]
         amount: Option<String>,
     },
+    /// The transfers this wallet journaled; an unfinished one resumes when its `send` or
+    /// `receive` command is run again.
+    List,
 }
 
 /// Heartbeats every second; the other clocks as the protocol's defaults.
@@ -103,6 +106,9 @@ pub async fn run(
 ) -> anyhow::Result<(Value, String)> {
     if contract.mode == Mode::Pow {
         bail!("live transfers move coins, which exist on quorum networks only");
+    }
+    if let LiveCommand::List = command {
+        return list(wallet);
     }
     let client = QuorumClient::located(contract, timeout).await?;
     let store = CoinStore::open(wallet.dir(), *client.network())?;
@@ -177,6 +183,7 @@ pub async fn run(
             let value = json!({"ok": ok, "steps": steps, "report": serde_json::to_value(&report)?});
             finish(json_mode, ok, value, text)
         }
+        LiveCommand::List => list(wallet),
         LiveCommand::Receive {
             connection_file,
             amount,
@@ -241,4 +248,22 @@ fn finish(
         println!("{text}");
     }
     bail!("the live transfer failed")
+}
+
+/// `live list`: one line a transfer.
+fn list(wallet: &Wallet) -> anyhow::Result<(Value, String)> {
+    let transfers = live::transfers(wallet.dir())?;
+    let text = if transfers.is_empty() {
+        "no live transfers".to_owned()
+    } else {
+        transfers
+            .iter()
+            .map(|t| format!("{}  {:?}  {}", t.room, t.side, t.phase))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok((
+        json!({"transfers": serde_json::to_value(&transfers)?}),
+        text,
+    ))
 }

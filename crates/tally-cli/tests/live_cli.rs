@@ -103,4 +103,7 @@ fn a_live_transfer_between_two_wallet_processes_delivers_the_amount() {
     assert!(stdout.contains(" 24  Encrypted Coins"), "{stdout}");
     assert!(stdout.contains(" 19  Coins confirmed"), "{stdout}");
     assert!(stdout.contains("delivered 281 cash"), "{stdout}");
+    let listed = wallet_json(&me, &contract, &["live", "list"]);
+    assert_eq!(listed["transfers"][0]["side"], "Receiver", "{listed}");
+    assert_eq!(listed["transfers"][0]["finished"], true, "{listed}");
 }

@@ -212,3 +212,101 @@ fn sweep_to_bank(hidden: &CoinStore, bank: &CoinStore) -> Result<Vec<ListedCoin>
     }
     Ok(moved)
 }
+
+/// Which side of a transfer a journal is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Side {
+    /// `live send`.
+    Sender,
+    /// `live receive`.
+    Receiver,
+}
+
+/// A journaled transfer, as [`transfers`] lists it: so a transfer interrupted and never
+/// resumed is not forgotten (its coins wait in its hidden sub-wallet until it is).
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferSummary {
+    /// The relay room, which names the transfer.
+    pub room: String,
+    /// Which side this wallet took.
+    pub side: Side,
+    /// Where the machine stands, in words.
+    pub phase: &'static str,
+    /// Whether it is over.
+    pub finished: bool,
+    /// The journal (it holds the connection file's text, to resume with).
+    pub journal: PathBuf,
+}
+
+fn sender_phase(phase: &tally_live::SenderPhase) -> &'static str {
+    use tally_live::SenderPhase as P;
+    match phase {
+        P::WaitingForReceiver => "waiting for the receiver",
+        P::AwaitingEmpty | P::AwaitingEcho => "agreeing on the amount",
+        P::Preparing { .. } => "preparing the coins",
+        P::Sealing { .. } => "sealing the coins",
+        P::AwaitingReceipt { .. } => "coins sent, waiting for the receipt",
+        P::CheckingReceipt { .. } => "checking the receipt",
+        P::AwaitingDeadline { .. } => "failed after sending, waiting for the pown deadline",
+        P::Reclaiming { .. } => "taking unpowned coins back",
+        P::Finished(_) => "finished",
+    }
+}
+
+fn receiver_phase(phase: &tally_live::ReceiverPhase) -> &'static str {
+    use tally_live::ReceiverPhase as P;
+    match phase {
+        P::AwaitingRequest | P::AwaitingAmount => "agreeing on the amount",
+        P::FollowingSender { .. } => "following the sender's preparation",
+        P::AwaitingCoins { .. } => "waiting for the coins",
+        P::Opening { .. } => "opening the coins",
+        P::Powning { .. } => "powning the coins",
+        P::AwaitingConfirmation { .. } => "receipt sent, waiting for the confirmation",
+        P::Finished(_) => "finished",
+    }
+}
+
+/// Every transfer journaled in the wallet at `wallet_dir`, by room.
+pub fn transfers(wallet_dir: &Path) -> Result<Vec<TransferSummary>, LiveError> {
+    let dir = live_dir(wallet_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(LiveError::Io { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| LiveError::Io {
+                path: dir.clone(),
+                source,
+            })?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(room) = name.strip_suffix(".sender.json") {
+            if let Some((_, state)) = read_journal::<tally_live::SenderState>(&path)? {
+                out.push(TransferSummary {
+                    room: room.to_owned(),
+                    side: Side::Sender,
+                    phase: sender_phase(state.phase()),
+                    finished: matches!(state.phase(), tally_live::SenderPhase::Finished(_)),
+                    journal: path.clone(),
+                });
+            }
+        } else if let Some(room) = name.strip_suffix(".receiver.json")
+            && let Some((_, state)) = read_journal::<tally_live::ReceiverState>(&path)?
+        {
+            out.push(TransferSummary {
+                room: room.to_owned(),
+                side: Side::Receiver,
+                phase: receiver_phase(state.phase()),
+                finished: matches!(state.phase(), tally_live::ReceiverPhase::Finished(_)),
+                journal: path.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.room.cmp(&b.room));
+    Ok(out)
+}

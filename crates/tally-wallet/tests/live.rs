@@ -336,6 +336,14 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
     }
     assert_eq!(steps.first(), Some(&2), "{steps:?}");
     assert_eq!(steps.last(), Some(&19), "{steps:?}");
+    // Each wallet lists the transfer, over.
+    for (wallet, side) in [("alice", live::Side::Sender), ("bob", live::Side::Receiver)] {
+        let listed = live::transfers(&net.wallet_dir(wallet)).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].room, connection.room);
+        assert_eq!(listed[0].side, side);
+        assert!(listed[0].finished);
+    }
     net.shutdown().await;
 }
 
@@ -401,6 +409,12 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
     reach(&mut steps, MessageNumber::EncryptedCoins).await;
     sender.abort();
     assert!(sender.await.unwrap_err().is_cancelled());
+    // The killed transfer is listed, not finished, until it is resumed.
+    let listed = live::transfers(&net.wallet_dir("alice")).unwrap();
+    assert!(
+        listed.len() == 1 && !listed[0].finished && listed[0].side == live::Side::Sender,
+        "{listed:?}"
+    );
 
     let (sender, _) = spawn_send(&net, "alice", request, None);
     let sent = tokio::time::timeout(Duration::from_secs(40), sender)
