@@ -32,7 +32,8 @@ fn free_port() -> SocketAddr {
 struct Net {
     contract: NetworkContract,
     nodes: Vec<Node>,
-    relay: RelayHandle,
+    relay: Option<RelayHandle>,
+    relay_address: SocketAddr,
     dir: tempfile::TempDir,
     payer: SecretKey,
 }
@@ -83,10 +84,26 @@ impl Net {
         Net {
             contract,
             nodes,
-            relay,
+            relay_address: relay.local_addr(),
+            relay: Some(relay),
             dir,
             payer,
         }
+    }
+
+    /// Stops the relay (every connection drops) and starts a fresh one, with no rooms, on
+    /// the same address `pause` later.
+    async fn restart_relay(&mut self, pause: Duration) {
+        if let Some(old) = self.relay.take() {
+            old.shutdown().await.unwrap();
+        }
+        tokio::time::sleep(pause).await;
+        self.relay = Some(
+            Relay::bind(RelayConfig::listening_on(self.relay_address))
+                .await
+                .unwrap()
+                .spawn(),
+        );
     }
 
     fn client(&self) -> QuorumClient {
@@ -105,7 +122,9 @@ impl Net {
         for node in self.nodes {
             node.stop().await;
         }
-        self.relay.shutdown().await.unwrap();
+        if let Some(relay) = self.relay {
+            relay.shutdown().await.unwrap();
+        }
     }
 }
 
@@ -272,7 +291,7 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -354,7 +373,7 @@ async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -398,7 +417,7 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -458,7 +477,7 @@ async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank()
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -507,7 +526,7 @@ async fn a_sender_back_after_the_receiver_left_learns_from_the_validators() {
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -563,7 +582,7 @@ async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadli
     let file = net.dir.path().join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: file.clone(),
         timing: timing(),
         cancel: None,
@@ -618,7 +637,7 @@ async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let request = SendRequest {
         amount: cash(281),
-        relay: net.relay.local_addr().to_string(),
+        relay: net.relay_address.to_string(),
         connection_file: net.dir.path().join("connection.txt"),
         timing: timing(),
         cancel: Some(cancelled),
@@ -637,5 +656,51 @@ async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
         }
     );
     assert_eq!(banked(&net.store("alice")), 300);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_restart_in_the_middle_of_the_transfer_is_survived() {
+    let mut net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.path().join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay_address.to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+        cancel: None,
+    };
+    let (sender, _) = spawn_send(&net, "alice", request, None);
+    wait_for_file(&file).await;
+    let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
+    // Both connections drop once the coins are on their way; both sides join again when
+    // the relay is back and re-send what the other may have missed.
+    reach(&mut steps, MessageNumber::EncryptedCoins).await;
+    net.restart_relay(Duration::from_millis(1_500)).await;
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(sent.outcome, SenderOutcome::Delivered { .. }),
+        "{:?}",
+        sent.outcome
+    );
+    assert!(
+        matches!(
+            received.outcome,
+            // The sender's confirmation came through the new relay.
+            ReceiverOutcome::Received { received, confirmed: true, .. } if received == cash(281)
+        ),
+        "{:?}",
+        received.outcome
+    );
+    assert_eq!(banked(&net.store("alice")), 19);
+    assert_eq!(banked(&net.store("bob")), 281);
     net.shutdown().await;
 }
