@@ -145,7 +145,7 @@ fn banked(store: &CoinStore) -> u64 {
 fn timing() -> Timing {
     Timing {
         heartbeat_ms: 500,
-        peer_timeout_ms: 5_000,
+        peer_timeout_ms: 3_000,
         join_timeout_ms: 20_000,
         pown_window_ms: 12_000,
         min_pown_window_ms: 3_000,

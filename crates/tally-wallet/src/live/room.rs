@@ -33,6 +33,8 @@ pub(super) struct Room {
     config: ClientConfig,
     client: Option<RelayClient>,
     last_attempt: Option<Instant>,
+    /// Whether the peer is in the room, as far as this connection knows.
+    peer_present: bool,
 }
 
 impl Room {
@@ -49,6 +51,7 @@ impl Room {
             },
             client: None,
             last_attempt: None,
+            peer_present: false,
         }
     }
 
@@ -64,9 +67,16 @@ impl Room {
         )
         .await?;
         let present = !joined.welcome.present.is_empty();
+        self.peer_present = present;
         tracing::debug!(room = %self.room, present, "joined the relay room");
         self.client = Some(joined);
         Ok(present)
+    }
+
+    /// Whether the peer is in the room now, as far as this side knows: what it sends now
+    /// reaches the peer.
+    pub fn peer_present(&self) -> bool {
+        self.client.is_some() && self.peer_present
     }
 
     /// Sends a line; a failure drops the connection (the next [`Room::next`] rejoins, and
@@ -84,7 +94,7 @@ impl Room {
     /// The next thing from the room, waiting at most about a tick. Rejoins (at most once a
     /// tick) while disconnected.
     pub async fn next(&mut self) -> RoomEvent {
-        let Some(client) = self.client.as_mut() else {
+        if self.client.is_none() {
             if self.last_attempt.is_some_and(|at| at.elapsed() < TICK) {
                 tokio::time::sleep(
                     TICK.saturating_sub(
@@ -102,6 +112,22 @@ impl Room {
                     RoomEvent::Quiet
                 }
             };
+        }
+        let event = self.read().await;
+        match event {
+            RoomEvent::PeerJoined | RoomEvent::Line(_) | RoomEvent::BadLine(_) => {
+                self.peer_present = true
+            }
+            RoomEvent::PeerLeft => self.peer_present = false,
+            RoomEvent::Quiet => {}
+        }
+        event
+    }
+
+    /// One read from the joined connection (dropped when it fails).
+    async fn read(&mut self) -> RoomEvent {
+        let Some(client) = self.client.as_mut() else {
+            return RoomEvent::Quiet;
         };
         match client.recv().await {
             Ok(Some(Incoming::Line(line))) => match parse_line(&line) {

@@ -75,6 +75,10 @@ pub struct SendReport {
 /// powned the coins (a receipt it can get without the receiver: the pown certificates).
 const RECEIPT_POLL: Duration = Duration::from_secs(3);
 
+/// The longest a finished sender waits for an absent receiver to come back (see
+/// `Driver::linger`).
+const LINGER_MAX_MS: u64 = 10_000;
+
 /// Work for the wallet, one piece at a time.
 enum Job {
     Action(SenderAction),
@@ -279,9 +283,12 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
             if work.is_none()
                 && self.queue.is_empty()
                 && finished_work
-                && let Some(outcome) = &self.outcome
+                && let Some(outcome) = self.outcome.clone()
             {
-                return Ok(outcome.clone());
+                if matches!(outcome, SenderOutcome::Delivered { .. }) && !self.room.peer_present() {
+                    self.linger(progress).await?;
+                }
+                return Ok(outcome);
             }
             let event = tokio::select! {
                 Some(event) = rx.recv() => Some(event),
@@ -310,6 +317,27 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
             };
             if let Some(event) = event {
                 self.handle(event, progress).await?;
+            }
+        }
+    }
+
+    /// Delivered, but the receiver is not in the room (it reconnects, or the relay
+    /// restarted): waits a little for it, so that the confirmation (18, 19) sent while it
+    /// was away reaches it when its arrival makes the machine re-send everything.
+    async fn linger(
+        &mut self,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), LiveError> {
+        let timing = self.machine.state().config().timing;
+        let until = tokio::time::Instant::now()
+            + Duration::from_millis(timing.peer_timeout_ms.min(LINGER_MAX_MS));
+        loop {
+            let event = tokio::select! {
+                event = self.room.next() => event,
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+            };
+            if let RoomEvent::PeerJoined = event {
+                return self.handle(SenderEvent::PeerJoined, progress).await;
             }
         }
     }
