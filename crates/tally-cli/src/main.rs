@@ -12,6 +12,7 @@ mod tracker;
 mod wallet;
 mod wallet_chain;
 mod wallet_coins;
+mod wallet_live;
 mod wallet_seed;
 
 /// Tally: peer-to-peer digital cash.

@@ -99,6 +99,9 @@ pub enum WalletCommand {
     Peers,
     /// Bearer coins: every coin by folder, or a coin operation.
     Coins(crate::wallet_coins::CoinsArgs),
+    /// LiveConnect transfers of coins through a relay.
+    #[command(subcommand)]
+    Live(crate::wallet_live::LiveCommand),
 }
 
 /// `tally wallet key …`
@@ -219,6 +222,10 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Peers => quorum_peers(contract, timeout).await?,
         WalletCommand::Coins(coins) => {
             crate::wallet_coins::run(coins, &wallet, contract, timeout, passphrase).await?
+        }
+        WalletCommand::Live(command) => {
+            crate::wallet_live::run(&wallet, contract, command, timeout, args.json, passphrase)
+                .await?
         }
     };
     output(args.json, value, text);

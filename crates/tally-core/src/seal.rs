@@ -1,12 +1,13 @@
 //! Sealing coins for the LiveConnect transfer (DESIGN §7, PROTOCOL.md §10): the relay
 //! carries message 24 and must learn nothing from it, and a sealed message must open only
 //! in the room and at the message number it was sealed for, so it cannot be replayed
-//! elsewhere in the conversation.
+//! elsewhere in the conversation, and only with the pown deadline message 24 names beside
+//! it, so nobody on the way can move the deadline (the receiver's open would fail).
 //!
 //! XChaCha20-Poly1305 with the connection file's 32-byte session key and a random 24-byte
 //! nonce (large enough that random nonces never repeat); associated data
-//! `TALLY-LIVE-SEAL-V1 ‖ room length u32 ‖ room UTF-8 ‖ message number u32`. Sealed bytes
-//! are `nonce 24 ‖ ciphertext ‖ tag 16`.
+//! `TALLY-LIVE-SEAL-V2 ‖ room length u32 ‖ room UTF-8 ‖ message number u32 ‖ pown deadline
+//! u64` (all little-endian). Sealed bytes are `nonce 24 ‖ ciphertext ‖ tag 16`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,7 +20,7 @@ use crate::KeyError;
 use crate::coin::{Coin, CoinError, decode_bundle, encode_bundle};
 
 /// Domain tag at the start of the associated data.
-pub const SEAL_TAG: &[u8] = b"TALLY-LIVE-SEAL-V1";
+pub const SEAL_TAG: &[u8] = b"TALLY-LIVE-SEAL-V2";
 /// Bytes of the random nonce in front of the ciphertext.
 pub const NONCE_LEN: usize = 24;
 /// Bytes of the authentication tag after the ciphertext.
@@ -38,9 +39,10 @@ pub enum SealError {
     /// Larger than the bound for this kind of message.
     #[error("sealed message of {len} bytes is larger than the {max} allowed")]
     TooLarge { len: usize, max: usize },
-    /// The wrong key, room or message number, or altered bytes: AEAD cannot tell which.
+    /// The wrong key, room, message number or deadline, or altered bytes: AEAD cannot
+    /// tell which.
     #[error(
-        "the sealed message does not open: wrong session key, room or message number, or altered in transit"
+        "the sealed message does not open: wrong session key, room, message number or pown deadline, or altered in transit"
     )]
     Rejected,
     /// The plaintext is too large for the cipher (never for anything Tally seals).
@@ -110,29 +112,39 @@ impl FromStr for SessionKey {
     }
 }
 
-/// `TALLY-LIVE-SEAL-V1 ‖ room length u32 ‖ room ‖ message number u32`.
-fn associated_data(room: &str, message_number: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SEAL_TAG.len() + 4 + room.len() + 4);
+/// `TALLY-LIVE-SEAL-V2 ‖ room length u32 ‖ room ‖ message number u32 ‖ pown deadline u64`.
+fn associated_data(room: &str, message_number: u32, pown_deadline_ms: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEAL_TAG.len() + 4 + room.len() + 4 + 8);
     out.extend_from_slice(SEAL_TAG);
     // A room name longer than 4 GiB cannot reach here: the relay bounds it far lower.
     out.extend_from_slice(&u32::try_from(room.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(room.as_bytes());
     out.extend_from_slice(&message_number.to_le_bytes());
+    out.extend_from_slice(&pown_deadline_ms.to_le_bytes());
     out
 }
 
-/// Seals `plaintext` for `room` and `message_number` under `key`, with a fresh random
+/// Seals `plaintext` for `room`, `message_number` and `pown_deadline_ms` (Unix ms; 0 where
+/// a message names no deadline) under `key`, with a fresh random
 /// nonce from `rng`: `nonce 24 ‖ ciphertext ‖ tag 16`.
 pub fn seal<R: RngCore + CryptoRng>(
     key: &SessionKey,
     room: &str,
     message_number: u32,
+    pown_deadline_ms: u64,
     plaintext: &[u8],
     rng: &mut R,
 ) -> Result<Vec<u8>, SealError> {
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    seal_with_nonce(key, room, message_number, &nonce, plaintext)
+    seal_with_nonce(
+        key,
+        room,
+        message_number,
+        pown_deadline_ms,
+        &nonce,
+        plaintext,
+    )
 }
 
 /// [`seal`] with a given nonce. Only for test vectors: a nonce used twice under one key
@@ -141,10 +153,11 @@ pub fn seal_with_nonce(
     key: &SessionKey,
     room: &str,
     message_number: u32,
+    pown_deadline_ms: u64,
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let aad = associated_data(room, message_number);
+    let aad = associated_data(room, message_number, pown_deadline_ms);
     let sealed = key
         .cipher()
         .encrypt(
@@ -161,12 +174,13 @@ pub fn seal_with_nonce(
     Ok(out)
 }
 
-/// Opens what [`seal`] made with the same key, room and message number; anything else
-/// (short input, another key, room or number, a changed byte) is refused.
+/// Opens what [`seal`] made with the same key, room, message number and deadline; anything
+/// else (short input, another key, room, number or deadline, a changed byte) is refused.
 pub fn open(
     key: &SessionKey,
     room: &str,
     message_number: u32,
+    pown_deadline_ms: u64,
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
@@ -176,7 +190,7 @@ pub fn open(
         });
     }
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-    let aad = associated_data(room, message_number);
+    let aad = associated_data(room, message_number, pown_deadline_ms);
     key.cipher()
         .decrypt(
             XNonce::from_slice(nonce),
@@ -189,12 +203,13 @@ pub fn open(
 }
 
 /// Seals `coins` (their token bundle, [`encode_bundle`]) for message `message_number` of
-/// the transfer in `room`. Refuses what a bundle refuses, and a result larger than
+/// the transfer in `room`, bound to the pown deadline that message carries. Refuses what a bundle refuses, and a result larger than
 /// [`MAX_SEALED_COINS_LEN`] (the receiver would refuse it).
 pub fn seal_coins<R: RngCore + CryptoRng>(
     key: &SessionKey,
     room: &str,
     message_number: u32,
+    pown_deadline_ms: u64,
     coins: &[Coin],
     rng: &mut R,
 ) -> Result<Vec<u8>, SealError> {
@@ -206,7 +221,7 @@ pub fn seal_coins<R: RngCore + CryptoRng>(
             max: MAX_SEALED_COINS_LEN,
         });
     }
-    seal(key, room, message_number, &bundle, rng)
+    seal(key, room, message_number, pown_deadline_ms, &bundle, rng)
 }
 
 /// Opens coins sealed by [`seal_coins`]: refuses input over [`MAX_SEALED_COINS_LEN`]
@@ -215,6 +230,7 @@ pub fn open_coins(
     key: &SessionKey,
     room: &str,
     message_number: u32,
+    pown_deadline_ms: u64,
     sealed: &[u8],
 ) -> Result<Vec<Coin>, SealError> {
     if sealed.len() > MAX_SEALED_COINS_LEN {
@@ -223,6 +239,6 @@ pub fn open_coins(
             max: MAX_SEALED_COINS_LEN,
         });
     }
-    let bundle = open(key, room, message_number, sealed)?;
+    let bundle = open(key, room, message_number, pown_deadline_ms, sealed)?;
     Ok(decode_bundle(&bundle)?)
 }

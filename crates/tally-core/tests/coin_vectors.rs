@@ -16,6 +16,7 @@ const DOC: &str = include_str!("../../../PROTOCOL.md");
 const ROOM: &str = "vectors";
 const MESSAGE_NUMBER: u32 = 24;
 const NONCE: [u8; 24] = [0x33; 24];
+const POWN_DEADLINE_MS: u64 = 1_700_000_600_000;
 
 fn session_key() -> SessionKey {
     SessionKey::from_bytes([0x5e; 32])
@@ -35,20 +36,30 @@ fn coins() -> Vec<Coin> {
         .collect()
 }
 
-/// `TALLY-LIVE-SEAL-V1 ‖ room length u32 ‖ room ‖ message number u32`, written out here
+/// `TALLY-LIVE-SEAL-V2 ‖ room length u32 ‖ room ‖ message number u32 ‖ pown deadline u64`,
+/// written out here
 /// independently of the library (the sealed vector checks the library uses the same).
 fn associated_data() -> Vec<u8> {
-    let mut out = b"TALLY-LIVE-SEAL-V1".to_vec();
+    let mut out = b"TALLY-LIVE-SEAL-V2".to_vec();
     out.extend_from_slice(&(ROOM.len() as u32).to_le_bytes());
     out.extend_from_slice(ROOM.as_bytes());
     out.extend_from_slice(&MESSAGE_NUMBER.to_le_bytes());
+    out.extend_from_slice(&POWN_DEADLINE_MS.to_le_bytes());
     out
 }
 
 fn vectors() -> Vec<(&'static str, String)> {
     let coins = coins();
     let bundle = encode_bundle(&coins).unwrap();
-    let sealed = seal_with_nonce(&session_key(), ROOM, MESSAGE_NUMBER, &NONCE, &bundle).unwrap();
+    let sealed = seal_with_nonce(
+        &session_key(),
+        ROOM,
+        MESSAGE_NUMBER,
+        POWN_DEADLINE_MS,
+        &NONCE,
+        &bundle,
+    )
+    .unwrap();
     vec![
         ("coin account", coins[0].account().to_hex()),
         ("coin encoding", hex::encode(coins[0].to_bytes())),
@@ -78,11 +89,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "seal associated data",
-        "54414c4c592d4c4956452d5345414c2d563107000000766563746f727318000000",
+        "54414c4c592d4c4956452d5345414c2d563207000000766563746f727318000000c08feecf8b010000",
     ),
     (
         "sealed coins",
-        "333333333333333333333333333333333333333333333333a6d0f3e79e0c90e24b8101752316cf3eb9a9fe821bd3fcb6320cbf18fe5e79351b92011e2ceef929c42a71a9d02f9fe25c67be5312b6fad681182f50cf71b9f12cdf4c3c900021e8df20660b70b84a5709ddf517db95d6e8761034762710dd7a6930d28ec57df342cd38b08578e2117b695dade766ff7ac7",
+        "333333333333333333333333333333333333333333333333a6d0f3e79e0c90e24b8101752316cf3eb9a9fe821bd3fcb6320cbf18fe5e79351b92011e2ceef929c42a71a9d02f9fe25c67be5312b6fad681182f50cf71b9f12cdf4c3c900021e8df20660b70b84a5709ddf517db95d6e8761034762710dd7a6930d28ec57df342f0d51e7bbf53af7a172edbf9038392d1",
     ),
 ];
 
@@ -117,7 +128,14 @@ fn the_published_vectors_read_back_as_the_coins() {
     let sealed = hex::decode(value("sealed coins")).unwrap();
     assert_eq!(&sealed[..24], &NONCE);
     assert_eq!(
-        open_coins(&session_key(), ROOM, MESSAGE_NUMBER, &sealed).unwrap(),
+        open_coins(
+            &session_key(),
+            ROOM,
+            MESSAGE_NUMBER,
+            POWN_DEADLINE_MS,
+            &sealed
+        )
+        .unwrap(),
         coins
     );
 }

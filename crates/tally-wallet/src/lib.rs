@@ -15,6 +15,7 @@ pub mod chain;
 pub mod client;
 pub mod coins;
 pub mod fs;
+pub mod live;
 pub mod miner;
 pub mod ops;
 pub mod pow;

@@ -186,6 +186,32 @@ impl CoinStore {
         Ok(moved)
     }
 
+    /// Moves a coin from this store into `folder` of `other` (a sub-wallet of the same
+    /// network, such as a live transfer's hidden Sender or Receiver wallet, on the same
+    /// file system): one rename, then both folders synced, so after a crash the coin is in
+    /// exactly one of the two stores, never both, never neither.
+    pub fn move_into(
+        &self,
+        listed: &ListedCoin,
+        other: &CoinStore,
+        folder: CoinFolder,
+    ) -> Result<ListedCoin, CoinOpError> {
+        if other.network != self.network {
+            return Err(CoinOpError::WrongNetwork {
+                coin: self.network,
+                wallet: other.network,
+            });
+        }
+        let from = self.path(listed.folder, listed.denomination, &listed.account);
+        let into = other.path(folder, listed.denomination, &listed.account);
+        if from != into {
+            fs::rename(&from, &into).map_err(io(&from))?;
+            sync_dir(&other.folder_dir(folder))?;
+            sync_dir(&self.folder_dir(listed.folder))?;
+        }
+        Ok(ListedCoin { folder, ..*listed })
+    }
+
     /// The coins in `folder`, largest first (then by account), read from their names only.
     pub fn list(&self, folder: CoinFolder) -> Result<Vec<ListedCoin>, CoinOpError> {
         let dir = self.folder_dir(folder);
