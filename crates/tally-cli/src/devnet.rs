@@ -165,6 +165,15 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         "  tally wallet --wallet seeded --network {} init   # keys from 24 words; `restore` finds them",
         contract.display()
     );
+    println!();
+    println!("A live transfer through the relay (two terminals; the file is the invitation):");
+    println!(
+        "  {w} live send 281 --relay {} --out tally-devnet/connection.txt --from genesis-0",
+        relay.local_addr()
+    );
+    println!(
+        "  {mine} live receive tally-devnet/connection.txt   # steps 1–19 and 24 as they happen"
+    );
     println!(
         "  curl -s -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}}' http://{}",
         nodes[0].rpc_address().map_or("-".into(), |a| a.to_string())

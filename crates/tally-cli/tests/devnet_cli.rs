@@ -45,6 +45,8 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     assert!(printed.contains("balance genesis-0"), "{printed}");
     assert!(printed.contains("coins withdraw 281"), "{printed}");
     assert!(printed.contains("coins import"), "{printed}");
+    assert!(printed.contains("live send 281 --relay"), "{printed}");
+    assert!(printed.contains("live receive"), "{printed}");
     assert!(printed.contains(&format!("relay        127.0.0.1:{}", base + 9)));
 
     // The quorum network: four validators, found through the tracker.
