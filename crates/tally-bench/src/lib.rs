@@ -14,6 +14,7 @@
 
 pub mod coins;
 mod error;
+pub mod live;
 pub mod mine;
 pub mod percentile;
 mod process;

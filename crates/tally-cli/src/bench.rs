@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_bench::{Report, coins, mine, quorum, relay, sync, tracker};
+use tally_bench::{Report, coins, live, mine, quorum, relay, sync, tracker};
 
 use crate::duration::parse_duration;
 
@@ -27,6 +27,29 @@ pub enum BenchCommand {
     /// Bearer coins: coins powned per second against four validators, and listing a
     /// wallet of many coins.
     Coins(CoinsArgs),
+    /// LiveConnect transfers between two wallets through a relay: latency from `live
+    /// send` to the checked receipt.
+    Live(LiveArgs),
+}
+
+const LIVE: live::Settings = live::Settings::DEFAULT;
+
+/// `tally bench live`
+#[derive(clap::Args)]
+pub struct LiveArgs {
+    /// Transfers, one after another.
+    #[arg(long, default_value_t = LIVE.transfers)]
+    pub transfers: usize,
+    /// Whole cash each transfer sends.
+    #[arg(long, default_value_t = LIVE.cash)]
+    pub cash: u64,
+    /// Work folder (must not exist yet); default: a fresh temporary folder, removed
+    /// afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the default work folder.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 const COINS: coins::Settings = coins::Settings::DEFAULT;
@@ -225,6 +248,17 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 keep: args.keep,
             };
             quorum::run(settings, tally()?, report, crate::shutdown_signal())
+                .await
+                .map(drop)
+        }
+        BenchCommand::Live(args) => {
+            let settings = live::Settings {
+                transfers: args.transfers,
+                cash: args.cash,
+                dir: args.dir,
+                keep: args.keep,
+            };
+            live::run(settings, &tally()?, console.as_ref())
                 .await
                 .map(drop)
         }
