@@ -2,10 +2,11 @@
 //! `tally node` processes.
 //!
 //! The relay runs in this process; the two wallets are tasks with their own clients, as
-//! two users' `tally wallet … live send` and `live receive` would be. Each transfer is
-//! timed from the start of `live::send` (the sender makes the connection file, joins, and
-//! prepares coins: withdrawing from an account and making change as needed) to its checked
-//! receipt. Transfers run one after another.
+//! two users' `tally wallet … live send` and `live receive` would be. Untimed, the sender's
+//! funded accounts pay into coins (1,000 cash each, four 250s). Each transfer is timed from
+//! the start of `live::send` (the sender makes the connection file, joins, prepares coins,
+//! making change as needed) to its checked receipt, the receiver having powned every coin.
+//! Transfers run one after another.
 
 use std::fmt;
 use std::path::Path;
@@ -15,7 +16,7 @@ use tally_core::{Amount, SecretKey};
 use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
 use tally_proto::live::ConnectionFile;
 use tally_relay::{Relay, RelayConfig};
-use tally_wallet::coins::{CoinStore, RandomKeys};
+use tally_wallet::coins::{self, CoinStore, RandomKeys};
 use tally_wallet::live::{self, ReceiveRequest, SendRequest};
 use tally_wallet::{QuorumClient, Wallet};
 
@@ -123,10 +124,9 @@ async fn transfers(
 ) -> Result<Figures, BenchError> {
     let dir = work.join("network");
     let validators: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
-    // Each funded account holds 1,000 cash; the sender withdraws from the next one when its
-    // coins run short.
+    // Each funded account holds 1,000 cash, all withdrawn into coins before the clock starts.
     let needed = settings.transfers as u64 * settings.cash;
-    let accounts = account_keys(usize::try_from(needed.div_ceil(900)).unwrap_or(1).max(1));
+    let accounts = account_keys(usize::try_from(needed.div_ceil(1000)).unwrap_or(1).max(1));
     let ports = free_ports(2 * validators.len())?;
     let contract = write_network(&dir, &validators, &accounts, &ports, "bench-live")?;
     for i in 0..validators.len() {
@@ -156,9 +156,27 @@ async fn transfers(
         fail!("{} cash is more than any amount", settings.cash);
     };
 
+    // Untimed: the sender's accounts pay into coins, so every transfer starts from a Bank
+    // of coins and makes change from it.
+    for (k, key) in accounts.iter().enumerate() {
+        report.progress(&format!(
+            "withdrawing from account {} of {}…",
+            k + 1,
+            accounts.len()
+        ));
+        coins::withdraw(
+            &sender,
+            &sender_client,
+            &sender_bank,
+            &mut RandomKeys,
+            key,
+            Amount::from_microcash(1_000_000_000),
+        )
+        .await
+        .with_context(|| format!("withdrawing from account {k}"))?;
+    }
     let mut latencies = Vec::with_capacity(settings.transfers);
     let clock = Instant::now();
-    let mut account = 0;
     for i in 0..settings.transfers {
         if i % 10 == 0 {
             report.progress(&format!("transfer {} of {}…", i + 1, settings.transfers));
@@ -177,17 +195,6 @@ async fn transfers(
             timing: timing(),
             cancel: None,
         };
-        // The sender's coins run short once per account's worth; the next account pays.
-        let spare: u64 = sender_bank
-            .list(tally_wallet::coins::CoinFolder::Bank)
-            .context("the sender's Bank")?
-            .iter()
-            .map(|c| c.denomination.cash())
-            .sum();
-        if spare < settings.cash && i > 0 {
-            account = (account + 1).min(accounts.len() - 1);
-        }
-        let from = accounts[account].clone();
         let started = Instant::now();
         let (mut quiet_sender, mut quiet_receiver) = (|_| {}, |_| {});
         let (mut sender_keys, mut receiver_keys) = (RandomKeys, RandomKeys);
@@ -196,7 +203,7 @@ async fn transfers(
             &sender_client,
             &sender_bank,
             &mut sender_keys,
-            Some(&from),
+            None,
             &send_request,
             &mut quiet_sender,
         );
