@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tally_core::{Amount, Coin, CoinFile, Mode, NetworkContract, decode_token, encode_token};
 use tally_wallet::coins::{
     self, CoinFolder, CoinStore, Detection, FindReport, ImportOutcome, ListedCoin, WalletKeys,
+    cash_of,
 };
 use tally_wallet::{QuorumClient, Wallet};
 
@@ -80,10 +81,6 @@ pub enum CoinsCommand {
 
 fn coin_json(coin: &ListedCoin) -> Value {
     json!({"coin": coin.account, "denomination": coin.denomination.cash(), "folder": coin.folder})
-}
-
-fn cash_of(coins: &[ListedCoin]) -> u64 {
-    coins.iter().map(|c| c.denomination.cash()).sum()
 }
 
 /// A whole, non-zero cash amount, as coins can hold.

@@ -26,7 +26,7 @@ pub use ops::{
     FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,
     reclaim, withdraw,
 };
-pub use store::{CoinFolder, CoinStore, ListedCoin};
+pub use store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 
 use crate::{ClientError, OpError, SeededError, Wallet, WalletError};
 

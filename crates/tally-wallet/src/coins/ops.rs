@@ -12,7 +12,7 @@ use tally_core::{
 use tally_proto::LedgerRequest;
 
 use super::detect::{Detection, Grade, detect};
-use super::store::{CoinFolder, CoinStore, ListedCoin};
+use super::store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 use super::{CoinOpError, FreshKeys};
 use crate::ops::{certify_and_submit, finish_pending};
 use crate::{QuorumClient, Wallet};
@@ -551,20 +551,6 @@ pub async fn fix(
     Ok(after)
 }
 
-/// Coins from the Bank (then Fracked) that add up to exactly `amount`, largest first; none
-/// if they cannot.
-fn choose(available: &[ListedCoin], amount: u64) -> Option<Vec<ListedCoin>> {
-    let mut left = amount;
-    let mut chosen = Vec::new();
-    for coin in available {
-        if coin.denomination.cash() <= left {
-            left -= coin.denomination.cash();
-            chosen.push(*coin);
-        }
-    }
-    (left == 0).then_some(chosen)
-}
-
 /// Moves coins worth exactly `amount` (whole cash) into `Export` and returns them, making
 /// change from a larger coin first when the Bank has no exact set. The caller writes them
 /// out (a file or a token); they are not this wallet's to spend any more.
@@ -578,16 +564,15 @@ pub async fn export(
     fewest_coins(amount)?;
     let cash = amount.microcash() / 1_000_000;
     loop {
-        let mut available = store.list(CoinFolder::Bank)?;
-        available.extend(store.list(CoinFolder::Fracked)?);
-        let have: u64 = available.iter().map(|c| c.denomination.cash()).sum();
+        let available = store.spendable()?;
+        let have = cash_of(&available);
         if have < cash {
             return Err(CoinOpError::NotEnoughCoins {
                 have: Amount::from_microcash(have.saturating_mul(1_000_000)),
                 need: amount,
             });
         }
-        if let Some(chosen) = choose(&available, cash) {
+        if let Some(chosen) = choose_exact(&available, cash) {
             let mut coins = Vec::with_capacity(chosen.len());
             for listed in &chosen {
                 coins.push(store.read(listed)?);
@@ -680,9 +665,9 @@ mod tests {
     fn an_exact_set_is_chosen_largest_first_or_none() {
         let bank: Vec<ListedCoin> = [100, 25, 25, 5, 1].into_iter().map(listed).collect();
         let total = |coins: &[ListedCoin]| coins.iter().map(|c| c.denomination.cash()).sum::<u64>();
-        assert_eq!(choose(&bank, 131).map(|c| total(&c)), Some(131));
-        assert_eq!(choose(&bank, 50).map(|c| c.len()), Some(2));
-        assert_eq!(choose(&bank, 2), None);
-        assert_eq!(choose(&bank, 157), None);
+        assert_eq!(choose_exact(&bank, 131).map(|c| total(&c)), Some(131));
+        assert_eq!(choose_exact(&bank, 50).map(|c| c.len()), Some(2));
+        assert_eq!(choose_exact(&bank, 2), None);
+        assert_eq!(choose_exact(&bank, 157), None);
     }
 }

@@ -107,6 +107,34 @@ fn parse_name(name: &str) -> Option<(Denomination, AccountId)> {
     Some((denomination, account.parse().ok()?))
 }
 
+fn sort_largest_first(coins: &mut [ListedCoin]) {
+    coins.sort_by(|a, b| {
+        b.denomination
+            .cash()
+            .cmp(&a.denomination.cash())
+            .then(a.account.cmp(&b.account))
+    });
+}
+
+/// What `coins` are worth together, in whole cash.
+pub fn cash_of(coins: &[ListedCoin]) -> u64 {
+    coins.iter().map(|c| c.denomination.cash()).sum()
+}
+
+/// Coins from `available` (largest first) that add up to exactly `cash`, taken greedily;
+/// `None` if they do not (making change first may help).
+pub fn choose_exact(available: &[ListedCoin], cash: u64) -> Option<Vec<ListedCoin>> {
+    let mut left = cash;
+    let mut chosen = Vec::new();
+    for coin in available {
+        if coin.denomination.cash() <= left {
+            left -= coin.denomination.cash();
+            chosen.push(*coin);
+        }
+    }
+    (left == 0).then_some(chosen)
+}
+
 impl CoinStore {
     /// The folders of `network` in the wallet at `wallet_dir`, created if missing.
     pub fn open(wallet_dir: &Path, network: NetworkId) -> Result<Self, CoinOpError> {
@@ -227,12 +255,15 @@ impl CoinStore {
                 });
             }
         }
-        coins.sort_by(|a, b| {
-            b.denomination
-                .cash()
-                .cmp(&a.denomination.cash())
-                .then(a.account.cmp(&b.account))
-        });
+        sort_largest_first(&mut coins);
+        Ok(coins)
+    }
+
+    /// The coins this wallet may spend (Bank, then Fracked), largest first.
+    pub fn spendable(&self) -> Result<Vec<ListedCoin>, CoinOpError> {
+        let mut coins = self.list(CoinFolder::Bank)?;
+        coins.extend(self.list(CoinFolder::Fracked)?);
+        sort_largest_first(&mut coins);
         Ok(coins)
     }
 

@@ -32,7 +32,8 @@ use super::{
     summary, sweep_to_bank, write_journal,
 };
 use crate::coins::{
-    self, CoinFolder, CoinOpError, CoinStore, FreshKeys, Grade, ListedCoin, own_orders,
+    self, CoinFolder, CoinOpError, CoinStore, FreshKeys, Grade, ListedCoin, cash_of, choose_exact,
+    own_orders,
 };
 use crate::wallet::write_atomic;
 use crate::{QuorumClient, Wallet};
@@ -376,35 +377,6 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
     }
 }
 
-/// Coins that add up to exactly `cash`, largest first; none if they cannot.
-fn choose(available: &[ListedCoin], cash: u64) -> Option<Vec<ListedCoin>> {
-    let mut left = cash;
-    let mut chosen = Vec::new();
-    for coin in available {
-        if coin.denomination.cash() <= left {
-            left -= coin.denomination.cash();
-            chosen.push(*coin);
-        }
-    }
-    (left == 0).then_some(chosen)
-}
-
-fn cash_of(coins: &[ListedCoin]) -> u64 {
-    coins.iter().map(|c| c.denomination.cash()).sum()
-}
-
-fn spendable(store: &CoinStore) -> Result<Vec<ListedCoin>, CoinOpError> {
-    let mut coins = store.list(CoinFolder::Bank)?;
-    coins.extend(store.list(CoinFolder::Fracked)?);
-    coins.sort_by(|a, b| {
-        b.denomination
-            .cash()
-            .cmp(&a.denomination.cash())
-            .then(a.account.cmp(&b.account))
-    });
-    Ok(coins)
-}
-
 impl Ctx<'_> {
     async fn perform<K: FreshKeys>(
         &self,
@@ -487,7 +459,7 @@ impl Ctx<'_> {
             if !self.bank.list(CoinFolder::Limbo)?.is_empty() {
                 coins::find(self.wallet, self.client, self.bank).await?;
             }
-            let held = cash_of(&spendable(&self.hidden)?);
+            let held = cash_of(&self.hidden.spendable()?);
             let need = cash.checked_sub(held).ok_or_else(|| {
                 CoinOpError::Refused(format!(
                     "the hidden Sender wallet holds {held} cash, more than the {cash} to send"
@@ -503,7 +475,7 @@ impl Ctx<'_> {
                 step(MessageNumber::MovingCoinsToSender);
             }
             step(MessageNumber::DetectingCoinAuthenticity);
-            let held = spendable(&self.hidden)?;
+            let held = self.hidden.spendable()?;
             let own = own_orders(self.wallet, &self.hidden, &held)?;
             let pairs: Vec<_> = held.iter().map(|c| (c.account, c.denomination)).collect();
             let detections = coins::detect(self.client, &pairs, &own).await;
@@ -532,7 +504,7 @@ impl Ctx<'_> {
                 coins::fix(self.wallet, self.client, &self.hidden, &fracked).await?;
             }
             if !bad {
-                return Ok(spendable(&self.hidden)?.iter().map(summary).collect());
+                return Ok(self.hidden.spendable()?.iter().map(summary).collect());
             }
         }
         Err(CoinOpError::Refused(
@@ -550,7 +522,7 @@ impl Ctx<'_> {
         let want = || Amount::from_microcash(need.saturating_mul(MICROCASH_PER_CASH));
         // Each round withdraws once or makes smaller coins; 250 breaks to ones in four.
         for _round in 0..16 {
-            let available = spendable(self.bank)?;
+            let available = self.bank.spendable()?;
             let have = cash_of(&available);
             if have < need {
                 let Some(from) = self.from else {
@@ -564,7 +536,7 @@ impl Ctx<'_> {
                 coins::withdraw(self.wallet, self.client, self.bank, keys, from, short).await?;
                 continue;
             }
-            if let Some(chosen) = choose(&available, need) {
+            if let Some(chosen) = choose_exact(&available, need) {
                 return Ok(chosen);
             }
             let Some(breakable) = available
