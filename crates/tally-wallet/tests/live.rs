@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_core::{Amount, NetworkContract, SecretKey};
 use tally_live::{CoinSummary, ReceiverOutcome, SenderOutcome, Timing};
-use tally_node::{Node, NodeConfig};
 use tally_proto::live::{ConnectionFile, MessageNumber};
 use tally_relay::{Relay, RelayConfig, RelayHandle};
 use tally_wallet::coins::{self, CoinFolder, CoinStore, RandomKeys};
@@ -23,71 +22,32 @@ use tally_wallet::{QuorumClient, Wallet};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinHandle;
 
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
+mod common;
 
-/// Four validators (`payer` holds 1,000 cash at genesis) and a relay.
+/// Four validators (the harness's: `payer` holds 1,000 cash at genesis) and a relay.
 struct Net {
+    validators: common::Net,
     contract: NetworkContract,
-    nodes: Vec<Node>,
+    payer: SecretKey,
     relay: Option<RelayHandle>,
     relay_address: SocketAddr,
-    dir: tempfile::TempDir,
-    payer: SecretKey,
+    dir: PathBuf,
 }
 
 impl Net {
     async fn start() -> Net {
-        let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
-        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
-        let payer = SecretKey::generate();
-        let contract = NetworkContract {
-            name: "live".into(),
-            mode: Mode::Quorum,
-            unit: "cash".into(),
-            faucet: Amount::from_cash(10).unwrap(),
-            intro_pow_bits: 4,
-            validators: keys
-                .iter()
-                .zip(&addresses)
-                .map(|(k, a)| ValidatorInfo {
-                    key: k.account(),
-                    address: a.to_string(),
-                })
-                .collect(),
-            tracker: None,
-            genesis: vec![Allocation {
-                account: payer.account(),
-                amount: Amount::from_cash(1000).unwrap(),
-            }],
-            pow: None,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let mut nodes = Vec::new();
-        for i in 0..4 {
-            let mut config = NodeConfig::new(
-                contract.clone(),
-                keys[i].clone(),
-                addresses[i],
-                dir.path().join(format!("validator-{i}")),
-            );
-            config.sync_interval = Duration::from_millis(200);
-            config.idle_timeout = Duration::from_secs(5);
-            nodes.push(Node::start(config).await.unwrap());
-        }
+        let validators = common::Net::start(Duration::from_millis(200)).await;
         let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse().unwrap()))
             .await
             .unwrap()
             .spawn();
         Net {
-            contract,
-            nodes,
+            contract: validators.contract.clone(),
+            payer: validators.payer.clone(),
+            dir: validators.dir.path().to_path_buf(),
+            validators,
             relay_address: relay.local_addr(),
             relay: Some(relay),
-            dir,
-            payer,
         }
     }
 
@@ -111,7 +71,7 @@ impl Net {
     }
 
     fn wallet_dir(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.join(name)
     }
 
     fn store(&self, name: &str) -> CoinStore {
@@ -119,9 +79,7 @@ impl Net {
     }
 
     async fn shutdown(self) {
-        for node in self.nodes {
-            node.stop().await;
-        }
+        self.validators.shutdown().await;
         if let Some(relay) = self.relay {
             relay.shutdown().await.unwrap();
         }
@@ -288,7 +246,7 @@ async fn alice_with_300(net: &Net) {
 async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -370,7 +328,7 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
 async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
     let net = Net::start().await;
     // Alice's Bank is empty: the coins are withdrawn from her account first.
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -414,7 +372,7 @@ async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
 async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -474,7 +432,7 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
 async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -523,7 +481,7 @@ async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank()
 async fn a_sender_back_after_the_receiver_left_learns_from_the_validators() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -579,7 +537,7 @@ async fn a_sender_back_after_the_receiver_left_learns_from_the_validators() {
 async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadline() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
@@ -638,7 +596,7 @@ async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
-        connection_file: net.dir.path().join("connection.txt"),
+        connection_file: net.dir.join("connection.txt"),
         timing: timing(),
         cancel: Some(cancelled),
     };
@@ -663,7 +621,7 @@ async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
 async fn a_relay_restart_in_the_middle_of_the_transfer_is_survived() {
     let mut net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.path().join("connection.txt");
+    let file = net.dir.join("connection.txt");
     let request = SendRequest {
         amount: cash(281),
         relay: net.relay_address.to_string(),
