@@ -12,8 +12,9 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use tally_core::{Amount, Mode, NetworkContract};
 use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
+use tally_proto::live::ConnectionFile;
 use tally_wallet::coins::{CoinStore, WalletKeys};
-use tally_wallet::live::{self, Progress, ReceiveRequest, SendRequest};
+use tally_wallet::live::{self, Progress, ReceiveRequest, SendRequest, Side};
 use tally_wallet::{QuorumClient, Wallet};
 
 /// `tally wallet … live`
@@ -46,6 +47,11 @@ pub enum LiveCommand {
     /// The transfers this wallet journaled; an unfinished one resumes when its `send` or
     /// `receive` command is run again.
     List,
+    /// Resume the journaled transfer of ROOM (see `list`) without its connection file.
+    Resume {
+        /// The room `live list` shows.
+        room: String,
+    },
 }
 
 /// Heartbeats every second; the other clocks as the protocol's defaults.
@@ -111,6 +117,36 @@ pub async fn run(
     if let LiveCommand::List = command {
         return list(wallet);
     }
+    // `resume` is the journaled transfer's own `send` or `receive`, with the journal's copy
+    // of its connection file.
+    let resumed;
+    let command = match command {
+        LiveCommand::Resume { room } => {
+            let Some(found) = live::resumable(wallet.dir(), room)? else {
+                bail!("this wallet journaled no transfer in room {room:?} (see `live list`)");
+            };
+            resumed = match found.side {
+                Side::Sender => {
+                    let text = std::fs::read_to_string(&found.connection_file)
+                        .with_context(|| found.connection_file.display().to_string())?;
+                    let file = ConnectionFile::parse(&text)
+                        .with_context(|| found.connection_file.display().to_string())?;
+                    LiveCommand::Send {
+                        amount: found.amount.unwrap_or(Amount::ZERO).to_string(),
+                        relay: file.relay,
+                        out: found.connection_file,
+                        from: None,
+                    }
+                }
+                Side::Receiver => LiveCommand::Receive {
+                    connection_file: found.connection_file,
+                    amount: None,
+                },
+            };
+            &resumed
+        }
+        other => other,
+    };
     let client = QuorumClient::located(contract, timeout).await?;
     let store = CoinStore::open(wallet.dir(), *client.network())?;
     // Coin keys from the seed when the wallet has one, so `restore` finds them.
@@ -186,7 +222,7 @@ pub async fn run(
             let value = json!({"ok": ok, "steps": steps, "report": serde_json::to_value(&report)?});
             finish(json_mode, ok, value, text)
         }
-        LiveCommand::List => list(wallet),
+        LiveCommand::List | LiveCommand::Resume { .. } => list(wallet),
         LiveCommand::Receive {
             connection_file,
             amount,

@@ -122,9 +122,34 @@ fn live_dir(wallet_dir: &Path) -> PathBuf {
     wallet_dir.join("live")
 }
 
+/// The file-name form of a room. A room name comes from a connection file and may hold
+/// `/` and `.` (the relay allows them), so only a name of letters, digits, `_` and `-` is
+/// used as it is; any other is written `x` and its bytes in hex, which names no path
+/// outside the wallet's `live` folder.
+fn room_key(room: &str) -> String {
+    if !room.is_empty()
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !room.starts_with('x')
+    {
+        room.to_owned()
+    } else {
+        format!("x{}", hex::encode(room.as_bytes()))
+    }
+}
+
+/// The room a file-name form stands for (the inverse of [`room_key`]).
+fn room_of_key(key: &str) -> String {
+    key.strip_prefix('x')
+        .and_then(|hex_bytes| hex::decode(hex_bytes).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| key.to_owned())
+}
+
 /// The journal of `room` for `side` (`sender` or `receiver`).
 fn journal_path(wallet_dir: &Path, room: &str, side: &str) -> PathBuf {
-    live_dir(wallet_dir).join(format!("{room}.{side}.json"))
+    live_dir(wallet_dir).join(format!("{}.{side}.json", room_key(room)))
 }
 
 /// The hidden sub-wallet of `room` for `side`.
@@ -134,7 +159,7 @@ fn hidden_store(
     side: &str,
     network: NetworkId,
 ) -> Result<CoinStore, LiveError> {
-    let dir = live_dir(wallet_dir).join(room).join(side);
+    let dir = live_dir(wallet_dir).join(room_key(room)).join(side);
     Ok(CoinStore::open(&dir, network)?)
 }
 
@@ -288,7 +313,7 @@ pub fn transfers(wallet_dir: &Path) -> Result<Vec<TransferSummary>, LiveError> {
         if let Some(room) = name.strip_suffix(".sender.json") {
             if let Some((_, state)) = read_journal::<tally_live::SenderState>(&path)? {
                 out.push(TransferSummary {
-                    room: room.to_owned(),
+                    room: room_of_key(room),
                     side: Side::Sender,
                     phase: sender_phase(state.phase()),
                     finished: matches!(state.phase(), tally_live::SenderPhase::Finished(_)),
@@ -299,7 +324,7 @@ pub fn transfers(wallet_dir: &Path) -> Result<Vec<TransferSummary>, LiveError> {
             && let Some((_, state)) = read_journal::<tally_live::ReceiverState>(&path)?
         {
             out.push(TransferSummary {
-                room: room.to_owned(),
+                room: room_of_key(room),
                 side: Side::Receiver,
                 phase: receiver_phase(state.phase()),
                 finished: matches!(state.phase(), tally_live::ReceiverPhase::Finished(_)),
@@ -309,4 +334,71 @@ pub fn transfers(wallet_dir: &Path) -> Result<Vec<TransferSummary>, LiveError> {
     }
     out.sort_by(|a, b| a.room.cmp(&b.room));
     Ok(out)
+}
+
+/// A journaled transfer made ready to resume without the connection file the user had:
+/// the journal's copy is written back beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resumable {
+    /// Which side this wallet took.
+    pub side: Side,
+    /// The connection file to run `send` or `receive` with (it names the journaled room).
+    pub connection_file: PathBuf,
+    /// For a sender, the amount it journaled (a resumed send must ask for the same).
+    pub amount: Option<Amount>,
+}
+
+/// Prepares the journaled transfer of `room` to be resumed: a transfer whose connection
+/// file was lost would otherwise leave its coins in the hidden sub-wallet, where no other
+/// command looks. `None` if this wallet journaled no transfer in that room.
+pub fn resumable(wallet_dir: &Path, room: &str) -> Result<Option<Resumable>, LiveError> {
+    if !tally_proto::live::valid_room(room) {
+        return Ok(None);
+    }
+    let connection_file = live_dir(wallet_dir).join(format!("{}.connection.txt", room_key(room)));
+    let sender = journal_path(wallet_dir, room, "sender");
+    if let Some((text, state)) = read_journal::<tally_live::SenderState>(&sender)? {
+        write_atomic(&connection_file, text.as_bytes())?;
+        return Ok(Some(Resumable {
+            side: Side::Sender,
+            connection_file,
+            amount: Some(state.config().amount),
+        }));
+    }
+    let receiver = journal_path(wallet_dir, room, "receiver");
+    if let Some((text, _)) = read_journal::<tally_live::ReceiverState>(&receiver)? {
+        write_atomic(&connection_file, text.as_bytes())?;
+        return Ok(Some(Resumable {
+            side: Side::Receiver,
+            connection_file,
+            amount: None,
+        }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_names_a_file_inside_the_live_folder_and_is_read_back() {
+        for room in [
+            "6b1f0c3e9a7d2254",
+            "../../etc/x",
+            "a/b",
+            "x123",
+            ".",
+            "room.with.dots",
+        ] {
+            let key = room_key(room);
+            assert!(
+                key.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{room} -> {key}"
+            );
+            assert_eq!(room_of_key(&key), room);
+        }
+        assert_eq!(room_key("6b1f0c3e9a7d2254"), "6b1f0c3e9a7d2254");
+    }
 }

@@ -325,7 +325,7 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
+async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal_alone() {
     let net = Net::start().await;
     // Alice's Bank is empty: the coins are withdrawn from her account first.
     let file = net.dir.join("connection.txt");
@@ -337,13 +337,24 @@ async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal() {
         cancel: None,
     };
     let (sender, _) = spawn_send(&net, "alice", request, Some(net.payer.clone()));
-    wait_for_file(&file).await;
+    let connection = wait_for_file(&file).await;
     let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
     reach(&mut steps, MessageNumber::EncryptedCoins).await;
     receiver.abort();
     assert!(receiver.await.unwrap_err().is_cancelled());
 
-    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    // The connection file is gone too: the journal's copy resumes the transfer.
+    std::fs::remove_file(&file).unwrap();
+    let bob = net.wallet_dir("bob");
+    assert_eq!(live::resumable(&bob, "no-such-room").unwrap(), None);
+    assert_eq!(
+        live::resumable(&bob, "../escape").unwrap(),
+        None,
+        "another room, not a path"
+    );
+    let found = live::resumable(&bob, &connection.room).unwrap().unwrap();
+    assert_eq!(found.side, live::Side::Receiver);
+    let (receiver, _) = spawn_receive(&net, "bob", &found.connection_file);
     let received = tokio::time::timeout(Duration::from_secs(30), receiver)
         .await
         .unwrap()
