@@ -161,12 +161,8 @@ pub async fn run(
         CoinsCommand::Pown { coins } => {
             let picked = pick(&store, coins, &[CoinFolder::Import])?;
             let mut powned = Vec::new();
-            for coin in &picked {
-                powned.push(
-                    coins::pown(wallet, &client, &store, &mut keys, coin)
-                        .await?
-                        .0,
-                );
+            for result in coins::pown_many(wallet, &client, &store, &mut keys, &picked).await? {
+                powned.push(result?.0);
             }
             moved("powned", &powned)
         }

@@ -173,6 +173,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues one packet without flushing: a pipelined exchange queues its requests, then
+    /// flushes once and reads the answers in order.
+    pub async fn feed_packet(&mut self, packet: &Packet) -> Result<(), ConnectionError> {
+        let bytes = Bytes::from(serde_json::to_vec(packet)?);
+        self.feed(bytes).await
+    }
+
     /// Flushes queued packets.
     pub async fn flush(&mut self) -> Result<(), ConnectionError> {
         let timeout = self.limits.write_timeout;

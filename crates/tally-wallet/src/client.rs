@@ -227,6 +227,107 @@ impl QuorumClient {
         Err(ClientError::Unreachable(self.address(i).to_string()))
     }
 
+    /// Sends `packets` to validator `i` in one pipelined exchange (queued, one flush, then
+    /// the answers in order), so the validator decides them in one batch and one commit.
+    /// Keep a call to a few hundred packets: nothing is read until all are written.
+    pub async fn call_many(
+        &self,
+        i: usize,
+        packets: &[Packet],
+    ) -> Result<Vec<Packet>, ClientError> {
+        let mut slot = self.connections[i].lock().await;
+        if slot.is_none() {
+            *slot = Some(self.connect(i).await?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(ClientError::Unreachable(self.address(i).to_string()));
+        };
+        let exchange = async {
+            for packet in packets {
+                conn.feed_packet(packet).await?;
+            }
+            conn.flush().await?;
+            let mut answers = Vec::with_capacity(packets.len());
+            for _ in packets {
+                answers.push(conn.recv().await?);
+            }
+            Ok::<_, tally_proto::ConnectionError>(answers)
+        };
+        match exchange.await {
+            Ok(answers) => Ok(answers),
+            Err(e) => {
+                *slot = None;
+                Err(ClientError::Unreachable(format!(
+                    "{}: {e}",
+                    self.address(i)
+                )))
+            }
+        }
+    }
+
+    /// Certifies payment orders together: every validator gets all of them in one
+    /// pipelined exchange. An order that falls short of a quorum that way is certified on
+    /// its own ([`Self::certify`], which catches lagging validators up).
+    pub async fn certify_many(
+        &self,
+        orders: &[SignedOrder],
+    ) -> Vec<Result<Certificate, ClientError>> {
+        let requests: Vec<Packet> = orders.iter().map(|o| Packet::ReqPay(o.clone())).collect();
+        let answers = self.each(|i| self.call_many(i, &requests)).await;
+        let mut out = Vec::with_capacity(orders.len());
+        for (k, order) in orders.iter().enumerate() {
+            let digest = order.order.digest(&self.network);
+            let votes: Vec<Vote> = answers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, answer)| match answer.result.as_ref().ok()?.get(k)? {
+                    Packet::RespPay(reply) => match reply.votes.as_slice() {
+                        [vote]
+                            if reply.checksum == digest
+                                && vote.validator == self.contract.validators[i].key
+                                && vote.verify(&self.network, &digest) =>
+                        {
+                            Some(*vote)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            if votes.len() >= self.committee.quorum() {
+                out.push(Ok(Certificate::new(order.clone(), &self.network, votes)));
+            } else {
+                out.push(self.certify(order).await);
+            }
+        }
+        out
+    }
+
+    /// Hands certificates to every validator, each in one pipelined exchange; for each
+    /// certificate, how many validators applied it.
+    pub async fn submit_many(&self, certificates: &[Certificate]) -> Vec<usize> {
+        let requests: Vec<Packet> = certificates
+            .iter()
+            .map(|c| Packet::ReqPayEnd(c.clone()))
+            .collect();
+        let answers = self.each(|i| self.call_many(i, &requests)).await;
+        certificates
+            .iter()
+            .enumerate()
+            .map(|(k, certificate)| {
+                answers
+                    .iter()
+                    .filter(|answer| {
+                        matches!(
+                            answer.result.as_ref().ok().and_then(|a| a.get(k)),
+                            Some(Packet::RespPayEnd(ack)) if ack.checksum == certificate.checksum
+                        )
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
     async fn each<T, F, Fut>(&self, f: F) -> Vec<ValidatorAnswer<T>>
     where
         F: Fn(usize) -> Fut,

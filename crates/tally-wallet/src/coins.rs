@@ -10,6 +10,7 @@
 //! validators are asked whether a vote is held for another order on its slot: if so the
 //! wallet does not sign a second one.
 
+mod batch;
 mod detect;
 mod ops;
 mod store;
@@ -21,6 +22,7 @@ use tally_core::{AccountId, Amount, CoinError, NetworkId, SecretKey};
 use crate::RestoredCoin;
 use crate::seed::KeyPurpose;
 
+pub use batch::pown_many;
 pub use detect::{Detection, Grade, detect};
 pub use ops::{
     FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,

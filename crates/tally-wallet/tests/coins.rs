@@ -361,3 +361,85 @@ async fn change_breaks_a_coin_and_join_makes_it_whole_again() {
     assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_coins_are_powned_in_one_pipelined_batch_and_a_contested_one_is_left_alone() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, store) = net.wallet("alice", Some(&net.payer));
+    coins::withdraw(
+        &alice,
+        &client,
+        &store,
+        &mut RandomKeys,
+        &net.payer,
+        cash(406),
+    )
+    .await
+    .unwrap();
+    let bank = store.list(CoinFolder::Bank).unwrap();
+    assert_eq!(bank.len(), 6, "250 + 100 + 25 + 25 + 5 + 1");
+
+    // Someone else holds the secret of the 5 and gets one validator's vote for its slot.
+    let five = bank
+        .iter()
+        .find(|c| c.denomination.cash() == 5)
+        .copied()
+        .unwrap();
+    let secret = store.read(&five).unwrap().secret;
+    let race = SignedOrder::sign(
+        Order::Transfer(Transfer {
+            sender: five.account,
+            recipient: SecretKey::generate().account(),
+            amount: cash(5),
+            sequence: 0,
+        }),
+        &secret,
+        &net.contract.id(),
+    );
+    let mut conn = Connection::connect(
+        &net.addresses[1].to_string(),
+        Limits::default(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.call(&Packet::ReqPay(race)).await.unwrap(),
+        Packet::RespPay(_)
+    ));
+
+    let results = coins::pown_many(&alice, &client, &store, &mut RandomKeys, &bank)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), bank.len());
+    for (old, result) in bank.iter().zip(&results) {
+        if old.account == five.account {
+            assert!(
+                matches!(result, Err(coins::CoinOpError::Contested(_))),
+                "{result:?}"
+            );
+            assert_eq!(
+                store.locate(&old.account).unwrap().unwrap().folder,
+                CoinFolder::Bank
+            );
+            continue;
+        }
+        let (new, certificate) = result.as_ref().unwrap();
+        assert_eq!(new.folder, CoinFolder::Bank);
+        assert_eq!(new.denomination, old.denomination);
+        assert_eq!(certificate.order.signer(), old.account);
+        assert_eq!(net.balance(&old.account).await, 0);
+        assert_eq!(
+            net.balance(&new.account).await,
+            i128::from(new.denomination.cash()) * CASH
+        );
+        assert_eq!(
+            store.locate(&old.account).unwrap().unwrap().folder,
+            CoinFolder::Spent
+        );
+    }
+    assert_eq!(total(&store), 406 * CASH);
+    assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
+    net.shutdown().await;
+}

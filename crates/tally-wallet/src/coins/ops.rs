@@ -60,14 +60,17 @@ pub fn own_orders(
     Ok(own)
 }
 
-fn pairs(coins: &[ListedCoin]) -> Vec<(AccountId, Denomination)> {
+pub(super) fn pairs(coins: &[ListedCoin]) -> Vec<(AccountId, Denomination)> {
     coins.iter().map(|c| (c.account, c.denomination)).collect()
 }
 
 /// Moves every coin the certificate touches to where it now belongs: a coin of ours that
 /// paid is spent, a coin of ours in `Limbo` that was paid is funded (the certificate kept
 /// in its file) and banked. Returns the coins banked.
-fn settle(store: &CoinStore, certificate: &Certificate) -> Result<Vec<ListedCoin>, CoinOpError> {
+pub(super) fn settle(
+    store: &CoinStore,
+    certificate: &Certificate,
+) -> Result<Vec<ListedCoin>, CoinOpError> {
     if let Some(sender) = store.locate(&certificate.order.signer())? {
         store.move_to(&sender, CoinFolder::Spent)?;
     }
@@ -112,7 +115,7 @@ async fn check_no_foreign_vote(
 }
 
 /// Fresh coins of these denominations, written to `Limbo` before any order names them.
-fn fresh_coins(
+pub(super) fn fresh_coins(
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     denominations: &[Denomination],
@@ -132,7 +135,7 @@ fn fresh_coins(
 }
 
 /// Fresh coins whose funding order was refused everywhere hold nothing: out of `Limbo`.
-fn void(store: &CoinStore, coins: &[Coin]) -> Result<(), CoinOpError> {
+pub(super) fn void(store: &CoinStore, coins: &[Coin]) -> Result<(), CoinOpError> {
     for coin in coins {
         if let Some(listed) = store.locate(&coin.account())?
             && listed.folder == CoinFolder::Limbo
@@ -222,27 +225,40 @@ async fn spend_coin(
         }
         Err(error) => {
             if wallet.pending(&listed.account)?.is_none() {
-                let grade = detect(client, &pairs(&[in_limbo]), &HashMap::new()).await;
-                let back = match grade.first().map(|d| d.grade) {
-                    Some(Grade::Counterfeit) => CoinFolder::Counterfeit,
-                    _ if origin == CoinFolder::Limbo => CoinFolder::Bank,
-                    _ => origin,
-                };
-                store.move_to(&in_limbo, back)?;
-                // Fresh coins made for this order alone were never funded (a join's
-                // coin may already hold its other parts: it stays).
-                for payment in signed.order.payments() {
-                    if let Some(fresh) = store.locate(&payment.recipient)?
-                        && fresh.folder == CoinFolder::Limbo
-                        && fresh.denomination.amount() == payment.amount
-                    {
-                        store.move_to(&fresh, CoinFolder::Spent)?;
-                    }
-                }
+                undo_refused(client, store, &in_limbo, origin, &signed).await?;
             }
             Err(error.into())
         }
     }
+}
+
+/// After a coin's order was refused with nothing left in flight: the coin goes back to
+/// `origin` (or to `Counterfeit` if the validators say so), and fresh coins made for this
+/// order alone, never funded, out of `Limbo` (a join's coin may already hold its other
+/// parts: it stays).
+pub(super) async fn undo_refused(
+    client: &QuorumClient,
+    store: &CoinStore,
+    in_limbo: &ListedCoin,
+    origin: CoinFolder,
+    signed: &SignedOrder,
+) -> Result<(), CoinOpError> {
+    let grade = detect(client, &pairs(&[*in_limbo]), &HashMap::new()).await;
+    let back = match grade.first().map(|d| d.grade) {
+        Some(Grade::Counterfeit) => CoinFolder::Counterfeit,
+        _ if origin == CoinFolder::Limbo => CoinFolder::Bank,
+        _ => origin,
+    };
+    store.move_to(in_limbo, back)?;
+    for payment in signed.order.payments() {
+        if let Some(fresh) = store.locate(&payment.recipient)?
+            && fresh.folder == CoinFolder::Limbo
+            && fresh.denomination.amount() == payment.amount
+        {
+            store.move_to(&fresh, CoinFolder::Spent)?;
+        }
+    }
+    Ok(())
 }
 
 /// The certificate of a spend, or its error once the fresh coins made for it are out of
@@ -626,12 +642,10 @@ pub async fn import(
         }
     }
     let detections = detect(client, &pairs(&arrived), &HashMap::new()).await;
+    let mut good = Vec::new();
     for (listed, detection) in arrived.iter().zip(detections) {
         match detection.grade {
-            Grade::Authentic | Grade::Fracked => {
-                let (coin, _) = pown(wallet, client, store, keys, listed).await?;
-                outcomes.push(ImportOutcome::Banked { coin });
-            }
+            Grade::Authentic | Grade::Fracked => good.push(*listed),
             // Undecided, unless someone else's order holds a vote on its slot: the sender
             // still knows the secret and used it, so the coin is not ours, whoever wins.
             Grade::Limbo if detection.contested == 0 => {
@@ -646,7 +660,20 @@ pub async fn import(
             }
         }
     }
-    Ok(outcomes)
+    // The good ones are powned together, in pipelined batches.
+    let mut first_error = None;
+    for powned in super::batch::pown_many(wallet, client, store, keys, &good).await? {
+        match powned {
+            Ok((coin, _)) => outcomes.push(ImportOutcome::Banked { coin }),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(outcomes),
+    }
 }
 
 #[cfg(test)]
