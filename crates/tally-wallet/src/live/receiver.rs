@@ -372,7 +372,7 @@ impl Ctx<'_> {
         Ok(opened)
     }
 
-    /// Powns each coin to a fresh key (asking the validators first, inside `pown`);
+    /// Powns each coin to a fresh key (asking the validators first, inside `pown_many`);
     /// signs no new pown after the deadline, completes journaled ones; moves the fresh
     /// coins to the Bank. Returns the certificates and the coins they pown.
     async fn pown_all<K: FreshKeys>(
@@ -383,35 +383,43 @@ impl Ctx<'_> {
     ) -> Result<(Vec<Certificate>, Vec<CoinSummary>), CoinOpError> {
         let mut certificates = Vec::new();
         let mut powned = Vec::new();
+        let mut to_pown = Vec::new();
+        let mut summaries = Vec::new();
         for coin in coins {
             let Some(listed) = self.hidden.locate(&coin.account)? else {
                 tracing::warn!(coin = %coin.account, "an opened coin is missing");
                 continue;
             };
-            let certificate = match listed.folder {
-                CoinFolder::Spent => self.recorded_pown(&coin.account)?,
+            match listed.folder {
+                CoinFolder::Spent => {
+                    if let Some(certificate) = self.recorded_pown(&coin.account)? {
+                        certificates.push(certificate);
+                        powned.push(*coin);
+                    }
+                }
                 CoinFolder::Import | CoinFolder::Limbo => {
                     let journaled = self.wallet.pending(&coin.account)?.is_some();
                     if !journaled && now_ms() >= pown_deadline_ms {
                         tracing::warn!(coin = %coin.account, "the pown deadline passed; not powning");
                         continue;
                     }
-                    match coins::pown(self.wallet, self.client, &self.hidden, keys, &listed).await {
-                        Ok((_, certificate)) => {
-                            self.record_pown(&coin.account, &certificate)?;
-                            Some(certificate)
-                        }
-                        Err(error) => {
-                            tracing::warn!(coin = %coin.account, %error, "pown failed");
-                            None
-                        }
-                    }
+                    to_pown.push(listed);
+                    summaries.push(*coin);
                 }
-                _ => None,
-            };
-            if let Some(certificate) = certificate {
-                certificates.push(certificate);
-                powned.push(*coin);
+                _ => {}
+            }
+        }
+        // Every coin at once: one pipelined exchange per validator.
+        let results =
+            coins::pown_many(self.wallet, self.client, &self.hidden, keys, &to_pown).await?;
+        for (coin, result) in summaries.iter().zip(results) {
+            match result {
+                Ok((_, certificate)) => {
+                    self.record_pown(&coin.account, &certificate)?;
+                    certificates.push(certificate);
+                    powned.push(*coin);
+                }
+                Err(error) => tracing::warn!(coin = %coin.account, %error, "pown failed"),
             }
         }
         sweep_to_bank(&self.hidden, self.bank)?;
