@@ -13,6 +13,32 @@ use tally_core::{Coin, Order, SecretKey, SignedOrder, Transfer};
 use tally_proto::{Connection, Limits, Packet};
 use tally_wallet::coins::{self, CoinFolder, Grade, ImportOutcome, ListedCoin, RandomKeys};
 
+/// The previous holder of a coin races: its own order for the coin's slot, sent straight to
+/// validator `i`, gets that validator's vote.
+async fn race(net: &Net, secret: &SecretKey, amount: tally_core::Amount, i: usize) {
+    let order = SignedOrder::sign(
+        Order::Transfer(Transfer {
+            sender: secret.account(),
+            recipient: SecretKey::generate().account(),
+            amount,
+            sequence: 0,
+        }),
+        secret,
+        &net.contract.id(),
+    );
+    let mut conn = Connection::connect(
+        &net.addresses[i].to_string(),
+        Limits::default(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.call(&Packet::ReqPay(order)).await.unwrap(),
+        Packet::RespPay(_)
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coins_go_out_and_come_back_and_the_total_never_changes() {
     let net = Net::start(Duration::from_millis(200)).await;
@@ -183,27 +209,7 @@ async fn a_coin_whose_slot_holds_a_foreign_vote_is_never_counted() {
     let coin: &Coin = &coins_out[0];
 
     // The previous holder races: its own order for the coin's slot gets validator 0's vote.
-    let race = SignedOrder::sign(
-        Order::Transfer(Transfer {
-            sender: coin.account(),
-            recipient: SecretKey::generate().account(),
-            amount: coin.amount(),
-            sequence: 0,
-        }),
-        &coin.secret,
-        &net.contract.id(),
-    );
-    let mut conn = Connection::connect(
-        &net.addresses[0].to_string(),
-        Limits::default(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        conn.call(&Packet::ReqPay(race)).await.unwrap(),
-        Packet::RespPay(_)
-    ));
+    race(&net, &coin.secret, coin.amount(), 0).await;
 
     let outcomes = coins::import(
         &bob,
@@ -387,27 +393,7 @@ async fn many_coins_are_powned_in_one_pipelined_batch_and_a_contested_one_is_lef
         .copied()
         .unwrap();
     let secret = store.read(&five).unwrap().secret;
-    let race = SignedOrder::sign(
-        Order::Transfer(Transfer {
-            sender: five.account,
-            recipient: SecretKey::generate().account(),
-            amount: cash(5),
-            sequence: 0,
-        }),
-        &secret,
-        &net.contract.id(),
-    );
-    let mut conn = Connection::connect(
-        &net.addresses[1].to_string(),
-        Limits::default(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        conn.call(&Packet::ReqPay(race)).await.unwrap(),
-        Packet::RespPay(_)
-    ));
+    race(&net, &secret, cash(5), 1).await;
 
     let results = coins::pown_many(&alice, &client, &store, &mut RandomKeys, &bank)
         .await

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tally_core::{Certificate, Order, SignedOrder, Transfer};
 
 use super::detect::detect;
-use super::ops::{fresh_coins, own_orders, pairs, settle, undo_refused};
+use super::ops::{fresh_coins, landed, own_orders, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
 use crate::{ClientError, QuorumClient, Wallet};
@@ -141,17 +141,4 @@ async fn pown_batch(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(CoinOpError::Refused("not attempted".into()))))
         .collect())
-}
-
-/// The new coin a pown certificate pays.
-fn landed(store: &CoinStore, certificate: &Certificate) -> Result<ListedCoin, CoinOpError> {
-    let new = certificate
-        .order
-        .payments()
-        .first()
-        .map(|payment| payment.recipient)
-        .ok_or_else(|| CoinOpError::Refused("the pown order pays no one".into()))?;
-    store
-        .locate(&new)?
-        .ok_or_else(|| CoinOpError::UnknownCoin(new.to_string()))
 }

@@ -328,16 +328,7 @@ pub async fn pown(
     })
     .await;
     let certificate = unless_refused(wallet, store, listed, &fresh, spent)?;
-    let new = certificate
-        .order
-        .payments()
-        .first()
-        .map(|payment| payment.recipient)
-        .ok_or_else(|| CoinOpError::Refused("the pown order pays no one".into()))?;
-    let landed = store
-        .locate(&new)?
-        .ok_or_else(|| CoinOpError::UnknownCoin(new.to_string()))?;
-    Ok((landed, certificate))
+    Ok((landed(store, &certificate)?, certificate))
 }
 
 /// Takes back an exported coin by powning it to a fresh key: a race with whoever holds the
@@ -372,6 +363,22 @@ pub async fn reclaim(
             Err(error)
         }
     }
+}
+
+/// Where the new coin a pown certificate pays is now.
+pub(super) fn landed(
+    store: &CoinStore,
+    certificate: &Certificate,
+) -> Result<ListedCoin, CoinOpError> {
+    let new = certificate
+        .order
+        .payments()
+        .first()
+        .map(|payment| payment.recipient)
+        .ok_or_else(|| CoinOpError::Refused("the pown order pays no one".into()))?;
+    store
+        .locate(&new)?
+        .ok_or_else(|| CoinOpError::UnknownCoin(new.to_string()))
 }
 
 /// Breaks a coin into smaller ones (one `Split` to fresh keys); returns them.
