@@ -313,17 +313,21 @@ fn detections(found: &[Detection]) -> (Value, String) {
 }
 
 fn found(report: &FindReport) -> (Value, String) {
-    (
-        json!(report),
-        format!(
-            "finished {} interrupted orders; banked {} coins, {} spent or never funded, {} exported coins taken, {} still in Limbo",
-            report.finished,
-            report.banked.len(),
-            report.spent.len(),
-            report.sent.len(),
-            report.limbo.len()
-        ),
-    )
+    let mut text = vec![format!(
+        "finished {} interrupted orders; banked {} coins, {} spent or never funded, {} exported coins taken, {} still in Limbo",
+        report.finished,
+        report.banked.len(),
+        report.spent.len(),
+        report.sent.len(),
+        report.limbo.len()
+    )];
+    for (account, why) in &report.unfinished {
+        text.push(format!(
+            "not finished yet: the order of {} ({why}); run `coins find` again",
+            account.short()
+        ));
+    }
+    (json!(report), text.join("\n"))
 }
 
 fn export_output(

@@ -11,35 +11,14 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Children, TALLY, free_base_port, wallet_json};
+use common::{TALLY, free_base_port, start_quorum, wallet_json};
 
 #[test]
 fn a_live_transfer_between_two_wallet_processes_delivers_the_amount() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let base_port = free_base_port(10);
-    let output = Command::new(TALLY)
-        .args(["network", "new", "quorum", "--dir"])
-        .arg(&net)
-        .args(["--pow-bits", "4", "--base-port", &base_port.to_string()])
-        .args(["--fund", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let contract = net.join("contract.json");
-    let mut children = Children(Vec::new());
-    for i in 0..4 {
-        let folder = net.join(format!("validator-{i}"));
-        children.start(
-            &["node", "--dir", folder.to_str().unwrap()],
-            "validator listening on",
-        );
-    }
-    let relay = format!("127.0.0.1:{}", base_port + 9);
+    let (contract, mut children) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
+    let relay = format!("127.0.0.1:{}", free_base_port(1));
     children.start(&["relay", "--listen", &relay], "relay listening on");
 
     let genesis = net.join("genesis-wallet");

@@ -91,6 +91,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
     }
 }
 
+/// The JSON value in `path`, or `None` if there is no such file.
+fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, WalletError> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| WalletError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WalletError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
 impl Wallet {
     /// Opens the wallet in `dir`, creating the folder if needed.
     pub fn open(dir: &Path) -> Result<Self, WalletError> {
@@ -242,17 +259,7 @@ impl Wallet {
 
     /// The receipt of the order with `digest`, if the wallet keeps it.
     pub fn receipt(&self, digest: &Digest) -> Result<Option<Certificate>, WalletError> {
-        let path = self.dir.join("receipts").join(format!("{digest}.json"));
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| WalletError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(WalletError::Io { path, source: e }),
-        }
+        read_optional(&self.dir.join("receipts").join(format!("{digest}.json")))
     }
 
     /// Every receipt in the wallet.
@@ -291,17 +298,7 @@ impl Wallet {
 
     /// The order `account` has in flight, if any.
     pub fn pending(&self, account: &AccountId) -> Result<Option<SignedOrder>, WalletError> {
-        let path = self.pending_path(account);
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| WalletError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(WalletError::Io { path, source: e }),
-        }
+        read_optional(&self.pending_path(account))
     }
 
     /// Forgets the in-flight order of `account` (its certificate is in `receipts/`).

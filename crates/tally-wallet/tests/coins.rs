@@ -307,6 +307,14 @@ async fn an_interrupted_withdraw_is_finished_by_find() {
     assert_eq!(held(&alice_coins, CoinFolder::Limbo), [25, 1]);
     assert!(alice.pending(&net.payer.account()).unwrap().is_some());
 
+    // While they are down, find says what it could not finish and keeps it journaled.
+    let early = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    assert_eq!(early.finished, 0);
+    assert_eq!(early.unfinished.len(), 1, "{early:?}");
+    assert_eq!(early.unfinished[0].0, net.payer.account());
+    assert_eq!(early.limbo.len(), 2);
+    assert!(alice.pending(&net.payer.account()).unwrap().is_some());
+
     net.restart(2, Duration::from_millis(200)).await;
     net.restart(3, Duration::from_millis(200)).await;
     let report = coins::find(&alice, &client, &alice_coins).await.unwrap();

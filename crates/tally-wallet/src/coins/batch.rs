@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tally_core::{Certificate, Order, SignedOrder, Transfer};
 
 use super::detect::detect;
-use super::ops::{fresh_coins, landed, own_orders, pairs, settle, undo_refused};
+use super::ops::{check_may_spend, fresh_coins, landed, own_orders, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
 use crate::{ClientError, QuorumClient, Wallet};
@@ -54,11 +54,8 @@ async fn pown_batch(
     let mut slots = Vec::new();
     for (listed, detection) in coins.iter().zip(&detections) {
         let origin = listed.folder;
-        if !(origin.spendable() || matches!(origin, CoinFolder::Import | CoinFolder::Limbo)) {
-            results.push(Some(Err(CoinOpError::NotSpendable {
-                account: listed.account,
-                folder: origin,
-            })));
+        if let Err(error) = check_may_spend(listed) {
+            results.push(Some(Err(error)));
             continue;
         }
         // Never sign beside a vote for an order this wallet did not make.
@@ -137,8 +134,6 @@ async fn pown_batch(
             }
         });
     }
-    Ok(results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(CoinOpError::Refused("not attempted".into()))))
-        .collect())
+    // Every slot was filled: the coins refused up front at once, the others just above.
+    Ok(results.into_iter().flatten().collect())
 }

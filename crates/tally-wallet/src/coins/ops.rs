@@ -43,6 +43,8 @@ pub struct FindReport {
     pub sent: Vec<ListedCoin>,
     /// Coins still undecided.
     pub limbo: Vec<ListedCoin>,
+    /// Journaled orders that could not be finished now, and why.
+    pub unfinished: Vec<(AccountId, String)>,
 }
 
 /// The orders this wallet journaled for these coins: votes for them are ours, not foreign.
@@ -190,6 +192,21 @@ pub async fn withdraw(
     Ok(banked)
 }
 
+/// A coin's own order may be signed where it is: in the Bank or Fracked, arriving in
+/// Import, or in Limbo (an operation resumed). Exported and spent coins are not ours to
+/// spend ([`reclaim`] takes an exported one back explicitly).
+pub(super) fn check_may_spend(listed: &ListedCoin) -> Result<(), CoinOpError> {
+    let folder = listed.folder;
+    if folder.spendable() || matches!(folder, CoinFolder::Import | CoinFolder::Limbo) {
+        Ok(())
+    } else {
+        Err(CoinOpError::NotSpendable {
+            account: listed.account,
+            folder,
+        })
+    }
+}
+
 /// Spends one coin with the order `make` builds from it (or finishes the order journaled
 /// for it). The coin waits in `Limbo` meanwhile; if nothing is left in flight after a
 /// failure it goes back where it was, or to `Counterfeit` if the validators say so.
@@ -201,12 +218,7 @@ async fn spend_coin(
     make: impl FnOnce(&Coin) -> Order,
 ) -> Result<Certificate, CoinOpError> {
     let origin = listed.folder;
-    if !(origin.spendable() || matches!(origin, CoinFolder::Import | CoinFolder::Limbo)) {
-        return Err(CoinOpError::NotSpendable {
-            account: listed.account,
-            folder: origin,
-        });
-    }
+    check_may_spend(listed)?;
     let coin = store.read(listed)?;
     let signed = match wallet.pending(&listed.account)? {
         Some(journaled) => journaled,
@@ -496,10 +508,15 @@ pub async fn find(
         let next = client.next_sequence(&account).await?;
         let open = journaled.order.sequence().is_none_or(|s| s >= next);
         let certificate = if open {
-            certify_and_submit(wallet, client, &journaled)
-                .await
-                .ok()
-                .map(|(certificate, _, _)| certificate)
+            match certify_and_submit(wallet, client, &journaled).await {
+                Ok((certificate, _, _)) => Some(certificate),
+                Err(error) => {
+                    // Still journaled (unless refused everywhere): the next `find` tries again.
+                    tracing::warn!(%account, %error, "a journaled order could not be finished");
+                    report.unfinished.push((account, error.to_string()));
+                    None
+                }
+            }
         } else {
             // Applied already: settled from its receipt if the wallet kept it (it is kept
             // before the certificate is submitted), else by the grading below.
@@ -673,6 +690,7 @@ pub async fn import(
         match powned {
             Ok((coin, _)) => outcomes.push(ImportOutcome::Banked { coin }),
             Err(error) => {
+                tracing::warn!(%error, "an imported coin could not be powned");
                 first_error.get_or_insert(error);
             }
         }
