@@ -78,6 +78,12 @@ pub enum CoinOpError {
 pub trait FreshKeys {
     /// A key never handed out before.
     fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError>;
+
+    /// `count` keys never handed out before (a source that can reserve them together, as a
+    /// seeded wallet does with one save of its counters, does so).
+    fn fresh_keys(&mut self, count: usize) -> Result<Vec<SecretKey>, CoinOpError> {
+        (0..count).map(|_| self.fresh_key()).collect()
+    }
 }
 
 /// Fresh keys from the operating system's random source.
@@ -113,6 +119,12 @@ impl FreshKeys for WalletKeys<'_> {
         Ok(self
             .wallet
             .next_key(&self.network, KeyPurpose::Coin, self.passphrase)?)
+    }
+
+    fn fresh_keys(&mut self, count: usize) -> Result<Vec<SecretKey>, CoinOpError> {
+        Ok(self
+            .wallet
+            .next_keys(&self.network, KeyPurpose::Coin, self.passphrase, count)?)
     }
 }
 

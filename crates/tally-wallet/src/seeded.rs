@@ -111,6 +111,29 @@ impl Wallet {
         Ok(self.next_indexed(network, purpose, passphrase)?.1)
     }
 
+    /// `count` fresh keys for `purpose` on `network`, as [`Wallet::next_key`] makes one,
+    /// with one save of the counters and one opening of the seed for all of them.
+    pub fn next_keys(
+        &self,
+        network: &NetworkId,
+        purpose: KeyPurpose,
+        passphrase: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<SecretKey>, SeededError> {
+        if !self.is_seeded() {
+            if passphrase.is_some() {
+                return Err(SeededError::NoSeed);
+            }
+            return Ok((0..count).map(|_| SecretKey::generate()).collect());
+        }
+        let mut keys = SeedKeys::open(self.dir(), passphrase)?;
+        Ok(keys
+            .next_keys(network, purpose, count)?
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect())
+    }
+
     /// A new account, kept in `keys.json` before it is returned: derived from the seed in
     /// a seeded wallet (labelled "account N" unless `label` says otherwise), random in a
     /// key-file wallet.

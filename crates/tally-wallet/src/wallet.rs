@@ -7,10 +7,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, Certificate, Digest, SecretKey, SignedOrder};
 
+use crate::fs::SyncBatch;
 pub use crate::fs::write_atomic;
 
 /// A wallet failure.
@@ -82,6 +84,9 @@ pub struct ChainReceipt {
 pub struct Wallet {
     dir: PathBuf,
     keys: Vec<KeyEntry>,
+    /// Where receipts and journal entries are written: each synced as it is made, or
+    /// through a batch that one barrier makes durable ([`Wallet::batched`]).
+    batch: Option<Arc<SyncBatch>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
@@ -131,7 +136,28 @@ impl Wallet {
         Ok(Wallet {
             dir: dir.to_path_buf(),
             keys,
+            batch: None,
         })
+    }
+
+    /// This wallet writing its receipts and journal through `batch`: nothing it writes is
+    /// durable before `batch`'s next barrier. For operations on many coins at once, which
+    /// pass the barrier before the network hears of what they journaled. Keys are still
+    /// saved one by one, durably.
+    pub fn batched(&self, batch: &Arc<SyncBatch>) -> Wallet {
+        Wallet {
+            dir: self.dir.clone(),
+            keys: self.keys.clone(),
+            batch: Some(Arc::clone(batch)),
+        }
+    }
+
+    /// Writes a receipt or a journal entry, durably now or at the batch's barrier.
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
+        match &self.batch {
+            Some(batch) => batch.write(path, bytes),
+            None => write_atomic(path, bytes),
+        }
     }
 
     /// The folder.
@@ -239,7 +265,7 @@ impl Wallet {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&path, &text)?;
+        self.write(&path, &text)?;
         Ok(path)
     }
 
@@ -253,7 +279,7 @@ impl Wallet {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&path, &text)?;
+        self.write(&path, &text)?;
         Ok(path)
     }
 
@@ -293,7 +319,7 @@ impl Wallet {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&path, &text)
+        self.write(&path, &text)
     }
 
     /// The order `account` has in flight, if any.
@@ -304,6 +330,9 @@ impl Wallet {
     /// Forgets the in-flight order of `account` (its certificate is in `receipts/`).
     pub fn clear_pending(&self, account: &AccountId) -> Result<(), WalletError> {
         let path = self.pending_path(account);
+        if let Some(batch) = &self.batch {
+            return batch.remove(&path);
+        }
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -80,6 +80,8 @@ fn sealed_wallet_needs_its_passphrase() {
 #[derive(Clone, Debug)]
 enum Step {
     Next(u8, KeyPurpose),
+    /// Several keys reserved together (a batch of powns).
+    Many(u8, KeyPurpose, u8),
     Raise(u8, KeyPurpose, u8),
     Reopen,
 }
@@ -88,6 +90,7 @@ fn step() -> impl Strategy<Value = Step> {
     let purpose = prop_oneof![Just(KeyPurpose::Account), Just(KeyPurpose::Coin)];
     prop_oneof![
         4 => (0u8..3, purpose.clone()).prop_map(|(n, p)| Step::Next(n, p)),
+        2 => (0u8..3, purpose.clone(), 0u8..40).prop_map(|(n, p, c)| Step::Many(n, p, c)),
         1 => (0u8..3, purpose, any::<u8>()).prop_map(|(n, p, to)| Step::Raise(n, p, to)),
         2 => Just(Step::Reopen),
     ]
@@ -96,12 +99,12 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Whatever mix of fresh keys, restore raises and restarts, no (network, purpose,
+    /// Whatever mix of fresh keys (one at a time or reserved together), restore raises and restarts, no (network, purpose,
     /// index) and no key is ever handed out twice, and the counters on disk always match.
     #[test]
     fn next_key_never_repeats_across_reopen(steps in prop::collection::vec(step(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        new_wallet(dir.path(), None);
+        let words = new_wallet(dir.path(), None);
         let mut keys = SeedKeys::open(dir.path(), None).unwrap();
         let mut slots = HashSet::new();
         let mut accounts = HashSet::new();
@@ -111,6 +114,17 @@ proptest! {
                     let (index, key) = keys.next_key(&network(n), purpose).unwrap();
                     prop_assert!(slots.insert((n, purpose, index)));
                     prop_assert!(accounts.insert(key.account()));
+                }
+                Step::Many(n, purpose, count) => {
+                    let seed = words.to_seed("");
+                    for (index, key) in keys.next_keys(&network(n), purpose, usize::from(count)).unwrap() {
+                        prop_assert!(slots.insert((n, purpose, index)));
+                        prop_assert!(accounts.insert(key.account()));
+                        prop_assert_eq!(
+                            key.to_bytes(),
+                            derive_key(&seed, &network(n), purpose, index).to_bytes()
+                        );
+                    }
                 }
                 Step::Raise(n, purpose, to) => {
                     keys.set_at_least(&network(n), purpose, u64::from(to)).unwrap();

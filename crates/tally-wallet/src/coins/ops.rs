@@ -122,12 +122,13 @@ pub(super) fn fresh_coins(
     keys: &mut impl FreshKeys,
     denominations: &[Denomination],
 ) -> Result<Vec<Coin>, CoinOpError> {
+    let secrets = keys.fresh_keys(denominations.len())?;
     let mut coins = Vec::with_capacity(denominations.len());
-    for denomination in denominations {
+    for (denomination, secret) in denominations.iter().zip(secrets) {
         let coin = Coin {
             network: *store.network(),
             denomination: *denomination,
-            secret: keys.fresh_key()?,
+            secret,
             funding: None,
         };
         store.put(CoinFolder::Limbo, &coin)?;

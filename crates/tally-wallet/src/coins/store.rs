@@ -5,12 +5,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use tally_core::{AccountId, Coin, CoinFile, Denomination, NetworkId};
 
 use super::CoinOpError;
-use crate::wallet::write_atomic;
+use crate::fs::{SyncBatch, sync_dir, write_atomic};
 
 /// Where a coin is, which says what the wallet knows about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -80,6 +81,8 @@ pub struct ListedCoin {
 pub struct CoinStore {
     dir: PathBuf,
     network: NetworkId,
+    /// Writes and moves synced one by one, or through a batch ([`CoinStore::batched`]).
+    batch: Option<Arc<SyncBatch>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CoinOpError + '_ {
@@ -87,12 +90,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CoinOpError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), CoinOpError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
 }
 
 fn file_name(denomination: Denomination, account: &AccountId) -> String {
@@ -143,7 +140,34 @@ impl CoinStore {
             let path = dir.join(folder.name());
             fs::create_dir_all(&path).map_err(io(&path))?;
         }
-        Ok(CoinStore { dir, network })
+        Ok(CoinStore {
+            dir,
+            network,
+            batch: None,
+        })
+    }
+
+    /// These folders, writing and moving coins through `batch`: nothing is durable before
+    /// `batch`'s next barrier. For operations on many coins at once, which pass the
+    /// barrier before the network hears of what they wrote.
+    pub fn batched(&self, batch: &Arc<SyncBatch>) -> CoinStore {
+        CoinStore {
+            batch: Some(Arc::clone(batch)),
+            ..self.clone()
+        }
+    }
+
+    /// Renames a coin file between folders (of this store or another): synced now, both
+    /// folders, or at the batch's barrier.
+    fn rename(&self, from: &Path, into: &Path) -> Result<(), CoinOpError> {
+        if let Some(batch) = &self.batch {
+            return Ok(batch.rename(from, into)?);
+        }
+        fs::rename(from, into).map_err(io(from))?;
+        for dir in [into.parent(), from.parent()].into_iter().flatten() {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// The network these coins live on.
@@ -171,7 +195,10 @@ impl CoinStore {
         }
         let path = self.path(folder, coin.denomination, &coin.account());
         let file = CoinFile::new(vec![coin.clone()])?;
-        write_atomic(&path, file.to_json().as_bytes())?;
+        match &self.batch {
+            Some(batch) => batch.write(&path, file.to_json().as_bytes())?,
+            None => write_atomic(&path, file.to_json().as_bytes())?,
+        }
         Ok(())
     }
 
@@ -198,7 +225,8 @@ impl CoinStore {
         }
     }
 
-    /// Moves a coin between folders: a rename, then both folders synced.
+    /// Moves a coin between folders: a rename, then both folders synced (now, or at the
+    /// batch's barrier).
     pub fn move_to(&self, listed: &ListedCoin, to: CoinFolder) -> Result<ListedCoin, CoinOpError> {
         let moved = ListedCoin {
             folder: to,
@@ -207,16 +235,15 @@ impl CoinStore {
         if listed.folder != to {
             let from = self.path(listed.folder, listed.denomination, &listed.account);
             let into = self.path(to, listed.denomination, &listed.account);
-            fs::rename(&from, &into).map_err(io(&from))?;
-            sync_dir(&self.folder_dir(to))?;
-            sync_dir(&self.folder_dir(listed.folder))?;
+            self.rename(&from, &into)?;
         }
         Ok(moved)
     }
 
     /// Moves a coin from this store into `folder` of `other` (a sub-wallet of the same
     /// network, such as a live transfer's hidden Sender or Receiver wallet, on the same
-    /// file system): one rename, then both folders synced, so after a crash the coin is in
+    /// file system): one rename, then both folders synced (now, or at the batch's barrier),
+    /// so after a crash the coin is in
     /// exactly one of the two stores, never both, never neither.
     pub fn move_into(
         &self,
@@ -233,9 +260,7 @@ impl CoinStore {
         let from = self.path(listed.folder, listed.denomination, &listed.account);
         let into = other.path(folder, listed.denomination, &listed.account);
         if from != into {
-            fs::rename(&from, &into).map_err(io(&from))?;
-            sync_dir(&other.folder_dir(folder))?;
-            sync_dir(&self.folder_dir(listed.folder))?;
+            self.rename(&from, &into)?;
         }
         Ok(ListedCoin { folder, ..*listed })
     }

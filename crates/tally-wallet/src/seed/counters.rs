@@ -162,12 +162,30 @@ impl SeedKeys {
         network: &NetworkId,
         purpose: KeyPurpose,
     ) -> Result<(u64, SecretKey), SeedError> {
-        let index = self.counters.next(network, purpose);
-        let after = index.checked_add(1).ok_or(SeedError::CounterExhausted)?;
+        let mut keys = self.next_keys(network, purpose, 1)?;
+        keys.pop().ok_or(SeedError::CounterExhausted)
+    }
+
+    /// `count` fresh keys for `purpose` on `network`, with their indices, reserved with one
+    /// save of the counters (durable before any key is returned, as for
+    /// [`SeedKeys::next_key`]).
+    pub fn next_keys(
+        &mut self,
+        network: &NetworkId,
+        purpose: KeyPurpose,
+        count: usize,
+    ) -> Result<Vec<(u64, SecretKey)>, SeedError> {
+        let first = self.counters.next(network, purpose);
+        let after = u64::try_from(count)
+            .ok()
+            .and_then(|count| first.checked_add(count))
+            .ok_or(SeedError::CounterExhausted)?;
         let counters = self.counters.raised(network, purpose, after);
         counters.save(&self.dir)?;
         self.counters = counters;
-        Ok((index, self.key_at(network, purpose, index)))
+        Ok((first..after)
+            .map(|index| (index, self.key_at(network, purpose, index)))
+            .collect())
     }
 
     /// The key at `index`, used or not: for signing with a known key, and for restore,
