@@ -244,7 +244,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Follows `tx` until it has the confirmations asked for or patience runs out, pushing it
 /// again if the miners lost it; the block height and confirmations.
-async fn await_confirmations(
+pub(crate) async fn await_confirmations(
     miners: &Miners,
     tx: &Transaction,
     waiting: Waiting,

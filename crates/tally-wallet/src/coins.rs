@@ -1,7 +1,8 @@
 //! Bearer coins in the wallet (DESIGN §7): the folders they live in ([`CoinStore`]),
-//! what the validators say about them ([`detect`]), and the operations that move value
-//! between accounts and coins ([`withdraw`], [`deposit`], [`pown`], [`find`], [`fix`],
-//! [`export`], [`import`]).
+//! what the network says about them ([`CoinLedger::detect`]), and the operations that move
+//! value between accounts and coins ([`withdraw`], [`deposit`], [`pown`], [`find`],
+//! [`fix`], [`export`], [`import`]), on a quorum network ([`crate::QuorumClient`]) or a
+//! proof-of-work one ([`ChainCoins`]).
 //!
 //! Every operation writes what it is about to do before any validator hears of it: fresh
 //! coin keys go to `Limbo` and the signed order to the wallet's `pending/` journal, so a
@@ -11,7 +12,9 @@
 //! wallet does not sign a second one.
 
 mod batch;
+mod chain;
 mod detect;
+mod ledger;
 mod ops;
 mod store;
 
@@ -23,14 +26,16 @@ use crate::RestoredCoin;
 use crate::seed::KeyPurpose;
 
 pub use batch::pown_many;
+pub use chain::ChainCoins;
 pub use detect::{Detection, Grade, detect};
+pub use ledger::{CoinLedger, NotSpent};
 pub use ops::{
     FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,
     reclaim, withdraw,
 };
 pub use store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 
-use crate::{ClientError, OpError, SeededError, Wallet, WalletError};
+use crate::{ChainWalletError, ClientError, OpError, SeededError, Wallet, WalletError};
 
 /// Why a coin operation failed. Whatever failed, every coin is in exactly one folder.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,8 @@ pub enum CoinOpError {
     Wallet(#[from] WalletError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Chain(#[from] ChainWalletError),
     #[error(transparent)]
     Op(#[from] OpError),
     #[error(transparent)]

@@ -283,6 +283,17 @@ impl Wallet {
         Ok(path)
     }
 
+    /// The receipt of the proof-of-work transaction `id`, if the wallet keeps it.
+    pub fn chain_receipt(&self, id: &Digest) -> Result<Option<ChainReceipt>, WalletError> {
+        read_optional(
+            &self
+                .dir
+                .join("receipts")
+                .join("chain")
+                .join(format!("{id}.json")),
+        )
+    }
+
     /// The receipt of the order with `digest`, if the wallet keeps it.
     pub fn receipt(&self, digest: &Digest) -> Result<Option<Certificate>, WalletError> {
         read_optional(&self.dir.join("receipts").join(format!("{digest}.json")))

@@ -20,30 +20,30 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tally_core::{Certificate, Order, SignedOrder, Transfer};
+use tally_core::{Order, SignedOrder, Transfer};
 
-use super::detect::detect;
+use super::ledger::CoinLedger;
 use super::ops::{check_may_spend, fresh_coins, landed, own_orders, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
+use crate::Wallet;
 use crate::fs::SyncBatch;
-use crate::{ClientError, QuorumClient, Wallet};
 
 /// Orders per pipelined exchange.
 const BATCH: usize = 256;
 
 /// Powns `coins` (each to a fresh key of this wallet) in pipelined batches; each coin's
-/// result in order: its new coin and the pown certificate, or why not.
-pub async fn pown_many(
+/// result in order: its new coin and the pown's proof, or why not.
+pub async fn pown_many<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
-) -> Result<Vec<Result<(ListedCoin, Certificate), CoinOpError>>, CoinOpError> {
+) -> Result<Vec<Result<(ListedCoin, L::Proof), CoinOpError>>, CoinOpError> {
     let mut results = Vec::with_capacity(coins.len());
     for batch in coins.chunks(BATCH) {
-        results.extend(pown_batch(wallet, client, store, keys, batch).await?);
+        results.extend(pown_batch(wallet, net, store, keys, batch).await?);
     }
     Ok(results)
 }
@@ -55,18 +55,18 @@ struct InFlight {
     signed: SignedOrder,
 }
 
-async fn pown_batch(
+async fn pown_batch<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
-) -> Result<Vec<Result<(ListedCoin, Certificate), CoinOpError>>, CoinOpError> {
+) -> Result<Vec<Result<(ListedCoin, L::Proof), CoinOpError>>, CoinOpError> {
     let own: HashMap<_, _> = own_orders(wallet, store, coins)?;
-    let detections = detect(client, &pairs(coins), &own).await;
+    let detections = net.detect(&pairs(coins), &own).await;
     let sync = Arc::new(SyncBatch::default());
     let (wallet, store) = (&wallet.batched(&sync), &store.batched(&sync));
-    let mut results: Vec<Option<Result<(ListedCoin, Certificate), CoinOpError>>> =
+    let mut results: Vec<Option<Result<(ListedCoin, L::Proof), CoinOpError>>> =
         Vec::with_capacity(coins.len());
     let mut to_sign = Vec::new();
     for (listed, detection) in coins.iter().zip(&detections) {
@@ -114,7 +114,7 @@ async fn pown_batch(
                         sequence: 0,
                     }),
                     &coin.secret,
-                    client.network(),
+                    net.network(),
                 );
                 wallet.set_pending(&signed)?;
                 signed
@@ -130,48 +130,31 @@ async fn pown_batch(
     }
     sync.barrier()?;
 
-    // Step 2: the validators see the orders; every certificate is kept.
+    // Step 2: the network sees the orders; every proof is kept.
     let orders: Vec<SignedOrder> = flying.iter().map(|f| f.signed.clone()).collect();
-    let certified = client.certify_many(&orders).await;
-    let mut certificates = Vec::new();
-    for (flight, outcome) in flying.iter().zip(&certified) {
-        if let Ok(certificate) = outcome {
-            wallet.save_receipt(certificate)?;
-            certificates.push(certificate.clone());
-        } else if matches!(
-            outcome,
-            Err(ClientError::NoQuorum {
-                refused_everywhere: true,
-                ..
-            })
-        ) {
-            // No validator holds a vote for it: nothing to finish later.
-            wallet.clear_pending(&flight.in_limbo.account)?;
-        }
+    let proven = net.prove_many(wallet, &orders).await;
+    let mut proofs = Vec::new();
+    for proof in proven.iter().flatten() {
+        L::keep(wallet, proof)?;
+        proofs.push(proof.clone());
     }
     sync.barrier()?;
-    client.submit_many(&certificates).await;
+    net.announce(&proofs).await;
 
     // Step 3: settle the folders.
-    for ((flight, outcome), slot) in flying.iter().zip(certified).zip(slots) {
+    for ((flight, outcome), slot) in flying.iter().zip(proven).zip(slots) {
         results[slot] = Some(match outcome {
-            Ok(certificate) => {
+            Ok(proof) => {
                 wallet.clear_pending(&flight.in_limbo.account)?;
-                settle(store, &certificate)?;
-                landed(store, &certificate).map(|coin| (coin, certificate))
+                settle::<L>(store, &proof)?;
+                landed(store, L::proven_order(&proof)).map(|coin| (coin, proof))
             }
-            Err(error) => {
+            Err(not_spent) => {
                 if wallet.pending(&flight.in_limbo.account)?.is_none() {
-                    undo_refused(
-                        client,
-                        store,
-                        &flight.in_limbo,
-                        flight.origin,
-                        &flight.signed,
-                    )
-                    .await?;
+                    undo_refused(net, store, &flight.in_limbo, flight.origin, &flight.signed)
+                        .await?;
                 }
-                Err(error.into())
+                Err(not_spent.into_error())
             }
         });
     }

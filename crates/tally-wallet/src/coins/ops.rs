@@ -1,21 +1,21 @@
-//! The coin operations of DESIGN §7 over a quorum network. Each one journals before it
-//! talks (fresh keys into `Limbo`, the signed order into `pending/`) and settles the
-//! folders from the certificate it gets, so repeating one after a crash finishes it.
+//! The coin operations of DESIGN §7, on any network coins live on ([`CoinLedger`]: a
+//! quorum's certificates or a chain's confirmations). Each one journals before it talks
+//! (fresh keys into `Limbo`, the signed order into `pending/`) and settles the folders
+//! from the proof it gets, so repeating one after a crash finishes it.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use tally_core::{
-    AccountId, Amount, Certificate, Coin, Denomination, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
-    Payment, SecretKey, SignedOrder, Split, Transfer, break_down, fewest_coins,
+    AccountId, Amount, Coin, Denomination, MAX_SPLIT_OUTPUTS, Order, OrderDigest, Payment,
+    SecretKey, SignedOrder, Split, Transfer, break_down, fewest_coins,
 };
-use tally_proto::LedgerRequest;
 
-use super::detect::{Detection, Grade, detect};
+use super::detect::{Detection, Grade};
+use super::ledger::CoinLedger;
 use super::store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 use super::{CoinOpError, FreshKeys};
-use crate::ops::{certify_and_submit, finish_pending};
-use crate::{QuorumClient, Wallet};
+use crate::Wallet;
 
 /// What [`import`] did with one coin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -66,18 +66,19 @@ pub(super) fn pairs(coins: &[ListedCoin]) -> Vec<(AccountId, Denomination)> {
     coins.iter().map(|c| (c.account, c.denomination)).collect()
 }
 
-/// Moves every coin the certificate touches to where it now belongs: a coin of ours that
-/// paid is spent, a coin of ours in `Limbo` that was paid is funded (the certificate kept
-/// in its file) and banked. Returns the coins banked.
-pub(super) fn settle(
+/// Moves every coin the proven spend touches to where it now belongs: a coin of ours that
+/// paid is spent, a coin of ours in `Limbo` that was paid is funded (a certificate kept in
+/// its file, where the network has one) and banked. Returns the coins banked.
+pub(super) fn settle<L: CoinLedger>(
     store: &CoinStore,
-    certificate: &Certificate,
+    proof: &L::Proof,
 ) -> Result<Vec<ListedCoin>, CoinOpError> {
-    if let Some(sender) = store.locate(&certificate.order.signer())? {
+    let order = L::proven_order(proof);
+    if let Some(sender) = store.locate(&order.signer())? {
         store.move_to(&sender, CoinFolder::Spent)?;
     }
     let mut banked = Vec::new();
-    for payment in certificate.order.payments() {
+    for payment in order.payments() {
         let Some(listed) = store.locate(&payment.recipient)? else {
             continue;
         };
@@ -86,34 +87,11 @@ pub(super) fn settle(
             continue;
         }
         let mut coin = store.read(&listed)?;
-        coin.funding = Some(certificate.clone());
+        coin.funding = L::funding(proof);
         store.put(CoinFolder::Limbo, &coin)?;
         banked.push(store.move_to(&listed, CoinFolder::Bank)?);
     }
     Ok(banked)
-}
-
-/// Whether any validator holds a vote on `account`'s next slot for an order other than
-/// `own`: then signing another order could freeze the slot, so the wallet does not.
-async fn check_no_foreign_vote(
-    client: &QuorumClient,
-    account: &AccountId,
-    own: Option<&OrderDigest>,
-) -> Result<(), CoinOpError> {
-    let request = LedgerRequest {
-        accounts: Some(vec![*account]),
-        ..LedgerRequest::default()
-    };
-    for answer in client.ledger_all(&request).await {
-        if let Ok(view) = answer.result
-            && let Some(entry) = view.ledger.get(account)
-            && let Some(locked) = &entry.locked
-            && Some(locked) != own
-        {
-            return Err(CoinOpError::Contested(*account));
-        }
-    }
-    Ok(())
 }
 
 /// Fresh coins of these denominations, written to `Limbo` before any order names them.
@@ -151,9 +129,9 @@ pub(super) fn void(store: &CoinStore, coins: &[Coin]) -> Result<(), CoinOpError>
 
 /// The account pays fresh coin keys `amount` in the fewest coins, one `Split` order per
 /// [`MAX_SPLIT_OUTPUTS`] coins. An order the account left in flight is finished first.
-pub async fn withdraw(
+pub async fn withdraw<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     from: &SecretKey,
@@ -162,14 +140,13 @@ pub async fn withdraw(
     let account = from.account();
     let mut banked = Vec::new();
     for chunk in fewest_coins(amount)?.chunks(MAX_SPLIT_OUTPUTS) {
-        let next = client.next_sequence(&account).await?;
-        if let Some(certificate) = finish_pending(wallet, client, &account, next).await? {
-            settle(store, &certificate)?;
+        if let Some(proof) = net.finish_pending(wallet, &account).await? {
+            settle::<L>(store, &proof)?;
         }
         let coins = fresh_coins(store, keys, chunk)?;
         let order = Order::Split(Split {
             sender: account,
-            sequence: client.next_sequence(&account).await?,
+            sequence: net.next_sequence(&account).await?,
             outputs: coins
                 .iter()
                 .map(|coin| Payment {
@@ -178,10 +155,10 @@ pub async fn withdraw(
                 })
                 .collect(),
         });
-        let signed = SignedOrder::sign(order, from, client.network());
+        let signed = SignedOrder::sign(order, from, net.network());
         wallet.set_pending(&signed)?;
-        match certify_and_submit(wallet, client, &signed).await {
-            Ok((certificate, _, _)) => banked.extend(settle(store, &certificate)?),
+        match net.spend(wallet, &signed).await {
+            Ok(proof) => banked.extend(settle::<L>(store, &proof)?),
             Err(error) => {
                 if wallet.pending(&account)?.is_none() {
                     void(store, &coins)?;
@@ -211,36 +188,36 @@ pub(super) fn check_may_spend(listed: &ListedCoin) -> Result<(), CoinOpError> {
 /// Spends one coin with the order `make` builds from it (or finishes the order journaled
 /// for it). The coin waits in `Limbo` meanwhile; if nothing is left in flight after a
 /// failure it goes back where it was, or to `Counterfeit` if the validators say so.
-async fn spend_coin(
+async fn spend_coin<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     listed: &ListedCoin,
     make: impl FnOnce(&Coin) -> Order,
-) -> Result<Certificate, CoinOpError> {
+) -> Result<L::Proof, CoinOpError> {
     let origin = listed.folder;
     check_may_spend(listed)?;
     let coin = store.read(listed)?;
     let signed = match wallet.pending(&listed.account)? {
         Some(journaled) => journaled,
         None => {
-            check_no_foreign_vote(client, &listed.account, None).await?;
-            let signed = SignedOrder::sign(make(&coin), &coin.secret, client.network());
+            net.check_no_foreign_spend(&listed.account).await?;
+            let signed = SignedOrder::sign(make(&coin), &coin.secret, net.network());
             wallet.set_pending(&signed)?;
             signed
         }
     };
     let in_limbo = store.move_to(listed, CoinFolder::Limbo)?;
-    match certify_and_submit(wallet, client, &signed).await {
-        Ok((certificate, _, _)) => {
-            settle(store, &certificate)?;
-            Ok(certificate)
+    match net.spend(wallet, &signed).await {
+        Ok(proof) => {
+            settle::<L>(store, &proof)?;
+            Ok(proof)
         }
         Err(error) => {
             if wallet.pending(&listed.account)?.is_none() {
-                undo_refused(client, store, &in_limbo, origin, &signed).await?;
+                undo_refused(net, store, &in_limbo, origin, &signed).await?;
             }
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -249,14 +226,14 @@ async fn spend_coin(
 /// `origin` (or to `Counterfeit` if the validators say so), and fresh coins made for this
 /// order alone, never funded, out of `Limbo` (a join's coin may already hold its other
 /// parts: it stays).
-pub(super) async fn undo_refused(
-    client: &QuorumClient,
+pub(super) async fn undo_refused<L: CoinLedger>(
+    net: &L,
     store: &CoinStore,
     in_limbo: &ListedCoin,
     origin: CoinFolder,
     signed: &SignedOrder,
 ) -> Result<(), CoinOpError> {
-    let grade = detect(client, &pairs(&[*in_limbo]), &HashMap::new()).await;
+    let grade = net.detect(&pairs(&[*in_limbo]), &HashMap::new()).await;
     let back = match grade.first().map(|d| d.grade) {
         Some(Grade::Counterfeit) => CoinFolder::Counterfeit,
         _ if origin == CoinFolder::Limbo => CoinFolder::Bank,
@@ -277,15 +254,15 @@ pub(super) async fn undo_refused(
 /// The certificate of a spend, or its error once the fresh coins made for it are out of
 /// `Limbo` when nothing is left in flight (a refusal before any vote, such as a foreign
 /// vote on the slot, leaves them unfunded).
-fn unless_refused(
+fn unless_refused<P>(
     wallet: &Wallet,
     store: &CoinStore,
     listed: &ListedCoin,
     fresh: &[Coin],
-    spent: Result<Certificate, CoinOpError>,
-) -> Result<Certificate, CoinOpError> {
+    spent: Result<P, CoinOpError>,
+) -> Result<P, CoinOpError> {
     match spent {
-        Ok(certificate) => Ok(certificate),
+        Ok(proof) => Ok(proof),
         Err(error) => {
             if wallet.pending(&listed.account)?.is_none() {
                 void(store, fresh)?;
@@ -296,14 +273,14 @@ fn unless_refused(
 }
 
 /// A coin pays its whole value into `to` (one of the wallet's accounts, usually).
-pub async fn deposit(
+pub async fn deposit<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     listed: &ListedCoin,
     to: AccountId,
-) -> Result<Certificate, CoinOpError> {
-    spend_coin(wallet, client, store, listed, |coin| {
+) -> Result<L::Proof, CoinOpError> {
+    spend_coin(wallet, net, store, listed, |coin| {
         Order::Transfer(Transfer {
             sender: coin.account(),
             recipient: to,
@@ -316,13 +293,13 @@ pub async fn deposit(
 
 /// A coin pays its whole value to a fresh key of this wallet: the old secret, which
 /// whoever handed the coin over still knows, becomes worthless. Returns the new coin.
-pub async fn pown(
+pub async fn pown<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     listed: &ListedCoin,
-) -> Result<(ListedCoin, Certificate), CoinOpError> {
+) -> Result<(ListedCoin, L::Proof), CoinOpError> {
     let fresh = match wallet.pending(&listed.account)? {
         // Resuming: the journaled order names the fresh coin already.
         Some(_) => Vec::new(),
@@ -331,7 +308,7 @@ pub async fn pown(
     let recipient = fresh.first().map(Coin::account);
     // `spend_coin` builds the order only when none is journaled, and then `fresh` holds the
     // new coin; the fallback is never signed.
-    let spent = spend_coin(wallet, client, store, listed, |coin| {
+    let spent = spend_coin(wallet, net, store, listed, |coin| {
         Order::Transfer(Transfer {
             sender: coin.account(),
             recipient: recipient.unwrap_or(coin.account()),
@@ -340,20 +317,20 @@ pub async fn pown(
         })
     })
     .await;
-    let certificate = unless_refused(wallet, store, listed, &fresh, spent)?;
-    Ok((landed(store, &certificate)?, certificate))
+    let proof = unless_refused(wallet, store, listed, &fresh, spent)?;
+    Ok((landed(store, L::proven_order(&proof))?, proof))
 }
 
 /// Takes back an exported coin by powning it to a fresh key: a race with whoever holds the
 /// file or token, which the caller warns about. A coin the holder already took goes to
 /// `Sent`.
-pub async fn reclaim(
+pub async fn reclaim<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     listed: &ListedCoin,
-) -> Result<(ListedCoin, Certificate), CoinOpError> {
+) -> Result<(ListedCoin, L::Proof), CoinOpError> {
     if listed.folder != CoinFolder::Export {
         return Err(CoinOpError::NotSpendable {
             account: listed.account,
@@ -361,7 +338,7 @@ pub async fn reclaim(
         });
     }
     let importing = store.move_to(listed, CoinFolder::Import)?;
-    match pown(wallet, client, store, keys, &importing).await {
+    match pown(wallet, net, store, keys, &importing).await {
         Ok(done) => Ok(done),
         Err(error) => {
             // Where the failed pown left it: `Counterfeit` means the holder spent it.
@@ -378,13 +355,9 @@ pub async fn reclaim(
     }
 }
 
-/// Where the new coin a pown certificate pays is now.
-pub(super) fn landed(
-    store: &CoinStore,
-    certificate: &Certificate,
-) -> Result<ListedCoin, CoinOpError> {
-    let new = certificate
-        .order
+/// Where the new coin a pown order pays is now.
+pub(super) fn landed(store: &CoinStore, order: &Order) -> Result<ListedCoin, CoinOpError> {
+    let new = order
         .payments()
         .first()
         .map(|payment| payment.recipient)
@@ -395,9 +368,9 @@ pub(super) fn landed(
 }
 
 /// Breaks a coin into smaller ones (one `Split` to fresh keys); returns them.
-pub async fn change(
+pub async fn change<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     listed: &ListedCoin,
@@ -413,7 +386,7 @@ pub async fn change(
             amount: coin.amount(),
         })
         .collect();
-    let spent = spend_coin(wallet, client, store, listed, |coin| {
+    let spent = spend_coin(wallet, net, store, listed, |coin| {
         Order::Split(Split {
             sender: coin.account(),
             sequence: 0,
@@ -421,9 +394,9 @@ pub async fn change(
         })
     })
     .await;
-    let certificate = unless_refused(wallet, store, listed, &fresh, spent)?;
+    let proof = unless_refused(wallet, store, listed, &fresh, spent)?;
     let mut landed = Vec::new();
-    for payment in certificate.order.payments() {
+    for payment in L::proven_order(&proof).payments() {
         if let Some(coin) = store.locate(&payment.recipient)? {
             landed.push(coin);
         }
@@ -434,9 +407,9 @@ pub async fn change(
 /// Merges coins into one fresh coin of their total, which must be a denomination: each
 /// pays the fresh key in its own order, and the new coin is banked once the validators see
 /// it whole. The parts wait in `Limbo` meanwhile; an interrupted join is settled by `find`.
-pub async fn join(
+pub async fn join<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     parts: &[ListedCoin],
@@ -464,7 +437,7 @@ pub async fn join(
     }
     let whole = fresh_coins(store, keys, &[denomination])?.remove(0);
     for part in parts {
-        spend_coin(wallet, client, store, part, |coin| {
+        spend_coin(wallet, net, store, part, |coin| {
             Order::Transfer(Transfer {
                 sender: coin.account(),
                 recipient: whole.account(),
@@ -477,7 +450,7 @@ pub async fn join(
     let listed = store
         .locate(&whole.account())?
         .ok_or_else(|| CoinOpError::UnknownCoin(whole.account().to_string()))?;
-    let seen = detect(client, &pairs(&[listed]), &HashMap::new()).await;
+    let seen = net.detect(&pairs(&[listed]), &HashMap::new()).await;
     let to = match seen.first().map(|d| d.grade) {
         Some(Grade::Authentic) => CoinFolder::Bank,
         Some(Grade::Fracked) => CoinFolder::Fracked,
@@ -489,9 +462,9 @@ pub async fn join(
 /// Settles everything an interrupted operation left: finishes every journaled order of
 /// the wallet's accounts and coins, then grades the coins still in `Limbo` (and those in
 /// `Export`, to learn which were taken) by asking the validators.
-pub async fn find(
+pub async fn find<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
 ) -> Result<FindReport, CoinOpError> {
     let mut report = FindReport::default();
@@ -506,33 +479,26 @@ pub async fn find(
         let Some(journaled) = wallet.pending(&account)? else {
             continue;
         };
-        let next = client.next_sequence(&account).await?;
-        let open = journaled.order.sequence().is_none_or(|s| s >= next);
-        let certificate = if open {
-            match certify_and_submit(wallet, client, &journaled).await {
-                Ok((certificate, _, _)) => Some(certificate),
-                Err(error) => {
-                    // Still journaled (unless refused everywhere): the next `find` tries again.
-                    tracing::warn!(%account, %error, "a journaled order could not be finished");
-                    report.unfinished.push((account, error.to_string()));
-                    None
-                }
+        let proof = match net.finish_pending(wallet, &account).await {
+            Ok(Some(proof)) => Some(proof),
+            // Passed already (now cleared): settled from its receipt if the wallet kept it
+            // (it is kept before the journal is cleared), else by the grading below.
+            Ok(None) => net.kept_proof(wallet, &journaled)?,
+            Err(error) => {
+                // Still journaled (unless refused for good): the next `find` tries again.
+                tracing::warn!(%account, %error, "a journaled order could not be finished");
+                report.unfinished.push((account, error.to_string()));
+                None
             }
-        } else {
-            // Applied already: settled from its receipt if the wallet kept it (it is kept
-            // before the certificate is submitted), else by the grading below.
-            let receipt = wallet.receipt(&journaled.order.digest(client.network()))?;
-            wallet.clear_pending(&account)?;
-            receipt
         };
-        if let Some(certificate) = certificate {
+        if let Some(proof) = proof {
             report.finished += 1;
-            report.banked.extend(settle(store, &certificate)?);
+            report.banked.extend(settle::<L>(store, &proof)?);
         }
     }
     let limbo = store.list(CoinFolder::Limbo)?;
     let own = own_orders(wallet, store, &limbo)?;
-    for (listed, detection) in limbo.iter().zip(detect(client, &pairs(&limbo), &own).await) {
+    for (listed, detection) in limbo.iter().zip(net.detect(&pairs(&limbo), &own).await) {
         if own.contains_key(&listed.account) {
             report.limbo.push(*listed);
             continue;
@@ -549,9 +515,9 @@ pub async fn find(
     let exported = store.list(CoinFolder::Export)?;
     for (listed, detection) in exported
         .iter()
-        .zip(detect(client, &pairs(&exported), &HashMap::new()).await)
+        .zip(net.detect(&pairs(&exported), &HashMap::new()).await)
     {
-        if detection.spent > client.committee().max_faulty() {
+        if net.taken(&detection) {
             report.sent.push(store.move_to(listed, CoinFolder::Sent)?);
         }
     }
@@ -560,24 +526,19 @@ pub async fn find(
 
 /// Hands fracked coins' funding certificates to the validators that lack them; returns
 /// the coins' detections afterwards.
-pub async fn fix(
+pub async fn fix<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     coins: &[ListedCoin],
 ) -> Result<Vec<Detection>, CoinOpError> {
     let own = own_orders(wallet, store, coins)?;
-    for (listed, detection) in coins.iter().zip(detect(client, &pairs(coins), &own).await) {
-        if detection.grade != Grade::Fracked {
-            continue;
-        }
-        if let Some(funding) = store.read(listed)?.funding {
-            for i in &detection.lagging {
-                client.push_with_history(*i, &funding).await;
-            }
+    for (listed, detection) in coins.iter().zip(net.detect(&pairs(coins), &own).await) {
+        if detection.grade == Grade::Fracked {
+            net.help_laggards(store, listed, &detection.lagging).await?;
         }
     }
-    let after = detect(client, &pairs(coins), &own).await;
+    let after = net.detect(&pairs(coins), &own).await;
     for (listed, detection) in coins.iter().zip(&after) {
         match (listed.folder, detection.grade) {
             (CoinFolder::Fracked, Grade::Authentic) => {
@@ -595,9 +556,9 @@ pub async fn fix(
 /// Moves coins worth exactly `amount` (whole cash) into `Export` and returns them, making
 /// change from a larger coin first when the Bank has no exact set. The caller writes them
 /// out (a file or a token); they are not this wallet's to spend any more.
-pub async fn export(
+pub async fn export<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     amount: Amount,
@@ -632,16 +593,16 @@ pub async fn export(
                 have: Amount::from_microcash(have.saturating_mul(1_000_000)),
                 need: amount,
             })?;
-        change(wallet, client, store, keys, &breakable).await?;
+        change(wallet, net, store, keys, &breakable).await?;
     }
 }
 
 /// Takes coins in: each new one is written to `Import`, detected, and powned to a fresh
 /// key of this wallet if good, so only coins really ours reach the Bank. Coins of another
 /// network refuse the whole import before anything is written.
-pub async fn import(
+pub async fn import<L: CoinLedger>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: Vec<Coin>,
@@ -666,7 +627,7 @@ pub async fn import(
             }
         }
     }
-    let detections = detect(client, &pairs(&arrived), &HashMap::new()).await;
+    let detections = net.detect(&pairs(&arrived), &HashMap::new()).await;
     let mut good = Vec::new();
     for (listed, detection) in arrived.iter().zip(detections) {
         match detection.grade {
@@ -687,7 +648,7 @@ pub async fn import(
     }
     // The good ones are powned together, in pipelined batches.
     let mut first_error = None;
-    for powned in super::batch::pown_many(wallet, client, store, keys, &good).await? {
+    for powned in super::batch::pown_many(wallet, net, store, keys, &good).await? {
         match powned {
             Ok((coin, _)) => outcomes.push(ImportOutcome::Banked { coin }),
             Err(error) => {
