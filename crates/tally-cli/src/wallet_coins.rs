@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tally_core::{Amount, Coin, CoinFile, Mode, NetworkContract, decode_token, encode_token};
+use tally_wallet::chain::{Miners, Waiting};
 use tally_wallet::coins::{
-    self, CoinFolder, CoinStore, Detection, FindReport, ImportOutcome, ListedCoin, WalletKeys,
-    cash_of,
+    self, ChainCoins, CoinFolder, CoinLedger, CoinStore, Detection, FindReport, ImportOutcome,
+    ListedCoin, WalletKeys, cash_of,
 };
 use tally_wallet::{QuorumClient, Wallet};
 
@@ -18,6 +19,14 @@ use tally_wallet::{QuorumClient, Wallet};
 pub struct CoinsArgs {
     #[command(subcommand)]
     pub command: Option<CoinsCommand>,
+    /// Proof-of-work networks: blocks a coin's spend must be buried under before it
+    /// counts.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub confirmations: u64,
+    /// Proof-of-work networks: seconds to wait for those confirmations (an operation that
+    /// runs out stays journaled; `coins find` finishes it).
+    #[arg(long, default_value_t = 600, global = true)]
+    pub wait: u64,
 }
 
 /// The coin commands.
@@ -117,21 +126,39 @@ pub async fn run(
     timeout: std::time::Duration,
     passphrase: Option<&str>,
 ) -> anyhow::Result<(Value, String)> {
-    if contract.mode == Mode::Pow {
-        bail!("coins live on quorum networks for now; this contract is a proof-of-work network");
-    }
     let store = CoinStore::open(wallet.dir(), contract.id())?;
     let Some(command) = &args.command else {
         return list(&store);
     };
     let network = contract.id();
+    let keys = WalletKeys::new(wallet, network, passphrase);
+    if contract.mode == Mode::Pow {
+        let net = ChainCoins {
+            miners: Miners::locate(&contract, timeout).await?,
+            waiting: Waiting {
+                confirmations: args.confirmations.max(1),
+                patience: std::time::Duration::from_secs(args.wait),
+            },
+        };
+        return run_on(command, wallet, &net, &store, keys).await;
+    }
     let client = QuorumClient::located(contract, timeout).await?;
-    let mut keys = WalletKeys::new(wallet, network, passphrase);
+    run_on(command, wallet, &client, &store, keys).await
+}
+
+/// Runs one coin command on the network `net`.
+async fn run_on<L: CoinLedger>(
+    command: &CoinsCommand,
+    wallet: &Wallet,
+    net: &L,
+    store: &CoinStore,
+    mut keys: WalletKeys<'_>,
+) -> anyhow::Result<(Value, String)> {
     match command {
         CoinsCommand::Withdraw { amount, from } => {
             let amount = whole_cash(amount)?;
             let key = wallet.find(from.as_deref())?.secret_key()?;
-            let banked = coins::withdraw(wallet, &client, &store, &mut keys, &key, amount).await?;
+            let banked = coins::withdraw(wallet, net, store, &mut keys, &key, amount).await?;
             moved("withdrew", &banked)
         }
         CoinsCommand::Deposit { coins, all, to } => {
@@ -139,9 +166,9 @@ pub async fn run(
                 bail!("name the coins to deposit, or --all");
             }
             let to = wallet.resolve(to.as_deref())?;
-            let picked = pick(&store, coins, &[CoinFolder::Bank, CoinFolder::Fracked])?;
+            let picked = pick(store, coins, &[CoinFolder::Bank, CoinFolder::Fracked])?;
             for coin in &picked {
-                coins::deposit(wallet, &client, &store, coin, to).await?;
+                coins::deposit(wallet, net, store, coin, to).await?;
             }
             Ok((
                 json!({"deposited": picked.iter().map(coin_json).collect::<Vec<_>>(), "to": to, "cash": cash_of(&picked)}),
@@ -153,40 +180,34 @@ pub async fn run(
             ))
         }
         CoinsCommand::Detect { coins } => {
-            let picked = pick(&store, coins, &HELD)?;
-            let own = coins::own_orders(wallet, &store, &picked)?;
+            let picked = pick(store, coins, &HELD)?;
+            let own = coins::own_orders(wallet, store, &picked)?;
             let pairs: Vec<_> = picked.iter().map(|c| (c.account, c.denomination)).collect();
-            Ok(detections(&coins::detect(&client, &pairs, &own).await))
+            Ok(detections(&net.detect(&pairs, &own).await))
         }
         CoinsCommand::Pown { coins } => {
-            let picked = pick(&store, coins, &[CoinFolder::Import])?;
+            let picked = pick(store, coins, &[CoinFolder::Import])?;
             let mut powned = Vec::new();
-            for result in coins::pown_many(wallet, &client, &store, &mut keys, &picked).await? {
+            for result in coins::pown_many(wallet, net, store, &mut keys, &picked).await? {
                 powned.push(result?.0);
             }
             moved("powned", &powned)
         }
         CoinsCommand::Fix { coins } => {
-            let picked = pick(&store, coins, &[CoinFolder::Bank, CoinFolder::Fracked])?;
-            Ok(detections(
-                &coins::fix(wallet, &client, &store, &picked).await?,
-            ))
+            let picked = pick(store, coins, &[CoinFolder::Bank, CoinFolder::Fracked])?;
+            Ok(detections(&coins::fix(wallet, net, store, &picked).await?))
         }
-        CoinsCommand::Find => Ok(found(&coins::find(wallet, &client, &store).await?)),
+        CoinsCommand::Find => Ok(found(&coins::find(wallet, net, store).await?)),
         CoinsCommand::Change { coin } => {
             let coin = store.find(coin)?;
-            let made = coins::change(wallet, &client, &store, &mut keys, &coin).await?;
+            let made = coins::change(wallet, net, store, &mut keys, &coin).await?;
             moved("changed into", &made)
         }
         CoinsCommand::Reclaim { coins } => {
-            let picked = pick(&store, coins, &[CoinFolder::Export])?;
+            let picked = pick(store, coins, &[CoinFolder::Export])?;
             let mut back = Vec::new();
             for coin in &picked {
-                back.push(
-                    coins::reclaim(wallet, &client, &store, &mut keys, coin)
-                        .await?
-                        .0,
-                );
+                back.push(coins::reclaim(wallet, net, store, &mut keys, coin).await?.0);
             }
             let (value, text) = moved("reclaimed", &back)?;
             Ok((
@@ -195,18 +216,18 @@ pub async fn run(
             ))
         }
         CoinsCommand::Join { coins } => {
-            let parts = pick(&store, coins, &[])?;
-            let joined = coins::join(wallet, &client, &store, &mut keys, &parts).await?;
+            let parts = pick(store, coins, &[])?;
+            let joined = coins::join(wallet, net, store, &mut keys, &parts).await?;
             moved("joined into", &[joined])
         }
         CoinsCommand::Export { amount, out, token } => {
             let amount = whole_cash(amount)?;
-            let exported = coins::export(wallet, &client, &store, &mut keys, amount).await?;
+            let exported = coins::export(wallet, net, store, &mut keys, amount).await?;
             export_output(&exported, out.as_ref(), *token)
         }
         CoinsCommand::Import { source } => {
             let arrived = read_coins(source)?;
-            let outcomes = coins::import(wallet, &client, &store, &mut keys, arrived).await?;
+            let outcomes = coins::import(wallet, net, store, &mut keys, arrived).await?;
             imported(&outcomes)
         }
     }
