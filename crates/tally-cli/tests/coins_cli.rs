@@ -1,7 +1,8 @@
 //! Coins end to end through the built `tally` binary: four `tally node` processes, then
 //! `coins withdraw`, `export` as a token, `import` into a second wallet (a second import
 //! is refused and changes nothing), `detect`, `deposit`, bad input refused, and a seeded
-//! wallet's coins found again by `restore`.
+//! wallet's coins found again by `restore`; and the same coins on a proof-of-work
+//! network (a tracker and a mining `tally node`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{TALLY, start_quorum, wallet_json};
+use common::{TALLY, start_pow, start_quorum, wallet_json};
 
 /// `tally wallet … ARGS`, which must fail with a one-line reason; its stderr.
 fn wallet_fails(wallet: &Path, contract: &Path, args: &[&str]) -> String {
@@ -135,4 +136,50 @@ fn coins_are_withdrawn_exported_imported_once_and_deposited() {
         grades.iter().all(|d| d["grade"] == "Authentic"),
         "{detected}"
     );
+}
+
+#[test]
+fn coins_on_a_proof_of_work_network_are_withdrawn_exported_and_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let (contract, _children) = start_pow(&net, &["--fund", "1"]);
+    let alice = net.join("genesis-wallet");
+    let bob = dir.path().join("bob");
+    let funded = wallet_json(&alice, &contract, &["balance"])["balance"]
+        .as_u64()
+        .unwrap();
+
+    let withdrew = wallet_json(&alice, &contract, &["coins", "withdraw", "31"]);
+    assert_eq!(withdrew["cash"], 31, "{withdrew}");
+    assert_eq!(spendable(&alice, &contract), 31);
+    let after = wallet_json(&alice, &contract, &["balance"])["balance"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        funded - after,
+        31_000_000,
+        "the account paid exactly the coins"
+    );
+
+    let detected = wallet_json(&alice, &contract, &["coins", "detect"]);
+    let grades = detected["detections"].as_array().unwrap();
+    assert_eq!(grades.len(), 3, "{detected}");
+    assert!(
+        grades.iter().all(|d| d["grade"] == "Authentic"),
+        "{detected}"
+    );
+
+    let exported = wallet_json(&alice, &contract, &["coins", "export", "6", "--token"]);
+    let token = exported["token"].as_str().unwrap().to_owned();
+    let imported = wallet_json(&bob, &contract, &["coins", "import", &token]);
+    assert_eq!(imported["banked"], 6, "{imported}");
+    assert_eq!(spendable(&bob, &contract), 6);
+    let again = wallet_fails(&bob, &contract, &["coins", "import", &token]);
+    assert!(again.contains("imported before"), "{again}");
+    assert_eq!(
+        spendable(&bob, &contract),
+        6,
+        "a second import changes nothing"
+    );
+    assert_eq!(spendable(&alice, &contract), 25);
 }

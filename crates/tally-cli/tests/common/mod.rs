@@ -147,3 +147,48 @@ pub fn start_quorum(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children
     }
     (net.join("contract.json"), nodes)
 }
+
+/// `tally network new pow` in `net` (one miner, a tracker, blocks every ~200 ms, `extra`
+/// arguments such as `--fund`), then the tracker and the mining `tally node`; the
+/// contract's path and the children, killed when the test ends.
+pub fn start_pow(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
+    let base = free_base_port(3);
+    let tracker = format!("127.0.0.1:{}", base + 2);
+    let output = Command::new(TALLY)
+        .args(["network", "new", "pow", "--dir"])
+        .arg(net)
+        .args([
+            "--miners",
+            "1",
+            "--block-time",
+            "200ms",
+            "--initial-bits",
+            "10",
+        ])
+        .args(["--pow-bits", "4", "--tracker", &tracker])
+        .args(["--base-port", &base.to_string()])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let contract = net.join("contract.json");
+    let mut children = Children(Vec::new());
+    children.start_tracker(&tracker, &contract, &net.join("tracker-data"));
+    let miner = net.join("miner-0");
+    children.start(
+        &[
+            "node",
+            "--mine",
+            "--threads",
+            "1",
+            "--dir",
+            miner.to_str().unwrap(),
+        ],
+        "miner listening on",
+    );
+    (contract, children)
+}
