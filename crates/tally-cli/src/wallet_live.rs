@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tally_core::{Amount, Mode, NetworkContract};
 use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
 use tally_proto::live::ConnectionFile;
-use tally_wallet::coins::{CoinStore, WalletKeys};
-use tally_wallet::live::{self, Progress, ReceiveRequest, SendRequest, Side};
+use tally_wallet::chain::{Miners, Waiting};
+use tally_wallet::coins::{ChainCoins, CoinStore, WalletKeys};
+use tally_wallet::live::{self, LiveLedger, Progress, ReceiveRequest, SendRequest, Side};
 use tally_wallet::{QuorumClient, Wallet};
 
 /// `tally wallet … live`
@@ -111,9 +112,6 @@ pub async fn run(
     json_mode: bool,
     passphrase: Option<&str>,
 ) -> anyhow::Result<(Value, String)> {
-    if contract.mode == Mode::Pow {
-        bail!("live transfers move coins, which exist on quorum networks only");
-    }
     if let LiveCommand::List = command {
         return list(wallet);
     }
@@ -147,10 +145,34 @@ pub async fn run(
         }
         other => other,
     };
-    let client = QuorumClient::located(contract, timeout).await?;
-    let store = CoinStore::open(wallet.dir(), *client.network())?;
+    let store = CoinStore::open(wallet.dir(), contract.id())?;
     // Coin keys from the seed when the wallet has one, so `restore` finds them.
-    let mut keys = WalletKeys::new(wallet, *client.network(), passphrase);
+    let keys = WalletKeys::new(wallet, contract.id(), passphrase);
+    if contract.mode == Mode::Pow {
+        // A pown counts once buried under a block; the receiver waits up to the default
+        // pown window for it.
+        let net = ChainCoins {
+            miners: Miners::locate(&contract, timeout).await?,
+            waiting: Waiting {
+                confirmations: 1,
+                patience: Duration::from_millis(Timing::default().pown_window_ms),
+            },
+        };
+        return run_on(wallet, &net, &store, keys, command, json_mode).await;
+    }
+    let client = QuorumClient::located(contract, timeout).await?;
+    run_on(wallet, &client, &store, keys, command, json_mode).await
+}
+
+/// Runs a `send` or `receive` on the network `net`.
+async fn run_on<L: LiveLedger>(
+    wallet: &Wallet,
+    net: &L,
+    store: &CoinStore,
+    mut keys: WalletKeys<'_>,
+    command: &LiveCommand,
+    json_mode: bool,
+) -> anyhow::Result<(Value, String)> {
     let mut steps = Vec::new();
     match command {
         LiveCommand::Send {
@@ -179,8 +201,8 @@ pub async fn run(
             let mut progress = |p: Progress| show(json_mode, &mut steps, p);
             let report = live::send(
                 wallet,
-                &client,
-                &store,
+                net,
+                store,
                 &mut keys,
                 from.as_ref(),
                 &request,
@@ -235,7 +257,7 @@ pub async fn run(
             };
             let mut progress = |p: Progress| show(json_mode, &mut steps, p);
             let report =
-                live::receive(wallet, &client, &store, &mut keys, &request, &mut progress).await?;
+                live::receive(wallet, net, store, &mut keys, &request, &mut progress).await?;
             let (ok, text) = match &report.outcome {
                 ReceiverOutcome::Received {
                     announced,

@@ -24,6 +24,7 @@
 //! once a second, and the peer's `@here`/`@arrived` makes each side re-send what it sent.
 //! Wallet work runs beside the relay loop, so heartbeats go on while coins are powned.
 
+mod ledger;
 mod receipt;
 mod receiver;
 mod room;
@@ -37,6 +38,7 @@ use tally_core::{Amount, NetworkId};
 use tally_live::{CoinSummary, ConfigError, FailReason};
 use tally_proto::live::{ConnectionFile, ConnectionFileError, MessageNumber};
 
+pub use ledger::LiveLedger;
 pub use receipt::{ReceiptError, check_receipt, decode_receipt, encode_receipt};
 pub use receiver::{ReceiveReport, ReceiveRequest, receive};
 pub use sender::{SendReport, SendRequest, send};

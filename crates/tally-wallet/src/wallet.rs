@@ -294,6 +294,26 @@ impl Wallet {
         )
     }
 
+    /// Every proof-of-work receipt in the wallet.
+    pub fn chain_receipts(&self) -> Result<Vec<ChainReceipt>, WalletError> {
+        let dir = self.dir.join("receipts").join("chain");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(receipt) = read_optional(&path)?
+            {
+                out.push(receipt);
+            }
+        }
+        Ok(out)
+    }
+
     /// The receipt of the order with `digest`, if the wallet keeps it.
     pub fn receipt(&self, digest: &Digest) -> Result<Option<Certificate>, WalletError> {
         read_optional(&self.dir.join("receipts").join(format!("{digest}.json")))

@@ -29,6 +29,9 @@ use super::{CoinOpError, FreshKeys};
 use crate::Wallet;
 use crate::fs::SyncBatch;
 
+/// One coin's pown: its new coin and the proof, or why not.
+pub type Powned<L> = Result<(ListedCoin, <L as CoinLedger>::Proof), CoinOpError>;
+
 /// Orders per pipelined exchange.
 const BATCH: usize = 256;
 
@@ -40,7 +43,7 @@ pub async fn pown_many<L: CoinLedger>(
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
-) -> Result<Vec<Result<(ListedCoin, L::Proof), CoinOpError>>, CoinOpError> {
+) -> Result<Vec<Powned<L>>, CoinOpError> {
     let mut results = Vec::with_capacity(coins.len());
     for batch in coins.chunks(BATCH) {
         results.extend(pown_batch(wallet, net, store, keys, batch).await?);
@@ -61,13 +64,12 @@ async fn pown_batch<L: CoinLedger>(
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
-) -> Result<Vec<Result<(ListedCoin, L::Proof), CoinOpError>>, CoinOpError> {
+) -> Result<Vec<Powned<L>>, CoinOpError> {
     let own: HashMap<_, _> = own_orders(wallet, store, coins)?;
     let detections = net.detect(&pairs(coins), &own).await;
     let sync = Arc::new(SyncBatch::default());
     let (wallet, store) = (&wallet.batched(&sync), &store.batched(&sync));
-    let mut results: Vec<Option<Result<(ListedCoin, L::Proof), CoinOpError>>> =
-        Vec::with_capacity(coins.len());
+    let mut results: Vec<Option<Powned<L>>> = Vec::with_capacity(coins.len());
     let mut to_sign = Vec::new();
     for (listed, detection) in coins.iter().zip(&detections) {
         if let Err(error) = check_may_spend(listed) {

@@ -38,7 +38,7 @@ impl NotSpent {
 /// A network coins live on, as the coin operations see it.
 pub trait CoinLedger: Sync {
     /// What proves a spend happened: a certificate, or a confirmed transaction.
-    type Proof: Clone + Send + Sync;
+    type Proof: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned;
 
     /// The network's id.
     fn network(&self) -> &NetworkId;

@@ -163,7 +163,7 @@ pub async fn withdraw<L: CoinLedger>(
                 if wallet.pending(&account)?.is_none() {
                     void(store, &coins)?;
                 }
-                return Err(error.into());
+                return Err(error);
             }
         }
     }

@@ -1,9 +1,12 @@
 //! The receipt of a live transfer (message 17, PROTOCOL.md §7 "LiveConnect transfer"): the
-//! receiver's pown certificates, which anyone holding the network contract can check
-//! offline, so the sender needs no trust in the receiver to know its coins were taken.
+//! receiver's pown proofs. On a quorum network they are certificates, which anyone holding
+//! the network contract can check offline, so the sender needs no trust in the receiver
+//! to know its coins were taken; on a proof-of-work network they are the pown
+//! transactions, which the sender checks against the chain.
 //!
-//! `receipt = base64 (RFC 4648 §4, padded) of: count u32 LE ‖ certificate encoding (§4) ×
-//! count`, 1 to [`MAX_RECEIPT_CERTIFICATES`] certificates, nothing after the last.
+//! `receipt = base64 (RFC 4648 §4, padded) of: count u32 LE ‖ proof encoding × count`
+//! (a certificate, §4, or a signed order, §3), 1 to [`MAX_RECEIPT_CERTIFICATES`] proofs,
+//! nothing after the last.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -33,19 +36,19 @@ pub enum ReceiptError {
     Duplicate(String),
 }
 
-/// Encodes pown certificates as a receipt.
-pub fn encode_receipt(certificates: &[Certificate]) -> String {
+/// Encodes pown proofs (certificates or transactions) as a receipt.
+pub fn encode_receipt<P: Encode>(proofs: &[P]) -> String {
     let mut bytes = Vec::new();
-    let count = u32::try_from(certificates.len()).unwrap_or(u32::MAX);
+    let count = u32::try_from(proofs.len()).unwrap_or(u32::MAX);
     bytes.extend_from_slice(&count.to_le_bytes());
-    for certificate in certificates {
-        certificate.encode_to(&mut bytes);
+    for proof in proofs {
+        proof.encode_to(&mut bytes);
     }
     STANDARD.encode(bytes)
 }
 
-/// Decodes a receipt into its certificates (not checked).
-pub fn decode_receipt(receipt_b64: &str) -> Result<Vec<Certificate>, ReceiptError> {
+/// Decodes a receipt into its proofs (not checked).
+pub fn decode_receipt<P: Decode>(receipt_b64: &str) -> Result<Vec<P>, ReceiptError> {
     let bytes = STANDARD
         .decode(receipt_b64.trim())
         .map_err(|_| ReceiptError::NotBase64)?;
@@ -57,18 +60,18 @@ pub fn decode_receipt(receipt_b64: &str) -> Result<Vec<Certificate>, ReceiptErro
             "{count} certificates, 1 to {MAX_RECEIPT_CERTIFICATES} allowed"
         )));
     }
-    if count > reader.remaining() / Certificate::MIN_ENCODED_LEN.max(1) {
+    if count > reader.remaining() / P::MIN_ENCODED_LEN.max(1) {
         return Err(ReceiptError::Malformed(format!(
             "{count} certificates cannot fit in {} bytes",
             reader.remaining()
         )));
     }
-    let mut certificates = Vec::with_capacity(count);
+    let mut proofs = Vec::with_capacity(count);
     for _ in 0..count {
-        certificates.push(reader.read::<Certificate>().map_err(malformed)?);
+        proofs.push(reader.read::<P>().map_err(malformed)?);
     }
     reader.finish().map_err(malformed)?;
-    Ok(certificates)
+    Ok(proofs)
 }
 
 /// Checks a receipt for the coins `sent`: every certificate verifies against `committee`
@@ -81,7 +84,7 @@ pub fn check_receipt(
     network: &NetworkId,
     sent: &[CoinSummary],
 ) -> Result<Vec<CoinSummary>, ReceiptError> {
-    let certificates = decode_receipt(receipt_b64)?;
+    let certificates: Vec<Certificate> = decode_receipt(receipt_b64)?;
     let mut powned: Vec<CoinSummary> = Vec::with_capacity(certificates.len());
     for (index, certificate) in certificates.iter().enumerate() {
         certificate
@@ -90,24 +93,35 @@ pub fn check_receipt(
                 index,
                 why: e.to_string(),
             })?;
-        let Order::Transfer(transfer) = &certificate.order else {
-            return Err(ReceiptError::NotAPown { index });
-        };
-        let coin = sent
-            .iter()
-            .find(|c| c.account == transfer.sender)
-            .ok_or(ReceiptError::NotAPown { index })?;
-        let whole = Denomination::from_cash(coin.denomination_cash)
-            .is_some_and(|d| d.amount() == transfer.amount);
-        if transfer.sequence != 0 || !whole {
-            return Err(ReceiptError::NotAPown { index });
-        }
-        if powned.iter().any(|p| p.account == coin.account) {
-            return Err(ReceiptError::Duplicate(coin.account.short()));
-        }
-        powned.push(*coin);
+        powned.push(check_pown(&certificate.order, index, sent, &powned)?);
     }
     Ok(powned)
+}
+
+/// The sent coin that `order` (the receipt's proof number `index`) powns: a whole-value
+/// transfer of sequence 0 from a coin that was sent and is not in `powned` yet.
+pub(crate) fn check_pown(
+    order: &Order,
+    index: usize,
+    sent: &[CoinSummary],
+    powned: &[CoinSummary],
+) -> Result<CoinSummary, ReceiptError> {
+    let Order::Transfer(transfer) = order else {
+        return Err(ReceiptError::NotAPown { index });
+    };
+    let coin = sent
+        .iter()
+        .find(|c| c.account == transfer.sender)
+        .ok_or(ReceiptError::NotAPown { index })?;
+    let whole = Denomination::from_cash(coin.denomination_cash)
+        .is_some_and(|d| d.amount() == transfer.amount);
+    if transfer.sequence != 0 || !whole {
+        return Err(ReceiptError::NotAPown { index });
+    }
+    if powned.iter().any(|p| p.account == coin.account) {
+        return Err(ReceiptError::Duplicate(coin.account.short()));
+    }
+    Ok(*coin)
 }
 
 #[cfg(test)]
@@ -171,7 +185,10 @@ mod tests {
         let (a, b) = (SecretKey::generate(), SecretKey::generate());
         let certificates = vec![pown(&w, &a, 250, 3), pown(&w, &b, 1, 4)];
         let receipt = encode_receipt(&certificates);
-        assert_eq!(decode_receipt(&receipt).unwrap(), certificates);
+        assert_eq!(
+            decode_receipt::<Certificate>(&receipt).unwrap(),
+            certificates
+        );
         let coins = [sent(&a, 250), sent(&b, 1)];
         assert_eq!(
             check_receipt(&receipt, &w.committee, &w.network, &coins).unwrap(),
@@ -212,20 +229,23 @@ mod tests {
             check(&[twice.clone(), twice.clone()]),
             Err(ReceiptError::Duplicate(_))
         ));
-        assert_eq!(decode_receipt("not base64!"), Err(ReceiptError::NotBase64));
+        assert_eq!(
+            decode_receipt::<Certificate>("not base64!"),
+            Err(ReceiptError::NotBase64)
+        );
         assert!(matches!(
-            decode_receipt(&encode_receipt(&[])),
+            decode_receipt::<Certificate>(&encode_receipt::<Certificate>(&[])),
             Err(ReceiptError::Malformed(_))
         ));
         let mut bytes = STANDARD.decode(encode_receipt(&[twice])).unwrap();
         bytes.push(0);
         assert!(matches!(
-            decode_receipt(&STANDARD.encode(&bytes)),
+            decode_receipt::<Certificate>(&STANDARD.encode(&bytes)),
             Err(ReceiptError::Malformed(_))
         ));
         let huge = STANDARD.encode(u32::MAX.to_le_bytes());
         assert!(matches!(
-            decode_receipt(&huge),
+            decode_receipt::<Certificate>(&huge),
             Err(ReceiptError::Malformed(_))
         ));
     }

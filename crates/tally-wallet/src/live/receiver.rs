@@ -1,7 +1,8 @@
 //! The receiver's driver: the connection file read, the room joined, `tally_live::Receiver`
 //! run against the relay; sealed coins opened into the transfer's hidden Receiver
 //! sub-wallet, each powned to a fresh key of ours before the deadline, the fresh coins
-//! moved to the Bank and their pown certificates sent as the receipt.
+//! moved to the Bank and their pown proofs (certificates, or transactions on a
+//! proof-of-work network) sent as the receipt.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -12,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use tally_core::seal::open_coins;
-use tally_core::{AccountId, Amount, Certificate, SessionKey};
+use tally_core::{AccountId, Amount, SessionKey};
 use tally_live::{
     CoinSummary, Receiver, ReceiverAction, ReceiverConfig, ReceiverEvent, ReceiverOutcome,
     ReceiverState, Timing,
@@ -21,15 +22,15 @@ use tally_proto::live::MessageNumber;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 
-use super::receipt::encode_receipt;
+use super::ledger::LiveLedger;
 use super::room::{Room, RoomEvent};
 use super::{
     LiveError, Progress, TICK, hidden_store, journal_path, live_dir, now_ms, parse_connection,
     read_connection_file, read_journal, summary, sweep_to_bank, write_journal,
 };
+use crate::Wallet;
 use crate::coins::{self, CoinFolder, CoinOpError, CoinStore, FreshKeys};
 use crate::wallet::write_atomic;
-use crate::{QuorumClient, Wallet};
 
 /// What to receive.
 #[derive(Clone, Debug)]
@@ -64,12 +65,12 @@ enum Job {
 
 type Work<'b, K> = Pin<Box<dyn Future<Output = &'b mut K> + Send + 'b>>;
 
-struct Ctx<'a> {
+struct Ctx<'a, L> {
     wallet: &'a Wallet,
-    client: &'a QuorumClient,
+    net: &'a L,
     bank: &'a CoinStore,
     hidden: CoinStore,
-    /// `<wallet>/live/<room>/receiver/powns/`: each pown certificate, by the old coin.
+    /// `<wallet>/live/<room>/receiver/powns/`: each pown's proof, by the old coin.
     powns: PathBuf,
     room: String,
     key: SessionKey,
@@ -77,22 +78,22 @@ struct Ctx<'a> {
 
 /// Receives the coins of the live transfer `request.connection_file` describes (DESIGN
 /// §7): joins the room, follows the sender, opens the sealed coins, powns each to a fresh
-/// key of this wallet before the deadline and sends the pown certificates as the receipt.
+/// key of this wallet before the deadline and sends the pown proofs as the receipt.
 /// The new coins end in the Bank. A transfer this wallet journaled for that room is
 /// resumed. Returns once the transfer is over for the receiver.
-pub async fn receive<K: FreshKeys + Send>(
+pub async fn receive<L: LiveLedger, K: FreshKeys + Send>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     bank: &CoinStore,
     keys: &mut K,
     request: &ReceiveRequest,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ReceiveReport, LiveError> {
     let connection = read_connection_file(&request.connection_file)?;
-    if connection.network != *client.network() {
+    if connection.network != *net.network() {
         return Err(LiveError::WrongNetwork {
             file: connection.network,
-            client: *client.network(),
+            client: *net.network(),
         });
     }
     let journal = journal_path(wallet.dir(), &connection.room, "receiver");
@@ -117,7 +118,7 @@ pub async fn receive<K: FreshKeys + Send>(
     };
     let ctx = Ctx {
         wallet,
-        client,
+        net,
         bank,
         hidden: hidden_store(
             wallet.dir(),
@@ -164,9 +165,9 @@ pub async fn receive<K: FreshKeys + Send>(
     })
 }
 
-struct Driver<'c, 'a> {
+struct Driver<'c, 'a, L> {
     machine: Receiver,
-    ctx: &'c Ctx<'a>,
+    ctx: &'c Ctx<'a, L>,
     room: Room,
     journal: PathBuf,
     connection: String,
@@ -175,7 +176,7 @@ struct Driver<'c, 'a> {
     outcome: Option<ReceiverOutcome>,
 }
 
-impl<'c, 'a: 'c> Driver<'c, 'a> {
+impl<'c, 'a: 'c, L: LiveLedger> Driver<'c, 'a, L> {
     async fn run<K: FreshKeys + Send>(
         mut self,
         keys: &'c mut K,
@@ -280,7 +281,7 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
     }
 }
 
-impl Ctx<'_> {
+impl<L: LiveLedger> Ctx<'_, L> {
     async fn perform<K: FreshKeys>(
         &self,
         keys: &mut K,
@@ -303,12 +304,10 @@ impl Ctx<'_> {
                 coins,
                 pown_deadline_ms,
             }) => match self.pown_all(keys, &coins, pown_deadline_ms).await {
-                Ok((certificates, powned)) if !certificates.is_empty() => {
-                    report(ReceiverEvent::CoinsPowned {
-                        receipt_b64: encode_receipt(&certificates),
-                        powned,
-                    })
-                }
+                Ok((proofs, powned)) if !proofs.is_empty() => report(ReceiverEvent::CoinsPowned {
+                    receipt_b64: L::encode_receipt(&proofs),
+                    powned,
+                }),
                 Ok(_) => report(ReceiverEvent::PownFailed(
                     "no coin could be powned before the deadline".into(),
                 )),
@@ -374,13 +373,13 @@ impl Ctx<'_> {
 
     /// Powns each coin to a fresh key (asking the validators first, inside `pown_many`);
     /// signs no new pown after the deadline, completes journaled ones; moves the fresh
-    /// coins to the Bank. Returns the certificates and the coins they pown.
+    /// coins to the Bank. Returns the proofs and the coins they pown.
     async fn pown_all<K: FreshKeys>(
         &self,
         keys: &mut K,
         coins: &[CoinSummary],
         pown_deadline_ms: u64,
-    ) -> Result<(Vec<Certificate>, Vec<CoinSummary>), CoinOpError> {
+    ) -> Result<(Vec<L::Proof>, Vec<CoinSummary>), CoinOpError> {
         let mut certificates = Vec::new();
         let mut powned = Vec::new();
         let mut to_pown = Vec::new();
@@ -410,8 +409,7 @@ impl Ctx<'_> {
             }
         }
         // Every coin at once: one pipelined exchange per validator.
-        let results =
-            coins::pown_many(self.wallet, self.client, &self.hidden, keys, &to_pown).await?;
+        let results = coins::pown_many(self.wallet, self.net, &self.hidden, keys, &to_pown).await?;
         for (coin, result) in summaries.iter().zip(results) {
             match result {
                 Ok((_, certificate)) => {
@@ -432,11 +430,7 @@ impl Ctx<'_> {
 
     /// Keeps a pown's certificate by the old coin, before the new coin leaves the hidden
     /// wallet, so a resumed transfer can still send it as the receipt.
-    fn record_pown(
-        &self,
-        account: &AccountId,
-        certificate: &Certificate,
-    ) -> Result<(), CoinOpError> {
+    fn record_pown(&self, account: &AccountId, certificate: &L::Proof) -> Result<(), CoinOpError> {
         std::fs::create_dir_all(&self.powns).map_err(|source| CoinOpError::Io {
             path: self.powns.clone(),
             source,
@@ -449,28 +443,22 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The certificate of a pown done before a crash: recorded, or (crashed before the
-    /// record) the funding certificate of the new coin, still in the hidden wallet.
-    fn recorded_pown(&self, account: &AccountId) -> Result<Option<Certificate>, CoinOpError> {
+    /// The proof of a pown done before a crash: recorded, or (crashed before the record)
+    /// the one the wallet kept with the new coin.
+    fn recorded_pown(&self, account: &AccountId) -> Result<Option<L::Proof>, CoinOpError> {
         let path = self.pown_path(account);
-        if let Some(certificate) = read_certificate(&path)? {
-            return Ok(Some(certificate));
+        if let Some(proof) = read_certificate(&path)? {
+            return Ok(Some(proof));
         }
-        for folder in [CoinFolder::Bank, CoinFolder::Fracked] {
-            for listed in self.hidden.list(folder)? {
-                if let Some(funding) = self.hidden.read(&listed)?.funding
-                    && funding.order.signer() == *account
-                {
-                    self.record_pown(account, &funding)?;
-                    return Ok(Some(funding));
-                }
-            }
+        let kept = L::kept_pown(self.wallet, &self.hidden, account)?;
+        if let Some(proof) = &kept {
+            self.record_pown(account, proof)?;
         }
-        Ok(None)
+        Ok(kept)
     }
 }
 
-fn read_certificate(path: &Path) -> Result<Option<Certificate>, CoinOpError> {
+fn read_certificate<P: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<P>, CoinOpError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

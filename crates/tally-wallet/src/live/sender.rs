@@ -2,7 +2,7 @@
 //! `tally_live::Sender` run against the relay, its wallet work done with the coin
 //! operations on the wallet's Bank and the transfer's hidden Sender sub-wallet.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -15,28 +15,27 @@ use rand::rngs::OsRng;
 use serde::Serialize;
 use tally_core::amount::MICROCASH_PER_CASH;
 use tally_core::seal::seal_coins;
-use tally_core::{AccountId, Amount, Certificate, Denomination, SecretKey, SessionKey};
+use tally_core::{Amount, Denomination, SecretKey, SessionKey};
 use tally_live::{
     CoinSummary, Sender, SenderAction, SenderConfig, SenderEvent, SenderOutcome, SenderPhase,
     SenderState, Timing,
 };
 use tally_proto::live::{ConnectionFile, MessageNumber};
-use tally_proto::{CertQuery, Packet};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 
-use super::receipt::{check_receipt, decode_receipt, encode_receipt};
+use super::ledger::LiveLedger;
 use super::room::{Room, RoomEvent};
 use super::{
     LiveError, Progress, TICK, hidden_store, journal_path, now_ms, parse_connection, read_journal,
     summary, sweep_to_bank, write_journal,
 };
+use crate::Wallet;
 use crate::coins::{
     self, CoinFolder, CoinOpError, CoinStore, FreshKeys, Grade, ListedCoin, cash_of, choose_exact,
     own_orders,
 };
 use crate::wallet::write_atomic;
-use crate::{QuorumClient, Wallet};
 
 /// What to send, where.
 #[derive(Clone, Debug)]
@@ -92,9 +91,9 @@ enum Job {
 type Work<'b, K> = Pin<Box<dyn Future<Output = &'b mut K> + Send + 'b>>;
 
 /// What the sender's wallet work needs.
-struct Ctx<'a> {
+struct Ctx<'a, L> {
     wallet: &'a Wallet,
-    client: &'a QuorumClient,
+    net: &'a L,
     bank: &'a CoinStore,
     hidden: CoinStore,
     from: Option<&'a SecretKey>,
@@ -115,9 +114,9 @@ fn random_hex(bytes: usize) -> String {
 /// (receipt checked), kept (failed before the coins left; they are back in the Bank) or
 /// reclaimed (failed after; what the receiver did not pown was powned back after the
 /// deadline).
-pub async fn send<K: FreshKeys + Send>(
+pub async fn send<L: LiveLedger, K: FreshKeys + Send>(
     wallet: &Wallet,
-    client: &QuorumClient,
+    net: &L,
     bank: &CoinStore,
     keys: &mut K,
     from: Option<&SecretKey>,
@@ -154,7 +153,7 @@ pub async fn send<K: FreshKeys + Send>(
                 relay: request.relay.clone(),
                 room: format!("live-{}", random_hex(8)),
                 token: random_hex(16),
-                network: *client.network(),
+                network: *net.network(),
                 session_key: SessionKey::generate(&mut OsRng),
             };
             connection
@@ -176,15 +175,15 @@ pub async fn send<K: FreshKeys + Send>(
             (connection, text, machine, actions, false)
         }
     };
-    if connection.network != *client.network() {
+    if connection.network != *net.network() {
         return Err(LiveError::WrongNetwork {
             file: connection.network,
-            client: *client.network(),
+            client: *net.network(),
         });
     }
     let ctx = Ctx {
         wallet,
-        client,
+        net,
         bank,
         hidden: hidden_store(wallet.dir(), &connection.room, "sender", connection.network)?,
         from,
@@ -227,9 +226,9 @@ pub async fn send<K: FreshKeys + Send>(
 }
 
 /// The loop: relay events, ticks and wallet reports in; journal; actions out.
-struct Driver<'c, 'a> {
+struct Driver<'c, 'a, L> {
     machine: Sender,
-    ctx: &'c Ctx<'a>,
+    ctx: &'c Ctx<'a, L>,
     room: Room,
     journal: PathBuf,
     connection: String,
@@ -238,7 +237,7 @@ struct Driver<'c, 'a> {
     outcome: Option<SenderOutcome>,
 }
 
-impl<'c, 'a: 'c> Driver<'c, 'a> {
+impl<'c, 'a: 'c, L: LiveLedger> Driver<'c, 'a, L> {
     async fn run<K: FreshKeys + Send>(
         mut self,
         keys: &'c mut K,
@@ -377,7 +376,7 @@ impl<'c, 'a: 'c> Driver<'c, 'a> {
     }
 }
 
-impl Ctx<'_> {
+impl<L: LiveLedger> Ctx<'_, L> {
     async fn perform<K: FreshKeys>(
         &self,
         keys: &mut K,
@@ -406,13 +405,11 @@ impl Ctx<'_> {
                 Err(why) => report(SenderEvent::SealFailed(why)),
             },
             Job::Action(SenderAction::CheckReceipt { receipt_b64, coins }) => {
-                let result = check_receipt(
-                    &receipt_b64,
-                    self.client.committee(),
-                    self.client.network(),
-                    &coins,
-                )
-                .map_err(|e| e.to_string());
+                let result = self
+                    .net
+                    .check_receipt(&receipt_b64, &coins)
+                    .await
+                    .map_err(|e| e.to_string());
                 report(SenderEvent::ReceiptChecked(result));
             }
             Job::Action(SenderAction::Reclaim { coins }) => {
@@ -429,12 +426,12 @@ impl Ctx<'_> {
             }
             Job::Action(_) => {}
             Job::Watch(coins) => {
-                if let Some(receipt_b64) = self.powned_receipt(&coins).await {
+                if let Some(receipt_b64) = self.net.powned_receipt(&coins).await {
                     report(SenderEvent::ReceiverPowned { receipt_b64 });
                 }
             }
             Job::Finish(outcome) => {
-                if let Err(error) = self.finish(&outcome) {
+                if let Err(error) = self.finish(&outcome).await {
                     tracing::error!(%error, "settling the hidden Sender wallet failed; run the send again to retry");
                 }
             }
@@ -457,7 +454,7 @@ impl Ctx<'_> {
         step(MessageNumber::MakingChange);
         for _round in 0..4 {
             if !self.bank.list(CoinFolder::Limbo)?.is_empty() {
-                coins::find(self.wallet, self.client, self.bank).await?;
+                coins::find(self.wallet, self.net, self.bank).await?;
             }
             let held = cash_of(&self.hidden.spendable()?);
             let need = cash.checked_sub(held).ok_or_else(|| {
@@ -478,7 +475,7 @@ impl Ctx<'_> {
             let held = self.hidden.spendable()?;
             let own = own_orders(self.wallet, &self.hidden, &held)?;
             let pairs: Vec<_> = held.iter().map(|c| (c.account, c.denomination)).collect();
-            let detections = coins::detect(self.client, &pairs, &own).await;
+            let detections = self.net.detect(&pairs, &own).await;
             let mut fracked = Vec::new();
             let mut bad = false;
             for (coin, detection) in held.iter().zip(&detections) {
@@ -501,7 +498,7 @@ impl Ctx<'_> {
             }
             if !fracked.is_empty() {
                 step(MessageNumber::FixingCoins);
-                coins::fix(self.wallet, self.client, &self.hidden, &fracked).await?;
+                coins::fix(self.wallet, self.net, &self.hidden, &fracked).await?;
             }
             if !bad {
                 return Ok(self.hidden.spendable()?.iter().map(summary).collect());
@@ -533,7 +530,7 @@ impl Ctx<'_> {
                 };
                 let short =
                     Amount::from_microcash((need - have).saturating_mul(MICROCASH_PER_CASH));
-                coins::withdraw(self.wallet, self.client, self.bank, keys, from, short).await?;
+                coins::withdraw(self.wallet, self.net, self.bank, keys, from, short).await?;
                 continue;
             }
             if let Some(chosen) = choose_exact(&available, need) {
@@ -547,7 +544,7 @@ impl Ctx<'_> {
             else {
                 break;
             };
-            coins::change(self.wallet, self.client, self.bank, keys, &breakable).await?;
+            coins::change(self.wallet, self.net, self.bank, keys, &breakable).await?;
         }
         Err(CoinOpError::Refused(format!(
             "could not make an exact set of {need} cash from the Bank"
@@ -611,8 +608,7 @@ impl Ctx<'_> {
         }
         let own = own_orders(self.wallet, &self.hidden, &open)?;
         let pairs: Vec<_> = open.iter().map(|c| (c.account, c.denomination)).collect();
-        let detections = coins::detect(self.client, &pairs, &own).await;
-        let faulty = self.client.committee().max_faulty();
+        let detections = self.net.detect(&pairs, &own).await;
         let mut undecided = Vec::new();
         for (listed, detection) in open.iter().zip(&detections) {
             let coin = summary(listed);
@@ -625,7 +621,7 @@ impl Ctx<'_> {
                     continue;
                 }
                 Grade::Authentic | Grade::Fracked => {}
-                _ if detection.spent > faulty => {
+                _ if self.net.taken(detection) => {
                     self.hidden.move_to(listed, CoinFolder::Sent)?;
                     theirs.push(coin);
                     continue;
@@ -639,7 +635,7 @@ impl Ctx<'_> {
                 CoinFolder::Export => self.hidden.move_to(listed, CoinFolder::Import)?,
                 _ => *listed,
             };
-            coins::pown(self.wallet, self.client, &self.hidden, keys, &from).await?;
+            coins::pown(self.wallet, self.net, &self.hidden, keys, &from).await?;
             reclaimed.push(coin);
         }
         sweep_to_bank(&self.hidden, self.bank)?;
@@ -652,50 +648,10 @@ impl Ctx<'_> {
         Ok((reclaimed, theirs))
     }
 
-    /// The receiver's pown certificates, from the validators, once a quorum shows every
-    /// sent coin spent; `None` before (or if no validator hands a certificate over).
-    async fn powned_receipt(&self, coins: &[CoinSummary]) -> Option<String> {
-        let pairs = coins
-            .iter()
-            .map(|c| Some((c.account, Denomination::from_cash(c.denomination_cash)?)))
-            .collect::<Option<Vec<_>>>()?;
-        let faulty = self.client.committee().max_faulty();
-        let detections = coins::detect(self.client, &pairs, &HashMap::new()).await;
-        if detections.len() != coins.len() || detections.iter().any(|d| d.spent <= faulty) {
-            return None;
-        }
-        let mut certificates = Vec::with_capacity(coins.len());
-        for coin in coins {
-            certificates.push(self.pown_certificate(&coin.account).await?);
-        }
-        Some(encode_receipt(&certificates))
-    }
-
-    /// The certificate of the order of sequence 0 that `account` signed, from the first
-    /// validator that has it (the machine verifies it before believing it).
-    async fn pown_certificate(&self, account: &AccountId) -> Option<Certificate> {
-        let query = Packet::ReqCerts(CertQuery::Sent {
-            account: *account,
-            from: 0,
-            limit: 1,
-        });
-        for i in 0..self.client.committee().size() {
-            if let Ok(Packet::RespCerts(page)) = self.client.call(i, &query).await
-                && let Some(logged) = page
-                    .certificates
-                    .into_iter()
-                    .find(|l| l.certificate.order.signer() == *account)
-            {
-                return Some(logged.certificate);
-            }
-        }
-        None
-    }
-
     /// What the outcome asks of the hidden wallet: kept coins back to the Bank (sealed
     /// ones too: message 24 never left), delivered ones into its Sent, reclaimed ones
     /// already back.
-    fn finish(&self, outcome: &SenderOutcome) -> Result<(), LiveError> {
+    async fn finish(&self, outcome: &SenderOutcome) -> Result<(), LiveError> {
         match outcome {
             SenderOutcome::Kept { .. } => {
                 sweep_to_bank(&self.hidden, self.bank)?;
@@ -713,11 +669,7 @@ impl Ctx<'_> {
                 for coin in self.hidden.list(CoinFolder::Export)? {
                     self.hidden.move_to(&coin, CoinFolder::Sent)?;
                 }
-                if let Ok(certificates) = decode_receipt(receipt_b64) {
-                    for certificate in &certificates {
-                        self.wallet.save_receipt(certificate)?;
-                    }
-                }
+                self.net.keep_receipt(self.wallet, receipt_b64).await?;
             }
             SenderOutcome::Reclaimed { .. } => {
                 sweep_to_bank(&self.hidden, self.bank)?;

@@ -1,0 +1,336 @@
+//! The LiveConnect transfer on a proof-of-work network: a real miner (in-process, over
+//! TCP, its chain in files), a relay on 127.0.0.1, two wallets on disk, each side a task
+//! running `tally_wallet::live::{send, receive}`. What is protected: the receiver ends
+//! with exactly the amount, its powns buried in the chain; the sender's account pays
+//! exactly the amount; the sender accepts the receipt only because the chain confirms it;
+//! and a receiver stopped after the coins arrived finishes from its journal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey};
+use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
+use tally_node::pow::{MinerConfig, PowNode};
+use tally_proto::live::MessageNumber;
+use tally_proto::pow::WireLimits;
+use tally_relay::{Relay, RelayConfig, RelayHandle};
+use tally_wallet::Wallet;
+use tally_wallet::chain::{Miners, Waiting};
+use tally_wallet::coins::{ChainCoins, CoinFolder, CoinStore, RandomKeys, cash_of};
+use tally_wallet::live::{self, Progress, ReceiveReport, ReceiveRequest, SendReport, SendRequest};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinHandle;
+
+fn cash(n: u64) -> Amount {
+    Amount::from_cash(n).unwrap()
+}
+
+fn contract(funded: AccountId) -> NetworkContract {
+    NetworkContract {
+        name: "live-chain-test".into(),
+        mode: Mode::Pow,
+        unit: "cash".into(),
+        faucet: Amount::ZERO,
+        intro_pow_bits: 4,
+        validators: vec![],
+        tracker: None,
+        genesis: vec![Allocation {
+            account: funded,
+            amount: cash(1000),
+        }],
+        pow: Some(PowParams {
+            initial_bits: 12,
+            block_time_ms: 1000,
+            retarget_window: 0,
+            block_reward: cash(50),
+            max_block_transactions: 1000,
+            max_block_bytes: 200_000,
+        }),
+    }
+}
+
+/// A mining node, a relay, and a folder for wallets; `alice` holds 1,000 cash.
+struct Net {
+    _node: PowNode,
+    relay: RelayHandle,
+    contract: NetworkContract,
+    miner: String,
+    alice: SecretKey,
+    dir: tempfile::TempDir,
+}
+
+impl Net {
+    async fn start() -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = SecretKey::generate();
+        let contract = contract(alice.account());
+        let mut config = MinerConfig::new(
+            contract.clone(),
+            SecretKey::generate(),
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().join("miner"),
+        );
+        config.mine = true;
+        config.threads = 1;
+        config.template_refresh = Duration::from_millis(50);
+        let node = PowNode::start(config).await.unwrap();
+        let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap()
+            .spawn();
+        Net {
+            miner: node.address().to_string(),
+            _node: node,
+            relay,
+            contract,
+            alice,
+            dir,
+        }
+    }
+
+    fn chain(&self) -> ChainCoins {
+        ChainCoins {
+            miners: Miners::at(
+                self.contract.id(),
+                vec![self.miner.clone()],
+                WireLimits::default(),
+            ),
+            waiting: Waiting {
+                confirmations: 1,
+                patience: Duration::from_secs(30),
+            },
+        }
+    }
+
+    fn wallet_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn store(&self, name: &str) -> CoinStore {
+        CoinStore::open(&self.wallet_dir(name), self.contract.id()).unwrap()
+    }
+
+    async fn balance(&self, account: &AccountId) -> u64 {
+        let (state, _) = self.chain().miners.account(account).await.unwrap();
+        state.balance.microcash() / 1_000_000
+    }
+}
+
+fn timing() -> Timing {
+    Timing {
+        heartbeat_ms: 500,
+        peer_timeout_ms: 3_000,
+        join_timeout_ms: 20_000,
+        pown_window_ms: 15_000,
+        min_pown_window_ms: 3_000,
+        skew_ms: 500,
+    }
+}
+
+fn banked(store: &CoinStore) -> u64 {
+    let mut held = store.list(CoinFolder::Bank).unwrap();
+    held.extend(store.list(CoinFolder::Fracked).unwrap());
+    cash_of(&held)
+}
+
+fn spawn_send(net: &Net, request: SendRequest) -> JoinHandle<SendReport> {
+    let dir = net.wallet_dir("alice");
+    let chain = net.chain();
+    let store = net.store("alice");
+    let from = net.alice.clone();
+    tokio::spawn(async move {
+        let mut wallet = Wallet::open(&dir).unwrap();
+        wallet.add_key(Some(from.clone()), None).unwrap();
+        live::send(
+            &wallet,
+            &chain,
+            &store,
+            &mut RandomKeys,
+            Some(&from),
+            &request,
+            &mut |_| {},
+        )
+        .await
+        .unwrap()
+    })
+}
+
+fn spawn_receive(
+    net: &Net,
+    connection_file: &Path,
+) -> (JoinHandle<ReceiveReport>, UnboundedReceiver<MessageNumber>) {
+    let dir = net.wallet_dir("bob");
+    let chain = net.chain();
+    let store = net.store("bob");
+    let request = ReceiveRequest {
+        connection_file: connection_file.to_path_buf(),
+        expected_amount: None,
+        timing: timing(),
+        cancel: None,
+    };
+    let (tx, rx) = unbounded_channel();
+    let task = tokio::spawn(async move {
+        let wallet = Wallet::open(&dir).unwrap();
+        let mut progress = move |p: Progress| {
+            if let Progress::Step(n) = p {
+                let _ = tx.send(n);
+            }
+        };
+        live::receive(
+            &wallet,
+            &chain,
+            &store,
+            &mut RandomKeys,
+            &request,
+            &mut progress,
+        )
+        .await
+        .unwrap()
+    });
+    (task, rx)
+}
+
+async fn wait_for_file(path: &Path) {
+    for _ in 0..400 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no connection file at {}", path.display());
+}
+
+fn send_request(net: &Net) -> SendRequest {
+    SendRequest {
+        amount: cash(281),
+        relay: net.relay.local_addr().to_string(),
+        connection_file: net.dir.path().join("connection.txt"),
+        timing: timing(),
+        cancel: None,
+    }
+}
+
+async fn check_delivered(net: &Net, sent: SendReport, received: ReceiveReport) {
+    assert!(
+        matches!(sent.outcome, SenderOutcome::Delivered { .. }),
+        "{:?}",
+        sent.outcome
+    );
+    assert!(
+        matches!(received.outcome, ReceiverOutcome::Received { received, .. } if received == cash(281)),
+        "{:?}",
+        received.outcome
+    );
+    assert_eq!(banked(&net.store("bob")), 281);
+    let alice_left = net.balance(&net.alice.account()).await;
+    assert_eq!(
+        alice_left + banked(&net.store("alice")) + banked(&net.store("bob")),
+        1000,
+        "the account paid exactly what the receiver holds"
+    );
+    // The sender kept the chain's word for the receiver's powns.
+    let receipts = Wallet::open(&net.wallet_dir("alice"))
+        .unwrap()
+        .chain_receipts()
+        .unwrap();
+    assert!(receipts.len() >= 4, "{receipts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_transfer_of_281_on_a_proof_of_work_network_moves_exactly_281() {
+    let net = Net::start().await;
+    let request = send_request(&net);
+    let sender = spawn_send(&net, request.clone());
+    wait_for_file(&request.connection_file).await;
+    let (receiver, _) = spawn_receive(&net, &request.connection_file);
+    let received = tokio::time::timeout(Duration::from_secs(60), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(60), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    check_delivered(&net, sent, received).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_stopped_after_the_coins_arrive_on_a_chain_finishes_from_its_journal() {
+    let net = Net::start().await;
+    let request = send_request(&net);
+    let sender = spawn_send(&net, request.clone());
+    wait_for_file(&request.connection_file).await;
+    let (receiver, mut steps) = spawn_receive(&net, &request.connection_file);
+    while let Some(step) = steps.recv().await {
+        if step == MessageNumber::EncryptedCoins {
+            break;
+        }
+    }
+    receiver.abort();
+    assert!(receiver.await.unwrap_err().is_cancelled());
+    let (receiver, _) = spawn_receive(&net, &request.connection_file);
+    let received = tokio::time::timeout(Duration::from_secs(60), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(received.resumed);
+    let sent = tokio::time::timeout(Duration::from_secs(60), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    check_delivered(&net, sent, received).await;
+}
+
+/// A chain receipt proves nothing unless the chain holds it: a well-formed pown of a sent
+/// coin that was never mined, a transaction that is not a pown, or one whose signature is
+/// not the coin's are each refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_receipt_the_chain_does_not_confirm_is_refused() {
+    use tally_core::{Denomination, Transaction, Transfer};
+    use tally_live::CoinSummary;
+    use tally_wallet::live::{LiveLedger, ReceiptError};
+
+    let net = Net::start().await;
+    let chain = net.chain();
+    let coin = SecretKey::generate();
+    let sent = [CoinSummary {
+        account: coin.account(),
+        denomination_cash: 25,
+    }];
+    // A transfer from the coin's account, signed by `key` (the coin's, or a forger's).
+    let pown = |amount: Amount, key: &SecretKey| {
+        Transaction::sign(
+            Transfer {
+                sender: coin.account(),
+                recipient: SecretKey::generate().account(),
+                amount,
+                sequence: 0,
+            },
+            key,
+            &net.contract.id(),
+        )
+    };
+    let receipt = |tx: Transaction| tally_wallet::live::encode_receipt(&[tx]);
+
+    let never_mined = pown(Denomination::TwentyFive.amount(), &coin);
+    assert!(matches!(
+        chain.check_receipt(&receipt(never_mined), &sent).await,
+        Err(ReceiptError::Unverified { .. })
+    ));
+    let not_whole = pown(cash(24), &coin);
+    assert!(matches!(
+        chain.check_receipt(&receipt(not_whole), &sent).await,
+        Err(ReceiptError::NotAPown { .. })
+    ));
+    let forged = pown(Denomination::TwentyFive.amount(), &SecretKey::generate());
+    assert!(matches!(
+        chain.check_receipt(&receipt(forged), &sent).await,
+        Err(ReceiptError::Unverified { .. })
+    ));
+    assert!(matches!(
+        chain.check_receipt("not base64!", &sent).await,
+        Err(ReceiptError::NotBase64)
+    ));
+}
