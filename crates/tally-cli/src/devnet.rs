@@ -167,12 +167,15 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("A live transfer through the relay (two terminals; the file is the invitation):");
+    let connection = args.dir.join("connection.txt");
     println!(
-        "  {w} live send 281 --relay {} --out tally-devnet/connection.txt --from genesis-0",
-        relay.local_addr()
+        "  {w} live send 281 --relay {} --out {} --from genesis-0",
+        relay.local_addr(),
+        connection.display()
     );
     println!(
-        "  {mine} live receive tally-devnet/connection.txt   # steps 1–19 and 24 as they happen"
+        "  {mine} live receive {}   # steps 1–19 and 24 as they happen",
+        connection.display()
     );
     println!(
         "  curl -s -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}}' http://{}",
@@ -190,6 +193,25 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("  {p} send <account> 5 --from genesis-0 --confirmations 2");
     println!("  {p} ledger                  # the tip, the supply and every account");
     println!("  {p} peers                   # the miners and their tips");
+    let q = format!(
+        "tally wallet --wallet {} --network {}",
+        args.dir.join("my-pow-wallet").display(),
+        pow_contract_path.display()
+    );
+    println!(
+        "  {p} coins withdraw 31 --from genesis-0   # coins here too: each step waits for a block"
+    );
+    println!("  {p} coins export 6 --token");
+    println!("  {q} coins import <the tallycoin1… token>");
+    println!(
+        "  {p} live send 31 --relay {} --out {} --from genesis-0",
+        relay.local_addr(),
+        args.dir.join("pow-connection.txt").display()
+    );
+    println!(
+        "  {q} live receive {}",
+        args.dir.join("pow-connection.txt").display()
+    );
     println!();
     println!(
         "  tally chat {} my-room my-token     # two of these talk through the relay",
