@@ -437,3 +437,76 @@ async fn many_coins_are_powned_in_one_pipelined_batch_and_a_contested_one_is_lef
     assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
     net.shutdown().await;
 }
+
+/// A batch large enough that its files are written on several threads (80 coins of 1):
+/// every coin lands in the Bank under a fresh key, every old one in Spent, and the total
+/// is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_of_powns_moves_every_coin_exactly_once() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, store) = net.wallet("alice", Some(&net.payer));
+    // 80 coins of 1 cash, paid by two splits straight from the payer.
+    for (sequence, count) in [(0, 64), (1, 16)] {
+        let coins: Vec<Coin> = (0..count)
+            .map(|_| Coin {
+                network: net.contract.id(),
+                denomination: tally_core::Denomination::One,
+                secret: SecretKey::generate(),
+                funding: None,
+            })
+            .collect();
+        let split = SignedOrder::sign(
+            Order::Split(tally_core::Split {
+                sender: net.payer.account(),
+                sequence,
+                outputs: coins
+                    .iter()
+                    .map(|c| tally_core::Payment {
+                        recipient: c.account(),
+                        amount: c.amount(),
+                    })
+                    .collect(),
+            }),
+            &net.payer,
+            &net.contract.id(),
+        );
+        let certificate = client.certify(&split).await.unwrap();
+        client.submit(&certificate).await;
+        for coin in &coins {
+            store.put(CoinFolder::Bank, coin).unwrap();
+        }
+    }
+    let bank = store.list(CoinFolder::Bank).unwrap();
+    assert_eq!(bank.len(), 80);
+
+    let results = coins::pown_many(&alice, &client, &store, &mut RandomKeys, &bank)
+        .await
+        .unwrap();
+    let mut fresh = std::collections::HashSet::new();
+    for (old, result) in bank.iter().zip(&results) {
+        let (new, certificate) = result.as_ref().unwrap();
+        assert_eq!(certificate.order.signer(), old.account);
+        assert_eq!(new.folder, CoinFolder::Bank);
+        assert!(
+            fresh.insert(new.account),
+            "each coin gets its own fresh key"
+        );
+        assert_eq!(
+            store.locate(&old.account).unwrap().unwrap().folder,
+            CoinFolder::Spent
+        );
+    }
+    assert_eq!(store.list(CoinFolder::Bank).unwrap().len(), 80);
+    assert_eq!(store.list(CoinFolder::Spent).unwrap().len(), 80);
+    assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
+    assert_eq!(total(&store), 80 * CASH);
+    assert!(
+        std::fs::read_dir(alice.dir().join("pending"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "every journal entry is cleared"
+    );
+    net.shutdown().await;
+}

@@ -20,10 +20,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tally_core::{Order, SignedOrder, Transfer};
+use tally_core::{Coin, Order, SignedOrder, Transfer};
 
 use super::ledger::CoinLedger;
-use super::ops::{check_may_spend, fresh_coins, landed, own_orders, pairs, settle, undo_refused};
+use super::ops::{check_may_spend, landed, own_orders, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
 use crate::Wallet;
@@ -85,29 +85,34 @@ async fn pown_batch<L: CoinLedger>(
         results.push(None);
     }
 
-    // Step 1: journal every order, with fresh keys reserved together.
-    let mut journaled = Vec::with_capacity(to_sign.len());
-    let mut unjournaled = Vec::new();
-    for (_, listed) in &to_sign {
-        match wallet.pending(&listed.account)? {
-            Some(order) => journaled.push(Some(order)),
-            None => {
-                journaled.push(None);
-                unjournaled.push(listed.denomination);
-            }
-        }
+    // Step 1: journal every order (fresh keys reserved together), the coins' files
+    // written on every core.
+    let mut plans = Vec::with_capacity(to_sign.len());
+    let mut unjournaled = 0;
+    for (slot, listed) in to_sign {
+        let journaled = wallet.pending(&listed.account)?;
+        unjournaled += usize::from(journaled.is_none());
+        plans.push((slot, *listed, journaled, None));
     }
-    let mut fresh = fresh_coins(store, keys, &unjournaled)?.into_iter();
-    let mut flying = Vec::with_capacity(to_sign.len());
-    let mut slots = Vec::with_capacity(to_sign.len());
-    for ((slot, listed), journaled) in to_sign.into_iter().zip(journaled) {
-        let signed = match journaled {
-            Some(order) => order,
-            None => {
+    let mut secrets = keys.fresh_keys(unjournaled)?.into_iter();
+    for plan in plans.iter_mut().filter(|plan| plan.2.is_none()) {
+        let secret = secrets
+            .next()
+            .ok_or_else(|| CoinOpError::Refused("fewer fresh keys than coins".into()))?;
+        plan.3 = Some(Coin {
+            network: *store.network(),
+            denomination: plan.1.denomination,
+            secret,
+            funding: None,
+        });
+    }
+    let network = *net.network();
+    let flying = par_map(&plans, |(_, listed, journaled, fresh)| {
+        let signed = match (journaled, fresh) {
+            (Some(order), _) => order.clone(),
+            (None, Some(new)) => {
+                store.put(CoinFolder::Limbo, new)?;
                 let coin = store.read(listed)?;
-                let new = fresh
-                    .next()
-                    .ok_or_else(|| CoinOpError::Refused("fewer fresh keys than coins".into()))?;
                 let signed = SignedOrder::sign(
                     Order::Transfer(Transfer {
                         sender: coin.account(),
@@ -116,20 +121,22 @@ async fn pown_batch<L: CoinLedger>(
                         sequence: 0,
                     }),
                     &coin.secret,
-                    net.network(),
+                    &network,
                 );
                 wallet.set_pending(&signed)?;
                 signed
             }
+            (None, None) => {
+                return Err(CoinOpError::Refused("no fresh key for a coin".into()));
+            }
         };
-        let in_limbo = store.move_to(listed, CoinFolder::Limbo)?;
-        slots.push(slot);
-        flying.push(InFlight {
+        Ok(InFlight {
             origin: listed.folder,
-            in_limbo,
+            in_limbo: store.move_to(listed, CoinFolder::Limbo)?,
             signed,
-        });
-    }
+        })
+    })?;
+    let slots: Vec<usize> = plans.iter().map(|plan| plan.0).collect();
     sync.barrier()?;
 
     // Step 2: the network sees the orders; every proof is kept.
@@ -143,14 +150,24 @@ async fn pown_batch<L: CoinLedger>(
     sync.barrier()?;
     net.announce(&proofs).await;
 
-    // Step 3: settle the folders.
+    // Step 3: settle the folders (what was proven on every core, the rest one by one).
+    let proven_flights: Vec<(&InFlight, &L::Proof)> = flying
+        .iter()
+        .zip(&proven)
+        .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
+        .collect();
+    let mut settled = par_map(&proven_flights, |(flight, proof)| {
+        wallet.clear_pending(&flight.in_limbo.account)?;
+        settle::<L>(store, proof)?;
+        Ok(landed(store, L::proven_order(proof)))
+    })?
+    .into_iter();
     for ((flight, outcome), slot) in flying.iter().zip(proven).zip(slots) {
         results[slot] = Some(match outcome {
-            Ok(proof) => {
-                wallet.clear_pending(&flight.in_limbo.account)?;
-                settle::<L>(store, &proof)?;
-                landed(store, L::proven_order(&proof)).map(|coin| (coin, proof))
-            }
+            Ok(proof) => match settled.next() {
+                Some(coin) => coin.map(|coin| (coin, proof)),
+                None => Err(CoinOpError::Refused("a proven pown was not settled".into())),
+            },
             Err(not_spent) => {
                 if wallet.pending(&flight.in_limbo.account)?.is_none() {
                     undo_refused(net, store, &flight.in_limbo, flight.origin, &flight.signed)
@@ -163,4 +180,36 @@ async fn pown_batch<L: CoinLedger>(
     sync.barrier()?;
     // Every slot was filled: the coins refused up front at once, the others just above.
     Ok(results.into_iter().flatten().collect())
+}
+
+/// Coins per thread below which [`par_map`] does not split the work.
+const MIN_PER_THREAD: usize = 32;
+
+/// `work` on every item, on up to one thread per core (a file's create or rename costs
+/// kernel CPU, which one thread cannot spread), results in order; the first error is
+/// returned.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, CoinOpError> + Sync,
+) -> Result<Vec<R>, CoinOpError> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(&work).collect();
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Result<Vec<R>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for part in parts {
+            match part.join() {
+                Ok(done) => out.extend(done?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(out)
+    })
 }
