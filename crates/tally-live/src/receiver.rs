@@ -72,13 +72,18 @@ pub enum ReceiverAction {
         pown_deadline_ms: u64,
     },
     /// Pown the coins (each to a fresh key of ours, asking the validators first). Sign no
-    /// new pown order after `pown_deadline_ms`; complete any already journaled. Report
+    /// new pown order at or after `sign_before_ms`; complete any already journaled. Report
     /// [`ReceiverEvent::CoinsPowned`] or [`ReceiverEvent::PownFailed`].
     PownCoins {
         /// The coins.
         coins: Vec<CoinSummary>,
         /// The deadline.
         pown_deadline_ms: u64,
+        /// The deadline less the clock skew: the last moment a new pown order may be
+        /// signed. An order signed later could still be gathering votes when the sender,
+        /// at the deadline plus the skew, powns back what it sees unspent; stopping a skew
+        /// early leaves twice the skew between the two.
+        sign_before_ms: u64,
     },
     /// The transfer failed (shown to the user); a [`ReceiverAction::Finished`] follows.
     Failed(FailReason),
@@ -221,6 +226,8 @@ impl Receiver {
             } => out.push(ReceiverAction::PownCoins {
                 coins: coins.clone(),
                 pown_deadline_ms: *pown_deadline_ms,
+                sign_before_ms: pown_deadline_ms
+                    .saturating_sub(receiver.state.config.timing.skew_ms),
             }),
             ReceiverPhase::Finished(outcome) => out.push(ReceiverAction::Finished(outcome.clone())),
             _ => {}
@@ -418,13 +425,15 @@ impl Receiver {
                 if let Err(reason) = check_coins(&coins, amount) {
                     return self.abort(reason, out);
                 }
-                if now >= deadline {
+                let sign_before = deadline.saturating_sub(self.state.config.timing.skew_ms);
+                if now >= sign_before {
                     return self.abort(FailReason::DeadlinePassed, out);
                 }
                 self.send(MessageNumber::PowningCoins, Details::None, out);
                 out.push(ReceiverAction::PownCoins {
                     coins: coins.clone(),
                     pown_deadline_ms: deadline,
+                    sign_before_ms: sign_before,
                 });
                 self.state.phase = ReceiverPhase::Powning {
                     amount,

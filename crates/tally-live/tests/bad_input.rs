@@ -505,6 +505,73 @@ fn deadline_too_soon_is_refused() {
     ));
 }
 
+/// A receiver whose coins are open at `opened_at` (the deadline `deadline`): what it does.
+fn receiver_opening(deadline: u64, opened_at: u64) -> Vec<ReceiverAction> {
+    let timing = sim::test_timing();
+    let config = ReceiverConfig {
+        expected_amount: None,
+        timing,
+    };
+    let (mut r, _) = Receiver::new(config, T0).unwrap();
+    r.handle(
+        ReceiverEvent::Line(line(M::EmptyImportExport, Details::None)),
+        T0 + 10,
+    );
+    r.handle(
+        ReceiverEvent::Line(line(M::MoneyToBeSent, Details::Amount(cash(5)))),
+        T0 + 20,
+    );
+    r.handle(
+        ReceiverEvent::Line(line(M::EncryptingCoins, Details::None)),
+        T0 + 30,
+    );
+    let sealed = Details::SealedCoins {
+        coins_b64: "AAAA".into(),
+        pown_deadline_ms: deadline,
+    };
+    r.handle(
+        ReceiverEvent::Line(line(M::EncryptedCoins, sealed)),
+        T0 + 40,
+    );
+    let coin = CoinSummary {
+        account: AccountId::from([7; 32]),
+        denomination_cash: 5,
+    };
+    r.handle(ReceiverEvent::CoinsOpened { coins: vec![coin] }, opened_at)
+}
+
+/// The receiver stops signing new powns one clock skew before the deadline, so an order
+/// it signed is never still gathering votes when the sender powns back at the deadline
+/// plus the skew: coins opened inside that last skew are not powned.
+#[test]
+fn no_new_pown_is_signed_within_a_skew_of_the_deadline() {
+    let timing = sim::test_timing();
+    let deadline = T0 + 40 + timing.min_pown_window_ms;
+    let sign_before = deadline - timing.skew_ms;
+    let acts = receiver_opening(deadline, sign_before - 1);
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            ReceiverAction::PownCoins { sign_before_ms, pown_deadline_ms, .. }
+                if *sign_before_ms == sign_before && *pown_deadline_ms == deadline
+        )),
+        "{acts:?}"
+    );
+    let acts = receiver_opening(deadline, sign_before);
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, ReceiverAction::PownCoins { .. })),
+        "{acts:?}"
+    );
+    assert!(matches!(
+        acts.last(),
+        Some(ReceiverAction::Finished(ReceiverOutcome::Aborted {
+            reason: FailReason::DeadlinePassed
+        }))
+    ));
+}
+
 fn bank_total() -> u64 {
     BANK.iter().sum()
 }

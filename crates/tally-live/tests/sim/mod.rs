@@ -561,14 +561,15 @@ impl Sim {
                 }
                 ReceiverAction::PownCoins {
                     coins,
-                    pown_deadline_ms,
+                    sign_before_ms,
+                    ..
                 } => {
                     let mut powned = Vec::new();
                     for c in coins {
                         let holder = &mut self.world.coins.get_mut(&c.account).unwrap().1;
                         match holder {
                             Holder::Receiver => powned.push(c),
-                            Holder::SenderHidden if self.now < pown_deadline_ms => {
+                            Holder::SenderHidden if self.now < sign_before_ms => {
                                 *holder = Holder::Receiver;
                                 powned.push(c);
                             }

@@ -302,8 +302,9 @@ impl<L: LiveLedger> Ctx<'_, L> {
             },
             Job::Action(ReceiverAction::PownCoins {
                 coins,
-                pown_deadline_ms,
-            }) => match self.pown_all(keys, &coins, pown_deadline_ms).await {
+                sign_before_ms,
+                ..
+            }) => match self.pown_all(keys, &coins, sign_before_ms).await {
                 Ok((proofs, powned)) if !proofs.is_empty() => report(ReceiverEvent::CoinsPowned {
                     receipt_b64: L::encode_receipt(&proofs),
                     powned,
@@ -372,13 +373,14 @@ impl<L: LiveLedger> Ctx<'_, L> {
     }
 
     /// Powns each coin to a fresh key (asking the validators first, inside `pown_many`);
-    /// signs no new pown after the deadline, completes journaled ones; moves the fresh
-    /// coins to the Bank. Returns the proofs and the coins they pown.
+    /// signs no new pown at or after `sign_before_ms` (the deadline less the skew),
+    /// completes journaled ones; moves the fresh coins to the Bank. Returns the proofs and
+    /// the coins they pown.
     async fn pown_all<K: FreshKeys>(
         &self,
         keys: &mut K,
         coins: &[CoinSummary],
-        pown_deadline_ms: u64,
+        sign_before_ms: u64,
     ) -> Result<(Vec<L::Proof>, Vec<CoinSummary>), CoinOpError> {
         let mut certificates = Vec::new();
         let mut powned = Vec::new();
@@ -398,8 +400,8 @@ impl<L: LiveLedger> Ctx<'_, L> {
                 }
                 CoinFolder::Import | CoinFolder::Limbo => {
                     let journaled = self.wallet.pending(&coin.account)?.is_some();
-                    if !journaled && now_ms() >= pown_deadline_ms {
-                        tracing::warn!(coin = %coin.account, "the pown deadline passed; not powning");
+                    if !journaled && now_ms() >= sign_before_ms {
+                        tracing::warn!(coin = %coin.account, "too close to the pown deadline; not powning");
                         continue;
                     }
                     to_pown.push(listed);
