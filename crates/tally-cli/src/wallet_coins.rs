@@ -197,7 +197,7 @@ async fn run_on<L: CoinLedger>(
             let picked = pick(store, coins, &[CoinFolder::Bank, CoinFolder::Fracked])?;
             Ok(detections(&coins::fix(wallet, net, store, &picked).await?))
         }
-        CoinsCommand::Find => Ok(found(&coins::find(wallet, net, store).await?)),
+        CoinsCommand::Find => Ok(found(&coins::find(wallet, net, store, &mut keys).await?)),
         CoinsCommand::Change { coin } => {
             let coin = store.find(coin)?;
             let made = coins::change(wallet, net, store, &mut keys, &coin).await?;

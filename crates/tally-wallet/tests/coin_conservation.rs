@@ -97,7 +97,7 @@ async fn run(net: &Net, case: usize, ops_list: Vec<Op>) -> Result<(), TestCaseEr
                         "{:?}",
                         outcomes
                     );
-                    coins::find(&giver.wallet, &client, &giver.store)
+                    coins::find(&giver.wallet, &client, &giver.store, &mut RandomKeys)
                         .await
                         .unwrap();
                 }

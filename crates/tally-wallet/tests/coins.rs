@@ -141,7 +141,9 @@ async fn coins_go_out_and_come_back_and_the_total_never_changes() {
     assert_eq!(total(&bob_coins), 30 * CASH);
 
     // Alice learns the 30 were taken; the 3 she still holds a copy of stay in Export.
-    let report = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    let report = coins::find(&alice, &client, &alice_coins, &mut RandomKeys)
+        .await
+        .unwrap();
     assert_eq!(report.sent.len(), exported.len());
     assert_eq!(held(&alice_coins, CoinFolder::Sent).iter().sum::<u64>(), 30);
     assert_eq!(
@@ -308,7 +310,9 @@ async fn an_interrupted_withdraw_is_finished_by_find() {
     assert!(alice.pending(&net.payer.account()).unwrap().is_some());
 
     // While they are down, find says what it could not finish and keeps it journaled.
-    let early = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    let early = coins::find(&alice, &client, &alice_coins, &mut RandomKeys)
+        .await
+        .unwrap();
     assert_eq!(early.finished, 0);
     assert_eq!(early.unfinished.len(), 1, "{early:?}");
     assert_eq!(early.unfinished[0].0, net.payer.account());
@@ -317,7 +321,9 @@ async fn an_interrupted_withdraw_is_finished_by_find() {
 
     net.restart(2, Duration::from_millis(200)).await;
     net.restart(3, Duration::from_millis(200)).await;
-    let report = coins::find(&alice, &client, &alice_coins).await.unwrap();
+    let report = coins::find(&alice, &client, &alice_coins, &mut RandomKeys)
+        .await
+        .unwrap();
     assert_eq!(report.finished, 1);
     assert_eq!(held(&alice_coins, CoinFolder::Bank), [25, 1]);
     assert!(held(&alice_coins, CoinFolder::Limbo).is_empty());
@@ -508,5 +514,64 @@ async fn a_large_batch_of_powns_moves_every_coin_exactly_once() {
             .is_none(),
         "every journal entry is cleared"
     );
+    net.shutdown().await;
+}
+
+/// A join cut short (the whole coin's key holds only the parts paid so far) is not lost:
+/// `find` pays what that key holds into proper coins, and the total is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_cut_short_is_broken_into_coins_by_find() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (alice, store) = net.wallet("alice", Some(&net.payer));
+    coins::withdraw(
+        &alice,
+        &client,
+        &store,
+        &mut RandomKeys,
+        &net.payer,
+        cash(31),
+    )
+    .await
+    .unwrap();
+    let before = total(&store);
+    // A join into a whole 25 cut short after two parts (the 5 and the 1) paid into it:
+    // the whole coin waits in Limbo holding 6.
+    let whole = Coin {
+        network: net.contract.id(),
+        denomination: tally_core::Denomination::TwentyFive,
+        secret: SecretKey::generate(),
+        funding: None,
+    };
+    store.put(CoinFolder::Limbo, &whole).unwrap();
+    for part in store.list(CoinFolder::Bank).unwrap() {
+        if part.denomination.cash() < 25 {
+            coins::deposit(&alice, &client, &store, &part, whole.account())
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(net.balance(&whole.account()).await, 6 * CASH);
+
+    let report = coins::find(&alice, &client, &store, &mut RandomKeys)
+        .await
+        .unwrap();
+    assert_eq!(
+        report
+            .banked
+            .iter()
+            .map(|c| c.denomination.cash())
+            .sum::<u64>(),
+        6,
+        "{report:?}"
+    );
+    assert_eq!(held(&store, CoinFolder::Bank), [25, 5, 1]);
+    assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
+    assert_eq!(
+        store.locate(&whole.account()).unwrap().unwrap().folder,
+        CoinFolder::Spent
+    );
+    assert_eq!(net.balance(&whole.account()).await, 0);
+    assert_eq!(total(&store), before);
     net.shutdown().await;
 }

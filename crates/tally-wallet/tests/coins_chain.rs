@@ -202,7 +202,9 @@ async fn chain_coins_go_out_and_come_back_and_the_total_never_changes() {
     assert_eq!(bank(&carol_coins), 0);
 
     // Alice learns her exported coins were taken.
-    let found = coins::find(&alice, &net, &alice_coins).await.unwrap();
+    let found = coins::find(&alice, &net, &alice_coins, &mut RandomKeys)
+        .await
+        .unwrap();
     assert_eq!(cash_of(&found.sent), 6);
     assert_eq!(total(&net).await, 100);
 

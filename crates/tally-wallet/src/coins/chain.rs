@@ -35,6 +35,7 @@ fn grade(state: &RespAccount, denomination: Denomination, own: bool) -> (Grade, 
         spent: 0,
         contested: 0,
         unanswered: 0,
+        held: (state.sequence == 0).then_some(state.balance),
     };
     let pending_spend = state.next_sequence > state.sequence;
     let grade = if state.sequence > 0 {
@@ -153,6 +154,7 @@ impl CoinLedger for ChainCoins {
                     spent: 0,
                     contested: 0,
                     unanswered: 1,
+                    held: None,
                 }),
             }
         }

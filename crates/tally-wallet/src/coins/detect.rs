@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tally_core::{AccountId, Denomination, OrderDigest};
+use tally_core::{AccountId, Amount, Denomination, OrderDigest};
 use tally_proto::{LedgerEntry, LedgerRequest};
 
 use crate::QuorumClient;
@@ -41,6 +41,10 @@ pub struct Detection {
     pub contested: usize,
     /// Validators that did not answer.
     pub unanswered: usize,
+    /// What the key holds, unspent, where a quorum agrees (on a chain, the miner's
+    /// confirmed balance): a key holding some other amount than its denomination (a join
+    /// cut short) is still worth that much to its owner.
+    pub held: Option<Amount>,
 }
 
 /// How one validator sees one coin.
@@ -99,15 +103,21 @@ pub async fn detect(
                 spent: 0,
                 contested: 0,
                 unanswered: 0,
+                held: None,
             };
             let mut empty = 0;
+            let mut balances: HashMap<i128, usize> = HashMap::new();
             for (i, view) in views.iter().enumerate() {
                 let Some(view) = view else {
                     d.unanswered += 1;
                     continue;
                 };
                 let entry = view.ledger.get(account).copied().unwrap_or_default();
-                match seen(&entry, *denomination, own.get(account)) {
+                let seen = seen(&entry, *denomination, own.get(account));
+                if matches!(seen, Seen::Good | Seen::Odd) {
+                    *balances.entry(entry.balance).or_default() += 1;
+                }
+                match seen {
                     Seen::Good => d.good += 1,
                     Seen::Empty => {
                         empty += 1;
@@ -118,6 +128,11 @@ pub async fn detect(
                     Seen::Odd => d.lagging.push(i),
                 }
             }
+            d.held = balances
+                .into_iter()
+                .find(|(_, count)| *count >= quorum)
+                .and_then(|(balance, _)| u64::try_from(balance).ok())
+                .map(Amount::from_microcash);
             d.grade = grade(&d, empty, n, quorum, faulty);
             out.push(d);
         }
@@ -203,6 +218,7 @@ mod grading {
             spent,
             contested,
             unanswered: 4 - good - lagging - spent - contested,
+            held: None,
         }
     }
 

@@ -375,9 +375,30 @@ pub async fn change<L: CoinLedger>(
     keys: &mut impl FreshKeys,
     listed: &ListedCoin,
 ) -> Result<Vec<ListedCoin>, CoinOpError> {
+    split_into(
+        wallet,
+        net,
+        store,
+        keys,
+        listed,
+        &break_down(listed.denomination),
+    )
+    .await
+}
+
+/// The key of `listed` pays everything it holds to fresh coins of `denominations` (one
+/// `Split`, or the one journaled for it); the coins that landed.
+async fn split_into<L: CoinLedger>(
+    wallet: &Wallet,
+    net: &L,
+    store: &CoinStore,
+    keys: &mut impl FreshKeys,
+    listed: &ListedCoin,
+    denominations: &[Denomination],
+) -> Result<Vec<ListedCoin>, CoinOpError> {
     let fresh = match wallet.pending(&listed.account)? {
         Some(_) => Vec::new(),
-        None => fresh_coins(store, keys, &break_down(listed.denomination))?,
+        None => fresh_coins(store, keys, denominations)?,
     };
     let outputs: Vec<Payment> = fresh
         .iter()
@@ -461,11 +482,14 @@ pub async fn join<L: CoinLedger>(
 
 /// Settles everything an interrupted operation left: finishes every journaled order of
 /// the wallet's accounts and coins, then grades the coins still in `Limbo` (and those in
-/// `Export`, to learn which were taken) by asking the validators.
+/// `Export`, to learn which were taken) by asking the network. A key in `Limbo` holding
+/// another amount than its denomination (a join cut short) pays it into fresh coins from
+/// `keys`.
 pub async fn find<L: CoinLedger>(
     wallet: &Wallet,
     net: &L,
     store: &CoinStore,
+    keys: &mut impl FreshKeys,
 ) -> Result<FindReport, CoinOpError> {
     let mut report = FindReport::default();
     let mut signers: Vec<AccountId> = wallet.keys().iter().map(|k| k.account).collect();
@@ -501,6 +525,29 @@ pub async fn find<L: CoinLedger>(
     for (listed, detection) in limbo.iter().zip(net.detect(&pairs(&limbo), &own).await) {
         if own.contains_key(&listed.account) {
             report.limbo.push(*listed);
+            continue;
+        }
+        // A key of ours holding another amount than its denomination (a join cut short):
+        // what it holds is broken into proper coins, not lost.
+        if let Some(held) = detection.held
+            && !held.is_zero()
+            && held != listed.denomination.amount()
+            && detection.contested == 0
+        {
+            let made = match fewest_coins(held) {
+                Ok(denominations) => {
+                    split_into(wallet, net, store, keys, listed, &denominations).await
+                }
+                Err(error) => Err(error.into()),
+            };
+            match made {
+                Ok(coins) => report.banked.extend(coins),
+                Err(error) => {
+                    tracing::warn!(coin = %listed.account, %error, "a key holding an odd amount could not be broken into coins");
+                    report.unfinished.push((listed.account, error.to_string()));
+                    report.limbo.push(*listed);
+                }
+            }
             continue;
         }
         match detection.grade {

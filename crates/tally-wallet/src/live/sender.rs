@@ -454,7 +454,7 @@ impl<L: LiveLedger> Ctx<'_, L> {
         step(MessageNumber::MakingChange);
         for _round in 0..4 {
             if !self.bank.list(CoinFolder::Limbo)?.is_empty() {
-                coins::find(self.wallet, self.net, self.bank).await?;
+                coins::find(self.wallet, self.net, self.bank, keys).await?;
             }
             let held = cash_of(&self.hidden.spendable()?);
             let need = cash.checked_sub(held).ok_or_else(|| {
