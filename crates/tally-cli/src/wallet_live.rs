@@ -225,10 +225,18 @@ async fn run_on<L: LiveLedger>(
                     reason,
                     reclaimed,
                     powned_by_receiver,
+                    frozen,
                 } => (
                     false,
                     format!(
-                        "failed after the coins left ({reason}); {reclaimed} cash taken back, {powned_by_receiver} cash powned by the receiver"
+                        "failed after the coins left ({reason}); {reclaimed} cash taken back, {powned_by_receiver} cash powned by the receiver{}",
+                        if frozen.is_zero() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; {frozen} cash frozen: someone holding those coins' secret signed two different orders for them, so neither can complete and nobody can spend them"
+                            )
+                        }
                     ),
                 ),
             };

@@ -63,13 +63,16 @@ pub enum SenderEvent {
         /// The certificates.
         receipt_b64: String,
     },
-    /// [`SenderAction::Reclaim`] is done: each sent coin is either back with the sender
-    /// or was powned by the receiver.
+    /// [`SenderAction::Reclaim`] is done: each sent coin is back with the sender, was
+    /// powned by the receiver, or is frozen.
     Reclaimed {
         /// Coins the sender powned back.
         reclaimed: Vec<CoinSummary>,
         /// Coins the receiver had powned.
         powned_by_receiver: Vec<CoinSummary>,
+        /// Coins whose lock slot is split between orders so that none can complete
+        /// (DESIGN §3): nobody can spend them; asking again would never end.
+        frozen: Vec<CoinSummary>,
     },
     /// [`SenderAction::Reclaim`] could not finish (validators unreachable…); it is asked
     /// again one heartbeat interval later.
@@ -144,6 +147,10 @@ pub enum SenderOutcome {
         reclaimed: Amount,
         /// What the receiver had powned nonetheless.
         powned_by_receiver: Amount,
+        /// What is frozen: coins whose slot was split (by someone holding the secret
+        /// besides the sender: the receiver), spendable by no one.
+        #[serde(default)]
+        frozen: Amount,
     },
 }
 
@@ -540,6 +547,7 @@ impl Sender {
                 SenderEvent::Reclaimed {
                     reclaimed,
                     powned_by_receiver,
+                    frozen,
                 },
                 SenderPhase::Reclaiming {
                     coins,
@@ -550,16 +558,22 @@ impl Sender {
                 let all: Vec<CoinSummary> = reclaimed
                     .iter()
                     .chain(&powned_by_receiver)
+                    .chain(&frozen)
                     .copied()
                     .collect();
-                match (total(&reclaimed), total(&powned_by_receiver)) {
-                    (Some(back), Some(powned))
+                match (
+                    total(&reclaimed),
+                    total(&powned_by_receiver),
+                    total(&frozen),
+                ) {
+                    (Some(back), Some(powned), Some(frozen))
                         if same_coins(&all, coins) && all.len() == coins.len() =>
                     {
                         let outcome = SenderOutcome::Reclaimed {
                             reason: reason.clone(),
                             reclaimed: back,
                             powned_by_receiver: powned,
+                            frozen,
                         };
                         self.finish(outcome, out);
                     }

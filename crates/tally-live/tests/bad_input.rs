@@ -358,6 +358,7 @@ fn silent_peer() {
         SenderEvent::Reclaimed {
             reclaimed: coins_281()[..1].to_vec(),
             powned_by_receiver: vec![],
+            frozen: vec![],
         },
         deadline + timing.skew_ms + 1,
     );
@@ -381,6 +382,7 @@ fn silent_peer() {
         SenderEvent::Reclaimed {
             reclaimed: back,
             powned_by_receiver: powned,
+            frozen: vec![],
         },
         deadline + timing.skew_ms + 2 + timing.heartbeat_ms,
     );
@@ -389,6 +391,7 @@ fn silent_peer() {
             reason: FailReason::PeerSilent(timing.peer_timeout_ms),
             reclaimed: cash(275),
             powned_by_receiver: cash(6),
+            frozen: Amount::ZERO,
         }))
     );
 }
@@ -459,6 +462,34 @@ fn prepared_coins_of_another_total_are_kept() {
             expected: cash(281),
             got: cash(31)
         })
+    );
+}
+
+/// A coin whose slot was split (the receiver signed two powns for it) is reported frozen:
+/// the transfer ends, with the frozen cash named, instead of asking again for ever.
+#[test]
+fn frozen_coins_end_the_reclaim() {
+    let timing = sim::test_timing();
+    let (mut s, deadline) = sender_with_coins_sent();
+    s.handle(SenderEvent::Tick, T0 + 60 + timing.peer_timeout_ms);
+    let due = s.handle(SenderEvent::Tick, deadline + timing.skew_ms);
+    assert!(due.contains(&SenderAction::Reclaim { coins: coins_281() }));
+    let acts = s.handle(
+        SenderEvent::Reclaimed {
+            reclaimed: coins_281()[1..].to_vec(),
+            powned_by_receiver: vec![],
+            frozen: coins_281()[..1].to_vec(),
+        },
+        deadline + timing.skew_ms + 1,
+    );
+    assert!(
+        acts.contains(&SenderAction::Finished(SenderOutcome::Reclaimed {
+            reason: FailReason::PeerSilent(timing.peer_timeout_ms),
+            reclaimed: cash(31),
+            powned_by_receiver: Amount::ZERO,
+            frozen: cash(250),
+        })),
+        "{acts:?}"
     );
 }
 

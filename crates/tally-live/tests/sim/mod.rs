@@ -516,6 +516,7 @@ impl Sim {
                     let done = SenderEvent::Reclaimed {
                         reclaimed,
                         powned_by_receiver,
+                        frozen: vec![],
                     };
                     self.at(WORK, Item::Sender(done));
                 }

@@ -79,6 +79,16 @@ const RECEIPT_POLL: Duration = Duration::from_secs(3);
 /// `Driver::linger`).
 const LINGER_MAX_MS: u64 = 10_000;
 
+/// Where each sent coin ended after the deadline.
+struct Reclaim {
+    /// Powned back to this wallet.
+    reclaimed: Vec<CoinSummary>,
+    /// Spent by the receiver.
+    theirs: Vec<CoinSummary>,
+    /// Split between orders: spendable by no one.
+    frozen: Vec<CoinSummary>,
+}
+
 /// Work for the wallet, one piece at a time.
 enum Job {
     Action(SenderAction),
@@ -414,9 +424,14 @@ impl<L: LiveLedger> Ctx<'_, L> {
             }
             Job::Action(SenderAction::Reclaim { coins }) => {
                 match self.reclaim(keys, &coins).await {
-                    Ok((reclaimed, powned_by_receiver)) => report(SenderEvent::Reclaimed {
+                    Ok(Reclaim {
                         reclaimed,
-                        powned_by_receiver,
+                        theirs,
+                        frozen,
+                    }) => report(SenderEvent::Reclaimed {
+                        reclaimed,
+                        powned_by_receiver: theirs,
+                        frozen,
                     }),
                     Err(error) => {
                         tracing::warn!(%error, "taking the coins back failed; retrying");
@@ -591,9 +606,10 @@ impl<L: LiveLedger> Ctx<'_, L> {
         &self,
         keys: &mut K,
         coins: &[CoinSummary],
-    ) -> Result<(Vec<CoinSummary>, Vec<CoinSummary>), CoinOpError> {
+    ) -> Result<Reclaim, CoinOpError> {
         let mut reclaimed = Vec::new();
         let mut theirs = Vec::new();
+        let mut frozen = Vec::new();
         let mut open = Vec::new();
         for coin in coins {
             let listed = self
@@ -626,7 +642,14 @@ impl<L: LiveLedger> Ctx<'_, L> {
                     theirs.push(coin);
                     continue;
                 }
-                Grade::Frozen | Grade::Limbo => {
+                Grade::Frozen => {
+                    // Split between orders so that none can complete: final, and left
+                    // where it is (the hidden wallet's Export), counted by no one.
+                    tracing::warn!(coin = %listed.account, "a sent coin's slot is split: it is frozen");
+                    frozen.push(coin);
+                    continue;
+                }
+                Grade::Limbo => {
                     undecided.push(listed.account.short());
                     continue;
                 }
@@ -645,7 +668,11 @@ impl<L: LiveLedger> Ctx<'_, L> {
                 undecided.join(", ")
             )));
         }
-        Ok((reclaimed, theirs))
+        Ok(Reclaim {
+            reclaimed,
+            theirs,
+            frozen,
+        })
     }
 
     /// What the outcome asks of the hidden wallet: kept coins back to the Bank (sealed
