@@ -493,13 +493,12 @@ fn frozen_coins_end_the_reclaim() {
     );
 }
 
-/// A deadline that leaves the receiver too little time is refused before opening.
-#[test]
-fn deadline_too_soon_is_refused() {
-    let timing = sim::test_timing();
+/// A receiver that got message 24 (coins worth 5, the deadline `deadline`) at `T0 + 40`,
+/// and what it did then.
+fn receiver_at_24(deadline: u64) -> (Receiver, Vec<ReceiverAction>) {
     let config = ReceiverConfig {
         expected_amount: None,
-        timing,
+        timing: sim::test_timing(),
     };
     let (mut r, _) = Receiver::new(config, T0).unwrap();
     r.handle(
@@ -514,7 +513,6 @@ fn deadline_too_soon_is_refused() {
         ReceiverEvent::Line(line(M::EncryptingCoins, Details::None)),
         T0 + 30,
     );
-    let deadline = T0 + 40 + timing.min_pown_window_ms - 1;
     let sealed = Details::SealedCoins {
         coins_b64: "AAAA".into(),
         pown_deadline_ms: deadline,
@@ -523,6 +521,14 @@ fn deadline_too_soon_is_refused() {
         ReceiverEvent::Line(line(M::EncryptedCoins, sealed)),
         T0 + 40,
     );
+    (r, acts)
+}
+
+/// A deadline that leaves the receiver too little time is refused before opening.
+#[test]
+fn deadline_too_soon_is_refused() {
+    let timing = sim::test_timing();
+    let (_, acts) = receiver_at_24(T0 + 40 + timing.min_pown_window_ms - 1);
     assert!(
         !acts
             .iter()
@@ -536,34 +542,9 @@ fn deadline_too_soon_is_refused() {
     ));
 }
 
-/// A receiver whose coins are open at `opened_at` (the deadline `deadline`): what it does.
+/// A receiver whose coins (one of 5) open at `opened_at`: what it does then.
 fn receiver_opening(deadline: u64, opened_at: u64) -> Vec<ReceiverAction> {
-    let timing = sim::test_timing();
-    let config = ReceiverConfig {
-        expected_amount: None,
-        timing,
-    };
-    let (mut r, _) = Receiver::new(config, T0).unwrap();
-    r.handle(
-        ReceiverEvent::Line(line(M::EmptyImportExport, Details::None)),
-        T0 + 10,
-    );
-    r.handle(
-        ReceiverEvent::Line(line(M::MoneyToBeSent, Details::Amount(cash(5)))),
-        T0 + 20,
-    );
-    r.handle(
-        ReceiverEvent::Line(line(M::EncryptingCoins, Details::None)),
-        T0 + 30,
-    );
-    let sealed = Details::SealedCoins {
-        coins_b64: "AAAA".into(),
-        pown_deadline_ms: deadline,
-    };
-    r.handle(
-        ReceiverEvent::Line(line(M::EncryptedCoins, sealed)),
-        T0 + 40,
-    );
+    let (mut r, _) = receiver_at_24(deadline);
     let coin = CoinSummary {
         account: AccountId::from([7; 32]),
         denomination_cash: 5,

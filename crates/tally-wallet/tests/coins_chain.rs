@@ -5,44 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod common;
 
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey};
-use tally_node::pow::{MinerConfig, PowNode};
-use tally_proto::pow::WireLimits;
+use tally_core::{AccountId, Amount, SecretKey};
 use tally_wallet::Wallet;
-use tally_wallet::chain::{Miners, Waiting};
 use tally_wallet::coins::{
     self, ChainCoins, CoinFolder, CoinLedger, CoinStore, Grade, ImportOutcome, RandomKeys, cash_of,
 };
 
 fn cash(n: u64) -> Amount {
-    Amount::from_microcash(n * 1_000_000)
-}
-
-/// A network without a tracker where `funded` holds 100 cash; blocks come every few ms.
-fn contract(funded: AccountId) -> NetworkContract {
-    NetworkContract {
-        name: "coins-chain-test".into(),
-        mode: Mode::Pow,
-        unit: "cash".into(),
-        faucet: Amount::ZERO,
-        intro_pow_bits: 4,
-        validators: vec![],
-        tracker: None,
-        genesis: vec![Allocation {
-            account: funded,
-            amount: cash(100),
-        }],
-        pow: Some(PowParams {
-            initial_bits: 12,
-            block_time_ms: 1000,
-            retarget_window: 0,
-            block_reward: cash(50),
-            max_block_transactions: 1000,
-            max_block_bytes: 200_000,
-        }),
-    }
+    Amount::from_cash(n).unwrap()
 }
 
 /// Confirmed balance of `account` at the miner's tip.
@@ -68,28 +40,9 @@ async fn chain_coins_go_out_and_come_back_and_the_total_never_changes() {
     let dir = tempfile::tempdir().unwrap();
     let alice_key = SecretKey::generate();
     let bob_key = SecretKey::generate();
-    let contract = contract(alice_key.account());
-    let mut config = MinerConfig::new(
-        contract.clone(),
-        SecretKey::generate(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("miner"),
-    );
-    config.mine = true;
-    config.threads = 1;
-    config.template_refresh = Duration::from_millis(50);
-    let node = PowNode::start(config).await.unwrap();
-    let net = ChainCoins {
-        miners: Miners::at(
-            contract.id(),
-            vec![node.address().to_string()],
-            WireLimits::default(),
-        ),
-        waiting: Waiting {
-            confirmations: 1,
-            patience: Duration::from_secs(60),
-        },
-    };
+    let contract = common::chain::contract("coins-chain-test", alice_key.account(), 100);
+    let node = common::chain::start_miner(&contract, &dir.path().join("miner")).await;
+    let net = common::chain::coins(&contract, &node);
     let mut alice = Wallet::open(&dir.path().join("alice")).unwrap();
     alice.add_key(Some(alice_key.clone()), None).unwrap();
     let mut bob = Wallet::open(&dir.path().join("bob")).unwrap();
@@ -146,15 +99,18 @@ async fn chain_coins_go_out_and_come_back_and_the_total_never_changes() {
         .unwrap();
     let token = tally_core::encode_token(&exported).unwrap();
     assert_eq!(bank(&alice_coins), 25);
-    let outcomes = coins::import(
-        &bob,
-        &net,
-        &bob_coins,
-        &mut RandomKeys,
-        tally_core::decode_token(&token).unwrap(),
-    )
-    .await
-    .unwrap();
+    let import = async |wallet: &Wallet, store: &CoinStore| {
+        coins::import(
+            wallet,
+            &net,
+            store,
+            &mut RandomKeys,
+            tally_core::decode_token(&token).unwrap(),
+        )
+        .await
+        .unwrap()
+    };
+    let outcomes = import(&bob, &bob_coins).await;
     assert!(
         outcomes
             .iter()
@@ -163,15 +119,7 @@ async fn chain_coins_go_out_and_come_back_and_the_total_never_changes() {
     );
     assert_eq!(bank(&bob_coins), 6);
     // A second import of the same token changes nothing.
-    let again = coins::import(
-        &bob,
-        &net,
-        &bob_coins,
-        &mut RandomKeys,
-        tally_core::decode_token(&token).unwrap(),
-    )
-    .await
-    .unwrap();
+    let again = import(&bob, &bob_coins).await;
     assert!(
         again
             .iter()
@@ -180,15 +128,7 @@ async fn chain_coins_go_out_and_come_back_and_the_total_never_changes() {
     );
     assert_eq!(bank(&bob_coins), 6);
     // Carol, given the same token after Bob powned it, gets nothing: the keys are spent.
-    let late = coins::import(
-        &carol,
-        &net,
-        &carol_coins,
-        &mut RandomKeys,
-        tally_core::decode_token(&token).unwrap(),
-    )
-    .await
-    .unwrap();
+    let late = import(&carol, &carol_coins).await;
     assert!(
         late.iter().all(|o| matches!(
             o,

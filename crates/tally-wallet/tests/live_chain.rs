@@ -10,14 +10,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey};
+mod common;
+
+use tally_core::{AccountId, Amount, NetworkContract, SecretKey};
 use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
-use tally_node::pow::{MinerConfig, PowNode};
+use tally_node::pow::PowNode;
 use tally_proto::live::MessageNumber;
-use tally_proto::pow::WireLimits;
 use tally_relay::{Relay, RelayConfig, RelayHandle};
 use tally_wallet::Wallet;
-use tally_wallet::chain::{Miners, Waiting};
 use tally_wallet::coins::{ChainCoins, CoinFolder, CoinStore, RandomKeys, cash_of};
 use tally_wallet::live::{self, Progress, ReceiveReport, ReceiveRequest, SendReport, SendRequest};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -27,36 +27,11 @@ fn cash(n: u64) -> Amount {
     Amount::from_cash(n).unwrap()
 }
 
-fn contract(funded: AccountId) -> NetworkContract {
-    NetworkContract {
-        name: "live-chain-test".into(),
-        mode: Mode::Pow,
-        unit: "cash".into(),
-        faucet: Amount::ZERO,
-        intro_pow_bits: 4,
-        validators: vec![],
-        tracker: None,
-        genesis: vec![Allocation {
-            account: funded,
-            amount: cash(1000),
-        }],
-        pow: Some(PowParams {
-            initial_bits: 12,
-            block_time_ms: 1000,
-            retarget_window: 0,
-            block_reward: cash(50),
-            max_block_transactions: 1000,
-            max_block_bytes: 200_000,
-        }),
-    }
-}
-
 /// A mining node, a relay, and a folder for wallets; `alice` holds 1,000 cash.
 struct Net {
-    _node: PowNode,
+    node: PowNode,
     relay: RelayHandle,
     contract: NetworkContract,
-    miner: String,
     alice: SecretKey,
     dir: tempfile::TempDir,
 }
@@ -65,24 +40,14 @@ impl Net {
     async fn start() -> Net {
         let dir = tempfile::tempdir().unwrap();
         let alice = SecretKey::generate();
-        let contract = contract(alice.account());
-        let mut config = MinerConfig::new(
-            contract.clone(),
-            SecretKey::generate(),
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("miner"),
-        );
-        config.mine = true;
-        config.threads = 1;
-        config.template_refresh = Duration::from_millis(50);
-        let node = PowNode::start(config).await.unwrap();
+        let contract = common::chain::contract("live-chain-test", alice.account(), 1000);
+        let node = common::chain::start_miner(&contract, &dir.path().join("miner")).await;
         let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse().unwrap()))
             .await
             .unwrap()
             .spawn();
         Net {
-            miner: node.address().to_string(),
-            _node: node,
+            node,
             relay,
             contract,
             alice,
@@ -91,17 +56,7 @@ impl Net {
     }
 
     fn chain(&self) -> ChainCoins {
-        ChainCoins {
-            miners: Miners::at(
-                self.contract.id(),
-                vec![self.miner.clone()],
-                WireLimits::default(),
-            ),
-            waiting: Waiting {
-                confirmations: 1,
-                patience: Duration::from_secs(30),
-            },
-        }
+        common::chain::coins(&self.contract, &self.node)
     }
 
     fn wallet_dir(&self, name: &str) -> PathBuf {

@@ -26,17 +26,8 @@ pub struct ChainCoins {
 /// How the miner's view of a coin's key grades it. `own` is the order this wallet
 /// journaled for it (its pending spend is ours, not a race).
 fn grade(state: &RespAccount, denomination: Denomination, own: bool) -> (Grade, Detection) {
-    let mut d = Detection {
-        account: state.account,
-        denomination,
-        grade: Grade::Limbo,
-        good: 0,
-        lagging: Vec::new(),
-        spent: 0,
-        contested: 0,
-        unanswered: 0,
-        held: (state.sequence == 0).then_some(state.balance),
-    };
+    let mut d = Detection::unheard(state.account, denomination);
+    d.held = (state.sequence == 0).then_some(state.balance);
     let pending_spend = state.next_sequence > state.sequence;
     let grade = if state.sequence > 0 {
         // A spend of it is in the chain.
@@ -146,15 +137,8 @@ impl CoinLedger for ChainCoins {
                     out.push(grade(&state, *denomination, own.contains_key(account)).1);
                 }
                 Err(_) => out.push(Detection {
-                    account: *account,
-                    denomination: *denomination,
-                    grade: Grade::Limbo,
-                    good: 0,
-                    lagging: Vec::new(),
-                    spent: 0,
-                    contested: 0,
                     unanswered: 1,
-                    held: None,
+                    ..Detection::unheard(*account, *denomination)
                 }),
             }
         }

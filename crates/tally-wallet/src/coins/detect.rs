@@ -47,6 +47,23 @@ pub struct Detection {
     pub held: Option<Amount>,
 }
 
+impl Detection {
+    /// Nothing heard about the coin yet: no answer counted, graded Limbo.
+    pub(super) fn unheard(account: AccountId, denomination: Denomination) -> Detection {
+        Detection {
+            account,
+            denomination,
+            grade: Grade::Limbo,
+            good: 0,
+            lagging: Vec::new(),
+            spent: 0,
+            contested: 0,
+            unanswered: 0,
+            held: None,
+        }
+    }
+}
+
 /// How one validator sees one coin.
 enum Seen {
     Good,
@@ -94,17 +111,7 @@ pub async fn detect(
             .map(|answer| answer.result.ok())
             .collect();
         for (account, denomination) in batch {
-            let mut d = Detection {
-                account: *account,
-                denomination: *denomination,
-                grade: Grade::Limbo,
-                good: 0,
-                lagging: Vec::new(),
-                spent: 0,
-                contested: 0,
-                unanswered: 0,
-                held: None,
-            };
+            let mut d = Detection::unheard(*account, *denomination);
             let mut empty = 0;
             let mut balances: HashMap<i128, usize> = HashMap::new();
             for (i, view) in views.iter().enumerate() {

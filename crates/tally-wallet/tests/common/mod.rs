@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chain;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
