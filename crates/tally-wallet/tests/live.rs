@@ -673,3 +673,115 @@ async fn a_relay_restart_in_the_middle_of_the_transfer_is_survived() {
     assert_eq!(banked(&net.store("bob")), 281);
     net.shutdown().await;
 }
+
+/// The sender's hidden store for the transfer in `room`.
+fn hidden_store(net: &Net, wallet: &str, room: &str) -> CoinStore {
+    let dir = net
+        .wallet_dir(wallet)
+        .join("live")
+        .join(room)
+        .join("sender");
+    CoinStore::open(&dir, net.contract.id()).unwrap()
+}
+
+/// The previous holder of a sent coin (the sender itself, which knows its secret) races
+/// the receiver's pown with a conflicting order that two of the four validators vote
+/// for. The receiver never counts that coin (it sees a foreign vote and signs nothing for
+/// it); the sender ends the transfer naming it frozen; if the receiver's pown got there
+/// first instead, the race is refused and the transfer completes. Either way no cash is
+/// counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coin_raced_by_its_previous_holder_is_never_counted_twice() {
+    use tally_core::{Order, SignedOrder, Transfer};
+    use tally_proto::{Connection, Limits, Packet};
+
+    let net = Net::start().await;
+    alice_with_300(&net).await;
+    let file = net.dir.join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay_address.to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+        cancel: None,
+    };
+    let (sender, mut steps) = spawn_send(&net, "alice", request, None);
+    let connection = wait_for_file(&file).await;
+    let (receiver, _) = spawn_receive(&net, "bob", &file);
+    reach(&mut steps, MessageNumber::EncryptingCoins).await;
+
+    // The 250 is in the hidden wallet's Bank or, once sealed, its Export.
+    let store = hidden_store(&net, "alice", &connection.room);
+    let secret = loop {
+        let found = [CoinFolder::Bank, CoinFolder::Export]
+            .into_iter()
+            .flat_map(|f| store.list(f).unwrap())
+            .find(|c| c.denomination.cash() == 250);
+        // Between listing and reading, sealing may move it: look again.
+        if let Some(listed) = found
+            && let Ok(coin) = store.read(&listed)
+        {
+            break coin.secret;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let race = SignedOrder::sign(
+        Order::Transfer(Transfer {
+            sender: secret.account(),
+            recipient: SecretKey::generate().account(),
+            amount: cash(250),
+            sequence: 0,
+        }),
+        &secret,
+        &net.contract.id(),
+    );
+    for address in &net.validators.addresses[..2] {
+        let mut conn = Connection::connect(
+            &address.to_string(),
+            Limits::default(),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        // A validator already voting for the receiver's pown refuses: that is the race lost.
+        let _ = conn.call(&Packet::ReqPay(race.clone())).await;
+    }
+
+    let received = tokio::time::timeout(Duration::from_secs(40), receiver)
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(40), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = banked(&net.store("bob"));
+    let alice = banked(&net.store("alice"));
+    match sent.outcome {
+        SenderOutcome::Delivered { .. } => {
+            eprintln!("the receiver's pown won the race");
+            assert_eq!(bob, 281);
+            assert_eq!(alice, 19);
+        }
+        SenderOutcome::Reclaimed {
+            reclaimed,
+            powned_by_receiver,
+            frozen,
+            ..
+        } => {
+            eprintln!("the race split the 250's slot");
+            assert_eq!(frozen, cash(250), "{:?}", received.outcome);
+            assert_eq!(powned_by_receiver, cash(31));
+            assert_eq!(reclaimed, Amount::ZERO);
+            assert_eq!(bob, 31, "the receiver counts only what it powned");
+            assert!(
+                matches!(received.outcome, ReceiverOutcome::Received { received, announced, .. } if received == cash(31) && announced == cash(281)),
+                "{:?}",
+                received.outcome
+            );
+            assert_eq!(alice, 19);
+        }
+        other => panic!("{other:?}"),
+    }
+    net.shutdown().await;
+}
