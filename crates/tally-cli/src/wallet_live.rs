@@ -213,7 +213,7 @@ async fn run_on<L: LiveLedger>(
                 SenderOutcome::Delivered { .. } => (
                     true,
                     format!(
-                        "delivered {} cash: the receiver's pown certificates check",
+                        "delivered {} cash: the receipt of the receiver's powns checks",
                         report.amount
                     ),
                 ),
