@@ -469,6 +469,8 @@ impl<L: LiveLedger> Ctx<'_, L> {
         step(MessageNumber::MakingChange);
         for _round in 0..4 {
             if !self.bank.list(CoinFolder::Limbo)?.is_empty() {
+                // An interrupted withdraw or change left coins in Limbo: settle them first.
+                step(MessageNumber::FindingChange);
                 coins::find(self.wallet, self.net, self.bank, keys).await?;
             }
             let held = cash_of(&self.hidden.spendable()?);
