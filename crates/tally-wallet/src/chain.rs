@@ -411,6 +411,8 @@ async fn send_order(
     progress: &mut (dyn FnMut(SendEvent) + Send),
 ) -> Result<Sent, ChainWalletError> {
     let account = key.account();
+    // One process at a time signs for this account (two could each sign for one slot).
+    let _held = wallet.lock_key(&account).await?;
     let finished = finish_journaled(wallet, miners, &account, waiting, progress).await?;
     let (state, _) = miners.account(&account).await?;
     let spendable = state.balance.checked_sub(state.pending_out);

@@ -100,6 +100,8 @@ pub async fn intro(
     proof_of_work: u64,
 ) -> Result<Receipt, OpError> {
     let account = key.account();
+    // One process at a time signs for this account (two could each sign for one slot).
+    let _held = wallet.lock_key(&account).await?;
     let order = match wallet.pending(&account)? {
         Some(pending) if matches!(pending.order, Order::IntroKey(_)) => pending,
         _ => SignedOrder::sign(
@@ -136,6 +138,8 @@ pub async fn pay(
         return Err(OpError::Refused("an account cannot pay itself".into()));
     }
     let account = key.account();
+    // One process at a time signs for this account (two could each sign for one slot).
+    let _held = wallet.lock_key(&account).await?;
     let mut sequence = client.next_sequence(&account).await?;
     let finished_pending = finish_pending(wallet, client, &account, sequence).await?;
     if finished_pending.is_some() {

@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tally_core::{AccountId, Certificate, Digest, SecretKey, SignedOrder};
@@ -31,6 +32,22 @@ pub enum WalletError {
     NoAccounts,
     #[error("account prefix {0} matches more than one account")]
     Ambiguous(String),
+    #[error(
+        "another process using this wallet has held account {account} for {waited:?}; try again when it is done"
+    )]
+    KeyBusy {
+        account: AccountId,
+        waited: Duration,
+    },
+}
+
+/// How long [`Wallet::lock_key`] waits for another process to let go of a key.
+pub const KEY_LOCK_PATIENCE: Duration = Duration::from_secs(60);
+
+/// A key held by this process ([`Wallet::lock_key`]); let go when dropped.
+#[derive(Debug)]
+pub struct KeyLock {
+    _file: fs::File,
 }
 
 /// One account the wallet holds.
@@ -336,6 +353,39 @@ impl Wallet {
             }
         }
         Ok(out)
+    }
+
+    /// Holds `account` for this process until the lock is dropped, waiting up to
+    /// [`KEY_LOCK_PATIENCE`] for another process of the same wallet folder to let go: two
+    /// processes of one wallet never read "nothing journaled" for one key at once and each
+    /// sign an order for the same lock slot, which could freeze it (DESIGN §3). The lock is
+    /// the operating system's (`flock`), so a process that dies lets go.
+    pub async fn lock_key(&self, account: &AccountId) -> Result<KeyLock, WalletError> {
+        let dir = self.dir.join("locks");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{account}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(KeyLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < KEY_LOCK_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(WalletError::KeyBusy {
+                        account: *account,
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+            }
+        }
     }
 
     fn pending_path(&self, account: &AccountId) -> PathBuf {

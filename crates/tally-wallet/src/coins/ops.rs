@@ -138,6 +138,8 @@ pub async fn withdraw<L: CoinLedger>(
     amount: Amount,
 ) -> Result<Vec<ListedCoin>, CoinOpError> {
     let account = from.account();
+    // One process at a time signs for this account (two could each sign for one slot).
+    let _held = wallet.lock_key(&account).await?;
     let mut banked = Vec::new();
     for chunk in fewest_coins(amount)?.chunks(MAX_SPLIT_OUTPUTS) {
         if let Some(proof) = net.finish_pending(wallet, &account).await? {

@@ -1,0 +1,103 @@
+//! Two `tally wallet` processes sharing one wallet folder pay from the same account at the
+//! same time, each to its own recipient, through four `tally node` processes. What is
+//! protected: the account is never frozen (no lock slot gets two different orders), every
+//! payment that reported success is applied, and the account's sequence counts exactly
+//! those; the wallet's per-key lock makes the two processes take turns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+
+use common::{TALLY, start_quorum, wallet_json};
+
+/// Payments each process makes.
+const EACH: usize = 25;
+
+/// `EACH` payments of 1 cash from genesis-0 to `recipient`, one `tally wallet send`
+/// process after another; how many succeeded.
+fn pay_repeatedly(wallet: PathBuf, contract: PathBuf, recipient: String) -> usize {
+    let mut ok = 0;
+    for _ in 0..EACH {
+        let output = Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(&wallet)
+            .arg("--network")
+            .arg(&contract)
+            .args(["send", &recipient, "1", "--from", "genesis-0"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            ok += 1;
+        } else {
+            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    ok
+}
+
+fn balance(wallet: &Path, contract: &Path, account: &str) -> serde_json::Value {
+    wallet_json(wallet, contract, &["balance", account])
+}
+
+#[test]
+fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
+    let wallet = net.join("genesis-wallet");
+    let payer = wallet_json(&wallet, &contract, &["keys"])["accounts"][0]["account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = balance(&wallet, &contract, &payer)["balance"]
+        .as_u64()
+        .unwrap();
+    // Two recipients: fresh accounts of another wallet.
+    let others = dir.path().join("others");
+    let recipients: Vec<String> = (0..2)
+        .map(|_| {
+            wallet_json(&others, &contract, &["key", "new"])["account"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let workers: Vec<_> = recipients
+        .iter()
+        .map(|recipient| {
+            let (wallet, contract, recipient) =
+                (wallet.clone(), contract.clone(), recipient.clone());
+            std::thread::spawn(move || pay_repeatedly(wallet, contract, recipient))
+        })
+        .collect();
+    let paid: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: usize = paid.iter().sum();
+    eprintln!("payments that succeeded: {paid:?} of {EACH} each");
+    assert_eq!(
+        total,
+        2 * EACH,
+        "every payment goes through, one process at a time"
+    );
+
+    let after = balance(&wallet, &contract, &payer);
+    assert_eq!(after["sequence"], total, "{after}");
+    assert_eq!(after["agree"], 4, "every validator agrees: {after}");
+    assert_eq!(
+        before - after["balance"].as_u64().unwrap(),
+        total as u64 * 1_000_000
+    );
+    for (recipient, count) in recipients.iter().zip(&paid) {
+        let got = balance(&wallet, &contract, recipient);
+        assert_eq!(got["balance"], *count as u64 * 1_000_000, "{got}");
+    }
+    // The slot after the last payment is free: one more payment goes through.
+    let more = wallet_json(
+        &wallet,
+        &contract,
+        &["send", &recipients[0], "1", "--from", "genesis-0"],
+    );
+    assert!(more["certificate"].is_string(), "{more}");
+}
