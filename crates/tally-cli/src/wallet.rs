@@ -15,6 +15,7 @@ use tally_core::pow::expected_attempts;
 use tally_core::{AccountId, Amount, Mode, NetworkContract, SignedCash};
 use tally_wallet::chain::{self, Miners};
 use tally_wallet::pow::{KeyProof, SearchProgress, find_key_proof};
+use tally_wallet::views::NextSlot;
 use tally_wallet::{KeyEntry, QuorumClient, Wallet, ops, views};
 
 use crate::{wallet_chain, wallet_seed};
@@ -374,16 +375,43 @@ async fn quorum_balance(
         })
         .collect();
     let shown = SignedCash(seen.balance).to_string();
+    let slot = match &seen.next_slot {
+        NextSlot::Free | NextSlot::Voting { .. } => String::new(),
+        NextSlot::Contested { orders } => format!(
+            "\nits next slot is contested: votes for {} different orders ({}); one may still complete",
+            orders.len(),
+            votes_for(orders)
+        ),
+        NextSlot::Split { orders } => format!(
+            "\nits next slot is FROZEN: votes are split between {} different orders ({}), so none can reach a quorum and the account cannot pay; two orders were signed for one slot (two copies of this key, or a mistake)",
+            orders.len(),
+            votes_for(orders)
+        ),
+    };
     Ok((
-        json!({"account": account, "balance": seen.balance, "balance_cash": shown, "sequence": seen.next_sequence, "agree": seen.agree, "validators": seen.views.len(), "quorum": client.committee().quorum(), "views": per_validator}),
+        json!({"account": account, "balance": seen.balance, "balance_cash": shown, "sequence": seen.next_sequence, "agree": seen.agree, "validators": seen.views.len(), "quorum": client.committee().quorum(), "next_slot": seen.next_slot, "views": per_validator}),
         format!(
-            "{}: {shown} cash ({} of {} validators agree; next sequence {})",
+            "{}: {shown} cash ({} of {} validators agree; next sequence {}){slot}",
             account.short(),
             seen.agree,
             seen.views.len(),
             seen.next_sequence
         ),
     ))
+}
+
+/// "order 1a2b… (2 votes), order 3c4d… (2 votes)".
+fn votes_for(orders: &[(tally_core::OrderDigest, usize)]) -> String {
+    orders
+        .iter()
+        .map(|(order, votes)| {
+            format!(
+                "order {} ({votes} votes)",
+                order.to_string().chars().take(16).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `send` on a quorum network: the certificate, and an interrupted earlier order finished

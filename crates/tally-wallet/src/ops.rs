@@ -22,6 +22,17 @@ pub enum OpError {
     Refused(String),
     #[error("no validator answered")]
     NoValidatorAnswered,
+    /// The account's next slot holds votes for different orders so that none can reach a
+    /// quorum: no order for it can complete (DESIGN §3). Retrying cannot help.
+    #[error(
+        "account {} is frozen: votes for its next slot are split between {} different orders, so none can complete; two orders were signed for one slot (two copies of this key, or a mistake). Asking again cannot help",
+        .account.short(),
+        .orders.len()
+    )]
+    SlotFrozen {
+        account: AccountId,
+        orders: Vec<(tally_core::OrderDigest, usize)>,
+    },
 }
 
 /// A certified order, kept in the wallet.
@@ -156,7 +167,19 @@ pub async fn pay(
         client.network(),
     );
     wallet.set_pending(&order)?;
-    let (certificate, acknowledged, path) = certify_and_submit(wallet, client, &order).await?;
+    let (certificate, acknowledged, path) = match certify_and_submit(wallet, client, &order).await {
+        Ok(done) => done,
+        Err(error @ OpError::Client(ClientError::NoQuorum { .. })) => {
+            // Say so in words when the slot is split, rather than "no quorum".
+            if let Ok(seen) = crate::views::balance(client, &account).await
+                && let crate::views::NextSlot::Split { orders } = seen.next_slot
+            {
+                return Err(OpError::SlotFrozen { account, orders });
+            }
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     Ok(Receipt {
         certificate,
         acknowledged,

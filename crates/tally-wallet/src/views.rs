@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use tally_core::{AccountId, Digest};
+use serde::Serialize;
+use tally_core::{AccountId, Digest, OrderDigest};
 use tally_proto::{LedgerEntry, LedgerRequest, LedgerView};
 
 use crate::client::{QuorumClient, ValidatorAnswer};
@@ -24,6 +25,58 @@ pub struct BalanceViews {
     pub agree: usize,
     /// Each validator's entry for the account (an account it never saw is an empty entry).
     pub views: Vec<ValidatorAnswer<LedgerEntry>>,
+    /// Where its next lock slot stands, by the votes held for it.
+    pub next_slot: NextSlot,
+}
+
+/// Where an account's next lock slot stands, by the votes the validators at its agreed
+/// sequence hold for it (`Locked` in their signed views).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum NextSlot {
+    /// No validator holds a vote for it.
+    Free,
+    /// Votes are held for one order only: it is being certified, or was left half done
+    /// (the wallet that signed it finishes it).
+    Voting { order: OrderDigest, votes: usize },
+    /// Votes are held for different orders, and one may still reach a quorum with the
+    /// votes of the validators that hold none.
+    Contested { orders: Vec<(OrderDigest, usize)> },
+    /// Votes are split between different orders so that none can reach a quorum even with
+    /// every remaining validator: the slot is frozen (DESIGN §3), and so is the account.
+    Split { orders: Vec<(OrderDigest, usize)> },
+}
+
+impl NextSlot {
+    /// The slot as the entries of validators at sequence `next_sequence` show it, on a
+    /// committee of `members` with this `quorum`.
+    pub fn of(
+        entries: impl IntoIterator<Item = LedgerEntry>,
+        next_sequence: u64,
+        members: usize,
+        quorum: usize,
+    ) -> NextSlot {
+        let mut held: BTreeMap<OrderDigest, usize> = BTreeMap::new();
+        for entry in entries {
+            if entry.next_sequence == next_sequence
+                && let Some(order) = entry.locked
+            {
+                *held.entry(order).or_default() += 1;
+            }
+        }
+        let voted: usize = held.values().sum();
+        let uncommitted = members.saturating_sub(voted);
+        let mut orders: Vec<(OrderDigest, usize)> = held.into_iter().collect();
+        orders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        match orders.as_slice() {
+            [] => NextSlot::Free,
+            [(order, votes)] => NextSlot::Voting {
+                order: *order,
+                votes: *votes,
+            },
+            [(_, most), ..] if most + uncommitted < quorum => NextSlot::Split { orders },
+            _ => NextSlot::Contested { orders },
+        }
+    }
 }
 
 /// Asks every validator for `account` and finds the balance and sequence most of them
@@ -56,12 +109,22 @@ pub async fn balance(client: &QuorumClient, account: &AccountId) -> Result<Balan
     }
     let ((balance, next_sequence), agree) =
         most_common(&counts).ok_or(OpError::NoValidatorAnswered)?;
+    let committee = client.committee();
+    let next_slot = NextSlot::of(
+        views
+            .iter()
+            .filter_map(|answer| answer.result.as_ref().ok().copied()),
+        next_sequence,
+        committee.size(),
+        committee.quorum(),
+    );
     Ok(BalanceViews {
         account: *account,
         balance,
         next_sequence,
         agree,
         views,
+        next_slot,
     })
 }
 
@@ -130,6 +193,58 @@ fn most_common<K: Copy>(counts: &BTreeMap<K, usize>) -> Option<(K, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(next_sequence: u64, locked: Option<u8>) -> LedgerEntry {
+        LedgerEntry {
+            balance: 0,
+            next_sequence,
+            introduced: true,
+            locked: locked.map(|b| Digest::from([b; 32])),
+        }
+    }
+
+    /// Four validators, quorum 3: one order's votes are a slot in progress; two orders
+    /// 2 and 2 can never reach 3: split; 2 and 1 with one validator free may still;
+    /// a lagging validator's vote is for an older slot and does not count.
+    #[test]
+    fn the_next_slot_is_free_voting_contested_or_split() {
+        let slot = |entries: Vec<LedgerEntry>| NextSlot::of(entries, 5, 4, 3);
+        assert_eq!(slot(vec![entry(5, None); 4]), NextSlot::Free);
+        assert_eq!(
+            slot(vec![entry(5, Some(1)), entry(5, Some(1)), entry(5, None)]),
+            NextSlot::Voting {
+                order: Digest::from([1; 32]),
+                votes: 2
+            }
+        );
+        let a = Digest::from([1; 32]);
+        let b = Digest::from([2; 32]);
+        assert_eq!(
+            slot(vec![
+                entry(5, Some(1)),
+                entry(5, Some(2)),
+                entry(5, Some(1)),
+                entry(5, Some(2))
+            ]),
+            NextSlot::Split {
+                orders: vec![(a, 2), (b, 2)]
+            }
+        );
+        assert_eq!(
+            slot(vec![
+                entry(5, Some(1)),
+                entry(5, Some(2)),
+                entry(5, Some(1))
+            ]),
+            NextSlot::Contested {
+                orders: vec![(a, 2), (b, 1)]
+            }
+        );
+        assert_eq!(
+            slot(vec![entry(5, Some(1)), entry(4, Some(2)), entry(5, None)]),
+            NextSlot::Voting { order: a, votes: 1 }
+        );
+    }
 
     #[test]
     fn the_most_common_view_wins_and_ties_go_to_the_last() {

@@ -1,0 +1,104 @@
+//! A lock slot split for real: the owner of an account signs two different transfers for
+//! one sequence and sends each to two of four validators (real TCP, real redb files).
+//! What is protected: `balance` reports the slot as split, naming both orders and their
+//! votes, where before it showed nothing wrong; a payment from the account is refused in
+//! words (the slot is frozen), not retried.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Net, cash};
+use tally_core::{Order, SecretKey, SignedOrder, Transfer};
+use tally_proto::{Connection, Limits, Packet};
+use tally_wallet::views::{self, NextSlot};
+use tally_wallet::{Wallet, ops};
+
+/// `order` sent straight to validators `which`, each of which votes for it.
+async fn vote_at(net: &Net, order: &SignedOrder, which: std::ops::Range<usize>) {
+    for address in &net.addresses[which] {
+        let mut conn = Connection::connect(
+            &address.to_string(),
+            Limits::default(),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            conn.call(&Packet::ReqPay(order.clone())).await.unwrap(),
+            Packet::RespPay(_)
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_slot_is_reported_with_both_orders() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let payer = net.payer.account();
+    let before = views::balance(&client, &payer).await.unwrap();
+    assert_eq!(before.next_slot, NextSlot::Free);
+
+    let transfer = |to: &SecretKey| {
+        SignedOrder::sign(
+            Order::Transfer(Transfer {
+                sender: payer,
+                recipient: to.account(),
+                amount: cash(1),
+                sequence: 0,
+            }),
+            &net.payer,
+            &net.contract.id(),
+        )
+    };
+    let (one, two) = (
+        transfer(&SecretKey::generate()),
+        transfer(&SecretKey::generate()),
+    );
+    vote_at(&net, &one, 0..1).await;
+    let voting = views::balance(&client, &payer).await.unwrap();
+    assert_eq!(
+        voting.next_slot,
+        NextSlot::Voting {
+            order: one.order.digest(&net.contract.id()),
+            votes: 1
+        }
+    );
+    vote_at(&net, &one, 1..2).await;
+    vote_at(&net, &two, 2..4).await;
+
+    let split = views::balance(&client, &payer).await.unwrap();
+    let NextSlot::Split { orders } = &split.next_slot else {
+        panic!("{:?}", split.next_slot);
+    };
+    let mut digests: Vec<_> = orders.iter().map(|(d, votes)| (*d, *votes)).collect();
+    digests.sort();
+    let mut expected = vec![
+        (one.order.digest(&net.contract.id()), 2),
+        (two.order.digest(&net.contract.id()), 2),
+    ];
+    expected.sort();
+    assert_eq!(digests, expected);
+
+    // A payment from the split account gets no certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = Wallet::open(dir.path()).unwrap();
+    let refused = ops::pay(
+        &wallet,
+        &client,
+        &net.payer,
+        SecretKey::generate().account(),
+        cash(1),
+    )
+    .await;
+    match refused {
+        Err(ops::OpError::SlotFrozen { account, orders }) => {
+            assert_eq!(account, payer);
+            assert_eq!(orders.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    net.shutdown().await;
+}
