@@ -190,5 +190,35 @@ pub fn start_pow(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
         ],
         "miner listening on",
     );
+    // The miner registers with the tracker on its own schedule: wait until a wallet finds
+    // it there, with a block mined.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(net.join("genesis-wallet"))
+            .arg("--network")
+            .arg(&contract)
+            .args(["--json", "peers"])
+            .output()
+            .unwrap();
+        let found = output.status.success()
+            && serde_json::from_slice::<Value>(&output.stdout).is_ok_and(|peers| {
+                peers["miners"].as_array().is_some_and(|miners| {
+                    miners
+                        .iter()
+                        .any(|m| m["height"].as_u64().is_some_and(|h| h > 0))
+                })
+            });
+        if found {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the miner never showed up at the tracker: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     (contract, children)
 }
