@@ -60,15 +60,23 @@ impl Drop for Children {
     }
 }
 
-/// The first port of `count` consecutive loopback ports that were free a moment ago.
+/// The first port of `count` consecutive loopback ports that were free a moment ago,
+/// below the kernel's range for outgoing connections (32768 and up on Linux), so that the
+/// clients of a test running beside this one cannot take them as source ports before the
+/// daemons bind them. Tests in one process take turns through the range; processes start
+/// at different places in it.
 pub fn free_base_port(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
     loop {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base > 60000 {
+        let step = NEXT.fetch_add(u32::from(count) + 1, Ordering::Relaxed);
+        let base = LOW + (start + step) % (SPAN - u32::from(count));
+        let Ok(base) = u16::try_from(base) else {
             continue;
-        }
-        drop(first);
+        };
         if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
