@@ -154,6 +154,11 @@ async fn run_on<L: CoinLedger>(
     store: &CoinStore,
     mut keys: WalletKeys<'_>,
 ) -> anyhow::Result<(Value, String)> {
+    // One process at a time moves this wallet's coins (detect only reads).
+    let _held = match command {
+        CoinsCommand::Detect { .. } => None,
+        _ => Some(wallet.lock_coins(net.network()).await?),
+    };
     match command {
         CoinsCommand::Withdraw { amount, from } => {
             let amount = whole_cash(amount)?;

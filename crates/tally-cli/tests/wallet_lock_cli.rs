@@ -101,3 +101,74 @@ fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
     );
     assert!(more["certificate"].is_string(), "{more}");
 }
+
+/// `tally wallet … coins ARGS` as a child process; whether it succeeded.
+fn coins(wallet: &Path, contract: &Path, args: &[&str]) -> bool {
+    let output = Command::new(TALLY)
+        .args(["wallet", "--wallet"])
+        .arg(wallet)
+        .arg("--network")
+        .arg(contract)
+        .arg("coins")
+        .args(args)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    output.status.success()
+}
+
+/// Two processes of one wallet deposit every coin at the same time, each into its own
+/// account. What is protected: each coin is deposited once, by one of them (the coin lock
+/// makes them take turns), so the two accounts together receive exactly what the coins
+/// held and no coin's slot is split between two deposits.
+#[test]
+fn two_processes_of_one_wallet_depositing_the_same_coins_never_split_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
+    let wallet = net.join("genesis-wallet");
+    let others = dir.path().join("others");
+    let to: Vec<String> = (0..2)
+        .map(|_| {
+            wallet_json(&others, &contract, &["key", "new"])["account"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for _ in 0..4 {
+        assert!(coins(
+            &wallet,
+            &contract,
+            &["withdraw", "31", "--from", "genesis-0"]
+        ));
+    }
+    let workers: Vec<_> = to
+        .iter()
+        .map(|account| {
+            let (wallet, contract, account) = (wallet.clone(), contract.clone(), account.clone());
+            std::thread::spawn(move || {
+                coins(&wallet, &contract, &["deposit", "--all", "--to", &account])
+            })
+        })
+        .collect();
+    let done: Vec<bool> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_eq!(
+        done,
+        [true, true],
+        "both deposits finish (one may find nothing left)"
+    );
+    let received: u64 = to
+        .iter()
+        .map(|account| {
+            balance(&wallet, &contract, account)["balance"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(received, 124_000_000, "every coin deposited exactly once");
+    let left = wallet_json(&wallet, &contract, &["coins"]);
+    assert_eq!(left["spendable"], 0, "{left}");
+}

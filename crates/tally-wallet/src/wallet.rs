@@ -33,18 +33,16 @@ pub enum WalletError {
     #[error("account prefix {0} matches more than one account")]
     Ambiguous(String),
     #[error(
-        "another process using this wallet has held account {account} for {waited:?}; try again when it is done"
+        "another process using this wallet has held {what} for {waited:?}; try again when it is done"
     )]
-    KeyBusy {
-        account: AccountId,
-        waited: Duration,
-    },
+    Busy { what: String, waited: Duration },
 }
 
 /// How long [`Wallet::lock_key`] waits for another process to let go of a key.
 pub const KEY_LOCK_PATIENCE: Duration = Duration::from_secs(60);
 
-/// A key held by this process ([`Wallet::lock_key`]); let go when dropped.
+/// A key or the coins held by this process ([`Wallet::lock_key`],
+/// [`Wallet::lock_coins`]); let go when dropped.
 #[derive(Debug)]
 pub struct KeyLock {
     _file: fs::File,
@@ -361,9 +359,29 @@ impl Wallet {
     /// sign an order for the same lock slot, which could freeze it (DESIGN §3). The lock is
     /// the operating system's (`flock`), so a process that dies lets go.
     pub async fn lock_key(&self, account: &AccountId) -> Result<KeyLock, WalletError> {
+        self.lock(&format!("{account}.lock"), || format!("account {account}"))
+            .await
+    }
+
+    /// Holds this wallet's coins of `network` for this process until the lock is dropped,
+    /// as [`Wallet::lock_key`] holds an account: two processes never pick the same coin
+    /// from the Bank and each sign an order for it. A coin command or a live transfer's
+    /// piece of work holds it for its whole length; the coin operations themselves take
+    /// no lock (they call each other), so their callers do.
+    pub async fn lock_coins(
+        &self,
+        network: &tally_core::NetworkId,
+    ) -> Result<KeyLock, WalletError> {
+        self.lock(&format!("coins-{network}.lock"), || {
+            format!("the coins of network {network}")
+        })
+        .await
+    }
+
+    async fn lock(&self, name: &str, what: impl Fn() -> String) -> Result<KeyLock, WalletError> {
         let dir = self.dir.join("locks");
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let path = dir.join(format!("{account}.lock"));
+        let path = dir.join(name);
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -378,8 +396,8 @@ impl Wallet {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(WalletError::KeyBusy {
-                        account: *account,
+                    return Err(WalletError::Busy {
+                        what: what(),
                         waited: started.elapsed(),
                     });
                 }

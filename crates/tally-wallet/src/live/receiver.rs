@@ -382,6 +382,7 @@ impl<L: LiveLedger> Ctx<'_, L> {
         coins: &[CoinSummary],
         sign_before_ms: u64,
     ) -> Result<(Vec<L::Proof>, Vec<CoinSummary>), CoinOpError> {
+        let _held = self.wallet.lock_coins(self.net.network()).await?;
         let mut certificates = Vec::new();
         let mut powned = Vec::new();
         let mut to_pown = Vec::new();

@@ -466,6 +466,8 @@ impl<L: LiveLedger> Ctx<'_, L> {
             let _ = tx.send(SenderEvent::PreparationStep(number));
         };
         let cash = amount.microcash() / MICROCASH_PER_CASH;
+        // No other process of this wallet picks coins from the Bank meanwhile.
+        let _held = self.wallet.lock_coins(self.net.network()).await?;
         step(MessageNumber::MakingChange);
         for _round in 0..4 {
             if !self.bank.list(CoinFolder::Limbo)?.is_empty() {
@@ -609,6 +611,7 @@ impl<L: LiveLedger> Ctx<'_, L> {
         keys: &mut K,
         coins: &[CoinSummary],
     ) -> Result<Reclaim, CoinOpError> {
+        let _held = self.wallet.lock_coins(self.net.network()).await?;
         let mut reclaimed = Vec::new();
         let mut theirs = Vec::new();
         let mut frozen = Vec::new();
