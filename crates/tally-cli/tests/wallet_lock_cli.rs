@@ -38,6 +38,18 @@ fn pay_repeatedly(wallet: PathBuf, contract: PathBuf, recipient: String) -> usiz
     ok
 }
 
+/// Two fresh accounts of the wallet `others`: recipients.
+fn fresh_accounts(others: &Path, contract: &Path) -> Vec<String> {
+    (0..2)
+        .map(|_| {
+            wallet_json(others, contract, &["key", "new"])["account"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 fn balance(wallet: &Path, contract: &Path, account: &str) -> serde_json::Value {
     wallet_json(wallet, contract, &["balance", account])
 }
@@ -55,16 +67,7 @@ fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
     let before = balance(&wallet, &contract, &payer)["balance"]
         .as_u64()
         .unwrap();
-    // Two recipients: fresh accounts of another wallet.
-    let others = dir.path().join("others");
-    let recipients: Vec<String> = (0..2)
-        .map(|_| {
-            wallet_json(&others, &contract, &["key", "new"])["account"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let recipients = fresh_accounts(&dir.path().join("others"), &contract);
     let workers: Vec<_> = recipients
         .iter()
         .map(|recipient| {
@@ -129,15 +132,7 @@ fn two_processes_of_one_wallet_depositing_the_same_coins_never_split_one() {
     let net = dir.path().join("net");
     let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
     let wallet = net.join("genesis-wallet");
-    let others = dir.path().join("others");
-    let to: Vec<String> = (0..2)
-        .map(|_| {
-            wallet_json(&others, &contract, &["key", "new"])["account"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let to = fresh_accounts(&dir.path().join("others"), &contract);
     for _ in 0..4 {
         assert!(coins(
             &wallet,

@@ -111,6 +111,19 @@ fn timing() -> Timing {
     }
 }
 
+/// A send of 281 through the net's relay, its connection file in the net's folder.
+fn send_281(net: &Net) -> (PathBuf, SendRequest) {
+    let file = net.dir.join("connection.txt");
+    let request = SendRequest {
+        amount: cash(281),
+        relay: net.relay_address.to_string(),
+        connection_file: file.clone(),
+        timing: timing(),
+        cancel: None,
+    };
+    (file, request)
+}
+
 /// Starts the sender as a task; its steps come out of the channel.
 fn spawn_send(
     net: &Net,
@@ -246,14 +259,7 @@ async fn alice_with_300(net: &Net) {
 async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, mut sender_steps) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
     assert_eq!(connection.network, net.contract.id());
@@ -328,14 +334,7 @@ async fn a_live_transfer_of_281_moves_exactly_281_and_the_receipt_checks() {
 async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal_alone() {
     let net = Net::start().await;
     // Alice's Bank is empty: the coins are withdrawn from her account first.
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, _) = spawn_send(&net, "alice", request, Some(net.payer.clone()));
     let connection = wait_for_file(&file).await;
     let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
@@ -383,14 +382,7 @@ async fn a_receiver_killed_after_the_coins_arrive_resumes_from_its_journal_alone
 async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
     wait_for_file(&file).await;
     let (receiver, _) = spawn_receive(&net, "bob", &file);
@@ -443,14 +435,7 @@ async fn a_sender_killed_after_sending_the_coins_learns_the_receiver_powned() {
 async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, _) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
     let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
@@ -492,14 +477,7 @@ async fn a_transfer_that_fails_before_the_coins_leave_returns_them_to_the_bank()
 async fn a_sender_back_after_the_receiver_left_learns_from_the_validators() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, mut steps) = spawn_send(&net, "alice", request.clone(), None);
     wait_for_file(&file).await;
     let (receiver, _) = spawn_receive(&net, "bob", &file);
@@ -548,14 +526,7 @@ async fn a_sender_back_after_the_receiver_left_learns_from_the_validators() {
 async fn coins_a_vanished_receiver_did_not_pown_are_powned_back_after_the_deadline() {
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, _) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
     let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
@@ -632,14 +603,7 @@ async fn a_send_cancelled_before_anyone_joins_keeps_the_coins() {
 async fn a_relay_restart_in_the_middle_of_the_transfer_is_survived() {
     let mut net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, _) = spawn_send(&net, "alice", request, None);
     wait_for_file(&file).await;
     let (receiver, mut steps) = spawn_receive(&net, "bob", &file);
@@ -697,14 +661,7 @@ async fn a_coin_raced_by_its_previous_holder_is_never_counted_twice() {
 
     let net = Net::start().await;
     alice_with_300(&net).await;
-    let file = net.dir.join("connection.txt");
-    let request = SendRequest {
-        amount: cash(281),
-        relay: net.relay_address.to_string(),
-        connection_file: file.clone(),
-        timing: timing(),
-        cancel: None,
-    };
+    let (file, request) = send_281(&net);
     let (sender, mut steps) = spawn_send(&net, "alice", request, None);
     let connection = wait_for_file(&file).await;
     let (receiver, _) = spawn_receive(&net, "bob", &file);
