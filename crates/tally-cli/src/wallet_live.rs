@@ -81,6 +81,14 @@ fn show(json_mode: bool, steps: &mut Vec<u8>, progress: Progress) {
                 println!("  !  {reason}");
             }
         }
+        Progress::Lingering(wait) => {
+            if !json_mode {
+                println!(
+                    "     delivered; the receiver left before the confirmation reached it: waiting up to {} s for it to come back",
+                    wait.as_secs()
+                );
+            }
+        }
     }
 }
 

@@ -57,6 +57,9 @@ pub enum Progress {
     Step(MessageNumber),
     /// The transfer failed; what happens to the coins follows (the outcome says).
     Failed(FailReason),
+    /// Delivered, but the receiver left before the confirmation reached it: the sender
+    /// waits this long for it to come back before it ends.
+    Lingering(Duration),
 }
 
 /// Why a live transfer could not run. Failures of the transfer itself (the peer went

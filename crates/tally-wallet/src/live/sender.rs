@@ -339,8 +339,9 @@ impl<'c, 'a: 'c, L: LiveLedger> Driver<'c, 'a, L> {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), LiveError> {
         let timing = self.machine.state().config().timing;
-        let until = tokio::time::Instant::now()
-            + Duration::from_millis(timing.peer_timeout_ms.min(LINGER_MAX_MS));
+        let linger = Duration::from_millis(timing.peer_timeout_ms.min(LINGER_MAX_MS));
+        progress(Progress::Lingering(linger));
+        let until = tokio::time::Instant::now() + linger;
         loop {
             let event = tokio::select! {
                 event = self.room.next() => event,
