@@ -28,12 +28,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
 fn write_then_rename(path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalletError> {
     let tmp = path.with_extension("tmp");
     {
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Created readable by its owner only: no moment where another user could read it.
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = file.set_permissions(fs::Permissions::from_mode(0o600));
-        }
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(io(&tmp))?;
         file.write_all(bytes).map_err(io(&tmp))?;
         if sync {
             file.sync_all().map_err(io(&tmp))?;

@@ -128,6 +128,25 @@ fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     }
 }
 
+/// Every `.json` file in `dir` as a `T` (none if there is no such folder).
+fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, WalletError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().is_some_and(|e| e == "json")
+            && let Some(value) = read_optional(&path)?
+        {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
 impl Wallet {
     /// Opens the wallet in `dir`, creating the folder if needed.
     pub fn open(dir: &Path) -> Result<Self, WalletError> {
@@ -311,22 +330,7 @@ impl Wallet {
 
     /// Every proof-of-work receipt in the wallet.
     pub fn chain_receipts(&self) -> Result<Vec<ChainReceipt>, WalletError> {
-        let dir = self.dir.join("receipts").join("chain");
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
-            if path.extension().is_some_and(|e| e == "json")
-                && let Some(receipt) = read_optional(&path)?
-            {
-                out.push(receipt);
-            }
-        }
-        Ok(out)
+        read_all(&self.dir.join("receipts").join("chain"))
     }
 
     /// The receipt of the order with `digest`, if the wallet keeps it.
@@ -336,21 +340,7 @@ impl Wallet {
 
     /// Every receipt in the wallet.
     pub fn receipts(&self) -> Result<Vec<Certificate>, WalletError> {
-        let dir = self.dir.join("receipts");
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let text = fs::read_to_string(&path).map_err(io(&path))?;
-                out.push(
-                    serde_json::from_str(&text).map_err(|e| WalletError::Corrupt {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?,
-                );
-            }
-        }
-        Ok(out)
+        read_all(&self.dir.join("receipts"))
     }
 
     /// Holds `account` for this process until the lock is dropped, waiting up to

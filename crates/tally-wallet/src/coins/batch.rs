@@ -20,10 +20,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tally_core::{Coin, Order, SignedOrder, Transfer};
+use tally_core::{AccountId, Coin, Order, OrderDigest, SecretKey, SignedOrder, Transfer};
 
 use super::ledger::CoinLedger;
-use super::ops::{check_may_spend, landed, own_orders, pairs, settle, undo_refused};
+use super::ops::{check_may_spend, landed, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
 use crate::Wallet;
@@ -51,6 +51,13 @@ pub async fn pown_many<L: CoinLedger>(
     Ok(results)
 }
 
+/// What step 1 does for one coin: finish the order journaled for it, or sign one paying
+/// a fresh coin of this key.
+enum Plan {
+    Resume(SignedOrder),
+    Sign(SecretKey),
+}
+
 /// One coin on its way: where it came from, where it waits, its signed order.
 struct InFlight {
     origin: CoinFolder,
@@ -65,7 +72,18 @@ async fn pown_batch<L: CoinLedger>(
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
 ) -> Result<Vec<Powned<L>>, CoinOpError> {
-    let own: HashMap<_, _> = own_orders(wallet, store, coins)?;
+    // The orders journaled for these coins, read once: their votes are ours, and step 1
+    // finishes them instead of signing new ones.
+    let mut journaled: HashMap<AccountId, SignedOrder> = HashMap::new();
+    for coin in coins {
+        if let Some(order) = wallet.pending(&coin.account)? {
+            journaled.insert(coin.account, order);
+        }
+    }
+    let own: HashMap<AccountId, OrderDigest> = journaled
+        .iter()
+        .map(|(account, order)| (*account, order.order.digest(store.network())))
+        .collect();
     let detections = net.detect(&pairs(coins), &own).await;
     let sync = Arc::new(SyncBatch::default());
     let (wallet, store) = (&wallet.batched(&sync), &store.batched(&sync));
@@ -87,31 +105,35 @@ async fn pown_batch<L: CoinLedger>(
 
     // Step 1: journal every order (fresh keys reserved together), the coins' files
     // written on every core.
-    let mut plans = Vec::with_capacity(to_sign.len());
-    let mut unjournaled = 0;
-    for (slot, listed) in to_sign {
-        let journaled = wallet.pending(&listed.account)?;
-        unjournaled += usize::from(journaled.is_none());
-        plans.push((slot, *listed, journaled, None));
-    }
+    let unjournaled = to_sign
+        .iter()
+        .filter(|(_, listed)| !journaled.contains_key(&listed.account))
+        .count();
     let mut secrets = keys.fresh_keys(unjournaled)?.into_iter();
-    for plan in plans.iter_mut().filter(|plan| plan.2.is_none()) {
-        let secret = secrets
-            .next()
-            .ok_or_else(|| CoinOpError::Refused("fewer fresh keys than coins".into()))?;
-        plan.3 = Some(Coin {
-            network: *store.network(),
-            denomination: plan.1.denomination,
-            secret,
-            funding: None,
-        });
+    let mut plans = Vec::with_capacity(to_sign.len());
+    for (slot, listed) in to_sign {
+        let plan = match journaled.remove(&listed.account) {
+            Some(order) => Plan::Resume(order),
+            None => Plan::Sign(
+                secrets
+                    .next()
+                    .ok_or_else(|| CoinOpError::Refused("fewer fresh keys than coins".into()))?,
+            ),
+        };
+        plans.push((slot, *listed, plan));
     }
     let network = *net.network();
-    let flying = par_map(&plans, |(_, listed, journaled, fresh)| {
-        let signed = match (journaled, fresh) {
-            (Some(order), _) => order.clone(),
-            (None, Some(new)) => {
-                store.put(CoinFolder::Limbo, new)?;
+    let flying = par_map(&plans, |(_, listed, plan)| {
+        let signed = match plan {
+            Plan::Resume(order) => order.clone(),
+            Plan::Sign(secret) => {
+                let new = Coin {
+                    network: *store.network(),
+                    denomination: listed.denomination,
+                    secret: secret.clone(),
+                    funding: None,
+                };
+                store.put(CoinFolder::Limbo, &new)?;
                 let coin = store.read(listed)?;
                 let signed = SignedOrder::sign(
                     Order::Transfer(Transfer {
@@ -125,9 +147,6 @@ async fn pown_batch<L: CoinLedger>(
                 );
                 wallet.set_pending(&signed)?;
                 signed
-            }
-            (None, None) => {
-                return Err(CoinOpError::Refused("no fresh key for a coin".into()));
             }
         };
         Ok(InFlight {

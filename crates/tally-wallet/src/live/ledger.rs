@@ -80,10 +80,14 @@ impl LiveLedger for QuorumClient {
     }
 
     async fn keep_receipt(&self, wallet: &Wallet, receipt_b64: &str) -> Result<(), CoinOpError> {
-        if let Ok(certificates) = decode_receipt::<Certificate>(receipt_b64) {
-            for certificate in &certificates {
-                wallet.save_receipt(certificate)?;
+        // The receipt was checked before the transfer was called delivered, so it decodes.
+        match decode_receipt::<Certificate>(receipt_b64) {
+            Ok(certificates) => {
+                for certificate in &certificates {
+                    wallet.save_receipt(certificate)?;
+                }
             }
+            Err(error) => tracing::warn!(%error, "a delivered transfer's receipt was not kept"),
         }
         Ok(())
     }
@@ -186,19 +190,29 @@ impl LiveLedger for ChainCoins {
     }
 
     async fn keep_receipt(&self, wallet: &Wallet, receipt_b64: &str) -> Result<(), CoinOpError> {
-        let Ok(txs) = decode_receipt::<Transaction>(receipt_b64) else {
-            return Ok(());
+        let txs = match decode_receipt::<Transaction>(receipt_b64) {
+            Ok(txs) => txs,
+            Err(error) => {
+                tracing::warn!(%error, "a delivered transfer's receipt was not kept");
+                return Ok(());
+            }
         };
         for tx in txs {
-            if let Ok((status, _)) = self.miners.status(&tx).await
-                && let Some((height, confirmations)) = confirmations(&status)
-            {
-                wallet.save_chain_receipt(&ChainReceipt {
-                    id: tx.id(),
-                    height,
-                    confirmations,
-                    order: tx.to_signed_order(),
-                })?;
+            match self.miners.status(&tx).await {
+                Ok((status, _)) => {
+                    if let Some((height, confirmations)) = confirmations(&status) {
+                        wallet.save_chain_receipt(&ChainReceipt {
+                            id: tx.id(),
+                            height,
+                            confirmations,
+                            order: tx.to_signed_order(),
+                        })?;
+                    }
+                }
+                // The receipt checked a moment ago; only keeping it for the record failed.
+                Err(error) => {
+                    tracing::warn!(id = %tx.id(), %error, "a receipt's transaction was not kept")
+                }
             }
         }
         Ok(())
