@@ -4,8 +4,9 @@
 //!    untimed), then powns every one of them as `tally wallet … coins pown` does
 //!    (`coins::pown_many`): each coin journaled and its files moved as one pown would, the
 //!    slots checked for foreign votes in one ledger request, every order and then every
-//!    certificate sent to each validator in one pipelined exchange per batch. Coins per
-//!    second and each batch's time.
+//!    certificate sent to each validator in one pipelined exchange per batch, one call for
+//!    every coin as the CLI makes it (so one batch's file work overlaps the next one's
+//!    network work). Coins per second.
 //! 2. **Listing.** A coin folder holding `listed` coins (written untimed, without the
 //!    network); the time to list every folder, as `tally wallet … coins` does.
 
@@ -18,13 +19,9 @@ use tally_wallet::coins::{self, CoinFolder, CoinStore, RandomKeys};
 use tally_wallet::{QuorumClient, Wallet};
 
 use crate::error::{BenchError, Context, fail};
-use crate::percentile::Distribution;
 use crate::process::{Daemons, Existing, WorkDir, cores, free_ports};
 use crate::quorum::network::{account_keys, start_validator, write_network};
 use crate::report::Report;
-
-/// Coins per `pown_many` call (the wallet pipelines them in exchanges of its own size).
-const BATCH: usize = 256;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -55,8 +52,6 @@ pub struct Figures {
     pub coins: usize,
     /// Powning every coin, one after another.
     pub pown_elapsed: Duration,
-    /// Each batch's time (a batch is up to 256 coins).
-    pub pown_latencies: Distribution,
     pub listed: usize,
     /// Listing every folder of a wallet holding `listed` coins.
     pub list_elapsed: Duration,
@@ -67,17 +62,15 @@ impl fmt::Display for Figures {
         writeln!(f)?;
         writeln!(
             f,
-            "pown: 4 `tally node` processes, one wallet, {} coins in pipelined batches of {BATCH}",
+            "pown: 4 `tally node` processes, one wallet, {} coins in one `pown_many` call",
             self.coins
         )?;
         writeln!(
             f,
-            "  {} coins in {:.3} s: {:.0} coins/s; a batch p50 {:.1} ms, max {:.1} ms",
+            "  {} coins in {:.3} s: {:.0} coins/s",
             self.coins,
             self.pown_elapsed.as_secs_f64(),
             self.coins as f64 / self.pown_elapsed.as_secs_f64().max(1e-9),
-            self.pown_latencies.millis(50.0),
-            self.pown_latencies.millis(100.0),
         )?;
         write!(
             f,
@@ -111,12 +104,11 @@ pub async fn run(
     let daemons = Daemons::default();
     let result = pown(&settings, work.path(), tally, &daemons, report).await;
     daemons.stop();
-    let (coins, pown_elapsed, pown_latencies) = result?;
+    let (coins, pown_elapsed) = result?;
     let (listed, list_elapsed) = listing(settings.listed, &work.path().join("listing"), report)?;
     let figures = Figures {
         coins,
         pown_elapsed,
-        pown_latencies,
         listed,
         list_elapsed,
     };
@@ -130,7 +122,7 @@ async fn pown(
     tally: &Path,
     daemons: &Daemons,
     report: &dyn Report,
-) -> Result<(usize, Duration, Distribution), BenchError> {
+) -> Result<(usize, Duration), BenchError> {
     let dir = work.join("network");
     let validators: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
     // Each funded account holds 1,000 cash: four coins of 250.
@@ -170,25 +162,15 @@ async fn pown(
     }
     let bank = store.list(CoinFolder::Bank).context("the Bank")?;
     report.progress(&format!("powning {} coins…", bank.len()));
-    let mut latencies = Vec::new();
     let clock = Instant::now();
-    for (k, batch) in bank.chunks(BATCH).enumerate() {
-        let started = Instant::now();
-        let results = coins::pown_many(&wallet, &client, &store, &mut keys, batch)
-            .await
-            .with_context(|| format!("powning batch {k}"))?;
-        latencies.push(started.elapsed());
-        for (i, result) in results.into_iter().enumerate() {
-            result.with_context(|| format!("powning coin {i} of batch {k}"))?;
-        }
-        report.progress(&format!(
-            "powned {} of {}…",
-            ((k + 1) * BATCH).min(bank.len()),
-            bank.len()
-        ));
-    }
+    let results = coins::pown_many(&wallet, &client, &store, &mut keys, &bank)
+        .await
+        .context("powning the Bank")?;
     let elapsed = clock.elapsed();
-    Ok((bank.len(), elapsed, Distribution::new(latencies)))
+    for (i, result) in results.into_iter().enumerate() {
+        result.with_context(|| format!("powning coin {i}"))?;
+    }
+    Ok((bank.len(), elapsed))
 }
 
 /// Writes `count` coin files into a Bank folder (untimed, not synced: only their names

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tally_core::{
-    AccountId, Certificate, Committee, NetworkContract, NetworkId, Order, SignedOrder, Vote,
+    AccountId, BatchVerifier, Certificate, Committee, KeyCache, NetworkContract, NetworkId, Order,
+    OrderDigest, SignedOrder, Vote,
 };
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
@@ -59,6 +60,8 @@ pub struct QuorumClient {
     learned: Vec<Option<String>>,
     timeout: Duration,
     limits: Limits,
+    /// The validators' keys, decompressed once for batch verification of their votes.
+    validator_keys: KeyCache,
 }
 
 const MAX_CATCH_UP_PAGES: usize = 8;
@@ -66,6 +69,7 @@ const MAX_CATCH_UP_PAGES: usize = 8;
 impl QuorumClient {
     /// A client for `contract`; each call to a validator gives up after `timeout`.
     pub fn new(contract: NetworkContract, timeout: Duration) -> Result<Self, ClientError> {
+        let contract_size = contract.validators.len();
         let committee = Committee::new(&contract.validators)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let connections = contract
@@ -86,6 +90,7 @@ impl QuorumClient {
             connections,
             timeout,
             limits,
+            validator_keys: KeyCache::new(contract_size),
         })
     }
 
@@ -266,36 +271,70 @@ impl QuorumClient {
     }
 
     /// Certifies payment orders together: every validator gets all of them in one
-    /// pipelined exchange. An order that falls short of a quorum that way is certified on
-    /// its own ([`Self::certify`], which catches lagging validators up).
+    /// pipelined exchange. A quorum of each order's votes is checked, all of them in one
+    /// batch verification (the rest are not needed for its certificate). An order that
+    /// falls short of a quorum that way is certified on its own ([`Self::certify`], which
+    /// catches lagging validators up).
     pub async fn certify_many(
         &self,
         orders: &[SignedOrder],
     ) -> Vec<Result<Certificate, ClientError>> {
         let requests: Vec<Packet> = orders.iter().map(|o| Packet::ReqPay(o.clone())).collect();
         let answers = self.each(|i| self.call_many(i, &requests)).await;
-        let mut out = Vec::with_capacity(orders.len());
-        for (k, order) in orders.iter().enumerate() {
-            let digest = order.order.digest(&self.network);
-            let votes: Vec<Vote> = answers
-                .iter()
-                .enumerate()
-                .filter_map(|(i, answer)| match answer.result.as_ref().ok()?.get(k)? {
-                    Packet::RespPay(reply) => match reply.votes.as_slice() {
-                        [vote]
-                            if reply.checksum == digest
-                                && vote.validator == self.contract.validators[i].key
-                                && vote.verify(&self.network, &digest) =>
-                        {
-                            Some(*vote)
-                        }
+        let quorum = self.committee.quorum();
+        // Each order's votes that are well formed (its digest, the answering validator's
+        // key), in validator order.
+        let candidates: Vec<(OrderDigest, Vec<Vote>)> = orders
+            .iter()
+            .enumerate()
+            .map(|(k, order)| {
+                let digest = order.order.digest(&self.network);
+                let votes = answers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, answer)| match answer.result.as_ref().ok()?.get(k)? {
+                        Packet::RespPay(reply) => match reply.votes.as_slice() {
+                            [vote]
+                                if reply.checksum == digest
+                                    && vote.validator == self.contract.validators[i].key =>
+                            {
+                                Some(*vote)
+                            }
+                            _ => None,
+                        },
                         _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
-            if votes.len() >= self.committee.quorum() {
-                out.push(Ok(Certificate::new(order.clone(), &self.network, votes)));
+                    })
+                    .collect();
+                (digest, votes)
+            })
+            .collect();
+        let mut batch = BatchVerifier::with_capacity(orders.len() * quorum);
+        for (digest, votes) in &candidates {
+            for vote in votes.iter().take(quorum) {
+                let message = Vote::signing_bytes(&self.network, digest);
+                batch.push(&vote.validator, &vote.signature, &message);
+            }
+        }
+        let mut checked = batch.verify_with_cache(&self.validator_keys).into_iter();
+        let mut out = Vec::with_capacity(orders.len());
+        for (order, (digest, votes)) in orders.iter().zip(candidates) {
+            let mut good = Vec::with_capacity(quorum);
+            for vote in votes.iter().take(quorum) {
+                if checked.next().unwrap_or(false) {
+                    good.push(*vote);
+                }
+            }
+            // A bad vote among the first: the others are checked one by one.
+            for vote in votes.iter().skip(quorum) {
+                if good.len() >= quorum {
+                    break;
+                }
+                if vote.verify(&self.network, &digest) {
+                    good.push(*vote);
+                }
+            }
+            if good.len() >= quorum {
+                out.push(Ok(Certificate::new(order.clone(), &self.network, good)));
             } else {
                 out.push(self.certify(order).await);
             }

@@ -8,21 +8,23 @@
 //!
 //! 1. fresh coins in `Limbo`, the signed orders in `pending/`, the old coins in `Limbo`;
 //!    **barrier**, and only then do the validators see the orders;
-//! 2. the receipts; **barrier**;
-//! 3. the journal entries cleared, the old coins to `Spent`, the new ones (with their
-//!    funding certificates) to the Bank; **barrier** before anything is returned.
+//! 2. each proof kept: a certificate in the new coin's file in `Limbo` (its funding, so
+//!    the coin file is the receipt), a chain's proof as a receipt; **barrier**;
+//! 3. the journal entries cleared, the old coins to `Spent`, the new ones to the Bank;
+//!    **barrier** before anything is returned.
 //!
 //! A crash inside a step loses some of that step's writes, never an earlier step's: before
 //! barrier 1 no validator has seen an order (an unjournaled fresh coin holds nothing); after
-//! it every order is journaled; after barrier 2 its certificate is kept, so step 3 may be
-//! lost in any part and `find` redoes it from the journal or the validators.
+//! it every order is journaled; after barrier 2 its proof is kept, so step 3 may be lost in
+//! any part and `find` redoes it: from the journal, or (once the journal is cleared and the
+//! validators have applied the certificate) by grading the coins left in `Limbo`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tally_core::{AccountId, Coin, Order, OrderDigest, SecretKey, SignedOrder, Transfer};
 
-use super::ledger::CoinLedger;
+use super::ledger::{CoinLedger, NotSpent};
 use super::ops::{check_may_spend, landed, pairs, settle, undo_refused};
 use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
@@ -46,7 +48,9 @@ pub async fn pown_many<L: CoinLedger>(
 ) -> Result<Vec<Powned<L>>, CoinOpError> {
     let mut results = Vec::with_capacity(coins.len());
     for batch in coins.chunks(BATCH) {
-        results.extend(pown_batch(wallet, net, store, keys, batch).await?);
+        let proven = prove_batch(wallet, net, store, keys, batch).await?;
+        let settled = proven.settle_proven();
+        results.extend(proven.finish(net, settled).await?);
     }
     Ok(results)
 }
@@ -58,20 +62,34 @@ enum Plan {
     Sign(SecretKey),
 }
 
-/// One coin on its way: where it came from, where it waits, its signed order.
+/// One coin on its way: where it came from, where it waits, its signed order, and the new
+/// coin when this batch made it (a resumed order's new coin is found by searching).
 struct InFlight {
     origin: CoinFolder,
     in_limbo: ListedCoin,
     signed: SignedOrder,
+    fresh: Option<Coin>,
 }
 
-async fn pown_batch<L: CoinLedger>(
+/// A batch after step 2: every order journaled and sent, every proof kept.
+struct ProvenBatch<L: CoinLedger> {
+    wallet: Wallet,
+    store: CoinStore,
+    sync: Arc<SyncBatch>,
+    results: Vec<Option<Powned<L>>>,
+    flying: Vec<InFlight>,
+    proven: Vec<Result<L::Proof, NotSpent>>,
+    slots: Vec<usize>,
+}
+
+/// Steps 1 and 2 for one batch.
+async fn prove_batch<L: CoinLedger>(
     wallet: &Wallet,
     net: &L,
     store: &CoinStore,
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
-) -> Result<Vec<Powned<L>>, CoinOpError> {
+) -> Result<ProvenBatch<L>, CoinOpError> {
     // The orders journaled for these coins, read once: their votes are ours, and step 1
     // finishes them instead of signing new ones.
     let mut journaled: HashMap<AccountId, SignedOrder> = HashMap::new();
@@ -86,7 +104,7 @@ async fn pown_batch<L: CoinLedger>(
         .collect();
     let detections = net.detect(&pairs(coins), &own).await;
     let sync = Arc::new(SyncBatch::default());
-    let (wallet, store) = (&wallet.batched(&sync), &store.batched(&sync));
+    let (wallet, store) = (wallet.batched(&sync), store.batched(&sync));
     let mut results: Vec<Option<Powned<L>>> = Vec::with_capacity(coins.len());
     let mut to_sign = Vec::new();
     for (listed, detection) in coins.iter().zip(&detections) {
@@ -124,8 +142,8 @@ async fn pown_batch<L: CoinLedger>(
     }
     let network = *net.network();
     let flying = par_map(&plans, |(_, listed, plan)| {
-        let signed = match plan {
-            Plan::Resume(order) => order.clone(),
+        let (signed, fresh) = match plan {
+            Plan::Resume(order) => (order.clone(), None),
             Plan::Sign(secret) => {
                 let new = Coin {
                     network: *store.network(),
@@ -146,13 +164,14 @@ async fn pown_batch<L: CoinLedger>(
                     &network,
                 );
                 wallet.set_pending(&signed)?;
-                signed
+                (signed, Some(new))
             }
         };
         Ok(InFlight {
             origin: listed.folder,
             in_limbo: store.move_to(listed, CoinFolder::Limbo)?,
             signed,
+            fresh,
         })
     })?;
     let slots: Vec<usize> = plans.iter().map(|plan| plan.0).collect();
@@ -160,45 +179,123 @@ async fn pown_batch<L: CoinLedger>(
 
     // Step 2: the network sees the orders; every proof is kept.
     let orders: Vec<SignedOrder> = flying.iter().map(|f| f.signed.clone()).collect();
-    let proven = net.prove_many(wallet, &orders).await;
-    let mut proofs = Vec::new();
-    for proof in proven.iter().flatten() {
-        L::keep(wallet, proof)?;
-        proofs.push(proof.clone());
-    }
-    sync.barrier()?;
-    net.announce(&proofs).await;
-
-    // Step 3: settle the folders (what was proven on every core, the rest one by one).
-    let proven_flights: Vec<(&InFlight, &L::Proof)> = flying
+    let proven = net.prove_many(&wallet, &orders).await;
+    // Each proof is kept: in the new coin's own file when this batch made the coin and
+    // the network's proof is a certificate (the file then holds its funding), else as a
+    // receipt.
+    let kept: Vec<(&InFlight, &L::Proof)> = flying
         .iter()
         .zip(&proven)
         .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
         .collect();
-    let mut settled = par_map(&proven_flights, |(flight, proof)| {
-        wallet.clear_pending(&flight.in_limbo.account)?;
-        settle::<L>(store, proof)?;
-        Ok(landed(store, L::proven_order(proof)))
-    })?
-    .into_iter();
-    for ((flight, outcome), slot) in flying.iter().zip(proven).zip(slots) {
-        results[slot] = Some(match outcome {
-            Ok(proof) => match settled.next() {
-                Some(coin) => coin.map(|coin| (coin, proof)),
-                None => Err(CoinOpError::Refused("a proven pown was not settled".into())),
-            },
-            Err(not_spent) => {
-                if wallet.pending(&flight.in_limbo.account)?.is_none() {
-                    undo_refused(net, store, &flight.in_limbo, flight.origin, &flight.signed)
-                        .await?;
-                }
-                Err(not_spent.into_error())
-            }
-        });
-    }
+    par_map(&kept, |(flight, proof)| {
+        match funded_coin::<L>(flight, proof) {
+            Some(funded) => store.put(CoinFolder::Limbo, &funded),
+            None => L::keep(&wallet, proof),
+        }
+    })?;
+    let proofs: Vec<L::Proof> = kept.iter().map(|(_, proof)| (*proof).clone()).collect();
     sync.barrier()?;
-    // Every slot was filled: the coins refused up front at once, the others just above.
-    Ok(results.into_iter().flatten().collect())
+    net.announce(&proofs).await;
+    Ok(ProvenBatch {
+        wallet,
+        store,
+        sync,
+        results,
+        flying,
+        proven,
+        slots,
+    })
+}
+
+impl<L: CoinLedger> ProvenBatch<L> {
+    /// Step 3 for the proven coins, on every core: the journal entry cleared, the old coin
+    /// spent, the new one banked.
+    fn settle_proven(&self) -> Result<Vec<Result<ListedCoin, CoinOpError>>, CoinOpError> {
+        let (wallet, store) = (&self.wallet, &self.store);
+        let proven_flights: Vec<(&InFlight, &L::Proof)> = self
+            .flying
+            .iter()
+            .zip(&self.proven)
+            .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
+            .collect();
+        par_map(&proven_flights, |(flight, proof)| {
+            wallet.clear_pending(&flight.in_limbo.account)?;
+            Ok(match funded_coin::<L>(flight, proof) {
+                Some(funded) => settle_signed(store, flight, &funded),
+                None => {
+                    settle::<L>(store, proof).and_then(|_| landed(store, L::proven_order(proof)))
+                }
+            })
+        })
+    }
+
+    /// Settles what was not proven (one by one: it may ask the network), passes the last
+    /// barrier; each coin's result in order.
+    async fn finish(
+        self,
+        net: &L,
+        settled: Result<Vec<Result<ListedCoin, CoinOpError>>, CoinOpError>,
+    ) -> Result<Vec<Powned<L>>, CoinOpError> {
+        let ProvenBatch {
+            wallet,
+            store,
+            sync,
+            mut results,
+            flying,
+            proven,
+            slots,
+        } = self;
+        let mut settled = settled?.into_iter();
+        for ((flight, outcome), slot) in flying.iter().zip(proven).zip(slots) {
+            results[slot] = Some(match outcome {
+                Ok(proof) => match settled.next() {
+                    Some(coin) => coin.map(|coin| (coin, proof)),
+                    None => Err(CoinOpError::Refused("a proven pown was not settled".into())),
+                },
+                Err(not_spent) => {
+                    if wallet.pending(&flight.in_limbo.account)?.is_none() {
+                        undo_refused(net, &store, &flight.in_limbo, flight.origin, &flight.signed)
+                            .await?;
+                    }
+                    Err(not_spent.into_error())
+                }
+            });
+        }
+        sync.barrier()?;
+        // Every slot was filled: the coins refused up front at once, the others just above.
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// The new coin of a pown this batch signed, holding the certificate that funds it: for
+/// a network whose proofs are certificates, and only if the proof is of the order signed.
+fn funded_coin<L: CoinLedger>(flight: &InFlight, proof: &L::Proof) -> Option<Coin> {
+    let fresh = flight.fresh.as_ref()?;
+    if L::proven_order(proof) != &flight.signed.order {
+        return None;
+    }
+    Some(Coin {
+        funding: Some(L::funding(proof)?),
+        ..fresh.clone()
+    })
+}
+
+/// Settles a pown this batch signed without searching the folders: the old coin waits in
+/// `Limbo`, and so does the new one, already funded in its file (step 2), renamed into the
+/// Bank so that it is never in two folders.
+fn settle_signed(
+    store: &CoinStore,
+    flight: &InFlight,
+    funded: &Coin,
+) -> Result<ListedCoin, CoinOpError> {
+    store.move_to(&flight.in_limbo, CoinFolder::Spent)?;
+    let in_limbo = ListedCoin {
+        account: funded.account(),
+        denomination: funded.denomination,
+        folder: CoinFolder::Limbo,
+    };
+    store.move_to(&in_limbo, CoinFolder::Bank)
 }
 
 /// Coins per thread below which [`par_map`] does not split the work.
