@@ -8,6 +8,7 @@ mod duration;
 mod network;
 mod node;
 mod relay;
+mod sim;
 mod tracker;
 mod wallet;
 mod wallet_chain;
@@ -44,6 +45,9 @@ enum Command {
     /// Measure a part of Tally.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the deterministic simulator: seeds of a faulty quorum network checked against
+    /// Tally's safety invariants after every step.
+    Sim(sim::SimArgs),
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -88,7 +92,11 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Daemons log their work; one-shot commands speak only of problems.
     let default_log = match cli.command {
-        Command::Wallet(_) | Command::Network(_) | Command::Chat(_) | Command::Bench(_) => "warn",
+        Command::Wallet(_)
+        | Command::Network(_)
+        | Command::Chat(_)
+        | Command::Bench(_)
+        | Command::Sim(_) => "warn",
         _ => "info",
     };
     init_logging(default_log);
@@ -101,6 +109,7 @@ async fn main() -> std::process::ExitCode {
         Command::Relay(args) => relay::run(args).await,
         Command::Chat(args) => relay::chat(args).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -20,6 +20,8 @@
 mod state;
 mod store;
 
+#[cfg(feature = "planted-bugs")]
+pub use state::PlantedBug;
 pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator};
 pub use store::{
     CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, MemoryLedgerStore, RedbLedgerStore,

@@ -152,9 +152,26 @@ pub struct Validator {
     supply: Amount,
     log_len: u64,
     changes: Changes,
+    /// A planted mistake (simulator only): see [`PlantedBug`].
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<PlantedBug>,
+}
+
+/// Mistakes the simulator plants in the validator to show that its invariants catch them.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Applies a certificate again when it arrives again (the sender pays twice).
+    ApplyTwice,
 }
 
 impl Validator {
+    /// Makes this validator break its rules as `bug` says (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
+    }
+
     /// A validator of `contract` with an empty ledger (call [`Self::apply_genesis`] or
     /// restore from a store).
     pub fn new(
@@ -173,6 +190,8 @@ impl Validator {
             supply: Amount::ZERO,
             log_len: 0,
             changes: Changes::default(),
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         })
     }
 
@@ -419,7 +438,12 @@ impl Validator {
         certificate: &Certificate,
         votes_ok: bool,
     ) -> Result<Applied, LedgerError> {
-        if self.is_applied(&certificate.order) {
+        #[cfg(feature = "planted-bugs")]
+        let replay = self.planted == Some(PlantedBug::ApplyTwice);
+        #[cfg(not(feature = "planted-bugs"))]
+        let replay = false;
+        let again = self.is_applied(&certificate.order);
+        if again && !replay {
             return Ok(Applied { new: false });
         }
         if !votes_ok {
@@ -450,6 +474,10 @@ impl Validator {
             }
             Order::Split(split) => self.apply_spend(Spend::of_split(split)?, &certificate.order)?,
         }
+        if again {
+            // Only a planted replay gets here: its balances moved, its log did not.
+            return Ok(Applied { new: false });
+        }
         self.changes
             .certificates
             .push((self.log_len, certificate.clone()));
@@ -461,7 +489,11 @@ impl Validator {
     /// moves to its next sequence, each recipient receives its payment.
     fn apply_spend(&mut self, spend: Spend, order: &Order) -> Result<(), LedgerError> {
         let sender = self.account(&spend.sender);
-        if spend.sequence != sender.next_sequence {
+        #[cfg(feature = "planted-bugs")]
+        let replay = self.planted == Some(PlantedBug::ApplyTwice);
+        #[cfg(not(feature = "planted-bugs"))]
+        let replay = false;
+        if spend.sequence != sender.next_sequence && !replay {
             return Err(LedgerError::MissingPredecessor {
                 expected: sender.next_sequence,
                 got: spend.sequence,
@@ -469,7 +501,8 @@ impl Validator {
         }
         let sender = self.accounts.entry(spend.sender).or_default();
         sender.balance -= i128::from(spend.total.microcash());
-        sender.next_sequence += 1;
+        // `max`: a planted replay of an old sequence must not move the account backwards.
+        sender.next_sequence = sender.next_sequence.max(spend.sequence + 1);
         self.changes.accounts.insert(spend.sender);
         for payment in order.payments() {
             self.accounts.entry(payment.recipient).or_default().balance +=

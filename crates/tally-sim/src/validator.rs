@@ -1,0 +1,223 @@
+//! A simulated validator: the real [`Validator`] and [`MemoryLedgerStore`], driven the way
+//! the node's engine drives them. What queued is decided as one batch; the batch's changes
+//! are committed later (the disk's delay) and its answers leave only after that commit, so
+//! a crash in between loses the decisions and the answers together.
+
+use std::collections::VecDeque;
+
+use tally_core::{Certificate, NetworkContract, NetworkId, SecretKey, SignedOrder};
+use tally_ledger::{LedgerError, LedgerStore, MemoryLedgerStore, Snapshot, Validator};
+
+use crate::PlantedBug;
+use crate::check::Signatures;
+use crate::net::{Message, Node, Payload, Refusal};
+
+/// How a validator behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Honest,
+    /// Byzantine: votes for every well-signed order it is sent, whatever it voted before,
+    /// and claims to apply every certificate without doing so.
+    DoubleVoter,
+}
+
+/// One validator process and its disk.
+pub struct SimValidator {
+    pub index: usize,
+    pub behaviour: Behaviour,
+    key: SecretKey,
+    store: MemoryLedgerStore,
+    /// The running process's state; `None` while it is down.
+    pub state: Option<Validator>,
+    inbox: Vec<Message>,
+    /// Whether a `Process` event is already scheduled for the inbox.
+    pub processing: bool,
+    /// Decided batches waiting for their commit, oldest first, with the answers they hold.
+    decided: VecDeque<(Snapshot, Vec<Message>)>,
+    planted: Option<PlantedBug>,
+}
+
+impl SimValidator {
+    pub fn new(
+        index: usize,
+        key: SecretKey,
+        behaviour: Behaviour,
+        planted: Option<PlantedBug>,
+    ) -> Self {
+        SimValidator {
+            index,
+            behaviour,
+            key,
+            store: MemoryLedgerStore::new(),
+            state: None,
+            inbox: Vec::new(),
+            processing: false,
+            decided: VecDeque::new(),
+            planted,
+        }
+    }
+
+    pub fn honest(&self) -> bool {
+        self.behaviour == Behaviour::Honest
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Starts the process from its store (the genesis on first start).
+    pub fn start(&mut self, contract: &NetworkContract) -> Result<(), String> {
+        let mut validator = Validator::new(self.key.clone(), contract)
+            .map_err(|e| format!("validator {}: {e}", self.index))?;
+        if self.planted == Some(PlantedBug::ApplyTwice) {
+            validator.plant_bug(tally_ledger::PlantedBug::ApplyTwice);
+        }
+        self.store
+            .load(&mut validator, contract)
+            .map_err(|e| format!("validator {} cannot load its store: {e}", self.index))?;
+        self.state = Some(validator);
+        Ok(())
+    }
+
+    /// The process dies: what was not committed is gone, from memory and from the disk.
+    pub fn crash(&mut self) {
+        self.store = self.store.crash();
+        self.state = None;
+        self.inbox.clear();
+        self.decided.clear();
+        self.processing = false;
+    }
+
+    /// The next commit fails (the engine stops the process on a failed commit).
+    pub fn fail_next_commit(&self) {
+        self.store.fail_next_commit();
+    }
+
+    /// A message arrives; false if the process is down (the message is lost).
+    pub fn receive(&mut self, message: Message) -> bool {
+        if self.state.is_none() {
+            return false;
+        }
+        self.inbox.push(message);
+        true
+    }
+
+    /// Decides everything queued as one batch. Returns the answers to send now (none,
+    /// unless a planted bug sends votes early); the others wait for [`Self::commit`].
+    pub fn process(&mut self, network: &NetworkId, signatures: &mut Signatures) -> Vec<Message> {
+        self.processing = false;
+        let Some(validator) = self.state.as_mut() else {
+            return Vec::new();
+        };
+        let batch = std::mem::take(&mut self.inbox);
+        let mut answers = Vec::with_capacity(batch.len());
+        for message in batch {
+            let payload = match (&message.payload, self.behaviour) {
+                (Payload::Pay(order), Behaviour::Honest) => {
+                    decide(validator, order, network, signatures, self.planted)
+                }
+                (Payload::PayEnd(certificate), Behaviour::Honest) => {
+                    apply(validator, certificate, network, signatures)
+                }
+                (Payload::Pay(order), Behaviour::DoubleVoter) => {
+                    let digest = order.order.digest(network);
+                    let signed_ok = signatures.check(
+                        &order.order.signer(),
+                        &order.signature,
+                        &order.order.signing_bytes(network),
+                    );
+                    signed_ok.then(|| Payload::Voted(digest, validator.vote(&digest)))
+                }
+                (Payload::PayEnd(certificate), Behaviour::DoubleVoter) => {
+                    Some(Payload::Applied(certificate.checksum))
+                }
+                // Answers are for wallets; a validator ignores them.
+                _ => None,
+            };
+            if let Some(payload) = payload {
+                answers.push(Message {
+                    from: Node::Validator(self.index),
+                    to: message.from,
+                    payload,
+                });
+            }
+        }
+        let snapshot = validator.take_snapshot();
+        // A Byzantine validator answers at once (it keeps nothing); an honest one after
+        // its commit, unless a planted bug lets its votes out early.
+        let honest = self.honest();
+        let votes_early = self.planted == Some(PlantedBug::VoteBeforeCommit);
+        let (now, later): (Vec<Message>, Vec<Message>) = answers
+            .into_iter()
+            .partition(|m| !honest || (votes_early && matches!(m.payload, Payload::Voted(..))));
+        self.decided.push_back((snapshot, later));
+        now
+    }
+
+    /// Commits the oldest decided batch and returns its answers; `Err` if the commit
+    /// failed (the caller stops the process).
+    pub fn commit(&mut self) -> Result<Vec<Message>, String> {
+        let Some((snapshot, answers)) = self.decided.pop_front() else {
+            return Ok(Vec::new());
+        };
+        if !self.honest() {
+            return Ok(answers);
+        }
+        self.store
+            .commit_snapshot(&snapshot, &[])
+            .map(|()| answers)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn decide(
+    validator: &mut Validator,
+    order: &SignedOrder,
+    network: &NetworkId,
+    signatures: &mut Signatures,
+    planted: Option<PlantedBug>,
+) -> Option<Payload> {
+    let digest = order.order.digest(network);
+    let signed_ok = signatures.check(
+        &order.order.signer(),
+        &order.signature,
+        &order.order.signing_bytes(network),
+    );
+    Some(match validator.decide_order(order, signed_ok) {
+        Ok(digest) => Payload::Voted(digest, validator.vote(&digest)),
+        Err(LedgerError::Conflict { .. }) if planted == Some(PlantedBug::VoteTwice) => {
+            Payload::Voted(digest, validator.vote(&digest))
+        }
+        Err(LedgerError::Conflict { .. }) => Payload::Refused(digest, Refusal::Conflict),
+        Err(LedgerError::Sequence { expected, .. }) => {
+            Payload::Refused(digest, Refusal::Behind { expected })
+        }
+        Err(_) => Payload::Refused(digest, Refusal::Other),
+    })
+}
+
+fn apply(
+    validator: &mut Validator,
+    certificate: &Certificate,
+    network: &NetworkId,
+    signatures: &mut Signatures,
+) -> Option<Payload> {
+    let digest = certificate.checksum;
+    let votes_ok = certificate
+        .check_structure(validator.committee(), network)
+        .is_ok()
+        && certificate.votes.iter().all(|vote| {
+            signatures.check(
+                &vote.validator,
+                &vote.signature,
+                &tally_core::Vote::signing_bytes(network, &digest),
+            )
+        });
+    Some(match validator.handle_certificate(certificate, votes_ok) {
+        Ok(_) => Payload::Applied(digest),
+        Err(LedgerError::MissingPredecessor { expected, .. }) => {
+            Payload::Refused(digest, Refusal::Behind { expected })
+        }
+        Err(_) => Payload::Refused(digest, Refusal::Other),
+    })
+}

@@ -1,0 +1,492 @@
+//! One run: the committee, the wallets, the network and the observer, stepped event by
+//! event from one seed; then the network heals, everything settles, and the end state is
+//! checked.
+
+use std::collections::VecDeque;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tally_core::{
+    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, SecretKey, ValidatorInfo,
+};
+
+use crate::check::{self, Observer, Signatures, Violation};
+use crate::client::{Context, Kind, SimWallet};
+use crate::net::{Event, Message, NetFaults, Network, Node, Payload};
+use crate::validator::{Behaviour, SimValidator};
+use crate::{Config, Outcome};
+
+/// What each wallet holds at genesis (payments are at most 1,000 microcash each).
+const GENESIS_PER_WALLET: u64 = 10_000_000;
+/// Events kept for a violation's trace.
+const TRACE: usize = 200;
+/// Honest wallets and equivocating owners.
+const HONEST_WALLETS: usize = 3;
+const EQUIVOCATORS: usize = 2;
+
+/// The faults one seed drew, beyond the network's.
+#[derive(Clone, Copy, Debug)]
+struct Faults {
+    net: NetFaults,
+    /// Per mille of batches after which the validator crashes before or just after its
+    /// commit (any point of the commit path).
+    crash_per_mille: u32,
+    /// Per mille of commits that fail.
+    failed_commit_per_mille: u32,
+    /// Whether validators are cut off from time to time.
+    partitions: bool,
+    byzantine: usize,
+}
+
+pub struct World {
+    config: Config,
+    rng: StdRng,
+    contract: NetworkContract,
+    network_id: NetworkId,
+    validator_keys: Vec<AccountId>,
+    quorum: usize,
+    validators: Vec<SimValidator>,
+    wallets: Vec<SimWallet>,
+    accounts: Vec<AccountId>,
+    genesis: Vec<(AccountId, i128)>,
+    net: Network,
+    faults: Faults,
+    observer: Observer,
+    signatures: Signatures,
+    trace: VecDeque<String>,
+    outcome: Outcome,
+    step: u64,
+}
+
+/// Keys from the seed's generator, so that a seed replays exactly.
+fn key(rng: &mut StdRng) -> SecretKey {
+    SecretKey::from_bytes(rng.r#gen())
+}
+
+impl World {
+    pub fn new(config: &Config) -> Self {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let n = config.validators.max(1);
+        let f = (n - 1) / 3;
+        let faults = Faults {
+            net: NetFaults {
+                drop_per_mille: rng.gen_range(0..=100),
+                duplicate_per_mille: rng.gen_range(0..=50),
+                max_delay_ms: rng.gen_range(1..=20),
+            },
+            crash_per_mille: rng.gen_range(0..=40),
+            failed_commit_per_mille: rng.gen_range(0..=10),
+            partitions: rng.gen_bool(0.5),
+            byzantine: rng.gen_range(0..=f),
+        };
+        let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
+        let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS)
+            .map(|_| key(&mut rng))
+            .collect();
+        let contract = NetworkContract {
+            name: format!("sim-{}", config.seed),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_microcash(0),
+            intro_pow_bits: 0,
+            validators: validator_secrets
+                .iter()
+                .map(|k| ValidatorInfo {
+                    key: k.account(),
+                    address: "sim".into(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: wallet_keys
+                .iter()
+                .map(|k| Allocation {
+                    account: k.account(),
+                    amount: Amount::from_microcash(GENESIS_PER_WALLET),
+                })
+                .collect(),
+            pow: None,
+        };
+        let network_id = contract.id();
+        // The Byzantine validators are the last ones.
+        let validators = validator_secrets
+            .into_iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                let behaviour = if i >= n - faults.byzantine {
+                    Behaviour::DoubleVoter
+                } else {
+                    Behaviour::Honest
+                };
+                SimValidator::new(i, secret, behaviour, config.planted)
+            })
+            .collect();
+        let payments = u32::try_from(config.steps).unwrap_or(u32::MAX);
+        let wallets: Vec<SimWallet> = wallet_keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                let kind = if i < HONEST_WALLETS {
+                    Kind::Honest
+                } else {
+                    Kind::Equivocator
+                };
+                SimWallet::new(i, kind, secret, payments)
+            })
+            .collect();
+        let accounts: Vec<AccountId> = wallets.iter().map(SimWallet::account).collect();
+        let quorum = n - f;
+        let outcome = Outcome {
+            faults: format!("{faults:?}"),
+            ..Outcome::default()
+        };
+        World {
+            config: config.clone(),
+            rng,
+            validator_keys: contract.validators.iter().map(|v| v.key).collect(),
+            network_id,
+            quorum,
+            validators,
+            genesis: accounts
+                .iter()
+                .map(|a| (*a, i128::from(GENESIS_PER_WALLET)))
+                .collect(),
+            accounts,
+            wallets,
+            net: Network::new(faults.net),
+            faults,
+            observer: Observer::new(quorum),
+            signatures: Signatures::default(),
+            trace: VecDeque::with_capacity(TRACE),
+            outcome,
+            step: 0,
+            contract,
+        }
+    }
+
+    fn violation(&self, invariant: String) -> Box<Violation> {
+        Box::new(Violation {
+            seed: self.config.seed,
+            step: self.step,
+            invariant,
+            trace: self.trace.iter().cloned().collect(),
+        })
+    }
+
+    fn note(&mut self, line: String) {
+        if self.trace.len() == TRACE {
+            self.trace.pop_front();
+        }
+        self.trace
+            .push_back(format!("{:>7} ms  {line}", self.net.now()));
+    }
+
+    pub fn run(mut self) -> Result<Outcome, Box<Violation>> {
+        for v in 0..self.validators.len() {
+            self.validators[v]
+                .start(&self.contract)
+                .map_err(|e| self.violation(e))?;
+        }
+        for w in 0..self.wallets.len() {
+            let after = self.rng.gen_range(0..10);
+            self.net.schedule(after, Event::Wake(w));
+        }
+        // The faulty part of the run.
+        while self.step < self.config.steps as u64 {
+            let Some(event) = self.net.pop() else { break };
+            self.handle(event, true)?;
+        }
+        // The network heals: no more faults, every validator back up, wallets finish what
+        // they have in flight and start nothing new.
+        self.net.heal();
+        for wallet in &mut self.wallets {
+            wallet.payments_left = 0;
+        }
+        for v in 0..self.validators.len() {
+            if !self.validators[v].is_up() {
+                self.net.schedule(1, Event::Restart(v));
+            }
+        }
+        self.settle()?;
+        // Every wallet hands every certificate it holds to every validator.
+        let ctx_messages: Vec<Message> = {
+            let ctx = self.context();
+            self.wallets.iter().flat_map(|w| w.push_all(&ctx)).collect()
+        };
+        for message in ctx_messages {
+            self.net.send(&mut self.rng, message);
+        }
+        self.settle()?;
+        self.check_end()?;
+        self.outcome.steps = self.step;
+        self.outcome.messages = self.net.delivered;
+        self.outcome.certificates = self.observer.certificates.len() as u64;
+        self.outcome.frozen_by_equivocation =
+            self.wallets.iter().filter(|w| w.frozen).count() as u64;
+        Ok(self.outcome)
+    }
+
+    /// Runs until nothing is left to happen (bounded: a run that never settles is itself
+    /// a violation, of liveness).
+    fn settle(&mut self) -> Result<(), Box<Violation>> {
+        let limit = self.step + 200_000;
+        while let Some(event) = self.net.pop() {
+            if self.step >= limit {
+                return Err(
+                    self.violation("the healed network did not settle within 200,000 steps".into())
+                );
+            }
+            self.handle(event, false)?;
+        }
+        Ok(())
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            network: &self.network_id,
+            validator_keys: &self.validator_keys,
+            quorum: self.quorum,
+            accounts: &self.accounts,
+        }
+    }
+
+    /// Cuts one validator off for a while, if none is cut off now.
+    fn maybe_partition(&mut self) {
+        let now = self.net.now();
+        if self
+            .net
+            .partitioned
+            .is_some_and(|(_, until)| now < until + 200)
+        {
+            return;
+        }
+        let victim = self.rng.gen_range(0..self.validators.len());
+        let length = self.rng.gen_range(20..300);
+        self.net.partitioned = Some((victim, now + length));
+        self.note(format!("validator {victim} cut off for {length} ms"));
+    }
+
+    fn send_all(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            self.net.send(&mut self.rng, message);
+        }
+    }
+
+    fn handle(&mut self, event: Event, faulty: bool) -> Result<(), Box<Violation>> {
+        self.step += 1;
+        match event {
+            Event::Deliver(message) => self.deliver(*message)?,
+            Event::Process(v) => {
+                let answers = self.validators[v].process(&self.network_id, &mut self.signatures);
+                self.note(format!("validator {v} decides a batch"));
+                self.release(v, answers)?;
+                if self.validators[v].honest() && self.validators[v].is_up() {
+                    let commit_delay = self.rng.gen_range(1..=3);
+                    self.net.schedule(commit_delay, Event::Commit(v));
+                    if faulty && self.rng.gen_range(0..1000) < self.faults.crash_per_mille {
+                        // Before, at or after the commit: any point of its path.
+                        let at = self.rng.gen_range(0..=commit_delay + 1);
+                        self.net.schedule(at, Event::Crash(v));
+                    }
+                } else if !self.validators[v].honest() {
+                    let answers = self.validators[v].commit().unwrap_or_default();
+                    self.release(v, answers)?;
+                }
+            }
+            Event::Commit(v) => {
+                if !self.validators[v].is_up() {
+                    return Ok(());
+                }
+                if faulty && self.rng.gen_range(0..1000) < self.faults.failed_commit_per_mille {
+                    self.validators[v].fail_next_commit();
+                }
+                match self.validators[v].commit() {
+                    Ok(answers) => {
+                        self.release(v, answers)?;
+                        self.check_conservation(v)?;
+                    }
+                    Err(error) => {
+                        self.note(format!("validator {v}: commit failed ({error}); it stops"));
+                        self.crash(v);
+                    }
+                }
+            }
+            Event::Crash(v) => {
+                if self.validators[v].is_up() {
+                    self.note(format!("validator {v} crashes"));
+                    self.crash(v);
+                }
+            }
+            Event::Restart(v) => {
+                if !self.validators[v].is_up() {
+                    self.validators[v]
+                        .start(&self.contract)
+                        .map_err(|e| self.violation(e))?;
+                    self.note(format!("validator {v} restarts from its store"));
+                    if let Some(state) = &self.validators[v].state {
+                        self.observer
+                            .after_restart(v, state)
+                            .map_err(|e| self.violation(e))?;
+                    }
+                    self.check_conservation(v)?;
+                }
+            }
+            Event::Wake(w) => {
+                let messages = {
+                    let ctx = Context {
+                        network: &self.network_id,
+                        validator_keys: &self.validator_keys,
+                        quorum: self.quorum,
+                        accounts: &self.accounts,
+                    };
+                    self.wallets[w].wake(&mut self.rng, &ctx, &mut self.observer)
+                };
+                if !messages.is_empty() {
+                    self.note(format!("wallet {w} sends {} requests", messages.len()));
+                }
+                self.send_all(messages);
+                if self.wallets[w].wants_wake() {
+                    let after = self.rng.gen_range(30..=60);
+                    self.net.schedule(after, Event::Wake(w));
+                }
+                if faulty && self.faults.partitions {
+                    self.maybe_partition();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn crash(&mut self, v: usize) {
+        self.validators[v].crash();
+        self.outcome.crashes += 1;
+        let after = self.rng.gen_range(10..=200);
+        self.net.schedule(after, Event::Restart(v));
+    }
+
+    fn deliver(&mut self, message: Message) -> Result<(), Box<Violation>> {
+        if !self.net.reaches(&message) {
+            return Ok(());
+        }
+        self.net.delivered += 1;
+        match message.to {
+            Node::Validator(v) => {
+                if self.validators[v].receive(message) && !self.validators[v].processing {
+                    self.validators[v].processing = true;
+                    let after = self.rng.gen_range(0..=2);
+                    self.net.schedule(after, Event::Process(v));
+                }
+            }
+            Node::Client(w) => {
+                let Node::Validator(from) = message.from else {
+                    return Ok(());
+                };
+                let result = {
+                    let ctx = Context {
+                        network: &self.network_id,
+                        validator_keys: &self.validator_keys,
+                        quorum: self.quorum,
+                        accounts: &self.accounts,
+                    };
+                    self.wallets[w].on_answer(
+                        from,
+                        &message.payload,
+                        &ctx,
+                        &mut self.signatures,
+                        &mut self.observer,
+                    )
+                };
+                let (messages, acknowledged) = result.map_err(|e| self.violation(e))?;
+                self.send_all(messages);
+                if self.wallets[w].take_revived() {
+                    self.note(format!(
+                        "wallet {w}: a late quorum certifies a slot given up"
+                    ));
+                    self.net.schedule(1, Event::Wake(w));
+                }
+                if acknowledged {
+                    self.outcome.acknowledged += 1;
+                    self.note(format!("wallet {w}: payment acknowledged by a quorum"));
+                    let after = self.rng.gen_range(0..=5);
+                    self.net.schedule(after, Event::Wake(w));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a validator's answers, recording each vote and acknowledgement it gives.
+    fn release(&mut self, v: usize, answers: Vec<Message>) -> Result<(), Box<Violation>> {
+        let honest = self.validators[v].honest();
+        for message in answers {
+            match &message.payload {
+                Payload::Voted(digest, _) => self
+                    .observer
+                    .vote_given(v, honest, *digest)
+                    .map_err(|e| self.violation(e))?,
+                Payload::Applied(digest) if honest => self.observer.acknowledged(v, *digest),
+                _ => {}
+            }
+            self.net.send(&mut self.rng, message);
+        }
+        Ok(())
+    }
+
+    fn check_conservation(&self, v: usize) -> Result<(), Box<Violation>> {
+        if !self.validators[v].honest() {
+            return Ok(());
+        }
+        let genesis = i128::from(GENESIS_PER_WALLET) * self.genesis.len() as i128;
+        match &self.validators[v].state {
+            Some(state) => check::conservation(v, state, genesis).map_err(|e| self.violation(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// After healing: honest wallets finished every payment; every honest validator holds
+    /// exactly the genesis plus every certificate assembled, each applied once.
+    fn check_end(&self) -> Result<(), Box<Violation>> {
+        for wallet in &self.wallets {
+            if wallet.kind == Kind::Honest && wallet.busy() {
+                return Err(self.violation(format!(
+                    "honest wallet {} still has an order in flight after the network healed: its slot is stuck",
+                    wallet.index
+                )));
+            }
+        }
+        let expected = check::expected_ledger(&self.genesis, &self.observer);
+        for validator in self.validators.iter().filter(|v| v.honest()) {
+            let Some(state) = &validator.state else {
+                return Err(self.violation(format!(
+                    "validator {} is down after the network healed",
+                    validator.index
+                )));
+            };
+            let ledger = check::ledger_of(state);
+            if ledger != expected {
+                let differs = expected
+                    .iter()
+                    .find(|(account, entry)| ledger.get(account) != Some(entry))
+                    .map(|(account, entry)| {
+                        format!(
+                            "{account}: expected {entry:?}, has {:?}",
+                            ledger.get(account)
+                        )
+                    })
+                    .unwrap_or_else(|| "an account the certificates never touched".into());
+                let missing: Vec<String> = self
+                    .observer
+                    .certificates
+                    .values()
+                    .filter(|c| !state.is_applied(&c.order))
+                    .map(|c| format!("{:?}", c.order.lock_slot()))
+                    .collect();
+                return Err(self.violation(format!(
+                    "validator {} ended with another ledger than the certificates make ({differs}; certificates it lacks: {})",
+                    validator.index,
+                    if missing.is_empty() { "none".into() } else { missing.join(", ") }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
