@@ -25,7 +25,7 @@ use tally_core::{AccountId, Amount, CoinError, NetworkId, SecretKey};
 use crate::RestoredCoin;
 use crate::seed::KeyPurpose;
 
-pub use batch::{Powned, pown_many};
+pub use batch::{Powned, pown_many, recover_batches};
 pub use chain::ChainCoins;
 pub use detect::{Detection, Grade, detect};
 pub use ledger::{CoinLedger, NotSpent};

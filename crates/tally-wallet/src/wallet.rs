@@ -1,7 +1,8 @@
 //! The wallet folder: `keys.json` (accounts and their secret keys), `receipts/` (one
 //! certificate a file, named by its order digest; `receipts/chain/` holds the confirmed
 //! transactions of proof-of-work networks) and `pending/` (the signed order each account
-//! has in flight). Every file is written to a temporary name, synced, then renamed
+//! has in flight; a batch of coin operations journals all its orders in one file, a
+//! [`BatchJournal`]). Every file is written to a temporary name, synced, then renamed
 //! over the old one, so a crash leaves either the old or the new file, never half of one.
 //! Nothing is ever deleted except a pending order whose certificate is in `receipts/`.
 
@@ -145,6 +146,23 @@ fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, Wallet
         }
     }
     Ok(out)
+}
+
+/// File names of batch journals in `pending/` start with this (an account's own entry is
+/// named by the account alone).
+const BATCH_JOURNAL_PREFIX: &str = "batch-";
+
+/// The orders a batch of coin operations journals together, with the fresh coins they
+/// pay: one file for a whole batch where single operations write one per coin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchJournal {
+    #[serde(rename = "Orders")]
+    pub orders: Vec<SignedOrder>,
+    /// The fresh coins the orders pay, as one coin file (PROTOCOL §10): their keys must be
+    /// durable before any validator sees an order paying them.
+    #[serde(rename = "Coins")]
+    pub coins: String,
 }
 
 impl Wallet {
@@ -400,6 +418,63 @@ impl Wallet {
         self.dir.join("pending").join(format!("{account}.json"))
     }
 
+    /// Journals a batch's orders and the fresh coins they pay in one file, before any
+    /// validator sees them (durable now, or at the batch's barrier). Returns its path.
+    pub fn set_pending_batch(&self, journal: &BatchJournal) -> Result<PathBuf, WalletError> {
+        let first = journal
+            .orders
+            .first()
+            .map(|order| order.order.signer().to_string())
+            .unwrap_or_default();
+        let path = self
+            .dir
+            .join("pending")
+            .join(format!("{BATCH_JOURNAL_PREFIX}{first}.json"));
+        let text = serde_json::to_vec(journal).map_err(|e| WalletError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        self.write(&path, &text)?;
+        Ok(path)
+    }
+
+    /// Every batch journal in `pending/`, with its path: the batch running now, or what an
+    /// interrupted one left.
+    pub fn pending_batches(&self) -> Result<Vec<(PathBuf, BatchJournal)>, WalletError> {
+        let dir = self.dir.join("pending");
+        let mut batches = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            let is_batch = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|name| {
+                    name.starts_with(BATCH_JOURNAL_PREFIX) && name.ends_with(".json")
+                });
+            if is_batch && let Some(journal) = read_optional(&path)? {
+                batches.push((path, journal));
+            }
+        }
+        batches.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(batches)
+    }
+
+    /// Forgets a batch journal (each of its orders settled, refused, or journaled on its
+    /// own since).
+    pub fn clear_pending_batch(&self, path: &Path) -> Result<(), WalletError> {
+        if let Some(batch) = &self.batch {
+            return batch.remove(path);
+        }
+        match fs::remove_file(path) {
+            Ok(()) => crate::fs::sync_dir(&self.dir.join("pending")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(WalletError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+        }
+    }
+
     /// Journals the order `account` is about to send, before any validator sees it: after
     /// a crash the wallet finishes this order instead of signing a conflicting one.
     pub fn set_pending(&self, order: &SignedOrder) -> Result<(), WalletError> {
@@ -411,9 +486,22 @@ impl Wallet {
         self.write(&path, &text)
     }
 
-    /// The order `account` has in flight, if any.
+    /// The order `account` has in flight, if any: its own journal entry, or its entry in
+    /// a batch journal.
     pub fn pending(&self, account: &AccountId) -> Result<Option<SignedOrder>, WalletError> {
-        read_optional(&self.pending_path(account))
+        if let Some(order) = read_optional(&self.pending_path(account))? {
+            return Ok(Some(order));
+        }
+        for (_, journal) in self.pending_batches()? {
+            if let Some(order) = journal
+                .orders
+                .into_iter()
+                .find(|order| order.order.signer() == *account)
+            {
+                return Ok(Some(order));
+            }
+        }
+        Ok(None)
     }
 
     /// Forgets the in-flight order of `account` (its certificate is in `receipts/`).

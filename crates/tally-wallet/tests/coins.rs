@@ -453,36 +453,8 @@ async fn a_large_batch_of_powns_moves_every_coin_exactly_once() {
     let client = net.client();
     let (alice, store) = net.wallet("alice", Some(&net.payer));
     // 80 coins of 1 cash, paid by two splits straight from the payer.
-    for (sequence, count) in [(0, 64), (1, 16)] {
-        let coins: Vec<Coin> = (0..count)
-            .map(|_| Coin {
-                network: net.contract.id(),
-                denomination: tally_core::Denomination::One,
-                secret: SecretKey::generate(),
-                funding: None,
-            })
-            .collect();
-        let split = SignedOrder::sign(
-            Order::Split(tally_core::Split {
-                sender: net.payer.account(),
-                sequence,
-                outputs: coins
-                    .iter()
-                    .map(|c| tally_core::Payment {
-                        recipient: c.account(),
-                        amount: c.amount(),
-                    })
-                    .collect(),
-            }),
-            &net.payer,
-            &net.contract.id(),
-        );
-        let certificate = client.certify(&split).await.unwrap();
-        client.submit(&certificate).await;
-        for coin in &coins {
-            store.put(CoinFolder::Bank, coin).unwrap();
-        }
-    }
+    net.one_cash_coins(&store, 0, 64).await;
+    net.one_cash_coins(&store, 1, 16).await;
     let bank = store.list(CoinFolder::Bank).unwrap();
     assert_eq!(bank.len(), 80);
 

@@ -1,28 +1,32 @@
 //! Powning many coins at once: every order of a batch goes to each validator in one
 //! pipelined exchange (the validator decides them in one batch, one commit), and so do the
-//! certificates. Each coin is journaled exactly as [`super::pown`] journals it, so a crash
-//! anywhere is settled by [`super::find`] as before.
+//! certificates.
 //!
-//! The files are written through one [`SyncBatch`] and made durable at three barriers
-//! instead of one sync per file (a pown writes about a dozen):
+//! A batch journals all the orders it signs in **one** file, a [`BatchJournal`] in
+//! `pending/` that also holds the fresh coins they pay, and makes its files durable at
+//! barriers instead of one sync per file:
 //!
-//! 1. fresh coins in `Limbo`, the signed orders in `pending/`, the old coins in `Limbo`;
-//!    **barrier**, and only then do the validators see the orders;
-//! 2. each proof kept: a certificate in the new coin's file in `Limbo` (its funding, so
-//!    the coin file is the receipt), a chain's proof as a receipt; **barrier**;
-//! 3. the journal entries cleared, the old coins to `Spent`, the new ones to the Bank;
+//! 1. the old coins moved to `Limbo`, the batch journal written; **barrier**, and only then
+//!    do the validators see the orders;
+//! 2. each proof kept: a certificate as the new coin's funding, in its file written
+//!    straight into the Bank (a chain's proof as a receipt, its coin into `Limbo`);
+//!    **barrier**;
+//! 3. the old coins to `Spent`; the orders still open journaled on their own (each fresh
+//!    coin into `Limbo`); **barrier**; the batch journal removed, refused coins moved back;
 //!    **barrier** before anything is returned.
 //!
 //! A crash inside a step loses some of that step's writes, never an earlier step's: before
-//! barrier 1 no validator has seen an order (an unjournaled fresh coin holds nothing); after
-//! it every order is journaled; after barrier 2 its proof is kept, so step 3 may be lost in
-//! any part and `find` redoes it: from the journal, or (once the journal is cleared and the
-//! validators have applied the certificate) by grading the coins left in `Limbo`.
+//! barrier 1 no validator has seen an order; after it every order and every fresh key is
+//! journaled; after barrier 2 every proof is kept. An interrupted batch's journal is turned
+//! into what single operations leave ([`recover_batches`], run by the next `pown_many` and
+//! by `find`), and `find` finishes it from there. Per coin a batch creates one file (the
+//! new coin) and renames two (the old coin, twice): file creations are what the kernel
+//! spends most on here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tally_core::{AccountId, Coin, Order, OrderDigest, SecretKey, SignedOrder, Transfer};
+use tally_core::{AccountId, Coin, CoinFile, Order, OrderDigest, SecretKey, SignedOrder, Transfer};
 
 use super::ledger::{CoinLedger, NotSpent};
 use super::ops::{check_may_spend, landed, pairs, settle, undo_refused};
@@ -30,6 +34,7 @@ use super::store::{CoinFolder, CoinStore, ListedCoin};
 use super::{CoinOpError, FreshKeys};
 use crate::Wallet;
 use crate::fs::SyncBatch;
+use crate::wallet::BatchJournal;
 
 /// One coin's pown: its new coin and the proof, or why not.
 pub type Powned<L> = Result<(ListedCoin, <L as CoinLedger>::Proof), CoinOpError>;
@@ -46,6 +51,7 @@ pub async fn pown_many<L: CoinLedger>(
     keys: &mut impl FreshKeys,
     coins: &[ListedCoin],
 ) -> Result<Vec<Powned<L>>, CoinOpError> {
+    recover_batches(wallet, store)?;
     let mut results = Vec::with_capacity(coins.len());
     for batch in coins.chunks(BATCH) {
         let proven = prove_batch(wallet, net, store, keys, batch).await?;
@@ -76,6 +82,8 @@ struct ProvenBatch<L: CoinLedger> {
     wallet: Wallet,
     store: CoinStore,
     sync: Arc<SyncBatch>,
+    /// The batch journal, if the batch signed any order.
+    journal: Option<std::path::PathBuf>,
     results: Vec<Option<Powned<L>>>,
     flying: Vec<InFlight>,
     proven: Vec<Result<L::Proof, NotSpent>>,
@@ -121,8 +129,8 @@ async fn prove_batch<L: CoinLedger>(
         results.push(None);
     }
 
-    // Step 1: journal every order (fresh keys reserved together), the coins' files
-    // written on every core.
+    // Step 1: sign every order (fresh keys reserved together), the old coins moved on
+    // every core, one journal for all.
     let unjournaled = to_sign
         .iter()
         .filter(|(_, listed)| !journaled.contains_key(&listed.account))
@@ -151,7 +159,6 @@ async fn prove_batch<L: CoinLedger>(
                     secret: secret.clone(),
                     funding: None,
                 };
-                store.put(CoinFolder::Limbo, &new)?;
                 let coin = store.read(listed)?;
                 let signed = SignedOrder::sign(
                     Order::Transfer(Transfer {
@@ -163,7 +170,6 @@ async fn prove_batch<L: CoinLedger>(
                     &coin.secret,
                     &network,
                 );
-                wallet.set_pending(&signed)?;
                 (signed, Some(new))
             }
         };
@@ -175,6 +181,16 @@ async fn prove_batch<L: CoinLedger>(
         })
     })?;
     let slots: Vec<usize> = plans.iter().map(|plan| plan.0).collect();
+    let signed_here: Vec<&InFlight> = flying.iter().filter(|f| f.fresh.is_some()).collect();
+    let journal = if signed_here.is_empty() {
+        None
+    } else {
+        let fresh = signed_here.iter().filter_map(|f| f.fresh.clone()).collect();
+        Some(wallet.set_pending_batch(&BatchJournal {
+            orders: signed_here.iter().map(|f| f.signed.clone()).collect(),
+            coins: CoinFile::new(fresh)?.to_json(),
+        })?)
+    };
     sync.barrier()?;
 
     // Step 2: the network sees the orders; every proof is kept.
@@ -190,8 +206,14 @@ async fn prove_batch<L: CoinLedger>(
         .collect();
     par_map(&kept, |(flight, proof)| {
         match funded_coin::<L>(flight, proof) {
-            Some(funded) => store.put(CoinFolder::Limbo, &funded),
-            None => L::keep(&wallet, proof),
+            Some(funded) => store.put(CoinFolder::Bank, &funded),
+            None => {
+                // Where `settle` looks for the coin a proven order paid.
+                if let Some(fresh) = &flight.fresh {
+                    store.put(CoinFolder::Limbo, fresh)?;
+                }
+                L::keep(&wallet, proof)
+            }
         }
     })?;
     let proofs: Vec<L::Proof> = kept.iter().map(|(_, proof)| (*proof).clone()).collect();
@@ -201,6 +223,7 @@ async fn prove_batch<L: CoinLedger>(
         wallet,
         store,
         sync,
+        journal,
         results,
         flying,
         proven,
@@ -209,8 +232,9 @@ async fn prove_batch<L: CoinLedger>(
 }
 
 impl<L: CoinLedger> ProvenBatch<L> {
-    /// Step 3 for the proven coins, on every core: the journal entry cleared, the old coin
-    /// spent, the new one banked.
+    /// Step 3 for the proven coins, on every core: the old coin spent (and a resumed
+    /// order's own journal entry cleared; the new coin of an order this batch signed is in
+    /// the Bank already).
     fn settle_proven(&self) -> Result<Vec<Result<ListedCoin, CoinOpError>>, CoinOpError> {
         let (wallet, store) = (&self.wallet, &self.store);
         let proven_flights: Vec<(&InFlight, &L::Proof)> = self
@@ -220,7 +244,9 @@ impl<L: CoinLedger> ProvenBatch<L> {
             .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
             .collect();
         par_map(&proven_flights, |(flight, proof)| {
-            wallet.clear_pending(&flight.in_limbo.account)?;
+            if flight.fresh.is_none() {
+                wallet.clear_pending(&flight.in_limbo.account)?;
+            }
             Ok(match funded_coin::<L>(flight, proof) {
                 Some(funded) => settle_signed(store, flight, &funded),
                 None => {
@@ -241,26 +267,42 @@ impl<L: CoinLedger> ProvenBatch<L> {
             wallet,
             store,
             sync,
+            journal,
             mut results,
             flying,
             proven,
             slots,
         } = self;
         let mut settled = settled?.into_iter();
+        let mut refused = Vec::new();
         for ((flight, outcome), slot) in flying.iter().zip(proven).zip(slots) {
             results[slot] = Some(match outcome {
                 Ok(proof) => match settled.next() {
                     Some(coin) => coin.map(|coin| (coin, proof)),
                     None => Err(CoinOpError::Refused("a proven pown was not settled".into())),
                 },
-                Err(not_spent) => {
-                    if wallet.pending(&flight.in_limbo.account)?.is_none() {
-                        undo_refused(net, &store, &flight.in_limbo, flight.origin, &flight.signed)
-                            .await?;
+                // Votes may be held for it: it stays journaled, on its own from now on,
+                // with its fresh coin where single operations keep one.
+                Err(NotSpent::Open(error)) => {
+                    if let Some(fresh) = &flight.fresh {
+                        store.put(CoinFolder::Limbo, fresh)?;
+                        wallet.set_pending(&flight.signed)?;
                     }
-                    Err(not_spent.into_error())
+                    Err(error)
+                }
+                Err(NotSpent::Refused(error)) => {
+                    refused.push(flight);
+                    Err(error)
                 }
             });
+        }
+        sync.barrier()?;
+        if let Some(path) = &journal {
+            wallet.clear_pending_batch(path)?;
+        }
+        // Nothing is in flight for these: the coins go back where they were.
+        for flight in refused {
+            undo_refused(net, &store, &flight.in_limbo, flight.origin, &flight.signed).await?;
         }
         sync.barrier()?;
         // Every slot was filled: the coins refused up front at once, the others just above.
@@ -282,20 +324,51 @@ fn funded_coin<L: CoinLedger>(flight: &InFlight, proof: &L::Proof) -> Option<Coi
 }
 
 /// Settles a pown this batch signed without searching the folders: the old coin waits in
-/// `Limbo`, and so does the new one, already funded in its file (step 2), renamed into the
-/// Bank so that it is never in two folders.
+/// `Limbo`; the new one is in the Bank already, funded (step 2).
 fn settle_signed(
     store: &CoinStore,
     flight: &InFlight,
     funded: &Coin,
 ) -> Result<ListedCoin, CoinOpError> {
     store.move_to(&flight.in_limbo, CoinFolder::Spent)?;
-    let in_limbo = ListedCoin {
+    Ok(ListedCoin {
         account: funded.account(),
         denomination: funded.denomination,
-        folder: CoinFolder::Limbo,
-    };
-    store.move_to(&in_limbo, CoinFolder::Bank)
+        folder: CoinFolder::Bank,
+    })
+}
+
+/// Turns what interrupted batches left into what single operations leave, which every
+/// operation and [`super::find`] know how to finish: each journaled order journaled on its
+/// own, each fresh coin the wallet does not hold yet written to `Limbo`, each durably;
+/// then the batch journal goes. Returns how many journals it turned.
+pub fn recover_batches(wallet: &Wallet, store: &CoinStore) -> Result<usize, CoinOpError> {
+    let batches = wallet.pending_batches()?;
+    for (path, journal) in &batches {
+        let coins = CoinFile::from_json(&journal.coins)
+            .map_err(|e| CoinOpError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+            .into_coins();
+        for coin in &coins {
+            if store.locate(&coin.account())?.is_none() {
+                store.put(CoinFolder::Limbo, coin)?;
+            }
+        }
+        for order in &journal.orders {
+            // A coin already spent settled its order: nothing is left to finish.
+            let settled = store
+                .locate(&order.order.signer())?
+                .is_some_and(|coin| coin.folder == CoinFolder::Spent);
+            if !settled {
+                wallet.set_pending(order)?;
+            }
+        }
+        wallet.clear_pending_batch(path)?;
+        tracing::info!(path = %path.display(), orders = journal.orders.len(), "an interrupted batch's journal was turned into single entries");
+    }
+    Ok(batches.len())
 }
 
 /// Coins per thread below which [`par_map`] does not split the work.

@@ -482,8 +482,9 @@ pub async fn join<L: CoinLedger>(
     store.move_to(&listed, to)
 }
 
-/// Settles everything an interrupted operation left: finishes every journaled order of
-/// the wallet's accounts and coins, then grades the coins still in `Limbo` (and those in
+/// Settles everything an interrupted operation left: turns an interrupted batch's journal
+/// into single entries ([`super::recover_batches`]), finishes every journaled order of the
+/// wallet's accounts and coins, then grades the coins still in `Limbo` (and those in
 /// `Export`, to learn which were taken) by asking the network. A key in `Limbo` holding
 /// another amount than its denomination (a join cut short) pays it into fresh coins from
 /// `keys`.
@@ -493,6 +494,7 @@ pub async fn find<L: CoinLedger>(
     store: &CoinStore,
     keys: &mut impl FreshKeys,
 ) -> Result<FindReport, CoinOpError> {
+    super::batch::recover_batches(wallet, store)?;
     let mut report = FindReport::default();
     let mut signers: Vec<AccountId> = wallet.keys().iter().map(|k| k.account).collect();
     signers.extend(

@@ -8,7 +8,10 @@ pub mod chain;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_core::{
+    AccountId, Allocation, Amount, Coin, Denomination, Mode, NetworkContract, Order, Payment,
+    SecretKey, SignedOrder, Split, ValidatorInfo,
+};
 use tally_node::{Node, NodeConfig};
 use tally_proto::LedgerRequest;
 use tally_wallet::coins::{CoinFolder, CoinStore};
@@ -132,6 +135,46 @@ impl Net {
             .into_iter()
             .find_map(|a| a.result.ok())
             .map_or(0, |view| view.ledger.get(account).map_or(0, |e| e.balance))
+    }
+
+    /// `count` coins of 1 cash (at most 64), paid to fresh keys by the payer's order of
+    /// `sequence` and put in `store`'s Bank.
+    pub async fn one_cash_coins(
+        &self,
+        store: &CoinStore,
+        sequence: u64,
+        count: usize,
+    ) -> Vec<Coin> {
+        let coins: Vec<Coin> = (0..count)
+            .map(|_| Coin {
+                network: self.contract.id(),
+                denomination: Denomination::One,
+                secret: SecretKey::generate(),
+                funding: None,
+            })
+            .collect();
+        let split = SignedOrder::sign(
+            Order::Split(Split {
+                sender: self.payer.account(),
+                sequence,
+                outputs: coins
+                    .iter()
+                    .map(|c| Payment {
+                        recipient: c.account(),
+                        amount: c.amount(),
+                    })
+                    .collect(),
+            }),
+            &self.payer,
+            &self.contract.id(),
+        );
+        let client = self.client();
+        let certificate = client.certify(&split).await.unwrap();
+        client.submit(&certificate).await;
+        for coin in &coins {
+            store.put(CoinFolder::Bank, coin).unwrap();
+        }
+        coins
     }
 
     pub async fn shutdown(mut self) {
