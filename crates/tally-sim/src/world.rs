@@ -58,6 +58,22 @@ pub struct World {
     step: u64,
 }
 
+/// What wallets need of the network, from the world's fields (a function, not a method, so
+/// that a caller can borrow the wallets and the generator mutably beside it).
+fn context<'a>(
+    network: &'a NetworkId,
+    validator_keys: &'a [AccountId],
+    quorum: usize,
+    accounts: &'a [AccountId],
+) -> Context<'a> {
+    Context {
+        network,
+        validator_keys,
+        quorum,
+        accounts,
+    }
+}
+
 /// Keys from the seed's generator, so that a seed replays exactly.
 fn key(rng: &mut StdRng) -> SecretKey {
     SecretKey::from_bytes(rng.r#gen())
@@ -241,12 +257,12 @@ impl World {
     }
 
     fn context(&self) -> Context<'_> {
-        Context {
-            network: &self.network_id,
-            validator_keys: &self.validator_keys,
-            quorum: self.quorum,
-            accounts: &self.accounts,
-        }
+        context(
+            &self.network_id,
+            &self.validator_keys,
+            self.quorum,
+            &self.accounts,
+        )
     }
 
     /// Cuts one validator off for a while, if none is cut off now.
@@ -332,12 +348,12 @@ impl World {
             }
             Event::Wake(w) => {
                 let messages = {
-                    let ctx = Context {
-                        network: &self.network_id,
-                        validator_keys: &self.validator_keys,
-                        quorum: self.quorum,
-                        accounts: &self.accounts,
-                    };
+                    let ctx = context(
+                        &self.network_id,
+                        &self.validator_keys,
+                        self.quorum,
+                        &self.accounts,
+                    );
                     self.wallets[w].wake(&mut self.rng, &ctx, &mut self.observer)
                 };
                 if !messages.is_empty() {
@@ -381,12 +397,12 @@ impl World {
                     return Ok(());
                 };
                 let result = {
-                    let ctx = Context {
-                        network: &self.network_id,
-                        validator_keys: &self.validator_keys,
-                        quorum: self.quorum,
-                        accounts: &self.accounts,
-                    };
+                    let ctx = context(
+                        &self.network_id,
+                        &self.validator_keys,
+                        self.quorum,
+                        &self.accounts,
+                    );
                     self.wallets[w].on_answer(
                         from,
                         &message.payload,

@@ -212,6 +212,25 @@ impl Wallet {
         }
     }
 
+    /// [`Self::write`] of `value` as JSON (`pretty` for files people may read).
+    fn write_json(
+        &self,
+        path: &Path,
+        value: &impl Serialize,
+        pretty: bool,
+    ) -> Result<(), WalletError> {
+        let text = if pretty {
+            serde_json::to_vec_pretty(value)
+        } else {
+            serde_json::to_vec(value)
+        }
+        .map_err(|e| WalletError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        self.write(path, &text)
+    }
+
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -313,11 +332,7 @@ impl Wallet {
             .dir
             .join("receipts")
             .join(format!("{}.json", certificate.checksum));
-        let text = serde_json::to_vec_pretty(certificate).map_err(|e| WalletError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.write(&path, &text)?;
+        self.write_json(&path, certificate, true)?;
         Ok(path)
     }
 
@@ -327,11 +342,7 @@ impl Wallet {
         let dir = self.dir.join("receipts").join("chain");
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{}.json", receipt.id));
-        let text = serde_json::to_vec_pretty(receipt).map_err(|e| WalletError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.write(&path, &text)?;
+        self.write_json(&path, receipt, true)?;
         Ok(path)
     }
 
@@ -430,11 +441,9 @@ impl Wallet {
             .dir
             .join("pending")
             .join(format!("{BATCH_JOURNAL_PREFIX}{first}.json"));
-        let text = serde_json::to_vec(journal).map_err(|e| WalletError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.write(&path, &text)?;
+        // Compact: a batch journal holds hundreds of orders and is read back only after a
+        // crash.
+        self.write_json(&path, journal, false)?;
         Ok(path)
     }
 
@@ -478,12 +487,7 @@ impl Wallet {
     /// Journals the order `account` is about to send, before any validator sees it: after
     /// a crash the wallet finishes this order instead of signing a conflicting one.
     pub fn set_pending(&self, order: &SignedOrder) -> Result<(), WalletError> {
-        let path = self.pending_path(&order.order.signer());
-        let text = serde_json::to_vec_pretty(order).map_err(|e| WalletError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.write(&path, &text)
+        self.write_json(&self.pending_path(&order.order.signer()), order, true)
     }
 
     /// The order `account` has in flight, if any: its own journal entry, or its entry in

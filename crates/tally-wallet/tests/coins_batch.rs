@@ -2,6 +2,8 @@
 //! short (a crash after its journal is durable, or validators that do not answer) is
 //! finished by `find`, every coin exactly once, against four real validators.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
