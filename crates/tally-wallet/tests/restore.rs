@@ -6,10 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::free_port;
 use tally_core::pow::IntroPowHasher;
 use tally_core::{
     AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey, ValidatorInfo,
@@ -25,11 +28,6 @@ const BITS: u32 = 4;
 
 fn cash(text: &str) -> Amount {
     text.parse().unwrap()
-}
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 fn proof(account: &AccountId) -> u64 {

@@ -19,9 +19,23 @@ use tally_wallet::{QuorumClient, Wallet};
 
 pub const CASH: i128 = 1_000_000;
 
+/// A port for a validator that neither another test nor a client's outgoing connection
+/// takes before the validator binds it: below the kernel's range for outgoing connections
+/// (which starts at 32768), from a per-process counter at a per-process start, checked
+/// free. (Binding port 0 and dropping the socket hands out a port from that very range.)
 pub fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let address = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
+        if std::net::TcpListener::bind(address).is_ok() {
+            return address;
+        }
+    }
 }
 
 /// Four validators; `payer` holds 1,000 cash at genesis.
