@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CASH, Net, cash, held, total};
+use common::{CASH, Net, cash, held, pending_files, total};
 use tally_core::{Coin, Order, SecretKey, SignedOrder, Transfer};
-use tally_proto::{Connection, Limits, Packet};
+use tally_proto::Packet;
 use tally_wallet::coins::{self, CoinFolder, Grade, ImportOutcome, ListedCoin, RandomKeys};
 
 /// The previous holder of a coin races: its own order for the coin's slot, sent straight to
@@ -26,17 +26,7 @@ async fn race(net: &Net, secret: &SecretKey, amount: tally_core::Amount, i: usiz
         secret,
         &net.contract.id(),
     );
-    let mut conn = Connection::connect(
-        &net.addresses[i].to_string(),
-        Limits::default(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        conn.call(&Packet::ReqPay(order)).await.unwrap(),
-        Packet::RespPay(_)
-    ));
+    assert!(matches!(net.pay_at(i, &order).await, Packet::RespPay(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,13 +469,7 @@ async fn a_large_batch_of_powns_moves_every_coin_exactly_once() {
     assert_eq!(store.list(CoinFolder::Spent).unwrap().len(), 80);
     assert!(store.list(CoinFolder::Limbo).unwrap().is_empty());
     assert_eq!(total(&store), 80 * CASH);
-    assert!(
-        std::fs::read_dir(alice.dir().join("pending"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "every journal entry is cleared"
-    );
+    assert_eq!(pending_files(&alice), 0, "every journal entry is cleared");
     net.shutdown().await;
 }
 

@@ -8,16 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CASH, Net, total};
+use common::{CASH, Net, pending_files, total};
 use tally_core::{Coin, CoinFile, Order, SecretKey, SignedOrder, Transfer};
 use tally_wallet::coins::{self, CoinFolder, RandomKeys};
 use tally_wallet::wallet::BatchJournal;
-
-fn pending_files(wallet: &tally_wallet::Wallet) -> usize {
-    std::fs::read_dir(wallet.dir().join("pending"))
-        .unwrap()
-        .count()
-}
 
 /// The state a crash leaves right after a batch's first barrier: its old coins in
 /// `Limbo`, its orders and fresh coins only in the batch journal; the validators voted on

@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use tally_core::{Amount, NetworkContract, SecretKey};
 use tally_live::{CoinSummary, ReceiverOutcome, SenderOutcome, Timing};
-use tally_proto::live::{ConnectionFile, MessageNumber};
+use tally_proto::live::MessageNumber;
 use tally_relay::{Relay, RelayConfig, RelayHandle};
 use tally_wallet::coins::{self, CoinFolder, CoinStore, RandomKeys};
-use tally_wallet::live::{
-    self, Progress, ReceiveReport, ReceiveRequest, SendReport, SendRequest, check_receipt,
-};
+use tally_wallet::live::{self, ReceiveReport, SendReport, SendRequest, check_receipt};
 use tally_wallet::{QuorumClient, Wallet};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 mod common;
+
+use common::live::{banked, wait_for_file};
 
 /// Four validators (the harness's: `payer` holds 1,000 cash at genesis) and a relay.
 struct Net {
@@ -90,25 +90,9 @@ fn cash(n: u64) -> Amount {
     Amount::from_cash(n).unwrap()
 }
 
-/// Cash in the Bank and Fracked folders: what the wallet counts as its coins.
-fn banked(store: &CoinStore) -> u64 {
-    [CoinFolder::Bank, CoinFolder::Fracked]
-        .into_iter()
-        .flat_map(|f| store.list(f).unwrap())
-        .map(|c| c.denomination.cash())
-        .sum()
-}
-
-/// Clocks short enough for a test, valid by `Timing::validate`.
+/// Clocks short enough for a test.
 fn timing() -> Timing {
-    Timing {
-        heartbeat_ms: 500,
-        peer_timeout_ms: 3_000,
-        join_timeout_ms: 20_000,
-        pown_window_ms: 12_000,
-        min_pown_window_ms: 3_000,
-        skew_ms: 500,
-    }
+    common::live::timing(12_000)
 }
 
 /// A send of 281 through the net's relay, its connection file in the net's folder.
@@ -131,78 +115,18 @@ fn spawn_send(
     request: SendRequest,
     from: Option<SecretKey>,
 ) -> (JoinHandle<SendReport>, UnboundedReceiver<MessageNumber>) {
-    let dir = net.wallet_dir(wallet);
-    let client = net.client();
-    let store = net.store(wallet);
-    let (tx, rx) = unbounded_channel();
-    let task = tokio::spawn(async move {
-        let wallet = Wallet::open(&dir).unwrap();
-        let mut progress = move |p: Progress| {
-            if let Progress::Step(n) = p {
-                let _ = tx.send(n);
-            }
-        };
-        live::send(
-            &wallet,
-            &client,
-            &store,
-            &mut RandomKeys,
-            from.as_ref(),
-            &request,
-            &mut progress,
-        )
-        .await
-        .unwrap()
-    });
-    (task, rx)
+    let (dir, store) = (net.wallet_dir(wallet), net.store(wallet));
+    common::live::spawn_send(dir, net.client(), store, request, from)
 }
 
+/// Starts the receiver as a task; its steps come out of the channel.
 fn spawn_receive(
     net: &Net,
     wallet: &str,
     connection_file: &Path,
 ) -> (JoinHandle<ReceiveReport>, UnboundedReceiver<MessageNumber>) {
-    let dir = net.wallet_dir(wallet);
-    let client = net.client();
-    let store = net.store(wallet);
-    let request = ReceiveRequest {
-        connection_file: connection_file.to_path_buf(),
-        expected_amount: None,
-        timing: timing(),
-        cancel: None,
-    };
-    let (tx, rx) = unbounded_channel();
-    let task = tokio::spawn(async move {
-        let wallet = Wallet::open(&dir).unwrap();
-        let mut progress = move |p: Progress| {
-            if let Progress::Step(n) = p {
-                let _ = tx.send(n);
-            }
-        };
-        live::receive(
-            &wallet,
-            &client,
-            &store,
-            &mut RandomKeys,
-            &request,
-            &mut progress,
-        )
-        .await
-        .unwrap()
-    });
-    (task, rx)
-}
-
-async fn wait_for_file(path: &Path) -> ConnectionFile {
-    for _ in 0..100 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(file) = ConnectionFile::parse(&text)
-        {
-            return file;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no connection file at {}", path.display());
+    let (dir, store) = (net.wallet_dir(wallet), net.store(wallet));
+    common::live::spawn_receive(dir, net.client(), store, connection_file, timing())
 }
 
 /// Waits until `step` comes out of `steps`.
@@ -657,7 +581,6 @@ fn hidden_store(net: &Net, wallet: &str, room: &str) -> CoinStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_coin_raced_by_its_previous_holder_is_never_counted_twice() {
     use tally_core::{Order, SignedOrder, Transfer};
-    use tally_proto::{Connection, Limits, Packet};
 
     let net = Net::start().await;
     alice_with_300(&net).await;
@@ -692,16 +615,9 @@ async fn a_coin_raced_by_its_previous_holder_is_never_counted_twice() {
         &secret,
         &net.contract.id(),
     );
-    for address in &net.validators.addresses[..2] {
-        let mut conn = Connection::connect(
-            &address.to_string(),
-            Limits::default(),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    for i in 0..2 {
         // A validator already voting for the receiver's pown refuses: that is the race lost.
-        let _ = conn.call(&Packet::ReqPay(race.clone())).await;
+        net.validators.pay_at(i, &race).await;
     }
 
     let received = tokio::time::timeout(Duration::from_secs(40), receiver)

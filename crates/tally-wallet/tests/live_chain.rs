@@ -12,15 +12,17 @@ use std::time::Duration;
 
 mod common;
 
+use common::live::{banked, wait_for_file};
+
 use tally_core::{AccountId, Amount, NetworkContract, SecretKey};
 use tally_live::{ReceiverOutcome, SenderOutcome, Timing};
 use tally_node::pow::PowNode;
 use tally_proto::live::MessageNumber;
 use tally_relay::{Relay, RelayConfig, RelayHandle};
 use tally_wallet::Wallet;
-use tally_wallet::coins::{ChainCoins, CoinFolder, CoinStore, RandomKeys, cash_of};
-use tally_wallet::live::{self, Progress, ReceiveReport, ReceiveRequest, SendReport, SendRequest};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tally_wallet::coins::{ChainCoins, CoinStore};
+use tally_wallet::live::{ReceiveReport, SendReport, SendRequest};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 fn cash(n: u64) -> Amount {
@@ -74,87 +76,23 @@ impl Net {
 }
 
 fn timing() -> Timing {
-    Timing {
-        heartbeat_ms: 500,
-        peer_timeout_ms: 3_000,
-        join_timeout_ms: 20_000,
-        pown_window_ms: 15_000,
-        min_pown_window_ms: 3_000,
-        skew_ms: 500,
-    }
-}
-
-fn banked(store: &CoinStore) -> u64 {
-    let mut held = store.list(CoinFolder::Bank).unwrap();
-    held.extend(store.list(CoinFolder::Fracked).unwrap());
-    cash_of(&held)
+    common::live::timing(15_000)
 }
 
 fn spawn_send(net: &Net, request: SendRequest) -> JoinHandle<SendReport> {
     let dir = net.wallet_dir("alice");
-    let chain = net.chain();
-    let store = net.store("alice");
-    let from = net.alice.clone();
-    tokio::spawn(async move {
-        let mut wallet = Wallet::open(&dir).unwrap();
-        wallet.add_key(Some(from.clone()), None).unwrap();
-        live::send(
-            &wallet,
-            &chain,
-            &store,
-            &mut RandomKeys,
-            Some(&from),
-            &request,
-            &mut |_| {},
-        )
-        .await
-        .unwrap()
-    })
+    let mut wallet = Wallet::open(&dir).unwrap();
+    wallet.add_key(Some(net.alice.clone()), None).unwrap();
+    let from = Some(net.alice.clone());
+    common::live::spawn_send(dir, net.chain(), net.store("alice"), request, from).0
 }
 
 fn spawn_receive(
     net: &Net,
     connection_file: &Path,
 ) -> (JoinHandle<ReceiveReport>, UnboundedReceiver<MessageNumber>) {
-    let dir = net.wallet_dir("bob");
-    let chain = net.chain();
-    let store = net.store("bob");
-    let request = ReceiveRequest {
-        connection_file: connection_file.to_path_buf(),
-        expected_amount: None,
-        timing: timing(),
-        cancel: None,
-    };
-    let (tx, rx) = unbounded_channel();
-    let task = tokio::spawn(async move {
-        let wallet = Wallet::open(&dir).unwrap();
-        let mut progress = move |p: Progress| {
-            if let Progress::Step(n) = p {
-                let _ = tx.send(n);
-            }
-        };
-        live::receive(
-            &wallet,
-            &chain,
-            &store,
-            &mut RandomKeys,
-            &request,
-            &mut progress,
-        )
-        .await
-        .unwrap()
-    });
-    (task, rx)
-}
-
-async fn wait_for_file(path: &Path) {
-    for _ in 0..400 {
-        if path.exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no connection file at {}", path.display());
+    let (dir, store) = (net.wallet_dir("bob"), net.store("bob"));
+    common::live::spawn_receive(dir, net.chain(), store, connection_file, timing())
 }
 
 fn send_request(net: &Net) -> SendRequest {

@@ -12,24 +12,14 @@ use std::time::Duration;
 
 use common::{Net, cash};
 use tally_core::{Order, SecretKey, SignedOrder, Transfer};
-use tally_proto::{Connection, Limits, Packet};
+use tally_proto::Packet;
 use tally_wallet::views::{self, NextSlot};
 use tally_wallet::{Wallet, ops};
 
 /// `order` sent straight to validators `which`, each of which votes for it.
 async fn vote_at(net: &Net, order: &SignedOrder, which: std::ops::Range<usize>) {
-    for address in &net.addresses[which] {
-        let mut conn = Connection::connect(
-            &address.to_string(),
-            Limits::default(),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
-        assert!(matches!(
-            conn.call(&Packet::ReqPay(order.clone())).await.unwrap(),
-            Packet::RespPay(_)
-        ));
+    for i in which {
+        assert!(matches!(net.pay_at(i, order).await, Packet::RespPay(_)));
     }
 }
 

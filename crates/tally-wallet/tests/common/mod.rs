@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chain;
+pub mod live;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tally_core::{
     SecretKey, SignedOrder, Split, ValidatorInfo,
 };
 use tally_node::{Node, NodeConfig};
-use tally_proto::LedgerRequest;
+use tally_proto::{Connection, LedgerRequest, Limits, Packet};
 use tally_wallet::coins::{CoinFolder, CoinStore};
 use tally_wallet::{QuorumClient, Wallet};
 
@@ -151,6 +152,18 @@ impl Net {
             .map_or(0, |view| view.ledger.get(account).map_or(0, |e| e.balance))
     }
 
+    /// `order` sent straight to validator `i`, as no wallet would: its answer.
+    pub async fn pay_at(&self, i: usize, order: &SignedOrder) -> Packet {
+        let mut conn = Connection::connect(
+            &self.addresses[i].to_string(),
+            Limits::default(),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        conn.call(&Packet::ReqPay(order.clone())).await.unwrap()
+    }
+
     /// `count` coins of 1 cash (at most 64), paid to fresh keys by the payer's order of
     /// `sequence` and put in `store`'s Bank.
     pub async fn one_cash_coins(
@@ -209,6 +222,13 @@ pub fn held(store: &CoinStore, folder: CoinFolder) -> Vec<u64> {
         .iter()
         .map(|c| c.denomination.cash())
         .collect()
+}
+
+/// Files in the wallet's journal folder: entries of its own and batch journals.
+pub fn pending_files(wallet: &Wallet) -> usize {
+    std::fs::read_dir(wallet.dir().join("pending"))
+        .unwrap()
+        .count()
 }
 
 pub fn total(store: &CoinStore) -> i128 {
