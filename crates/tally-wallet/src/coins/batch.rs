@@ -87,6 +87,9 @@ struct ProvenBatch<L: CoinLedger> {
     results: Vec<Option<Powned<L>>>,
     flying: Vec<InFlight>,
     proven: Vec<Result<L::Proof, NotSpent>>,
+    /// Per flight, the new coin step 2 wrote into the Bank, funded (an order this batch
+    /// signed, proven by a certificate).
+    banked: Vec<Option<ListedCoin>>,
     slots: Vec<usize>,
 }
 
@@ -199,24 +202,35 @@ async fn prove_batch<L: CoinLedger>(
     // Each proof is kept: in the new coin's own file when this batch made the coin and
     // the network's proof is a certificate (the file then holds its funding), else as a
     // receipt.
-    let kept: Vec<(&InFlight, &L::Proof)> = flying
+    let outcomes: Vec<(&InFlight, Option<&L::Proof>)> = flying
         .iter()
         .zip(&proven)
-        .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
+        .map(|(flight, outcome)| (flight, outcome.as_ref().ok()))
         .collect();
-    par_map(&kept, |(flight, proof)| {
+    let banked = par_map(&outcomes, |(flight, proof)| {
+        let Some(proof) = proof else {
+            return Ok(None);
+        };
         match funded_coin::<L>(flight, proof) {
-            Some(funded) => store.put(CoinFolder::Bank, &funded),
+            Some(funded) => {
+                store.put(CoinFolder::Bank, &funded)?;
+                Ok(Some(ListedCoin {
+                    account: funded.account(),
+                    denomination: funded.denomination,
+                    folder: CoinFolder::Bank,
+                }))
+            }
             None => {
                 // Where `settle` looks for the coin a proven order paid.
                 if let Some(fresh) = &flight.fresh {
                     store.put(CoinFolder::Limbo, fresh)?;
                 }
-                L::keep(&wallet, proof)
+                L::keep(&wallet, proof)?;
+                Ok(None)
             }
         }
     })?;
-    let proofs: Vec<L::Proof> = kept.iter().map(|(_, proof)| (*proof).clone()).collect();
+    let proofs: Vec<L::Proof> = proven.iter().flatten().cloned().collect();
     sync.barrier()?;
     net.announce(&proofs).await;
     Ok(ProvenBatch {
@@ -227,6 +241,7 @@ async fn prove_batch<L: CoinLedger>(
         results,
         flying,
         proven,
+        banked,
         slots,
     })
 }
@@ -237,18 +252,24 @@ impl<L: CoinLedger> ProvenBatch<L> {
     /// the Bank already).
     fn settle_proven(&self) -> Result<Vec<Result<ListedCoin, CoinOpError>>, CoinOpError> {
         let (wallet, store) = (&self.wallet, &self.store);
-        let proven_flights: Vec<(&InFlight, &L::Proof)> = self
+        let proven_flights: Vec<(&InFlight, &L::Proof, &Option<ListedCoin>)> = self
             .flying
             .iter()
             .zip(&self.proven)
-            .filter_map(|(flight, outcome)| Some((flight, outcome.as_ref().ok()?)))
+            .zip(&self.banked)
+            .filter_map(|((flight, outcome), banked)| {
+                Some((flight, outcome.as_ref().ok()?, banked))
+            })
             .collect();
-        par_map(&proven_flights, |(flight, proof)| {
+        par_map(&proven_flights, |(flight, proof, banked)| {
             if flight.fresh.is_none() {
                 wallet.clear_pending(&flight.in_limbo.account)?;
             }
-            Ok(match funded_coin::<L>(flight, proof) {
-                Some(funded) => settle_signed(store, flight, &funded),
+            Ok(match banked {
+                // The old coin waits in `Limbo`; the new one is in the Bank already.
+                Some(new) => store
+                    .move_to(&flight.in_limbo, CoinFolder::Spent)
+                    .map(|_| *new),
                 None => {
                     settle::<L>(store, proof).and_then(|_| landed(store, L::proven_order(proof)))
                 }
@@ -271,6 +292,7 @@ impl<L: CoinLedger> ProvenBatch<L> {
             mut results,
             flying,
             proven,
+            banked: _,
             slots,
         } = self;
         let mut settled = settled?.into_iter();
@@ -320,21 +342,6 @@ fn funded_coin<L: CoinLedger>(flight: &InFlight, proof: &L::Proof) -> Option<Coi
     Some(Coin {
         funding: Some(L::funding(proof)?),
         ..fresh.clone()
-    })
-}
-
-/// Settles a pown this batch signed without searching the folders: the old coin waits in
-/// `Limbo`; the new one is in the Bank already, funded (step 2).
-fn settle_signed(
-    store: &CoinStore,
-    flight: &InFlight,
-    funded: &Coin,
-) -> Result<ListedCoin, CoinOpError> {
-    store.move_to(&flight.in_limbo, CoinFolder::Spent)?;
-    Ok(ListedCoin {
-        account: funded.account(),
-        denomination: funded.denomination,
-        folder: CoinFolder::Bank,
     })
 }
 
