@@ -49,6 +49,11 @@ pub struct Transfer {
 }
 
 /// Introduce `account` with its proof of work; it receives the faucet amount once.
+///
+/// The proof of work travels with the order (its encoding carries it, and each validator
+/// checks it before voting) but is not part of what is signed and agreed: see
+/// [`Order::signing_bytes`]. A key has exactly one introduction, whatever nonce it is sent
+/// with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntroKey {
@@ -201,16 +206,36 @@ impl Order {
         }
     }
 
-    /// `TALLY-ORDER-V1 ‖ network id ‖ the order's encoding` (kind byte, then its fields).
+    /// `TALLY-ORDER-V1 ‖ network id ‖ the order's signed body`: what the signer signs, and
+    /// (hashed into [`Self::digest`]) what validators vote for and lock the slot on.
+    ///
+    /// The signed body is the order's encoding (kind byte, then its fields), except that an
+    /// `IntroKey` contributes only `kind 1 ‖ account`, without its proof of work. Many
+    /// nonces are valid proofs for one key; were the nonce signed, one key sent with two
+    /// valid nonces to different validators would be two orders for the one intro slot, the
+    /// votes could split between them and the key could never be introduced. The proof of
+    /// work is admission evidence — each validator checks the one it is sent before voting —
+    /// not part of what the validators agree on, so every introduction of a key has one
+    /// digest and gathers one set of votes, whichever valid proof accompanies each request.
+    /// (Anyone may therefore swap the nonce of a signed intro without breaking its
+    /// signature; that gains nothing, since the key and the faucet amount stay the same and
+    /// an invalid nonce is refused by a validator that has not voted.)
     pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
         let mut out = Vec::with_capacity(ORDER_TAG.len() + 32 + self.encoded_len());
         out.extend_from_slice(ORDER_TAG);
         network.encode_to(&mut out);
-        self.encode_to(&mut out);
+        match self {
+            Order::IntroKey(intro) => {
+                out.push(KIND_INTRO_KEY);
+                intro.account.encode_to(&mut out);
+            }
+            Order::Transfer(_) | Order::Split(_) => self.encode_to(&mut out),
+        }
         out
     }
 
-    /// SHA-256 of the signing bytes.
+    /// SHA-256 of the signing bytes: the order's id, which votes sign. For an `IntroKey` it
+    /// does not depend on the proof of work (see [`Self::signing_bytes`]).
     pub fn digest(&self, network: &NetworkId) -> OrderDigest {
         sha256(&[&self.signing_bytes(network)])
     }
@@ -238,7 +263,9 @@ impl From<IntroKey> for Order {
 
 /// `kind u8 ‖ fields`: kind 1 `account ‖ proof_of_work u64`, kind 2 `sender ‖ recipient ‖
 /// amount u64 ‖ sequence u64`, kind 3 `sender ‖ sequence u64 ‖ count u32 ‖ (recipient ‖
-/// amount u64)*`. The kind byte makes it self-delimiting.
+/// amount u64)*`. The kind byte makes it self-delimiting. The encoding of an `IntroKey`
+/// keeps its proof of work (validators must see it to check it before voting), although
+/// its signing bytes leave it out ([`Order::signing_bytes`]).
 impl Encode for Order {
     fn encode_to(&self, out: &mut Vec<u8>) {
         out.push(self.kind());

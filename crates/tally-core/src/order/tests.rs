@@ -202,3 +202,89 @@ fn a_vote_for_one_network_is_worthless_on_another() {
     assert!(!vote.verify(&other, &order.digest(&other)));
     assert_ne!(order.digest(&network), order.digest(&other));
 }
+
+/// Two proofs of work that are valid for alice's key at the vectors' 8 bits (PROTOCOL.md
+/// §6 uses the first).
+const ALICE_NONCES: [u64; 2] = [131, 348];
+
+fn alice_intro(proof_of_work: u64) -> (SecretKey, Order) {
+    let alice = SecretKey::from_bytes([0xa1; 32]);
+    let order = Order::IntroKey(IntroKey {
+        account: alice.account(),
+        proof_of_work,
+    });
+    (alice, order)
+}
+
+/// Protects the intro's signing-bytes layout: `tag ‖ network ‖ kind 1 ‖ account`, and no
+/// proof of work (the old layout appended the nonce, 8 bytes more).
+#[test]
+fn intro_signing_bytes_leave_out_the_proof_of_work() {
+    let (_, _, network) = fixture();
+    let (alice, order) = alice_intro(ALICE_NONCES[0]);
+    let bytes = order.signing_bytes(&network);
+    assert_eq!(bytes.len(), 14 + 32 + 1 + 32);
+    assert_eq!(&bytes[..14], b"TALLY-ORDER-V1");
+    assert_eq!(&bytes[14..46], network.as_bytes());
+    assert_eq!(bytes[46], KIND_INTRO_KEY);
+    assert_eq!(&bytes[47..79], alice.account().as_bytes());
+    // The encoding still carries the nonce, which validators check before voting.
+    let encoded = order.to_bytes();
+    assert_eq!(encoded.len(), 1 + 32 + 8);
+    assert_eq!(&encoded[33..], &ALICE_NONCES[0].to_le_bytes());
+    assert_eq!(Order::from_bytes(&encoded), Ok(order));
+}
+
+/// Protects DESIGN §3 (3), introductions cannot split: two valid proofs of work for one
+/// key make one order as far as signatures and votes go (one digest), while each packet
+/// keeps its own nonce. Fails if the nonce enters the signing bytes again.
+#[test]
+fn one_key_has_one_intro_digest_whatever_valid_nonce_it_carries() {
+    let (_, _, network) = fixture();
+    let (alice, a) = alice_intro(ALICE_NONCES[0]);
+    let (_, b) = alice_intro(ALICE_NONCES[1]);
+    for nonce in ALICE_NONCES {
+        assert!(crate::pow::check_intro_pow(&alice.account(), nonce, 8));
+    }
+    assert_ne!(a, b);
+    assert_ne!(a.to_bytes(), b.to_bytes());
+    assert_eq!(a.signing_bytes(&network), b.signing_bytes(&network));
+    assert_eq!(a.digest(&network), b.digest(&network));
+    assert_eq!(a.lock_slot(), b.lock_slot());
+    // The owner's signature made with one nonce holds for the other: what it signs is the
+    // introduction of the key, not the proof.
+    let signed_a = SignedOrder::sign(a, &alice, &network);
+    let signed_b = SignedOrder {
+        order: b,
+        signature: signed_a.signature,
+    };
+    assert!(signed_b.verify(&network));
+    // A different key is still a different order.
+    let other = Order::IntroKey(IntroKey {
+        account: SecretKey::from_bytes([0xb0; 32]).account(),
+        proof_of_work: ALICE_NONCES[0],
+    });
+    assert_ne!(other.digest(&network), signed_b.order.digest(&network));
+}
+
+/// Protects that a certificate does not depend on the nonce it carries: votes given for
+/// alice's intro sent with nonce A certify the same intro carried with nonce B, so every
+/// validator treats the two certificates alike. Fails on the old layout (checksum
+/// mismatch).
+#[test]
+fn votes_for_one_nonce_certify_the_intro_with_another() {
+    let (keys, committee, network) = fixture();
+    let (alice, a) = alice_intro(ALICE_NONCES[0]);
+    let (_, b) = alice_intro(ALICE_NONCES[1]);
+    let digest_a = a.digest(&network);
+    let votes: Vec<Vote> = keys[..3]
+        .iter()
+        .map(|k| Vote::sign(k, &network, &digest_a))
+        .collect();
+    let signed_b = SignedOrder::sign(b, &alice, &network);
+    let certificate = Certificate::new(signed_b.clone(), &network, votes);
+    assert_eq!(certificate.checksum, digest_a);
+    assert_eq!(certificate.verify(&committee, &network), Ok(digest_a));
+    let back = Certificate::from_bytes(&certificate.to_bytes());
+    assert_eq!(back.as_ref().map(|c| c.signed_order()), Ok(signed_b));
+}

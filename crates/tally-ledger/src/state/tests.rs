@@ -136,22 +136,149 @@ fn intro_pays_the_faucet_exactly_once() {
         vs[0].handle_order(&intro, true),
         Err(LedgerError::AlreadyIntroduced(alice.account()))
     );
-    // A second intro with another nonce is refused by a validator that locked the first.
+    // The same introduction with another valid nonce is not another order: a validator
+    // that voted and has not applied the certificate yet answers the same vote.
     let other = IntroPowHasher::new(&alice.account())
         .search(nonce + 1..200_000, BITS)
         .unwrap();
-    let intro2 = SignedOrder::sign(
-        Order::IntroKey(IntroKey {
-            account: alice.account(),
-            proof_of_work: other,
-        }),
-        &alice,
-        &net,
-    );
-    assert!(matches!(
+    let intro2 = intro_order(&alice, other, &net);
+    assert_eq!(
         vs[1].handle_order(&intro2, true),
-        Err(LedgerError::Conflict { .. })
-    ));
+        Ok(vs[1].vote(&intro.order.digest(&net)))
+    );
+}
+
+fn intro_order(key: &SecretKey, proof_of_work: u64, net: &NetworkId) -> SignedOrder {
+    SignedOrder::sign(
+        Order::IntroKey(IntroKey {
+            account: key.account(),
+            proof_of_work,
+        }),
+        key,
+        net,
+    )
+}
+
+/// Two valid proofs of work for `key` and one invalid one, at [`BITS`].
+fn nonces(key: &SecretKey) -> (u64, u64, u64) {
+    let mut hasher = IntroPowHasher::new(&key.account());
+    let a = hasher.search(0..100_000, BITS).unwrap();
+    let b = hasher.search(a + 1..200_000, BITS).unwrap();
+    let bad = (0..)
+        .find(|n| !check_intro_pow(&key.account(), *n, BITS))
+        .unwrap();
+    (a, b, bad)
+}
+
+/// Protects DESIGN §3 (3), introductions cannot split: the owner's intro sent with nonce A
+/// to some validators and with nonce B to the others gets one vote from each of them, for
+/// one digest, so a quorum always forms. On the old layout (the nonce signed) the second
+/// request met `Conflict` and two validators on each side froze the key for ever.
+#[test]
+fn intros_with_two_valid_nonces_cannot_split_the_votes() {
+    let (contract, keys) = network(4, &[]);
+    let mut vs = validators(&contract, &keys);
+    let net = contract.id();
+    let alice = user(1);
+    let (a, b, _) = nonces(&alice);
+    let (with_a, with_b) = (intro_order(&alice, a, &net), intro_order(&alice, b, &net));
+    assert_eq!(with_a.order.digest(&net), with_b.order.digest(&net));
+
+    // Validator 0 votes for A, then is asked with B: the same vote, no second lock.
+    let vote = vs[0].handle_order(&with_a, true).unwrap();
+    vs[0].take_changes();
+    assert_eq!(vs[0].handle_order(&with_b, true), Ok(vote));
+    assert!(vs[0].take_changes().is_empty());
+    assert!(vs[0].has_voted_for(&with_b.order, &with_b.order.digest(&net)));
+
+    // Split 2–2 between the nonces: all four votes are for one digest, a certificate.
+    let votes: Vec<Vote> = vs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, v)| v.handle_order(if i < 2 { &with_a } else { &with_b }, true))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let certificate = Certificate::new(with_a, &net, votes);
+    assert!(certificate.verify(vs[0].committee(), &net).is_ok());
+}
+
+/// Protects that applying an intro certificate does not depend on the nonce it carries:
+/// votes given for nonce A, in a certificate carrying the order with nonce B (or even an
+/// invalid nonce), apply on every validator alike — those that voted and one that never saw
+/// the order — and pay the faucet once. Certificates with one digest must be treated
+/// identically everywhere, or validators would disagree about who was introduced. On the
+/// old layout the certificate's checksum no longer matched its votes.
+#[test]
+fn votes_for_one_nonce_certify_the_intro_with_another() {
+    let (contract, keys) = network(4, &[]);
+    let mut vs = validators(&contract, &keys);
+    let net = contract.id();
+    let alice = user(1);
+    let (a, b, bad) = nonces(&alice);
+    let with_a = intro_order(&alice, a, &net);
+    let votes: Vec<Vote> = vs[..3]
+        .iter_mut()
+        .map(|v| v.handle_order(&with_a, true).unwrap())
+        .collect();
+    let with_b = Certificate::new(intro_order(&alice, b, &net), &net, votes.clone());
+    let with_bad = Certificate::new(intro_order(&alice, bad, &net), &net, votes.clone());
+    let committee = vs[0].committee().clone();
+    assert_eq!(
+        with_b.verify(&committee, &net),
+        Ok(with_a.order.digest(&net))
+    );
+    assert_eq!(
+        with_bad.verify(&committee, &net),
+        Ok(with_a.order.digest(&net))
+    );
+    for (i, v) in vs.iter_mut().enumerate() {
+        // Validators 0 and 2 get the certificate carrying B first, 1 and 3 the one
+        // carrying an invalid nonce; each then gets the other and the one carrying A.
+        let (first, second) = if i % 2 == 0 {
+            (&with_b, &with_bad)
+        } else {
+            (&with_bad, &with_b)
+        };
+        assert_eq!(v.handle_certificate(first, true), Ok(Applied { new: true }));
+        assert_eq!(
+            v.handle_certificate(second, true),
+            Ok(Applied { new: false })
+        );
+        let again = Certificate::new(with_a.clone(), &net, votes.clone());
+        assert_eq!(
+            v.handle_certificate(&again, true),
+            Ok(Applied { new: false })
+        );
+        assert_eq!(v.account(&alice.account()).balance, 10_000_000);
+        assert!(v.account(&alice.account()).introduced);
+        assert_eq!(v.supply(), Amount::from_microcash(10_000_000));
+        assert_eq!(v.log_len(), 1);
+    }
+}
+
+/// Protects the admission check: leaving the nonce out of the digest must not let an
+/// invalid proof of work through. A validator that has not voted refuses an intro whose
+/// nonce is invalid, although its digest is that of a valid one, and the refusal locks
+/// nothing: the same validator then votes for the intro with a valid nonce.
+#[test]
+fn an_invalid_nonce_is_refused_though_its_digest_is_a_valid_ones() {
+    let (contract, keys) = network(4, &[]);
+    let mut vs = validators(&contract, &keys);
+    let net = contract.id();
+    let alice = user(1);
+    let (a, _, bad) = nonces(&alice);
+    let (good, invalid) = (intro_order(&alice, a, &net), intro_order(&alice, bad, &net));
+    assert_eq!(good.order.digest(&net), invalid.order.digest(&net));
+    assert_eq!(
+        vs[0].handle_order(&invalid, true),
+        Err(LedgerError::BadProofOfWork { bits: BITS })
+    );
+    assert!(vs[0].take_changes().is_empty());
+    assert!(!vs[0].has_voted_for(&good.order, &good.order.digest(&net)));
+    assert_eq!(
+        vs[0].handle_order(&good, true),
+        Ok(vs[0].vote(&good.order.digest(&net)))
+    );
 }
 
 #[test]
@@ -203,6 +330,50 @@ fn refusals_change_nothing() {
             next_sequence: 0,
             introduced: false
         }
+    );
+}
+
+/// What is protected (DESIGN §3, prevention): a validator hands out the signed order its
+/// vote in an account's next slot is for, so another copy of the owner's wallet can finish
+/// it instead of signing a second one; once the slot's certificate is applied, nothing is
+/// held; after a restart (locks restored from the store, orders not) the digest is still
+/// reported but no order, until the order is sent again.
+#[test]
+fn a_validator_hands_out_the_order_it_holds_its_vote_for() {
+    let alice = user(1);
+    let bob = user(2);
+    let (contract, keys) = network(4, &[(alice.account(), 100)]);
+    let mut vs = validators(&contract, &keys);
+    let net = contract.id();
+    assert_eq!(vs[0].held_order(&alice.account()), None, "nothing held yet");
+    let order = transfer(&alice, bob.account(), 30, 0, &net);
+    let certificate = certify(&mut vs[..3], &order);
+    assert_eq!(vs[0].held_order(&alice.account()), Some(&order));
+    assert_eq!(
+        vs[0].held_vote(&alice.account()),
+        Some(order.order.digest(&net))
+    );
+
+    // A restarted validator knows the lock, not the order; a resend teaches it again.
+    let mut restarted = Validator::new(keys[0].clone(), &contract).unwrap();
+    restarted.apply_genesis(&contract).unwrap();
+    restarted.restore_locks(vec![(
+        LockSlot::Sequence(alice.account(), 0),
+        order.order.digest(&net),
+    )]);
+    assert_eq!(
+        restarted.held_vote(&alice.account()),
+        Some(order.order.digest(&net))
+    );
+    assert_eq!(restarted.held_order(&alice.account()), None);
+    restarted.handle_order(&order, true).unwrap();
+    assert_eq!(restarted.held_order(&alice.account()), Some(&order));
+
+    vs[0].handle_certificate(&certificate, true).unwrap();
+    assert_eq!(
+        vs[0].held_order(&alice.account()),
+        None,
+        "an applied slot holds nothing"
     );
 }
 
