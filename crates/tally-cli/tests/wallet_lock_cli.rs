@@ -2,7 +2,8 @@
 //! same time, each to its own recipient, through four `tally node` processes. What is
 //! protected: the account is never frozen (no lock slot gets two different orders), every
 //! payment that reported success is applied, and the account's sequence counts exactly
-//! those; the wallet's per-key lock makes the two processes take turns.
+//! those; the wallet's per-key lock makes the two processes take turns. Two copies of one
+//! wallet (separate folders, the same keys) paying at once never freeze it either.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -103,6 +104,133 @@ fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
         &["send", &recipients[0], "1", "--from", "genesis-0"],
     );
     assert!(more["certificate"].is_string(), "{more}");
+}
+
+/// Payments each copy makes in the two-copies test.
+const EACH_COPY: usize = 100;
+
+/// `count` payments of 1 cash from genesis-0 to `recipient`, one `tally wallet send`
+/// process after another; how many succeeded, and the error of each that did not.
+fn pay_from_copy(
+    wallet: PathBuf,
+    contract: PathBuf,
+    recipient: String,
+    count: usize,
+) -> (usize, Vec<String>) {
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    for _ in 0..count {
+        let output = Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(&wallet)
+            .arg("--network")
+            .arg(&contract)
+            .args(["send", &recipient, "1", "--from", "genesis-0"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            ok += 1;
+        } else {
+            failed.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+    }
+    (ok, failed)
+}
+
+/// Copies a wallet folder as a person restoring it on a second device would have it: the
+/// same keys, its own journal and its own locks.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Two copies of one wallet (two folders with the same keys, so no shared lock) started
+/// together, each paying its own recipient 100 times from the same account. What is
+/// protected (DESIGN §3, prevention): the account never freezes. Both copies ask the same
+/// validator first, so the one that loses a slot learns it before any other validator saw
+/// its order, and finishes the winner's order instead. Every payment that reported success
+/// is applied once and the account's sequence counts exactly those; a payment that gave
+/// up (the other copy kept winning) paid nothing, and the test reports how many did.
+#[test]
+fn two_copies_of_one_wallet_paying_at_once_never_freeze_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
+    let wallet = net.join("genesis-wallet");
+    let copy = dir.path().join("second-device");
+    copy_dir(&wallet, &copy);
+    let payer = wallet_json(&wallet, &contract, &["keys"])["accounts"][0]["account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = balance(&wallet, &contract, &payer)["balance"]
+        .as_u64()
+        .unwrap();
+    let recipients = fresh_accounts(&dir.path().join("others"), &contract);
+    let workers: Vec<_> = [wallet.clone(), copy.clone()]
+        .into_iter()
+        .zip(recipients.clone())
+        .map(|(wallet, recipient)| {
+            let contract = contract.clone();
+            std::thread::spawn(move || pay_from_copy(wallet, contract, recipient, EACH_COPY))
+        })
+        .collect();
+    let results: Vec<(usize, Vec<String>)> =
+        workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let paid: Vec<usize> = results.iter().map(|(ok, _)| *ok).collect();
+    let failures: Vec<&String> = results.iter().flat_map(|(_, failed)| failed).collect();
+    eprintln!(
+        "two copies, {EACH_COPY} payments each: {paid:?} succeeded, {} gave up",
+        failures.len()
+    );
+    for failure in &failures {
+        eprintln!("gave up: {failure}");
+    }
+    for failure in &failures {
+        assert!(
+            !failure.contains("frozen"),
+            "no slot freezes between two honest copies: {failure}"
+        );
+        assert!(
+            failure.contains("another copy"),
+            "a payment gives up only because the other copy kept the slot: {failure}"
+        );
+    }
+    let total: usize = paid.iter().sum();
+    assert!(
+        total >= EACH_COPY,
+        "most payments go through: {paid:?}, failures {failures:?}"
+    );
+
+    let after = balance(&wallet, &contract, &payer);
+    assert_eq!(after["sequence"], total, "one order per success: {after}");
+    assert_eq!(after["agree"], 4, "every validator agrees: {after}");
+    assert_eq!(
+        before - after["balance"].as_u64().unwrap(),
+        total as u64 * 1_000_000,
+        "the account paid exactly the payments that succeeded"
+    );
+    for (recipient, count) in recipients.iter().zip(&paid) {
+        let got = balance(&wallet, &contract, recipient);
+        assert_eq!(got["balance"], *count as u64 * 1_000_000, "{got}");
+    }
+    // Neither copy is left with an order in flight, and the account's next slot is free.
+    for folder in [&wallet, &copy] {
+        let more = wallet_json(
+            folder,
+            &contract,
+            &["send", &recipients[0], "1", "--from", "genesis-0"],
+        );
+        assert!(more["certificate"].is_string(), "{more}");
+    }
 }
 
 /// `tally wallet … coins ARGS` as a child process; whether it succeeded.

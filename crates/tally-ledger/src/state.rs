@@ -148,6 +148,12 @@ pub struct Validator {
     intro_pow_bits: u32,
     accounts: HashMap<AccountId, AccountState>,
     transfer_locks: HashMap<AccountId, (u64, OrderDigest)>,
+    /// The signed order behind each transfer lock given since this process started, so
+    /// that any copy of the owner's wallet can finish it instead of signing another
+    /// (DESIGN §3, prevention). Kept in memory only: after a restart a lock's digest is
+    /// known but not its order, and wallets learn the order from another validator or
+    /// wait for the copy that signed it.
+    held_orders: HashMap<AccountId, SignedOrder>,
     intro_locks: HashMap<AccountId, OrderDigest>,
     supply: Amount,
     log_len: u64,
@@ -186,6 +192,7 @@ impl Validator {
             intro_pow_bits: contract.intro_pow_bits,
             accounts: HashMap::new(),
             transfer_locks: HashMap::new(),
+            held_orders: HashMap::new(),
             intro_locks: HashMap::new(),
             supply: Amount::ZERO,
             log_len: 0,
@@ -354,16 +361,21 @@ impl Validator {
                     .push(LockChange::Set(LockSlot::Intro(intro.account), digest));
             }
             Order::Transfer(transfer) => {
-                self.decide_spend(Spend::of_transfer(transfer)?, digest)?
+                self.decide_spend(Spend::of_transfer(transfer)?, digest, order)?
             }
-            Order::Split(split) => self.decide_spend(Spend::of_split(split)?, digest)?,
+            Order::Split(split) => self.decide_spend(Spend::of_split(split)?, digest, order)?,
         }
         Ok(digest)
     }
 
     /// Decides an order that spends `spend` from its sender's slot, and locks the slot
     /// unless this very order holds it already.
-    fn decide_spend(&mut self, spend: Spend, digest: OrderDigest) -> Result<(), LedgerError> {
+    fn decide_spend(
+        &mut self,
+        spend: Spend,
+        digest: OrderDigest,
+        order: &SignedOrder,
+    ) -> Result<(), LedgerError> {
         let sender = self.account(&spend.sender);
         if spend.sequence != sender.next_sequence {
             return Err(LedgerError::Sequence {
@@ -377,6 +389,11 @@ impl Validator {
             if *voted != digest {
                 return Err(LedgerError::Conflict { voted: *voted });
             }
+            // The same order again (a resend, perhaps by another copy of the wallet):
+            // remember it if a restart had made us forget it.
+            self.held_orders
+                .entry(spend.sender)
+                .or_insert_with(|| order.clone());
             return Ok(());
         }
         if sender.balance < i128::from(spend.total.microcash()) {
@@ -387,6 +404,7 @@ impl Validator {
         }
         self.transfer_locks
             .insert(spend.sender, (spend.sequence, digest));
+        self.held_orders.insert(spend.sender, order.clone());
         self.changes.locks.push(LockChange::Set(
             LockSlot::Sequence(spend.sender, spend.sequence),
             digest,
@@ -408,6 +426,16 @@ impl Validator {
             Some((sequence, digest)) if *sequence == next => Some(*digest),
             _ => None,
         }
+    }
+
+    /// The signed order this validator voted for in `account`'s next sequence slot, when
+    /// it holds a vote there and still knows the order (see `held_orders`): a copy of the
+    /// owner's wallet that did not sign it finishes it rather than sign a conflicting one.
+    pub fn held_order(&self, account: &AccountId) -> Option<&SignedOrder> {
+        let digest = self.held_vote(account)?;
+        self.held_orders
+            .get(account)
+            .filter(|order| order.order.digest(&self.network) == digest)
     }
 
     /// Whether this validator has voted for exactly this order in its slot (and the slot's
@@ -509,6 +537,7 @@ impl Validator {
                 i128::from(payment.amount.microcash());
             self.changes.accounts.insert(payment.recipient);
         }
+        self.held_orders.remove(&spend.sender);
         if self.transfer_locks.remove(&spend.sender).is_some() {
             self.changes
                 .locks

@@ -27,7 +27,8 @@ use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder
 use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
-    EndAck, ErrorCode, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
+    EndAck, ErrorCode, HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView,
+    Packet, VoteReply,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -457,6 +458,7 @@ impl Engine {
             }
             Packet::Hello(hello) => Decision::Read(self.hello(&hello)),
             Packet::ReqLedger(request) => Decision::Read(self.ledger(&request)),
+            Packet::ReqHeldOrder(request) => Decision::Read(self.held_order(&request)),
             other => Decision::Answer(Packet::error(
                 ErrorCode::Malformed,
                 format!("{} is not a request a validator answers", other.name()),
@@ -552,6 +554,16 @@ impl Engine {
             validator: Some(self.validator.id()),
             address: Some(self.listen.clone()),
             certificates: Some(self.validator.log_len()),
+        })
+    }
+
+    fn held_order(&self, request: &HeldOrderRequest) -> Packet {
+        let account = request.account;
+        Packet::RespHeldOrder(HeldOrder {
+            account,
+            next_sequence: self.validator.account(&account).next_sequence,
+            locked: self.validator.held_vote(&account),
+            order: self.validator.held_order(&account).cloned(),
         })
     }
 

@@ -25,6 +25,6 @@ pub mod tracker;
 #[cfg(feature = "framing")]
 pub use connection::{Connection, ConnectionError, Limits, encode_frame};
 pub use quorum::{
-    CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, Hello, LedgerEntry, LedgerRequest,
-    LedgerView, Packet, VoteReply,
+    CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, HeldOrder, HeldOrderRequest, Hello,
+    LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };

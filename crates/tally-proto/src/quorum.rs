@@ -55,6 +55,12 @@ pub enum Packet {
     /// Certificates, oldest first.
     #[serde(rename = "RESP_CERTS")]
     RespCerts(CertificatesPage),
+    /// Ask which signed order a validator holds its vote for in an account's next slot.
+    #[serde(rename = "REQ_HELD_ORDER")]
+    ReqHeldOrder(HeldOrderRequest),
+    /// The order voted for in that slot, if the validator holds a vote there.
+    #[serde(rename = "RESP_HELD_ORDER")]
+    RespHeldOrder(HeldOrder),
     /// The request could not be served; nothing changed.
     #[serde(rename = "ERROR")]
     Error(ErrorReply),
@@ -77,6 +83,8 @@ impl Packet {
             Packet::RespPayEnd(_) => "RESP_PAY_END",
             Packet::ReqCerts(_) => "REQ_CERTS",
             Packet::RespCerts(_) => "RESP_CERTS",
+            Packet::ReqHeldOrder(_) => "REQ_HELD_ORDER",
+            Packet::RespHeldOrder(_) => "RESP_HELD_ORDER",
             Packet::Error(_) => "ERROR",
         }
     }
@@ -235,6 +243,35 @@ impl LedgerView {
         let bytes = Self::signing_bytes(network, 0, Amount::ZERO, &self.ledger);
         sha256(&[&bytes])
     }
+}
+
+/// `REQ_HELD_ORDER`: before a wallet signs an order for an account's next slot, it asks
+/// whether a vote is held there already, and for which order: another copy of the same
+/// key (a wallet restored on a second device) may have signed one, and signing a second
+/// would split the slot (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldOrderRequest {
+    #[serde(rename = "Account")]
+    pub account: AccountId,
+}
+
+/// `RESP_HELD_ORDER`: the validator's next sequence for the account, the digest of the
+/// order it holds its vote for in that slot (if any) and the signed order itself when it
+/// still knows it (a validator keeps held orders in memory, so after a restart it may
+/// know only the digest). Not signed by the validator: the order carries its owner's
+/// signature, and the wallet checks that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldOrder {
+    #[serde(rename = "Account")]
+    pub account: AccountId,
+    #[serde(rename = "Sequence")]
+    pub next_sequence: u64,
+    #[serde(rename = "Locked", default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<OrderDigest>,
+    #[serde(rename = "Order", default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<SignedOrder>,
 }
 
 /// `RESP_PAY` / `RESP_INTRO_KEY`: one validator's vote, in the seed's shape.

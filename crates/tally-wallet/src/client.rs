@@ -15,8 +15,8 @@ use tally_core::{
 };
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
-    CertQuery, Connection, EndAck, ErrorCode, ErrorReply, Hello, LedgerRequest, LedgerView, Limits,
-    Packet,
+    CertQuery, Connection, EndAck, ErrorCode, ErrorReply, HeldOrderRequest, Hello, LedgerEntry,
+    LedgerRequest, LedgerView, Limits, Packet,
 };
 use tokio::sync::Mutex;
 
@@ -40,6 +40,30 @@ pub enum ClientError {
         /// holds a vote for this order and the wallet may sign a different one.
         refused_everywhere: bool,
     },
+    /// The validator that decides first between orders for one slot (see
+    /// [`QuorumClient::certify`]) holds its vote for another order of this account: another
+    /// copy of the same key signed for this slot first. This order was shown to no one
+    /// else and holds no vote; the wallet finishes the other order instead.
+    #[error(
+        "validator {} holds its vote in this slot for another order of the same account (another copy of this key signed first)",
+        .validator.short()
+    )]
+    SlotTaken {
+        /// Its position in the contract.
+        index: usize,
+        validator: AccountId,
+    },
+}
+
+/// An account's next lock slot as the validators report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextSlot {
+    /// The sequence number of the slot: the (f+1)-th highest that validators report,
+    /// which at least one honest validator has reached.
+    pub sequence: u64,
+    /// Digests of orders that validators at that sequence hold votes for, most held first:
+    /// an order in flight (this wallet's own, or one another copy of the key signed).
+    pub held: Vec<OrderDigest>,
 }
 
 /// One validator's answer.
@@ -432,40 +456,168 @@ impl QuorumClient {
     /// The next sequence number of `account`: the (f+1)-th highest that validators report,
     /// which at least one honest validator has reached.
     pub async fn next_sequence(&self, account: &AccountId) -> Result<u64, ClientError> {
+        Ok(self.next_slot(account).await?.sequence)
+    }
+
+    /// `account`'s next lock slot, and the orders validators already hold votes for in it,
+    /// from one `REQ_LEDGER` to every validator: a wallet reads it before it signs, so
+    /// that it finishes an order in flight rather than sign a second one (DESIGN §3).
+    pub async fn next_slot(&self, account: &AccountId) -> Result<NextSlot, ClientError> {
         let request = LedgerRequest {
             accounts: Some(vec![*account]),
             ..LedgerRequest::default()
         };
-        let mut sequences: Vec<u64> = self
+        let entries: Vec<LedgerEntry> = self
             .ledger_all(&request)
             .await
             .into_iter()
             .filter_map(|a| a.result.ok())
-            .filter_map(|view| view.ledger.get(account).map(|e| e.next_sequence))
+            .filter_map(|view| view.ledger.get(account).copied())
             .collect();
-        if sequences.is_empty() {
+        if entries.is_empty() {
             return Err(ClientError::Unreachable("no validator answered".into()));
         }
+        let mut sequences: Vec<u64> = entries.iter().map(|e| e.next_sequence).collect();
         sequences.sort_unstable_by(|a, b| b.cmp(a));
         let index = self.committee.max_faulty().min(sequences.len() - 1);
-        Ok(sequences[index])
+        let sequence = sequences[index];
+        let mut held: Vec<(OrderDigest, usize)> = Vec::new();
+        for entry in entries.iter().filter(|e| e.next_sequence == sequence) {
+            if let Some(digest) = entry.locked {
+                match held.iter_mut().find(|(d, _)| *d == digest) {
+                    Some((_, count)) => *count += 1,
+                    None => held.push((digest, 1)),
+                }
+            }
+        }
+        held.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        Ok(NextSlot {
+            sequence,
+            held: held.into_iter().map(|(digest, _)| digest).collect(),
+        })
     }
 
-    /// Gathers votes for `order` from every validator and assembles its certificate.
+    /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
+    /// checked (signed by the account, for that slot), with how many validators hold it,
+    /// most held first. A validator forgets the orders (not the votes) when it restarts, so
+    /// a held vote may come without its order.
+    pub async fn held_orders(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Vec<(SignedOrder, usize)> {
+        let request = Packet::ReqHeldOrder(HeldOrderRequest { account: *account });
+        let answers = self
+            .each(|i| {
+                let request = &request;
+                async move {
+                    match self.call(i, request).await? {
+                        Packet::RespHeldOrder(held) => Ok(held),
+                        Packet::Error(error) => Err(ClientError::Refused(error)),
+                        other => Err(ClientError::Unexpected(other.name())),
+                    }
+                }
+            })
+            .await;
+        let mut found: Vec<(SignedOrder, usize)> = Vec::new();
+        for held in answers.into_iter().filter_map(|a| a.result.ok()) {
+            let Some(order) = held.order else { continue };
+            let genuine = held.account == *account
+                && order.order.signer() == *account
+                && order.order.sequence() == Some(sequence)
+                && order.verify(&self.network);
+            if !genuine {
+                continue;
+            }
+            match found.iter_mut().find(|(known, _)| *known == order) {
+                Some((_, count)) => *count += 1,
+                None => found.push((order, 1)),
+            }
+        }
+        found.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        found
+    }
+
+    /// The certificate of the order `account` signed for slot `sequence`, from the first
+    /// validator that has one that verifies: what settled a slot the account moved past.
+    pub async fn sent_certificate(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Option<Certificate> {
+        let query = Packet::ReqCerts(CertQuery::Sent {
+            account: *account,
+            from: sequence,
+            limit: 1,
+        });
+        for i in 0..self.contract.validators.len() {
+            let Ok(Packet::RespCerts(page)) = self.call(i, &query).await else {
+                continue;
+            };
+            let found = page
+                .certificates
+                .into_iter()
+                .map(|l| l.certificate)
+                .find(|c| {
+                    c.order.signer() == *account
+                        && c.order.sequence() == Some(sequence)
+                        && c.verify(&self.committee, &self.network).is_ok()
+                });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// The validator that votes first on `order` (see [`Self::certify`]): fixed by the
+    /// signer, so every copy of one key asks the same one first.
+    pub fn first_voter(&self, order: &Order) -> usize {
+        let bytes = order.signer();
+        let bytes = bytes.as_bytes();
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&bytes[..8]);
+        (u64::from_le_bytes(head) % self.contract.validators.len() as u64) as usize
+    }
+
+    /// Gathers votes for `order` and assembles its certificate. The signer's first voter
+    /// ([`Self::first_voter`]) is asked alone first, then every other validator at once:
+    /// two copies of one key that sign different orders for one slot at the same moment
+    /// both ask the same validator first, it votes for one of them, and the other copy
+    /// learns so ([`ClientError::SlotTaken`]) before any other validator saw its order, so
+    /// the votes cannot split (DESIGN §3). When the first voter does not answer, the rest
+    /// are asked anyway: the race is then open again, which is the residual one.
     pub async fn certify(&self, order: &SignedOrder) -> Result<Certificate, ClientError> {
         let digest = order.order.digest(&self.network);
-        let answers = self.each(|i| self.vote_from(i, order)).await;
+        let first = self.first_voter(&order.order);
+        let mut answers = Vec::with_capacity(self.contract.validators.len());
+        match self.vote_from(first, order).await {
+            Err(ClientError::Refused(error)) if error.code == ErrorCode::Conflict => {
+                return Err(ClientError::SlotTaken {
+                    index: first,
+                    validator: self.contract.validators[first].key,
+                });
+            }
+            result => answers.push((first, result)),
+        }
+        let others = (0..self.contract.validators.len()).filter(|i| *i != first);
+        answers.extend(
+            join_all(others.map(|i| async move { (i, self.vote_from(i, order).await) })).await,
+        );
         let mut votes: Vec<Vote> = Vec::new();
         let mut reasons = Vec::new();
         let mut refused = 0;
-        for answer in answers {
-            match answer.result {
+        for (i, result) in answers {
+            match result {
                 Ok(vote) => votes.push(vote),
                 Err(error) => {
                     if matches!(&error, ClientError::Refused(e) if e.code != ErrorCode::Conflict) {
                         refused += 1;
                     }
-                    reasons.push(format!("{} {error}", answer.validator.short()));
+                    reasons.push(format!(
+                        "{} {error}",
+                        self.contract.validators[i].key.short()
+                    ));
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! lock the account) the next time the wallet runs.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tally_core::{
     AccountId, Amount, Certificate, IntroKey, Order, SecretKey, SignedOrder, Transfer,
@@ -33,7 +34,31 @@ pub enum OpError {
         account: AccountId,
         orders: Vec<(tally_core::OrderDigest, usize)>,
     },
+    /// Another copy of this key kept taking the account's next slot (or holds votes for an
+    /// order no validator can hand out) for as long as the wallet waited.
+    #[error(
+        "account {} is busy: another copy of this key (a wallet restored on another device) kept signing for its next slot, {attempts} times; nothing was paid, try again when it is done",
+        .account.short()
+    )]
+    SlotContended { account: AccountId, attempts: usize },
+    /// Validators hold votes in the account's next slot for an order this wallet does not
+    /// have and none of them can hand out (they restarted since they voted).
+    #[error(
+        "account {} is waiting on another copy of this key: validators hold votes in its next slot for order {} that this wallet did not sign and none of them can hand out; run the wallet that signed it (it finishes the order), then pay again",
+        .account.short(),
+        .order
+    )]
+    SlotHeldElsewhere {
+        account: AccountId,
+        order: tally_core::OrderDigest,
+    },
 }
+
+/// How many rounds a payment gives its slot to another copy of the key before it stops.
+const SLOT_ATTEMPTS: usize = 100;
+/// How long a payment waits for another copy to finish an order whose votes validators
+/// hold but which none can hand out (they restarted since), before it looks again.
+const HELD_ORDER_WAIT: Duration = Duration::from_millis(20);
 
 /// A certified order, kept in the wallet.
 #[derive(Debug, Clone)]
@@ -99,8 +124,132 @@ pub(crate) async fn finish_pending(
         wallet.clear_pending(account)?;
         return Ok(None);
     }
-    let (certificate, _, _) = certify_and_submit(wallet, client, &pending).await?;
-    Ok(Some(certificate))
+    match certify_and_submit(wallet, client, &pending).await {
+        Ok((certificate, _, _)) => Ok(Some(certificate)),
+        Err(error) => match settled_elsewhere(wallet, client, &pending).await? {
+            Some(Settled::Ours(settled)) => Ok(Some(settled.0)),
+            Some(Settled::Other) => Ok(None),
+            None => Err(error),
+        },
+    }
+}
+
+/// How a slot that `order` was signed for was settled, once the account moved past it.
+enum Settled {
+    /// By `order` itself (another copy of the key finished it): its receipt is kept now.
+    Ours(Box<(Certificate, PathBuf)>),
+    /// By another order: `order` can never be certified.
+    Other,
+}
+
+/// After `order` failed to gather a quorum: if the account has moved past its slot, finds
+/// the certificate that settled it. When it is `order`'s own (another copy of the key
+/// finished it, so validators refuse it as old), the receipt is kept; either way the
+/// journal is cleared, since nothing is left to finish. `None` while the slot is still
+/// open or its certificate cannot be found: the caller reports its error.
+async fn settled_elsewhere(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    order: &SignedOrder,
+) -> Result<Option<Settled>, OpError> {
+    let (account, Some(sequence)) = (order.order.signer(), order.order.sequence()) else {
+        return Ok(None);
+    };
+    if !client
+        .next_sequence(&account)
+        .await
+        .is_ok_and(|next| next > sequence)
+    {
+        return Ok(None);
+    }
+    let Some(certificate) = client.sent_certificate(&account, sequence).await else {
+        return Ok(None);
+    };
+    let settled = if certificate.order == order.order {
+        let path = wallet.save_receipt(&certificate)?;
+        Settled::Ours(Box::new((certificate, path)))
+    } else {
+        Settled::Other
+    };
+    if wallet
+        .pending(&account)?
+        .is_some_and(|pending| pending.order.sequence() == Some(sequence))
+    {
+        wallet.clear_pending(&account)?;
+    }
+    Ok(Some(settled))
+}
+
+/// What [`settle_slot`] found in an account's next slot.
+enum Slot {
+    /// Nothing holds it: the wallet may sign an order for `sequence`.
+    Free { sequence: u64 },
+    /// An order was in flight there (this wallet's own journaled one, or one another copy
+    /// of the key signed) and is now certified and applied: look again.
+    Finished(Certificate),
+    /// The order in flight there was refused everywhere: the views it was read from were a
+    /// moment old and the slot has moved on. Look again.
+    Moved,
+    /// Validators hold votes there for an order (this digest, when their views show it
+    /// yet) that none can hand out: another copy is presumably finishing it; look again
+    /// shortly.
+    Held(Option<tally_core::OrderDigest>),
+}
+
+/// Before signing for `account`'s next slot, finishes what holds it: the order this
+/// wallet journaled, else an order another copy of the key signed (validators hand it
+/// out). A wallet never signs a second order for a slot that holds a vote (DESIGN §3).
+async fn settle_slot(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    account: &AccountId,
+) -> Result<Slot, OpError> {
+    let slot = client.next_slot(account).await?;
+    let mut taken = false;
+    match finish_pending(wallet, client, account, slot.sequence).await {
+        Ok(Some(certificate)) => return Ok(Slot::Finished(certificate)),
+        Ok(None) => {}
+        // Our journaled order lost the first voter to another copy's order.
+        Err(OpError::Client(ClientError::SlotTaken { .. })) => taken = true,
+        Err(error) => return Err(error),
+    }
+    let Some(held) = slot.held.first().copied() else {
+        if taken {
+            // The first voter's order is not in the views yet: look again.
+            return Ok(Slot::Held(None));
+        }
+        return Ok(Slot::Free {
+            sequence: slot.sequence,
+        });
+    };
+    let held_orders = client.held_orders(account, slot.sequence).await;
+    if held_orders.is_empty() {
+        return Ok(Slot::Held(Some(held)));
+    }
+    tracing::info!(
+        account = %account.short(),
+        sequence = slot.sequence,
+        "finishing an order another copy of this key signed for the next slot"
+    );
+    // Most held first; an order whose first voter holds another one cannot win, so the
+    // next is tried (the slot is contested). When every one is beaten so, the error says
+    // so and the caller tells whether the slot is split.
+    let mut beaten = None;
+    for (order, _) in held_orders {
+        // Journaled as ours: whichever copy finishes it, the slot is settled once.
+        wallet.set_pending(&order)?;
+        match certify_and_submit(wallet, client, &order).await {
+            Ok((certificate, _, _)) => return Ok(Slot::Finished(certificate)),
+            Err(error @ OpError::Client(ClientError::SlotTaken { .. })) => beaten = Some(error),
+            Err(error) => {
+                return match settled_elsewhere(wallet, client, &order).await? {
+                    Some(_) => Ok(Slot::Moved),
+                    None => Err(error),
+                };
+            }
+        }
+    }
+    Err(beaten.unwrap_or(OpError::NoValidatorAnswered))
 }
 
 /// Introduces `key` with its proof of work: it receives the faucet amount once.
@@ -151,39 +300,95 @@ pub async fn pay(
     let account = key.account();
     // One process at a time signs for this account (two could each sign for one slot).
     let _held = wallet.lock_key(&account).await?;
-    let mut sequence = client.next_sequence(&account).await?;
-    let finished_pending = finish_pending(wallet, client, &account, sequence).await?;
-    if finished_pending.is_some() {
-        sequence = client.next_sequence(&account).await?;
-    }
-    let order = SignedOrder::sign(
-        Order::Transfer(Transfer {
-            sender: account,
-            recipient,
-            amount,
-            sequence,
-        }),
-        key,
-        client.network(),
-    );
-    wallet.set_pending(&order)?;
-    let (certificate, acknowledged, path) = match certify_and_submit(wallet, client, &order).await {
-        Ok(done) => done,
-        Err(error @ OpError::Client(ClientError::NoQuorum { .. })) => {
-            // Say so in words when the slot is split, rather than "no quorum".
-            if let Ok(seen) = crate::views::balance(client, &account).await
-                && let crate::views::NextSlot::Split { orders } = seen.next_slot
-            {
-                return Err(OpError::SlotFrozen { account, orders });
+    let mut finished_pending = None;
+    let mut waited_on = None;
+    for _ in 0..SLOT_ATTEMPTS {
+        let sequence = match settle_slot(wallet, client, &account).await {
+            Ok(Slot::Free { sequence }) => sequence,
+            Ok(Slot::Finished(certificate)) => {
+                finished_pending = Some(certificate);
+                continue;
             }
-            return Err(error);
+            Ok(Slot::Moved) => continue,
+            Ok(Slot::Held(order)) => {
+                waited_on = order.or(waited_on);
+                tokio::time::sleep(HELD_ORDER_WAIT).await;
+                continue;
+            }
+            Err(error) => return Err(explain_no_quorum(client, account, error).await),
+        };
+        let order = SignedOrder::sign(
+            Order::Transfer(Transfer {
+                sender: account,
+                recipient,
+                amount,
+                sequence,
+            }),
+            key,
+            client.network(),
+        );
+        wallet.set_pending(&order)?;
+        match certify_and_submit(wallet, client, &order).await {
+            Ok((certificate, acknowledged, path)) => {
+                return Ok(Receipt {
+                    certificate,
+                    acknowledged,
+                    path,
+                    finished_pending,
+                });
+            }
+            // Only the first voter saw this order, and it refused: the order holds no
+            // vote anywhere, so it is dropped and the other copy's order finished.
+            Err(OpError::Client(ClientError::SlotTaken { .. })) => {
+                wallet.clear_pending(&account)?
+            }
+            // Every validator refused it (the journal is cleared): if the account moved past
+            // this sequence meanwhile, another copy's order took the slot; sign again.
+            Err(error @ OpError::Client(ClientError::NoQuorum { .. })) => {
+                match settled_elsewhere(wallet, client, &order).await? {
+                    // Another copy of the key finished this very order.
+                    Some(Settled::Ours(settled)) => {
+                        let (certificate, path) = *settled;
+                        let acknowledged = client
+                            .submit(&certificate)
+                            .await
+                            .iter()
+                            .filter(|a| a.result.is_ok())
+                            .count();
+                        return Ok(Receipt {
+                            certificate,
+                            acknowledged,
+                            path,
+                            finished_pending,
+                        });
+                    }
+                    // Another order settled the slot: this one can never be certified.
+                    Some(Settled::Other) => {}
+                    None => return Err(explain_no_quorum(client, account, error).await),
+                }
+            }
+            Err(error) => return Err(explain_no_quorum(client, account, error).await),
         }
-        Err(error) => return Err(error),
-    };
-    Ok(Receipt {
-        certificate,
-        acknowledged,
-        path,
-        finished_pending,
+    }
+    Err(match waited_on {
+        Some(order) => OpError::SlotHeldElsewhere { account, order },
+        None => OpError::SlotContended {
+            account,
+            attempts: SLOT_ATTEMPTS,
+        },
     })
+}
+
+/// Says so in words when a slot is split ([`OpError::SlotFrozen`]), rather than "no
+/// quorum" or "slot taken"; any other error as it is.
+async fn explain_no_quorum(client: &QuorumClient, account: AccountId, error: OpError) -> OpError {
+    if matches!(
+        error,
+        OpError::Client(ClientError::NoQuorum { .. } | ClientError::SlotTaken { .. })
+    ) && let Ok(seen) = crate::views::balance(client, &account).await
+        && let crate::views::NextSlot::Split { orders } = seen.next_slot
+    {
+        return OpError::SlotFrozen { account, orders };
+    }
+    error
 }

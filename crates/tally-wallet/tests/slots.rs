@@ -92,3 +92,46 @@ async fn a_split_slot_is_reported_with_both_orders() {
     }
     net.shutdown().await;
 }
+
+/// What is protected (DESIGN §3, prevention): another copy of the key signed an order for
+/// the account's next slot and left it with two votes of four (it stopped, say). A wallet
+/// that never journaled that order does not sign a second one for the slot, which would
+/// split it: it learns the order from the validators (`REQ_HELD_ORDER`), finishes it, and
+/// pays at the following slot. Both payments are applied, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_finishes_the_order_another_copy_left_in_flight() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let payer = net.payer.account();
+    let (first, second) = (SecretKey::generate(), SecretKey::generate());
+    let in_flight = SignedOrder::sign(
+        Order::Transfer(Transfer {
+            sender: payer,
+            recipient: first.account(),
+            amount: cash(1),
+            sequence: 0,
+        }),
+        &net.payer,
+        &net.contract.id(),
+    );
+    vote_at(&net, &in_flight, 0..2).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = Wallet::open(dir.path()).unwrap();
+    let receipt = ops::pay(&wallet, &client, &net.payer, second.account(), cash(2))
+        .await
+        .unwrap();
+    let finished = receipt
+        .finished_pending
+        .expect("the other copy's order first");
+    assert_eq!(finished.order, in_flight.order);
+    assert_eq!(receipt.certificate.order.sequence(), Some(1));
+
+    let seen = views::balance(&client, &payer).await.unwrap();
+    assert_eq!(seen.next_slot, NextSlot::Free);
+    for (recipient, amount) in [(first, cash(1)), (second, cash(2))] {
+        let got = views::balance(&client, &recipient.account()).await.unwrap();
+        assert_eq!(got.balance, i128::from(amount.microcash()));
+    }
+    net.shutdown().await;
+}

@@ -8,7 +8,6 @@ use std::future::Future;
 
 use tally_core::{AccountId, Certificate, Denomination, Transaction, TxStatus};
 use tally_live::CoinSummary;
-use tally_proto::{CertQuery, Packet};
 
 use super::receipt::{ReceiptError, check_pown, check_receipt, decode_receipt, encode_receipt};
 use crate::chain::confirmations;
@@ -110,25 +109,9 @@ impl LiveLedger for QuorumClient {
     }
 }
 
-/// The certificate of the order of sequence 0 that `account` signed, from the first
-/// validator that has it.
+/// The certificate of the order of sequence 0 that `account` signed (checked).
 async fn pown_certificate(client: &QuorumClient, account: &AccountId) -> Option<Certificate> {
-    let query = Packet::ReqCerts(CertQuery::Sent {
-        account: *account,
-        from: 0,
-        limit: 1,
-    });
-    for i in 0..client.committee().size() {
-        if let Ok(Packet::RespCerts(page)) = client.call(i, &query).await
-            && let Some(logged) = page
-                .certificates
-                .into_iter()
-                .find(|l| l.certificate.order.signer() == *account)
-        {
-            return Some(logged.certificate);
-        }
-    }
-    None
+    client.sent_certificate(account, 0).await
 }
 
 impl LiveLedger for ChainCoins {
