@@ -428,6 +428,21 @@ impl Validator {
         }
     }
 
+    /// The accounts, at most `limit` in key order, whose next sequence slot holds this
+    /// validator's vote (its certificate not applied yet): in flight, or frozen if the
+    /// votes of the others split it. The control API reports them (DESIGN §3, containment).
+    pub fn open_slots(&self, limit: usize) -> Vec<AccountId> {
+        let mut open: Vec<AccountId> = self
+            .transfer_locks
+            .iter()
+            .filter(|(account, (sequence, _))| *sequence == self.account(account).next_sequence)
+            .map(|(account, _)| *account)
+            .collect();
+        open.sort_unstable();
+        open.truncate(limit);
+        open
+    }
+
     /// The signed order this validator voted for in `account`'s next sequence slot, when
     /// it holds a vote there and still knows the order (see `held_orders`): a copy of the
     /// owner's wallet that did not sign it finishes it rather than sign a conflicting one.

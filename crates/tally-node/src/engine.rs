@@ -49,6 +49,11 @@ pub enum Job {
     },
     /// A snapshot for the control API.
     Status { reply: oneshot::Sender<Status> },
+    /// The accounts whose next slot holds this validator's vote, for the control API.
+    OpenSlots {
+        limit: usize,
+        reply: oneshot::Sender<Vec<AccountId>>,
+    },
 }
 
 /// What became of a page of synced certificates.
@@ -124,6 +129,14 @@ impl EngineHandle {
         let (reply, status) = oneshot::channel();
         self.jobs.send(Job::Status { reply }).await.ok()?;
         status.await.ok()
+    }
+
+    /// The accounts (at most `limit`, in key order) whose next slot holds this validator's
+    /// vote for an order not yet applied.
+    pub async fn open_slots(&self, limit: usize) -> Option<Vec<AccountId>> {
+        let (reply, slots) = oneshot::channel();
+        self.jobs.send(Job::OpenSlots { limit, reply }).await.ok()?;
+        slots.await.ok()
     }
 
     /// Resolves once a commit or a checkpoint failed: the engine has stopped for good and
@@ -339,6 +352,11 @@ impl Engine {
                 }
                 Job::Status { reply } => {
                     let _ = reply.send(self.status());
+                    decisions.push(Decision::Answer(Packet::error(ErrorCode::Internal, "")));
+                    replies.push(None);
+                }
+                Job::OpenSlots { limit, reply } => {
+                    let _ = reply.send(self.validator.open_slots(limit));
                     decisions.push(Decision::Answer(Packet::error(ErrorCode::Internal, "")));
                     replies.push(None);
                 }

@@ -8,7 +8,7 @@
 //! only then releases the answers. Each connection's writer sends answers in request
 //! order, so clients may pipeline. [`sync`] pulls certificates this validator missed from
 //! its peers, whose addresses [`discovery`] learns from the network's tracker; [`rpc`] is the
-//! JSON-RPC control API.
+//! JSON-RPC control API, and [`slots`] its report of frozen lock slots.
 
 pub mod config;
 pub mod discovery;
@@ -17,6 +17,7 @@ mod jsonrpc;
 pub mod pow;
 pub mod rpc;
 pub mod server;
+pub mod slots;
 pub mod sync;
 
 pub use config::{NodeConfig, NodeFiles};

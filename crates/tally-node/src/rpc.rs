@@ -1,7 +1,11 @@
 //! The control API: JSON-RPC 2.0 over HTTP (`POST /`), on 127.0.0.1 by default.
 //!
 //! Methods: `status` (no params); `account` (`{"account": "<hex>"}`); `peers` (no params:
-//! the other validators' addresses learned from the tracker).
+//! the other validators' addresses learned from the tracker); `slots` (no params: the
+//! accounts whose next slot holds this validator's vote, each `voting`, `contested` or
+//! `split` by the committee's signed views, and how many are frozen; see [`crate::slots`]).
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -11,6 +15,7 @@ use tally_proto::{LedgerRequest, Packet};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::NodeConfig;
 use crate::discovery::AddressBook;
 use crate::engine::EngineHandle;
 use crate::jsonrpc::{self, Call};
@@ -20,6 +25,8 @@ use crate::jsonrpc::{self, Call};
 struct Api {
     engine: EngineHandle,
     book: AddressBook,
+    config: Arc<NodeConfig>,
+    network: tally_core::NetworkId,
 }
 
 /// Serves the control API until `cancel`.
@@ -27,15 +34,28 @@ pub async fn serve(
     listener: TcpListener,
     engine: EngineHandle,
     book: AddressBook,
+    config: Arc<NodeConfig>,
+    network: tally_core::NetworkId,
     cancel: CancellationToken,
 ) {
-    let app = Router::new()
-        .route("/", post(handle))
-        .with_state(Api { engine, book });
+    let app = Router::new().route("/", post(handle)).with_state(Api {
+        engine,
+        book,
+        config,
+        network,
+    });
     jsonrpc::serve(listener, app, cancel).await;
 }
 
-async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes) -> Json<Value> {
+async fn handle(
+    State(Api {
+        engine,
+        book,
+        config,
+        network,
+    }): State<Api>,
+    body: axum::body::Bytes,
+) -> Json<Value> {
     let call = match Call::parse(&body) {
         Ok(call) => call,
         Err(answer) => return answer,
@@ -78,6 +98,10 @@ async fn handle(State(Api { engine, book }): State<Api>, body: axum::body::Bytes
                     .collect(),
             )
         }
+        "slots" => match crate::slots::report(&engine, &config, &book, network).await {
+            Some(report) => serde_json::to_value(report).unwrap_or(Value::Null),
+            None => return call.error(-32000, "validator is shutting down"),
+        },
         _ => return call.unknown_method(),
     };
     call.result(result)

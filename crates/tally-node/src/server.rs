@@ -132,6 +132,8 @@ impl Node {
                 rpc_listener,
                 engine.clone(),
                 book.clone(),
+                config.clone(),
+                network,
                 cancel.clone(),
             ));
         }

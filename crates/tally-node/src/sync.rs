@@ -104,7 +104,7 @@ pub async fn sync_with_peer(
 
 /// Connects to `peer` where the tracker last saw it, else at its contract address, and
 /// checks that it is that validator of this network.
-async fn connect(
+pub(crate) async fn connect(
     peer: &ValidatorInfo,
     book: &AddressBook,
     network: &tally_core::NetworkId,

@@ -30,6 +30,8 @@ struct Net {
     contract: NetworkContract,
     keys: Vec<SecretKey>,
     addresses: Vec<SocketAddr>,
+    /// Each validator's control API.
+    rpcs: Vec<SocketAddr>,
     nodes: Vec<Option<Node>>,
     dir: tempfile::TempDir,
     funded: Vec<SecretKey>,
@@ -39,6 +41,7 @@ impl Net {
     async fn start(funded: usize) -> Net {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        let rpcs: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
         let funded: Vec<SecretKey> = (0..funded).map(|_| SecretKey::generate()).collect();
         let contract = common::quorum_contract(
             "it",
@@ -52,6 +55,7 @@ impl Net {
             contract,
             keys,
             addresses,
+            rpcs,
             nodes: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             funded,
@@ -75,6 +79,7 @@ impl Net {
             self.data_dir(i),
         );
         config.sync_interval = sync_interval;
+        config.rpc = Some(self.rpcs[i]);
         config.idle_timeout = Duration::from_secs(5);
         config.limits.max_frame = 64 * 1024;
         // A port freed a moment ago may still be settling; retry briefly.
@@ -118,6 +123,25 @@ impl Net {
                     .map(|v| v.ledger.get(account).map_or(0, |e| e.balance))
             })
             .collect()
+    }
+
+    /// Calls `method` (no params) on validator `i`'s control API; the JSON-RPC answer.
+    async fn control(&self, i: usize, method: &str) -> serde_json::Value {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+        let mut stream = tokio::net::TcpStream::connect(self.rpcs[i]).await.unwrap();
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap()
     }
 
     async fn shutdown(mut self) {
@@ -669,5 +693,94 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         fresh.call(&hello).await.unwrap(),
         Packet::Hello(_)
     ));
+    net.shutdown().await;
+}
+
+/// What is protected (DESIGN §3, containment): the control API reports a frozen slot for
+/// what it is. The owner of an account signs two transfers for one sequence and each gets
+/// the votes of two of the four validators: every validator's `slots` names the account,
+/// the slot as `split`, both orders with two votes each, and counts one frozen slot; an
+/// order still gathering votes is reported as `voting`, not frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_reports_a_split_slot_as_frozen() {
+    let net = Net::start(2).await;
+    let network = net.contract.id();
+    let order = |payer: &SecretKey, n: u8| {
+        SignedOrder::sign(
+            Order::Transfer(Transfer {
+                sender: payer.account(),
+                recipient: SecretKey::from_bytes([n; 32]).account(),
+                amount: Amount::from_cash(1).unwrap(),
+                sequence: 0,
+            }),
+            payer,
+            &network,
+        )
+    };
+    let (split, voting) = (&net.funded[0], &net.funded[1]);
+    let (one, two) = (order(split, 1), order(split, 2));
+    let half = order(voting, 3);
+    for (i, address) in net.addresses.iter().enumerate() {
+        let mut conn = Connection::connect(
+            &address.to_string(),
+            Limits::default(),
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap();
+        let chosen = if i < 2 { &one } else { &two };
+        assert!(matches!(
+            conn.call(&Packet::ReqPay(chosen.clone())).await.unwrap(),
+            Packet::RespPay(_)
+        ));
+        if i == 0 {
+            assert!(matches!(
+                conn.call(&Packet::ReqPay(half.clone())).await.unwrap(),
+                Packet::RespPay(_)
+            ));
+        }
+    }
+    for i in 0..4 {
+        let answer = net.control(i, "slots").await;
+        let report = &answer["result"];
+        assert_eq!(report["answered"], 4, "{answer}");
+        assert_eq!(report["frozen"], 1, "{answer}");
+        let slots = report["slots"].as_array().unwrap();
+        let frozen = slots
+            .iter()
+            .find(|slot| slot["account"] == serde_json::json!(split.account()))
+            .unwrap();
+        assert_eq!(frozen["state"], "split", "{answer}");
+        assert_eq!(frozen["sequence"], 0);
+        let mut orders: Vec<(String, u64)> = frozen["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["order"].as_str().unwrap().to_owned(),
+                    o["votes"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        orders.sort();
+        let mut expected = vec![
+            (one.order.digest(&network).to_string(), 2),
+            (two.order.digest(&network).to_string(), 2),
+        ];
+        expected.sort();
+        assert_eq!(orders, expected);
+        let in_flight = slots
+            .iter()
+            .find(|slot| slot["account"] == serde_json::json!(voting.account()));
+        if i == 0 {
+            assert_eq!(in_flight.unwrap()["state"], "voting", "{answer}");
+        } else {
+            assert!(
+                in_flight.is_none(),
+                "only a validator that voted lists it: {answer}"
+            );
+        }
+    }
     net.shutdown().await;
 }

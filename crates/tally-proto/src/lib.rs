@@ -26,5 +26,5 @@ pub mod tracker;
 pub use connection::{Connection, ConnectionError, Limits, encode_frame};
 pub use quorum::{
     CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, HeldOrder, HeldOrderRequest, Hello,
-    LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
+    LedgerEntry, LedgerRequest, LedgerView, NextSlot, Packet, VoteReply,
 };

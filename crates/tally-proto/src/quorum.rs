@@ -161,6 +161,72 @@ pub struct LedgerEntry {
     pub locked: Option<OrderDigest>,
 }
 
+/// Where an account's next lock slot stands, by the votes the validators at its agreed
+/// sequence hold for it (`Locked` in their signed views).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum NextSlot {
+    /// No validator holds a vote for it.
+    Free,
+    /// Votes are held for one order only: it is being certified, or was left half done
+    /// (the wallet that signed it finishes it).
+    Voting { order: OrderDigest, votes: usize },
+    /// Votes are held for different orders, and one may still reach a quorum with the
+    /// votes of the validators that hold none.
+    Contested { orders: Vec<(OrderDigest, usize)> },
+    /// Votes are split between different orders so that none can reach a quorum even with
+    /// every remaining validator: the slot is frozen (DESIGN §3), and so is the account.
+    Split { orders: Vec<(OrderDigest, usize)> },
+}
+
+impl NextSlot {
+    /// The orders votes are held for, most held first (ties by digest).
+    pub fn held(&self) -> Vec<OrderDigest> {
+        match self {
+            NextSlot::Free => Vec::new(),
+            NextSlot::Voting { order, .. } => vec![*order],
+            NextSlot::Contested { orders } | NextSlot::Split { orders } => {
+                orders.iter().map(|(order, _)| *order).collect()
+            }
+        }
+    }
+
+    /// Whether the slot is frozen: no order can reach a quorum any more.
+    pub fn is_split(&self) -> bool {
+        matches!(self, NextSlot::Split { .. })
+    }
+
+    /// The slot as the entries of validators at sequence `next_sequence` show it, on a
+    /// committee of `members` with this `quorum`.
+    pub fn of(
+        entries: impl IntoIterator<Item = LedgerEntry>,
+        next_sequence: u64,
+        members: usize,
+        quorum: usize,
+    ) -> NextSlot {
+        let mut held: BTreeMap<OrderDigest, usize> = BTreeMap::new();
+        for entry in entries {
+            if entry.next_sequence == next_sequence
+                && let Some(order) = entry.locked
+            {
+                *held.entry(order).or_default() += 1;
+            }
+        }
+        let voted: usize = held.values().sum();
+        let uncommitted = members.saturating_sub(voted);
+        let mut orders: Vec<(OrderDigest, usize)> = held.into_iter().collect();
+        orders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        match orders.as_slice() {
+            [] => NextSlot::Free,
+            [(order, votes)] => NextSlot::Voting {
+                order: *order,
+                votes: *votes,
+            },
+            [(_, most), ..] if most + uncommitted < quorum => NextSlot::Split { orders },
+            _ => NextSlot::Contested { orders },
+        }
+    }
+}
+
 /// `RESP_LEDGER`: a validator's signed view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

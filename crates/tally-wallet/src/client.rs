@@ -16,7 +16,7 @@ use tally_core::{
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
     CertQuery, Connection, EndAck, ErrorCode, ErrorReply, HeldOrderRequest, Hello, LedgerEntry,
-    LedgerRequest, LedgerView, Limits, Packet,
+    LedgerRequest, LedgerView, Limits, NextSlot, Packet,
 };
 use tokio::sync::Mutex;
 
@@ -57,13 +57,13 @@ pub enum ClientError {
 
 /// An account's next lock slot as the validators report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NextSlot {
+pub struct SlotView {
     /// The sequence number of the slot: the (f+1)-th highest that validators report,
     /// which at least one honest validator has reached.
     pub sequence: u64,
-    /// Digests of orders that validators at that sequence hold votes for, most held first:
-    /// an order in flight (this wallet's own, or one another copy of the key signed).
-    pub held: Vec<OrderDigest>,
+    /// The votes validators at that sequence hold in it: an order in flight (this
+    /// wallet's own, or one another copy of the key signed), or none.
+    pub state: NextSlot,
 }
 
 /// One validator's answer.
@@ -462,7 +462,7 @@ impl QuorumClient {
     /// `account`'s next lock slot, and the orders validators already hold votes for in it,
     /// from one `REQ_LEDGER` to every validator: a wallet reads it before it signs, so
     /// that it finishes an order in flight rather than sign a second one (DESIGN §3).
-    pub async fn next_slot(&self, account: &AccountId) -> Result<NextSlot, ClientError> {
+    pub async fn next_slot(&self, account: &AccountId) -> Result<SlotView, ClientError> {
         let request = LedgerRequest {
             accounts: Some(vec![*account]),
             ..LedgerRequest::default()
@@ -481,20 +481,13 @@ impl QuorumClient {
         sequences.sort_unstable_by(|a, b| b.cmp(a));
         let index = self.committee.max_faulty().min(sequences.len() - 1);
         let sequence = sequences[index];
-        let mut held: Vec<(OrderDigest, usize)> = Vec::new();
-        for entry in entries.iter().filter(|e| e.next_sequence == sequence) {
-            if let Some(digest) = entry.locked {
-                match held.iter_mut().find(|(d, _)| *d == digest) {
-                    Some((_, count)) => *count += 1,
-                    None => held.push((digest, 1)),
-                }
-            }
-        }
-        held.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
-        Ok(NextSlot {
+        let state = NextSlot::of(
+            entries,
             sequence,
-            held: held.into_iter().map(|(digest, _)| digest).collect(),
-        })
+            self.committee.size(),
+            self.committee.quorum(),
+        );
+        Ok(SlotView { sequence, state })
     }
 
     /// The signed orders validators hold votes for in `account`'s slot `sequence`, each

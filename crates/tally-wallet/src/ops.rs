@@ -213,7 +213,7 @@ async fn settle_slot(
         Err(OpError::Client(ClientError::SlotTaken { .. })) => taken = true,
         Err(error) => return Err(error),
     }
-    let Some(held) = slot.held.first().copied() else {
+    let Some(held) = slot.state.held().first().copied() else {
         if taken {
             // The first voter's order is not in the views yet: look again.
             return Ok(Slot::Held(None));
