@@ -22,7 +22,9 @@ mod store;
 
 #[cfg(feature = "planted-bugs")]
 pub use state::PlantedBug;
-pub use state::{AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator};
+pub use state::{
+    AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator, VoteLock,
+};
 pub use store::{
     CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, MemoryLedgerStore, RedbLedgerStore,
     StoreError,

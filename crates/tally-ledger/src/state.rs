@@ -88,11 +88,24 @@ pub struct Applied {
     pub new: bool,
 }
 
+/// A vote this validator holds in a lock slot, as its store keeps it: the digest of the
+/// order voted for and, in an account's sequence slot, the signed order itself, so that
+/// any copy of the owner's wallet can learn it and finish it rather than sign a second one
+/// (DESIGN §3), even after this validator restarted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteLock {
+    pub slot: LockSlot,
+    pub digest: OrderDigest,
+    /// `None` for an introduction's lock (any copy can make the same intro), and for locks
+    /// a store kept before it kept orders.
+    pub order: Option<SignedOrder>,
+}
+
 /// A change to the vote locks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockChange {
-    /// A vote was given for `OrderDigest` in this slot.
-    Set(LockSlot, OrderDigest),
+    /// A vote was given in this slot.
+    Set(VoteLock),
     /// The slot's certificate was applied; the lock is history.
     Clear(LockSlot),
 }
@@ -148,11 +161,10 @@ pub struct Validator {
     intro_pow_bits: u32,
     accounts: HashMap<AccountId, AccountState>,
     transfer_locks: HashMap<AccountId, (u64, OrderDigest)>,
-    /// The signed order behind each transfer lock given since this process started, so
-    /// that any copy of the owner's wallet can finish it instead of signing another
-    /// (DESIGN §3, prevention). Kept in memory only: after a restart a lock's digest is
-    /// known but not its order, and wallets learn the order from another validator or
-    /// wait for the copy that signed it.
+    /// The signed order behind each transfer lock, so that any copy of the owner's wallet
+    /// can finish it instead of signing another (DESIGN §3, prevention). The store keeps
+    /// it with the lock ([`VoteLock`]); only a lock restored from a store written before
+    /// orders were kept comes without it.
     held_orders: HashMap<AccountId, SignedOrder>,
     intro_locks: HashMap<AccountId, OrderDigest>,
     supply: Amount,
@@ -220,7 +232,7 @@ impl Validator {
     pub fn restore(
         &mut self,
         accounts: HashMap<AccountId, AccountState>,
-        locks: Vec<(LockSlot, OrderDigest)>,
+        locks: Vec<VoteLock>,
         supply: Amount,
         log_len: u64,
     ) {
@@ -232,11 +244,20 @@ impl Validator {
 
     /// Restores vote locks loaded from a store; the store calls it after it has re-applied
     /// the certificate log's tail, so that it can drop the locks that tail made history.
-    pub fn restore_locks(&mut self, locks: Vec<(LockSlot, OrderDigest)>) {
-        for (slot, digest) in locks {
+    pub fn restore_locks(&mut self, locks: Vec<VoteLock>) {
+        for VoteLock {
+            slot,
+            digest,
+            order,
+        } in locks
+        {
             match slot {
                 LockSlot::Sequence(account, sequence) => {
                     self.transfer_locks.insert(account, (sequence, digest));
+                    match order {
+                        Some(order) => self.held_orders.insert(account, order),
+                        None => self.held_orders.remove(&account),
+                    };
                 }
                 LockSlot::Intro(account) => {
                     self.intro_locks.insert(account, digest);
@@ -356,9 +377,11 @@ impl Validator {
                     });
                 }
                 self.intro_locks.insert(intro.account, digest);
-                self.changes
-                    .locks
-                    .push(LockChange::Set(LockSlot::Intro(intro.account), digest));
+                self.changes.locks.push(LockChange::Set(VoteLock {
+                    slot: LockSlot::Intro(intro.account),
+                    digest,
+                    order: None,
+                }));
             }
             Order::Transfer(transfer) => {
                 self.decide_spend(Spend::of_transfer(transfer)?, digest, order)?
@@ -405,10 +428,11 @@ impl Validator {
         self.transfer_locks
             .insert(spend.sender, (spend.sequence, digest));
         self.held_orders.insert(spend.sender, order.clone());
-        self.changes.locks.push(LockChange::Set(
-            LockSlot::Sequence(spend.sender, spend.sequence),
+        self.changes.locks.push(LockChange::Set(VoteLock {
+            slot: LockSlot::Sequence(spend.sender, spend.sequence),
             digest,
-        ));
+            order: Some(order.clone()),
+        }));
         Ok(())
     }
 

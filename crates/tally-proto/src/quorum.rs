@@ -323,10 +323,10 @@ pub struct HeldOrderRequest {
 }
 
 /// `RESP_HELD_ORDER`: the validator's next sequence for the account, the digest of the
-/// order it holds its vote for in that slot (if any) and the signed order itself when it
-/// still knows it (a validator keeps held orders in memory, so after a restart it may
-/// know only the digest). Not signed by the validator: the order carries its owner's
-/// signature, and the wallet checks that.
+/// order it holds its vote for in that slot (if any) and the signed order itself (a
+/// validator stores it with the vote; only a lock an earlier build kept comes without it).
+/// Not signed by the validator: the order carries its owner's signature, and the wallet
+/// checks that.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeldOrder {

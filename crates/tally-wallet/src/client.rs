@@ -492,8 +492,8 @@ impl QuorumClient {
 
     /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
     /// checked (signed by the account, for that slot), with how many validators hold it,
-    /// most held first. A validator forgets the orders (not the votes) when it restarts, so
-    /// a held vote may come without its order.
+    /// most held first. A lock kept by an earlier build of the validator has no order, so a
+    /// held vote may come without one.
     pub async fn held_orders(
         &self,
         account: &AccountId,

@@ -42,7 +42,8 @@ pub enum OpError {
     )]
     SlotContended { account: AccountId, attempts: usize },
     /// Validators hold votes in the account's next slot for an order this wallet does not
-    /// have and none of them can hand out (they restarted since they voted).
+    /// have and none of them can hand out (their locks were kept by an earlier build, which
+    /// stored no orders, or they did not answer).
     #[error(
         "account {} is waiting on another copy of this key: validators hold votes in its next slot for order {} that this wallet did not sign and none of them can hand out; run the wallet that signed it (it finishes the order), then pay again",
         .account.short(),
@@ -57,7 +58,7 @@ pub enum OpError {
 /// How many rounds a payment gives its slot to another copy of the key before it stops.
 const SLOT_ATTEMPTS: usize = 100;
 /// How long a payment waits for another copy to finish an order whose votes validators
-/// hold but which none can hand out (they restarted since), before it looks again.
+/// hold but which none can hand out (kept by an earlier build), before it looks again.
 const HELD_ORDER_WAIT: Duration = Duration::from_millis(20);
 
 /// A certified order, kept in the wallet.

@@ -336,8 +336,8 @@ fn refusals_change_nothing() {
 /// What is protected (DESIGN §3, prevention): a validator hands out the signed order its
 /// vote in an account's next slot is for, so another copy of the owner's wallet can finish
 /// it instead of signing a second one; once the slot's certificate is applied, nothing is
-/// held; after a restart (locks restored from the store, orders not) the digest is still
-/// reported but no order, until the order is sent again.
+/// held; the lock the store keeps carries the order, so a restarted validator still hands
+/// it out.
 #[test]
 fn a_validator_hands_out_the_order_it_holds_its_vote_for() {
     let alice = user(1);
@@ -354,13 +354,31 @@ fn a_validator_hands_out_the_order_it_holds_its_vote_for() {
         Some(order.order.digest(&net))
     );
 
-    // A restarted validator knows the lock, not the order; a resend teaches it again.
-    let mut restarted = Validator::new(keys[0].clone(), &contract).unwrap();
-    restarted.apply_genesis(&contract).unwrap();
-    restarted.restore_locks(vec![(
-        LockSlot::Sequence(alice.account(), 0),
-        order.order.digest(&net),
-    )]);
+    // The lock the store keeps carries the order, so a restarted validator hands it out.
+    let kept = vs[0]
+        .take_changes()
+        .locks
+        .into_iter()
+        .find_map(|change| match change {
+            LockChange::Set(lock) => Some(lock),
+            LockChange::Clear(_) => None,
+        })
+        .unwrap();
+    assert_eq!(kept.order.as_ref(), Some(&order));
+    let restart = |lock: VoteLock| {
+        let mut restarted = Validator::new(keys[0].clone(), &contract).unwrap();
+        restarted.apply_genesis(&contract).unwrap();
+        restarted.restore_locks(vec![lock]);
+        restarted
+    };
+    let restarted = restart(kept.clone());
+    assert_eq!(restarted.held_order(&alice.account()), Some(&order));
+    // A lock from a store written before orders were kept: the digest, not the order,
+    // until the order is sent again.
+    let mut restarted = restart(VoteLock {
+        order: None,
+        ..kept
+    });
     assert_eq!(
         restarted.held_vote(&alice.account()),
         Some(order.order.digest(&net))

@@ -6,11 +6,9 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tally_core::{
-    AccountId, Amount, Certificate, LockSlot, NetworkContract, NetworkId, OrderDigest,
-};
+use tally_core::{AccountId, Amount, Certificate, LockSlot, NetworkContract, NetworkId};
 
-use crate::state::{AccountState, LockChange, Snapshot, Validator};
+use crate::state::{AccountState, LockChange, Snapshot, Validator, VoteLock};
 use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError, lock_is_live};
 
 /// A [`LedgerStore`] that keeps everything in memory.
@@ -35,7 +33,7 @@ struct Committed {
     accounts: BTreeMap<AccountId, AccountState>,
     /// Open vote locks, one per slot kind and account (a transfer lock is replaced by the
     /// account's next one).
-    locks: BTreeMap<(bool, AccountId), (LockSlot, OrderDigest)>,
+    locks: BTreeMap<(bool, AccountId), VoteLock>,
     /// The certificate log; a certificate's log position is its index.
     log: Vec<Certificate>,
     /// Sender and sequence → log position.
@@ -60,8 +58,8 @@ impl Committed {
         }
         for change in &snapshot.locks {
             match change {
-                LockChange::Set(slot, digest) => {
-                    self.locks.insert(lock_key(slot), (*slot, *digest));
+                LockChange::Set(lock) => {
+                    self.locks.insert(lock_key(&lock.slot), lock.clone());
                 }
                 LockChange::Clear(slot) => {
                     self.locks.remove(&lock_key(slot));
@@ -193,8 +191,8 @@ impl LedgerStore for MemoryLedgerStore {
         let live = committed
             .locks
             .values()
-            .filter(|(slot, _)| lock_is_live(validator, slot))
-            .copied()
+            .filter(|lock| lock_is_live(validator, &lock.slot))
+            .cloned()
             .collect();
         validator.restore_locks(live);
         Ok(())

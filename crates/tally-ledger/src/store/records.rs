@@ -5,18 +5,24 @@
 //! through the functions here. Integers in values are little-endian as in the signing
 //! bytes; integers in index keys are big-endian, so that keys sort by account, then number.
 
-use tally_core::{AccountId, Certificate, Decode, Encode, LockSlot, NetworkId, OrderDigest};
+use tally_core::{
+    AccountId, Certificate, Decode, Encode, LockSlot, NetworkId, OrderDigest, SignedOrder,
+};
 
 use super::ledger_store::StoreError;
-use crate::state::AccountState;
+use crate::state::{AccountState, VoteLock};
 
 /// First byte of a certificate log record: the record's format.
 pub(super) const CERT_FORMAT: u8 = 2;
 
 /// A vote-lock row's key: kind (1 transfer, 2 intro) ‖ account.
 pub(super) type LockKey = [u8; 33];
-/// A vote-lock row's value: sequence (0 for an intro) ‖ order digest.
+/// The fixed head of a vote-lock row's value: sequence (0 for an intro) ‖ order digest.
+/// The signed order follows it when the lock keeps one ([`lock_row`]).
 pub(super) type LockValue = [u8; 40];
+/// First byte of a vote-journal row whose records carry their signed orders
+/// ([`journal_row`]); rows of earlier builds hold bare 73-byte records (key ‖ value).
+pub(super) const JOURNAL_FORMAT: u8 = 3;
 /// An index key: account ‖ big-endian number (a sequence or a log position).
 pub(super) type IndexKey = [u8; 40];
 /// One record of the vote journal: a lock row's key followed by its value.
@@ -83,25 +89,49 @@ pub(super) fn lock_value(slot: &LockSlot, digest: &OrderDigest) -> LockValue {
     value
 }
 
-pub(super) fn decode_lock(key: &[u8], value: &[u8]) -> Result<(LockSlot, OrderDigest), StoreError> {
+/// A vote-lock row's value: `sequence ‖ digest`, then the signed order's canonical
+/// encoding when the lock keeps one.
+pub(super) fn lock_row(lock: &VoteLock) -> Vec<u8> {
+    let head = lock_value(&lock.slot, &lock.digest);
+    let mut value = Vec::with_capacity(40 + lock.order.as_ref().map_or(0, Encode::encoded_len));
+    value.extend_from_slice(&head);
+    if let Some(order) = &lock.order {
+        order.encode_to(&mut value);
+    }
+    value
+}
+
+/// A vote lock from its row (key and value, with or without its signed order).
+pub(super) fn decode_lock(key: &[u8], value: &[u8]) -> Result<VoteLock, StoreError> {
     let corrupt = || StoreError::Corrupt("lock record".into());
-    if key.len() != 33 || value.len() != 40 {
+    if key.len() != 33 || value.len() < 40 {
         return Err(corrupt());
     }
+    let order = match &value[40..] {
+        [] => None,
+        encoded => Some(
+            SignedOrder::from_bytes(encoded)
+                .map_err(|e| StoreError::Corrupt(format!("lock record's order: {e}")))?,
+        ),
+    };
     let account = decode_account_id(&key[1..])?;
     let sequence = u64::from_le_bytes(value[..8].try_into().map_err(|_| corrupt())?);
-    let digest: [u8; 32] = value[8..].try_into().map_err(|_| corrupt())?;
+    let digest: [u8; 32] = value[8..40].try_into().map_err(|_| corrupt())?;
     let slot = match key[0] {
         LOCK_KIND_SEQUENCE => LockSlot::Sequence(account, sequence),
         LOCK_KIND_INTRO => LockSlot::Intro(account),
         _ => return Err(StoreError::Corrupt("lock kind".into())),
     };
-    Ok((slot, OrderDigest::from(digest)))
+    Ok(VoteLock {
+        slot,
+        digest: OrderDigest::from(digest),
+        order,
+    })
 }
 
 /// The account and sequence of a transfer-lock row; `None` for an intro lock (or a row too
 /// damaged to say).
-pub(super) fn transfer_lock(key: &LockKey, value: &LockValue) -> Option<(AccountId, u64)> {
+pub(super) fn transfer_lock(key: &LockKey, value: &[u8]) -> Option<(AccountId, u64)> {
     if key[0] != LOCK_KIND_SEQUENCE {
         return None;
     }
@@ -110,23 +140,49 @@ pub(super) fn transfer_lock(key: &LockKey, value: &LockValue) -> Option<(Account
     Some((account, sequence))
 }
 
-/// Appends one vote-journal record (the lock row it stands for) to `out`.
-pub(super) fn push_lock_record(out: &mut Vec<u8>, slot: &LockSlot, digest: &OrderDigest) {
-    out.extend_from_slice(&lock_key(slot));
-    out.extend_from_slice(&lock_value(slot, digest));
+/// One vote-journal row for a batch's new locks: `JOURNAL_FORMAT`, then per lock its row
+/// key ‖ value length u16 ‖ value ([`lock_row`]); empty when there are none.
+pub(super) fn journal_row<'a>(locks: impl IntoIterator<Item = &'a VoteLock>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for lock in locks {
+        if out.is_empty() {
+            out.push(JOURNAL_FORMAT);
+        }
+        let value = lock_row(lock);
+        out.extend_from_slice(&lock_key(&lock.slot));
+        // A lock row is at most 40 bytes and one signed order (a split of 64 outputs:
+        // under 3 KB), far below u16::MAX.
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        out.extend_from_slice(&value);
+    }
+    out
 }
 
 /// The locks of one vote-journal row, in the order they were given.
-pub(super) fn decode_lock_records(
-    records: &[u8],
-) -> Result<Vec<(LockSlot, OrderDigest)>, StoreError> {
-    if !records.len().is_multiple_of(LOCK_RECORD) {
-        return Err(StoreError::Corrupt("vote journal".into()));
+pub(super) fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, StoreError> {
+    let corrupt = || StoreError::Corrupt("vote journal".into());
+    match records.split_first() {
+        Some((&JOURNAL_FORMAT, mut rest)) => {
+            let mut locks = Vec::new();
+            while !rest.is_empty() {
+                let key = rest.get(..33).ok_or_else(corrupt)?;
+                let len = rest
+                    .get(33..35)
+                    .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+                    .ok_or_else(corrupt)?;
+                let value = rest.get(35..35 + len).ok_or_else(corrupt)?;
+                locks.push(decode_lock(key, value)?);
+                rest = &rest[35 + len..];
+            }
+            Ok(locks)
+        }
+        // A row of an earlier build: bare fixed records, no orders.
+        _ if records.len().is_multiple_of(LOCK_RECORD) => records
+            .chunks_exact(LOCK_RECORD)
+            .map(|record| decode_lock(&record[..33], &record[33..]))
+            .collect(),
+        _ => Err(corrupt()),
     }
-    records
-        .chunks_exact(LOCK_RECORD)
-        .map(|record| decode_lock(&record[..33], &record[33..]))
-        .collect()
 }
 
 /// An index key: `account ‖ n` with `n` big-endian.
@@ -240,25 +296,58 @@ mod tests {
 
         let alice = n.alice.account();
         let digest = OrderDigest::from([7u8; 32]);
-        let mut journal = Vec::new();
-        push_lock_record(&mut journal, &LockSlot::Sequence(alice, 9), &digest);
-        push_lock_record(&mut journal, &LockSlot::Intro(alice), &digest);
-        let mut expected = vec![1];
-        expected.extend_from_slice(alice.as_bytes());
-        expected.extend_from_slice(&9u64.to_le_bytes());
-        expected.extend_from_slice(digest.as_bytes());
-        expected.push(2);
-        expected.extend_from_slice(alice.as_bytes());
-        expected.extend_from_slice(&0u64.to_le_bytes());
-        expected.extend_from_slice(digest.as_bytes());
-        assert_eq!(journal, expected);
+        // A journal row of an earlier build: bare `kind ‖ account ‖ sequence ‖ digest`
+        // records, which still read (their locks without orders).
+        let mut journal = vec![1];
+        journal.extend_from_slice(alice.as_bytes());
+        journal.extend_from_slice(&9u64.to_le_bytes());
+        journal.extend_from_slice(digest.as_bytes());
+        journal.push(2);
+        journal.extend_from_slice(alice.as_bytes());
+        journal.extend_from_slice(&0u64.to_le_bytes());
+        journal.extend_from_slice(digest.as_bytes());
+        let bare = |slot| VoteLock {
+            slot,
+            digest,
+            order: None,
+        };
         assert_eq!(
             decode_lock_records(&journal).unwrap(),
             [
-                (LockSlot::Sequence(alice, 9), digest),
-                (LockSlot::Intro(alice), digest)
+                bare(LockSlot::Sequence(alice, 9)),
+                bare(LockSlot::Intro(alice))
             ]
         );
+
+        // Today's row: the format byte, then key ‖ value length u16 ‖ value, the value
+        // carrying the signed order after the fixed head.
+        let order = n.pay(&n.alice, &n.bob, 500, 9);
+        let with_order = VoteLock {
+            slot: LockSlot::Sequence(alice, 9),
+            digest: order.order.digest(&n.net),
+            order: Some(order.clone()),
+        };
+        let intro = bare(LockSlot::Intro(alice));
+        let row = journal_row([&with_order, &intro]);
+        let mut expected = vec![JOURNAL_FORMAT];
+        for (lock, order_bytes) in [(&with_order, order.to_bytes()), (&intro, Vec::new())] {
+            expected.extend_from_slice(&lock_key(&lock.slot));
+            expected.extend_from_slice(&((40 + order_bytes.len()) as u16).to_le_bytes());
+            expected.extend_from_slice(&lock_value(&lock.slot, &lock.digest));
+            expected.extend_from_slice(&order_bytes);
+        }
+        assert_eq!(row, expected);
+        assert_eq!(
+            decode_lock_records(&row).unwrap(),
+            [with_order.clone(), intro]
+        );
+        assert!(journal_row([]).is_empty());
+        // A lock row is its fixed head, then the order; a cut order is refused, not misread.
+        let value = lock_row(&with_order);
+        let key = lock_key(&with_order.slot);
+        assert_eq!(decode_lock(&key, &value).unwrap(), with_order);
+        assert!(decode_lock(&key, &value[..value.len() - 1]).is_err());
+        assert!(decode_lock_records(&row[..row.len() - 1]).is_err());
 
         let key = index_key(&alice, 0x0102);
         assert_eq!(&key[..32], alice.as_bytes());

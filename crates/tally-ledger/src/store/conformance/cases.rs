@@ -278,6 +278,30 @@ pub(super) fn a_lock_whose_certificate_was_applied_is_not_restored<H: Harness>(m
     assert!(v.handle_order(&order(1, 5), true).is_ok());
 }
 
+/// A held vote's signed order survives a restart, whether its lock was still in the journal
+/// or already checkpointed: a restarted validator still hands it out (`REQ_HELD_ORDER`), so
+/// a copy of the owner's wallet that did not sign it can finish it rather than sign a
+/// second order and split the slot (DESIGN §3).
+pub(super) fn a_held_order_survives_a_restart<H: Harness>(mut h: H) {
+    let n = Network::new("held", 1);
+    let held = n.pay(&n.alice, &n.bob, 300, 0);
+    let store = {
+        let store = h.fresh();
+        let mut v = n.load(&store);
+        v.handle_order(&held, true).unwrap();
+        store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+        store
+    };
+    let store = h.restart(store);
+    let v = n.load(&store);
+    assert_eq!(v.held_order(&n.alice.account()), Some(&held));
+    // And once more after everything deferred was written out.
+    store.checkpoint().unwrap();
+    let store = h.restart(store);
+    let v = n.load(&store);
+    assert_eq!(v.held_order(&n.alice.account()), Some(&held));
+}
+
 /// The existing redb test, now for every store: batches, checkpoints, more batches, then a
 /// crash (no final checkpoint): the restarted store re-applies what it deferred and shows
 /// exactly what the live one showed.

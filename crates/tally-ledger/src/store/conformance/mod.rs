@@ -138,6 +138,10 @@ macro_rules! conformance_tests {
                 cases::a_lock_whose_certificate_was_applied_is_not_restored($harness);
             }
             #[test]
+            fn a_held_order_survives_a_restart() {
+                cases::a_held_order_survives_a_restart($harness);
+            }
+            #[test]
             fn a_crash_between_checkpoints_loses_nothing() {
                 cases::a_crash_between_checkpoints_loses_nothing($harness);
             }

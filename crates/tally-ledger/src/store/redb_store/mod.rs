@@ -41,11 +41,9 @@ use self::tables::{
     ACCOUNTS, CERTIFICATES, LOCKS, META, META_CHECKPOINT, META_CHECKPOINT_SUPPLY, META_LOG_LEN,
     META_SUPPLY, SENT, TOUCHING, VOTES,
 };
-use crate::state::{AccountState, LockChange, Snapshot, Validator};
+use crate::state::{AccountState, LockChange, Snapshot, Validator, VoteLock};
 use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError};
-use crate::store::records::{
-    LOCK_RECORD, certificate_record, cursor_key, encode_account, push_lock_record,
-};
+use crate::store::records::{certificate_record, cursor_key, encode_account, journal_row};
 
 /// Certificates between checkpoints (or twice as many vote records, for votes no
 /// certificate followed). A checkpoint rewrites about every page its tables' changes land
@@ -167,12 +165,15 @@ impl LedgerStore for RedbLedgerStore {
         }
         let _writer = lock(&self.writer);
         let next_vote_row = lock(&self.pending).next_vote_row;
-        let mut votes = Vec::new();
-        for change in &snapshot.locks {
-            if let LockChange::Set(slot, digest) = change {
-                push_lock_record(&mut votes, slot, digest);
-            }
-        }
+        let new_locks: Vec<&VoteLock> = snapshot
+            .locks
+            .iter()
+            .filter_map(|change| match change {
+                LockChange::Set(lock) => Some(lock),
+                LockChange::Clear(_) => None,
+            })
+            .collect();
+        let votes = journal_row(new_locks.iter().copied());
         let txn = self.db.begin_write()?;
         {
             let mut certificates = txn.open_table(CERTIFICATES)?;
@@ -209,7 +210,7 @@ impl LedgerStore for RedbLedgerStore {
             pending.index(*index, certificate);
         }
         if !votes.is_empty() {
-            pending.votes += (votes.len() / LOCK_RECORD) as u64;
+            pending.votes += new_locks.len() as u64;
             pending.next_vote_row += 1;
         }
         pending.log_len = snapshot.log_len;

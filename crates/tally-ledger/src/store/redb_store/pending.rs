@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tally_core::{AccountId, Certificate, LockSlot};
 
 use crate::state::{AccountState, Changes, LockChange, Validator};
-use crate::store::records::{
-    IndexKey, LockKey, LockValue, index_key, lock_key, lock_value, transfer_lock,
-};
+use crate::store::records::{IndexKey, LockKey, index_key, lock_key, lock_row, transfer_lock};
 
 /// Every change since the last checkpoint, as of the last committed batch. The same facts
 /// are durable in the log's tail and the vote journal; this copy serves reads and feeds
@@ -21,8 +19,8 @@ pub(super) struct Pending {
     pub(super) supply: u64,
     /// Changed accounts and their latest state.
     pub(super) accounts: BTreeMap<AccountId, AccountState>,
-    /// Lock rows to write (`Some`) or delete (`None`).
-    pub(super) locks: BTreeMap<LockKey, Option<LockValue>>,
+    /// Lock rows to write (`Some`, the row's value) or delete (`None`).
+    pub(super) locks: BTreeMap<LockKey, Option<Vec<u8>>>,
     /// `sent` rows: account ‖ sequence → log position.
     pub(super) sent: BTreeMap<IndexKey, u64>,
     /// `touching` rows: account ‖ log position.
@@ -54,9 +52,9 @@ impl Pending {
 
     pub(super) fn lock(&mut self, change: &LockChange) {
         match change {
-            LockChange::Set(slot, digest) => {
+            LockChange::Set(lock) => {
                 self.locks
-                    .insert(lock_key(slot), Some(lock_value(slot, digest)));
+                    .insert(lock_key(&lock.slot), Some(lock_row(lock)));
             }
             // A transfer lock's row is left behind when its certificate is applied (clearing
             // it would cost a write per certificate): it is skipped on load, since its
@@ -71,7 +69,7 @@ impl Pending {
 
     /// Whether a transfer lock row is below its account's next sequence as of the last
     /// committed batch (its certificate is applied).
-    pub(super) fn lock_is_history(&self, key: &LockKey, value: &LockValue) -> bool {
+    pub(super) fn lock_is_history(&self, key: &LockKey, value: &[u8]) -> bool {
         let Some((account, sequence)) = transfer_lock(key, value) else {
             return false;
         };

@@ -15,8 +15,8 @@ use super::{RedbLedgerStore, lock};
 use crate::state::{LockChange, Validator};
 use crate::store::ledger_store::{StoreError, lock_is_live};
 use crate::store::records::{
-    LockKey, LockValue, decode_account, decode_account_id, decode_lock, decode_lock_records,
-    encode_account, network_marker, parse_certificate,
+    LockKey, decode_account, decode_account_id, decode_lock, decode_lock_records, encode_account,
+    network_marker, parse_certificate,
 };
 
 impl RedbLedgerStore {
@@ -77,8 +77,8 @@ impl RedbLedgerStore {
         // Votes given since the checkpoint, in the order they were given.
         for row in txn.open_table(VOTES)?.iter()? {
             let (row, records) = row?;
-            for (slot, digest) in decode_lock_records(records.value())? {
-                pending.lock(&LockChange::Set(slot, digest));
+            for lock in decode_lock_records(records.value())? {
+                pending.lock(&LockChange::Set(lock));
                 pending.votes += 1;
             }
             pending.next_vote_row = row.value() + 1;
@@ -129,30 +129,26 @@ impl RedbLedgerStore {
 
         // Locks: the checkpointed rows, then the journal's (newer) ones. A transfer lock whose
         // order was since applied, and an intro lock of an introduced key, are history.
-        let mut locks: BTreeMap<LockKey, LockValue> = BTreeMap::new();
+        let mut locks: BTreeMap<LockKey, Vec<u8>> = BTreeMap::new();
         for row in txn.open_table(LOCKS)?.iter()? {
             let (key, value) = row?;
             let key: LockKey = key
                 .value()
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("lock key".into()))?;
-            let value: LockValue = value
-                .value()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("lock record".into()))?;
-            locks.insert(key, value);
+            locks.insert(key, value.value().to_vec());
         }
         for (key, value) in &pending.locks {
             match value {
-                Some(value) => locks.insert(*key, *value),
+                Some(value) => locks.insert(*key, value.clone()),
                 None => locks.remove(key),
             };
         }
         let mut live = Vec::new();
         for (key, value) in &locks {
-            let (slot, digest) = decode_lock(key, value)?;
-            if lock_is_live(validator, &slot) {
-                live.push((slot, digest));
+            let lock = decode_lock(key, value)?;
+            if lock_is_live(validator, &lock.slot) {
+                live.push(lock);
             }
         }
         validator.restore_locks(live);
