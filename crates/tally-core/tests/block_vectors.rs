@@ -93,6 +93,7 @@ pub fn computed() -> Vec<(&'static str, String)> {
         ("header", hex::encode(block.header.encode())),
         ("block_hash", block.hash().to_string()),
         ("block", hex::encode(block.to_bytes())),
+        ("block_json", serde_json::to_string(&block).unwrap()),
         ("intro_transaction", hex::encode(intro.to_bytes())),
     ]
 }
@@ -132,6 +133,157 @@ fn the_documented_bytes_decode() {
     let intro = Transaction::from_bytes(&bytes("intro_transaction")).unwrap();
     assert_eq!(intro.order.kind_name(), "IntroKey");
     assert_eq!(intro.signer(), block.transactions[0].signer());
+}
+
+/// The documented bytes are the documented layouts (§8 "Block header", "Coinbase",
+/// "Transaction", "Block", "Merkle root", "Genesis"), written here field by field from the
+/// document's other values and hashed with plain SHA-256, independent of the library's
+/// encoders: the test fails if the code and the document part ways.
+#[test]
+fn the_documented_bytes_follow_the_documented_layout() {
+    let doc = documented();
+    let hex_of = |name: &str| doc.get(name).unwrap_or_else(|| panic!("{name}")).clone();
+    let bytes = |name: &str| hex::decode(hex_of(name)).unwrap();
+    let sha = |parts: &[&[u8]]| tally_core::sha256(parts).as_bytes().to_vec();
+    let network = bytes("network");
+    assert_eq!(network, sha(&[b"tally test vector network"]));
+    assert_eq!(bytes("genesis_hash"), sha(&[b"TALLY-GENESIS-V1", &network]));
+
+    // Coinbase (48 bytes): miner ‖ amount u64 LE ‖ height u64 LE.
+    let mut coinbase = SecretKey::from_bytes([0x33; 32])
+        .account()
+        .as_bytes()
+        .to_vec();
+    coinbase.extend_from_slice(&50_000_000u64.to_le_bytes());
+    coinbase.extend_from_slice(&1u64.to_le_bytes());
+    assert_eq!(coinbase.len(), 48);
+    assert_eq!(coinbase, bytes("coinbase"));
+    let coinbase_id = sha(&[b"TALLY-COINBASE-V1", &coinbase]);
+    assert_eq!(coinbase_id, bytes("coinbase_id"));
+
+    // A transfer (145 bytes): the §3 order encoding and the signature.
+    let transaction = bytes("transaction");
+    assert_eq!(transaction.len(), 145);
+    let alice = SecretKey::from_bytes([0xa1; 32]).account();
+    let bob = SecretKey::from_bytes([0xb0; 32]).account();
+    let mut order = vec![0x02];
+    order.extend_from_slice(alice.as_bytes());
+    order.extend_from_slice(bob.as_bytes());
+    order.extend_from_slice(&1_504_000u64.to_le_bytes());
+    order.extend_from_slice(&0u64.to_le_bytes());
+    assert_eq!(transaction[..81], order[..]);
+    let signed = [b"TALLY-ORDER-V1".as_slice(), &network, &order].concat();
+    let signature: tally_core::Signature = hex::encode(&transaction[81..]).parse().unwrap();
+    assert!(alice.verify(&signature, &signed), "alice signed the order");
+    let transaction_id = sha(&[b"TALLY-TX-V1", &transaction]);
+    assert_eq!(transaction_id, bytes("transaction_id"));
+
+    // Merkle root of two leaves: SHA-256(0x01 ‖ left ‖ right).
+    assert_eq!(
+        sha(&[&[0x01], &coinbase_id, &transaction_id]),
+        bytes("merkle_root")
+    );
+    let (a, b, c) = (sha(&[b"a"]), sha(&[b"b"]), sha(&[b"c"]));
+    // Three leaves: the odd last one moves up unpaired.
+    assert_eq!(
+        sha(&[&[0x01], &sha(&[&[0x01], &a, &b]), &c]),
+        bytes("merkle_root_abc")
+    );
+
+    // The target of 8 leading zero bits, big-endian.
+    let target = bytes("target");
+    assert_eq!(target, [[0x00].as_slice(), &[0xff; 31]].concat());
+
+    // Header (156 bytes).
+    let nonce: u64 = hex_of("nonce").parse().unwrap();
+    let mut header = 1u32.to_le_bytes().to_vec();
+    header.extend_from_slice(&network);
+    header.extend_from_slice(&1u64.to_le_bytes());
+    header.extend_from_slice(&bytes("genesis_hash"));
+    header.extend_from_slice(&bytes("merkle_root"));
+    header.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    header.extend_from_slice(&target);
+    header.extend_from_slice(&nonce.to_le_bytes());
+    assert_eq!(header.len(), 156);
+    assert_eq!(header, bytes("header"));
+
+    // Block hash: SHA-256d of the header, at most the target read big-endian, and the
+    // documented nonce is the first that gets there.
+    let hash = sha(&[&sha(&[&header])]);
+    assert_eq!(hash, bytes("block_hash"));
+    assert!(hash <= target);
+    for earlier in 0..nonce {
+        header[148..].copy_from_slice(&earlier.to_le_bytes());
+        assert!(
+            sha(&[&sha(&[&header])]) > target,
+            "nonce {earlier} is no proof"
+        );
+    }
+    header[148..].copy_from_slice(&nonce.to_le_bytes());
+
+    // Block: header ‖ coinbase ‖ count u32 LE ‖ transactions.
+    let block = [
+        header.as_slice(),
+        &coinbase,
+        &1u32.to_le_bytes(),
+        &transaction,
+    ]
+    .concat();
+    assert_eq!(block, bytes("block"));
+}
+
+/// The documented JSON form carries the documented values under the documented field
+/// names (§8 "JSON form"), and decodes to the documented block bytes.
+#[test]
+fn the_documented_json_is_the_documented_block() {
+    let doc = documented();
+    let get = |name: &str| doc.get(name).unwrap_or_else(|| panic!("{name}")).clone();
+    let json = get("block_json");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let header = &value["Header"];
+    assert_eq!(header["Version"], 1);
+    assert_eq!(header["Network"], get("network").as_str());
+    assert_eq!(header["Height"], 1);
+    assert_eq!(header["PreviousHash"], get("genesis_hash").as_str());
+    assert_eq!(header["MerkleRoot"], get("merkle_root").as_str());
+    assert_eq!(header["Timestamp"], 1_700_000_000_000u64);
+    assert_eq!(header["Target"], get("target").as_str());
+    assert_eq!(header["Nonce"].to_string(), get("nonce"));
+    let coinbase = &value["Coinbase"];
+    assert_eq!(
+        coinbase["Miner"],
+        SecretKey::from_bytes([0x33; 32])
+            .account()
+            .to_hex()
+            .as_str()
+    );
+    assert_eq!(coinbase["Amount"], 50_000_000);
+    assert_eq!(coinbase["Height"], 1);
+    let [tx] = value["Transactions"].as_array().unwrap().as_slice() else {
+        panic!("one transaction")
+    };
+    let transfer = &tx["Order"]["Transfer"];
+    assert_eq!(
+        transfer["Fromkey"],
+        SecretKey::from_bytes([0xa1; 32])
+            .account()
+            .to_hex()
+            .as_str()
+    );
+    assert_eq!(
+        transfer["Tokey"],
+        SecretKey::from_bytes([0xb0; 32])
+            .account()
+            .to_hex()
+            .as_str()
+    );
+    assert_eq!(transfer["Amount"], 1_504_000);
+    assert_eq!(transfer["Sequence"], 0);
+    assert_eq!(tx["Sig"], &get("transaction")[81 * 2..]);
+
+    let from_json: Block = serde_json::from_str(&json).unwrap();
+    assert_eq!(hex::encode(from_json.to_bytes()), get("block"));
+    assert_eq!(from_json.hash().to_string(), get("block_hash"));
 }
 
 #[test]
