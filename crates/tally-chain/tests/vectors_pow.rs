@@ -9,35 +9,25 @@
 //! prints the computed values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use tally_chain::consensus::retarget;
 use tally_chain::{BlockError, Chain, ChainConfig, ChainError, ChainParams, U256, miner};
 use tally_core::{Amount, Mode, NetworkContract, PowParams, SecretKey};
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
 /// The `name = value` lines of the document's ```retarget-vectors block.
-fn documented() -> HashMap<String, String> {
-    let open = "```retarget-vectors\n";
-    let start = DOC.find(open).expect("a ```retarget-vectors block");
-    let body = &DOC[start + open.len()..];
-    let end = body.find("```").expect("the block ends");
-    body[..end]
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
+fn documented() -> BTreeMap<String, String> {
+    tally_vectors::assignments("retarget-vectors")
 }
 
-fn number(doc: &HashMap<String, String>, name: &str) -> u64 {
+fn number(doc: &BTreeMap<String, String>, name: &str) -> u64 {
     doc.get(name)
         .unwrap_or_else(|| panic!("{name} is documented"))
         .parse()
         .unwrap_or_else(|e| panic!("{name} is a number: {e}"))
 }
 
-fn target(doc: &HashMap<String, String>, name: &str) -> [u8; 32] {
+fn target(doc: &BTreeMap<String, String>, name: &str) -> [u8; 32] {
     let bytes = hex::decode(
         doc.get(name)
             .unwrap_or_else(|| panic!("{name} is documented")),

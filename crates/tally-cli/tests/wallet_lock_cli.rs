@@ -17,28 +17,6 @@ use common::{TALLY, start_quorum, wallet_json};
 /// Payments each process makes.
 const EACH: usize = 25;
 
-/// `EACH` payments of 1 cash from genesis-0 to `recipient`, one `tally wallet send`
-/// process after another; how many succeeded.
-fn pay_repeatedly(wallet: PathBuf, contract: PathBuf, recipient: String) -> usize {
-    let mut ok = 0;
-    for _ in 0..EACH {
-        let output = Command::new(TALLY)
-            .args(["wallet", "--wallet"])
-            .arg(&wallet)
-            .arg("--network")
-            .arg(&contract)
-            .args(["send", &recipient, "1", "--from", "genesis-0"])
-            .output()
-            .unwrap();
-        if output.status.success() {
-            ok += 1;
-        } else {
-            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        }
-    }
-    ok
-}
-
 /// Two fresh accounts of the wallet `others`: recipients.
 fn fresh_accounts(others: &Path, contract: &Path) -> Vec<String> {
     (0..2)
@@ -74,7 +52,13 @@ fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
         .map(|recipient| {
             let (wallet, contract, recipient) =
                 (wallet.clone(), contract.clone(), recipient.clone());
-            std::thread::spawn(move || pay_repeatedly(wallet, contract, recipient))
+            std::thread::spawn(move || {
+                let (ok, failed) = pay_from_copy(wallet, contract, recipient, EACH);
+                for failure in failed {
+                    eprintln!("{failure}");
+                }
+                ok
+            })
         })
         .collect();
     let paid: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
@@ -109,8 +93,9 @@ fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
 /// Payments each copy makes in the two-copies test.
 const EACH_COPY: usize = 100;
 
-/// `count` payments of 1 cash from genesis-0 to `recipient`, one `tally wallet send`
-/// process after another; how many succeeded, and the error of each that did not.
+/// `count` payments of 1 cash from genesis-0 of the wallet folder `wallet` to
+/// `recipient`, one `tally wallet send` process after another; how many succeeded, and the
+/// error of each that did not.
 fn pay_from_copy(
     wallet: PathBuf,
     contract: PathBuf,

@@ -3,7 +3,7 @@
 //! code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use tally_core::block::HEADER_VERSION;
 use tally_core::{
@@ -11,18 +11,9 @@ use tally_core::{
     Transaction, Transfer, U256, genesis_hash, merkle_root,
 };
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
 /// The `name = hex` lines of the document's vector block.
-fn documented() -> HashMap<String, String> {
-    let start = DOC.find("```vectors").expect("a ```vectors block");
-    let body = &DOC[start + "```vectors".len()..];
-    let end = body.find("```").expect("the block ends");
-    body[..end]
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
+fn documented() -> BTreeMap<String, String> {
+    tally_vectors::assignments("vectors")
 }
 
 pub fn computed() -> Vec<(&'static str, String)> {

@@ -11,8 +11,6 @@ use tally_core::{
     SecretKey, SignedOrder, Split, Transfer, ValidatorInfo, Vote,
 };
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
 /// The proof of work the intro vectors carry: the first nonce valid for alice's key at the
 /// vectors' 8 bits (SHA-256 of `"<alice hex>_131"` starts `004d25b4`).
 const INTRO_NONCE: u64 = 131;
@@ -20,18 +18,9 @@ const INTRO_NONCE: u64 = 131;
 /// same signing bytes, digest and signature.
 const OTHER_INTRO_NONCE: u64 = 348;
 
-/// The value PROTOCOL.md shows under the label `- **name**:`, the first line of the code
-/// block that follows it.
+/// The value PROTOCOL.md shows under the label `- **name**:`.
 fn documented(name: &str) -> &'static str {
-    let label = format!("- **{name}**:");
-    assert_eq!(DOC.matches(&label).count(), 1, "one {label} in PROTOCOL.md");
-    let after = &DOC[DOC.find(&label).unwrap() + label.len()..];
-    let block = &after[after.find("```").expect("a code block after the label")..];
-    block
-        .lines()
-        .nth(1)
-        .map(str::trim)
-        .expect("a value line in the code block")
+    tally_vectors::labelled(name)
 }
 
 fn alice_intro(proof_of_work: u64) -> Order {

@@ -20,20 +20,9 @@ use tally_core::{
 use tally_proto::tracker::{KeyEntry, Registration, Request, SignedBytes};
 use tally_proto::{LedgerEntry, LedgerView, Packet};
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
-/// The value PROTOCOL.md shows under the label `- **name**:`, the first line of the code
-/// block that follows it.
+/// The value PROTOCOL.md shows under the label `- **name**:`.
 fn documented(name: &str) -> &'static str {
-    let label = format!("- **{name}**:");
-    assert_eq!(DOC.matches(&label).count(), 1, "one {label} in PROTOCOL.md");
-    let after = &DOC[DOC.find(&label).unwrap() + label.len()..];
-    let block = &after[after.find("```").expect("a code block after the label")..];
-    block
-        .lines()
-        .nth(1)
-        .map(str::trim)
-        .expect("a value line in the code block")
+    tally_vectors::labelled(name)
 }
 
 fn documented_bytes(name: &str) -> Vec<u8> {

@@ -10,28 +10,9 @@ use tally_core::{Amount, NetworkId, SecretKey};
 use tally_proto::tracker::{MAX_SIGNED_LEN, REG_TAG, SignedBytes};
 use tally_proto::{LedgerEntry, LedgerView, quorum::LEDGER_TAG};
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
-/// The named values of the document's ```<block> block: a line starting with a name
-/// starts a value, an indented line continues it, and spaces only separate fields.
+/// The named values of the document's ```<block> block.
 fn documented(block: &str) -> BTreeMap<String, String> {
-    let open = format!("```{block}\n");
-    let start = DOC
-        .find(&open)
-        .unwrap_or_else(|| panic!("a ```{block} block in PROTOCOL.md"));
-    let body = &DOC[start + open.len()..];
-    let end = body.find("```").expect("the block ends");
-    let mut values = BTreeMap::new();
-    let mut current = None;
-    for line in body[..end].lines() {
-        let mut words = line.split_whitespace();
-        if !line.starts_with(' ') {
-            current = words.next().map(str::to_owned);
-        }
-        let name = current.clone().expect("a value starts with its name");
-        values.entry(name).or_insert_with(String::new).extend(words);
-    }
-    values
+    tally_vectors::fields(block)
 }
 
 fn named(values: Vec<(&str, String)>) -> BTreeMap<String, String> {

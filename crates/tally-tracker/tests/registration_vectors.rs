@@ -11,20 +11,9 @@ use tally_core::{Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
 use tally_tracker::check::check_registration;
 use tally_tracker::{Limits, Networks, Request, sign_registration};
 
-const DOC: &str = include_str!("../../../PROTOCOL.md");
-
-/// The value PROTOCOL.md shows under the label `- **name**:`, the first line of the code
-/// block that follows it.
+/// The value PROTOCOL.md shows under the label `- **name**:`.
 fn documented(name: &str) -> &'static str {
-    let label = format!("- **{name}**:");
-    assert_eq!(DOC.matches(&label).count(), 1, "one {label} in PROTOCOL.md");
-    let after = &DOC[DOC.find(&label).unwrap() + label.len()..];
-    let block = &after[after.find("```").expect("a code block after the label")..];
-    block
-        .lines()
-        .nth(1)
-        .map(str::trim)
-        .expect("a value line in the code block")
+    tally_vectors::labelled(name)
 }
 
 /// The §6 vector contract (validator i's seed is 32 × `0x10 + i`; 8-bit key proofs).

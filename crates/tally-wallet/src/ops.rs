@@ -97,14 +97,19 @@ pub(crate) async fn certify_and_submit(
         }
     };
     let path = wallet.save_receipt(&certificate)?;
-    let acknowledged = client
-        .submit(&certificate)
-        .await
-        .iter()
-        .filter(|a| a.result.is_ok())
-        .count();
+    let acknowledged = submit_counted(client, &certificate).await;
     wallet.clear_pending(&order.order.signer())?;
     Ok((certificate, acknowledged, path))
+}
+
+/// Hands `certificate` to every validator; how many acknowledged it applied.
+async fn submit_counted(client: &QuorumClient, certificate: &Certificate) -> usize {
+    client
+        .submit(certificate)
+        .await
+        .iter()
+        .filter(|answer| answer.result.is_ok())
+        .count()
 }
 
 /// Finishes the order `account` left in flight, if it is still the account's next one.
@@ -343,19 +348,14 @@ pub async fn pay(
             Err(OpError::Client(ClientError::SlotTaken { .. })) => {
                 wallet.clear_pending(&account)?
             }
-            // Every validator refused it (the journal is cleared): if the account moved past
-            // this sequence meanwhile, another copy's order took the slot; sign again.
+            // No quorum: if the account moved past this sequence meanwhile, the certificate
+            // that settled the slot says whose order it was.
             Err(error @ OpError::Client(ClientError::NoQuorum { .. })) => {
                 match settled_elsewhere(wallet, client, &order).await? {
                     // Another copy of the key finished this very order.
                     Some(Settled::Ours(settled)) => {
                         let (certificate, path) = *settled;
-                        let acknowledged = client
-                            .submit(&certificate)
-                            .await
-                            .iter()
-                            .filter(|a| a.result.is_ok())
-                            .count();
+                        let acknowledged = submit_counted(client, &certificate).await;
                         return Ok(Receipt {
                             certificate,
                             acknowledged,
