@@ -175,6 +175,16 @@ impl NetworkContract {
     }
 }
 
+/// The validator that every copy of `signer`'s wallet asks for a vote before any other, in
+/// a committee of `members` (DESIGN §3): two copies racing for one slot both ask it first,
+/// so the one it refuses learns of the other's order before anyone else saw its own. The
+/// first 8 bytes of the key, little-endian, modulo the committee size.
+pub fn first_voter(signer: &AccountId, members: usize) -> usize {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&signer.as_bytes()[..8]);
+    (u64::from_le_bytes(head) % members.max(1) as u64) as usize
+}
+
 /// The committee of a quorum network: who may vote and how many votes make a certificate.
 #[derive(Clone, Debug)]
 pub struct Committee {

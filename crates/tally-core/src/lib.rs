@@ -30,7 +30,7 @@ pub use coin::{
 };
 pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
-    ValidatorInfo,
+    ValidatorInfo, first_voter,
 };
 pub use crypto::{AccountId, Digest, KeyError, SecretKey, Signature, sha256, sha256d};
 pub use order::{

@@ -121,6 +121,17 @@ impl Observer {
         Ok(())
     }
 
+    /// Whether the votes given in `slot` (by anyone, honest or not) are split so that no
+    /// order can reach a quorum even with every validator of `members` that gave none.
+    pub fn is_split(&self, slot: &LockSlot, members: usize) -> bool {
+        let Some(digests) = self.votes.get(slot) else {
+            return false;
+        };
+        let voters: BTreeSet<usize> = digests.values().flatten().copied().collect();
+        let most = digests.values().map(BTreeSet::len).max().unwrap_or(0);
+        digests.len() > 1 && most + members.saturating_sub(voters.len()) < self.quorum
+    }
+
     /// A wallet assembled `certificate`.
     pub fn assembled(&mut self, certificate: &Certificate) -> Result<(), String> {
         let slot = certificate.order.lock_slot();

@@ -12,7 +12,9 @@
 //!
 //! What it does not cover yet (issue 12): the node's batching engine and its wire (the
 //! simulator's validators decide, commit and answer in the engine's order, but with their
-//! own loop), proof-of-work miners, two copies of one wallet, per-node clock skew.
+//! own loop), proof-of-work miners, per-node clock skew. Two copies of one wallet (twins)
+//! are simulated, with the wallet's rules for them (first voter, held order, settled slot
+//! looked up).
 
 mod check;
 mod client;
@@ -33,6 +35,9 @@ pub enum PlantedBug {
     ApplyTwice,
     /// Honest validators send their votes before the batch that holds them is committed.
     VoteBeforeCommit,
+    /// Two copies of one wallet send each order to every validator at once, without asking
+    /// the first voter first (the wallet as it was before the first-voter rule).
+    TwinsSkipFirstVoter,
 }
 
 /// What one run simulates.
@@ -75,6 +80,13 @@ pub struct Outcome {
     pub crashes: u64,
     /// Slots an equivocating owner froze by signing two orders (allowed; counted).
     pub frozen_by_equivocation: u64,
+    /// Slots two copies of one wallet froze: the residual race, allowed only where a copy
+    /// asked everyone without its first voter's answer (or that voter is Byzantine).
+    pub twin_slots_frozen: u64,
+    /// Slots where a twin asked everyone without its first voter's answer.
+    pub twin_fallbacks: u64,
+    /// Orders of one copy that the other copy finished.
+    pub twin_orders_finished_for_the_other: u64,
     /// The faults this seed drew.
     pub faults: String,
 }
@@ -88,6 +100,9 @@ impl Outcome {
         self.acknowledged += other.acknowledged;
         self.crashes += other.crashes;
         self.frozen_by_equivocation += other.frozen_by_equivocation;
+        self.twin_slots_frozen += other.twin_slots_frozen;
+        self.twin_fallbacks += other.twin_fallbacks;
+        self.twin_orders_finished_for_the_other += other.twin_orders_finished_for_the_other;
     }
 }
 
@@ -95,13 +110,16 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} crashes, {} slots frozen by equivocating owners",
+            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} crashes, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race)",
             self.steps,
             self.messages,
             self.certificates,
             self.acknowledged,
             self.crashes,
-            self.frozen_by_equivocation
+            self.frozen_by_equivocation,
+            self.twin_orders_finished_for_the_other,
+            self.twin_fallbacks,
+            self.twin_slots_frozen
         )
     }
 }

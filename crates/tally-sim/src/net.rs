@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use rand::Rng;
 use rand::rngs::StdRng;
-use tally_core::{Certificate, OrderDigest, SignedOrder, Vote};
+use tally_core::{AccountId, Certificate, OrderDigest, SignedOrder, Vote};
 
 /// Who sends or receives a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,19 @@ pub enum Payload {
     PayEnd(Certificate),
     /// `RESP_PAY_END`: applied, and durable.
     Applied(OrderDigest),
+    /// `REQ_HELD_ORDER`: which order the validator holds its vote for in this account's
+    /// next slot (a twin asks when the other copy's order took its slot).
+    HeldOrder(AccountId),
+    /// `RESP_HELD_ORDER`: the validator's next sequence for the account, and the held
+    /// order if it holds a vote there.
+    Held {
+        next_sequence: u64,
+        order: Option<SignedOrder>,
+    },
+    /// `REQ_CERTS Sent`: the certificate of this account's order of this sequence.
+    Sent(AccountId, u64),
+    /// `RESP_CERTS`: that certificate, if the validator applied it.
+    SentCert(Option<Certificate>),
 }
 
 /// One message in flight.

@@ -131,6 +131,18 @@ impl SimValidator {
                 (Payload::PayEnd(certificate), Behaviour::DoubleVoter) => {
                     Some(Payload::Applied(certificate.checksum))
                 }
+                (Payload::HeldOrder(account), Behaviour::Honest) => Some(Payload::Held {
+                    next_sequence: validator.account(account).next_sequence,
+                    order: validator.held_order(account).cloned(),
+                }),
+                (Payload::Sent(account, sequence), Behaviour::Honest) => Some(Payload::SentCert(
+                    self.store
+                        .sent(account, *sequence, 1)
+                        .ok()
+                        .and_then(|(page, _)| page.into_iter().next())
+                        .map(|(_, certificate)| certificate)
+                        .filter(|c| c.order.sequence() == Some(*sequence)),
+                )),
                 // Answers are for wallets; a validator ignores them.
                 _ => None,
             };

@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tally_core::{
-    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, SecretKey, ValidatorInfo,
+    AccountId, Allocation, Amount, LockSlot, Mode, NetworkContract, NetworkId, SecretKey,
+    ValidatorInfo,
 };
 
 use crate::check::{self, Observer, Signatures, Violation};
@@ -20,7 +21,8 @@ use crate::{Config, Outcome};
 const GENESIS_PER_WALLET: u64 = 10_000_000;
 /// Events kept for a violation's trace.
 const TRACE: usize = 200;
-/// Honest wallets and equivocating owners.
+/// Honest wallets and equivocating owners, then one pair of twins (two copies of one
+/// wallet: one key, two journals).
 const HONEST_WALLETS: usize = 3;
 const EQUIVOCATORS: usize = 2;
 
@@ -96,7 +98,7 @@ impl World {
             byzantine: rng.gen_range(0..=f),
         };
         let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
-        let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS)
+        let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS + 1)
             .map(|_| key(&mut rng))
             .collect();
         let contract = NetworkContract {
@@ -137,19 +139,35 @@ impl World {
             })
             .collect();
         let payments = u32::try_from(config.steps).unwrap_or(u32::MAX);
-        let wallets: Vec<SimWallet> = wallet_keys
-            .into_iter()
+        let mut wallets: Vec<SimWallet> = wallet_keys
+            .iter()
             .enumerate()
             .map(|(i, secret)| {
                 let kind = if i < HONEST_WALLETS {
                     Kind::Honest
-                } else {
+                } else if i < HONEST_WALLETS + EQUIVOCATORS {
                     Kind::Equivocator
+                } else {
+                    Kind::Twin
                 };
-                SimWallet::new(i, kind, secret, payments)
+                SimWallet::new(i, kind, secret.clone(), payments)
             })
             .collect();
-        let accounts: Vec<AccountId> = wallets.iter().map(SimWallet::account).collect();
+        // The twin's second copy: the same key.
+        if let Some(twin) = wallet_keys.last() {
+            wallets.push(SimWallet::new(
+                wallets.len(),
+                Kind::Twin,
+                twin.clone(),
+                payments,
+            ));
+        }
+        if config.planted == Some(crate::PlantedBug::TwinsSkipFirstVoter) {
+            for wallet in wallets.iter_mut().filter(|w| w.kind == Kind::Twin) {
+                wallet.skips_first_voter = true;
+            }
+        }
+        let accounts: Vec<AccountId> = wallet_keys.iter().map(SecretKey::account).collect();
         let quorum = n - f;
         let outcome = Outcome {
             faults: format!("{faults:?}"),
@@ -214,8 +232,12 @@ impl World {
         // The network heals: no more faults, every validator back up, wallets finish what
         // they have in flight and start nothing new.
         self.net.heal();
-        for wallet in &mut self.wallets {
+        for (w, wallet) in self.wallets.iter_mut().enumerate() {
             wallet.payments_left = 0;
+            wallet.retry_if_frozen();
+            if wallet.take_revived() {
+                self.net.schedule(1, Event::Wake(w));
+            }
         }
         for v in 0..self.validators.len() {
             if !self.validators[v].is_up() {
@@ -232,12 +254,29 @@ impl World {
             self.net.send(&mut self.rng, message);
         }
         self.settle()?;
+        // A twin that gave a slot up tries once more, as a person runs the wallet again:
+        // now that every certificate is everywhere, it learns what settled the slot, or
+        // gives it up for good (a real split).
+        for w in 0..self.wallets.len() {
+            self.wallets[w].retry_if_frozen();
+            if self.wallets[w].take_revived() {
+                self.net.schedule(1, Event::Wake(w));
+            }
+        }
+        self.settle()?;
         self.check_end()?;
         self.outcome.steps = self.step;
         self.outcome.messages = self.net.delivered;
         self.outcome.certificates = self.observer.certificates.len() as u64;
-        self.outcome.frozen_by_equivocation =
-            self.wallets.iter().filter(|w| w.frozen).count() as u64;
+        self.outcome.frozen_by_equivocation = self
+            .wallets
+            .iter()
+            .filter(|w| w.frozen && w.kind == Kind::Equivocator)
+            .count() as u64;
+        let twins = self.wallets.iter().filter(|w| w.kind == Kind::Twin);
+        self.outcome.twin_slots_frozen = twins.clone().filter(|w| w.frozen).count() as u64;
+        self.outcome.twin_fallbacks = twins.clone().map(|w| w.fell_back.len() as u64).sum();
+        self.outcome.twin_orders_finished_for_the_other = twins.map(|w| w.finished_for_twin).sum();
         Ok(self.outcome)
     }
 
@@ -458,6 +497,36 @@ impl World {
         }
     }
 
+    /// Two copies of one wallet may split a slot only where the race between them was open:
+    /// a copy asked everyone without its first voter's answer, or the first voter is
+    /// Byzantine (it may vote for both). Anywhere else a frozen twin slot is a violation.
+    fn check_twin_freezes(&self) -> Result<(), Box<Violation>> {
+        let twins: Vec<&SimWallet> = self
+            .wallets
+            .iter()
+            .filter(|w| w.kind == Kind::Twin)
+            .collect();
+        for wallet in twins.iter().filter(|w| w.frozen) {
+            let slot = wallet.next_sequence;
+            let lock_slot = LockSlot::Sequence(wallet.account(), slot);
+            if !self.observer.is_split(&lock_slot, self.validators.len()) {
+                return Err(self.violation(format!(
+                    "twin {} gave up slot {slot} as frozen, but no two orders split it",
+                    wallet.index
+                )));
+            }
+            let first = tally_core::first_voter(&wallet.account(), self.validators.len());
+            let open = twins.iter().any(|w| w.fell_back.contains(&slot))
+                || !self.validators[first].honest();
+            if !open {
+                return Err(self.violation(format!(
+                    "two copies of one wallet froze slot {slot} although its first voter (validator {first}, honest) answered both"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// After healing: honest wallets finished every payment; every honest validator holds
     /// exactly the genesis plus every certificate assembled, each applied once.
     fn check_end(&self) -> Result<(), Box<Violation>> {
@@ -468,7 +537,14 @@ impl World {
                     wallet.index
                 )));
             }
+            if wallet.kind == Kind::Twin && wallet.busy() && !wallet.frozen {
+                return Err(self.violation(format!(
+                    "twin {} still has slot {} open after the network healed: it is stuck",
+                    wallet.index, wallet.next_sequence
+                )));
+            }
         }
+        self.check_twin_freezes()?;
         let expected = check::expected_ledger(&self.genesis, &self.observer);
         for validator in self.validators.iter().filter(|v| v.honest()) {
             let Some(state) = &validator.state else {

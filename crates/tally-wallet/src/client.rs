@@ -566,11 +566,7 @@ impl QuorumClient {
     /// The validator that votes first on `order` (see [`Self::certify`]): fixed by the
     /// signer, so every copy of one key asks the same one first.
     pub fn first_voter(&self, order: &Order) -> usize {
-        let bytes = order.signer();
-        let bytes = bytes.as_bytes();
-        let mut head = [0u8; 8];
-        head.copy_from_slice(&bytes[..8]);
-        (u64::from_le_bytes(head) % self.contract.validators.len() as u64) as usize
+        tally_core::first_voter(&order.signer(), self.contract.validators.len())
     }
 
     /// Gathers votes for `order` and assembles its certificate. The signer's first voter
