@@ -7,8 +7,8 @@
 
 use tally_core::pow::check_intro_pow;
 use tally_core::{
-    Amount, Certificate, Decode, Encode, IntroKey, Mode, NetworkContract, Order, Payment,
-    SecretKey, SignedOrder, Split, Transfer, ValidatorInfo, Vote,
+    Amount, Certificate, Decode, Encode, IntroKey, NetworkContract, Order, Payment, SecretKey,
+    SignedOrder, Split, Transfer, Vote,
 };
 
 /// The proof of work the intro vectors carry: the first nonce valid for alice's key at the
@@ -30,23 +30,9 @@ fn alice_intro(proof_of_work: u64) -> Order {
     })
 }
 
+/// The §6 vector contract.
 fn contract() -> NetworkContract {
-    NetworkContract {
-        name: "vectors".into(),
-        mode: Mode::Quorum,
-        unit: "cash".into(),
-        faucet: Amount::from_microcash(10_000_000),
-        intro_pow_bits: 8,
-        validators: (0..4u8)
-            .map(|i| ValidatorInfo {
-                key: SecretKey::from_bytes([0x10 + i; 32]).account(),
-                address: format!("127.0.0.1:{}", 2222 + 2 * u16::from(i)),
-            })
-            .collect(),
-        tracker: None,
-        genesis: vec![],
-        pow: None,
-    }
+    tally_vectors::vector_contract()
 }
 
 fn vectors() -> Vec<(&'static str, String)> {

@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use tally_core::{
-    AccountId, Amount, Mode, NetworkContract, NetworkId, Order, Payment, SecretKey, Signature,
-    Split, ValidatorInfo,
+    AccountId, Amount, NetworkContract, NetworkId, Order, Payment, SecretKey, Signature, Split,
 };
 use tally_proto::tracker::{KeyEntry, Registration, Request, SignedBytes};
 use tally_proto::{LedgerEntry, LedgerView, Packet};
@@ -51,22 +50,7 @@ fn key(seed: u8) -> SecretKey {
 
 /// The §6 vector contract.
 fn contract() -> NetworkContract {
-    NetworkContract {
-        name: "vectors".into(),
-        mode: Mode::Quorum,
-        unit: "cash".into(),
-        faucet: Amount::from_microcash(10_000_000),
-        intro_pow_bits: 8,
-        validators: (0..4u8)
-            .map(|i| ValidatorInfo {
-                key: key(0x10 + i).account(),
-                address: format!("127.0.0.1:{}", 2222 + 2 * u16::from(i)),
-            })
-            .collect(),
-        tracker: None,
-        genesis: vec![],
-        pow: None,
-    }
+    tally_vectors::vector_contract()
 }
 
 // ---- §6: the ledger view (`RESP_LEDGER`) -------------------------------------------------

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use tally_core::{Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_core::{NetworkContract, SecretKey};
 use tally_tracker::check::check_registration;
 use tally_tracker::{Limits, Networks, Request, sign_registration};
 
@@ -16,24 +16,9 @@ fn documented(name: &str) -> &'static str {
     tally_vectors::labelled(name)
 }
 
-/// The §6 vector contract (validator i's seed is 32 × `0x10 + i`; 8-bit key proofs).
+/// The §6 vector contract.
 fn contract() -> NetworkContract {
-    NetworkContract {
-        name: "vectors".into(),
-        mode: Mode::Quorum,
-        unit: "cash".into(),
-        faucet: Amount::from_microcash(10_000_000),
-        intro_pow_bits: 8,
-        validators: (0..4u8)
-            .map(|i| ValidatorInfo {
-                key: SecretKey::from_bytes([0x10 + i; 32]).account(),
-                address: format!("127.0.0.1:{}", 2222 + 2 * u16::from(i)),
-            })
-            .collect(),
-        tracker: None,
-        genesis: vec![],
-        pow: None,
-    }
+    tally_vectors::vector_contract()
 }
 
 const V0_POW: u64 = 568;

@@ -16,8 +16,32 @@
 
 use std::collections::BTreeMap;
 
+use tally_core::{Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+
 /// PROTOCOL.md, as this build's tests see it.
 pub const PROTOCOL: &str = include_str!("../../../PROTOCOL.md");
+
+/// The contract of PROTOCOL.md §6's vectors: network `vectors`, faucet 10 cash, 8-bit
+/// intro proofs, validator i's secret key seed 32 bytes of `0x10 + i`, at
+/// `127.0.0.1:(2222 + 2i)`.
+pub fn vector_contract() -> NetworkContract {
+    NetworkContract {
+        name: "vectors".into(),
+        mode: Mode::Quorum,
+        unit: "cash".into(),
+        faucet: Amount::from_microcash(10_000_000),
+        intro_pow_bits: 8,
+        validators: (0..4u8)
+            .map(|i| ValidatorInfo {
+                key: SecretKey::from_bytes([0x10 + i; 32]).account(),
+                address: format!("127.0.0.1:{}", 2222 + 2 * u16::from(i)),
+            })
+            .collect(),
+        tracker: None,
+        genesis: vec![],
+        pow: None,
+    }
+}
 
 /// The value under the label `- **name**:`: the first line of the code block after it. The
 /// label must appear exactly once.
