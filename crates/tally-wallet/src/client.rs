@@ -4,7 +4,8 @@
 //! A validator that is behind (it answers that the sequence is ahead of it, that funds are
 //! missing, or that a predecessor is missing) is first brought up to date: the client
 //! fetches the certificates it lacks from a validator that has them and pushes them to it,
-//! then asks again.
+//! then asks again (`catch_up`). What a wallet only reads (views, an account's next slot
+//! and what holds it, the certificate that settled a slot) is in `reads`.
 
 use std::time::Duration;
 
@@ -14,11 +15,13 @@ use tally_core::{
     OrderDigest, SignedOrder, Vote,
 };
 use tally_proto::quorum::LoggedCertificate;
-use tally_proto::{
-    CertQuery, Connection, EndAck, ErrorCode, ErrorReply, HeldOrderRequest, Hello, LedgerEntry,
-    LedgerRequest, LedgerView, Limits, NextSlot, Packet,
-};
+use tally_proto::{CertQuery, Connection, EndAck, ErrorCode, ErrorReply, Hello, Limits, Packet};
 use tokio::sync::Mutex;
+
+mod catch_up;
+mod reads;
+
+pub use reads::SlotView;
 
 /// A client failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,17 +58,6 @@ pub enum ClientError {
     },
 }
 
-/// An account's next lock slot as the validators report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotView {
-    /// The sequence number of the slot: the (f+1)-th highest that validators report,
-    /// which at least one honest validator has reached.
-    pub sequence: u64,
-    /// The votes validators at that sequence hold in it: an order in flight (this
-    /// wallet's own, or one another copy of the key signed), or none.
-    pub state: NextSlot,
-}
-
 /// One validator's answer.
 #[derive(Debug, Clone)]
 pub struct ValidatorAnswer<T> {
@@ -87,8 +79,6 @@ pub struct QuorumClient {
     /// The validators' keys, decompressed once for batch verification of their votes.
     validator_keys: KeyCache,
 }
-
-const MAX_CATCH_UP_PAGES: usize = 8;
 
 impl QuorumClient {
     /// A client for `contract`; each call to a validator gives up after `timeout`.
@@ -256,6 +246,14 @@ impl QuorumClient {
         Err(ClientError::Unreachable(self.address(i).to_string()))
     }
 
+    /// `REQ_CERTS` to validator `source`: the page it answers, or nothing when it does not.
+    async fn fetch(&self, source: usize, query: CertQuery) -> Vec<LoggedCertificate> {
+        match self.call(source, &Packet::ReqCerts(query)).await {
+            Ok(Packet::RespCerts(page)) => page.certificates,
+            _ => Vec::new(),
+        }
+    }
+
     /// Sends `packets` to validator `i` in one pipelined exchange (queued, one flush, then
     /// the answers in order), so the validator decides them in one batch and one commit.
     /// Keep a call to a few hundred packets: nothing is read until all are written.
@@ -409,160 +407,6 @@ impl QuorumClient {
             .collect()
     }
 
-    /// `HELLO` to every validator.
-    pub async fn hello_all(&self) -> Vec<ValidatorAnswer<Hello>> {
-        self.each(|i| async move {
-            let hello = Packet::Hello(Hello {
-                network: self.network,
-                validator: None,
-                address: None,
-                certificates: None,
-            });
-            match self.call(i, &hello).await? {
-                Packet::Hello(answer) => Ok(answer),
-                Packet::Error(error) => Err(ClientError::Refused(error)),
-                other => Err(ClientError::Unexpected(other.name())),
-            }
-        })
-        .await
-    }
-
-    /// `REQ_LEDGER` to validator `i`; the view's signature is checked.
-    pub async fn ledger(
-        &self,
-        i: usize,
-        request: &LedgerRequest,
-    ) -> Result<LedgerView, ClientError> {
-        match self.call(i, &Packet::ReqLedger(request.clone())).await? {
-            Packet::RespLedger(view) => {
-                if view.validator != self.contract.validators[i].key || !view.verify(&self.network)
-                {
-                    return Err(ClientError::Invalid(
-                        "ledger view signature does not verify".into(),
-                    ));
-                }
-                Ok(view)
-            }
-            Packet::Error(error) => Err(ClientError::Refused(error)),
-            other => Err(ClientError::Unexpected(other.name())),
-        }
-    }
-
-    /// `REQ_LEDGER` to every validator.
-    pub async fn ledger_all(&self, request: &LedgerRequest) -> Vec<ValidatorAnswer<LedgerView>> {
-        self.each(|i| self.ledger(i, request)).await
-    }
-
-    /// The next sequence number of `account`: the (f+1)-th highest that validators report,
-    /// which at least one honest validator has reached.
-    pub async fn next_sequence(&self, account: &AccountId) -> Result<u64, ClientError> {
-        Ok(self.next_slot(account).await?.sequence)
-    }
-
-    /// `account`'s next lock slot, and the orders validators already hold votes for in it,
-    /// from one `REQ_LEDGER` to every validator: a wallet reads it before it signs, so
-    /// that it finishes an order in flight rather than sign a second one (DESIGN §3).
-    pub async fn next_slot(&self, account: &AccountId) -> Result<SlotView, ClientError> {
-        let request = LedgerRequest {
-            accounts: Some(vec![*account]),
-            ..LedgerRequest::default()
-        };
-        let entries: Vec<LedgerEntry> = self
-            .ledger_all(&request)
-            .await
-            .into_iter()
-            .filter_map(|a| a.result.ok())
-            .filter_map(|view| view.ledger.get(account).copied())
-            .collect();
-        if entries.is_empty() {
-            return Err(ClientError::Unreachable("no validator answered".into()));
-        }
-        let mut sequences: Vec<u64> = entries.iter().map(|e| e.next_sequence).collect();
-        sequences.sort_unstable_by(|a, b| b.cmp(a));
-        let index = self.committee.max_faulty().min(sequences.len() - 1);
-        let sequence = sequences[index];
-        let state = NextSlot::of(
-            entries,
-            sequence,
-            self.committee.size(),
-            self.committee.quorum(),
-        );
-        Ok(SlotView { sequence, state })
-    }
-
-    /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
-    /// checked (signed by the account, for that slot), with how many validators hold it,
-    /// most held first. A lock kept by an earlier build of the validator has no order, so a
-    /// held vote may come without one.
-    pub async fn held_orders(
-        &self,
-        account: &AccountId,
-        sequence: u64,
-    ) -> Vec<(SignedOrder, usize)> {
-        let request = Packet::ReqHeldOrder(HeldOrderRequest { account: *account });
-        let answers = self
-            .each(|i| {
-                let request = &request;
-                async move {
-                    match self.call(i, request).await? {
-                        Packet::RespHeldOrder(held) => Ok(held),
-                        Packet::Error(error) => Err(ClientError::Refused(error)),
-                        other => Err(ClientError::Unexpected(other.name())),
-                    }
-                }
-            })
-            .await;
-        let mut found: Vec<(SignedOrder, usize)> = Vec::new();
-        for held in answers.into_iter().filter_map(|a| a.result.ok()) {
-            let Some(order) = held.order else { continue };
-            let genuine = held.account == *account
-                && order.order.signer() == *account
-                && order.order.sequence() == Some(sequence)
-                && order.verify(&self.network);
-            if !genuine {
-                continue;
-            }
-            match found.iter_mut().find(|(known, _)| *known == order) {
-                Some((_, count)) => *count += 1,
-                None => found.push((order, 1)),
-            }
-        }
-        found.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
-        found
-    }
-
-    /// The certificate of the order `account` signed for slot `sequence`, from the first
-    /// validator that has one that verifies: what settled a slot the account moved past.
-    pub async fn sent_certificate(
-        &self,
-        account: &AccountId,
-        sequence: u64,
-    ) -> Option<Certificate> {
-        let query = Packet::ReqCerts(CertQuery::Sent {
-            account: *account,
-            from: sequence,
-            limit: 1,
-        });
-        for i in 0..self.contract.validators.len() {
-            let Ok(Packet::RespCerts(page)) = self.call(i, &query).await else {
-                continue;
-            };
-            let found = page
-                .certificates
-                .into_iter()
-                .map(|l| l.certificate)
-                .find(|c| {
-                    c.order.signer() == *account
-                        && c.order.sequence() == Some(sequence)
-                        && c.verify(&self.committee, &self.network).is_ok()
-                });
-            if found.is_some() {
-                return found;
-            }
-        }
-        None
-    }
-
     /// The validator that votes first on `order` (see [`Self::certify`]): fixed by the
     /// signer, so every copy of one key asks the same one first.
     pub fn first_voter(&self, order: &Order) -> usize {
@@ -665,152 +509,6 @@ impl QuorumClient {
         Err(ClientError::Unexpected("no vote after catching up"))
     }
 
-    /// Brings validator `i` up to date on `order`'s signer: its earlier orders, then (for a
-    /// payment) the credits that fund it. True if anything was pushed.
-    async fn catch_up(&self, i: usize, order: &Order) -> bool {
-        let account = order.signer();
-        let Some(source) = self.source_for(i).await else {
-            return false;
-        };
-        let request = LedgerRequest {
-            accounts: Some(vec![account]),
-            ..LedgerRequest::default()
-        };
-        let Ok(view) = self.ledger(i, &request).await else {
-            return false;
-        };
-        let lagging = view.ledger.get(&account).copied().unwrap_or_default();
-        let mut pushed = self
-            .push_sent(source, i, &account, lagging.next_sequence)
-            .await;
-        // What a payment spends, in all (an introduction spends nothing).
-        let spends: i128 = order
-            .payments()
-            .iter()
-            .map(|payment| i128::from(payment.amount.microcash()))
-            .sum();
-        if spends > 0 {
-            let Ok(view) = self.ledger(i, &request).await else {
-                return pushed > 0;
-            };
-            let balance = view.ledger.get(&account).map_or(0, |e| e.balance);
-            if balance < spends {
-                pushed += self.push_touching(source, i, &account).await;
-            }
-        }
-        tracing::info!(validator = %self.contract.validators[i].key.short(), pushed, "pushed missing certificates");
-        pushed > 0
-    }
-
-    /// A validator other than `i` that answers.
-    async fn source_for(&self, i: usize) -> Option<usize> {
-        for j in (0..self.contract.validators.len()).filter(|j| *j != i) {
-            if self
-                .call(
-                    j,
-                    &Packet::Hello(Hello {
-                        network: self.network,
-                        validator: None,
-                        address: None,
-                        certificates: None,
-                    }),
-                )
-                .await
-                .is_ok()
-            {
-                return Some(j);
-            }
-        }
-        None
-    }
-
-    async fn fetch(&self, source: usize, query: CertQuery) -> Vec<LoggedCertificate> {
-        match self.call(source, &Packet::ReqCerts(query)).await {
-            Ok(Packet::RespCerts(page)) => page.certificates,
-            _ => Vec::new(),
-        }
-    }
-
-    async fn push_sent(
-        &self,
-        source: usize,
-        target: usize,
-        account: &AccountId,
-        from: u64,
-    ) -> usize {
-        let mut pushed = 0;
-        let mut from = from;
-        for _ in 0..MAX_CATCH_UP_PAGES {
-            let page = self
-                .fetch(
-                    source,
-                    CertQuery::Sent {
-                        account: *account,
-                        from,
-                        limit: CertQuery::MAX_LIMIT,
-                    },
-                )
-                .await;
-            if page.is_empty() {
-                break;
-            }
-            for logged in &page {
-                if let Some(sequence) = logged.certificate.order.sequence() {
-                    from = sequence + 1;
-                }
-                if matches!(self.push(target, &logged.certificate).await, Ok(ack) if ack.new) {
-                    pushed += 1;
-                }
-            }
-        }
-        pushed
-    }
-
-    async fn push_touching(&self, source: usize, target: usize, account: &AccountId) -> usize {
-        let mut pushed = 0;
-        let mut since = 0;
-        for _ in 0..MAX_CATCH_UP_PAGES {
-            let page = self
-                .fetch(
-                    source,
-                    CertQuery::Touching {
-                        account: *account,
-                        since,
-                        limit: CertQuery::MAX_LIMIT,
-                    },
-                )
-                .await;
-            let Some(last) = page.last() else { break };
-            since = last.index + 1;
-            for logged in &page {
-                let cert = &logged.certificate;
-                match self.push(target, cert).await {
-                    Ok(ack) if ack.new => pushed += 1,
-                    Err(ClientError::Refused(error))
-                        if error.code == ErrorCode::MissingPredecessor =>
-                    {
-                        // The payer's own earlier orders are missing there too: push those first.
-                        let payer = cert.order.signer();
-                        let request = LedgerRequest {
-                            accounts: Some(vec![payer]),
-                            ..LedgerRequest::default()
-                        };
-                        let from = match self.ledger(target, &request).await {
-                            Ok(view) => view.ledger.get(&payer).map_or(0, |e| e.next_sequence),
-                            Err(_) => continue,
-                        };
-                        pushed += self.push_sent(source, target, &payer, from).await;
-                        if matches!(self.push(target, cert).await, Ok(ack) if ack.new) {
-                            pushed += 1;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        pushed
-    }
-
     /// Hands a certificate to validator `i`.
     pub async fn push(&self, i: usize, certificate: &Certificate) -> Result<EndAck, ClientError> {
         let packet = match certificate.order {
@@ -825,24 +523,6 @@ impl QuorumClient {
             }
             Packet::Error(error) => Err(ClientError::Refused(error)),
             other => Err(ClientError::Unexpected(other.name())),
-        }
-    }
-
-    /// Hands a certificate to validator `i`, first pushing the signer's earlier orders and
-    /// the credits that fund it when `i` lacks them. True if `i` holds it afterwards.
-    pub async fn push_with_history(&self, i: usize, certificate: &Certificate) -> bool {
-        match self.push(i, certificate).await {
-            Ok(_) => true,
-            Err(ClientError::Refused(error))
-                if matches!(
-                    error.code,
-                    ErrorCode::MissingPredecessor | ErrorCode::InsufficientFunds
-                ) =>
-            {
-                self.catch_up(i, &certificate.order).await
-                    && self.push(i, certificate).await.is_ok()
-            }
-            Err(_) => false,
         }
     }
 

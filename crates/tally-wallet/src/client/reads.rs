@@ -1,0 +1,174 @@
+//! What a wallet reads from the validators: who they are, their signed views of accounts,
+//! an account's next lock slot and what holds it, and the certificate that settled a slot.
+
+use tally_core::{AccountId, Certificate, SignedOrder};
+use tally_proto::{
+    CertQuery, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView, NextSlot, Packet,
+};
+
+use super::{ClientError, QuorumClient, ValidatorAnswer};
+
+/// An account's next lock slot as the validators report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotView {
+    /// The sequence number of the slot: the (f+1)-th highest that validators report,
+    /// which at least one honest validator has reached.
+    pub sequence: u64,
+    /// The votes validators at that sequence hold in it: an order in flight (this
+    /// wallet's own, or one another copy of the key signed), or none.
+    pub state: NextSlot,
+}
+
+impl QuorumClient {
+    /// `HELLO` to every validator.
+    pub async fn hello_all(&self) -> Vec<ValidatorAnswer<Hello>> {
+        self.each(|i| async move {
+            let hello = Packet::Hello(Hello {
+                network: self.network,
+                validator: None,
+                address: None,
+                certificates: None,
+            });
+            match self.call(i, &hello).await? {
+                Packet::Hello(answer) => Ok(answer),
+                Packet::Error(error) => Err(ClientError::Refused(error)),
+                other => Err(ClientError::Unexpected(other.name())),
+            }
+        })
+        .await
+    }
+
+    /// `REQ_LEDGER` to validator `i`; the view's signature is checked.
+    pub async fn ledger(
+        &self,
+        i: usize,
+        request: &LedgerRequest,
+    ) -> Result<LedgerView, ClientError> {
+        match self.call(i, &Packet::ReqLedger(request.clone())).await? {
+            Packet::RespLedger(view) => {
+                if view.validator != self.contract.validators[i].key || !view.verify(&self.network)
+                {
+                    return Err(ClientError::Invalid(
+                        "ledger view signature does not verify".into(),
+                    ));
+                }
+                Ok(view)
+            }
+            Packet::Error(error) => Err(ClientError::Refused(error)),
+            other => Err(ClientError::Unexpected(other.name())),
+        }
+    }
+
+    /// `REQ_LEDGER` to every validator.
+    pub async fn ledger_all(&self, request: &LedgerRequest) -> Vec<ValidatorAnswer<LedgerView>> {
+        self.each(|i| self.ledger(i, request)).await
+    }
+
+    /// The next sequence number of `account`: the (f+1)-th highest that validators report,
+    /// which at least one honest validator has reached.
+    pub async fn next_sequence(&self, account: &AccountId) -> Result<u64, ClientError> {
+        Ok(self.next_slot(account).await?.sequence)
+    }
+
+    /// `account`'s next lock slot, and the orders validators already hold votes for in it,
+    /// from one `REQ_LEDGER` to every validator: a wallet reads it before it signs, so
+    /// that it finishes an order in flight rather than sign a second one (DESIGN §3).
+    pub async fn next_slot(&self, account: &AccountId) -> Result<SlotView, ClientError> {
+        let request = LedgerRequest {
+            accounts: Some(vec![*account]),
+            ..LedgerRequest::default()
+        };
+        let entries: Vec<LedgerEntry> = self
+            .ledger_all(&request)
+            .await
+            .into_iter()
+            .filter_map(|a| a.result.ok())
+            .filter_map(|view| view.ledger.get(account).copied())
+            .collect();
+        if entries.is_empty() {
+            return Err(ClientError::Unreachable("no validator answered".into()));
+        }
+        let mut sequences: Vec<u64> = entries.iter().map(|e| e.next_sequence).collect();
+        sequences.sort_unstable_by(|a, b| b.cmp(a));
+        let index = self.committee.max_faulty().min(sequences.len() - 1);
+        let sequence = sequences[index];
+        let state = NextSlot::of(
+            entries,
+            sequence,
+            self.committee.size(),
+            self.committee.quorum(),
+        );
+        Ok(SlotView { sequence, state })
+    }
+
+    /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
+    /// checked (signed by the account, for that slot), with how many validators hold it,
+    /// most held first. A lock kept by an earlier build of the validator has no order, so a
+    /// held vote may come without one.
+    pub async fn held_orders(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Vec<(SignedOrder, usize)> {
+        let request = Packet::ReqHeldOrder(HeldOrderRequest { account: *account });
+        let answers = self
+            .each(|i| {
+                let request = &request;
+                async move {
+                    match self.call(i, request).await? {
+                        Packet::RespHeldOrder(held) => Ok(held),
+                        Packet::Error(error) => Err(ClientError::Refused(error)),
+                        other => Err(ClientError::Unexpected(other.name())),
+                    }
+                }
+            })
+            .await;
+        let mut found: Vec<(SignedOrder, usize)> = Vec::new();
+        for held in answers.into_iter().filter_map(|a| a.result.ok()) {
+            let Some(order) = held.order else { continue };
+            let genuine = held.account == *account
+                && order.order.signer() == *account
+                && order.order.sequence() == Some(sequence)
+                && order.verify(&self.network);
+            if !genuine {
+                continue;
+            }
+            match found.iter_mut().find(|(known, _)| *known == order) {
+                Some((_, count)) => *count += 1,
+                None => found.push((order, 1)),
+            }
+        }
+        found.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        found
+    }
+
+    /// The certificate of the order `account` signed for slot `sequence`, from the first
+    /// validator that has one that verifies: what settled a slot the account moved past.
+    pub async fn sent_certificate(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Option<Certificate> {
+        let query = CertQuery::Sent {
+            account: *account,
+            from: sequence,
+            limit: 1,
+        };
+        for source in 0..self.contract.validators.len() {
+            let found = self
+                .fetch(source, query.clone())
+                .await
+                .into_iter()
+                .map(|logged| logged.certificate)
+                .find(|c| {
+                    c.order.signer() == *account
+                        && c.order.sequence() == Some(sequence)
+                        && c.verify(&self.committee, &self.network).is_ok()
+                });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}
