@@ -193,8 +193,9 @@ enum Slot {
     /// An order was in flight there (this wallet's own journaled one, or one another copy
     /// of the key signed) and is now certified and applied: look again.
     Finished(Certificate),
-    /// The order in flight there was refused everywhere: the views it was read from were a
-    /// moment old and the slot has moved on. Look again.
+    /// The order in flight there failed, and the account had moved past the slot (the
+    /// views it was read from were a moment old): the certificate that settled it was
+    /// found. Look again.
     Moved,
     /// Validators hold votes there for an order (this digest, when their views show it
     /// yet) that none can hand out: another copy is presumably finishing it; look again
@@ -321,7 +322,7 @@ pub async fn pay(
                 tokio::time::sleep(HELD_ORDER_WAIT).await;
                 continue;
             }
-            Err(error) => return Err(explain_no_quorum(client, account, error).await),
+            Err(error) => return Err(explain_split(client, account, error).await),
         };
         let order = SignedOrder::sign(
             Order::Transfer(Transfer {
@@ -365,10 +366,10 @@ pub async fn pay(
                     }
                     // Another order settled the slot: this one can never be certified.
                     Some(Settled::Other) => {}
-                    None => return Err(explain_no_quorum(client, account, error).await),
+                    None => return Err(explain_split(client, account, error).await),
                 }
             }
-            Err(error) => return Err(explain_no_quorum(client, account, error).await),
+            Err(error) => return Err(explain_split(client, account, error).await),
         }
     }
     Err(match waited_on {
@@ -382,7 +383,7 @@ pub async fn pay(
 
 /// Says so in words when a slot is split ([`OpError::SlotFrozen`]), rather than "no
 /// quorum" or "slot taken"; any other error as it is.
-async fn explain_no_quorum(client: &QuorumClient, account: AccountId, error: OpError) -> OpError {
+async fn explain_split(client: &QuorumClient, account: AccountId, error: OpError) -> OpError {
     if matches!(
         error,
         OpError::Client(ClientError::NoQuorum { .. } | ClientError::SlotTaken { .. })
