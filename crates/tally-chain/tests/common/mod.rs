@@ -13,8 +13,8 @@ use tally_chain::{
     Transaction, U256, merkle_root, miner,
 };
 use tally_core::{
-    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, Order, Payment, PowParams,
-    SecretKey, Split, Transfer,
+    AccountId, Allocation, Amount, Digest, Mode, NetworkContract, NetworkId, Order, Payment,
+    PowParams, SecretKey, Split, Transfer,
 };
 
 pub const CASH: u64 = 1_000_000;
@@ -97,6 +97,23 @@ pub fn forge_amount(tx: &mut Transaction, micro: u64) {
 }
 
 pub fn transfer_micro(from: &SecretKey, to: AccountId, micro: u64, sequence: u64) -> Transaction {
+    sign_transfer(&params().network, from, to, micro, sequence)
+}
+
+/// A signed split from `from` at `sequence`, paying each `(recipient, microcash)` (not
+/// checked: tests build malformed ones too).
+pub fn split_micro(from: &SecretKey, outputs: &[(AccountId, u64)], sequence: u64) -> Transaction {
+    sign_split(&params().network, from, outputs, sequence)
+}
+
+/// A signed transfer of `micro` on `network` (not checked: tests build malformed ones too).
+pub fn sign_transfer(
+    network: &NetworkId,
+    from: &SecretKey,
+    to: AccountId,
+    micro: u64,
+    sequence: u64,
+) -> Transaction {
     Transaction::sign(
         Transfer {
             sender: from.account(),
@@ -105,13 +122,17 @@ pub fn transfer_micro(from: &SecretKey, to: AccountId, micro: u64, sequence: u64
             sequence,
         },
         from,
-        &params().network,
+        network,
     )
 }
 
-/// A signed split from `from` at `sequence`, paying each `(recipient, microcash)` (not
-/// checked: tests build malformed ones too).
-pub fn split_micro(from: &SecretKey, outputs: &[(AccountId, u64)], sequence: u64) -> Transaction {
+/// A signed split on `network`, paying each `(recipient, microcash)` (not checked).
+pub fn sign_split(
+    network: &NetworkId,
+    from: &SecretKey,
+    outputs: &[(AccountId, u64)],
+    sequence: u64,
+) -> Transaction {
     Transaction::sign(
         Order::Split(Split {
             sender: from.account(),
@@ -125,7 +146,7 @@ pub fn split_micro(from: &SecretKey, outputs: &[(AccountId, u64)], sequence: u64
                 .collect(),
         }),
         from,
-        &params().network,
+        network,
     )
 }
 

@@ -1,5 +1,4 @@
-//! Valid spends drawn from the running state of the accounts model (`ledger.rs`), and the
-//! signing helpers the faults are built from.
+//! Valid spends drawn from the running state of the accounts model (`ledger.rs`).
 //!
 //! Shared by the property tests that generate blocks; a test file that needs it declares,
 //! beside `mod common;`, `#[path = "common/ledger.rs"] mod ledger;` and
@@ -8,11 +7,9 @@
 
 use tally_chain::state::Accounts;
 use tally_chain::{AccountState, Transaction};
-use tally_core::{
-    AccountId, Amount, NetworkId, Order, Payment, SecretKey, Signature, Split, Transfer,
-};
+use tally_core::{AccountId, Amount, NetworkId, SecretKey, Signature};
 
-use crate::common::{alice, bob, carol, key};
+use crate::common::{alice, bob, carol, key, sign_split, sign_transfer};
 use crate::ledger::{credit, put, state_of};
 
 /// The keys the generators spend from: alice and bob (funded at genesis), carol, and the
@@ -32,48 +29,6 @@ pub fn model_pay(ledger: &mut Accounts, from: AccountId, outputs: &[(AccountId, 
     for (to, micro) in outputs {
         credit(ledger, *to, *micro);
     }
-}
-
-pub fn sign_transfer(
-    network: &NetworkId,
-    from: &SecretKey,
-    to: AccountId,
-    micro: u64,
-    sequence: u64,
-) -> Transaction {
-    Transaction::sign(
-        Transfer {
-            sender: from.account(),
-            recipient: to,
-            amount: Amount::from_microcash(micro),
-            sequence,
-        },
-        from,
-        network,
-    )
-}
-
-pub fn sign_split(
-    network: &NetworkId,
-    from: &SecretKey,
-    outputs: &[(AccountId, u64)],
-    sequence: u64,
-) -> Transaction {
-    Transaction::sign(
-        Order::Split(Split {
-            sender: from.account(),
-            sequence,
-            outputs: outputs
-                .iter()
-                .map(|&(recipient, micro)| Payment {
-                    recipient,
-                    amount: Amount::from_microcash(micro),
-                })
-                .collect(),
-        }),
-        from,
-        network,
-    )
 }
 
 /// Signed, valid spends against `ledger`, which they update as they apply: each pick
