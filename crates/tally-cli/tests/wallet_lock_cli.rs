@@ -35,59 +35,105 @@ fn balance(wallet: &Path, contract: &Path, account: &str) -> serde_json::Value {
 
 #[test]
 fn two_processes_of_one_wallet_paying_from_one_account_never_freeze_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
-    let wallet = net.join("genesis-wallet");
-    let payer = wallet_json(&wallet, &contract, &["keys"])["accounts"][0]["account"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let before = balance(&wallet, &contract, &payer)["balance"]
-        .as_u64()
-        .unwrap();
-    let recipients = fresh_accounts(&dir.path().join("others"), &contract);
-    let workers: Vec<_> = recipients
-        .iter()
-        .map(|recipient| {
-            let (wallet, contract, recipient) =
-                (wallet.clone(), contract.clone(), recipient.clone());
-            std::thread::spawn(move || {
-                let (ok, failed) = pay_from_copy(wallet, contract, recipient, EACH);
-                for failure in failed {
-                    eprintln!("{failure}");
-                }
-                ok
-            })
-        })
-        .collect();
-    let paid: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-    let total: usize = paid.iter().sum();
+    let race = Race::start();
+    let folders = [race.wallet.clone(), race.wallet.clone()];
+    let results = race.pay_at_once(&folders, EACH);
+    let paid: Vec<usize> = results.iter().map(|(ok, _)| *ok).collect();
+    for failure in results.iter().flat_map(|(_, failed)| failed) {
+        eprintln!("{failure}");
+    }
     eprintln!("payments that succeeded: {paid:?} of {EACH} each");
     assert_eq!(
-        total,
+        paid.iter().sum::<usize>(),
         2 * EACH,
         "every payment goes through, one process at a time"
     );
-
-    let after = balance(&wallet, &contract, &payer);
-    assert_eq!(after["sequence"], total, "{after}");
-    assert_eq!(after["agree"], 4, "every validator agrees: {after}");
-    assert_eq!(
-        before - after["balance"].as_u64().unwrap(),
-        total as u64 * 1_000_000
-    );
-    for (recipient, count) in recipients.iter().zip(&paid) {
-        let got = balance(&wallet, &contract, recipient);
-        assert_eq!(got["balance"], *count as u64 * 1_000_000, "{got}");
-    }
+    race.assert_paid_exactly(&paid);
     // The slot after the last payment is free: one more payment goes through.
-    let more = wallet_json(
-        &wallet,
-        &contract,
-        &["send", &recipients[0], "1", "--from", "genesis-0"],
-    );
-    assert!(more["certificate"].is_string(), "{more}");
+    race.one_more_from(&race.wallet);
+}
+
+/// A quorum network of four `tally node` processes, its genesis wallet, the account that
+/// pays and its balance before, and two fresh recipients.
+struct Race {
+    dir: tempfile::TempDir,
+    contract: PathBuf,
+    _nodes: common::Children,
+    wallet: PathBuf,
+    payer: String,
+    before: u64,
+    recipients: Vec<String>,
+}
+
+impl Race {
+    fn start() -> Race {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("net");
+        let (contract, nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
+        let wallet = net.join("genesis-wallet");
+        let payer = wallet_json(&wallet, &contract, &["keys"])["accounts"][0]["account"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let before = balance(&wallet, &contract, &payer)["balance"]
+            .as_u64()
+            .unwrap();
+        let recipients = fresh_accounts(&dir.path().join("others"), &contract);
+        Race {
+            dir,
+            contract,
+            _nodes: nodes,
+            wallet,
+            payer,
+            before,
+            recipients,
+        }
+    }
+
+    /// `count` payments from each of `folders` (genesis-0) to its own recipient, the
+    /// folders' processes started together; per folder, how many succeeded and the error
+    /// of each that did not.
+    fn pay_at_once(&self, folders: &[PathBuf; 2], count: usize) -> Vec<(usize, Vec<String>)> {
+        let workers: Vec<_> = folders
+            .iter()
+            .zip(&self.recipients)
+            .map(|(wallet, recipient)| {
+                let (wallet, contract, recipient) =
+                    (wallet.clone(), self.contract.clone(), recipient.clone());
+                std::thread::spawn(move || pay_from_copy(wallet, contract, recipient, count))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
+    /// The account paid exactly the payments that succeeded (`paid`, per recipient), one
+    /// order each, and every validator agrees.
+    fn assert_paid_exactly(&self, paid: &[usize]) {
+        let total: usize = paid.iter().sum();
+        let after = balance(&self.wallet, &self.contract, &self.payer);
+        assert_eq!(after["sequence"], total, "one order per success: {after}");
+        assert_eq!(after["agree"], 4, "every validator agrees: {after}");
+        assert_eq!(
+            self.before - after["balance"].as_u64().unwrap(),
+            total as u64 * 1_000_000,
+            "the account paid exactly the payments that succeeded"
+        );
+        for (recipient, count) in self.recipients.iter().zip(paid) {
+            let got = balance(&self.wallet, &self.contract, recipient);
+            assert_eq!(got["balance"], *count as u64 * 1_000_000, "{got}");
+        }
+    }
+
+    /// One more payment from `folder` goes through: nothing is left in flight there and
+    /// the account's next slot is free.
+    fn one_more_from(&self, folder: &Path) {
+        let more = wallet_json(
+            folder,
+            &self.contract,
+            &["send", &self.recipients[0], "1", "--from", "genesis-0"],
+        );
+        assert!(more["certificate"].is_string(), "{more}");
+    }
 }
 
 /// Payments each copy makes in the two-copies test.
@@ -146,30 +192,10 @@ fn copy_dir(from: &Path, to: &Path) {
 /// up (the other copy kept winning) paid nothing, and the test reports how many did.
 #[test]
 fn two_copies_of_one_wallet_paying_at_once_never_freeze_the_account() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    let (contract, _nodes) = start_quorum(&net, &["--pow-bits", "4", "--fund", "1"]);
-    let wallet = net.join("genesis-wallet");
-    let copy = dir.path().join("second-device");
-    copy_dir(&wallet, &copy);
-    let payer = wallet_json(&wallet, &contract, &["keys"])["accounts"][0]["account"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let before = balance(&wallet, &contract, &payer)["balance"]
-        .as_u64()
-        .unwrap();
-    let recipients = fresh_accounts(&dir.path().join("others"), &contract);
-    let workers: Vec<_> = [wallet.clone(), copy.clone()]
-        .into_iter()
-        .zip(recipients.clone())
-        .map(|(wallet, recipient)| {
-            let contract = contract.clone();
-            std::thread::spawn(move || pay_from_copy(wallet, contract, recipient, EACH_COPY))
-        })
-        .collect();
-    let results: Vec<(usize, Vec<String>)> =
-        workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let race = Race::start();
+    let copy = race.dir.path().join("second-device");
+    copy_dir(&race.wallet, &copy);
+    let results = race.pay_at_once(&[race.wallet.clone(), copy.clone()], EACH_COPY);
     let paid: Vec<usize> = results.iter().map(|(ok, _)| *ok).collect();
     let failures: Vec<&String> = results.iter().flat_map(|(_, failed)| failed).collect();
     eprintln!(
@@ -194,27 +220,9 @@ fn two_copies_of_one_wallet_paying_at_once_never_freeze_the_account() {
         total >= EACH_COPY,
         "most payments go through: {paid:?}, failures {failures:?}"
     );
-
-    let after = balance(&wallet, &contract, &payer);
-    assert_eq!(after["sequence"], total, "one order per success: {after}");
-    assert_eq!(after["agree"], 4, "every validator agrees: {after}");
-    assert_eq!(
-        before - after["balance"].as_u64().unwrap(),
-        total as u64 * 1_000_000,
-        "the account paid exactly the payments that succeeded"
-    );
-    for (recipient, count) in recipients.iter().zip(&paid) {
-        let got = balance(&wallet, &contract, recipient);
-        assert_eq!(got["balance"], *count as u64 * 1_000_000, "{got}");
-    }
-    // Neither copy is left with an order in flight, and the account's next slot is free.
-    for folder in [&wallet, &copy] {
-        let more = wallet_json(
-            folder,
-            &contract,
-            &["send", &recipients[0], "1", "--from", "genesis-0"],
-        );
-        assert!(more["certificate"].is_string(), "{more}");
+    race.assert_paid_exactly(&paid);
+    for folder in [&race.wallet, &copy] {
+        race.one_more_from(folder);
     }
 }
 
