@@ -22,6 +22,10 @@ pub struct SimArgs {
     /// Validators in the committee (up to a third of them, rounded down, may be Byzantine).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub validators: u16,
+    /// Miners in each seed's proof-of-work network (one may withhold its blocks, one may
+    /// try to mint money).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub miners: u16,
     /// Steps per seed before the network heals and the run settles.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub steps: u32,
@@ -45,7 +49,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let mut total = Outcome::default();
     for seed in seeds {
         let steps = usize::try_from(args.steps).unwrap_or(usize::MAX);
-        let config = Config::new(seed, usize::from(args.validators), steps);
+        let mut config = Config::new(seed, usize::from(args.validators), steps);
+        config.miners = usize::from(args.miners);
         match tally_sim::run(&config) {
             Ok(outcome) => {
                 if args.seed.is_some() {
@@ -64,15 +69,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{count} seeds of {} steps on {} validators: no invariant broken",
-        args.steps, args.validators
+        "{count} seeds of {} steps on {} validators and {} miners: no invariant broken",
+        args.steps, args.validators, args.miners
     );
     println!("  {total}");
     println!(
         "  {:.1} s: {:.0} simulated messages/s, {:.0} steps/s",
         seconds,
-        total.messages as f64 / seconds,
-        total.steps as f64 / seconds
+        (total.messages + total.chain.messages) as f64 / seconds,
+        (total.steps + total.chain.steps) as f64 / seconds
     );
     Ok(())
 }

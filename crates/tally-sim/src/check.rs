@@ -49,6 +49,39 @@ impl Signatures {
     }
 }
 
+impl Signatures {
+    /// Whether `certificate` is what the real wallet accepts as one (`Certificate::verify`):
+    /// its checksum is its order's digest, the owner signed the order, and a quorum of
+    /// distinct committee members signed votes for it.
+    pub fn genuine(
+        &mut self,
+        certificate: &Certificate,
+        network: &tally_core::NetworkId,
+        committee: &[AccountId],
+        quorum: usize,
+    ) -> bool {
+        if certificate.order.digest(network) != certificate.checksum
+            || !self.check(
+                &certificate.order.signer(),
+                &certificate.signature,
+                &certificate.order.signing_bytes(network),
+            )
+        {
+            return false;
+        }
+        let message = tally_core::Vote::signing_bytes(network, &certificate.checksum);
+        let mut voters = BTreeSet::new();
+        for vote in &certificate.votes {
+            if committee.contains(&vote.validator)
+                && self.check(&vote.validator, &vote.signature, &message)
+            {
+                voters.insert(vote.validator);
+            }
+        }
+        voters.len() >= quorum
+    }
+}
+
 /// What every party did that the invariants are about.
 #[derive(Default)]
 pub struct Observer {
@@ -122,7 +155,8 @@ impl Observer {
     }
 
     /// Whether the votes given in `slot` (by anyone, honest or not) are split so that no
-    /// order can reach a quorum even with every validator of `members` that gave none.
+    /// order can reach a quorum even with every one of the `members` validators that still
+    /// vote (all but those that withhold their votes) that gave none.
     pub fn is_split(&self, slot: &LockSlot, members: usize) -> bool {
         let Some(digests) = self.votes.get(slot) else {
             return false;

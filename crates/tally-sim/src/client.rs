@@ -482,7 +482,13 @@ impl SimWallet {
             }
             Payload::SentCert(Some(certificate))
                 if certificate.order.signer() == account
-                    && certificate.order.sequence() == Some(sequence) =>
+                    && certificate.order.sequence() == Some(sequence)
+                    && signatures.genuine(
+                        certificate,
+                        ctx.network,
+                        ctx.validator_keys,
+                        ctx.quorum,
+                    ) =>
             {
                 // The slot is settled: by our own order (the other copy finished it: the
                 // payment is done), or by the other copy's (ours can never be certified).

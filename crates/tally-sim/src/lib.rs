@@ -2,20 +2,29 @@
 //!
 //! The real validator state machine ([`tally_ledger::Validator`]) on the real in-memory
 //! store ([`tally_ledger::MemoryLedgerStore`], which loses what was not committed when it
-//! crashes) runs with honest and equivocating wallets and up to f Byzantine validators in
-//! one thread, under a scheduler seeded by one number: a simulated clock, and a network
+//! crashes) runs with honest and equivocating wallets and up to f Byzantine validators
+//! (each seed draws what they do: vote for every order, withhold every vote, or vote
+//! honestly but lie about the ledger and send forged and replayed certificates) in one
+//! thread, under a scheduler seeded by one number: a simulated clock, and a network
 //! that drops, delays, duplicates and reorders messages and cuts validators off for a
 //! while. Validators crash and restart and their commits fail. Every step is checked
 //! against Tally's safety invariants ([`check`]); a run that breaks one stops with a
 //! [`Violation`] naming the seed, the step and the last events, and the same seed replays
 //! it exactly.
 //!
+//! Two copies of one wallet (twins) are simulated, with the wallet's rules for them (first
+//! voter, held order, settled slot looked up).
+//!
+//! Each seed then runs a proof-of-work network ([`chain`]): the real chain rules on the
+//! real in-memory chain store, miners with skewed clocks that fork, withhold and try to
+//! mint money, crashes and failed commits, checked for exact supply, announced blocks
+//! surviving crashes, and convergence on the most work.
+//!
 //! What it does not cover yet (issue 12): the node's batching engine and its wire (the
 //! simulator's validators decide, commit and answer in the engine's order, but with their
-//! own loop), proof-of-work miners, per-node clock skew. Two copies of one wallet (twins)
-//! are simulated, with the wallet's rules for them (first voter, held order, settled slot
-//! looked up).
+//! own loop), and the wallets are models of the wallet's rules, not its code.
 
+pub mod chain;
 mod check;
 mod client;
 mod net;
@@ -24,6 +33,7 @@ mod world;
 
 use std::fmt;
 
+pub use chain::ChainOutcome;
 pub use check::Violation;
 
 /// Mistakes the simulator can plant to show that its invariants catch them.
@@ -38,6 +48,9 @@ pub enum PlantedBug {
     /// Two copies of one wallet send each order to every validator at once, without asking
     /// the first voter first (the wallet as it was before the first-voter rule).
     TwinsSkipFirstVoter,
+    /// A miner whose commit failed announces the block anyway (an announcement before the
+    /// block is durable).
+    AnnounceUncommitted,
 }
 
 /// What one run simulates.
@@ -49,6 +62,8 @@ pub struct Config {
     pub validators: usize,
     /// Events processed before the network heals and the run settles.
     pub steps: usize,
+    /// Miners in the proof-of-work network.
+    pub miners: usize,
     /// A planted mistake, for the tests that show the checks bite.
     pub planted: Option<PlantedBug>,
 }
@@ -60,6 +75,7 @@ impl Config {
             seed,
             validators,
             steps,
+            miners: 4,
             planted: None,
         }
     }
@@ -87,6 +103,10 @@ pub struct Outcome {
     pub twin_fallbacks: u64,
     /// Orders of one copy that the other copy finished.
     pub twin_orders_finished_for_the_other: u64,
+    /// Forged certificates (a lying validator's) that honest validators refused.
+    pub forgeries_refused: u64,
+    /// The proof-of-work network's run.
+    pub chain: ChainOutcome,
     /// The faults this seed drew.
     pub faults: String,
 }
@@ -103,6 +123,8 @@ impl Outcome {
         self.twin_slots_frozen += other.twin_slots_frozen;
         self.twin_fallbacks += other.twin_fallbacks;
         self.twin_orders_finished_for_the_other += other.twin_orders_finished_for_the_other;
+        self.forgeries_refused += other.forgeries_refused;
+        self.chain.add(&other.chain);
     }
 }
 
@@ -110,7 +132,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} crashes, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race)",
+            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} crashes, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); {} forged certificates refused",
             self.steps,
             self.messages,
             self.certificates,
@@ -119,12 +141,32 @@ impl fmt::Display for Outcome {
             self.frozen_by_equivocation,
             self.twin_orders_finished_for_the_other,
             self.twin_fallbacks,
-            self.twin_slots_frozen
+            self.twin_slots_frozen,
+            self.forgeries_refused
+        )?;
+        let c = &self.chain;
+        write!(
+            f,
+            "\n  proof of work: {} steps, {} messages, {} blocks, {} reorganisations (deepest {}), {} blocks withheld and released, {} money-minting blocks refused, {} payments confirmed ({} sent again after a reorganisation dropped them), {} miner crashes",
+            c.steps,
+            c.messages,
+            c.blocks,
+            c.reorgs,
+            c.deepest_reorg,
+            c.withheld,
+            c.invalid_refused,
+            c.payments,
+            c.resent,
+            c.crashes
         )
     }
 }
 
 /// Runs one seed: its outcome, or the first invariant it broke.
 pub fn run(config: &Config) -> Result<Outcome, Box<Violation>> {
-    world::World::new(config).run()
+    let mut outcome = world::World::new(config).run()?;
+    let chain = chain::ChainWorld::new(config)?;
+    outcome.faults = format!("{}; proof of work: {}", outcome.faults, chain.faults());
+    outcome.chain = chain.run()?;
+    Ok(outcome)
 }

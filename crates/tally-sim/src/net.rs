@@ -1,5 +1,6 @@
-//! The simulated network and clock: one queue of timed events, popped in time order (ties
-//! in the order they were scheduled), and the faults a seed draws for its messages.
+//! The simulated clock (one queue of timed events, popped in time order, ties in the order
+//! they were scheduled), the faults a seed draws for its messages, and the quorum world's
+//! network on them.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -80,30 +81,71 @@ pub enum Event {
     Wake(usize),
 }
 
-struct Scheduled {
+struct Scheduled<E> {
     at: u64,
     order: u64,
-    event: Event,
+    event: E,
 }
 
-impl PartialEq for Scheduled {
+impl<E> PartialEq for Scheduled<E> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.order) == (other.at, other.order)
     }
 }
 
-impl Eq for Scheduled {}
+impl<E> Eq for Scheduled<E> {}
 
-impl PartialOrd for Scheduled {
+impl<E> PartialOrd for Scheduled<E> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Scheduled {
+impl<E> Ord for Scheduled<E> {
     // Reversed: the heap pops the earliest.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// The simulated clock and its queue of timed events: popped in time order, ties in the
+/// order they were scheduled, so a seed replays exactly. Both worlds (the quorum one and
+/// the chain one) run on it.
+pub struct Queue<E> {
+    now: u64,
+    next_order: u64,
+    heap: BinaryHeap<Scheduled<E>>,
+}
+
+impl<E> Queue<E> {
+    pub fn new() -> Self {
+        Queue {
+            now: 0,
+            next_order: 0,
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// Simulated milliseconds since the start.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Schedules `event` `after` ms from now.
+    pub fn schedule(&mut self, after: u64, event: E) {
+        self.heap.push(Scheduled {
+            at: self.now + after,
+            order: self.next_order,
+            event,
+        });
+        self.next_order += 1;
+    }
+
+    /// The next event, with the clock moved to its time.
+    pub fn pop(&mut self) -> Option<E> {
+        let next = self.heap.pop()?;
+        self.now = next.at;
+        Some(next.event)
     }
 }
 
@@ -118,11 +160,28 @@ pub struct NetFaults {
     pub max_delay_ms: u64,
 }
 
-/// The clock and the event queue.
+impl NetFaults {
+    /// The delays of the copies of one message that arrive: none if it is lost, two if it
+    /// is duplicated; each uniform from 1 ms, so messages reorder.
+    pub fn delays(&self, rng: &mut StdRng) -> Vec<u64> {
+        if rng.gen_range(0..1000) < self.drop_per_mille {
+            return Vec::new();
+        }
+        let copies = if rng.gen_range(0..1000) < self.duplicate_per_mille {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| rng.gen_range(1..=self.max_delay_ms.max(1)))
+            .collect()
+    }
+}
+
+/// The quorum world's network: its clock and event queue, its faults, and the validator
+/// cut off now, if any.
 pub struct Network {
-    now: u64,
-    next_order: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: Queue<Event>,
     pub faults: NetFaults,
     /// A validator cut off until this time, if any: it neither sends nor receives.
     pub partitioned: Option<(usize, u64)>,
@@ -132,9 +191,7 @@ pub struct Network {
 impl Network {
     pub fn new(faults: NetFaults) -> Self {
         Network {
-            now: 0,
-            next_order: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::new(),
             faults,
             partitioned: None,
             delivered: 0,
@@ -143,29 +200,22 @@ impl Network {
 
     /// Simulated milliseconds since the start.
     pub fn now(&self) -> u64 {
-        self.now
+        self.queue.now()
     }
 
     /// Schedules `event` `after` ms from now.
     pub fn schedule(&mut self, after: u64, event: Event) {
-        self.queue.push(Scheduled {
-            at: self.now + after,
-            order: self.next_order,
-            event,
-        });
-        self.next_order += 1;
+        self.queue.schedule(after, event);
     }
 
     /// The next event, with the clock moved to its time.
     pub fn pop(&mut self) -> Option<Event> {
-        let next = self.queue.pop()?;
-        self.now = next.at;
-        Some(next.event)
+        self.queue.pop()
     }
 
     fn cut_off(&self, node: Node) -> bool {
         match (self.partitioned, node) {
-            (Some((cut, until)), Node::Validator(v)) => v == cut && self.now < until,
+            (Some((cut, until)), Node::Validator(v)) => v == cut && self.now() < until,
             _ => false,
         }
     }
@@ -175,16 +225,7 @@ impl Network {
         if self.cut_off(message.from) || self.cut_off(message.to) {
             return;
         }
-        if rng.gen_range(0..1000) < self.faults.drop_per_mille {
-            return;
-        }
-        let copies = if rng.gen_range(0..1000) < self.faults.duplicate_per_mille {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let delay = rng.gen_range(1..=self.faults.max_delay_ms.max(1));
+        for delay in self.faults.delays(rng) {
             self.schedule(delay, Event::Deliver(Box::new(message.clone())));
         }
     }

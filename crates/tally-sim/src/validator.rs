@@ -5,7 +5,9 @@
 
 use std::collections::VecDeque;
 
-use tally_core::{Certificate, NetworkContract, NetworkId, SecretKey, SignedOrder};
+use tally_core::{
+    AccountId, Certificate, NetworkContract, NetworkId, SecretKey, Signature, SignedOrder, Vote,
+};
 use tally_ledger::{LedgerError, LedgerStore, MemoryLedgerStore, Snapshot, Validator};
 
 use crate::PlantedBug;
@@ -19,7 +21,17 @@ pub enum Behaviour {
     /// Byzantine: votes for every well-signed order it is sent, whatever it voted before,
     /// and claims to apply every certificate without doing so.
     DoubleVoter,
+    /// Byzantine: answers nothing (its votes are withheld).
+    Silent,
+    /// Byzantine: votes as the real validator decides (once per slot), but lies about the
+    /// ledger: it tells a wallet asking about its slot that the account moved on and hands
+    /// it a forged certificate for the slot, and it sends other validators forged
+    /// certificates (its own vote beside garbage ones) and replays of real ones.
+    Liar,
 }
+
+/// Certificates a liar keeps to replay, and orders it keeps to forge certificates for.
+const LIAR_MEMORY: usize = 16;
 
 /// One validator process and its disk.
 pub struct SimValidator {
@@ -35,6 +47,11 @@ pub struct SimValidator {
     /// Decided batches waiting for their commit, oldest first, with the answers they hold.
     decided: VecDeque<(Snapshot, Vec<Message>)>,
     planted: Option<PlantedBug>,
+    /// A liar's material: orders it was sent, certificates it applied (newest last).
+    seen_orders: VecDeque<SignedOrder>,
+    seen_certificates: VecDeque<Certificate>,
+    /// The committee's keys (a forger signs in their names).
+    committee: Vec<AccountId>,
 }
 
 impl SimValidator {
@@ -54,6 +71,9 @@ impl SimValidator {
             processing: false,
             decided: VecDeque::new(),
             planted,
+            seen_orders: VecDeque::new(),
+            seen_certificates: VecDeque::new(),
+            committee: Vec::new(),
         }
     }
 
@@ -76,6 +96,7 @@ impl SimValidator {
             .load(&mut validator, contract)
             .map_err(|e| format!("validator {} cannot load its store: {e}", self.index))?;
         self.state = Some(validator);
+        self.committee = contract.validators.iter().map(|v| v.key).collect();
         Ok(())
     }
 
@@ -110,6 +131,9 @@ impl SimValidator {
             return Vec::new();
         };
         let batch = std::mem::take(&mut self.inbox);
+        if self.behaviour == Behaviour::Silent {
+            return Vec::new();
+        }
         let mut answers = Vec::with_capacity(batch.len());
         for message in batch {
             let payload = match (&message.payload, self.behaviour) {
@@ -118,6 +142,29 @@ impl SimValidator {
                 }
                 (Payload::PayEnd(certificate), Behaviour::Honest) => {
                     apply(validator, certificate, network, signatures)
+                }
+                (Payload::Pay(order), Behaviour::Liar) => {
+                    remember(&mut self.seen_orders, order.clone());
+                    decide(validator, order, network, signatures, None)
+                }
+                (Payload::PayEnd(certificate), Behaviour::Liar) => {
+                    let answer = apply(validator, certificate, network, signatures);
+                    if matches!(answer, Some(Payload::Applied(_))) {
+                        remember(&mut self.seen_certificates, certificate.clone());
+                    }
+                    answer
+                }
+                (Payload::HeldOrder(account), Behaviour::Liar) => Some(Payload::Held {
+                    next_sequence: validator.account(account).next_sequence + 2,
+                    order: None,
+                }),
+                (Payload::Sent(account, sequence), Behaviour::Liar) => {
+                    let order = self.seen_orders.iter().rev().find(|o| {
+                        o.order.signer() == *account && o.order.sequence() == Some(*sequence)
+                    });
+                    Some(Payload::SentCert(order.map(|order| {
+                        forge(validator, order, network, &self.committee)
+                    })))
                 }
                 (Payload::Pay(order), Behaviour::DoubleVoter) => {
                     let digest = order.order.digest(network);
@@ -166,6 +213,31 @@ impl SimValidator {
         now
     }
 
+    /// What a liar sends other validators after each batch: a forged certificate for the
+    /// newest order it was sent, and a replay of the oldest certificate it keeps (which it
+    /// then forgets, so the replays rotate).
+    pub fn forgeries(&mut self, network: &NetworkId) -> Vec<Payload> {
+        let Some(validator) = self.state.as_ref() else {
+            return Vec::new();
+        };
+        if self.behaviour != Behaviour::Liar {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(order) = self.seen_orders.back() {
+            out.push(Payload::PayEnd(forge(
+                validator,
+                order,
+                network,
+                &self.committee,
+            )));
+        }
+        if let Some(certificate) = self.seen_certificates.pop_front() {
+            out.push(Payload::PayEnd(certificate));
+        }
+        out
+    }
+
     /// Commits the oldest decided batch and returns its answers; `Err` if the commit
     /// failed (the caller stops the process).
     pub fn commit(&mut self) -> Result<Vec<Message>, String> {
@@ -180,6 +252,37 @@ impl SimValidator {
             .map(|()| answers)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Keeps `item` among the last [`LIAR_MEMORY`].
+fn remember<T>(memory: &mut VecDeque<T>, item: T) {
+    if memory.len() == LIAR_MEMORY {
+        memory.pop_front();
+    }
+    memory.push_back(item);
+}
+
+/// A certificate for `order` that no quorum signed: the forger's own vote, and votes in the
+/// names of the other validators with signatures that are not theirs.
+fn forge(
+    validator: &Validator,
+    order: &SignedOrder,
+    network: &NetworkId,
+    committee: &[AccountId],
+) -> Certificate {
+    let digest = order.order.digest(network);
+    let own = validator.vote(&digest);
+    let mut votes = vec![own];
+    votes.extend(
+        committee
+            .iter()
+            .filter(|key| **key != own.validator)
+            .map(|key| Vote {
+                validator: *key,
+                signature: Signature::from([0x5A; 64]),
+            }),
+    );
+    Certificate::new(order.clone(), network, votes)
 }
 
 fn decide(

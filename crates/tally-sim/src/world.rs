@@ -38,6 +38,8 @@ struct Faults {
     /// Whether validators are cut off from time to time.
     partitions: bool,
     byzantine: usize,
+    /// What the Byzantine validators do.
+    byzantine_behaviour: Behaviour,
 }
 
 pub struct World {
@@ -96,6 +98,11 @@ impl World {
             failed_commit_per_mille: rng.gen_range(0..=10),
             partitions: rng.gen_bool(0.5),
             byzantine: rng.gen_range(0..=f),
+            byzantine_behaviour: match rng.gen_range(0..3) {
+                0 => Behaviour::DoubleVoter,
+                1 => Behaviour::Silent,
+                _ => Behaviour::Liar,
+            },
         };
         let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
         let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS + 1)
@@ -131,7 +138,7 @@ impl World {
             .enumerate()
             .map(|(i, secret)| {
                 let behaviour = if i >= n - faults.byzantine {
-                    Behaviour::DoubleVoter
+                    faults.byzantine_behaviour
                 } else {
                     Behaviour::Honest
                 };
@@ -345,6 +352,20 @@ impl World {
                 } else if !self.validators[v].honest() {
                     let answers = self.validators[v].commit().unwrap_or_default();
                     self.release(v, answers)?;
+                    // A liar sends forged and replayed certificates to other validators.
+                    for payload in self.validators[v].forgeries(&self.network_id) {
+                        let to = self.rng.gen_range(0..self.validators.len());
+                        if to != v {
+                            self.net.send(
+                                &mut self.rng,
+                                Message {
+                                    from: Node::Validator(v),
+                                    to: Node::Validator(to),
+                                    payload,
+                                },
+                            );
+                        }
+                    }
                 }
             }
             Event::Commit(v) => {
@@ -479,6 +500,11 @@ impl World {
                     .vote_given(v, honest, *digest)
                     .map_err(|e| self.violation(e))?,
                 Payload::Applied(digest) if honest => self.observer.acknowledged(v, *digest),
+                // An honest validator refusing a certificate a liar sent it (a forgery; a
+                // replay it had applied is answered as applied).
+                Payload::Refused(..) if honest && matches!(message.to, Node::Validator(_)) => {
+                    self.outcome.forgeries_refused += 1;
+                }
                 _ => {}
             }
             self.net.send(&mut self.rng, message);
@@ -509,7 +535,14 @@ impl World {
         for wallet in twins.iter().filter(|w| w.frozen) {
             let slot = wallet.next_sequence;
             let lock_slot = LockSlot::Sequence(wallet.account(), slot);
-            if !self.observer.is_split(&lock_slot, self.validators.len()) {
+            // A validator that withholds its votes never gives one: only the others can
+            // still make a quorum.
+            let voting = self
+                .validators
+                .iter()
+                .filter(|v| v.behaviour != Behaviour::Silent)
+                .count();
+            if !self.observer.is_split(&lock_slot, voting) {
                 return Err(self.violation(format!(
                     "twin {} gave up slot {slot} as frozen, but no two orders split it",
                     wallet.index

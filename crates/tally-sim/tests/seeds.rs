@@ -1,5 +1,5 @@
 //! The simulator over many seeds: no invariant breaks with the real validator, and each of
-//! four planted mistakes is caught within the same seeds.
+//! five planted mistakes is caught within the same seeds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +30,18 @@ fn four_validators_keep_every_invariant_under_faults() {
     // Two copies of one wallet raced: one finished the other's order instead of signing
     // a second one, many times.
     assert!(total.twin_orders_finished_for_the_other > 10, "{total}");
+    // Lying validators sent forged certificates; honest ones refused them.
+    assert!(total.forgeries_refused > 0, "{total}");
+    // The proof-of-work network did its part under its faults: forks resolved by
+    // reorganisation (some deeper than the wallets' confirmations), withheld branches
+    // released, money-minting blocks refused, miners crashed, payments confirmed.
+    let chain = &total.chain;
+    assert!(chain.blocks > 10 * SEEDS, "{total}");
+    assert!(chain.reorgs > 0 && chain.deepest_reorg > 3, "{total}");
+    assert!(chain.withheld > 0, "{total}");
+    assert!(chain.invalid_refused > 0, "{total}");
+    assert!(chain.crashes > 0, "{total}");
+    assert!(chain.payments > 5 * SEEDS, "{total}");
 }
 
 #[test]
@@ -99,4 +111,14 @@ fn seed_246_a_certificate_assembled_after_giving_up_is_still_delivered() {
     if let Err(violation) = run(&Config::new(246, 4, STEPS)) {
         panic!("{violation}");
     }
+}
+
+#[test]
+fn a_miner_that_announces_a_block_it_failed_to_commit_is_caught() {
+    let (seed, invariant) = caught(PlantedBug::AnnounceUncommitted).expect("never caught");
+    assert!(
+        invariant.contains("lost it in a crash")
+            || invariant.contains("less work than it had announced"),
+        "seed {seed}: {invariant}"
+    );
 }
