@@ -56,6 +56,12 @@ pub fn sent(sent: &Sent, from: AccountId, to: AccountId, amount: Amount) -> (Val
             earlier.id
         ));
     }
+    for restored in &sent.restored {
+        text.push_str(&format!(
+            "sent again a receipted transfer the chain had lost in a reorganisation: {} (now in block {})\n",
+            restored.id, restored.height
+        ));
+    }
     text.push_str(&format!(
         "paid {amount} cash to {}; transaction {} in block {} with {} confirmations",
         to.short(),
@@ -64,7 +70,7 @@ pub fn sent(sent: &Sent, from: AccountId, to: AccountId, amount: Amount) -> (Val
         sent.receipt.confirmations
     ));
     (
-        json!({"from": from, "to": to, "amount": amount.microcash(), "transaction": sent.receipt.id, "height": sent.receipt.height, "confirmations": sent.receipt.confirmations, "miner": sent.miner, "receipt": sent.path}),
+        json!({"from": from, "to": to, "amount": amount.microcash(), "transaction": sent.receipt.id, "height": sent.receipt.height, "confirmations": sent.receipt.confirmations, "miner": sent.miner, "receipt": sent.path, "restored": sent.restored.iter().map(|r| r.id).collect::<Vec<_>>()}),
         text,
     )
 }
@@ -174,6 +180,14 @@ impl SendProgress {
                 }
             }
             SendEvent::PushedAgain { .. } => {}
+            SendEvent::Restoring { id, sequence } => {
+                self.finish();
+                if !self.quiet {
+                    eprintln!(
+                        "transfer {id} (sequence {sequence}) was confirmed before but the chain no longer holds it: sending it again"
+                    );
+                }
+            }
         }
     }
 

@@ -9,6 +9,16 @@
 //! `receipts/chain/`. A wallet interrupted while waiting finds the journaled transfer on its
 //! next `send` and finishes it first: pushed again if the miners lost it, never replaced
 //! by a different transfer with the same sequence.
+//!
+//! Confirmations are not finality: a reorganisation deeper than the confirmations waited
+//! for can take a receipted transfer off the main chain, and if the miners that put it
+//! back in their mempools restart, nobody holds it any more. So before signing a new
+//! transfer, `send` compares the account's receipts with the sequence the chain expects
+//! and sends again, in order, every receipted transfer the chain no longer holds (the same
+//! signed transactions), following them to their confirmations and updating their
+//! receipts. Signing the new transfer at the chain's sequence instead would reuse a
+//! receipted payment's sequence: that payment would then never happen, though its
+//! receipt says it did. (The deterministic simulator, `tally-sim`, found this.)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -237,6 +247,10 @@ pub enum SendEvent {
     /// The miners had lost the transaction (a reorganisation dropped it, or a miner
     /// restarted), so it was pushed again.
     PushedAgain { id: Digest },
+    /// A receipted transfer of sequence `sequence` is no longer on the chain (a
+    /// reorganisation deeper than its confirmations dropped it): sent again before anything
+    /// new is signed.
+    Restoring { id: Digest, sequence: u64 },
 }
 
 /// How often a followed transaction's status is asked for.
@@ -281,6 +295,59 @@ pub(crate) async fn await_confirmations(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The receipted transfers of `account` the chain no longer holds: every receipt at or
+/// above the sequence the chain expects next (`next_sequence`), in sequence order. Only
+/// transfers this wallet signed and saw confirmed are there, one per sequence.
+pub fn lost_receipts(
+    receipts: Vec<ChainReceipt>,
+    account: &AccountId,
+    next_sequence: u64,
+) -> Vec<ChainReceipt> {
+    let mut lost: Vec<(u64, ChainReceipt)> = receipts
+        .into_iter()
+        .filter(|r| r.order.order.signer() == *account)
+        .filter_map(|r| {
+            r.order
+                .order
+                .sequence()
+                .filter(|sequence| *sequence >= next_sequence)
+                .map(|sequence| (sequence, r))
+        })
+        .collect();
+    lost.sort_by_key(|(sequence, _)| *sequence);
+    lost.dedup_by_key(|(sequence, _)| *sequence);
+    lost.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Sends again the receipted transfers of `account` the chain lost (see the module's
+/// documentation), in sequence order, and follows each to its confirmations, updating its
+/// receipt; the receipts restored.
+async fn restore_lost(
+    wallet: &Wallet,
+    miners: &Miners,
+    account: &AccountId,
+    next_sequence: u64,
+    waiting: Waiting,
+    progress: &mut (dyn FnMut(SendEvent) + Send),
+) -> Result<Vec<ChainReceipt>, ChainWalletError> {
+    let lost = lost_receipts(wallet.chain_receipts()?, account, next_sequence);
+    for receipt in &lost {
+        let tx = Transaction::from(receipt.order.clone());
+        progress(SendEvent::Restoring {
+            id: tx.id(),
+            sequence: tx.order.sequence().unwrap_or_default(),
+        });
+        miners.push(&tx).await?;
+    }
+    let mut restored = Vec::with_capacity(lost.len());
+    for receipt in lost {
+        let tx = Transaction::from(receipt.order);
+        let (restored_receipt, _) = settle(wallet, miners, &tx, waiting, progress).await?;
+        restored.push(restored_receipt);
+    }
+    Ok(restored)
 }
 
 /// Settles the transfer `account` left in flight, if any: waits for it (pushing it again
@@ -342,6 +409,8 @@ pub struct Sent {
     pub miner: String,
     /// An interrupted earlier transfer that was settled first.
     pub finished: Option<ChainReceipt>,
+    /// Receipted transfers the chain had lost, sent again and confirmed first.
+    pub restored: Vec<ChainReceipt>,
 }
 
 /// Pays `amount` from `key` to `recipient` and waits for `waiting.confirmations`,
@@ -414,7 +483,19 @@ async fn send_order(
     // One process at a time signs for this account (two could each sign for one slot).
     let _held = wallet.lock_key(&account).await?;
     let finished = finish_journaled(wallet, miners, &account, waiting, progress).await?;
-    let (state, _) = miners.account(&account).await?;
+    let (mut state, _) = miners.account(&account).await?;
+    let restored = restore_lost(
+        wallet,
+        miners,
+        &account,
+        state.next_sequence,
+        waiting,
+        progress,
+    )
+    .await?;
+    if !restored.is_empty() {
+        state = miners.account(&account).await?.0;
+    }
     let spendable = state.balance.checked_sub(state.pending_out);
     if spendable.is_none_or(|spendable| spendable < total) {
         return Err(ChainWalletError::InsufficientFunds {
@@ -440,6 +521,7 @@ async fn send_order(
         path,
         miner,
         finished,
+        restored,
     })
 }
 
@@ -606,6 +688,52 @@ mod tests {
         );
         assert_eq!(confirmations(&TxStatus::Pending), None);
         assert_eq!(confirmations(&TxStatus::Unknown), None);
+    }
+
+    /// A receipt of `key`'s transfer of `sequence`.
+    fn receipt(key: &SecretKey, sequence: u64) -> ChainReceipt {
+        let network = NetworkId([7; 32].into());
+        let tx = Transaction::sign(
+            tally_core::Transfer {
+                sender: key.account(),
+                recipient: SecretKey::from_bytes([9; 32]).account(),
+                amount: Amount::from_microcash(5),
+                sequence,
+            },
+            key,
+            &network,
+        );
+        ChainReceipt {
+            id: tx.id(),
+            height: 1 + sequence,
+            confirmations: 3,
+            order: tx.to_signed_order(),
+        }
+    }
+
+    /// The receipts the chain lost are exactly this account's at or above the sequence
+    /// the chain expects, in sequence order (so they can be sent again in order); the
+    /// others, and other accounts' receipts, are left alone.
+    #[test]
+    fn lost_receipts_are_the_accounts_own_from_the_chains_sequence_up_in_order() {
+        let mine = SecretKey::from_bytes([1; 32]);
+        let other = SecretKey::from_bytes([2; 32]);
+        let receipts = vec![
+            receipt(&mine, 4),
+            receipt(&other, 3),
+            receipt(&mine, 1),
+            receipt(&mine, 3),
+            receipt(&mine, 2),
+        ];
+        let lost = lost_receipts(receipts.clone(), &mine.account(), 3);
+        let sequences: Vec<Option<u64>> = lost.iter().map(|r| r.order.order.sequence()).collect();
+        assert_eq!(sequences, vec![Some(3), Some(4)]);
+        assert!(
+            lost.iter()
+                .all(|r| r.order.order.signer() == mine.account())
+        );
+        // A chain that holds every receipted transfer lost none.
+        assert!(lost_receipts(receipts, &mine.account(), 5).is_empty());
     }
 
     #[test]

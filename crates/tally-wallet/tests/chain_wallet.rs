@@ -63,11 +63,27 @@ async fn setup(mine: bool) -> Setup {
         .add_key(Some(alice.clone()), Some("alice".into()))
         .unwrap();
     let contract = contract(alice.account());
+    let (node, miners) = start_miner(&contract, &dir.path().join("miner"), mine).await;
+    Setup {
+        _dir: dir,
+        node,
+        wallet,
+        alice,
+        miners,
+    }
+}
+
+/// A miner of `contract` keeping its chain in `data`, and the wallet's view of it.
+async fn start_miner(
+    contract: &NetworkContract,
+    data: &std::path::Path,
+    mine: bool,
+) -> (PowNode, Miners) {
     let mut config = MinerConfig::new(
         contract.clone(),
         SecretKey::generate(),
         "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("miner"),
+        data.to_path_buf(),
     );
     config.mine = mine;
     config.threads = 1;
@@ -78,13 +94,7 @@ async fn setup(mine: bool) -> Setup {
         vec![node.address().to_string()],
         WireLimits::default(),
     );
-    Setup {
-        _dir: dir,
-        node,
-        wallet,
-        alice,
-        miners,
-    }
+    (node, miners)
 }
 
 fn waiting(confirmations: u64, patience: Duration) -> Waiting {
@@ -360,8 +370,80 @@ async fn a_journaled_transfer_whose_sequence_was_taken_is_dropped_and_refusals_l
     s.node.stop().await;
 }
 
-/// A loopback address nothing listens on.
+/// Confirmations are not finality: a chain can lose a receipted transfer (a
+/// reorganisation deeper than its confirmations, then the miners that held it in their
+/// mempools restart). Here the network's only miner loses its whole chain and a new one
+/// starts from the genesis. The next `send` must send the receipted transfer again first
+/// and sign the new one after it; signing the new one at the sequence the chain expects
+/// (the old behaviour) would reuse the receipted payment's sequence, so bob would never be
+/// paid although alice holds a receipt saying he was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipted_transfer_the_chain_lost_is_sent_again_before_a_new_one() {
+    let s = setup(true).await;
+    let bob = SecretKey::generate().account();
+    let carol = SecretKey::generate().account();
+    let first = chain::send(
+        &s.wallet,
+        &s.miners,
+        &s.alice,
+        bob,
+        cash(1),
+        waiting(1, Duration::from_secs(60)),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(first.restored.is_empty());
+    s.node.stop().await;
+
+    // The chain that held it is gone; a new miner mines the same network from its genesis.
+    let (node, miners) = start_miner(
+        &contract(s.alice.account()),
+        &s._dir.path().join("another-miner"),
+        true,
+    )
+    .await;
+    assert_eq!(
+        node.with_chain(|c| c.account(&s.alice.account()).next_sequence),
+        0
+    );
+    let mut events = Vec::new();
+    let second = chain::send(
+        &s.wallet,
+        &miners,
+        &s.alice,
+        carol,
+        cash(2),
+        waiting(1, Duration::from_secs(60)),
+        &mut |event| events.push(event),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        second.restored.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first.receipt.id]
+    );
+    assert!(events.contains(&SendEvent::Restoring {
+        id: first.receipt.id,
+        sequence: 0
+    }));
+    // Both payments happened, in order, each once; the receipt of the first was renewed.
+    let (bob_paid, carol_paid, alice_next) = node.with_chain(|c| {
+        (
+            c.account(&bob).balance,
+            c.account(&carol).balance,
+            c.account(&s.alice.account()).next_sequence,
+        )
+    });
+    assert_eq!((bob_paid, carol_paid, alice_next), (cash(1), cash(2), 2));
+    assert_eq!(second.receipt.order.order.sequence(), Some(1));
+    let renewed = s.wallet.chain_receipt(&first.receipt.id).unwrap().unwrap();
+    assert!(renewed.confirmations >= 1);
+    node.stop().await;
+}
+
+/// A loopback address nothing listens on: port 1, which no test binds (it needs
+/// privileges), unlike a port picked free, which another process may take and serve on.
 fn closed_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], 1))
 }
