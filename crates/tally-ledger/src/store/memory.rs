@@ -1,5 +1,5 @@
 //! A ledger store in memory, for tests and the deterministic simulator: the same contract
-//! as the redb store, with crashes and failed commits on demand.
+//! as the redb store, with crashes, failed commits and a crash at any write on demand.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -13,13 +13,18 @@ use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError, lock_
 
 /// A [`LedgerStore`] that keeps everything in memory.
 ///
-/// A commit is applied whole or not at all, and what it applied is the store's "disk":
-/// nothing is deferred, so there are no checkpoints. [`Self::crash`] gives what a restarted
-/// process would find — exactly the committed batches — and [`Self::fail_next_commit`] /
-/// [`Self::fail_next_checkpoint`] make the engine's failure paths reachable in tests.
+/// The store models a disk. A commit writes its batch as rows (one per account, lock change,
+/// certificate and cursor, then the supply), seals them with a commit record
+/// and syncs; only a sealed transaction counts, so a batch is applied whole or not at all.
+/// Nothing is deferred, so a checkpoint writes nothing. [`Self::crash`] gives what a
+/// restarted process would find — exactly the committed batches, the writes not yet synced
+/// lost — and [`Self::crash_keeping_unsynced`] the same when those writes did reach the
+/// disk. [`Self::fail_next_commit`] / [`Self::fail_next_checkpoint`] make the engine's
+/// failure paths reachable in tests, and [`Self::crash_at_write`] kills the store at any
+/// write of a commit.
 #[derive(Default)]
 pub struct MemoryLedgerStore {
-    committed: Mutex<Committed>,
+    disk: Mutex<Disk>,
     fail_next_commit: AtomicBool,
     fail_next_checkpoint: AtomicBool,
 }
@@ -43,6 +48,74 @@ struct Committed {
     cursors: HashMap<AccountId, u64>,
 }
 
+/// One write of a commit.
+#[derive(Clone)]
+enum Row {
+    Account(AccountId, AccountState),
+    Lock(LockChange),
+    Certificate(u64, Certificate),
+    Cursor(AccountId, u64),
+    Supply(Amount),
+    /// Seals the rows written before it: a transaction without it is ignored on recovery.
+    Commit,
+}
+
+/// The store's disk: the state of every sealed and synced transaction, and the rows written
+/// since, which a crash loses or keeps.
+#[derive(Default)]
+struct Disk {
+    committed: Committed,
+    unsynced: Vec<Row>,
+    /// Writes (rows and syncs) left before the armed crash, if one is armed.
+    crash_in: Option<u64>,
+    /// The armed crash happened: nothing more reaches this disk.
+    crashed: bool,
+}
+
+impl Disk {
+    /// Counts one write towards the armed crash; fails (and kills the disk) at the crash.
+    fn tick(&mut self) -> Result<(), StoreError> {
+        if self.crashed {
+            return Err(StoreError::Injected("the store crashed"));
+        }
+        match self.crash_in {
+            Some(0) => {
+                self.crash_in = None;
+                self.crashed = true;
+                Err(StoreError::Injected("crash at a write"))
+            }
+            Some(left) => {
+                self.crash_in = Some(left - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, row: Row) -> Result<(), StoreError> {
+        self.tick()?;
+        self.unsynced.push(row);
+        Ok(())
+    }
+
+    /// Makes the written rows durable and applies the transaction they seal.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.tick()?;
+        let rows = std::mem::take(&mut self.unsynced);
+        self.committed.replay(rows);
+        Ok(())
+    }
+
+    /// What a restarted process reads from this disk.
+    fn recover(&self, keep_unsynced: bool) -> Committed {
+        let mut committed = self.committed.clone();
+        if keep_unsynced {
+            committed.replay(self.unsynced.clone());
+        }
+        committed
+    }
+}
+
 fn lock_key(slot: &LockSlot) -> (bool, AccountId) {
     match slot {
         LockSlot::Sequence(account, _) => (false, *account),
@@ -50,40 +123,78 @@ fn lock_key(slot: &LockSlot) -> (bool, AccountId) {
     }
 }
 
+/// A batch as the rows a commit writes, the commit record last.
+fn rows(snapshot: &Snapshot, cursors: &[(AccountId, u64)]) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(
+        snapshot.accounts.len() + snapshot.locks.len() + snapshot.certificates.len() + 2,
+    );
+    rows.extend(
+        snapshot
+            .accounts
+            .iter()
+            .map(|(account, state)| Row::Account(*account, *state)),
+    );
+    rows.extend(snapshot.locks.iter().cloned().map(Row::Lock));
+    rows.extend(
+        snapshot
+            .certificates
+            .iter()
+            .map(|(position, certificate)| Row::Certificate(*position, certificate.clone())),
+    );
+    rows.extend(
+        cursors
+            .iter()
+            .map(|(peer, cursor)| Row::Cursor(*peer, *cursor)),
+    );
+    rows.push(Row::Supply(snapshot.supply));
+    rows.push(Row::Commit);
+    rows
+}
+
 impl Committed {
-    /// Applies a batch that [`Self::check`] accepted.
-    fn apply(&mut self, snapshot: &Snapshot, cursors: &[(AccountId, u64)]) {
-        for (account, state) in &snapshot.accounts {
-            self.accounts.insert(*account, *state);
+    /// Applies the transaction of `rows` if a commit record seals it; a torn one (the
+    /// process died while writing it) is ignored whole.
+    fn replay(&mut self, mut rows: Vec<Row>) {
+        if !matches!(rows.pop(), Some(Row::Commit)) {
+            return;
         }
-        for change in &snapshot.locks {
-            match change {
-                LockChange::Set(lock) => {
-                    self.locks.insert(lock_key(&lock.slot), lock.clone());
-                }
-                LockChange::Clear(slot) => {
-                    self.locks.remove(&lock_key(slot));
-                }
-            }
+        for row in rows {
+            self.apply(row);
         }
-        for (position, certificate) in &snapshot.certificates {
-            match certificate.order.lock_slot() {
-                LockSlot::Sequence(sender, sequence) => {
-                    self.sent.insert((sender, sequence), *position);
-                    self.touching.insert((sender, *position));
-                }
-                LockSlot::Intro(account) => {
-                    self.touching.insert((account, *position));
-                }
+    }
+
+    /// Applies one row of a sealed transaction whose batch [`Self::check`] accepted.
+    fn apply(&mut self, row: Row) {
+        match row {
+            Row::Account(account, state) => {
+                self.accounts.insert(account, state);
             }
-            for payment in certificate.order.payments() {
-                self.touching.insert((payment.recipient, *position));
+            Row::Lock(LockChange::Set(lock)) => {
+                self.locks.insert(lock_key(&lock.slot), lock);
             }
-            self.log.push(certificate.clone());
-        }
-        self.supply = snapshot.supply;
-        for (peer, cursor) in cursors {
-            self.cursors.insert(*peer, *cursor);
+            Row::Lock(LockChange::Clear(slot)) => {
+                self.locks.remove(&lock_key(&slot));
+            }
+            Row::Certificate(position, certificate) => {
+                match certificate.order.lock_slot() {
+                    LockSlot::Sequence(sender, sequence) => {
+                        self.sent.insert((sender, sequence), position);
+                        self.touching.insert((sender, position));
+                    }
+                    LockSlot::Intro(account) => {
+                        self.touching.insert((account, position));
+                    }
+                }
+                for payment in certificate.order.payments() {
+                    self.touching.insert((payment.recipient, position));
+                }
+                self.log.push(certificate);
+            }
+            Row::Cursor(peer, cursor) => {
+                self.cursors.insert(peer, cursor);
+            }
+            Row::Supply(supply) => self.supply = supply,
+            Row::Commit => {}
         }
     }
 
@@ -131,13 +242,41 @@ impl MemoryLedgerStore {
     }
 
     /// What a restarted process finds after this one died now: a new store holding exactly
-    /// the committed batches (and no armed failures). Commits this store takes afterwards,
-    /// say from an engine thread still running, do not reach it.
+    /// the committed batches (and no armed failures); what a commit in progress wrote but
+    /// did not sync is lost. Commits this store takes afterwards, say from an engine thread
+    /// still running, do not reach it.
     pub fn crash(&self) -> Self {
+        self.restarted(false)
+    }
+
+    /// [`Self::crash`] on a disk that kept every write made before the process died, synced
+    /// or not: the commit in progress counts only if its commit record was written.
+    pub fn crash_keeping_unsynced(&self) -> Self {
+        self.restarted(true)
+    }
+
+    fn restarted(&self, keep_unsynced: bool) -> Self {
         MemoryLedgerStore {
-            committed: Mutex::new(self.committed().clone()),
+            disk: Mutex::new(Disk {
+                committed: self.disk().recover(keep_unsynced),
+                ..Disk::default()
+            }),
             ..Self::default()
         }
+    }
+
+    /// Kills the store at its `k`-th write from now (counting from 0; each row of a commit
+    /// is a write, and so is the sync that ends it; a checkpoint writes nothing): that
+    /// write fails and does not happen, and so does every later one, as when the process
+    /// dies there. [`Self::crash`] or [`Self::crash_keeping_unsynced`] then gives the
+    /// restarted store.
+    pub fn crash_at_write(&self, k: u64) {
+        self.disk().crash_in = Some(k);
+    }
+
+    /// Whether the crash armed by [`Self::crash_at_write`] happened.
+    pub fn has_crashed(&self) -> bool {
+        self.disk().crashed
     }
 
     /// Makes the next commit that has something to write fail, writing nothing, as a full
@@ -151,12 +290,30 @@ impl MemoryLedgerStore {
         self.fail_next_checkpoint.store(true, Ordering::Relaxed);
     }
 
-    fn committed(&self) -> MutexGuard<'_, Committed> {
-        // Committed state is replaced only by a finished `apply`, which cannot panic
-        // half-way through a batch it checked; a panic elsewhere leaves it consistent.
-        self.committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        // Committed state is changed only by a replay, which cannot panic half-way through a
+        // batch it checked; a panic elsewhere leaves it consistent.
+        self.disk.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn committed(&self) -> MappedCommitted<'_> {
+        MappedCommitted(self.disk())
+    }
+}
+
+/// The committed state, borrowed from the locked disk.
+struct MappedCommitted<'a>(MutexGuard<'a, Disk>);
+
+impl std::ops::Deref for MappedCommitted<'_> {
+    type Target = Committed;
+    fn deref(&self) -> &Committed {
+        &self.0.committed
+    }
+}
+
+impl std::ops::DerefMut for MappedCommitted<'_> {
+    fn deref_mut(&mut self) -> &mut Committed {
+        &mut self.0.committed
     }
 }
 
@@ -209,10 +366,15 @@ impl LedgerStore for MemoryLedgerStore {
         if self.fail_next_commit.swap(false, Ordering::Relaxed) {
             return Err(StoreError::Injected("commit"));
         }
-        let mut committed = self.committed();
-        committed.check(snapshot)?;
-        committed.apply(snapshot, cursors);
-        Ok(())
+        let mut disk = self.disk();
+        if disk.crashed {
+            return Err(StoreError::Injected("the store crashed"));
+        }
+        disk.committed.check(snapshot)?;
+        for row in rows(snapshot, cursors) {
+            disk.write(row)?;
+        }
+        disk.sync()
     }
 
     /// Nothing is ever deferred: succeeds, unless a failure was injected.
@@ -220,9 +382,14 @@ impl LedgerStore for MemoryLedgerStore {
         self.checkpoint()
     }
 
+    /// Writes nothing (nothing is deferred); fails when a failure was injected or the store
+    /// crashed.
     fn checkpoint(&self) -> Result<(), StoreError> {
         if self.fail_next_checkpoint.swap(false, Ordering::Relaxed) {
             return Err(StoreError::Injected("checkpoint"));
+        }
+        if self.disk().crashed {
+            return Err(StoreError::Injected("the store crashed"));
         }
         Ok(())
     }
@@ -365,5 +532,50 @@ mod tests {
         ));
         store.commit_snapshot(&snapshot, &[]).unwrap();
         assert_eq!(store.certificates_since(0, 9).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn a_crash_at_a_write_kills_the_store_and_only_a_sealed_batch_survives() {
+        let n = Network::new("crash at a write", 2);
+        let store = MemoryLedgerStore::new();
+        let mut v = n.load(&store);
+        v.handle_certificate(&n.certificate(n.pay(&n.alice, &n.bob, 10, 0)), true)
+            .unwrap();
+        let snapshot = v.take_snapshot();
+        // Two accounts, a certificate, the supply, the commit record, then the sync.
+        let writes = rows(&snapshot, &[]).len() as u64 + 1;
+        assert_eq!(writes, 6);
+        let before = view(&store, &n.everyone());
+        // Dies at the sync: the commit record was written, not synced.
+        store.crash_at_write(writes - 1);
+        assert!(!store.has_crashed());
+        assert!(store.commit_snapshot(&snapshot, &[]).is_err());
+        assert!(store.has_crashed());
+        assert_eq!(view(&store.crash(), &n.everyone()), before);
+        assert_eq!(
+            store
+                .crash_keeping_unsynced()
+                .certificates_since(0, 9)
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
+        // Dead for good: no later commit or checkpoint reaches the disk.
+        assert!(store.commit_snapshot(&snapshot, &[]).is_err());
+        assert!(store.checkpoint().is_err());
+        // One write earlier, the batch is torn: ignored whether or not its rows were kept.
+        let store = n_store_after(&n, &before);
+        store.crash_at_write(writes - 2);
+        assert!(store.commit_snapshot(&snapshot, &[]).is_err());
+        assert_eq!(view(&store.crash_keeping_unsynced(), &n.everyone()), before);
+    }
+
+    /// A fresh store of `n` holding its genesis, checked against `expected`.
+    fn n_store_after(n: &Network, expected: &[String]) -> MemoryLedgerStore {
+        let store = MemoryLedgerStore::new();
+        drop(n.load(&store));
+        assert_eq!(view(&store, &n.everyone()), expected);
+        store
     }
 }

@@ -2,16 +2,22 @@
 //! implementation by [`conformance_tests!`], check the trait's contract — commits read back,
 //! a restart recovers exactly what was committed, a batch is all or nothing, re-applying is
 //! idempotent, checkpoints change nothing a reader sees, and every query pages alike.
+//! [`crash_tests!`] crashes each store at every write of a commit and of a checkpoint
+//! ([`CrashHarness`]; redb runs on a [`FaultyDisk`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
+mod crash_cases;
+mod faulty_disk;
 
 use std::path::PathBuf;
 
 use crate::store::ledger_store::LedgerStore;
 use crate::store::memory::MemoryLedgerStore;
 use crate::store::redb_store::RedbLedgerStore;
+
+use self::faulty_disk::FaultyDisk;
 
 /// How the suite opens, restarts and breaks one kind of store.
 pub(crate) trait Harness {
@@ -102,6 +108,117 @@ impl Harness for Memory {
     }
 }
 
+/// What a crash does to the writes that were not synced yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsynced {
+    /// Lost, as in a power cut.
+    Lost,
+    /// On the disk, as when only the process died.
+    Kept,
+}
+
+/// How the crash cases kill one kind of store at a chosen write and restart it.
+pub(crate) trait CrashHarness: Harness {
+    /// Kills `store` at its `k`-th write from now (counting from 0): that write fails, and
+    /// nothing after it reaches the disk.
+    fn crash_at_write(&mut self, store: &Self::Store, k: u64);
+
+    /// Whether the armed crash happened.
+    fn crashed(&self, store: &Self::Store) -> bool;
+
+    /// The store a restarted process finds after the crash of `store`.
+    fn restart_after_crash(&mut self, store: &Self::Store, unsynced: Unsynced) -> Self::Store;
+}
+
+impl CrashHarness for Memory {
+    fn crash_at_write(&mut self, store: &MemoryLedgerStore, k: u64) {
+        store.crash_at_write(k);
+    }
+
+    fn crashed(&self, store: &MemoryLedgerStore) -> bool {
+        store.has_crashed()
+    }
+
+    fn restart_after_crash(
+        &mut self,
+        store: &MemoryLedgerStore,
+        unsynced: Unsynced,
+    ) -> MemoryLedgerStore {
+        match unsynced {
+            Unsynced::Lost => store.crash(),
+            Unsynced::Kept => store.crash_keeping_unsynced(),
+        }
+    }
+}
+
+/// redb on a [`FaultyDisk`]: the real store, on a disk that dies at the write a test
+/// chooses; a restart opens redb again on what the disk kept.
+pub(crate) struct RedbOnFaultyDisk {
+    /// The disk of the store opened last.
+    disk: FaultyDisk,
+    /// The disk a crash was armed on.
+    armed: FaultyDisk,
+    checkpoint_every: u64,
+}
+
+impl RedbOnFaultyDisk {
+    pub(crate) fn new(checkpoint_every: u64) -> Self {
+        RedbOnFaultyDisk {
+            disk: FaultyDisk::default(),
+            armed: FaultyDisk::default(),
+            checkpoint_every,
+        }
+    }
+
+    fn open(&mut self, disk: FaultyDisk) -> RedbLedgerStore {
+        self.disk = disk.clone();
+        RedbLedgerStore::open_on(disk, 1 << 20)
+            .unwrap()
+            .with_checkpoint_every(self.checkpoint_every)
+    }
+}
+
+impl Harness for RedbOnFaultyDisk {
+    type Store = RedbLedgerStore;
+
+    fn fresh(&mut self) -> RedbLedgerStore {
+        self.open(FaultyDisk::default())
+    }
+
+    /// A power cut: the machine keeps what was synced, and nothing the dying process might
+    /// still write reaches the disk.
+    fn restart(&mut self, store: RedbLedgerStore) -> RedbLedgerStore {
+        let disk = self.disk.clone();
+        disk.crash_now();
+        drop(store);
+        self.open(disk.after_restart(false))
+    }
+
+    fn fail_next_commit(store: &RedbLedgerStore) {
+        store.fail_next_commit();
+    }
+
+    fn replay_tail(store: &RedbLedgerStore) -> Option<u64> {
+        Some(store.replay_tail())
+    }
+}
+
+impl CrashHarness for RedbOnFaultyDisk {
+    fn crash_at_write(&mut self, _: &RedbLedgerStore, k: u64) {
+        self.armed = self.disk.clone();
+        self.armed.crash_at_write(k);
+    }
+
+    fn crashed(&self, _: &RedbLedgerStore) -> bool {
+        self.armed.crashed()
+    }
+
+    fn restart_after_crash(&mut self, _: &RedbLedgerStore, unsynced: Unsynced) -> RedbLedgerStore {
+        let disk = self.armed.after_restart(unsynced == Unsynced::Kept);
+        self.open(disk)
+    }
+}
+
 /// Instantiates every case of the suite for each `backend => harness`, as a module of
 /// tests named after the backend.
 macro_rules! conformance_tests {
@@ -164,5 +281,34 @@ macro_rules! conformance_tests {
 conformance_tests! {
     redb => Redb::new(5),
     redb_checkpoint_every_batch => Redb::new(1),
+    redb_on_faulty_disk => RedbOnFaultyDisk::new(5),
     memory => Memory,
+}
+
+/// Instantiates the crash cases for each `backend => harness`.
+macro_rules! crash_tests {
+    ($($backend:ident => $harness:expr),* $(,)?) => {$(
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn a_crash_at_any_write_of_a_commit_keeps_the_batch_whole() {
+                crash_cases::a_crash_at_any_write_of_a_commit_keeps_the_batch_whole($harness);
+            }
+            #[test]
+            fn a_crash_at_any_write_of_a_checkpoint_loses_nothing() {
+                crash_cases::a_crash_at_any_write_of_a_checkpoint_loses_nothing($harness);
+            }
+        }
+    )*};
+}
+
+mod crash {
+    use super::*;
+
+    crash_tests! {
+        memory => Memory,
+        redb => RedbOnFaultyDisk::new(5),
+        redb_checkpoint_every_batch => RedbOnFaultyDisk::new(1),
+    }
 }

@@ -98,6 +98,23 @@ impl RedbLedgerStore {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
+        Self::on_database(db)
+    }
+
+    /// Opens (or creates) the database on any redb storage `backend`, with a page cache of
+    /// `cache_bytes`: an in-memory one, or one that fails on purpose so that tests can
+    /// crash the store at any write.
+    pub fn open_on(
+        backend: impl redb::StorageBackend,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(backend)?;
+        Self::on_database(db)
+    }
+
+    fn on_database(db: Database) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         for table in [ACCOUNTS, LOCKS] {
             txn.open_table(table)?;
