@@ -28,6 +28,9 @@ pub enum NodeError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    /// A socket given in [`NodeListeners`] could not be used.
+    #[error("cannot serve on the given listener: {0}")]
+    Listener(std::io::Error),
     #[error("cannot create the data folder {0}: {1}")]
     DataDir(String, std::io::Error),
     #[error("ledger storage: {0}")]
@@ -51,36 +54,55 @@ pub struct Node {
     engine_thread: std::thread::JoinHandle<()>,
 }
 
+/// Sockets the caller bound before starting the node, for [`Node::start_with_listeners`].
+///
+/// A quorum contract names every validator's address before any validator starts, so a
+/// caller that picks free ports (tests, a benchmark on a busy machine) must know them before
+/// the nodes bind them. Binding port 0 and dropping the socket to learn a port leaves a
+/// window in which another process may take it; binding here, reading the address back,
+/// writing the contract and handing the very socket to the node leaves none. A given socket
+/// keeps the backlog it was bound with (std's `bind` asks for 128).
+#[derive(Debug, Default)]
+pub struct NodeListeners {
+    /// The node protocol's socket, served instead of binding [`NodeConfig::listen`] (which
+    /// is then unused); `None` binds `listen`.
+    pub node: Option<std::net::TcpListener>,
+    /// The control API's socket, served instead of binding [`NodeConfig::rpc`] (which is
+    /// then unused, and may be `None`); `None` binds `rpc` if it is set.
+    pub rpc: Option<std::net::TcpListener>,
+}
+
 impl Node {
-    /// Opens the ledger, binds the sockets and starts serving.
+    /// Opens the ledger, binds the configured addresses and starts serving.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Node::start_with_listeners(config, NodeListeners::default()).await
+    }
+
+    /// Like [`Node::start`], but serves on the sockets in `listeners` where given (binding
+    /// the configured address for the others), so the node listens on exactly the socket
+    /// the caller bound, with no window for another process to take its port.
+    pub async fn start_with_listeners(
+        config: NodeConfig,
+        listeners: NodeListeners,
+    ) -> Result<Node, NodeError> {
         let me = config.key.account();
         if !config.contract.validators.iter().any(|v| v.key == me) {
             return Err(NodeError::NotAValidator);
         }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NodeError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = match listeners.node {
+            Some(prebound) => adopt(prebound)?,
+            None => bind(config.listen).await?,
+        };
         let address = listener.local_addr().map_err(|source| NodeError::Bind {
             address: config.listen,
             source,
         })?;
-        let rpc_listener = match config.rpc {
-            Some(rpc) => Some(
-                TcpListener::bind(rpc)
-                    .await
-                    .map_err(|source| NodeError::Bind {
-                        address: rpc,
-                        source,
-                    })?,
-            ),
-            None => None,
+        let rpc_listener = match (listeners.rpc, config.rpc) {
+            (Some(prebound), _) => Some(adopt(prebound)?),
+            (None, Some(rpc)) => Some(bind(rpc).await?),
+            (None, None) => None,
         };
 
         let path = config.data_dir.join("ledger.redb");
@@ -217,6 +239,21 @@ impl Node {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         tracing::info!("validator stopped");
     }
+}
+
+/// Listens on `address`.
+async fn bind(address: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Bind { address, source })
+}
+
+/// Serves on a socket the caller bound: tokio needs it non-blocking.
+fn adopt(listener: std::net::TcpListener) -> Result<TcpListener, NodeError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(NodeError::Listener)?;
+    TcpListener::from_std(listener).map_err(NodeError::Listener)
 }
 
 /// Stops the node (`cancel`: the listener, every connection, the registration and the sync

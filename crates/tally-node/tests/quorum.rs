@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, wait_until};
+use common::{bound_listener, wait_until};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use tally_core::{
     AccountId, Amount, Certificate, IntroKey, NetworkContract, Order, SecretKey, SignedOrder,
     Transfer, Vote,
 };
+use tally_node::server::NodeListeners;
 use tally_node::{Node, NodeConfig};
 use tally_proto::{Connection, ErrorCode, Hello, LedgerRequest, Limits, Packet};
 use tally_wallet::{ClientError, QuorumClient, Wallet, ops};
@@ -40,8 +41,19 @@ struct Net {
 impl Net {
     async fn start(funded: usize) -> Net {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
-        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
-        let rpcs: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        // Every socket is bound before the contract is written, and each node serves on
+        // its own: no port is free between picking it and serving on it.
+        let listeners: Vec<NodeListeners> = (0..4)
+            .map(|_| NodeListeners {
+                node: Some(bound_listener()),
+                rpc: Some(bound_listener()),
+            })
+            .collect();
+        let local = |listener: &Option<std::net::TcpListener>| {
+            listener.as_ref().unwrap().local_addr().unwrap()
+        };
+        let addresses: Vec<SocketAddr> = listeners.iter().map(|l| local(&l.node)).collect();
+        let rpcs: Vec<SocketAddr> = listeners.iter().map(|l| local(&l.rpc)).collect();
         let funded: Vec<SecretKey> = (0..funded).map(|_| SecretKey::generate()).collect();
         let contract = common::quorum_contract(
             "it",
@@ -60,8 +72,10 @@ impl Net {
             dir: tempfile::tempdir().unwrap(),
             funded,
         };
-        for i in 0..4 {
-            let node = net.start_node(i, Duration::from_millis(200)).await;
+        for (i, listeners) in listeners.into_iter().enumerate() {
+            let config = net.config(i, Duration::from_millis(200));
+            let node = Node::start_with_listeners(config, listeners).await.unwrap();
+            assert_eq!(node.address(), net.addresses[i]);
             net.nodes.push(Some(node));
         }
         net
@@ -71,7 +85,8 @@ impl Net {
         self.dir.path().join(format!("validator-{i}"))
     }
 
-    async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+    /// Validator `i`'s config, at its address in the contract.
+    fn config(&self, i: usize, sync_interval: Duration) -> NodeConfig {
         let mut config = NodeConfig::new(
             self.contract.clone(),
             self.keys[i].clone(),
@@ -82,7 +97,15 @@ impl Net {
         config.rpc = Some(self.rpcs[i]);
         config.idle_timeout = Duration::from_secs(5);
         config.limits.max_frame = 64 * 1024;
-        // A port freed a moment ago may still be settling; retry briefly.
+        config
+    }
+
+    /// Validator `i` again, at the addresses it served on before it stopped: they are
+    /// fixed by the contract, so they must be bound again (the listeners are gone with
+    /// the stopped node); a port let go a moment ago may still be settling, so retry
+    /// briefly.
+    async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+        let config = self.config(i, sync_interval);
         for _ in 0..50 {
             match Node::start(config.clone()).await {
                 Ok(node) => return node,
@@ -123,25 +146,6 @@ impl Net {
                     .map(|v| v.ledger.get(account).map_or(0, |e| e.balance))
             })
             .collect()
-    }
-
-    /// Calls `method` (no params) on validator `i`'s control API; the JSON-RPC answer.
-    async fn control(&self, i: usize, method: &str) -> serde_json::Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
-        let mut stream = tokio::net::TcpStream::connect(self.rpcs[i]).await.unwrap();
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
-            .await
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap()
     }
 
     async fn shutdown(mut self) {
@@ -741,7 +745,7 @@ async fn the_control_api_reports_a_split_slot_as_frozen() {
         }
     }
     for i in 0..4 {
-        let answer = net.control(i, "slots").await;
+        let answer = common::control(net.rpcs[i], "slots").await;
         let report = &answer["result"];
         assert_eq!(report["answered"], 4, "{answer}");
         assert_eq!(report["frozen"], 1, "{answer}");

@@ -39,6 +39,10 @@ struct Net {
 impl Net {
     async fn start() -> Net {
         let dir = tempfile::tempdir().unwrap();
+        // The tracker's address is part of the contract the tracker is given, and here the
+        // tracker binds that address itself, so it gets a port free a moment ago. The
+        // validators bind port 0 themselves: nothing has to know their addresses before
+        // they serve.
         let tracker_address = free_port();
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let funded: Vec<SecretKey> = (0..2).map(|_| SecretKey::generate()).collect();

@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::free_port;
+use common::{bound_listener, closed_addresses};
 use tally_core::pow::IntroPowHasher;
 use tally_core::{
     AccountId, Allocation, Amount, Mode, NetworkContract, PowParams, SecretKey, ValidatorInfo,
 };
 use tally_node::pow::{MinerConfig, PowNode};
+use tally_node::server::NodeListeners;
 use tally_node::{Node, NodeConfig};
 use tally_proto::pow::WireLimits;
 use tally_wallet::chain::{self, Miners, Waiting};
@@ -76,11 +77,15 @@ struct Net {
 impl Net {
     async fn start(bank: &SecretKey) -> Net {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
-        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        // Every socket is bound before the contract is written, and each validator
+        // serves on its own.
+        let listeners: Vec<std::net::TcpListener> = (0..4).map(|_| bound_listener()).collect();
+        let addresses: Vec<SocketAddr> =
+            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let contract = quorum_contract(&keys, &addresses, bank);
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
-        for i in 0..4 {
+        for (i, listener) in listeners.into_iter().enumerate() {
             let mut config = NodeConfig::new(
                 contract.clone(),
                 keys[i].clone(),
@@ -89,18 +94,12 @@ impl Net {
             );
             config.sync_interval = Duration::from_millis(200);
             config.idle_timeout = Duration::from_secs(5);
-            let mut started = None;
-            // A port freed a moment ago may still be settling; retry briefly.
-            for _ in 0..50 {
-                match Node::start(config.clone()).await {
-                    Ok(node) => {
-                        started = Some(node);
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-            nodes.push(started.expect("validator started"));
+            let listeners = NodeListeners {
+                node: Some(listener),
+                rpc: None,
+            };
+            let node = Node::start_with_listeners(config, listeners).await;
+            nodes.push(node.expect("validator started"));
         }
         Net {
             contract,
@@ -371,7 +370,7 @@ async fn a_wallet_the_network_never_saw_restores_to_account_zero() {
 async fn restore_refuses_and_writes_nothing() {
     let validators: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
     // Nobody listens at these addresses.
-    let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+    let addresses = closed_addresses(4);
     let contract = quorum_contract(&validators, &addresses, &SecretKey::generate());
     let client = QuorumClient::new(contract.clone(), Duration::from_secs(2)).unwrap();
     let network = contract.id();
@@ -446,7 +445,7 @@ async fn restore_refuses_and_writes_nothing() {
 fn init_twice_is_refused_and_a_sealed_seed_needs_its_passphrase() {
     let network = quorum_contract(
         &[SecretKey::generate()],
-        &[free_port()],
+        &closed_addresses(1),
         &SecretKey::generate(),
     )
     .id();

@@ -1,8 +1,9 @@
-//! What the integration tests share: ports, proofs of work, polling; `pow` for the miners.
+//! What the integration tests share: sockets and ports, proofs of work, polling, the
+//! control API; `pow` for the miners.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use tally_core::pow::IntroPowHasher;
@@ -10,10 +11,59 @@ use tally_core::{AccountId, Allocation, Amount, Mode, NetworkContract, SecretKey
 
 pub mod pow;
 
-/// A loopback port free a moment ago.
+/// A loopback socket, bound and kept, for [`tally_node::server::NodeListeners`]: the node
+/// serves on this very socket, so nothing can take its port between picking it and serving
+/// (binding port 0 and dropping the socket, then binding the address again, left that
+/// window open). Bind every validator's socket first, write their addresses into the
+/// contract, then start each node on its own.
+///
+/// The port is below the kernel's range for outgoing connections (32768 and up on Linux),
+/// from a per-process counter at a per-process start, taken only if free: a test that
+/// stops a validator and restarts it at the same address must bind that port again, and
+/// while the validator is down, peers and wallets keep connecting to it; a port from the
+/// outgoing range could meanwhile become one of those connections' own port (or a
+/// connection to itself), and the restart could not bind it.
+pub fn bound_listener() -> TcpListener {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let address = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
+        if let Ok(listener) = TcpListener::bind(address) {
+            return listener;
+        }
+    }
+}
+
+/// A loopback port free a moment ago, for a server a test starts on an address rather
+/// than a socket (the tracker, whose own address is part of the contract it is given):
+/// another process may take the port before that server binds it, so a validator uses
+/// [`bound_listener`] instead. From the same low range as
+/// [`bound_listener`], where no port-0 bind or outgoing connection lands.
 pub fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    bound_listener().local_addr().unwrap()
+}
+
+/// Calls `method` (no params) on the control API at `rpc`; the JSON-RPC answer.
+pub async fn control(rpc: SocketAddr, method: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+    let mut stream = tokio::net::TcpStream::connect(rpc).await.unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap()
 }
 
 /// The first proof of work of `account` at `bits`.

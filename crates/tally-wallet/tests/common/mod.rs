@@ -6,13 +6,14 @@
 pub mod chain;
 pub mod live;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use tally_core::{
     AccountId, Allocation, Amount, Coin, Denomination, Mode, NetworkContract, Order, Payment,
     SecretKey, SignedOrder, Split, ValidatorInfo,
 };
+use tally_node::server::NodeListeners;
 use tally_node::{Node, NodeConfig};
 use tally_proto::{Connection, LedgerRequest, Limits, Packet};
 use tally_wallet::coins::{CoinFolder, CoinStore};
@@ -20,11 +21,17 @@ use tally_wallet::{QuorumClient, Wallet};
 
 pub const CASH: i128 = 1_000_000;
 
-/// A port for a validator that neither another test nor a client's outgoing connection
-/// takes before the validator binds it: below the kernel's range for outgoing connections
-/// (which starts at 32768), from a per-process counter at a per-process start, checked
-/// free. (Binding port 0 and dropping the socket hands out a port from that very range.)
-pub fn free_port() -> SocketAddr {
+/// A loopback socket for a validator, bound and kept: the validator serves on this very
+/// socket ([`NodeListeners`]), so nothing can take its port between picking it and serving
+/// (binding port 0, dropping the socket and binding the address again left that window).
+///
+/// The port is below the kernel's range for outgoing connections (which starts at 32768),
+/// from a per-process counter at a per-process start, taken only if free: a validator a
+/// test stops is restarted at the same address, and while it is down, wallets and peers
+/// keep connecting to it; a port from the outgoing range could meanwhile become one of
+/// those connections' own port (or a connection to itself), and the restart could not
+/// bind it.
+pub fn bound_listener() -> TcpListener {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 10_000;
     const SPAN: u32 = 22_000;
@@ -33,10 +40,19 @@ pub fn free_port() -> SocketAddr {
     loop {
         let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
         let address = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
-        if std::net::TcpListener::bind(address).is_ok() {
-            return address;
+        if let Ok(listener) = TcpListener::bind(address) {
+            return listener;
         }
     }
+}
+
+/// `count` loopback addresses that refuse connections at once: ports 1 and up, which no
+/// test binds (they need privileges), unlike a port picked free, which another process
+/// may take and serve on.
+pub fn closed_addresses(count: u16) -> Vec<SocketAddr> {
+    (1..=count)
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        .collect()
 }
 
 /// Four validators; `payer` holds 1,000 cash at genesis.
@@ -57,7 +73,11 @@ impl Net {
     /// Four validators; `payer` holds `genesis_cash` at genesis.
     pub async fn start_funded(sync_interval: Duration, genesis_cash: u64) -> Net {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
-        let addresses: Vec<SocketAddr> = (0..4).map(|_| free_port()).collect();
+        // Every socket is bound before the contract is written, and each validator
+        // serves on its own.
+        let listeners: Vec<TcpListener> = (0..4).map(|_| bound_listener()).collect();
+        let addresses: Vec<SocketAddr> =
+            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let payer = SecretKey::generate();
         let contract = NetworkContract {
             name: "coins".into(),
@@ -88,14 +108,20 @@ impl Net {
             dir: tempfile::tempdir().unwrap(),
             payer,
         };
-        for i in 0..4 {
-            let node = net.start_node(i, sync_interval).await;
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let listeners = NodeListeners {
+                node: Some(listener),
+                rpc: None,
+            };
+            let config = net.config(i, sync_interval);
+            let node = Node::start_with_listeners(config, listeners).await.unwrap();
             net.nodes.push(Some(node));
         }
         net
     }
 
-    pub async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+    /// Validator `i`'s config, at its address in the contract.
+    fn config(&self, i: usize, sync_interval: Duration) -> NodeConfig {
         let mut config = NodeConfig::new(
             self.contract.clone(),
             self.keys[i].clone(),
@@ -104,6 +130,14 @@ impl Net {
         );
         config.sync_interval = sync_interval;
         config.idle_timeout = Duration::from_secs(5);
+        config
+    }
+
+    /// Validator `i` again, at its address in the contract, which it must bind anew (its
+    /// socket closed when it stopped); a port let go a moment ago may still be settling,
+    /// so retry briefly.
+    pub async fn start_node(&self, i: usize, sync_interval: Duration) -> Node {
+        let config = self.config(i, sync_interval);
         for _ in 0..50 {
             match Node::start(config.clone()).await {
                 Ok(node) => return node,
