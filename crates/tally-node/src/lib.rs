@@ -22,4 +22,4 @@ pub mod sync;
 
 pub use config::{NodeConfig, NodeFiles};
 pub use discovery::{AddressBook, TrackerSettings};
-pub use server::{Node, NodeError};
+pub use server::{Node, NodeError, NodeListeners};
