@@ -509,12 +509,14 @@ impl Validator {
         let replay = self.planted == Some(PlantedBug::ApplyTwice);
         #[cfg(not(feature = "planted-bugs"))]
         let replay = false;
+        // Votes are judged first, even for an order already applied: a certificate with a
+        // bad vote is a bad certificate, not "already known", whatever it certifies.
+        if !votes_ok {
+            return Err(LedgerError::BadVote);
+        }
         let again = self.is_applied(&certificate.order);
         if again && !replay {
             return Ok(Applied { new: false });
-        }
-        if !votes_ok {
-            return Err(LedgerError::BadVote);
         }
         match &certificate.order {
             Order::IntroKey(intro) => {

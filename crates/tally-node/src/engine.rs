@@ -216,7 +216,7 @@ enum Commit {
 /// What the parallel check found for one job.
 #[derive(Clone)]
 enum Checked {
-    /// Nothing to check (reads, replays of applied certificates).
+    /// Nothing to check (reads).
     Nothing,
     /// An order: its signature holds or not.
     Order(bool),
@@ -490,8 +490,7 @@ impl Engine {
             Checked::Certificate(Err(error)) => {
                 return Packet::error(ErrorCode::BadCertificate, error.to_string());
             }
-            Checked::Nothing => true, // already applied: no check was needed
-            Checked::Order(_) => false,
+            Checked::Nothing | Checked::Order(_) => false,
         };
         match self.validator.handle_certificate(cert, votes_ok) {
             Ok(applied) => {
@@ -736,9 +735,8 @@ fn plan_certificate(
     verifier: &mut BatchVerifier,
     me: &AccountId,
 ) -> (Checked, std::ops::Range<usize>) {
-    if validator.is_applied(&cert.order) {
-        return (Checked::Nothing, 0..0);
-    }
+    // A certificate of an order already applied is checked all the same: answering a
+    // replay with a forged vote "already known" would vouch for a bad certificate.
     let digest = match cert.check_structure(validator.committee(), validator.network()) {
         Ok(digest) => digest,
         Err(error) => return (Checked::Certificate(Err(error)), 0..0),

@@ -478,3 +478,49 @@ async fn a_failed_commit_stops_the_engine_and_a_restart_keeps_every_vote_given()
     drop(handle);
     thread.join().unwrap();
 }
+
+/// A certificate of an order already applied, but with a forged vote in it, is answered
+/// as what it is, a bad certificate, not acknowledged as already known (which would vouch
+/// for it): the engine checks the votes of replays too. The genuine certificate's replay
+/// is still acknowledged as known, and nothing changes either way.
+#[tokio::test]
+async fn a_replayed_certificate_with_a_forged_vote_is_refused_not_acknowledged() {
+    let net = Net::new("engine forged replay");
+    let (store, _arrivals) = GatedStore::new(MemoryLedgerStore::new());
+    let (handle, thread) = net.start(store.clone());
+    let order = net.pay(&net.alice, &net.bob, 5, 0);
+    let certificate = net.certificate(order.clone());
+    let first = handle
+        .submit(Packet::ReqPayEnd(certificate.clone()))
+        .await
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, Packet::RespPayEnd(ack) if ack.new),
+        "{first:?}"
+    );
+
+    let mut forged = certificate.clone();
+    forged.votes[1].signature = tally_core::Signature::from([0x5A; 64]);
+    let answer = handle
+        .submit(Packet::ReqPayEnd(forged))
+        .await
+        .await
+        .unwrap();
+    assert_eq!(error_code(&answer), Some(ErrorCode::BadCertificate), "{answer:?}");
+
+    let replay = handle
+        .submit(Packet::ReqPayEnd(certificate))
+        .await
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replay, Packet::RespPayEnd(ack) if !ack.new),
+        "{replay:?}"
+    );
+    let restarted = net.load(&store.inner.crash());
+    assert_eq!(restarted.account(&net.bob.account()).balance, 1005);
+    assert_eq!(restarted.log_len(), 1);
+    drop(handle);
+    thread.join().unwrap();
+}

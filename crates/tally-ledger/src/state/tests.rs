@@ -130,6 +130,12 @@ fn intro_pays_the_faucet_exactly_once() {
         vs[0].handle_certificate(&cert, true),
         Ok(Applied { new: false })
     );
+    // A copy whose votes do not hold is a bad certificate, even of an applied order: it is
+    // not "already known".
+    assert_eq!(
+        vs[0].handle_certificate(&cert, false),
+        Err(LedgerError::BadVote)
+    );
     assert_eq!(vs[0].account(&alice.account()).balance, 10_000_000);
     assert_eq!(vs[0].supply(), Amount::from_microcash(10_000_000));
     assert_eq!(
