@@ -16,9 +16,10 @@
 //! multi-threaded runtime a parked worker may hold the driver and the spin helps less.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// When the relay last read from a socket, shared by every connection task and the poller.
@@ -100,52 +101,62 @@ impl BusyPoller {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use std::sync::Arc;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
 
-    /// The poller spins after a read, goes to sleep once the window has passed, wakes on
-    /// the next read, and stops at shutdown.
-    #[tokio::test(flavor = "current_thread")]
+    /// The poller spins after a read for as long as the window lasts (however often it is
+    /// polled), goes to sleep once the window has passed, wakes on the next read for a
+    /// whole window again, and stops at shutdown. The test polls the poller itself, step by
+    /// step, on tokio's paused clock, which only the test moves: no wall-clock window to
+    /// race, and a broken poller fails an assertion instead of hanging.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn spins_after_reads_sleeps_when_quiet_and_stops_at_shutdown() {
-        let activity = Arc::new(Activity::new());
+        let window = Duration::from_millis(20);
+        let activity = Activity::new();
         let shutdown = CancellationToken::new();
-        let poller = BusyPoller {
-            window: Duration::from_millis(20),
+        let mut poller = pin!(BusyPoller { window }.run(&activity, &shutdown));
+        let mut step = || {
+            poller
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
         };
-        let task = tokio::spawn({
-            let activity = Arc::clone(&activity);
-            let shutdown = shutdown.clone();
-            async move { poller.run(&activity, &shutdown).await }
-        });
-        activity.read_at(Instant::now());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(
-            !activity.parked.load(Ordering::Relaxed),
-            "it spins within the window"
-        );
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(
-            activity.parked.load(Ordering::Relaxed),
-            "it sleeps once the window has passed"
-        );
+        let spinning = |activity: &Activity| !activity.parked.load(Ordering::Relaxed);
+
+        // The window counts from the start, as if a read had just happened.
+        for _ in 0..100 {
+            assert!(step().is_pending());
+            assert!(spinning(&activity), "it spins within the window");
+        }
+        tokio::time::advance(window).await;
+        assert!(step().is_pending());
+        assert!(!spinning(&activity), "it sleeps once the window has passed");
+        assert!(step().is_pending());
+        assert!(!spinning(&activity), "and stays asleep without reads");
+
+        tokio::time::advance(Duration::from_secs(5)).await;
         activity.read_at(Instant::now());
         assert!(
-            activity.parked.load(Ordering::Relaxed),
+            !spinning(&activity),
             "only the poller itself says it is awake"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(
-            !activity.parked.load(Ordering::Relaxed),
-            "a read woke it and it spins again"
-        );
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(
-            activity.parked.load(Ordering::Relaxed),
-            "and it went back to sleep after the window"
-        );
+        for _ in 0..100 {
+            assert!(step().is_pending());
+            assert!(spinning(&activity), "a read woke it and it spins");
+        }
+        tokio::time::advance(window - Duration::from_millis(1)).await;
+        for _ in 0..100 {
+            assert!(step().is_pending());
+            assert!(
+                spinning(&activity),
+                "it still spins 1 ms before the window ends"
+            );
+        }
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(step().is_pending());
+        assert!(!spinning(&activity), "it sleeps once the window has passed");
+
         shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(2), task)
-            .await
-            .expect("the poller stops at shutdown")
-            .unwrap();
+        assert!(step().is_ready(), "it stops at shutdown");
     }
 }

@@ -9,13 +9,16 @@ use std::net::{IpAddr, Shutdown};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use parking_lot::Mutex;
 use tally_core::rate::TokenBucket;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+// Tokio's clock, not the system's: deadlines and rate limits then follow a test's paused
+// time exactly as they follow real time in production.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -373,9 +376,9 @@ pub(crate) async fn run_connection(shared: Arc<Shared>, conn: Arc<Conn>, slot: S
         line_bucket: TokenBucket::new(
             u64::from(config.lines_per_sec),
             u64::from(config.line_burst),
-            now,
+            now.into_std(),
         ),
-        byte_bucket: TokenBucket::new(config.bytes_per_sec, config.byte_burst, now),
+        byte_bucket: TokenBucket::new(config.bytes_per_sec, config.byte_burst, now.into_std()),
         shared: Arc::clone(&shared),
         conn: Arc::clone(&conn),
         room: None,
@@ -415,7 +418,7 @@ impl Session {
         let conn = Arc::clone(&self.conn);
         let shared = Arc::clone(&self.shared);
         let (first, _) = self.deadline(None);
-        let timer = tokio::time::sleep_until(first.into());
+        let timer = tokio::time::sleep_until(first);
         tokio::pin!(timer);
         let cancelled = shared.shutdown.cancelled();
         tokio::pin!(cancelled);
@@ -427,8 +430,8 @@ impl Session {
                 None => {}
             }
             let (due, _) = self.deadline(stalled_since);
-            if due < timer.deadline().into_std() {
-                timer.as_mut().reset(due.into());
+            if due < timer.deadline() {
+                timer.as_mut().reset(due);
             }
             tokio::select! {
                 biased;
@@ -453,7 +456,7 @@ impl Session {
                     if Instant::now() >= due {
                         return end;
                     }
-                    timer.as_mut().reset(due.into());
+                    timer.as_mut().reset(due);
                 }
             }
         }
@@ -478,8 +481,8 @@ impl Session {
         if !self.shared.config.busy_poll.is_zero() {
             self.shared.activity.read_at(now);
         }
-        self.line_bucket.refill(now);
-        self.byte_bucket.refill(now);
+        self.line_bucket.refill(now.into_std());
+        self.byte_bucket.refill(now.into_std());
         if !self.byte_bucket.take(n as u64) {
             return Some(End::Flood);
         }
@@ -712,7 +715,7 @@ impl Session {
 /// client still sends, for at most `linger`. Closing a socket with unread input sends a
 /// reset, which can destroy the client's copy of the final `@error` line.
 async fn linger(conn: &Conn, linger: Duration) {
-    let deadline = tokio::time::Instant::now() + linger;
+    let deadline = Instant::now() + linger;
     loop {
         let (pending, _, dead) = conn.outbox_state();
         if !pending || dead.is_some() {

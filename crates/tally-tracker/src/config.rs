@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tally_core::NetworkContract;
 
+use crate::clock::Clock;
+
 /// The file inside the data directory that holds the registrations.
 pub const DB_FILE: &str = "tracker.redb";
 
@@ -123,6 +125,10 @@ pub struct TrackerConfig {
     pub contracts: Vec<NetworkContract>,
     /// Limits and timings.
     pub limits: Limits,
+    /// Where the server reads the time: expiry, the timestamp check, the replay guard and
+    /// the request rate limit all follow it (default: the system clock; tests pass a
+    /// [`crate::ManualClock`]'s).
+    pub clock: Clock,
 }
 
 impl TrackerConfig {
@@ -133,6 +139,7 @@ impl TrackerConfig {
             data_dir: data_dir.into(),
             contracts: Vec::new(),
             limits: Limits::DEFAULT,
+            clock: Clock::system(),
         }
     }
 
@@ -151,6 +158,12 @@ impl TrackerConfig {
     /// Replaces the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Replaces the clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 }

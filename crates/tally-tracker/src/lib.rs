@@ -34,7 +34,7 @@ pub use check::Networks;
 pub use client::{
     ClientConfig, ClientError, Joined, Peer, Registered, TrackerClient, sign_registration,
 };
-pub use clock::now_ms;
+pub use clock::{Clock, ManualClock, now_ms};
 #[cfg(feature = "server")]
 pub use config::{Limits, TrackerConfig};
 #[cfg(feature = "server")]

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tally_proto::tracker::Refusal;
 
 use crate::check::CheckedRegistration;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::registry::{Entry, Registry, ip_bytes};
 use crate::store::Store;
 
@@ -44,6 +44,8 @@ pub(crate) struct WriterSettings {
     pub max_batch: usize,
     pub ttl_ms: u64,
     pub sweep_interval: Duration,
+    /// What `seen` and expiry count from.
+    pub clock: Clock,
 }
 
 /// Fewest signatures worth handing to another thread: below this, a batch equation's
@@ -149,8 +151,16 @@ fn refuse_pending(reg: &mut CheckedRegistration, why: &Refusal) {
     }
 }
 
-/// Writer thread: applies batches to the registry, commits each durably, then answers;
-/// sweeps expired entries every `sweep_interval`.
+/// Writer thread: decides each batch against the registry, commits it durably, and only
+/// then shows it in the registry and answers; sweeps expired entries every
+/// `sweep_interval`.
+///
+/// The registry never runs ahead of the store: a batch is tried on the registry (its
+/// limits and replay guard decide each key, earlier keys of the batch counting) and taken
+/// back out at once, under one write lock, so no reader sees it before its commit. After
+/// the commit it is put in for good; this thread is the registry's only writer, so nothing
+/// changed in between. A failed commit refuses every key of the batch (`storage error`)
+/// and leaves the registry and the store as they were.
 pub(crate) fn run_writer(
     jobs: std_mpsc::Receiver<Job>,
     mut store: Store,
@@ -172,14 +182,14 @@ pub(crate) fn run_writer(
                 Err(_) => break,
             }
         }
-        let now = now_ms();
+        let now = settings.clock.now_ms();
         let expire_before = if Instant::now() >= next_sweep {
             next_sweep = Instant::now() + settings.sweep_interval;
             let removed = registry.write().sweep(now, settings.ttl_ms);
             if !removed.is_empty() {
                 tracing::info!(expired = removed.len(), "swept expired entries");
             }
-            Some(now.saturating_sub(settings.ttl_ms))
+            now.checked_sub(settings.ttl_ms)
         } else {
             None
         };
@@ -187,8 +197,8 @@ pub(crate) fn run_writer(
             continue;
         }
         let mut puts = Vec::with_capacity(batch.len());
-        let mut undos = Vec::with_capacity(batch.len());
         {
+            let mut undos = Vec::with_capacity(batch.len());
             let mut reg = registry.write();
             for job in &mut batch {
                 let network = job.reg.network;
@@ -218,15 +228,23 @@ pub(crate) fn run_writer(
                     }
                 }
             }
-        }
-        if let Err(error) = store.commit(&puts, expire_before) {
-            tracing::error!(%error, registrations = puts.len(), "commit failed; refusing the batch");
-            let mut reg = registry.write();
+            // Decided; not shown before it is durable.
             for undo in undos.into_iter().rev() {
                 reg.undo(undo);
             }
-            for job in &mut batch {
-                refuse_pending(&mut job.reg, &Refusal::Storage);
+        }
+        match store.commit(&puts, expire_before) {
+            Ok(_) => {
+                let mut reg = registry.write();
+                for (network, entry) in &puts {
+                    reg.insert_unchecked(network, *entry);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, registrations = puts.len(), "commit failed; refusing the batch");
+                for job in &mut batch {
+                    refuse_pending(&mut job.reg, &Refusal::Storage);
+                }
             }
         }
         for job in batch {

@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -24,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::check::{CheckedRegistration, Networks, canonical_ip, check_registration};
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::{Limits, TrackerConfig};
 use crate::pipeline::{Job, JobKind, WriterSettings, run_verifier, run_writer};
 use crate::registry::{Entry, Registry, RegistryLimits, ip_bytes};
@@ -65,7 +64,13 @@ pub struct Stats {
 struct IpState {
     connections: usize,
     tokens: f64,
-    refilled: Instant,
+    /// When `tokens` was last brought up to date (the tracker's clock, ms).
+    refilled_ms: u64,
+}
+
+/// Tokens `rate` per second adds between `from_ms` and `to_ms`.
+fn refill(rate: f64, from_ms: u64, to_ms: u64) -> f64 {
+    to_ms.saturating_sub(from_ms) as f64 / 1000.0 * rate
 }
 
 struct Shared {
@@ -75,6 +80,7 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     ips: Mutex<HashMap<IpAddr, IpState>>,
     connections: AtomicUsize,
+    clock: Clock,
 }
 
 impl Shared {
@@ -94,20 +100,19 @@ impl Shared {
         }
         let mut ips = self.ips.lock();
         if ips.len() > 2 * self.limits.max_connections {
-            let now = Instant::now();
+            let now = self.clock.now_ms();
             let burst = self.burst();
             let rate = f64::from(self.limits.requests_per_ip_per_sec);
             ips.retain(|_, s| {
                 s.connections > 0
-                    || (rate > 0.0
-                        && s.tokens + now.duration_since(s.refilled).as_secs_f64() * rate < burst)
+                    || (rate > 0.0 && s.tokens + refill(rate, s.refilled_ms, now) < burst)
             });
         }
         let burst = self.burst();
         let state = ips.entry(ip).or_insert_with(|| IpState {
             connections: 0,
             tokens: burst,
-            refilled: Instant::now(),
+            refilled_ms: self.clock.now_ms(),
         });
         if state.connections >= self.limits.max_connections_per_ip {
             return Err(Refusal::TooManyConnectionsFromAddress);
@@ -135,10 +140,9 @@ impl Shared {
         let Some(state) = ips.get_mut(&ip) else {
             return true;
         };
-        let now = Instant::now();
-        let refill = now.duration_since(state.refilled).as_secs_f64() * f64::from(rate);
-        state.tokens = (state.tokens + refill).min(burst);
-        state.refilled = now;
+        let now = self.clock.now_ms();
+        state.tokens = (state.tokens + refill(f64::from(rate), state.refilled_ms, now)).min(burst);
+        state.refilled_ms = now;
         if state.tokens >= 1.0 {
             state.tokens -= 1.0;
             true
@@ -169,7 +173,7 @@ impl Shared {
         n: usize,
         exclude: impl Fn(&Entry) -> bool,
     ) -> Vec<PeerEntry> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let registry = self.registry.read();
         registry
             .sample(
@@ -220,8 +224,34 @@ pub struct Tracker {
 
 impl Tracker {
     /// Opens the database, reloads live entries (dropping expired ones), starts the
-    /// verifier and writer threads and binds the listener. Port 0 picks a free port.
+    /// verifier and writer threads and binds the listener. Port 0 picks a free port, which
+    /// [`Tracker::local_addr`] reads back before the tracker serves.
     pub async fn bind(config: TrackerConfig) -> Result<Tracker, TrackerError> {
+        Tracker::start(config, None, None).await
+    }
+
+    /// As [`Tracker::bind`], but serves on `listener`, already bound by the caller
+    /// (`config.listen` is not used). A caller that must know the port, or hold it, before
+    /// the tracker starts never has to let go of it: no other program can take it between.
+    pub async fn with_listener(
+        config: TrackerConfig,
+        listener: TcpListener,
+    ) -> Result<Tracker, TrackerError> {
+        Tracker::start(config, Some(listener), None).await
+    }
+
+    /// As [`Tracker::bind`], but keeps its registrations in `store`, already opened by the
+    /// caller (`config.data_dir` is not used): for a store on a storage backend of the
+    /// caller's choosing ([`Store::with_backend`]).
+    pub async fn with_store(config: TrackerConfig, store: Store) -> Result<Tracker, TrackerError> {
+        Tracker::start(config, None, Some(store)).await
+    }
+
+    async fn start(
+        config: TrackerConfig,
+        listener: Option<TcpListener>,
+        store: Option<Store>,
+    ) -> Result<Tracker, TrackerError> {
         for contract in &config.contracts {
             contract
                 .validate()
@@ -240,13 +270,18 @@ impl Tracker {
         let nets = networks.clone();
         let ttl_ms = limits.ttl_ms();
         let cache = limits.db_cache_bytes;
+        let clock = config.clock.clone();
+        let load_clock = clock.clone();
         let (store, registry) = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&data_dir, cache)?;
+            let mut store = match store {
+                Some(store) => store,
+                None => Store::open(&data_dir, cache)?,
+            };
             let mut registry = Registry::new(nets.ids(), registry_limits);
             let report = store.load(
                 &mut registry,
                 &|id| nets.get(id).is_some(),
-                now_ms(),
+                load_clock.now_ms(),
                 ttl_ms,
             )?;
             tracing::info!(
@@ -262,13 +297,17 @@ impl Tracker {
         .await
         .map_err(|e| TrackerError::Join(e.to_string()))??;
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| TrackerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => {
+                TcpListener::bind(config.listen)
+                    .await
+                    .map_err(|source| TrackerError::Bind {
+                        addr: config.listen,
+                        source,
+                    })?
+            }
+        };
         let local_addr = listener.local_addr().map_err(|source| TrackerError::Bind {
             addr: config.listen,
             source,
@@ -301,6 +340,7 @@ impl Tracker {
             max_batch: limits.max_batch.max(1),
             ttl_ms,
             sweep_interval: limits.sweep_interval,
+            clock: clock.clone(),
         };
         threads.push(
             std::thread::Builder::new()
@@ -331,6 +371,7 @@ impl Tracker {
                 jobs: job_tx,
                 ips: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),
+                clock,
             }),
             threads,
         })
@@ -643,7 +684,7 @@ async fn connection(
                         while let Some(bytes) = inflight.next().await {
                             write_answer!('conn, bytes);
                         }
-                        let now = now_ms();
+                        let now = shared.clock.now_ms();
                         let answer = match check_registration(&reg, ip, now, &shared.networks, &limits) {
                             Err(why) => Answer::fail(why.to_string()),
                             Ok(checked) => match shared.submit(checked, JobKind::VerifyOnly).await {
@@ -722,7 +763,7 @@ fn register(
         answer_type::RESP_REG
     };
     Box::pin(async move {
-        let now = now_ms();
+        let now = shared.clock.now_ms();
         let answer = match check_registration(&reg, ip, now, &shared.networks, &shared.limits) {
             Err(why) => Answer::fail(why.to_string()),
             Ok(checked) => match shared.submit(checked, JobKind::Register).await {
@@ -745,7 +786,7 @@ fn maps(
     shared: &Shared,
     network: &tally_core::NetworkId,
 ) -> std::collections::BTreeMap<tally_core::AccountId, MapEntry> {
-    let now = now_ms();
+    let now = shared.clock.now_ms();
     let registry = shared.registry.read();
     registry
         .sample(

@@ -109,6 +109,23 @@ impl Store {
             .set_cache_size(cache_bytes)
             .create(path)
             .map_err(dberr)?;
+        Store::on(db)
+    }
+
+    /// Opens (or creates) the database on `backend` instead of a file of its own: for
+    /// storage the caller provides, such as a backend that fails on purpose in tests.
+    pub fn with_backend(
+        backend: impl redb::StorageBackend,
+        cache_bytes: usize,
+    ) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(backend)
+            .map_err(dberr)?;
+        Store::on(db)
+    }
+
+    fn on(db: Database) -> Result<Store, StoreError> {
         let txn = db.begin_write().map_err(dberr)?;
         let next_seq = {
             let table = txn.open_table(LOG).map_err(dberr)?;
@@ -156,13 +173,14 @@ impl Store {
             }
         }
         report.loaded = registry.len();
-        report.deleted = self.commit(&[], Some(now.saturating_sub(ttl_ms)))?;
+        report.deleted = self.commit(&[], now.checked_sub(ttl_ms))?;
         Ok(report)
     }
 
-    /// Appends `puts` and, with `expire_before`, deletes the log's oldest rows seen before
-    /// it (up to the first younger row), all in one durable commit. Returns the number of
-    /// rows deleted.
+    /// Appends `puts` and, with `expire_before`, deletes the log's oldest rows seen at or
+    /// before it (up to the first younger row), all in one durable commit: with
+    /// `expire_before = now - ttl` these are the rows [`Entry::is_live`] calls expired.
+    /// Returns the number of rows deleted. On an error nothing is written.
     pub fn commit(
         &mut self,
         puts: &[(NetworkId, Entry)],
@@ -177,7 +195,7 @@ impl Store {
                 let mut end = None;
                 for row in table.range::<u64>(..).map_err(dberr)? {
                     let (key, value) = row.map_err(dberr)?;
-                    let old = decode_row(value.value()).is_none_or(|(_, e)| e.seen < cutoff);
+                    let old = decode_row(value.value()).is_none_or(|(_, e)| e.seen <= cutoff);
                     if !old || deleted == MAX_SWEEP_ROWS {
                         break;
                     }

@@ -1,4 +1,7 @@
-//! The tracker over real TCP on 127.0.0.1 with real redb files.
+//! The tracker over real TCP on 127.0.0.1 with real redb files: registering, listing,
+//! joining, refusing forged or malformed requests, and the client's retries. Expiry is in
+//! `expiry.rs`, per-address and size limits in `limits.rs`, store failures in
+//! `storage.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -119,43 +122,6 @@ async fn initialize_without_acknowledge_stores_nothing() {
 }
 
 #[tokio::test]
-async fn regup_returns_only_live_entries_of_the_askers_network() {
-    let dir = tempfile::tempdir().unwrap();
-    let (one, two) = (contract("one"), contract("two"));
-    let lim = Limits {
-        ttl: Duration::from_millis(400),
-        sweep_interval: Duration::from_secs(60),
-        ..limits()
-    };
-    let tracker = start(dir.path(), &[one.clone(), two.clone()], lim).await;
-    let client = client(tracker.local_addr());
-    let (old, other, fresh) = (key(), key(), key());
-    client
-        .register(one.id(), node_addr(1), &[old.clone()])
-        .await
-        .unwrap();
-    client
-        .register(two.id(), node_addr(2), &[other.clone()])
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    client
-        .register(two.id(), node_addr(2), &[other.clone()])
-        .await
-        .unwrap();
-    let (_, map) = client
-        .register_and_list(one.id(), node_addr(3), &[fresh.clone()])
-        .await
-        .unwrap();
-    // `old` expired (not yet swept), `other` is live but on network two.
-    assert_eq!(map.len(), 1);
-    assert_eq!(map[0].account, fresh.0.account());
-    assert_eq!(map[0].address, node_addr(3));
-    assert_eq!(tracker.stats().entries, 3, "expired but not yet swept");
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn forged_and_replayed_registrations_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let net = contract("main");
@@ -211,78 +177,6 @@ async fn forged_and_replayed_registrations_are_refused() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].account, attacker.0.account());
     assert_eq!(listed[0].address, node_addr(5));
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn entries_expire_and_are_swept() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = contract("main");
-    let lim = Limits {
-        ttl: Duration::from_millis(300),
-        sweep_interval: Duration::from_millis(50),
-        ..limits()
-    };
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
-    let client = client(tracker.local_addr());
-    client
-        .register(net.id(), node_addr(1), &[key()])
-        .await
-        .unwrap();
-    assert_eq!(client.peers(net.id(), None).await.unwrap().len(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(client.peers(net.id(), None).await.unwrap().is_empty());
-    for _ in 0..200 {
-        if tracker.stats().entries == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(tracker.stats().entries, 0);
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn restart_keeps_live_entries_and_drops_expired_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = contract("main");
-    let lim = Limits {
-        ttl: Duration::from_millis(1500),
-        ..limits()
-    };
-    let (a, b) = (key(), key());
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim.clone()).await;
-    let c = client(tracker.local_addr());
-    c.register(net.id(), node_addr(1), &[a.clone()])
-        .await
-        .unwrap();
-    c.register(net.id(), node_addr(2), &[b.clone()])
-        .await
-        .unwrap();
-    tracker.shutdown().await.unwrap();
-
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim.clone()).await;
-    assert_eq!(tracker.stats().entries, 2);
-    let c = client(tracker.local_addr());
-    let mut listed = c.peers(net.id(), None).await.unwrap();
-    listed.sort_by_key(|p| p.address.port());
-    assert_eq!(listed[0].account, a.0.account());
-    assert_eq!(listed[1].account, b.0.account());
-    // The replay guard survives the restart too.
-    let mut raw = Raw::connect(tracker.local_addr()).await;
-    let stale = sign_registration(net.id(), node_addr(1), now_ms() - 60_000, &[a.clone()]);
-    let answer = raw.ask(&Request::Reg(stale).to_json()).await;
-    assert!(
-        answer["Data"]["Reason"]
-            .as_str()
-            .unwrap()
-            .contains("not newer")
-    );
-    tracker.shutdown().await.unwrap();
-
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
-    assert_eq!(tracker.stats().entries, 0);
     tracker.shutdown().await.unwrap();
 }
 
@@ -402,164 +296,6 @@ async fn malformed_requests_fail_and_the_tracker_keeps_serving() {
 }
 
 #[tokio::test]
-async fn oversized_slow_and_half_open_connections_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = contract("main");
-    let lim = Limits {
-        max_request_bytes: 1024,
-        read_timeout: Duration::from_millis(300),
-        ..limits()
-    };
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
-    let addr = tracker.local_addr();
-
-    // Oversized: refused from the length prefix alone, then closed.
-    let mut raw = Raw::connect(addr).await;
-    raw.send(&vec![b' '; 5000]).await;
-    let answer = raw.recv().await.unwrap();
-    assert_eq!(answer["Type"], "FAIL");
-    assert!(
-        answer["Data"]["Reason"]
-            .as_str()
-            .unwrap()
-            .contains("larger than 1024")
-    );
-    assert!(raw.closed().await);
-    let mut raw = Raw::connect(addr).await;
-    use tokio::io::AsyncWriteExt;
-    raw.stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-    let answer = raw.recv().await.unwrap();
-    assert!(
-        answer["Data"]["Reason"]
-            .as_str()
-            .unwrap()
-            .contains("larger than")
-    );
-
-    // Half-open: connects and says nothing.
-    let mut silent = Raw::connect(addr).await;
-    assert!(silent.closed().await);
-    // Slow: a frame that never completes.
-    let mut slow = Raw::connect(addr).await;
-    slow.stream.write_all(&100u32.to_be_bytes()).await.unwrap();
-    slow.stream.write_all(b"{\"Type\"").await.unwrap();
-    assert!(slow.closed().await);
-    // A connection that keeps failing is closed after `max_failures_per_connection`.
-    let mut noisy = Raw::connect(addr).await;
-    for _ in 0..Limits::DEFAULT.max_failures_per_connection {
-        noisy.send(b"junk").await;
-    }
-    for _ in 0..Limits::DEFAULT.max_failures_per_connection {
-        assert!(noisy.recv().await.is_some());
-    }
-    assert!(noisy.closed().await);
-
-    let c = client(addr);
-    c.register(net.id(), node_addr(1), &[key()]).await.unwrap();
-    assert_eq!(tracker.stats().entries, 1);
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn floods_from_one_address_are_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = contract("main");
-    let lim = Limits {
-        max_connections_per_ip: 3,
-        max_entries_per_ip: 2,
-        requests_per_ip_per_sec: 5,
-        ..limits()
-    };
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
-    let addr = tracker.local_addr();
-
-    // Connections: the fourth from 127.0.0.1 is answered Fail and closed.
-    let held = [
-        Raw::connect(addr).await,
-        Raw::connect(addr).await,
-        Raw::connect(addr).await,
-    ];
-    let mut fourth = Raw::connect(addr).await;
-    let answer = fourth.recv().await.unwrap();
-    assert_eq!(
-        answer["Data"]["Reason"],
-        "too many connections from your address"
-    );
-    assert!(fourth.closed().await);
-    drop(held);
-
-    // Entries: two keys from one address, the third refused.
-    let mut raw = loop {
-        // The held connections close asynchronously; retry until a slot is free.
-        let mut r = Raw::connect(addr).await;
-        let reg = sign_registration(net.id(), node_addr(1), now_ms(), &[key(), key(), key()]);
-        let answer = r.ask(&Request::Reg(reg).to_json()).await;
-        if answer["Data"]["Reason"] == "too many connections from your address" {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        assert_eq!(answer["Data"]["Response"], "Partial-Success");
-        assert_eq!(
-            answer["Data"]["Keys"][2]["Reason"],
-            "too many entries from your address"
-        );
-        break r;
-    };
-    assert_eq!(tracker.stats().entries, 2);
-
-    // Requests: a burst beyond twice the rate is refused with a reason.
-    let list = Request::List(ListRequest {
-        network: net.id(),
-        max: None,
-    })
-    .to_json();
-    let mut limited = false;
-    for _ in 0..20 {
-        let answer = raw.ask(&list).await;
-        if answer["Data"]["Reason"] == "too many requests from your address" {
-            limited = true;
-            break;
-        }
-    }
-    assert!(limited);
-    drop(raw);
-
-    // Someone else, from another address (127.0.0.2 is loopback too), is still served.
-    let mut other = Raw::connect_from(addr, [127, 0, 0, 2]).await;
-    let reg = sign_registration(net.id(), node_addr(2), now_ms(), &[key()]);
-    let answer = other.ask(&Request::Reg(reg).to_json()).await;
-    assert_eq!(answer["Data"]["Response"], "Success");
-    assert_eq!(tracker.stats().entries, 3);
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_full_tracker_refuses_new_keys_but_renews_old_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = contract("main");
-    let lim = Limits {
-        max_entries: 2,
-        ..limits()
-    };
-    let tracker = start(dir.path(), std::slice::from_ref(&net), lim).await;
-    let c = client(tracker.local_addr());
-    let (a, b) = (key(), key());
-    c.register(net.id(), node_addr(1), &[a.clone(), b])
-        .await
-        .unwrap();
-    let err = c
-        .register(net.id(), node_addr(1), &[key()])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ClientError::Refused(ref r) if r == "tracker full"),
-        "{err}"
-    );
-    c.register(net.id(), node_addr(3), &[a]).await.unwrap();
-    tracker.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let net = contract("main");
@@ -652,18 +388,21 @@ async fn an_unspecified_address_means_the_connections_ip() {
     tracker.shutdown().await.unwrap();
 }
 
+/// A client that gets no answer (the address accepts connections but nobody answers)
+/// retries, and gets through once the tracker serves on that address. The test holds the
+/// port from start to end: the tracker takes over the very listener that stayed silent,
+/// so nothing else can take the port in between.
 #[tokio::test]
 async fn a_client_that_gets_no_answer_retries_until_the_tracker_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let net = contract("main");
-    // Something that accepts connections and never answers holds the port first.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let client = tally_tracker::TrackerClient::new(
         addr.to_string(),
         tally_tracker::ClientConfig {
-            answer_timeout: Duration::from_millis(300),
-            connect_timeout: Duration::from_millis(300),
+            answer_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
             max_attempts: 30,
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_millis(200),
@@ -678,18 +417,33 @@ async fn a_client_that_gets_no_answer_retries_until_the_tracker_is_up() {
             .await
             .map(|j| (j, k.0.account()))
     });
-    // Let at least one attempt time out against the silent listener, then swap in the
-    // tracker on the same port.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    drop(silent);
-    let config = tally_tracker::TrackerConfig::new(dir.path())
-        .listen(addr)
-        .contract(net.clone())
-        .limits(limits());
-    let tracker = tally_tracker::Tracker::bind(config).await.unwrap().spawn();
+    // Two connections from the client: the first got no answer, so it tried again.
+    let accept = || async {
+        tokio::time::timeout(Duration::from_secs(20), listener.accept())
+            .await
+            .expect("the client connects")
+            .unwrap()
+            .0
+    };
+    let first = accept().await;
+    let second = accept().await;
+    drop((first, second));
+    let config = config(dir.path(), std::slice::from_ref(&net), limits());
+    let tracker = tally_tracker::Tracker::with_listener(config, listener)
+        .await
+        .unwrap()
+        .spawn();
+    assert_eq!(tracker.local_addr(), addr);
     let (joined, me) = join.await.unwrap().unwrap();
     assert_eq!(joined.registered.accepted, vec![me]);
+    assert!(joined.registered.refused.is_empty());
     assert_eq!(tracker.stats().entries, 1);
+    let listed = common::client(addr).peers(id, None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].account, listed[0].address),
+        (me, node_addr(4000))
+    );
     tracker.shutdown().await.unwrap();
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tally_core::pow::IntroPowHasher;
 use tally_core::{Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
-use tally_tracker::{ClientConfig, Limits, Tracker, TrackerClient, TrackerConfig, TrackerHandle};
+use tally_tracker::{
+    ClientConfig, Clock, Limits, Tracker, TrackerClient, TrackerConfig, TrackerHandle,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -38,12 +40,13 @@ pub fn key() -> (SecretKey, u64) {
     (secret, nonce)
 }
 
-/// Limits with short timings for tests.
+/// Limits for tests. Timeouts are long (a loaded machine must not trip them); the tests
+/// of a timeout set their own.
 pub fn limits() -> Limits {
     Limits {
-        read_timeout: Duration::from_millis(500),
-        write_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(10),
         sweep_interval: Duration::from_millis(100),
         requests_per_ip_per_sec: 0,
         max_connections_per_ip: 64,
@@ -52,14 +55,34 @@ pub fn limits() -> Limits {
     }
 }
 
-pub async fn start(dir: &Path, contracts: &[NetworkContract], limits: Limits) -> TrackerHandle {
+/// A tracker's configuration: port 0 on 127.0.0.1 (the tracker binds it and reports the
+/// port), data in `dir`, the system clock.
+pub fn config(dir: &Path, contracts: &[NetworkContract], limits: Limits) -> TrackerConfig {
     let mut config = TrackerConfig::new(dir)
         .listen("127.0.0.1:0".parse().unwrap())
         .limits(limits);
     for c in contracts {
         config = config.contract(c.clone());
     }
-    Tracker::bind(config).await.unwrap().spawn()
+    config
+}
+
+pub async fn start(dir: &Path, contracts: &[NetworkContract], limits: Limits) -> TrackerHandle {
+    start_with_clock(dir, contracts, limits, Clock::system()).await
+}
+
+/// A tracker reading the time from `clock` (a `ManualClock`'s, in tests of expiry and
+/// rates: the test moves time, so nothing races the wall clock).
+pub async fn start_with_clock(
+    dir: &Path,
+    contracts: &[NetworkContract],
+    limits: Limits,
+    clock: Clock,
+) -> TrackerHandle {
+    Tracker::bind(config(dir, contracts, limits).clock(clock))
+        .await
+        .unwrap()
+        .spawn()
 }
 
 pub fn client(addr: SocketAddr) -> TrackerClient {
@@ -126,7 +149,8 @@ impl Raw {
         self.recv().await.expect("connection closed")
     }
 
-    /// Waits until the tracker closes the connection (bounded, to never hang a test).
+    /// Waits until the tracker closes the connection (bounded, to never hang a test),
+    /// ignoring what it sends before.
     pub async fn closed(&mut self) -> bool {
         let mut buf = [0u8; 1024];
         let wait = async {
