@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{free_port, wait_until};
+use common::{bound_listener, wait_until};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,11 +39,13 @@ struct Net {
 impl Net {
     async fn start() -> Net {
         let dir = tempfile::tempdir().unwrap();
-        // The tracker's address is part of the contract the tracker is given, and here the
-        // tracker binds that address itself, so it gets a port free a moment ago. The
-        // validators bind port 0 themselves: nothing has to know their addresses before
-        // they serve.
-        let tracker_address = free_port();
+        // The tracker's address is part of the contract the tracker is given: the test
+        // binds it first and hands the tracker the bound socket, so the port is never free
+        // between. The validators bind port 0 themselves: nothing has to know their
+        // addresses before they serve.
+        let tracker_listener = bound_listener();
+        let tracker_address = tracker_listener.local_addr().unwrap();
+        tracker_listener.set_nonblocking(true).unwrap();
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let funded: Vec<SecretKey> = (0..2).map(|_| SecretKey::generate()).collect();
         // Ports 1-4 of the loopback: refused at once, never a validator.
@@ -55,10 +57,9 @@ impl Net {
             &funded,
             BITS,
         );
-        let tracker = Tracker::bind(
-            TrackerConfig::new(dir.path().join("tracker"))
-                .listen(tracker_address)
-                .contract(contract.clone()),
+        let tracker = Tracker::with_listener(
+            TrackerConfig::new(dir.path().join("tracker")).contract(contract.clone()),
+            tokio::net::TcpListener::from_std(tracker_listener).unwrap(),
         )
         .await
         .unwrap()
