@@ -2,15 +2,17 @@
 //! `tally-ledger`.
 //!
 //! Data flow: each connection's reader parses frames into packets and hands them to the
-//! [`engine`], a single thread that drains whatever has queued up into a batch, checks all
-//! signatures of the batch at once (batched Ed25519, split across cores), runs the state
-//! machine, signs the votes in parallel, makes the batch durable with one redb commit and
-//! only then releases the answers. Each connection's writer sends answers in request
+//! [`engine`], a single thread that drains whatever has queued up into a batch and has the
+//! [`decider`] (sans-I/O) check all signatures of the batch at once (batched Ed25519, split
+//! across cores), run the state machine and sign the votes in parallel; the engine's
+//! committer makes the batch durable with one redb commit and only then releases the
+//! answers. Each connection's writer sends answers in request
 //! order, so clients may pipeline. [`sync`] pulls certificates this validator missed from
 //! its peers, whose addresses [`discovery`] learns from the network's tracker; [`rpc`] is the
 //! JSON-RPC control API, and [`slots`] its report of frozen lock slots.
 
 pub mod config;
+pub mod decider;
 pub mod discovery;
 pub mod engine;
 mod jsonrpc;
