@@ -507,7 +507,11 @@ async fn a_replayed_certificate_with_a_forged_vote_is_refused_not_acknowledged()
         .await
         .await
         .unwrap();
-    assert_eq!(error_code(&answer), Some(ErrorCode::BadCertificate), "{answer:?}");
+    assert_eq!(
+        error_code(&answer),
+        Some(ErrorCode::BadCertificate),
+        "{answer:?}"
+    );
 
     let replay = handle
         .submit(Packet::ReqPayEnd(certificate))
