@@ -677,25 +677,64 @@ fn blocks_round_trip_through_bytes_and_json() {
     let _ = p;
 }
 
+/// `work`'s result, run on its own thread and awaited with a deadline: a failed test
+/// naming `what` if it has not returned within 60 s (a hang guard, not a timing: a miner
+/// that ignores its stop flag never returns).
+fn within<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    let (tx, rx) = channel();
+    std::thread::spawn(move || tx.send(work()));
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(result) => result,
+        Err(RecvTimeoutError::Timeout) => panic!("{what} did not return within 60 s"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// The threaded miner finds a nonce that meets the header's target, and stops on request:
+/// with its stop flag raised before it starts, and raised while it searches a target no
+/// hash meets. Every search runs under a deadline ([`within`]), so a miner that ignored
+/// the flag fails this test instead of hanging the run.
 #[test]
 fn the_threaded_miner_finds_a_valid_nonce_and_stops_on_request() {
-    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let mut chain = chain();
     let template = chain.block_template(miner_account(), T0 + 1000);
-    let hashes = AtomicU64::new(0);
-    let header = miner::mine(&template.header, 2, &AtomicBool::new(false), &hashes).unwrap();
+    let easy = template.header;
+    let (header, hashes) = within("the search for a valid nonce", move || {
+        let hashes = AtomicU64::new(0);
+        let found = miner::mine(&easy, 2, &AtomicBool::new(false), &hashes);
+        (found.unwrap(), hashes.into_inner())
+    });
     assert!(header.meets_own_target());
-    assert!(hashes.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(hashes >= 1);
     let mut block = template;
     block.header = header;
     chain.accept_block(block, NOW).unwrap();
 
     let mut impossible = chain.block_template(miner_account(), T0 + 2000).header;
     impossible.target = U256::ZERO;
-    assert_eq!(
-        miner::mine(&impossible, 2, &AtomicBool::new(true), &AtomicU64::new(0)),
-        None
+    let found = within("a search stopped before it began", move || {
+        miner::mine(&impossible, 2, &AtomicBool::new(true), &AtomicU64::new(0))
+    });
+    assert_eq!(found, None);
+    // Raised once the threads have hashed: they notice within a batch of nonces.
+    let (stop, hashes) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
     );
+    let (flag, counted) = (stop.clone(), hashes.clone());
+    std::thread::spawn(move || {
+        while counted.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
+    let found = within("a search stopped while it ran", move || {
+        miner::mine(&impossible, 2, &stop, &hashes)
+    });
+    assert_eq!(found, None);
 }
 
 #[test]

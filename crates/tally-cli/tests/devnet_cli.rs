@@ -10,25 +10,24 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Children, TALLY, free_base_port, wallet_json};
+use common::{Guarded, TALLY, free_base_port, wallet_json};
 
+/// `tally devnet` prints working wallet commands, serves both networks (four validators
+/// up, two miners mining) and exits cleanly on SIGTERM.
 #[test]
 fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = dir.path().join("devnet");
     // Validators, tracker, relay, miners.
     let base = free_base_port(14);
-    let mut devnet_process = Children(vec![
+    let mut child = Guarded::spawn(
         Command::new(TALLY)
             .args(["devnet", "--dir"])
             .arg(&devnet)
             .args(["--base-port", &base.to_string()])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ]);
-    let child = &mut devnet_process.0[0];
+            .stderr(Stdio::null()),
+    );
     let mut printed = String::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     loop {

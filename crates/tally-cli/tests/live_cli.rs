@@ -48,18 +48,18 @@ fn transfer_281(
         .as_str()
         .unwrap()
         .to_owned();
-    let mut sender = Command::new(TALLY)
-        .args(["wallet", "--wallet"])
-        .arg(&genesis)
-        .arg("--network")
-        .arg(contract)
-        .args(["live", "send", "281", "--relay", &relay, "--from", &account])
-        .arg("--out")
-        .arg(&connection)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut sender = common::Guarded::spawn(
+        Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(&genesis)
+            .arg("--network")
+            .arg(contract)
+            .args(["live", "send", "281", "--relay", &relay, "--from", &account])
+            .arg("--out")
+            .arg(&connection)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !connection.exists() {
         assert!(Instant::now() < deadline, "no connection file");

@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -18,29 +18,30 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Children, TALLY, free_base_port, start_quorum, wallet_json};
+use common::{Children, Guarded, TALLY, free_base_port, start_quorum, wallet_json};
 
 /// A `tally wallet … live …` process whose stdout lines arrive on a channel as it prints
-/// them (the CLI shows each step as it happens, one line each).
+/// them (the CLI shows each step as it happens, one line each); killed if dropped while it
+/// runs (a test that panics).
 struct Live {
-    child: Child,
+    child: Guarded,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Live {
     fn start(wallet: &Path, contract: &Path, args: &[&str]) -> Live {
-        let mut child = Command::new(TALLY)
-            .args(["wallet", "--wallet"])
-            .arg(wallet)
-            .arg("--network")
-            .arg(contract)
-            .arg("live")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Guarded::spawn(
+            Command::new(TALLY)
+                .args(["wallet", "--wallet"])
+                .arg(wallet)
+                .arg("--network")
+                .arg(contract)
+                .arg("live")
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -80,8 +81,7 @@ impl Live {
 
     /// SIGKILL, as a crash or a power cut would stop it: no clean-up runs.
     fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.child.kill_9();
     }
 
     /// Waits for the process to exit by itself; whether it succeeded and what it printed.
@@ -92,7 +92,6 @@ impl Live {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
                 panic!("still running; printed:\n{}", self.seen.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(50));

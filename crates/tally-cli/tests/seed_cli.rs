@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{TALLY, start_quorum, wallet_json};
+use common::{Guarded, TALLY, start_quorum, wallet_json};
 
 /// `tally wallet --wallet W --network C ARGS…`, with `env` set, and `stdin` fed.
 fn wallet(
@@ -22,24 +22,24 @@ fn wallet(
     env: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> Output {
-    let mut child = Command::new(TALLY)
-        .args(["wallet", "--wallet"])
-        .arg(dir)
-        .arg("--network")
-        .arg(contract)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Guarded::spawn(
+        Command::new(TALLY)
+            .args(["wallet", "--wallet"])
+            .arg(dir)
+            .arg("--network")
+            .arg(contract)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
         input.write_all(text.as_bytes()).unwrap();
     }
     drop(input);
-    child.wait_with_output().unwrap()
+    child.wait_with_output()
 }
 
 fn json_of(output: &Output) -> serde_json::Value {

@@ -4,12 +4,16 @@
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tally_core::pow::IntroPowHasher;
 use tally_core::{Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
 use tally_tracker::{ClientConfig, ClientError, TrackerClient};
+
+mod common;
+
+use common::Guarded;
 
 fn contract(name: &str) -> NetworkContract {
     NetworkContract {
@@ -36,20 +40,20 @@ fn key() -> (SecretKey, u64) {
     (secret, nonce)
 }
 
-/// Starts `tally tracker` and returns it with the address from its first stdout line.
-fn start(data: &Path, contracts: &[&Path]) -> (Child, SocketAddr) {
+/// Starts `tally tracker` and returns it (killed if dropped: a test that panics) with the
+/// address from its first stdout line.
+fn start(data: &Path, contracts: &[&Path]) -> (Guarded, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
     cmd.args(["tracker", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data);
     for c in contracts {
         cmd.arg("--contract").arg(c);
     }
-    let mut child = cmd
-        .env("TALLY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Guarded::spawn(
+        cmd.env("TALLY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -64,7 +68,7 @@ fn start(data: &Path, contracts: &[&Path]) -> (Child, SocketAddr) {
 }
 
 /// SIGTERM, then the exit status (the tracker must stop cleanly).
-fn stop(mut child: Child) -> std::process::ExitStatus {
+fn stop(mut child: Guarded) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

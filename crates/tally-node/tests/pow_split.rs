@@ -23,6 +23,14 @@ use common::pow::{cash, contract, eventually, miner_config, transfer};
 /// Leading zero bits of the blocks: a few ms of hashing each.
 const BITS: u32 = 12;
 
+/// Turns `node`'s mining off and waits for its block in progress, failing the test (rather
+/// than hanging it) if the mining thread has not let go within 60 s.
+async fn stop_mining(node: &PowNode) {
+    tokio::time::timeout(Duration::from_secs(60), node.stop_mining())
+        .await
+        .expect("the miner did not stop mining on request within 60 s");
+}
+
 fn split(
     from: &SecretKey,
     outputs: &[(AccountId, Amount)],
@@ -49,6 +57,9 @@ async fn refused(address: &str, tx: &Transaction) -> String {
     }
 }
 
+/// A split pushed to a miner is pending (out for the sender, in for each output), a
+/// conflicting transfer, malformed splits and an introduction are refused with their
+/// reason, and once mined every output's balance is confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_pushed_over_tcp_is_mined_and_every_output_is_confirmed() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +122,7 @@ async fn a_split_pushed_over_tcp_is_mined_and_every_output_is_confirmed() {
         )
     })
     .await;
-    node.stop_mining().await;
+    stop_mining(&node).await;
 
     let (status, _) = client::transaction_status(&address, &tx, limits)
         .await
@@ -134,6 +145,7 @@ async fn a_split_pushed_over_tcp_is_mined_and_every_output_is_confirmed() {
     node.stop().await;
 }
 
+/// The wallet's `send_split` pays several recipients in one transaction, confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wallet_pays_several_recipients_in_one_confirmed_split() {
     let dir = tempfile::tempdir().unwrap();

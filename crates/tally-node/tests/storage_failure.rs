@@ -13,14 +13,21 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{free_port, wait_until};
 use rustix::process::{Resource, Rlimit, Signal, getrlimit, setrlimit};
-use tally_core::{Amount, Order, SecretKey, SignedOrder, Transfer};
+use tally_core::{Amount, BlockHash, NetworkId, Order, SecretKey, SignedOrder, Transfer};
 use tally_node::pow::PowNode;
 use tally_node::{Node, NodeConfig};
+use tally_proto::pow::{self, Connect, PowPacket, WireLimits};
 use tally_proto::{Connection, ErrorCode, Limits, Packet};
+use tokio::task::JoinHandle;
+
+/// What a watching peer heard: `(height, hash)` of announced blocks and tips, and whether
+/// any was a `HASH_BROADCAST`.
+type Heard = (Vec<(u64, BlockHash)>, bool);
 
 /// Held while a test lowers the file size limit.
 static DISK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -164,7 +171,48 @@ async fn a_validator_whose_commit_fails_stops_and_resumes_from_what_was_durable(
     node.stop().await;
 }
 
-/// A miner whose chain commit fails stops by itself, and restarts at its last durable tip.
+/// A peer that only listens to `node`: the `(height, hash)` of every block `node`
+/// announced to it (`HASH_BROADCAST`) and of every tip its `CONNECT`s claimed, as they
+/// arrive, and whether any was a `HASH_BROADCAST`; the task ends when the connection
+/// closes.
+async fn watch(node: &PowNode, network: NetworkId) -> (Arc<Mutex<Heard>>, JoinHandle<()>) {
+    let stream = tokio::net::TcpStream::connect(node.address())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = pow::split(stream, WireLimits::default());
+    let tip = node.tip();
+    writer
+        .send(&PowPacket::Connect(Connect {
+            network,
+            listen: None,
+            tip: tip.into(),
+        }))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new((Vec::new(), false)));
+    let heard = seen.clone();
+    let task = tokio::spawn(async move {
+        let _writer = writer;
+        while let Ok(packet) = reader.recv().await {
+            let mut heard = heard.lock().unwrap();
+            match packet {
+                PowPacket::HashBroadcast(b) => {
+                    heard.0.push((b.block.header.height, b.hash));
+                    heard.1 = true;
+                }
+                PowPacket::Connect(hello) => heard.0.push((hello.tip.height, hello.tip.hash)),
+                _ => {}
+            }
+        }
+    });
+    (seen, task)
+}
+
+/// A miner whose chain commit fails stops by itself, and restarts at exactly its durable
+/// tip (height and hash): what it had shown as its tip when it stopped, and nothing after.
+/// Nothing it could not store was ever announced: every block it told a peer about
+/// (`HASH_BROADCAST`, or the tip of its `CONNECT`) is on its chain after the restart, so a
+/// miner that announced a block before (or without) committing it fails here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_whose_commit_fails_stops_and_restarts_at_its_durable_tip() {
     let _turn = DISK.lock().await;
@@ -173,23 +221,42 @@ async fn a_miner_whose_commit_fails_stops_and_restarts_at_its_durable_tip() {
     let mut config = common::pow::miner_config(&contract, dir.path());
     config.mine = true;
     let node = PowNode::start(config.clone()).await.unwrap();
-    common::pow::eventually("a few blocks are mined", 30, || node.tip().height >= 2).await;
+    let (seen, watcher) = watch(&node, contract.id()).await;
+    common::pow::eventually("a few blocks are mined and announced", 30, || {
+        node.tip().height >= 2 && seen.lock().unwrap().1
+    })
+    .await;
     let durable = {
         let _full = FullDisk::now();
         let stopped = tokio::time::timeout(Duration::from_secs(30), node.stopped()).await;
-        let height = node.tip().height;
+        let tip = node.tip();
         stopped.expect("the miner stops by itself at its next block");
-        height
+        tip
     };
     assert!(node.is_stopped());
     node.stop().await;
+    // Everything it sent before its connections closed has been read.
+    tokio::time::timeout(Duration::from_secs(30), watcher)
+        .await
+        .expect("the stopped miner closed its connection")
+        .unwrap();
 
     config.mine = false;
     let node = PowNode::start(config).await.unwrap();
+    let restarted = node.tip();
     assert_eq!(
-        node.tip().height,
-        durable,
+        (restarted.height, restarted.hash),
+        (durable.height, durable.hash),
         "the tip it had stored before the failure, and nothing after"
     );
+    let announced = seen.lock().unwrap().0.clone();
+    for (height, hash) in &announced {
+        assert_eq!(
+            node.with_chain(|chain| chain.hash_at(*height)),
+            Some(*hash),
+            "block {height} was announced but is not on the chain the disk kept \
+             (durable tip {durable:?}; announced {announced:?})"
+        );
+    }
     node.stop().await;
 }

@@ -145,7 +145,9 @@ async fn a_payment_waits_for_its_confirmations_and_becomes_a_receipt() {
     assert_eq!(bob_now.miner, s.node.address().to_string());
 
     // The ledger: every account at one tip, the supply exactly genesis plus the rewards.
-    s.node.stop_mining().await;
+    tokio::time::timeout(Duration::from_secs(60), s.node.stop_mining())
+        .await
+        .expect("the miner did not stop mining on request within 60 s");
     let ledger = chain::ledger(&s.miners).await.unwrap();
     assert!(ledger.complete);
     assert_eq!(

@@ -12,26 +12,91 @@ use serde_json::Value;
 
 pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 
-/// Child processes killed when the test ends, however it ends.
-pub struct Children(pub Vec<Child>);
+/// A child process that dies with its test: dropping the guard (as a test that panics
+/// does while unwinding) kills it with SIGKILL and reaps it, so no `tally` process outlives
+/// the test that started it. Every child a test of this crate spawns is owned by one from
+/// the moment it runs.
+pub struct Guarded(Option<Child>);
 
-impl Children {
-    /// Starts `tally ARGS` (stdout piped, stderr dropped) and keeps it to be killed with
-    /// the others; its first line, where a daemon says it listens, must start with
-    /// `announce`.
-    pub fn start(&mut self, args: &[&str], announce: &str) {
-        let mut child = Command::new(TALLY)
+impl Guarded {
+    /// Spawns `command`, owned by a guard at once.
+    pub fn spawn(command: &mut Command) -> Guarded {
+        Guarded(Some(command.spawn().expect("the tally binary runs")))
+    }
+
+    /// SIGKILL, as a crash or a power cut would stop it (no clean-up runs), then reaped;
+    /// nothing if it has exited already.
+    pub fn kill_9(&mut self) {
+        let child = &mut **self;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+    }
+
+    /// Waits for it to exit by itself and collects its output, as
+    /// [`Child::wait_with_output`].
+    pub fn wait_with_output(mut self) -> std::process::Output {
+        let child = self.0.take().expect("not yet waited for");
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("not yet waited for")
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not yet waited for")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `tally ARGS` (stdout piped, stderr dropped), owned by a guard; its first line,
+/// where a daemon says it listens, must start with `announce`.
+pub fn start_daemon(args: &[&str], announce: &str) -> Guarded {
+    let mut child = Guarded::spawn(
+        Command::new(TALLY)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        self.0.push(child);
-        assert!(line.starts_with(announce), "{args:?}: {line}");
+            .stderr(Stdio::null()),
+    );
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with(announce), "{args:?}: {line}");
+    child
+}
+
+/// Child processes killed when the test ends, however it ends (each is [`Guarded`]).
+pub struct Children(pub Vec<Guarded>);
+
+impl Children {
+    /// Starts `tally ARGS` as [`start_daemon`] does and keeps it to be killed with the
+    /// others; its index in `self.0`.
+    pub fn start(&mut self, args: &[&str], announce: &str) -> usize {
+        self.0.push(start_daemon(args, announce));
+        self.0.len() - 1
+    }
+
+    /// SIGKILLs child `index` (if it still runs) and starts `tally ARGS` in its place.
+    pub fn restart(&mut self, index: usize, args: &[&str], announce: &str) {
+        self.0[index].kill_9();
+        self.0[index] = start_daemon(args, announce);
     }
 
     /// Starts `tally tracker` at `address` for `contract`, keeping its data in `data`.
@@ -48,15 +113,6 @@ impl Children {
             ],
             "tracker listening on",
         );
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
