@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use tally_proto::pow::{
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
 use tally_wallet::miner::{self as client, MinerError as ClientError};
 
-use common::free_port;
+use common::bound_listener;
 use common::pow::{
     broadcast, cash, contract, eventually, miner_config, pregenerate, reseal, transfer,
 };
@@ -36,9 +35,11 @@ async fn stop_mining(node: &PowNode) {
         .expect("the miner did not stop mining on request within 60 s");
 }
 
+/// A tracker of `contract` serving on `listener` (bound by the caller before the contract
+/// named its address, and never let go of in between).
 async fn start_tracker(
     dir: &Path,
-    address: SocketAddr,
+    listener: std::net::TcpListener,
     contract: &NetworkContract,
 ) -> TrackerHandle {
     let limits = tally_tracker::Limits {
@@ -48,10 +49,14 @@ async fn start_tracker(
         ..tally_tracker::Limits::DEFAULT
     };
     let config = TrackerConfig::new(dir.join("tracker"))
-        .listen(address)
         .limits(limits)
         .contract(contract.clone());
-    Tracker::bind(config).await.unwrap().spawn()
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    Tracker::with_listener(config, listener)
+        .await
+        .unwrap()
+        .spawn()
 }
 
 /// One miner, not mining, of a fresh network where `alice` holds funds, beside an
@@ -115,9 +120,10 @@ struct Network {
 async fn network(n: usize) -> Network {
     let dir = tempfile::tempdir().unwrap();
     let alice = SecretKey::generate();
-    let tracker_address = free_port();
+    let tracker_listener = bound_listener();
+    let tracker_address = tracker_listener.local_addr().unwrap();
     let contract = contract(BITS, Some(tracker_address), &[alice.account()]);
-    let tracker = start_tracker(dir.path(), tracker_address, &contract).await;
+    let tracker = start_tracker(dir.path(), tracker_listener, &contract).await;
     let mut nodes = Vec::new();
     for i in 0..n {
         let config = miner_config(&contract, &dir.path().join(format!("miner-{i}")));
@@ -305,9 +311,10 @@ async fn partitions_heal_onto_the_heavier_branch_and_orphaned_transactions_are_m
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_syncs_1000_blocks_and_a_restarted_miner_resumes_at_its_tip() {
     let dir = tempfile::tempdir().unwrap();
-    let tracker_address = free_port();
+    let tracker_listener = bound_listener();
+    let tracker_address = tracker_listener.local_addr().unwrap();
     let contract = contract(0, Some(tracker_address), &[]);
-    let _tracker = start_tracker(dir.path(), tracker_address, &contract).await;
+    let _tracker = start_tracker(dir.path(), tracker_listener, &contract).await;
     let old = dir.path().join("old");
     let expected = tokio::task::spawn_blocking({
         let (contract, old) = (contract.clone(), old.clone());

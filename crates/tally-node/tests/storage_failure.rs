@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{free_port, wait_until};
+use common::wait_until;
 use rustix::process::{Resource, Rlimit, Signal, getrlimit, setrlimit};
 use tally_core::{Amount, BlockHash, NetworkId, Order, SecretKey, SignedOrder, Transfer};
 use tally_node::pow::PowNode;
@@ -106,11 +106,12 @@ async fn a_validator_whose_commit_fails_stops_and_resumes_from_what_was_durable(
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
     let funded: Vec<SecretKey> = (0..2).map(|_| SecretKey::generate()).collect();
-    // Only validator 0 runs; the others' addresses lead nowhere.
+    // Only validator 0 runs; the others' addresses lead nowhere (loopback ports 1-4
+    // refuse at once: nothing unprivileged listens there).
     let contract = common::quorum_contract(
         "storage-failure",
         &keys,
-        (0..4).map(|_| free_port().to_string()),
+        (1..=4).map(|port| format!("127.0.0.1:{port}")),
         None,
         &funded,
         4,

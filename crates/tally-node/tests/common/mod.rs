@@ -38,15 +38,6 @@ pub fn bound_listener() -> TcpListener {
     }
 }
 
-/// A loopback port free a moment ago, for a server a test starts on an address rather
-/// than a socket (the tracker, whose own address is part of the contract it is given):
-/// another process may take the port before that server binds it, so a validator uses
-/// [`bound_listener`] instead. From the same low range as
-/// [`bound_listener`], where no port-0 bind or outgoing connection lands.
-pub fn free_port() -> SocketAddr {
-    bound_listener().local_addr().unwrap()
-}
-
 /// Calls `method` (no params) on the control API at `rpc`; the JSON-RPC answer.
 pub async fn control(rpc: SocketAddr, method: &str) -> serde_json::Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
