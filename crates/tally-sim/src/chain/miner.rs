@@ -39,6 +39,8 @@ pub struct SimMiner {
     pub announced: BTreeSet<BlockHash>,
     /// The most work of a tip it announced.
     pub announced_work: U256,
+    /// Its current search for a block: the only one whose `Mine` event counts.
+    pub search: u64,
 }
 
 impl SimMiner {
@@ -53,6 +55,7 @@ impl SimMiner {
             withheld: Vec::new(),
             announced: BTreeSet::new(),
             announced_work: U256::ZERO,
+            search: 0,
         }
     }
 

@@ -83,8 +83,9 @@ struct Message {
 #[derive(Clone, Debug)]
 enum Event {
     Deliver(Box<Message>),
-    /// A miner finds a block on its tip.
-    Mine(usize),
+    /// A miner finds a block on its tip, if this is still its current search (its
+    /// `search`; a restart starts a new one, so a miner never searches twice at once).
+    Mine(usize, u64),
     /// A miner's timer: connect to a peer, and (a withholder) maybe release its blocks.
     Gossip(usize),
     Crash(usize),
@@ -352,7 +353,9 @@ impl ChainWorld {
         let mean = self.faults.block_time_ms as f64 * self.miners.len() as f64 * difficulty;
         let uniform: f64 = self.rng.gen_range(f64::EPSILON..1.0);
         let after = (-uniform.ln() * mean).clamp(1.0, 1e9) as u64;
-        self.queue.schedule(after, Event::Mine(m));
+        self.miners[m].search += 1;
+        let search = self.miners[m].search;
+        self.queue.schedule(after, Event::Mine(m, search));
     }
 
     fn send(&mut self, message: Message) {
@@ -412,7 +415,10 @@ impl ChainWorld {
         self.step += 1;
         match event {
             Event::Deliver(message) => self.deliver(*message)?,
-            Event::Mine(m) => {
+            Event::Mine(m, search) => {
+                if search != self.miners[m].search {
+                    return Ok(());
+                }
                 if self.mining && self.miners[m].is_up() {
                     self.mine(m, faulty)?;
                 }
