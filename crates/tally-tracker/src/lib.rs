@@ -26,6 +26,7 @@ mod pipeline;
 pub mod registry;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod session;
 #[cfg(feature = "server")]
 pub mod store;
