@@ -14,13 +14,61 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use tally_core::{AccountId, BatchVerifier, Certificate, OrderDigest, SignedOrder, Vote};
+use tally_core::{
+    AccountId, BatchVerifier, Certificate, OrderDigest, Signature, SignedOrder, Vote,
+};
 use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
     EndAck, ErrorCode, HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView,
     Packet, VoteReply,
 };
+
+/// Where a decider's signature verdicts come from instead of its own batched check
+/// ([`Decider::process_judged_by`]): a deterministic simulation, which made every signature
+/// it hands in and remembers each verdict, so thousands of runs do not check the same
+/// votes again and again. A verdict must be exactly what Ed25519 verification says.
+pub trait SignatureOracle {
+    fn verify(&mut self, signer: &AccountId, signature: &Signature, message: &[u8]) -> bool;
+}
+
+/// Where the planned signature checks of one chunk of a batch go: the batched equation
+/// (the node), or an oracle that judges each at once.
+enum Checks<'a> {
+    Batch(BatchVerifier),
+    Oracle {
+        oracle: &'a mut dyn SignatureOracle,
+        verdicts: Vec<bool>,
+    },
+}
+
+impl Checks<'_> {
+    /// Queues one check; its index.
+    fn push(&mut self, signer: &AccountId, signature: &Signature, message: &[u8]) -> usize {
+        match self {
+            Checks::Batch(verifier) => verifier.push(signer, signature, message),
+            Checks::Oracle { oracle, verdicts } => {
+                verdicts.push(oracle.verify(signer, signature, message));
+                verdicts.len() - 1
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Checks::Batch(verifier) => verifier.len(),
+            Checks::Oracle { verdicts, .. } => verdicts.len(),
+        }
+    }
+
+    /// Every check's verdict, in the order queued.
+    fn verdicts(self) -> Vec<bool> {
+        match self {
+            Checks::Batch(verifier) => verifier.verify(),
+            Checks::Oracle { verdicts, .. } => verdicts,
+        }
+    }
+}
 
 /// One piece of work for a validator.
 pub enum Request {
@@ -184,9 +232,32 @@ impl Decider {
     /// Checks, decides and signs one batch. The returned answers must wait for the commit
     /// of its snapshot; the immediate ones (one per request, `None` for most) may go now.
     pub fn process(&mut self, batch: Vec<Request>) -> (DecidedBatch, Vec<Option<Immediate>>) {
+        let checks = self.check_signatures(&batch);
+        self.decide_batch(batch, checks)
+    }
+
+    /// As [`Self::process`], with every signature judged by `oracle` (one at a time, on
+    /// this thread) instead of the batched check.
+    pub fn process_judged_by(
+        &mut self,
+        batch: Vec<Request>,
+        oracle: &mut dyn SignatureOracle,
+    ) -> (DecidedBatch, Vec<Option<Immediate>>) {
+        let checks = Checks::Oracle {
+            oracle,
+            verdicts: Vec::new(),
+        };
+        let checks = plan_checks(&self.validator, &batch, checks);
+        self.decide_batch(batch, checks)
+    }
+
+    fn decide_batch(
+        &mut self,
+        batch: Vec<Request>,
+        checks: Vec<Checked>,
+    ) -> (DecidedBatch, Vec<Option<Immediate>>) {
         self.batches += 1;
         self.requests += batch.len() as u64;
-        let checks = self.check_signatures(&batch);
         let mut decisions = Vec::with_capacity(batch.len());
         let mut immediate = Vec::with_capacity(batch.len());
         let mut cursors = Vec::new();
@@ -248,8 +319,6 @@ impl Decider {
     /// Checks every signature the batch carries: one batch equation per core-sized chunk.
     fn check_signatures(&self, batch: &[Request]) -> Vec<Checked> {
         let validator = &self.validator;
-        let network = *validator.network();
-        let me = validator.id();
         let chunk = batch
             .len()
             .div_ceil(rayon::current_num_threads().max(1))
@@ -257,54 +326,8 @@ impl Decider {
         batch
             .par_chunks(chunk)
             .flat_map_iter(|jobs| {
-                let mut verifier = BatchVerifier::with_capacity(jobs.len() * 3);
-                // Per job: which verifier indices decide it.
-                let mut plan: Vec<(Checked, std::ops::Range<usize>)> =
-                    Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let entry = match job {
-                        Request::Packet(Packet::ReqPay(order) | Packet::ReqIntroKey(order)) => {
-                            let i = order.queue_check(&mut verifier, &network);
-                            (Checked::Order(true), i..i + 1)
-                        }
-                        Request::Packet(Packet::ReqPayEnd(cert) | Packet::ReqIntroKeyEnd(cert)) => {
-                            plan_certificate(validator, cert, &mut verifier, &me)
-                        }
-                        Request::Sync { certificates, .. } => {
-                            // Sync pages are checked as one unit per certificate below.
-                            let start = verifier.len();
-                            for logged in certificates {
-                                let _ = plan_certificate(
-                                    validator,
-                                    &logged.certificate,
-                                    &mut verifier,
-                                    &me,
-                                );
-                            }
-                            (Checked::Nothing, start..verifier.len())
-                        }
-                        _ => (Checked::Nothing, 0..0),
-                    };
-                    plan.push(entry);
-                }
-                let results = verifier.verify();
-                plan.into_iter()
-                    .map(|(checked, range)| {
-                        let all_ok = results
-                            .get(range.clone())
-                            .is_some_and(|r| r.iter().all(|ok| *ok));
-                        match checked {
-                            Checked::Order(_) => Checked::Order(all_ok),
-                            Checked::Certificate(Ok(_)) => {
-                                Checked::Certificate(Ok(all_ok || range.is_empty()))
-                            }
-                            Checked::Nothing if !range.is_empty() => {
-                                Checked::Certificate(Ok(all_ok))
-                            }
-                            other => other,
-                        }
-                    })
-                    .collect::<Vec<_>>()
+                let verifier = BatchVerifier::with_capacity(jobs.len() * 3);
+                plan_checks(validator, jobs, Checks::Batch(verifier))
             })
             .collect()
     }
@@ -494,12 +517,59 @@ impl Decider {
     }
 }
 
+/// Checks every signature `jobs` carry with `checks`; what each job's checks found.
+fn plan_checks(validator: &Validator, jobs: &[Request], mut checks: Checks<'_>) -> Vec<Checked> {
+    let network = *validator.network();
+    let me = validator.id();
+    // Per job: which check indices decide it.
+    let mut plan: Vec<(Checked, std::ops::Range<usize>)> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let entry = match job {
+            Request::Packet(Packet::ReqPay(order) | Packet::ReqIntroKey(order)) => {
+                let i = checks.push(
+                    &order.order.signer(),
+                    &order.signature,
+                    &order.order.signing_bytes(&network),
+                );
+                (Checked::Order(true), i..i + 1)
+            }
+            Request::Packet(Packet::ReqPayEnd(cert) | Packet::ReqIntroKeyEnd(cert)) => {
+                plan_certificate(validator, cert, &mut checks, &me)
+            }
+            Request::Sync { certificates, .. } => {
+                // Sync pages are checked as one unit per certificate below.
+                let start = checks.len();
+                for logged in certificates {
+                    let _ = plan_certificate(validator, &logged.certificate, &mut checks, &me);
+                }
+                (Checked::Nothing, start..checks.len())
+            }
+            _ => (Checked::Nothing, 0..0),
+        };
+        plan.push(entry);
+    }
+    let results = checks.verdicts();
+    plan.into_iter()
+        .map(|(checked, range)| {
+            let all_ok = results
+                .get(range.clone())
+                .is_some_and(|r| r.iter().all(|ok| *ok));
+            match checked {
+                Checked::Order(_) => Checked::Order(all_ok),
+                Checked::Certificate(Ok(_)) => Checked::Certificate(Ok(all_ok || range.is_empty())),
+                Checked::Nothing if !range.is_empty() => Checked::Certificate(Ok(all_ok)),
+                other => other,
+            }
+        })
+        .collect()
+}
+
 /// Plans the checks of one certificate: structure now, vote signatures into `verifier`,
 /// skipping our own vote when we know we gave it and everything when it is applied.
 fn plan_certificate(
     validator: &Validator,
     cert: &Certificate,
-    verifier: &mut BatchVerifier,
+    verifier: &mut Checks<'_>,
     me: &AccountId,
 ) -> (Checked, std::ops::Range<usize>) {
     // A certificate of an order already applied is checked all the same: answering a

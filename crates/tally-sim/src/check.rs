@@ -49,6 +49,14 @@ impl Signatures {
     }
 }
 
+/// The node's decider asks the simulator's remembered verdicts instead of checking each
+/// signature again.
+impl tally_node::decider::SignatureOracle for Signatures {
+    fn verify(&mut self, signer: &AccountId, signature: &Signature, message: &[u8]) -> bool {
+        self.check(signer, signature, message)
+    }
+}
+
 impl Signatures {
     /// Whether `certificate` is what the real wallet accepts as one (`Certificate::verify`):
     /// its checksum is its order's digest, the owner signed the order, and a quorum of

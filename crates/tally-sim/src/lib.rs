@@ -1,8 +1,9 @@
 //! A deterministic simulation of a quorum network (DESIGN §9, `tally-sim`).
 //!
-//! The real validator state machine ([`tally_ledger::Validator`]) on the real in-memory
-//! store ([`tally_ledger::MemoryLedgerStore`], which loses what was not committed when it
-//! crashes) runs with honest and equivocating wallets and up to f Byzantine validators
+//! Honest validators are the node's own request handling ([`tally_node::decider`], which
+//! runs the real [`tally_ledger::Validator`]) on the real in-memory store
+//! ([`tally_ledger::MemoryLedgerStore`], which loses what was not committed when it
+//! crashes), spoken to in the wire's packets; they run with honest and equivocating wallets and up to f Byzantine validators
 //! (each seed draws what they do: vote for every order, withhold every vote, or vote
 //! honestly but lie about the ledger and send forged and replayed certificates) in one
 //! thread, under a scheduler seeded by one number: a simulated clock, and a network
@@ -20,9 +21,9 @@
 //! mint money, crashes and failed commits, checked for exact supply, announced blocks
 //! surviving crashes, and convergence on the most work.
 //!
-//! What it does not cover yet (issue 12): the node's batching engine and its wire (the
-//! simulator's validators decide, commit and answer in the engine's order, but with their
-//! own loop), and the wallets are models of the wallet's rules, not its code.
+//! What it does not cover yet (issue 12): the wallets are models of the wallet's rules,
+//! not its code; the engine's threads and the wire's bytes are not simulated (the engine
+//! is tested on its own, the codec by vectors and properties).
 
 pub mod chain;
 mod check;

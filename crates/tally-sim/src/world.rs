@@ -398,7 +398,7 @@ impl World {
                         .start(&self.contract)
                         .map_err(|e| self.violation(e))?;
                     self.note(format!("validator {v} restarts from its store"));
-                    if let Some(state) = &self.validators[v].state {
+                    if let Some(state) = self.validators[v].state() {
                         self.observer
                             .after_restart(v, state)
                             .map_err(|e| self.violation(e))?;
@@ -517,7 +517,7 @@ impl World {
             return Ok(());
         }
         let genesis = i128::from(GENESIS_PER_WALLET) * self.genesis.len() as i128;
-        match &self.validators[v].state {
+        match self.validators[v].state() {
             Some(state) => check::conservation(v, state, genesis).map_err(|e| self.violation(e)),
             None => Ok(()),
         }
@@ -580,7 +580,7 @@ impl World {
         self.check_twin_freezes()?;
         let expected = check::expected_ledger(&self.genesis, &self.observer);
         for validator in self.validators.iter().filter(|v| v.honest()) {
-            let Some(state) = &validator.state else {
+            let Some(state) = validator.state() else {
                 return Err(self.violation(format!(
                     "validator {} is down after the network healed",
                     validator.index
