@@ -421,14 +421,7 @@ impl Validator {
             }
             if *voted != digest {
                 // Only a planted second vote gets here: it takes the slot's lock.
-                self.transfer_locks
-                    .insert(spend.sender, (spend.sequence, digest));
-                self.held_orders.insert(spend.sender, order.clone());
-                self.changes.locks.push(LockChange::Set(VoteLock {
-                    slot: LockSlot::Sequence(spend.sender, spend.sequence),
-                    digest,
-                    order: Some(order.clone()),
-                }));
+                self.lock_slot(&spend, digest, order);
                 return Ok(());
             }
             // The same order again (a resend, perhaps by another copy of the wallet):
@@ -444,6 +437,13 @@ impl Validator {
                 amount: spend.total,
             });
         }
+        self.lock_slot(&spend, digest, order);
+        Ok(())
+    }
+
+    /// Holds this validator's vote in `spend`'s slot for `order` (of `digest`): the lock,
+    /// the order handed out on request, and the change the store records.
+    fn lock_slot(&mut self, spend: &Spend, digest: OrderDigest, order: &SignedOrder) {
         self.transfer_locks
             .insert(spend.sender, (spend.sequence, digest));
         self.held_orders.insert(spend.sender, order.clone());
@@ -452,7 +452,6 @@ impl Validator {
             digest,
             order: Some(order.clone()),
         }));
-        Ok(())
     }
 
     /// This validator's vote for the order with `digest`.
