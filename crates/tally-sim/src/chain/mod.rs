@@ -358,12 +358,16 @@ impl ChainWorld {
         self.queue.schedule(after, Event::Mine(m, search));
     }
 
-    fn send(&mut self, message: Message) {
-        let cut = |party: Party| match (self.partitioned, party) {
+    /// Whether `party` is the miner cut off now.
+    fn cut_off(&self, party: Party) -> bool {
+        match (self.partitioned, party) {
             (Some((m, until)), Party::Miner(x)) => m == x && self.queue.now() < until,
             _ => false,
-        };
-        if cut(message.from) || cut(message.to) {
+        }
+    }
+
+    fn send(&mut self, message: Message) {
+        if self.cut_off(message.from) || self.cut_off(message.to) {
             return;
         }
         for delay in self.faults.net.delays(&mut self.rng) {
@@ -384,15 +388,30 @@ impl ChainWorld {
         }
     }
 
-    fn connect_all(&mut self, m: usize) {
-        let Some(chain) = &self.miners[m].chain else {
-            return;
-        };
-        let payload = Payload::Connect {
+    /// Miner `m`'s `CONNECT`: its total work and locator (`None` while it is down).
+    fn connect_payload(&self, m: usize) -> Option<Payload> {
+        let chain = self.miners[m].chain.as_ref()?;
+        Some(Payload::Connect {
             work: chain.tip().work,
             locator: chain.locator(),
-        };
-        self.broadcast(m, &payload, None);
+        })
+    }
+
+    fn connect_all(&mut self, m: usize) {
+        if let Some(payload) = self.connect_payload(m) {
+            self.broadcast(m, &payload, None);
+        }
+    }
+
+    /// The block `hash` from miner `m`'s disk, if it has it; a disk that cannot be read is
+    /// a violation (the simulated disk fails only commits).
+    fn stored_block(&self, m: usize, hash: &BlockHash) -> Result<Option<Block>, Box<Violation>> {
+        match &self.miners[m].chain {
+            Some(chain) => chain
+                .block(hash)
+                .map_err(|e| self.violation(format!("miner {m} cannot read block {hash}: {e}"))),
+            None => Ok(None),
+        }
     }
 
     /// A withholder announces every block it kept back.
@@ -430,13 +449,9 @@ impl ChainWorld {
             Event::Gossip(m) => {
                 if self.miners[m].is_up() {
                     let to = self.rng.gen_range(0..self.miners.len());
-                    if let Some(chain) = &self.miners[m].chain
+                    if let Some(payload) = self.connect_payload(m)
                         && to != m
                     {
-                        let payload = Payload::Connect {
-                            work: chain.tip().work,
-                            locator: chain.locator(),
-                        };
                         self.send(Message {
                             from: Party::Miner(m),
                             to: Party::Miner(to),
@@ -622,11 +637,7 @@ impl ChainWorld {
                 let mut relay = vec![hash];
                 relay.extend(adopted_orphans);
                 for h in relay {
-                    let stored = self.miners[m]
-                        .chain
-                        .as_ref()
-                        .and_then(|c| c.block(&h).ok().flatten());
-                    if let Some(b) = stored {
+                    if let Some(b) = self.stored_block(m, &h)? {
                         self.miners[m].announce(h);
                         self.broadcast(m, &Payload::Block(Box::new(b)), from);
                     }

@@ -8,12 +8,7 @@ use crate::check::Violation;
 
 impl ChainWorld {
     pub(super) fn deliver(&mut self, message: Message) -> Result<(), Box<Violation>> {
-        let now = self.queue.now();
-        let cut = |party: Party| match (self.partitioned, party) {
-            (Some((m, until)), Party::Miner(x)) => m == x && now < until,
-            _ => false,
-        };
-        if cut(message.from) || cut(message.to) {
+        if self.cut_off(message.from) || self.cut_off(message.to) {
             return Ok(());
         }
         self.outcome.messages += 1;
@@ -65,11 +60,7 @@ impl ChainWorld {
                 self.accept(m, *block, Some(peer), true)?;
             }
             (Payload::GetBlock(hash), Party::Miner(peer)) => {
-                let block = self.miners[m]
-                    .chain
-                    .as_ref()
-                    .and_then(|c| c.block(&hash).ok().flatten());
-                if let Some(block) = block {
+                if let Some(block) = self.stored_block(m, &hash)? {
                     self.send(Message {
                         from: Party::Miner(m),
                         to: Party::Miner(peer),
@@ -86,7 +77,9 @@ impl ChainWorld {
                     let fork = chain.find_fork(&locator);
                     let blocks = chain
                         .blocks_from(fork + 1, SYNC_BLOCKS, usize::MAX)
-                        .unwrap_or_default();
+                        .map_err(|e| {
+                            self.violation(format!("miner {m} cannot read its main chain: {e}"))
+                        })?;
                     for block in blocks {
                         self.send(Message {
                             from: Party::Miner(m),
@@ -94,11 +87,9 @@ impl ChainWorld {
                             payload: Payload::Block(Box::new(block)),
                         });
                     }
-                } else if tip.work < work {
-                    let payload = Payload::Connect {
-                        work: tip.work,
-                        locator: chain.locator(),
-                    };
+                } else if tip.work < work
+                    && let Some(payload) = self.connect_payload(m)
+                {
                     self.send(Message {
                         from: Party::Miner(m),
                         to: Party::Miner(peer),
