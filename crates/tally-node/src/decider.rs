@@ -20,8 +20,8 @@ use tally_core::{
 use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
-    EndAck, ErrorCode, HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView,
-    Packet, VoteReply,
+    CertQuery, CertificatesPage, EndAck, ErrorCode, HeldOrder, HeldOrderRequest, Hello,
+    LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };
 
 /// Where a decider's signature verdicts come from instead of its own batched check
@@ -590,12 +590,37 @@ fn plan_certificate(
     (Checked::Certificate(Ok(true)), start..verifier.len())
 }
 
-fn ledger_error(
-    error: &LedgerError,
-    order: &SignedOrder,
-    network: &tally_core::NetworkId,
-) -> Packet {
-    let code = match error {
+/// A `REQ_CERTS` page read from the store (no engine needed: the log is durable).
+pub fn certificates_page(store: &dyn LedgerStore, query: CertQuery) -> Packet {
+    let clamp = |limit: u32| limit.clamp(1, CertQuery::MAX_LIMIT) as usize;
+    let result = match query {
+        CertQuery::Log { since, limit } => store.certificates_since(since, clamp(limit)),
+        CertQuery::Sent {
+            account,
+            from,
+            limit,
+        } => store.sent(&account, from, clamp(limit)),
+        CertQuery::Touching {
+            account,
+            since,
+            limit,
+        } => store.touching(&account, since, clamp(limit)),
+    };
+    match result {
+        Ok((certificates, next)) => Packet::RespCerts(CertificatesPage {
+            certificates: certificates
+                .into_iter()
+                .map(|(index, certificate)| LoggedCertificate { index, certificate })
+                .collect(),
+            next,
+        }),
+        Err(error) => Packet::error(ErrorCode::Internal, error.to_string()),
+    }
+}
+
+/// The error code a refusal by the ledger is answered with.
+pub fn refusal_code(error: &LedgerError) -> ErrorCode {
+    match error {
         LedgerError::BadSignature => ErrorCode::BadSignature,
         LedgerError::BadVote => ErrorCode::BadCertificate,
         LedgerError::Sequence { .. } => ErrorCode::Sequence,
@@ -608,7 +633,15 @@ fn ledger_error(
         | LedgerError::SelfTransfer
         | LedgerError::Overflow
         | LedgerError::BadSplit(_) => ErrorCode::BadAmount,
-    };
+    }
+}
+
+fn ledger_error(
+    error: &LedgerError,
+    order: &SignedOrder,
+    network: &tally_core::NetworkId,
+) -> Packet {
+    let code = refusal_code(error);
     tracing::debug!(order = %order.order.digest(network), %error, "refused");
     Packet::error(code, error.to_string())
 }

@@ -8,8 +8,7 @@ use futures::{SinkExt, StreamExt};
 use tally_core::ContractError;
 use tally_ledger::{LedgerStore, RedbLedgerStore, StoreError, Validator};
 use tally_proto::connection::codec;
-use tally_proto::quorum::LoggedCertificate;
-use tally_proto::{CertQuery, CertificatesPage, ErrorCode, Packet};
+use tally_proto::{CertQuery, ErrorCode, Packet};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -400,36 +399,9 @@ fn ready(packet: Packet) -> oneshot::Receiver<Packet> {
 fn certificates(store: Arc<dyn LedgerStore>, query: CertQuery) -> oneshot::Receiver<Packet> {
     let (reply, answer) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let result = match query {
-            CertQuery::Log { since, limit } => store.certificates_since(since, clamp(limit)),
-            CertQuery::Sent {
-                account,
-                from,
-                limit,
-            } => store.sent(&account, from, clamp(limit)),
-            CertQuery::Touching {
-                account,
-                since,
-                limit,
-            } => store.touching(&account, since, clamp(limit)),
-        };
-        let packet = match result {
-            Ok((certificates, next)) => Packet::RespCerts(CertificatesPage {
-                certificates: certificates
-                    .into_iter()
-                    .map(|(index, certificate)| LoggedCertificate { index, certificate })
-                    .collect(),
-                next,
-            }),
-            Err(error) => Packet::error(ErrorCode::Internal, error.to_string()),
-        };
-        let _ = reply.send(packet);
+        let _ = reply.send(crate::decider::certificates_page(store.as_ref(), query));
     });
     answer
-}
-
-fn clamp(limit: u32) -> usize {
-    limit.clamp(1, CertQuery::MAX_LIMIT) as usize
 }
 
 async fn write_answers(

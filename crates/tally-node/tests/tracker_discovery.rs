@@ -18,7 +18,7 @@ use tally_core::{AccountId, Amount, NetworkContract, SecretKey};
 use tally_node::{Node, NodeConfig, TrackerSettings};
 use tally_proto::LedgerRequest;
 use tally_tracker::{Tracker, TrackerConfig, TrackerHandle};
-use tally_wallet::{QuorumClient, Wallet, ops};
+use tally_wallet::{QuorumClient, TcpTransport, Wallet, ops};
 
 /// The proof of work of `account` at this file's difficulty.
 fn proof_at(account: &AccountId) -> u64 {
@@ -116,9 +116,9 @@ impl Net {
     }
 
     async fn client(&self) -> QuorumClient {
-        let mut client = QuorumClient::new(self.contract.clone(), Duration::from_secs(3)).unwrap();
-        let located = client
-            .locate_validators(tally_tracker::ClientConfig::default())
+        let mut transport = TcpTransport::new(self.contract.clone(), Duration::from_secs(3));
+        let located = transport
+            .locate(tally_tracker::ClientConfig::default())
             .await
             .unwrap();
         // A stopped validator stays listed until its entry expires: at least the running.
@@ -126,7 +126,7 @@ impl Net {
             located >= self.nodes.iter().filter(|n| n.is_some()).count(),
             "the tracker lists every running validator ({located} located)"
         );
-        client
+        QuorumClient::with_transport(self.contract.clone(), Box::new(transport)).unwrap()
     }
 
     async fn shutdown(mut self) {

@@ -57,39 +57,6 @@ impl tally_node::decider::SignatureOracle for Signatures {
     }
 }
 
-impl Signatures {
-    /// Whether `certificate` is what the real wallet accepts as one (`Certificate::verify`):
-    /// its checksum is its order's digest, the owner signed the order, and a quorum of
-    /// distinct committee members signed votes for it.
-    pub fn genuine(
-        &mut self,
-        certificate: &Certificate,
-        network: &tally_core::NetworkId,
-        committee: &[AccountId],
-        quorum: usize,
-    ) -> bool {
-        if certificate.order.digest(network) != certificate.checksum
-            || !self.check(
-                &certificate.order.signer(),
-                &certificate.signature,
-                &certificate.order.signing_bytes(network),
-            )
-        {
-            return false;
-        }
-        let message = tally_core::Vote::signing_bytes(network, &certificate.checksum);
-        let mut voters = BTreeSet::new();
-        for vote in &certificate.votes {
-            if committee.contains(&vote.validator)
-                && self.check(&vote.validator, &vote.signature, &message)
-            {
-                voters.insert(vote.validator);
-            }
-        }
-        voters.len() >= quorum
-    }
-}
-
 /// What every party did that the invariants are about.
 #[derive(Default)]
 pub struct Observer {

@@ -3,33 +3,34 @@
 //! Honest validators are the node's own request handling ([`tally_node::decider`], which
 //! runs the real [`tally_ledger::Validator`]) on the real in-memory store
 //! ([`tally_ledger::MemoryLedgerStore`], which loses what was not committed when it
-//! crashes), spoken to in the wire's packets; they run with honest and equivocating wallets and up to f Byzantine validators
-//! (each seed draws what they do: vote for every order, withhold every vote, or vote
-//! honestly but lie about the ledger and send forged and replayed certificates) in one
-//! thread, under a scheduler seeded by one number: a simulated clock, and a network
-//! that drops, delays, duplicates and reorders messages and cuts validators off for a
-//! while. Validators crash and restart and their commits fail. Every step is checked
-//! against Tally's safety invariants ([`check`]); a run that breaks one stops with a
-//! [`Violation`] naming the seed, the step and the last events, and the same seed replays
-//! it exactly.
-//!
-//! Two copies of one wallet (twins) are simulated, with the wallet's rules for them (first
-//! voter, held order, settled slot looked up).
+//! crashes), spoken to in the wire's packets. Honest wallets and two copies of one wallet
+//! (twins: one key, two folders) are the wallet library's own payment code
+//! ([`tally_wallet::ops::pay`] on real wallet folders, through a transport that is the
+//! simulated network: [`wallet`]); equivocating owners, which the wallet never is, are a
+//! model. Up to f validators are Byzantine (each seed draws what they do: vote for every
+//! order, withhold every vote, or vote honestly but lie about the ledger and send forged
+//! and replayed certificates). Everything runs in one thread, under a scheduler seeded by
+//! one number: a simulated clock, and a network that drops, delays, duplicates and
+//! reorders messages and cuts validators off for a while. Validators crash and restart and
+//! their commits fail; wallet processes die mid-payment. Every step is checked against
+//! Tally's safety invariants ([`check`]); a run that breaks one stops with a [`Violation`]
+//! naming the seed, the step and the last events, and the same seed replays it exactly.
 //!
 //! Each seed then runs a proof-of-work network ([`chain`]): the real chain rules on the
 //! real in-memory chain store, miners with skewed clocks that fork, withhold and try to
 //! mint money, crashes and failed commits, checked for exact supply, announced blocks
 //! surviving crashes, and convergence on the most work.
 //!
-//! What it does not cover yet (issue 12): the wallets are models of the wallet's rules,
-//! not its code; the engine's threads and the wire's bytes are not simulated (the engine
-//! is tested on its own, the codec by vectors and properties).
+//! What it does not cover: the engine's threads and the wire's bytes (the engine is tested
+//! on its own, the codec by vectors and properties), and the quorum world's nodes share one
+//! clock.
 
 pub mod chain;
 mod check;
-mod client;
+mod equivocator;
 mod net;
 mod validator;
+mod wallet;
 mod world;
 
 use std::fmt;
@@ -106,6 +107,10 @@ pub struct Outcome {
     pub twin_orders_finished_for_the_other: u64,
     /// Forged certificates (a lying validator's) that honest validators refused.
     pub forgeries_refused: u64,
+    /// Wallet processes that died mid-payment (the next payment finished their journal).
+    pub wallet_crashes: u64,
+    /// Payments that failed under the faults (no quorum in time) and were made again.
+    pub payments_retried: u64,
     /// The proof-of-work network's run.
     pub chain: ChainOutcome,
     /// The faults this seed drew.
@@ -125,6 +130,8 @@ impl Outcome {
         self.twin_fallbacks += other.twin_fallbacks;
         self.twin_orders_finished_for_the_other += other.twin_orders_finished_for_the_other;
         self.forgeries_refused += other.forgeries_refused;
+        self.wallet_crashes += other.wallet_crashes;
+        self.payments_retried += other.payments_retried;
         self.chain.add(&other.chain);
     }
 }
@@ -133,12 +140,14 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} crashes, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); {} forged certificates refused",
+            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} validator crashes, {} wallet crashes, {} payments retried, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); {} forged certificates refused",
             self.steps,
             self.messages,
             self.certificates,
             self.acknowledged,
             self.crashes,
+            self.wallet_crashes,
+            self.payments_retried,
             self.frozen_by_equivocation,
             self.twin_orders_finished_for_the_other,
             self.twin_fallbacks,
@@ -165,7 +174,7 @@ impl fmt::Display for Outcome {
 
 /// Runs one seed: its outcome, or the first invariant it broke.
 pub fn run(config: &Config) -> Result<Outcome, Box<Violation>> {
-    let mut outcome = world::World::new(config).run()?;
+    let mut outcome = world::World::new(config)?.run()?;
     let chain = chain::ChainWorld::new(config)?;
     outcome.faults = format!("{}; proof of work: {}", outcome.faults, chain.faults());
     outcome.chain = chain.run()?;

@@ -7,16 +7,20 @@ use std::collections::BinaryHeap;
 
 use rand::Rng;
 use rand::rngs::StdRng;
-use tally_core::{AccountId, Certificate, OrderDigest, SignedOrder, Vote};
+use tally_core::{Certificate, OrderDigest, SignedOrder, Vote};
+use tally_proto::Packet;
 
 /// Who sends or receives a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Node {
     Validator(usize),
+    /// An equivocating owner (a model: [`crate::equivocator`]).
     Client(usize),
+    /// A real wallet process ([`crate::wallet`]).
+    Wallet(usize),
 }
 
-/// Why a validator refused an order or a certificate, as a wallet needs to know it.
+/// Why a validator refused an order or a certificate, as an equivocator needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// It expects an earlier sequence: it lacks the sender's earlier certificates.
@@ -27,10 +31,16 @@ pub enum Refusal {
     Other,
 }
 
-/// What travels between wallets and validators (the quorum protocol's requests and
-/// answers, as values: the simulator does not exercise the wire encoding).
+/// What travels between owners and validators. Real wallets speak the wire's packets
+/// (`Request`/`Answer`, matched by the wallet's request number as a connection matches
+/// them by order); equivocators and validators forwarding forgeries use the protocol's
+/// requests and answers as values.
 #[derive(Clone, Debug)]
 pub enum Payload {
+    /// A real wallet's request, numbered by its link.
+    Request(u64, Packet),
+    /// A validator's answer to a real wallet's request.
+    Answer(u64, Packet),
     /// `REQ_PAY`.
     Pay(SignedOrder),
     /// `RESP_PAY`: a vote for the order with this digest.
@@ -41,19 +51,6 @@ pub enum Payload {
     PayEnd(Certificate),
     /// `RESP_PAY_END`: applied, and durable.
     Applied(OrderDigest),
-    /// `REQ_HELD_ORDER`: which order the validator holds its vote for in this account's
-    /// next slot (a twin asks when the other copy's order took its slot).
-    HeldOrder(AccountId),
-    /// `RESP_HELD_ORDER`: the validator's next sequence for the account, and the held
-    /// order if it holds a vote there.
-    Held {
-        next_sequence: u64,
-        order: Option<SignedOrder>,
-    },
-    /// `REQ_CERTS Sent`: the certificate of this account's order of this sequence.
-    Sent(AccountId, u64),
-    /// `RESP_CERTS`: that certificate, if the validator applied it.
-    SentCert(Option<Certificate>),
 }
 
 /// One message in flight.
@@ -77,8 +74,14 @@ pub enum Event {
     Crash(usize),
     /// A validator's process starts again from its store.
     Restart(usize),
-    /// A wallet's timer: start a payment, or send again what was not answered.
+    /// An equivocator's timer: start a pair of orders, or send again what was not answered.
     Wake(usize),
+    /// A real wallet starts its next payment (after the last one, or after a crash).
+    WalletStart(usize),
+    /// A real wallet's request `id` timed out, or its pause `id` ended.
+    WalletTimer(usize, u64),
+    /// A real wallet's process dies wherever its payment was.
+    WalletCrash(usize),
 }
 
 struct Scheduled<E> {

@@ -32,6 +32,10 @@ fn four_validators_keep_every_invariant_under_faults() {
     assert!(total.twin_orders_finished_for_the_other > 10, "{total}");
     // Lying validators sent forged certificates; honest ones refused them.
     assert!(total.forgeries_refused > 0, "{total}");
+    // Wallet processes died mid-payment and finished their journal when they came back;
+    // payments that found no quorum in time were made again.
+    assert!(total.wallet_crashes > 0, "{total}");
+    assert!(total.payments_retried > 0, "{total}");
     // The proof-of-work network did its part under its faults: forks resolved by
     // reorganisation (some deeper than the wallets' confirmations), withheld branches
     // released, money-minting blocks refused, miners crashed, payments confirmed.
@@ -110,6 +114,30 @@ fn twins_that_skip_the_first_voter_are_caught_splitting_a_slot() {
 fn seed_246_a_certificate_assembled_after_giving_up_is_still_delivered() {
     if let Err(violation) = run(&Config::new(246, 4, STEPS)) {
         panic!("{violation}");
+    }
+}
+
+/// Found when the simulator began running the wallet's own code: a lying validator, the
+/// only one to answer in time, said the account was two slots further on, and the wallet
+/// signed for a slot no honest validator would vote in; after the network healed its next
+/// payment failed. The wallet now reads the next slot from at least f+1 validators.
+#[test]
+fn seed_109_the_next_slot_is_not_one_liars_word() {
+    if let Err(violation) = run(&Config::new(109, 4, STEPS)) {
+        panic!("{violation}");
+    }
+}
+
+/// Found the same way (7 validators): a twin's journaled order lost its slot to the other
+/// copy's, which held the most votes but whose first voter held this copy's order; the
+/// wallet gave the held order up at that voter's refusal and stayed stuck. It now finishes
+/// the most held order by asking every validator.
+#[test]
+fn seeds_1014_and_1036_a_twin_finishes_the_most_held_order() {
+    for seed in [1014, 1036] {
+        if let Err(violation) = run(&Config::new(seed, 7, STEPS)) {
+            panic!("{violation}");
+        }
     }
 }
 

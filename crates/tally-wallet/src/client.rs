@@ -15,13 +15,14 @@ use tally_core::{
     OrderDigest, SignedOrder, Vote,
 };
 use tally_proto::quorum::LoggedCertificate;
-use tally_proto::{CertQuery, Connection, EndAck, ErrorCode, ErrorReply, Hello, Limits, Packet};
-use tokio::sync::Mutex;
+use tally_proto::{CertQuery, EndAck, ErrorCode, ErrorReply, Packet};
 
 mod catch_up;
 mod reads;
+mod transport;
 
 pub use reads::SlotView;
+pub use transport::{TcpTransport, Transport};
 
 /// A client failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,6 +43,9 @@ pub enum ClientError {
         /// Every validator answered with a refusal other than a conflict, so no validator
         /// holds a vote for this order and the wallet may sign a different one.
         refused_everywhere: bool,
+        /// Validators that answered that they hold their vote in this slot for another
+        /// order: the wallet looks at what holds the slot rather than give up.
+        conflicts: usize,
     },
     /// The validator that decides first between orders for one slot (see
     /// [`QuorumClient::certify`]) holds its vote for another order of this account: another
@@ -66,71 +70,76 @@ pub struct ValidatorAnswer<T> {
     pub result: Result<T, ClientError>,
 }
 
-/// A client of one quorum network, with one persistent connection per validator.
+/// A client of one quorum network, over a [`Transport`] (TCP unless the simulator
+/// supplies its own).
 pub struct QuorumClient {
     contract: NetworkContract,
     network: NetworkId,
     committee: Committee,
-    connections: Vec<Mutex<Option<Connection>>>,
-    /// Where the tracker last saw each validator, tried before the contract's address.
-    learned: Vec<Option<String>>,
-    timeout: Duration,
-    limits: Limits,
+    transport: Box<dyn Transport>,
     /// The validators' keys, decompressed once for batch verification of their votes.
     validator_keys: KeyCache,
+    /// A planted mistake: certify asks every validator at once, not the first voter first.
+    #[cfg(feature = "planted-bugs")]
+    skips_first_voter: bool,
 }
 
 impl QuorumClient {
-    /// A client for `contract`; each call to a validator gives up after `timeout`.
+    /// A client for `contract` over TCP; each call to a validator gives up after `timeout`.
     pub fn new(contract: NetworkContract, timeout: Duration) -> Result<Self, ClientError> {
-        let contract_size = contract.validators.len();
+        let transport = TcpTransport::new(contract.clone(), timeout);
+        QuorumClient::with_transport(contract, Box::new(transport))
+    }
+
+    /// A client for `contract` that reaches its validators through `transport`.
+    pub fn with_transport(
+        contract: NetworkContract,
+        transport: Box<dyn Transport>,
+    ) -> Result<Self, ClientError> {
         let committee = Committee::new(&contract.validators)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let connections = contract
-            .validators
-            .iter()
-            .map(|_| Mutex::new(None))
-            .collect();
-        let limits = Limits {
-            read_timeout: timeout,
-            write_timeout: timeout,
-            ..Limits::default()
-        };
         Ok(QuorumClient {
-            learned: vec![None; contract.validators.len()],
             network: contract.id(),
+            validator_keys: KeyCache::new(contract.validators.len()),
             contract,
             committee,
-            connections,
-            timeout,
-            limits,
-            validator_keys: KeyCache::new(contract_size),
+            transport,
+            #[cfg(feature = "planted-bugs")]
+            skips_first_voter: false,
         })
     }
 
-    /// A client for `contract` that has asked the contract's tracker, if it names one,
-    /// where the validators are now. A tracker that cannot help is no failure: the
+    /// A client for `contract` over TCP that has asked the contract's tracker, if it names
+    /// one, where the validators are now. A tracker that cannot help is no failure: the
     /// contract's addresses remain (a warning says so).
     pub async fn located(
         contract: NetworkContract,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let mut client = QuorumClient::new(contract, timeout)?;
-        if let Some(tracker) = client.contract.tracker.clone() {
+        let mut transport = TcpTransport::new(contract.clone(), timeout);
+        if let Some(tracker) = contract.tracker.clone() {
             let config = tally_tracker::ClientConfig {
                 answer_timeout: timeout,
                 connect_timeout: timeout,
                 max_attempts: 1,
                 ..tally_tracker::ClientConfig::default()
             };
-            match client.locate_validators(config).await {
+            match transport.locate(config).await {
                 Ok(located) => tracing::debug!(%tracker, located, "validators located"),
                 Err(error) => {
                     tracing::warn!(%tracker, %error, "tracker unavailable; using the contract's addresses")
                 }
             }
         }
-        Ok(client)
+        QuorumClient::with_transport(contract, Box::new(transport))
+    }
+
+    /// Plants a mistake for the simulator to catch: [`Self::certify`] asks every
+    /// validator at once instead of the signer's first voter first (the wallet as it was
+    /// before the first-voter rule), so two copies of one key can split a slot.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_skip_first_voter(&mut self) {
+        self.skips_first_voter = true;
     }
 
     /// The network's id.
@@ -148,102 +157,19 @@ impl QuorumClient {
         &self.contract
     }
 
-    /// Asks the contract's tracker where the validators are now, so that a validator that
-    /// moved is still found; its answer only adds addresses to try first, for keys the
-    /// contract names, and each is still checked with `HELLO`. Returns how many validators
-    /// the tracker knew; a contract without a tracker knows none.
-    pub async fn locate_validators(
-        &mut self,
-        config: tally_tracker::ClientConfig,
-    ) -> Result<usize, ClientError> {
-        let Some(tracker) = self.contract.tracker.clone() else {
-            return Ok(0);
-        };
-        let client = tally_tracker::TrackerClient::new(tracker.clone(), config);
-        let peers = client
-            .peers(self.network, None)
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("tracker {tracker}: {e}")))?;
-        let mut located = 0;
-        for (slot, info) in self.learned.iter_mut().zip(&self.contract.validators) {
-            if let Some(peer) = peers.iter().find(|peer| peer.account == info.key) {
-                *slot = Some(peer.address.to_string());
-                located += 1;
-            }
-        }
-        Ok(located)
+    /// Where validator `i` is reached.
+    fn address(&self, i: usize) -> String {
+        self.transport.address(i)
     }
 
-    /// The address validator `i` answered at last: the tracker's, else the contract's.
-    fn address(&self, i: usize) -> &str {
-        self.learned[i]
-            .as_deref()
-            .unwrap_or(&self.contract.validators[i].address)
+    /// Waits `duration` on the transport's clock.
+    pub async fn pause(&self, duration: Duration) {
+        self.transport.pause(duration).await;
     }
 
-    /// Connects to validator `i` where the tracker saw it, else at its contract address.
-    async fn connect(&self, i: usize) -> Result<Connection, ClientError> {
-        let contract_address = self.contract.validators[i].address.as_str();
-        match self.learned[i].as_deref() {
-            Some(learned) if learned != contract_address => {
-                match self.connect_at(i, learned).await {
-                    Ok(conn) => Ok(conn),
-                    Err(error) => {
-                        tracing::debug!(%error, "validator not at the tracker's address");
-                        self.connect_at(i, contract_address).await
-                    }
-                }
-            }
-            _ => self.connect_at(i, contract_address).await,
-        }
-    }
-
-    async fn connect_at(&self, i: usize, address: &str) -> Result<Connection, ClientError> {
-        let info = &self.contract.validators[i];
-        let mut conn = Connection::connect(address, self.limits, self.timeout)
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{address}: {e}")))?;
-        let hello = Packet::Hello(Hello {
-            network: self.network,
-            validator: None,
-            address: None,
-            certificates: None,
-        });
-        match conn.call(&hello).await {
-            Ok(Packet::Hello(answer)) if answer.validator == Some(info.key) => Ok(conn),
-            Ok(Packet::Hello(_)) => Err(ClientError::Invalid(format!(
-                "{address} is not validator {}",
-                info.key.short()
-            ))),
-            Ok(Packet::Error(error)) => Err(ClientError::Refused(error)),
-            Ok(other) => Err(ClientError::Unexpected(other.name())),
-            Err(e) => Err(ClientError::Unreachable(format!("{address}: {e}"))),
-        }
-    }
-
-    /// Sends one request to validator `i` and waits for its answer, reconnecting once if
-    /// the connection had dropped (every request is safe to repeat).
+    /// Sends one request to validator `i` and waits for its answer.
     pub async fn call(&self, i: usize, packet: &Packet) -> Result<Packet, ClientError> {
-        let mut slot = self.connections[i].lock().await;
-        for attempt in 0..2 {
-            if slot.is_none() {
-                *slot = Some(self.connect(i).await?);
-            }
-            let Some(conn) = slot.as_mut() else { continue };
-            match conn.call(packet).await {
-                Ok(answer) => return Ok(answer),
-                Err(e) => {
-                    *slot = None;
-                    if attempt == 1 {
-                        return Err(ClientError::Unreachable(format!(
-                            "{}: {e}",
-                            self.address(i)
-                        )));
-                    }
-                }
-            }
-        }
-        Err(ClientError::Unreachable(self.address(i).to_string()))
+        self.transport.call(i, packet).await
     }
 
     /// `REQ_CERTS` to validator `source`: the page it answers, or nothing when it does not.
@@ -255,41 +181,14 @@ impl QuorumClient {
     }
 
     /// Sends `packets` to validator `i` in one pipelined exchange (queued, one flush, then
-    /// the answers in order), so the validator decides them in one batch and one commit.
-    /// Keep a call to a few hundred packets: nothing is read until all are written.
+    /// the answers in order, where the transport can), so the validator decides them in one
+    /// batch and one commit. Keep a call to a few hundred packets.
     pub async fn call_many(
         &self,
         i: usize,
         packets: &[Packet],
     ) -> Result<Vec<Packet>, ClientError> {
-        let mut slot = self.connections[i].lock().await;
-        if slot.is_none() {
-            *slot = Some(self.connect(i).await?);
-        }
-        let Some(conn) = slot.as_mut() else {
-            return Err(ClientError::Unreachable(self.address(i).to_string()));
-        };
-        let exchange = async {
-            for packet in packets {
-                conn.feed_packet(packet).await?;
-            }
-            conn.flush().await?;
-            let mut answers = Vec::with_capacity(packets.len());
-            for _ in packets {
-                answers.push(conn.recv().await?);
-            }
-            Ok::<_, tally_proto::ConnectionError>(answers)
-        };
-        match exchange.await {
-            Ok(answers) => Ok(answers),
-            Err(e) => {
-                *slot = None;
-                Err(ClientError::Unreachable(format!(
-                    "{}: {e}",
-                    self.address(i)
-                )))
-            }
-        }
+        self.transport.call_many(i, packets).await
     }
 
     /// Certifies payment orders together: every validator gets all of them in one
@@ -401,7 +300,7 @@ impl QuorumClient {
             .enumerate()
             .map(|(i, (result, info))| ValidatorAnswer {
                 validator: info.key,
-                address: self.address(i).to_string(),
+                address: self.address(i),
                 result,
             })
             .collect()
@@ -421,31 +320,55 @@ impl QuorumClient {
     /// the votes cannot split (DESIGN §3). When the first voter does not answer, the rest
     /// are asked anyway: the race is then open again, which is the residual one.
     pub async fn certify(&self, order: &SignedOrder) -> Result<Certificate, ClientError> {
+        self.gather(order, !self.skips_first_voter()).await
+    }
+
+    /// Gathers votes for an order validators already hold votes for (the most held one in
+    /// a slot another copy of the key signed for), from every validator at once. The
+    /// first-voter rule is for new orders: this one is out already, and its first voter
+    /// holding another order does not stop it winning with the others' votes, so a wallet
+    /// finishing it must not stop at that voter's refusal.
+    pub async fn certify_held(&self, order: &SignedOrder) -> Result<Certificate, ClientError> {
+        self.gather(order, false).await
+    }
+
+    /// Votes for `order` from every validator, its first voter alone first if
+    /// `first_alone`; its certificate once a quorum voted.
+    async fn gather(
+        &self,
+        order: &SignedOrder,
+        first_alone: bool,
+    ) -> Result<Certificate, ClientError> {
         let digest = order.order.digest(&self.network);
         let first = self.first_voter(&order.order);
         let mut answers = Vec::with_capacity(self.contract.validators.len());
-        match self.vote_from(first, order).await {
-            Err(ClientError::Refused(error)) if error.code == ErrorCode::Conflict => {
-                return Err(ClientError::SlotTaken {
-                    index: first,
-                    validator: self.contract.validators[first].key,
-                });
+        if first_alone {
+            match self.vote_from(first, order).await {
+                Err(ClientError::Refused(error)) if error.code == ErrorCode::Conflict => {
+                    return Err(ClientError::SlotTaken {
+                        index: first,
+                        validator: self.contract.validators[first].key,
+                    });
+                }
+                result => answers.push((first, result)),
             }
-            result => answers.push((first, result)),
         }
-        let others = (0..self.contract.validators.len()).filter(|i| *i != first);
+        let others = (0..self.contract.validators.len()).filter(|i| !first_alone || *i != first);
         answers.extend(
             join_all(others.map(|i| async move { (i, self.vote_from(i, order).await) })).await,
         );
         let mut votes: Vec<Vote> = Vec::new();
         let mut reasons = Vec::new();
         let mut refused = 0;
+        let mut conflicts = 0;
         for (i, result) in answers {
             match result {
                 Ok(vote) => votes.push(vote),
                 Err(error) => {
-                    if matches!(&error, ClientError::Refused(e) if e.code != ErrorCode::Conflict) {
-                        refused += 1;
+                    match &error {
+                        ClientError::Refused(e) if e.code == ErrorCode::Conflict => conflicts += 1,
+                        ClientError::Refused(_) => refused += 1,
+                        _ => {}
                     }
                     reasons.push(format!(
                         "{} {error}",
@@ -460,11 +383,20 @@ impl QuorumClient {
                 needed: self.committee.quorum(),
                 reasons: reasons.join("; "),
                 refused_everywhere: refused == self.contract.validators.len(),
+                conflicts,
             });
         }
         let certificate = Certificate::new(order.clone(), &self.network, votes);
         debug_assert_eq!(certificate.checksum, digest);
         Ok(certificate)
+    }
+
+    /// Whether the planted mistake of asking everyone at once is switched on.
+    fn skips_first_voter(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.skips_first_voter;
+        #[cfg(not(feature = "planted-bugs"))]
+        false
     }
 
     async fn vote_from(&self, i: usize, order: &SignedOrder) -> Result<Vote, ClientError> {

@@ -26,7 +26,7 @@ pub mod views;
 pub mod wallet;
 
 pub use chain::{ChainWalletError, Miners};
-pub use client::{ClientError, QuorumClient, ValidatorAnswer};
+pub use client::{ClientError, QuorumClient, TcpTransport, Transport, ValidatorAnswer};
 pub use miner::MinerError;
 pub use ops::{OpError, Receipt};
 pub use restore::{GAP_LIMIT, Restored, RestoredAccount, RestoredCoin};

@@ -73,14 +73,30 @@ pub struct Receipt {
     pub finished_pending: Option<Certificate>,
 }
 
+/// Which validators a wallet asks for votes first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asking {
+    /// The signer's first voter alone, then the others ([`QuorumClient::certify`]): for
+    /// an order that may be new to every validator.
+    FirstVoterFirst,
+    /// Everyone at once ([`QuorumClient::certify_held`]): for an order validators
+    /// already hold votes for.
+    Everyone,
+}
+
 /// Gathers the journaled order's certificate, keeps it as a receipt, hands it to every
 /// validator and clears the journal; a refusal by every validator clears it too.
 pub(crate) async fn certify_and_submit(
     wallet: &Wallet,
     client: &QuorumClient,
     order: &SignedOrder,
+    asking: Asking,
 ) -> Result<(Certificate, usize, PathBuf), OpError> {
-    let certificate = match client.certify(order).await {
+    let certified = match asking {
+        Asking::FirstVoterFirst => client.certify(order).await,
+        Asking::Everyone => client.certify_held(order).await,
+    };
+    let certificate = match certified {
         Ok(certificate) => certificate,
         Err(error) => {
             if matches!(
@@ -130,7 +146,7 @@ pub(crate) async fn finish_pending(
         wallet.clear_pending(account)?;
         return Ok(None);
     }
-    match certify_and_submit(wallet, client, &pending).await {
+    match certify_and_submit(wallet, client, &pending, Asking::FirstVoterFirst).await {
         Ok((certificate, _, _)) => Ok(Some(certificate)),
         Err(error) => match settled_elsewhere(wallet, client, &pending).await? {
             Some(Settled::Ours(settled)) => Ok(Some(settled.0)),
@@ -216,8 +232,12 @@ async fn settle_slot(
     match finish_pending(wallet, client, account, slot.sequence).await {
         Ok(Some(certificate)) => return Ok(Slot::Finished(certificate)),
         Ok(None) => {}
-        // Our journaled order lost the first voter to another copy's order.
-        Err(OpError::Client(ClientError::SlotTaken { .. })) => taken = true,
+        // Our journaled order lost the first voter to another copy's order, or (the first
+        // voter not answering) validators hold their votes for another order: the order
+        // holding the most votes is finished instead (it may be ours after all).
+        Err(OpError::Client(
+            ClientError::SlotTaken { .. } | ClientError::NoQuorum { conflicts: 1.., .. },
+        )) => taken = true,
         Err(error) => return Err(error),
     }
     let Some(held) = slot.state.held().first().copied() else {
@@ -229,34 +249,32 @@ async fn settle_slot(
             sequence: slot.sequence,
         });
     };
-    let held_orders = client.held_orders(account, slot.sequence).await;
-    if held_orders.is_empty() {
+    // The most held order that validators hand out (ties broken by digest, so that two
+    // copies looking at the same slot pick the same one). Only that one is finished: a
+    // less held order pushed to validators that hold no vote yet could split a slot the
+    // most held one can still win.
+    let Some((order, _)) = client
+        .held_orders(account, slot.sequence)
+        .await
+        .into_iter()
+        .next()
+    else {
         return Ok(Slot::Held(Some(held)));
-    }
+    };
     tracing::info!(
         account = %account.short(),
         sequence = slot.sequence,
-        "finishing an order another copy of this key signed for the next slot"
+        "finishing the order that holds the most votes in the next slot"
     );
-    // Most held first; an order whose first voter holds another one cannot win, so the
-    // next is tried (the slot is contested). When every one is beaten so, the error says
-    // so and the caller tells whether the slot is split.
-    let mut beaten = None;
-    for (order, _) in held_orders {
-        // Journaled as ours: whichever copy finishes it, the slot is settled once.
-        wallet.set_pending(&order)?;
-        match certify_and_submit(wallet, client, &order).await {
-            Ok((certificate, _, _)) => return Ok(Slot::Finished(certificate)),
-            Err(error @ OpError::Client(ClientError::SlotTaken { .. })) => beaten = Some(error),
-            Err(error) => {
-                return match settled_elsewhere(wallet, client, &order).await? {
-                    Some(_) => Ok(Slot::Moved),
-                    None => Err(error),
-                };
-            }
-        }
+    // Journaled as ours: whichever copy finishes it, the slot is settled once.
+    wallet.set_pending(&order)?;
+    match certify_and_submit(wallet, client, &order, Asking::Everyone).await {
+        Ok((certificate, _, _)) => Ok(Slot::Finished(certificate)),
+        Err(error) => match settled_elsewhere(wallet, client, &order).await? {
+            Some(_) => Ok(Slot::Moved),
+            None => Err(error),
+        },
     }
-    Err(beaten.unwrap_or(OpError::NoValidatorAnswered))
 }
 
 /// Introduces `key` with its proof of work: it receives the faucet amount once.
@@ -281,7 +299,8 @@ pub async fn intro(
         ),
     };
     wallet.set_pending(&order)?;
-    let (certificate, acknowledged, path) = certify_and_submit(wallet, client, &order).await?;
+    let (certificate, acknowledged, path) =
+        certify_and_submit(wallet, client, &order, Asking::FirstVoterFirst).await?;
     Ok(Receipt {
         certificate,
         acknowledged,
@@ -319,7 +338,7 @@ pub async fn pay(
             Ok(Slot::Moved) => continue,
             Ok(Slot::Held(order)) => {
                 waited_on = order.or(waited_on);
-                tokio::time::sleep(HELD_ORDER_WAIT).await;
+                client.pause(HELD_ORDER_WAIT).await;
                 continue;
             }
             Err(error) => return Err(explain_split(client, account, error).await),
@@ -335,7 +354,7 @@ pub async fn pay(
             client.network(),
         );
         wallet.set_pending(&order)?;
-        match certify_and_submit(wallet, client, &order).await {
+        match certify_and_submit(wallet, client, &order, Asking::FirstVoterFirst).await {
             Ok((certificate, acknowledged, path)) => {
                 return Ok(Receipt {
                     certificate,

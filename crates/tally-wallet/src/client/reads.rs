@@ -85,13 +85,19 @@ impl QuorumClient {
             .filter_map(|a| a.result.ok())
             .filter_map(|view| view.ledger.get(account).copied())
             .collect();
-        if entries.is_empty() {
-            return Err(ClientError::Unreachable("no validator answered".into()));
+        // The (f+1)-th highest is vouched for by an honest validator only when at least
+        // f+1 answered: fewer could all be faulty ones saying the account is further on
+        // than it is, and the wallet would sign for a slot no honest validator will vote in.
+        let vouched = self.committee.max_faulty() + 1;
+        if entries.len() < vouched {
+            return Err(ClientError::Unreachable(format!(
+                "{} of the {vouched} validators needed to read the account's next slot answered",
+                entries.len()
+            )));
         }
         let mut sequences: Vec<u64> = entries.iter().map(|e| e.next_sequence).collect();
         sequences.sort_unstable_by(|a, b| b.cmp(a));
-        let index = self.committee.max_faulty().min(sequences.len() - 1);
-        let sequence = sequences[index];
+        let sequence = sequences[vouched - 1];
         let state = NextSlot::of(
             entries,
             sequence,
@@ -103,8 +109,8 @@ impl QuorumClient {
 
     /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
     /// checked (signed by the account, for that slot), with how many validators hold it,
-    /// most held first. A lock kept by an earlier build of the validator has no order, so a
-    /// held vote may come without one.
+    /// most held first (ties by digest). A lock kept by an earlier build of the validator
+    /// has no order, so a held vote may come without one.
     pub async fn held_orders(
         &self,
         account: &AccountId,
@@ -138,7 +144,10 @@ impl QuorumClient {
                 None => found.push((order, 1)),
             }
         }
-        found.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        // Most held first; ties by digest, so every copy of the key ranks them alike.
+        found.sort_by_cached_key(|(order, count)| {
+            (std::cmp::Reverse(*count), order.order.digest(&self.network))
+        });
         found
     }
 

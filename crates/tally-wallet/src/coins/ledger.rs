@@ -13,7 +13,7 @@ use tally_proto::LedgerRequest;
 
 use super::detect::{Detection, detect};
 use super::{CoinOpError, CoinStore};
-use crate::ops::{certify_and_submit, finish_pending};
+use crate::ops::{Asking, certify_and_submit, finish_pending};
 use crate::{ClientError, QuorumClient, Wallet};
 
 /// Why a network gave no proof for an order.
@@ -172,7 +172,11 @@ impl CoinLedger for QuorumClient {
         wallet: &Wallet,
         signed: &SignedOrder,
     ) -> Result<Certificate, CoinOpError> {
-        Ok(certify_and_submit(wallet, self, signed).await?.0)
+        Ok(
+            certify_and_submit(wallet, self, signed, Asking::FirstVoterFirst)
+                .await?
+                .0,
+        )
     }
 
     async fn prove_many(

@@ -1,28 +1,32 @@
 //! One run: the committee, the wallets, the network and the observer, stepped event by
 //! event from one seed; then the network heals, everything settles, and the end state is
-//! checked.
+//! checked ([`end`]). The real wallets' side of the run is in [`wallets`].
 
-use std::collections::VecDeque;
+mod end;
+mod wallets;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tally_core::{
-    AccountId, Allocation, Amount, LockSlot, Mode, NetworkContract, NetworkId, SecretKey,
+    AccountId, Allocation, Amount, Mode, NetworkContract, NetworkId, OrderDigest, SecretKey,
     ValidatorInfo,
 };
 
 use crate::check::{self, Observer, Signatures, Violation};
-use crate::client::{Context, Kind, SimWallet};
+use crate::equivocator::{Context, Equivocator};
 use crate::net::{Event, Message, NetFaults, Network, Node, Payload};
 use crate::validator::{Behaviour, SimValidator};
+use crate::wallet::{self, WalletProcess};
 use crate::{Config, Outcome};
 
 /// What each wallet holds at genesis (payments are at most 1,000 microcash each).
 const GENESIS_PER_WALLET: u64 = 10_000_000;
 /// Events kept for a violation's trace.
 const TRACE: usize = 200;
-/// Honest wallets and equivocating owners, then one pair of twins (two copies of one
-/// wallet: one key, two journals).
+/// Honest wallets (real ones) and equivocating owners (a model), then one pair of twins
+/// (two real copies of one wallet: one key, two folders).
 const HONEST_WALLETS: usize = 3;
 const EQUIVOCATORS: usize = 2;
 
@@ -40,6 +44,8 @@ struct Faults {
     byzantine: usize,
     /// What the Byzantine validators do.
     byzantine_behaviour: Behaviour,
+    /// Per mille of payments during which the wallet's process dies.
+    wallet_crash_per_mille: u32,
 }
 
 pub struct World {
@@ -50,7 +56,16 @@ pub struct World {
     validator_keys: Vec<AccountId>,
     quorum: usize,
     validators: Vec<SimValidator>,
-    wallets: Vec<SimWallet>,
+    equivocators: Vec<Equivocator>,
+    wallets: Vec<WalletProcess>,
+    /// Where the wallets' folders are (removed with the world).
+    _folders: tempfile::TempDir,
+    /// Which wallet first sent each order for votes (its signer, for a twin's order).
+    first_sender: BTreeMap<OrderDigest, usize>,
+    /// Orders a twin finished for the other copy.
+    finished_for_other: BTreeSet<OrderDigest>,
+    /// Whether faults are still being injected (false once the network healed).
+    faulty: bool,
     accounts: Vec<AccountId>,
     genesis: Vec<(AccountId, i128)>,
     net: Network,
@@ -83,8 +98,31 @@ fn key(rng: &mut StdRng) -> SecretKey {
     SecretKey::from_bytes(rng.r#gen())
 }
 
+/// Where the wallets' folders go: memory-backed where the machine has it (`/dev/shm`), so
+/// that the wallet's syncs cost little; they are real files either way.
+fn folders() -> Result<tempfile::TempDir, String> {
+    let shm = std::path::Path::new("/dev/shm");
+    let root = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    tempfile::Builder::new()
+        .prefix("tally-sim-")
+        .tempdir_in(root)
+        .map_err(|e| format!("the simulator cannot make the wallets' folders: {e}"))
+}
+
 impl World {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config) -> Result<Self, Box<Violation>> {
+        let infrastructure = |invariant: String| {
+            Box::new(Violation {
+                seed: config.seed,
+                step: 0,
+                invariant,
+                trace: Vec::new(),
+            })
+        };
         let mut rng = StdRng::seed_from_u64(config.seed);
         let n = config.validators.max(1);
         let f = (n - 1) / 3;
@@ -103,6 +141,7 @@ impl World {
                 1 => Behaviour::Silent,
                 _ => Behaviour::Liar,
             },
+            wallet_crash_per_mille: rng.gen_range(0..=150),
         };
         let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
         let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS + 1)
@@ -146,41 +185,55 @@ impl World {
             })
             .collect();
         let payments = u32::try_from(config.steps).unwrap_or(u32::MAX);
-        let mut wallets: Vec<SimWallet> = wallet_keys
-            .iter()
-            .enumerate()
-            .map(|(i, secret)| {
-                let kind = if i < HONEST_WALLETS {
-                    Kind::Honest
-                } else if i < HONEST_WALLETS + EQUIVOCATORS {
-                    Kind::Equivocator
-                } else {
-                    Kind::Twin
-                };
-                SimWallet::new(i, kind, secret.clone(), payments)
-            })
-            .collect();
-        // The twin's second copy: the same key.
-        if let Some(twin) = wallet_keys.last() {
-            wallets.push(SimWallet::new(
-                wallets.len(),
-                Kind::Twin,
-                twin.clone(),
-                payments,
-            ));
+        let folders = folders().map_err(infrastructure)?;
+        let skip_first_voter = config.planted == Some(crate::PlantedBug::TwinsSkipFirstVoter);
+        let mut wallets = Vec::with_capacity(HONEST_WALLETS + 2);
+        for (i, secret) in wallet_keys.iter().take(HONEST_WALLETS).enumerate() {
+            wallets.push(
+                WalletProcess::new(
+                    i,
+                    wallet::Kind::Honest,
+                    secret.clone(),
+                    folders.path(),
+                    &contract,
+                    false,
+                    payments,
+                )
+                .map_err(infrastructure)?,
+            );
         }
-        if config.planted == Some(crate::PlantedBug::TwinsSkipFirstVoter) {
-            for wallet in wallets.iter_mut().filter(|w| w.kind == Kind::Twin) {
-                wallet.skips_first_voter = true;
+        // Two copies of the last key, each with its own folder.
+        if let Some(twin) = wallet_keys.last() {
+            for _ in 0..2 {
+                let index = wallets.len();
+                wallets.push(
+                    WalletProcess::new(
+                        index,
+                        wallet::Kind::Twin,
+                        twin.clone(),
+                        folders.path(),
+                        &contract,
+                        skip_first_voter,
+                        payments,
+                    )
+                    .map_err(infrastructure)?,
+                );
             }
         }
+        let equivocators = wallet_keys
+            .iter()
+            .skip(HONEST_WALLETS)
+            .take(EQUIVOCATORS)
+            .enumerate()
+            .map(|(i, secret)| Equivocator::new(i, secret.clone(), payments))
+            .collect();
         let accounts: Vec<AccountId> = wallet_keys.iter().map(SecretKey::account).collect();
         let quorum = n - f;
         let outcome = Outcome {
             faults: format!("{faults:?}"),
             ..Outcome::default()
         };
-        World {
+        Ok(World {
             config: config.clone(),
             rng,
             validator_keys: contract.validators.iter().map(|v| v.key).collect(),
@@ -192,7 +245,12 @@ impl World {
                 .map(|a| (*a, i128::from(GENESIS_PER_WALLET)))
                 .collect(),
             accounts,
+            equivocators,
             wallets,
+            _folders: folders,
+            first_sender: BTreeMap::new(),
+            finished_for_other: BTreeSet::new(),
+            faulty: true,
             net: Network::new(faults.net),
             faults,
             observer: Observer::new(quorum),
@@ -201,7 +259,7 @@ impl World {
             outcome,
             step: 0,
             contract,
-        }
+        })
     }
 
     fn violation(&self, invariant: String) -> Box<Violation> {
@@ -227,63 +285,31 @@ impl World {
                 .start(&self.contract)
                 .map_err(|e| self.violation(e))?;
         }
+        for e in 0..self.equivocators.len() {
+            let after = self.rng.gen_range(0..10);
+            self.net.schedule(after, Event::Wake(e));
+        }
         for w in 0..self.wallets.len() {
             let after = self.rng.gen_range(0..10);
-            self.net.schedule(after, Event::Wake(w));
+            self.net.schedule(after, Event::WalletStart(w));
         }
         // The faulty part of the run.
         while self.step < self.config.steps as u64 {
             let Some(event) = self.net.pop() else { break };
-            self.handle(event, true)?;
+            self.handle(event)?;
         }
-        // The network heals: no more faults, every validator back up, wallets finish what
-        // they have in flight and start nothing new.
-        self.net.heal();
-        for (w, wallet) in self.wallets.iter_mut().enumerate() {
-            wallet.payments_left = 0;
-            wallet.retry_if_frozen();
-            if wallet.take_revived() {
-                self.net.schedule(1, Event::Wake(w));
-            }
-        }
-        for v in 0..self.validators.len() {
-            if !self.validators[v].is_up() {
-                self.net.schedule(1, Event::Restart(v));
-            }
-        }
-        self.settle()?;
-        // Every wallet hands every certificate it holds to every validator.
-        let ctx_messages: Vec<Message> = {
-            let ctx = self.context();
-            self.wallets.iter().flat_map(|w| w.push_all(&ctx)).collect()
-        };
-        for message in ctx_messages {
-            self.net.send(&mut self.rng, message);
-        }
-        self.settle()?;
-        // A twin that gave a slot up tries once more, as a person runs the wallet again:
-        // now that every certificate is everywhere, it learns what settled the slot, or
-        // gives it up for good (a real split).
-        for w in 0..self.wallets.len() {
-            self.wallets[w].retry_if_frozen();
-            if self.wallets[w].take_revived() {
-                self.net.schedule(1, Event::Wake(w));
-            }
-        }
-        self.settle()?;
+        self.heal()?;
         self.check_end()?;
         self.outcome.steps = self.step;
         self.outcome.messages = self.net.delivered;
         self.outcome.certificates = self.observer.certificates.len() as u64;
-        self.outcome.frozen_by_equivocation = self
-            .wallets
-            .iter()
-            .filter(|w| w.frozen && w.kind == Kind::Equivocator)
-            .count() as u64;
-        let twins = self.wallets.iter().filter(|w| w.kind == Kind::Twin);
-        self.outcome.twin_slots_frozen = twins.clone().filter(|w| w.frozen).count() as u64;
-        self.outcome.twin_fallbacks = twins.clone().map(|w| w.fell_back.len() as u64).sum();
-        self.outcome.twin_orders_finished_for_the_other = twins.map(|w| w.finished_for_twin).sum();
+        self.outcome.frozen_by_equivocation =
+            self.equivocators.iter().filter(|e| e.frozen).count() as u64;
+        let twins = self.wallets.iter().filter(|w| w.kind == wallet::Kind::Twin);
+        self.outcome.twin_slots_frozen =
+            twins.clone().filter(|w| w.frozen.is_some()).count() as u64;
+        self.outcome.twin_fallbacks = twins.map(|w| w.link.fell_back().len() as u64).sum();
+        self.outcome.twin_orders_finished_for_the_other = self.finished_for_other.len() as u64;
         Ok(self.outcome)
     }
 
@@ -297,7 +323,7 @@ impl World {
                     self.violation("the healed network did not settle within 200,000 steps".into())
                 );
             }
-            self.handle(event, false)?;
+            self.handle(event)?;
         }
         Ok(())
     }
@@ -333,8 +359,9 @@ impl World {
         }
     }
 
-    fn handle(&mut self, event: Event, faulty: bool) -> Result<(), Box<Violation>> {
+    fn handle(&mut self, event: Event) -> Result<(), Box<Violation>> {
         self.step += 1;
+        let faulty = self.faulty;
         match event {
             Event::Deliver(message) => self.deliver(*message)?,
             Event::Process(v) => {
@@ -406,7 +433,7 @@ impl World {
                     self.check_conservation(v)?;
                 }
             }
-            Event::Wake(w) => {
+            Event::Wake(e) => {
                 let messages = {
                     let ctx = context(
                         &self.network_id,
@@ -414,20 +441,27 @@ impl World {
                         self.quorum,
                         &self.accounts,
                     );
-                    self.wallets[w].wake(&mut self.rng, &ctx, &mut self.observer)
+                    self.equivocators[e].wake(&mut self.rng, &ctx, &mut self.observer)
                 };
                 if !messages.is_empty() {
-                    self.note(format!("wallet {w} sends {} requests", messages.len()));
+                    self.note(format!("equivocator {e} sends {} requests", messages.len()));
                 }
                 self.send_all(messages);
-                if self.wallets[w].wants_wake() {
+                if self.equivocators[e].wants_wake() {
                     let after = self.rng.gen_range(30..=60);
-                    self.net.schedule(after, Event::Wake(w));
+                    self.net.schedule(after, Event::Wake(e));
                 }
                 if faulty && self.faults.partitions {
                     self.maybe_partition();
                 }
             }
+            Event::WalletStart(w) => self.start_payment(w)?,
+            Event::WalletTimer(w, id) => {
+                if self.wallets[w].link.expire(id) {
+                    self.poll_wallet(w)?;
+                }
+            }
+            Event::WalletCrash(w) => self.crash_wallet(w),
         }
         Ok(())
     }
@@ -452,7 +486,7 @@ impl World {
                     self.net.schedule(after, Event::Process(v));
                 }
             }
-            Node::Client(w) => {
+            Node::Client(e) => {
                 let Node::Validator(from) = message.from else {
                     return Ok(());
                 };
@@ -463,7 +497,7 @@ impl World {
                         self.quorum,
                         &self.accounts,
                     );
-                    self.wallets[w].on_answer(
+                    self.equivocators[e].on_answer(
                         from,
                         &message.payload,
                         &ctx,
@@ -473,17 +507,26 @@ impl World {
                 };
                 let (messages, acknowledged) = result.map_err(|e| self.violation(e))?;
                 self.send_all(messages);
-                if self.wallets[w].take_revived() {
+                if self.equivocators[e].take_revived() {
                     self.note(format!(
-                        "wallet {w}: a late quorum certifies a slot given up"
+                        "equivocator {e}: a late quorum certifies a slot given up"
                     ));
-                    self.net.schedule(1, Event::Wake(w));
+                    self.net.schedule(1, Event::Wake(e));
                 }
                 if acknowledged {
                     self.outcome.acknowledged += 1;
-                    self.note(format!("wallet {w}: payment acknowledged by a quorum"));
+                    self.note(format!("equivocator {e}: payment acknowledged by a quorum"));
                     let after = self.rng.gen_range(0..=5);
-                    self.net.schedule(after, Event::Wake(w));
+                    self.net.schedule(after, Event::Wake(e));
+                }
+            }
+            Node::Wallet(w) => {
+                // Only answers to its requests reach a wallet's calls (the acknowledgements
+                // of the certificates the world pushed for it at the end are not asked for).
+                if let Payload::Answer(id, packet) = message.payload
+                    && self.wallets[w].link.answer(id, packet)
+                {
+                    self.poll_wallet(w)?;
                 }
             }
         }
@@ -499,7 +542,14 @@ impl World {
                     .observer
                     .vote_given(v, honest, *digest)
                     .map_err(|e| self.violation(e))?,
+                Payload::Answer(_, tally_proto::Packet::RespPay(reply)) => self
+                    .observer
+                    .vote_given(v, honest, reply.checksum)
+                    .map_err(|e| self.violation(e))?,
                 Payload::Applied(digest) if honest => self.observer.acknowledged(v, *digest),
+                Payload::Answer(_, tally_proto::Packet::RespPayEnd(ack)) if honest => {
+                    self.observer.acknowledged(v, ack.checksum);
+                }
                 // An honest validator refusing a certificate a liar sent it (a forgery; a
                 // replay it had applied is answered as applied).
                 Payload::Refused(..) if honest && matches!(message.to, Node::Validator(_)) => {
@@ -521,97 +571,5 @@ impl World {
             Some(state) => check::conservation(v, state, genesis).map_err(|e| self.violation(e)),
             None => Ok(()),
         }
-    }
-
-    /// Two copies of one wallet may split a slot only where the race between them was open:
-    /// a copy asked everyone without its first voter's answer, or the first voter is
-    /// Byzantine (it may vote for both). Anywhere else a frozen twin slot is a violation.
-    fn check_twin_freezes(&self) -> Result<(), Box<Violation>> {
-        let twins: Vec<&SimWallet> = self
-            .wallets
-            .iter()
-            .filter(|w| w.kind == Kind::Twin)
-            .collect();
-        for wallet in twins.iter().filter(|w| w.frozen) {
-            let slot = wallet.next_sequence;
-            let lock_slot = LockSlot::Sequence(wallet.account(), slot);
-            // A validator that withholds its votes never gives one: only the others can
-            // still make a quorum.
-            let voting = self
-                .validators
-                .iter()
-                .filter(|v| v.behaviour != Behaviour::Silent)
-                .count();
-            if !self.observer.is_split(&lock_slot, voting) {
-                return Err(self.violation(format!(
-                    "twin {} gave up slot {slot} as frozen, but no two orders split it",
-                    wallet.index
-                )));
-            }
-            let first = tally_core::first_voter(&wallet.account(), self.validators.len());
-            let open = twins.iter().any(|w| w.fell_back.contains(&slot))
-                || !self.validators[first].honest();
-            if !open {
-                return Err(self.violation(format!(
-                    "two copies of one wallet froze slot {slot} although its first voter (validator {first}, honest) answered both"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// After healing: honest wallets finished every payment; every honest validator holds
-    /// exactly the genesis plus every certificate assembled, each applied once.
-    fn check_end(&self) -> Result<(), Box<Violation>> {
-        for wallet in &self.wallets {
-            if wallet.kind == Kind::Honest && wallet.busy() {
-                return Err(self.violation(format!(
-                    "honest wallet {} still has an order in flight after the network healed: its slot is stuck",
-                    wallet.index
-                )));
-            }
-            if wallet.kind == Kind::Twin && wallet.busy() && !wallet.frozen {
-                return Err(self.violation(format!(
-                    "twin {} still has slot {} open after the network healed: it is stuck",
-                    wallet.index, wallet.next_sequence
-                )));
-            }
-        }
-        self.check_twin_freezes()?;
-        let expected = check::expected_ledger(&self.genesis, &self.observer);
-        for validator in self.validators.iter().filter(|v| v.honest()) {
-            let Some(state) = validator.state() else {
-                return Err(self.violation(format!(
-                    "validator {} is down after the network healed",
-                    validator.index
-                )));
-            };
-            let ledger = check::ledger_of(state);
-            if ledger != expected {
-                let differs = expected
-                    .iter()
-                    .find(|(account, entry)| ledger.get(account) != Some(entry))
-                    .map(|(account, entry)| {
-                        format!(
-                            "{account}: expected {entry:?}, has {:?}",
-                            ledger.get(account)
-                        )
-                    })
-                    .unwrap_or_else(|| "an account the certificates never touched".into());
-                let missing: Vec<String> = self
-                    .observer
-                    .certificates
-                    .values()
-                    .filter(|c| !state.is_applied(&c.order))
-                    .map(|c| format!("{:?}", c.order.lock_slot()))
-                    .collect();
-                return Err(self.violation(format!(
-                    "validator {} ended with another ledger than the certificates make ({differs}; certificates it lacks: {})",
-                    validator.index,
-                    if missing.is_empty() { "none".into() } else { missing.join(", ") }
-                )));
-            }
-        }
-        Ok(())
     }
 }

@@ -6,16 +6,17 @@
 //! decisions and the answers together. A Byzantine one runs the bare [`Validator`] and
 //! breaks the rules its [`Behaviour`] says.
 
+mod byzantine;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tally_core::{
-    AccountId, Certificate, NetworkContract, NetworkId, OrderDigest, SecretKey, Signature,
-    SignedOrder, Vote,
+    AccountId, Certificate, NetworkContract, NetworkId, OrderDigest, SecretKey, SignedOrder,
 };
-use tally_ledger::{LedgerError, LedgerStore, MemoryLedgerStore, Snapshot, Validator};
-use tally_node::decider::{DecidedBatch, Decider, Released, Request};
-use tally_proto::{ErrorCode, HeldOrderRequest, Packet};
+use tally_ledger::{LedgerStore, MemoryLedgerStore, Snapshot, Validator};
+use tally_node::decider::{DecidedBatch, Decider, Released, Request, certificates_page};
+use tally_proto::{ErrorCode, Packet};
 
 use crate::PlantedBug;
 use crate::check::Signatures;
@@ -174,96 +175,6 @@ impl SimValidator {
         }
     }
 
-    /// What a Byzantine validator answers to a batch, at once (it keeps nothing).
-    fn misbehave(
-        &mut self,
-        batch: Vec<Message>,
-        network: &NetworkId,
-        signatures: &mut Signatures,
-    ) -> Vec<Message> {
-        let Some(Running::Byzantine(validator)) = self.running.as_mut() else {
-            return Vec::new();
-        };
-        if self.behaviour == Behaviour::Silent {
-            return Vec::new();
-        }
-        let mut answers = Vec::with_capacity(batch.len());
-        for message in batch {
-            let payload = match (&message.payload, self.behaviour) {
-                (Payload::Pay(order), Behaviour::DoubleVoter) => {
-                    let digest = order.order.digest(network);
-                    let signed_ok = signatures.check(
-                        &order.order.signer(),
-                        &order.signature,
-                        &order.order.signing_bytes(network),
-                    );
-                    signed_ok.then(|| Payload::Voted(digest, validator.vote(&digest)))
-                }
-                (Payload::PayEnd(certificate), Behaviour::DoubleVoter) => {
-                    Some(Payload::Applied(certificate.checksum))
-                }
-                (Payload::Pay(order), Behaviour::Liar) => {
-                    remember(&mut self.seen_orders, order.clone());
-                    decide(validator, order, network, signatures)
-                }
-                (Payload::PayEnd(certificate), Behaviour::Liar) => {
-                    let answer = apply(validator, certificate, network, signatures);
-                    if matches!(answer, Some(Payload::Applied(_))) {
-                        remember(&mut self.seen_certificates, certificate.clone());
-                    }
-                    answer
-                }
-                (Payload::HeldOrder(account), Behaviour::Liar) => Some(Payload::Held {
-                    next_sequence: validator.account(account).next_sequence + 2,
-                    order: None,
-                }),
-                (Payload::Sent(account, sequence), Behaviour::Liar) => {
-                    let order = self.seen_orders.iter().rev().find(|o| {
-                        o.order.signer() == *account && o.order.sequence() == Some(*sequence)
-                    });
-                    Some(Payload::SentCert(order.map(|order| {
-                        forge(validator, order, network, &self.committee)
-                    })))
-                }
-                // Answers are for wallets; a validator ignores them.
-                _ => None,
-            };
-            if let Some(payload) = payload {
-                answers.push(Message {
-                    from: Node::Validator(self.index),
-                    to: message.from,
-                    payload,
-                });
-            }
-        }
-        answers
-    }
-
-    /// What a liar sends other validators after each batch: a forged certificate for the
-    /// newest order it was sent, and a replay of the oldest certificate it keeps (which it
-    /// then forgets, so the replays rotate).
-    pub fn forgeries(&mut self, network: &NetworkId) -> Vec<Payload> {
-        let Some(Running::Byzantine(validator)) = self.running.as_ref() else {
-            return Vec::new();
-        };
-        if self.behaviour != Behaviour::Liar {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        if let Some(order) = self.seen_orders.back() {
-            out.push(Payload::PayEnd(forge(
-                validator,
-                order,
-                network,
-                &self.committee,
-            )));
-        }
-        if let Some(certificate) = self.seen_certificates.pop_front() {
-            out.push(Payload::PayEnd(certificate));
-        }
-        out
-    }
-
     /// Commits the oldest decided batch and returns its answers; `Err` if the commit
     /// failed (the caller stops the process).
     pub fn commit(&mut self) -> Result<Vec<Message>, String> {
@@ -325,12 +236,11 @@ enum Asked {
         digest: OrderDigest,
         expected: u64,
     },
-    HeldOrder {
-        to: Node,
-    },
+    /// A real wallet's packet, numbered `id` by its link.
+    Wire { to: Node, id: u64 },
     /// Answered from the store while the batch was decided (a `REQ_CERTS` page), sent
     /// with the batch; not the decider's.
-    Answered(Message),
+    Answered(Box<Message>),
     /// Nothing a validator answers.
     Nothing,
 }
@@ -341,7 +251,7 @@ impl Asked {
             return None;
         };
         let (to, payload) = match (self, packet) {
-            (Asked::Answered(message), _) => return Some(message),
+            (Asked::Answered(message), _) => return Some(*message),
             (Asked::Pay { to, .. }, Packet::RespPay(reply)) => {
                 let vote = *reply.votes.first()?;
                 (to, Payload::Voted(reply.checksum, vote))
@@ -349,13 +259,7 @@ impl Asked {
             (Asked::PayEnd { to, .. }, Packet::RespPayEnd(ack)) => {
                 (to, Payload::Applied(ack.checksum))
             }
-            (Asked::HeldOrder { to }, Packet::RespHeldOrder(held)) => (
-                to,
-                Payload::Held {
-                    next_sequence: held.next_sequence,
-                    order: held.order,
-                },
-            ),
+            (Asked::Wire { to, id }, packet) => (to, Payload::Answer(id, packet)),
             (
                 Asked::Pay {
                     to,
@@ -429,25 +333,16 @@ fn decide_honestly(
                 };
                 (Some(Packet::ReqPayEnd(certificate)), what, Some(signer))
             }
-            Payload::HeldOrder(account) => (
-                Some(Packet::ReqHeldOrder(HeldOrderRequest { account })),
-                Asked::HeldOrder { to },
-                None,
-            ),
-            Payload::Sent(account, sequence) => {
-                let certificate = store
-                    .sent(&account, sequence, 1)
-                    .ok()
-                    .and_then(|(page, _)| page.into_iter().next())
-                    .map(|(_, certificate)| certificate)
-                    .filter(|c| c.order.sequence() == Some(sequence));
+            // `REQ_CERTS` is read from the store, beside the decider, as the node does.
+            Payload::Request(id, Packet::ReqCerts(query)) => {
                 let answer = Message {
                     from: Node::Validator(index),
                     to,
-                    payload: Payload::SentCert(certificate),
+                    payload: Payload::Answer(id, certificates_page(store, query)),
                 };
-                (None, Asked::Answered(answer), None)
+                (None, Asked::Answered(Box::new(answer)), None)
             }
+            Payload::Request(id, packet) => (Some(packet), Asked::Wire { to, id }, None),
             // Answers are for wallets; a validator ignores them.
             _ => (None, Asked::Nothing, None),
         };
@@ -458,7 +353,7 @@ fn decide_honestly(
                 signers.push(signer);
             }
             // Not the decider's: sent with the batch's answers, after its commit.
-            (None, Asked::Answered(message)) => direct.push(message),
+            (None, Asked::Answered(message)) => direct.push(*message),
             (None, _) => {}
         }
     }
@@ -483,86 +378,11 @@ fn decide_honestly(
         .zip(asked)
         .filter_map(|(released, asked)| asked.answer(index, released))
         .chain(direct)
-        .partition(|m| matches!(m.payload, Payload::Voted(..)));
-    (Decided::Early(snapshot, later), now)
-}
-
-/// Keeps `item` among the last [`LIAR_MEMORY`].
-fn remember<T>(memory: &mut VecDeque<T>, item: T) {
-    if memory.len() == LIAR_MEMORY {
-        memory.pop_front();
-    }
-    memory.push_back(item);
-}
-
-/// A certificate for `order` that no quorum signed: the forger's own vote, and votes in the
-/// names of the other validators with signatures that are not theirs.
-fn forge(
-    validator: &Validator,
-    order: &SignedOrder,
-    network: &NetworkId,
-    committee: &[AccountId],
-) -> Certificate {
-    let digest = order.order.digest(network);
-    let own = validator.vote(&digest);
-    let mut votes = vec![own];
-    votes.extend(
-        committee
-            .iter()
-            .filter(|key| **key != own.validator)
-            .map(|key| Vote {
-                validator: *key,
-                signature: Signature::from([0x5A; 64]),
-            }),
-    );
-    Certificate::new(order.clone(), network, votes)
-}
-
-/// A liar's vote: as the state machine decides (one per slot).
-fn decide(
-    validator: &mut Validator,
-    order: &SignedOrder,
-    network: &NetworkId,
-    signatures: &mut Signatures,
-) -> Option<Payload> {
-    let digest = order.order.digest(network);
-    let signed_ok = signatures.check(
-        &order.order.signer(),
-        &order.signature,
-        &order.order.signing_bytes(network),
-    );
-    Some(match validator.decide_order(order, signed_ok) {
-        Ok(digest) => Payload::Voted(digest, validator.vote(&digest)),
-        Err(LedgerError::Conflict { .. }) => Payload::Refused(digest, Refusal::Conflict),
-        Err(LedgerError::Sequence { expected, .. }) => {
-            Payload::Refused(digest, Refusal::Behind { expected })
-        }
-        Err(_) => Payload::Refused(digest, Refusal::Other),
-    })
-}
-
-fn apply(
-    validator: &mut Validator,
-    certificate: &Certificate,
-    network: &NetworkId,
-    signatures: &mut Signatures,
-) -> Option<Payload> {
-    let digest = certificate.checksum;
-    let votes_ok = certificate
-        .check_structure(validator.committee(), network)
-        .is_ok()
-        && certificate.votes.iter().all(|vote| {
-            signatures.check(
-                &vote.validator,
-                &vote.signature,
-                &tally_core::Vote::signing_bytes(network, &digest),
+        .partition(|m| {
+            matches!(
+                m.payload,
+                Payload::Voted(..) | Payload::Answer(_, Packet::RespPay(_))
             )
         });
-    Some(match validator.handle_certificate(certificate, votes_ok) {
-        Ok(_) => Payload::Applied(digest),
-        Err(LedgerError::MissingPredecessor { expected, .. }) => {
-            Payload::Refused(digest, Refusal::Behind { expected })
-        }
-        Err(_) => Payload::Refused(digest, Refusal::Other),
-    })
+    (Decided::Early(snapshot, later), now)
 }
