@@ -141,13 +141,42 @@ impl Observer {
         digests.len() > 1 && most + members.saturating_sub(voters.len()) < self.quorum
     }
 
+    /// How many (validator, certificate) acknowledgements honest validators gave in all.
+    pub fn acknowledgements(&self) -> usize {
+        self.acknowledged.values().map(BTreeSet::len).sum()
+    }
+
+    /// The votes given in `slot`, per order, for a violation's message.
+    pub fn describe_votes(&self, slot: &LockSlot) -> String {
+        let Some(digests) = self.votes.get(slot) else {
+            return "no votes".into();
+        };
+        digests
+            .iter()
+            .map(|(digest, voters)| format!("{digest}: validators {voters:?}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// A wallet assembled `certificate`.
     pub fn assembled(&mut self, certificate: &Certificate) -> Result<(), String> {
         let slot = certificate.order.lock_slot();
         match self.certificates.get(&slot) {
             Some(earlier) if earlier.checksum != certificate.checksum => Err(format!(
-                "two certificates for slot {slot:?}: {} and {}",
-                earlier.checksum, certificate.checksum
+                "two certificates for slot {slot:?}: {} (votes of {:?}) and {} (votes of {:?}); votes given in the slot: {}",
+                earlier.checksum,
+                earlier
+                    .votes
+                    .iter()
+                    .map(|v| v.validator.short())
+                    .collect::<Vec<_>>(),
+                certificate.checksum,
+                certificate
+                    .votes
+                    .iter()
+                    .map(|v| v.validator.short())
+                    .collect::<Vec<_>>(),
+                self.describe_votes(&slot)
             )),
             Some(_) => Ok(()),
             None => {

@@ -6,8 +6,9 @@
 //! crashes), spoken to in the wire's packets. Honest wallets and two copies of one wallet
 //! (twins: one key, two folders) are the wallet library's own payment code
 //! ([`tally_wallet::ops::pay`] on real wallet folders, through a transport that is the
-//! simulated network: [`wallet`]); equivocating owners, which the wallet never is, are a
-//! model. Up to f validators are Byzantine (each seed draws what they do: vote for every
+//! simulated network: [`wallet`]), and so are two holders handed the same bearer coins at
+//! once (the wallet's own `coins::import`, `find` and `pown`); equivocating owners, which
+//! the wallet never is, are a model. Up to f validators are Byzantine (each seed draws what they do: vote for every
 //! order, withhold every vote, or vote honestly but lie about the ledger and send forged
 //! and replayed certificates). Everything runs in one thread, under a scheduler seeded by
 //! one number: a simulated clock, and a network that drops, delays, duplicates and
@@ -111,6 +112,12 @@ pub struct Outcome {
     pub wallet_crashes: u64,
     /// Payments that failed under the faults (no quorum in time) and were made again.
     pub payments_retried: u64,
+    /// Bearer coins handed to two holders at once.
+    pub coins_handed_twice: u64,
+    /// Of those, coins exactly one holder took in.
+    pub coins_taken: u64,
+    /// Of those, coins whose slot the two holders split (the residual race).
+    pub coins_frozen: u64,
     /// The proof-of-work network's run.
     pub chain: ChainOutcome,
     /// The faults this seed drew.
@@ -132,6 +139,9 @@ impl Outcome {
         self.forgeries_refused += other.forgeries_refused;
         self.wallet_crashes += other.wallet_crashes;
         self.payments_retried += other.payments_retried;
+        self.coins_handed_twice += other.coins_handed_twice;
+        self.coins_taken += other.coins_taken;
+        self.coins_frozen += other.coins_frozen;
         self.chain.add(&other.chain);
     }
 }
@@ -140,7 +150,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} validator crashes, {} wallet crashes, {} payments retried, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); {} forged certificates refused",
+            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} validator crashes, {} wallet crashes, {} payments retried, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); coins: {} handed to two holders at once, {} taken by one, {} frozen (the residual race); {} forged certificates refused",
             self.steps,
             self.messages,
             self.certificates,
@@ -152,6 +162,9 @@ impl fmt::Display for Outcome {
             self.twin_orders_finished_for_the_other,
             self.twin_fallbacks,
             self.twin_slots_frozen,
+            self.coins_handed_twice,
+            self.coins_taken,
+            self.coins_frozen,
             self.forgeries_refused
         )?;
         let c = &self.chain;

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tally_core::{
-    AccountId, BatchVerifier, Certificate, Committee, KeyCache, NetworkContract, NetworkId, Order,
-    OrderDigest, SignedOrder, Vote,
+    AccountId, Certificate, Committee, KeyCache, NetworkContract, NetworkId, Order, SignedOrder,
+    Vote,
 };
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{CertQuery, EndAck, ErrorCode, ErrorReply, Packet};
 
+mod batch;
 mod catch_up;
 mod reads;
 mod transport;
@@ -172,10 +173,21 @@ impl QuorumClient {
         self.transport.call(i, packet).await
     }
 
-    /// `REQ_CERTS` to validator `source`: the page it answers, or nothing when it does not.
+    /// `REQ_CERTS` to validator `source`: the page it answers (nothing when it does not),
+    /// keeping only the certificates that verify against the committee, so that a lying
+    /// validator's forgeries are never relayed to another validator nor kept.
     async fn fetch(&self, source: usize, query: CertQuery) -> Vec<LoggedCertificate> {
         match self.call(source, &Packet::ReqCerts(query)).await {
-            Ok(Packet::RespCerts(page)) => page.certificates,
+            Ok(Packet::RespCerts(page)) => page
+                .certificates
+                .into_iter()
+                .filter(|logged| {
+                    logged
+                        .certificate
+                        .verify(&self.committee, &self.network)
+                        .is_ok()
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -189,103 +201,6 @@ impl QuorumClient {
         packets: &[Packet],
     ) -> Result<Vec<Packet>, ClientError> {
         self.transport.call_many(i, packets).await
-    }
-
-    /// Certifies payment orders together: every validator gets all of them in one
-    /// pipelined exchange. A quorum of each order's votes is checked, all of them in one
-    /// batch verification (the rest are not needed for its certificate). An order that
-    /// falls short of a quorum that way is certified on its own ([`Self::certify`], which
-    /// catches lagging validators up).
-    pub async fn certify_many(
-        &self,
-        orders: &[SignedOrder],
-    ) -> Vec<Result<Certificate, ClientError>> {
-        let requests: Vec<Packet> = orders.iter().map(|o| Packet::ReqPay(o.clone())).collect();
-        let answers = self.each(|i| self.call_many(i, &requests)).await;
-        let quorum = self.committee.quorum();
-        // Each order's votes that are well formed (its digest, the answering validator's
-        // key), in validator order.
-        let candidates: Vec<(OrderDigest, Vec<Vote>)> = orders
-            .iter()
-            .enumerate()
-            .map(|(k, order)| {
-                let digest = order.order.digest(&self.network);
-                let votes = answers
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, answer)| match answer.result.as_ref().ok()?.get(k)? {
-                        Packet::RespPay(reply) => match reply.votes.as_slice() {
-                            [vote]
-                                if reply.checksum == digest
-                                    && vote.validator == self.contract.validators[i].key =>
-                            {
-                                Some(*vote)
-                            }
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect();
-                (digest, votes)
-            })
-            .collect();
-        let mut batch = BatchVerifier::with_capacity(orders.len() * quorum);
-        for (digest, votes) in &candidates {
-            for vote in votes.iter().take(quorum) {
-                let message = Vote::signing_bytes(&self.network, digest);
-                batch.push(&vote.validator, &vote.signature, &message);
-            }
-        }
-        let mut checked = batch.verify_with_cache(&self.validator_keys).into_iter();
-        let mut out = Vec::with_capacity(orders.len());
-        for (order, (digest, votes)) in orders.iter().zip(candidates) {
-            let mut good = Vec::with_capacity(quorum);
-            for vote in votes.iter().take(quorum) {
-                if checked.next().unwrap_or(false) {
-                    good.push(*vote);
-                }
-            }
-            // A bad vote among the first: the others are checked one by one.
-            for vote in votes.iter().skip(quorum) {
-                if good.len() >= quorum {
-                    break;
-                }
-                if vote.verify(&self.network, &digest) {
-                    good.push(*vote);
-                }
-            }
-            if good.len() >= quorum {
-                out.push(Ok(Certificate::new(order.clone(), &self.network, good)));
-            } else {
-                out.push(self.certify(order).await);
-            }
-        }
-        out
-    }
-
-    /// Hands certificates to every validator, each in one pipelined exchange; for each
-    /// certificate, how many validators applied it.
-    pub async fn submit_many(&self, certificates: &[Certificate]) -> Vec<usize> {
-        let requests: Vec<Packet> = certificates
-            .iter()
-            .map(|c| Packet::ReqPayEnd(c.clone()))
-            .collect();
-        let answers = self.each(|i| self.call_many(i, &requests)).await;
-        certificates
-            .iter()
-            .enumerate()
-            .map(|(k, certificate)| {
-                answers
-                    .iter()
-                    .filter(|answer| {
-                        matches!(
-                            answer.result.as_ref().ok().and_then(|a| a.get(k)),
-                            Some(Packet::RespPayEnd(ack)) if ack.checksum == certificate.checksum
-                        )
-                    })
-                    .count()
-            })
-            .collect()
     }
 
     async fn each<T, F, Fut>(&self, f: F) -> Vec<ValidatorAnswer<T>>

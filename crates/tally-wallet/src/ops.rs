@@ -143,6 +143,11 @@ pub(crate) async fn finish_pending(
         None => true,
     };
     if !still_open {
+        // Another copy (or another holder of a coin) may have finished this very order:
+        // its certificate is then kept as the receipt (a coin's funding).
+        if let Some(Settled::Ours(settled)) = settled_elsewhere(wallet, client, &pending).await? {
+            return Ok(Some(settled.0));
+        }
         wallet.clear_pending(account)?;
         return Ok(None);
     }
@@ -153,6 +158,34 @@ pub(crate) async fn finish_pending(
             Some(Settled::Other) => Ok(None),
             None => Err(error),
         },
+    }
+}
+
+/// Finishes the order `account` left in flight, as [`finish_pending`] does; and when that
+/// order lost its slot's first voter to another order, or validators hold votes there for
+/// another order, finishes the order that holds the most votes instead, as a payment does
+/// before signing ([`settle_slot`]). That may be this wallet's own order after all (it
+/// went past a silent first voter and holds a quorum without it), or another holder's: the
+/// slot is settled either way, and the certificate returned says by which order. `None`
+/// when nothing was left in flight or another order settled the slot and its certificate
+/// is not at hand.
+pub(crate) async fn finish_journaled(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    account: &AccountId,
+) -> Result<Option<Certificate>, OpError> {
+    let next = client.next_sequence(account).await?;
+    match finish_pending(wallet, client, account, next).await {
+        Err(
+            error @ OpError::Client(
+                ClientError::SlotTaken { .. } | ClientError::NoQuorum { conflicts: 1.., .. },
+            ),
+        ) => match finish_most_held(wallet, client, account, next).await? {
+            Some(Slot::Finished(certificate)) => Ok(Some(certificate)),
+            Some(Slot::Moved) => Ok(None),
+            _ => Err(error),
+        },
+        other => other,
     }
 }
 
@@ -249,29 +282,42 @@ async fn settle_slot(
             sequence: slot.sequence,
         });
     };
-    // The most held order that validators hand out (ties broken by digest, so that two
-    // copies looking at the same slot pick the same one). Only that one is finished: a
-    // less held order pushed to validators that hold no vote yet could split a slot the
-    // most held one can still win.
+    Ok(finish_most_held(wallet, client, account, slot.sequence)
+        .await?
+        .unwrap_or(Slot::Held(Some(held))))
+}
+
+/// Finishes the order that holds the most votes in `account`'s slot `sequence` among those
+/// validators hand out (ties broken by digest, so that two copies looking at the same slot
+/// pick the same one); `None` when no validator hands one out. Only that one is finished:
+/// a less held order pushed to validators that hold no vote yet could split a slot the
+/// most held one can still win.
+async fn finish_most_held(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    account: &AccountId,
+    sequence: u64,
+) -> Result<Option<Slot>, OpError> {
     let Some((order, _)) = client
-        .held_orders(account, slot.sequence)
+        .held_orders(account, sequence)
         .await
         .into_iter()
         .next()
     else {
-        return Ok(Slot::Held(Some(held)));
+        return Ok(None);
     };
     tracing::info!(
         account = %account.short(),
-        sequence = slot.sequence,
-        "finishing the order that holds the most votes in the next slot"
+        sequence,
+        "finishing the order that holds the most votes in the slot"
     );
     // Journaled as ours: whichever copy finishes it, the slot is settled once.
     wallet.set_pending(&order)?;
     match certify_and_submit(wallet, client, &order, Asking::Everyone).await {
-        Ok((certificate, _, _)) => Ok(Slot::Finished(certificate)),
+        Ok((certificate, _, _)) => Ok(Some(Slot::Finished(certificate))),
         Err(error) => match settled_elsewhere(wallet, client, &order).await? {
-            Some(_) => Ok(Slot::Moved),
+            Some(Settled::Ours(settled)) => Ok(Some(Slot::Finished(settled.0))),
+            Some(Settled::Other) => Ok(Some(Slot::Moved)),
             None => Err(error),
         },
     }

@@ -285,6 +285,13 @@ impl MemoryLedgerStore {
         self.fail_next_commit.store(true, Ordering::Relaxed);
     }
 
+    /// Disarms the failures armed by [`Self::fail_next_commit`] and
+    /// [`Self::fail_next_checkpoint`] that have not struck yet.
+    pub fn disarm(&self) {
+        self.fail_next_commit.store(false, Ordering::Relaxed);
+        self.fail_next_checkpoint.store(false, Ordering::Relaxed);
+    }
+
     /// Makes the next checkpoint fail (having lost nothing committed, as in redb).
     pub fn fail_next_checkpoint(&self) {
         self.fail_next_checkpoint.store(true, Ordering::Relaxed);

@@ -94,6 +94,12 @@ impl SimMiner {
         self.disk.fail_next_commits(1);
     }
 
+    /// A failure armed for a commit that never came is disarmed: once the network healed
+    /// no fault may strike.
+    pub fn disarm_disk(&self) {
+        self.disk.fail_next_commits(0);
+    }
+
     /// Accepts a block at this miner's clock.
     pub fn accept(
         &mut self,

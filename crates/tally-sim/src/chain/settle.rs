@@ -13,6 +13,7 @@ impl ChainWorld {
     /// of liveness).
     pub(super) fn heal(&mut self) -> Result<(), Box<Violation>> {
         for m in 0..self.miners.len() {
+            self.miners[m].disarm_disk();
             if !self.miners[m].is_up() {
                 self.queue.schedule(1, Event::Restart(m));
             }

@@ -137,9 +137,16 @@ impl SimValidator {
         self.processing = false;
     }
 
-    /// The next commit fails (the engine stops the process on a failed commit).
+    /// The next commit that writes something fails (the engine stops the process on a
+    /// failed commit).
     pub fn fail_next_commit(&self) {
         self.store.fail_next_commit();
+    }
+
+    /// A failure armed for a commit that wrote nothing yet is disarmed: once the network
+    /// healed no fault may strike.
+    pub fn disarm_disk(&self) {
+        self.store.disarm();
     }
 
     /// A message arrives; false if the process is down (the message is lost).

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tally_core::{Certificate, NetworkId, OrderDigest, SignedOrder};
+use tally_core::{Certificate, LockSlot, NetworkId, OrderDigest, SignedOrder};
 use tally_proto::Packet;
 use tally_wallet::{ClientError, Transport};
 
@@ -62,11 +62,11 @@ struct State {
     vote_requests: BTreeMap<u64, (OrderDigest, bool)>,
     /// Orders this wallet has sent to a validator other than their first voter.
     released: BTreeSet<OrderDigest>,
-    /// Slots (sequence numbers) where this wallet first sent an order to other validators
+    /// Slots where this wallet first sent an order to other validators
     /// because its first voter had failed to vote for it: where the race between two
     /// copies of one key was open again (the residual race the first-voter rule cannot
     /// close).
-    fell_back: BTreeSet<u64>,
+    fell_back: BTreeSet<LockSlot>,
 }
 
 /// One wallet process's connection to the simulated network.
@@ -100,8 +100,9 @@ impl Link {
         std::mem::take(&mut self.state().seen)
     }
 
-    /// Slots where this wallet asked other validators before its first voter's vote.
-    pub fn fell_back(&self) -> BTreeSet<u64> {
+    /// Slots where this wallet first sent an order past its first voter after that voter
+    /// failed to vote for it.
+    pub fn fell_back(&self) -> BTreeSet<LockSlot> {
         self.state().fell_back.clone()
     }
 
@@ -175,9 +176,8 @@ impl State {
                     && self.released.insert(digest)
                     && self.first_failed.contains(&digest)
                     && !self.first_voted.contains(&digest)
-                    && let Some(sequence) = order.order.sequence()
                 {
-                    self.fell_back.insert(sequence);
+                    self.fell_back.insert(order.order.lock_slot());
                 }
             }
             Packet::ReqPayEnd(certificate) | Packet::ReqIntroKeyEnd(certificate) => {
@@ -250,6 +250,34 @@ impl Transport for Link {
             packet: Box::new(packet.clone()),
         });
         Box::pin(waiting)
+    }
+
+    /// Pipelined, as the TCP transport does: every request is sent at once, then the
+    /// answers are read in order. One that fails fails the exchange (a broken connection),
+    /// but only once every answer came or timed out, so that the link knows how each
+    /// order's first voter answered.
+    fn call_many<'a>(
+        &'a self,
+        i: usize,
+        packets: &'a [Packet],
+    ) -> BoxFuture<'a, Result<Vec<Packet>, ClientError>> {
+        let waiting: Vec<Waiting> = packets
+            .iter()
+            .map(|packet| {
+                self.wait(|id| Outgoing::Request {
+                    id,
+                    to: i,
+                    packet: Box::new(packet.clone()),
+                })
+            })
+            .collect();
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(waiting.len());
+            for call in waiting {
+                answers.push(call.await);
+            }
+            answers.into_iter().collect()
+        })
     }
 
     fn pause(&self, duration: Duration) -> BoxFuture<'static, ()> {

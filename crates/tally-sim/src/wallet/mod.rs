@@ -8,17 +8,24 @@
 //! A wallet process can crash at any await point: its task is dropped, as a killed
 //! process stops, and the next payment opens the folder again and finishes what was
 //! journaled. Two copies of one wallet (twins: one key, two folders, as when the same words
-//! are restored on two devices) pay at the same time.
+//! are restored on two devices) pay at the same time, and two holders take in the same
+//! bearer coins at the same time (the wallet's own coin operations, with fresh coin keys
+//! from the seed).
 
 pub mod link;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use tally_core::{AccountId, Amount, Certificate, NetworkContract, SecretKey};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tally_core::{AccountId, Amount, Certificate, Coin, NetworkContract, SecretKey};
+use tally_wallet::coins::{
+    self, CoinFolder, CoinOpError, CoinStore, FreshKeys, ImportOutcome, ListedCoin,
+};
 use tally_wallet::{OpError, QuorumClient, Receipt, Wallet};
 
 pub use link::{Link, Outgoing};
@@ -30,10 +37,40 @@ pub enum Kind {
     Honest,
     /// One of two copies of one key, each with its own folder.
     Twin,
+    /// A wallet that is handed bearer coins (the same coins as another holder) and takes
+    /// them in.
+    Holder,
 }
 
-/// A payment in progress.
-type Task = Pin<Box<dyn Future<Output = Result<Receipt, OpError>>>>;
+/// How a wallet's piece of work ended.
+pub enum Done {
+    /// `pay`.
+    Paid(Box<Result<Receipt, OpError>>),
+    /// `withdraw` then `export`: the coins to hand over.
+    Issued(Result<Vec<Coin>, CoinOpError>),
+    /// `import` of coins handed over.
+    Imported(Result<Vec<ImportOutcome>, CoinOpError>),
+    /// `find`, then `pown` of what waits in `Import`: whatever the coin operations left,
+    /// settled as far as the network allows now.
+    /// What was left unsettled, in words (a journaled order not finished, a coin not
+    /// taken in), or the error that stopped the settling.
+    Settled(Result<Vec<String>, CoinOpError>),
+}
+
+/// A piece of work in progress.
+type Task = Pin<Box<dyn Future<Output = Done>>>;
+
+/// Fresh coin keys from the seed's generator, so that a run replays exactly. The generator
+/// lives outside any task: a key handed out before a crash is never handed out again.
+#[derive(Clone)]
+struct SimKeys(Arc<Mutex<StdRng>>);
+
+impl FreshKeys for SimKeys {
+    fn fresh_key(&mut self) -> Result<SecretKey, CoinOpError> {
+        let mut rng = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(SecretKey::from_bytes(rand::Rng::r#gen(&mut *rng)))
+    }
+}
 
 /// One wallet process and its folder.
 pub struct WalletProcess {
@@ -43,13 +80,18 @@ pub struct WalletProcess {
     dir: PathBuf,
     pub link: Link,
     client: Arc<QuorumClient>,
+    keys: SimKeys,
     task: Option<Task>,
     /// Payments it still means to make in the faulty part of the run.
     pub payments_left: u32,
     /// The account's slot split by two orders, when a payment said so (a twin only may).
     pub frozen: Option<String>,
-    /// Whether the payment in progress began after the network healed (it must succeed).
+    /// Whether the work in progress began after the network healed (it must succeed).
     pub started_healed: bool,
+    /// Coins handed to it and not yet taken in (a holder).
+    pub handed: Option<Vec<Coin>>,
+    /// Whether its coin operations left something to settle with `find` (a holder).
+    pub needs_find: bool,
 }
 
 impl WalletProcess {
@@ -61,7 +103,7 @@ impl WalletProcess {
         root: &Path,
         contract: &NetworkContract,
         skip_first_voter: bool,
-        payments: u32,
+        key_seed: u64,
     ) -> Result<Self, String> {
         let dir = root.join(format!("wallet-{index}"));
         let mut wallet = Wallet::open(&dir)
@@ -82,10 +124,13 @@ impl WalletProcess {
             dir,
             link,
             client: Arc::new(client),
+            keys: SimKeys(Arc::new(Mutex::new(StdRng::seed_from_u64(key_seed)))),
             task: None,
-            payments_left: payments,
+            payments_left: 0,
             frozen: None,
             started_healed: false,
+            handed: None,
+            needs_find: false,
         })
     }
 
@@ -93,9 +138,17 @@ impl WalletProcess {
         self.key.account()
     }
 
-    /// Whether a payment is in progress.
+    /// Whether a piece of work is in progress.
     pub fn busy(&self) -> bool {
         self.task.is_some()
+    }
+
+    fn open(&self) -> Result<(Wallet, CoinStore), String> {
+        let wallet = Wallet::open(&self.dir)
+            .map_err(|e| format!("wallet {}: cannot open its folder: {e}", self.index))?;
+        let store = CoinStore::open(&self.dir, *self.client.network())
+            .map_err(|e| format!("wallet {}: cannot open its coins: {e}", self.index))?;
+        Ok((wallet, store))
     }
 
     /// Starts paying `amount` to `recipient`, as `tally wallet pay` does: the folder is
@@ -107,19 +160,100 @@ impl WalletProcess {
         amount: Amount,
         healed: bool,
     ) -> Result<(), String> {
-        self.started_healed = healed;
-        let wallet = Wallet::open(&self.dir)
-            .map_err(|e| format!("wallet {}: cannot open its folder: {e}", self.index))?;
-        let client = self.client.clone();
-        let key = self.key.clone();
-        self.task = Some(Box::pin(async move {
-            tally_wallet::ops::pay(&wallet, &client, &key, recipient, amount).await
-        }));
+        let (wallet, _) = self.open()?;
+        let (client, key) = (self.client.clone(), self.key.clone());
+        self.start(healed, async move {
+            let paid = tally_wallet::ops::pay(&wallet, &client, &key, recipient, amount).await;
+            Done::Paid(Box::new(paid))
+        });
         Ok(())
     }
 
-    /// Runs the payment as far as the answers it has allow; its result once it ends.
-    pub fn poll(&mut self) -> Option<Result<Receipt, OpError>> {
+    /// Withdraws `amount` from its account into coins and exports them, as `tally wallet
+    /// coins withdraw` then `export` do: the coins to hand over.
+    pub fn start_issue(&mut self, amount: Amount) -> Result<(), String> {
+        let (wallet, store) = self.open()?;
+        let (client, key, mut keys) = (self.client.clone(), self.key.clone(), self.keys.clone());
+        self.start(false, async move {
+            let issued = async {
+                coins::withdraw(&wallet, client.as_ref(), &store, &mut keys, &key, amount).await?;
+                coins::export(&wallet, client.as_ref(), &store, &mut keys, amount).await
+            };
+            Done::Issued(issued.await)
+        });
+        Ok(())
+    }
+
+    /// Takes in coins handed over, as `tally wallet coins import` does.
+    pub fn start_import(&mut self, handed: Vec<Coin>) -> Result<(), String> {
+        let (wallet, store) = self.open()?;
+        let (client, mut keys) = (self.client.clone(), self.keys.clone());
+        self.start(false, async move {
+            Done::Imported(coins::import(&wallet, client.as_ref(), &store, &mut keys, handed).await)
+        });
+        Ok(())
+    }
+
+    /// Settles what its coin operations left, as a person told to does: `tally wallet coins
+    /// find` (journaled orders finished, coins in Limbo graded), then `coins pown` (coins
+    /// that wait undecided in `Import` taken in).
+    pub fn start_settle(&mut self, healed: bool) -> Result<(), String> {
+        let (wallet, store) = self.open()?;
+        let (client, mut keys) = (self.client.clone(), self.keys.clone());
+        self.start(healed, async move {
+            let settled = async {
+                let found = coins::find(&wallet, client.as_ref(), &store, &mut keys).await?;
+                let mut left: Vec<String> = found
+                    .unfinished
+                    .iter()
+                    .map(|(account, why)| {
+                        format!("order of {} not finished: {why}", account.short())
+                    })
+                    .collect();
+                let waiting = store.list(CoinFolder::Import)?;
+                // A coin another holder took is refused here, and stays where it was.
+                let powned =
+                    coins::pown_many(&wallet, client.as_ref(), &store, &mut keys, &waiting).await?;
+                for (coin, result) in waiting.iter().zip(powned) {
+                    if let Err(why) = result {
+                        left.push(format!("coin {} not taken in: {why}", coin.account.short()));
+                    }
+                }
+                Ok(left)
+            };
+            Done::Settled(settled.await)
+        });
+        Ok(())
+    }
+
+    fn start(&mut self, healed: bool, task: impl Future<Output = Done> + 'static) {
+        self.started_healed = healed;
+        self.task = Some(Box::pin(task));
+    }
+
+    /// How many of its coins wait in `Import` or `Limbo`: what a settle may still move.
+    pub fn unsettled_coins(&self) -> Result<usize, String> {
+        let (_, store) = self.open()?;
+        let mut count = 0;
+        for folder in [CoinFolder::Import, CoinFolder::Limbo] {
+            count += store
+                .list(folder)
+                .map_err(|e| format!("wallet {}: cannot read its coins: {e}", self.index))?
+                .len();
+        }
+        Ok(count)
+    }
+
+    /// Where the coin of `account` is in its folders, if it holds it.
+    pub fn coin(&self, account: &AccountId) -> Result<Option<ListedCoin>, String> {
+        let (_, store) = self.open()?;
+        store
+            .locate(account)
+            .map_err(|e| format!("wallet {}: cannot read its coins: {e}", self.index))
+    }
+
+    /// Runs its work as far as the answers it has allow; how it ended, once it has.
+    pub fn poll(&mut self) -> Option<Done> {
         let task = self.task.as_mut()?;
         let mut context = Context::from_waker(futures::task::noop_waker_ref());
         match task.as_mut().poll(&mut context) {
@@ -131,20 +265,27 @@ impl WalletProcess {
         }
     }
 
-    /// The process dies wherever its payment was: the task is dropped, its folder stays.
+    /// The process dies wherever its work was: the task is dropped, its folder stays.
     pub fn crash(&mut self) {
         self.task = None;
     }
 
-    /// Every certificate its folder keeps, in a fixed order.
-    pub fn receipts(&self) -> Result<Vec<Certificate>, String> {
-        let wallet = Wallet::open(&self.dir)
-            .map_err(|e| format!("wallet {}: cannot open its folder: {e}", self.index))?;
-        let mut receipts = wallet
-            .receipts()
-            .map_err(|e| format!("wallet {}: cannot read its receipts: {e}", self.index))?;
-        receipts.sort_by_key(|c| (c.order.signer(), c.order.sequence()));
-        Ok(receipts)
+    /// Every certificate its folder keeps (receipts, and the certificates that funded its
+    /// coins), in a fixed order.
+    pub fn certificates(&self) -> Result<Vec<Certificate>, String> {
+        let (wallet, store) = self.open()?;
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("wallet {}: cannot read what it keeps: {e}", self.index)
+        };
+        let mut held = wallet.receipts().map_err(|e| failed(&e))?;
+        for listed in store.list_all().map_err(|e| failed(&e))? {
+            if let Some(funding) = store.read(&listed).map_err(|e| failed(&e))?.funding {
+                held.push(funding);
+            }
+        }
+        held.sort_by_key(|c| (c.order.signer(), c.order.sequence(), c.checksum));
+        held.dedup_by_key(|c| c.checksum);
+        Ok(held)
     }
 
     /// Whether its folder still journals an order in flight.

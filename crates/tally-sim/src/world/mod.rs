@@ -29,6 +29,9 @@ const TRACE: usize = 200;
 /// (two real copies of one wallet: one key, two folders).
 const HONEST_WALLETS: usize = 3;
 const EQUIVOCATORS: usize = 2;
+/// Wallets handed the same bearer coins, and the honest wallet that withdraws them.
+const HOLDERS: usize = 2;
+const ISSUER: usize = 0;
 
 /// The faults one seed drew, beyond the network's.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +67,10 @@ pub struct World {
     first_sender: BTreeMap<OrderDigest, usize>,
     /// Orders a twin finished for the other copy.
     finished_for_other: BTreeSet<OrderDigest>,
+    /// Whether the issuer's coins are out.
+    coins_issued: bool,
+    /// The coins handed to both holders.
+    handed: Vec<AccountId>,
     /// Whether faults are still being injected (false once the network healed).
     faulty: bool,
     accounts: Vec<AccountId>,
@@ -187,38 +194,36 @@ impl World {
         let payments = u32::try_from(config.steps).unwrap_or(u32::MAX);
         let folders = folders().map_err(infrastructure)?;
         let skip_first_voter = config.planted == Some(crate::PlantedBug::TwinsSkipFirstVoter);
-        let mut wallets = Vec::with_capacity(HONEST_WALLETS + 2);
-        for (i, secret) in wallet_keys.iter().take(HONEST_WALLETS).enumerate() {
-            wallets.push(
-                WalletProcess::new(
-                    i,
-                    wallet::Kind::Honest,
-                    secret.clone(),
-                    folders.path(),
-                    &contract,
-                    false,
-                    payments,
-                )
-                .map_err(infrastructure)?,
-            );
-        }
-        // Two copies of the last key, each with its own folder.
+        // Honest wallets, two copies of the last key (each with its own folder), and the
+        // holders (keys of their own, never funded: they only take coins in).
+        let mut owners: Vec<(wallet::Kind, SecretKey)> = wallet_keys
+            .iter()
+            .take(HONEST_WALLETS)
+            .map(|k| (wallet::Kind::Honest, k.clone()))
+            .collect();
         if let Some(twin) = wallet_keys.last() {
-            for _ in 0..2 {
-                let index = wallets.len();
-                wallets.push(
-                    WalletProcess::new(
-                        index,
-                        wallet::Kind::Twin,
-                        twin.clone(),
-                        folders.path(),
-                        &contract,
-                        skip_first_voter,
-                        payments,
-                    )
-                    .map_err(infrastructure)?,
-                );
+            owners.push((wallet::Kind::Twin, twin.clone()));
+            owners.push((wallet::Kind::Twin, twin.clone()));
+        }
+        for _ in 0..HOLDERS {
+            owners.push((wallet::Kind::Holder, key(&mut rng)));
+        }
+        let mut wallets = Vec::with_capacity(owners.len());
+        for (index, (kind, secret)) in owners.into_iter().enumerate() {
+            let mut process = WalletProcess::new(
+                index,
+                kind,
+                secret,
+                folders.path(),
+                &contract,
+                skip_first_voter && kind == wallet::Kind::Twin,
+                rng.r#gen(),
+            )
+            .map_err(infrastructure)?;
+            if kind != wallet::Kind::Holder {
+                process.payments_left = payments;
             }
+            wallets.push(process);
         }
         let equivocators = wallet_keys
             .iter()
@@ -250,6 +255,8 @@ impl World {
             _folders: folders,
             first_sender: BTreeMap::new(),
             finished_for_other: BTreeSet::new(),
+            coins_issued: false,
+            handed: Vec::new(),
             faulty: true,
             net: Network::new(faults.net),
             faults,
@@ -455,7 +462,7 @@ impl World {
                     self.maybe_partition();
                 }
             }
-            Event::WalletStart(w) => self.start_payment(w)?,
+            Event::WalletStart(w) => self.start_work(w)?,
             Event::WalletTimer(w, id) => {
                 if self.wallets[w].link.expire(id) {
                     self.poll_wallet(w)?;

@@ -1,39 +1,70 @@
-//! The real wallets' side of a run: starting their payments, polling them when an answer
-//! or a timer concerns them, putting what they send on the network, and judging how each
-//! payment ended.
+//! The real wallets' side of a run: starting their work (payments, coins withdrawn and
+//! handed to two holders at once, coins taken in and settled), polling it when an answer
+//! or a timer concerns it, putting what it sends on the network, and judging how it ended.
 
 use rand::Rng;
 use tally_core::Amount;
+use tally_wallet::coins::CoinOpError;
 use tally_wallet::{ClientError, OpError, Receipt};
 
-use super::World;
+use super::{ISSUER, World};
 use crate::check::Violation;
 use crate::net::{Event, Message, Node, Payload};
-use crate::wallet::{self, Outgoing};
+use crate::wallet::{self, Done, Outgoing};
 
 /// How long a wallet waits for a validator's answer (simulated ms): well above a healthy
 /// round trip (at most twice the largest delay, the batching and the disk).
 const REQUEST_TIMEOUT_MS: u64 = 150;
 
+/// What the issuing wallet withdraws into coins and hands to both holders.
+const ISSUED_CASH: u64 = 2;
+
 impl World {
-    /// Wallet `w` starts its next payment, to anyone but itself, unless it is busy, done,
-    /// or has found its slot split.
-    pub(super) fn start_payment(&mut self, w: usize) -> Result<(), Box<Violation>> {
+    /// Wallet `w` starts its next piece of work, unless it is busy or has found its slot
+    /// split: the issuer first withdraws and exports coins; a holder takes in coins handed
+    /// to it, or settles with `find` what its coin operations left; a payer pays anyone but
+    /// itself until its payments are done.
+    pub(super) fn start_work(&mut self, w: usize) -> Result<(), Box<Violation>> {
         let wallet = &self.wallets[w];
-        if wallet.busy() || wallet.frozen.is_some() || wallet.payments_left == 0 {
+        if wallet.busy() || wallet.frozen.is_some() {
             return Ok(());
         }
-        let own = wallet.account();
-        let others: Vec<_> = self.accounts.iter().filter(|a| **a != own).collect();
-        let recipient = *others[self.rng.gen_range(0..others.len())];
-        let amount = Amount::from_microcash(self.rng.gen_range(1..=1000));
-        self.wallets[w]
-            .start_payment(recipient, amount, !self.faulty)
-            .map_err(|e| self.violation(e))?;
-        self.note(format!(
-            "wallet {w} starts paying {amount} to {}",
-            recipient.short()
-        ));
+        let healed = !self.faulty;
+        let (kind, needs_find, payments_left) =
+            (wallet.kind, wallet.needs_find, wallet.payments_left);
+        let started = match kind {
+            wallet::Kind::Holder => {
+                if let Some(handed) = self.wallets[w].handed.take() {
+                    self.note(format!("holder {w} takes in {} coins", handed.len()));
+                    self.wallets[w].start_import(handed)
+                } else if needs_find {
+                    self.note(format!("holder {w} settles its coins (find, pown)"));
+                    self.wallets[w].start_settle(healed)
+                } else {
+                    return Ok(());
+                }
+            }
+            _ if w == ISSUER && !self.coins_issued && self.faulty => {
+                let amount = Amount::from_microcash(ISSUED_CASH * 1_000_000);
+                self.note(format!(
+                    "wallet {w} withdraws and exports {amount} in coins"
+                ));
+                self.wallets[w].start_issue(amount)
+            }
+            _ if payments_left == 0 => return Ok(()),
+            _ => {
+                let own = self.wallets[w].account();
+                let others: Vec<_> = self.accounts.iter().filter(|a| **a != own).collect();
+                let recipient = *others[self.rng.gen_range(0..others.len())];
+                let amount = Amount::from_microcash(self.rng.gen_range(1..=1000));
+                self.note(format!(
+                    "wallet {w} starts paying {amount} to {}",
+                    recipient.short()
+                ));
+                self.wallets[w].start_payment(recipient, amount, healed)
+            }
+        };
+        started.map_err(|e| self.violation(e))?;
         if self.faulty && self.rng.gen_range(0..1000) < self.faults.wallet_crash_per_mille {
             let at = self.rng.gen_range(1..=80);
             self.net.schedule(at, Event::WalletCrash(w));
@@ -44,10 +75,20 @@ impl World {
     /// Runs wallet `w`'s payment as far as it can go now, sends what it asked for, and
     /// judges its result if it ended.
     pub(super) fn poll_wallet(&mut self, w: usize) -> Result<(), Box<Violation>> {
-        let result = self.wallets[w].poll();
+        let done = self.wallets[w].poll();
         self.flush_wallet(w)?;
-        match result {
-            Some(result) => self.payment_ended(w, result),
+        match done {
+            Some(Done::Paid(result)) => self.payment_ended(w, *result),
+            Some(Done::Issued(result)) => self.issue_ended(w, result),
+            Some(Done::Imported(result)) => {
+                if let Ok(outcomes) = &result {
+                    for outcome in outcomes {
+                        self.note(format!("holder {w}: {outcome:?}"));
+                    }
+                }
+                self.coin_work_ended(w, result.map(|_| Vec::new()))
+            }
+            Some(Done::Settled(result)) => self.coin_work_ended(w, result),
             None => Ok(()),
         }
     }
@@ -172,6 +213,67 @@ impl World {
         }
     }
 
+    /// The issuer's coins are out: both holders are handed the same coins (a bearer coin
+    /// given twice, or copied: whoever takes it in first owns it). A failure under the
+    /// faults is tried again later (the next withdrawal finishes the journaled one first).
+    fn issue_ended(
+        &mut self,
+        w: usize,
+        result: Result<Vec<tally_core::Coin>, CoinOpError>,
+    ) -> Result<(), Box<Violation>> {
+        match result {
+            Ok(coins) => {
+                self.note(format!("wallet {w} exported {} coins", coins.len()));
+                self.coins_issued = true;
+                self.outcome.coins_handed_twice += coins.len() as u64;
+                self.handed
+                    .extend(coins.iter().map(tally_core::Coin::account));
+                for h in 0..self.wallets.len() {
+                    if self.wallets[h].kind == wallet::Kind::Holder {
+                        self.wallets[h].handed = Some(coins.clone());
+                        let after = self.rng.gen_range(0..=20);
+                        self.net.schedule(after, Event::WalletStart(h));
+                    }
+                }
+            }
+            Err(error) => self.note(format!("wallet {w}: coins not issued for now ({error})")),
+        }
+        let after = self.rng.gen_range(0..=30);
+        self.net.schedule(after, Event::WalletStart(w));
+        Ok(())
+    }
+
+    /// How a holder's `import` or settling ended. While coins still wait in `Import` or
+    /// `Limbo` (undecided, journaled, or the work failed under the faults), it settles
+    /// again later; once the network healed it settles once more and the end check judges
+    /// every coin (spent and banked by one wallet, or split where the race was open).
+    fn coin_work_ended(
+        &mut self,
+        w: usize,
+        result: Result<Vec<String>, CoinOpError>,
+    ) -> Result<(), Box<Violation>> {
+        if let Err(error @ CoinOpError::Wallet(_)) = &result {
+            return Err(self.violation(format!("holder {w}: its folder failed: {error}")));
+        }
+        match &result {
+            Err(error) => self.note(format!("holder {w}: coins not settled for now ({error})")),
+            Ok(left) => {
+                for what in left {
+                    self.note(format!("holder {w}: {what}"));
+                }
+            }
+        }
+        let unsettled = self.wallets[w]
+            .unsettled_coins()
+            .map_err(|e| self.violation(e))?;
+        self.wallets[w].needs_find = unsettled > 0 || result.is_err();
+        if self.wallets[w].needs_find && !self.wallets[w].started_healed {
+            let after = self.rng.gen_range(30..=60);
+            self.net.schedule(after, Event::WalletStart(w));
+        }
+        Ok(())
+    }
+
     /// Wallet `w`'s process dies wherever its payment was; it starts again a little later
     /// and its next payment finishes what the journal holds.
     pub(super) fn crash_wallet(&mut self, w: usize) {
@@ -179,6 +281,9 @@ impl World {
             return;
         }
         self.wallets[w].crash();
+        if self.wallets[w].kind == wallet::Kind::Holder {
+            self.wallets[w].needs_find = true;
+        }
         self.outcome.wallet_crashes += 1;
         self.note(format!("wallet {w} crashes mid-payment"));
         let after = self.rng.gen_range(10..=200);

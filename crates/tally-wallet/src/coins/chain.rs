@@ -229,6 +229,10 @@ impl CoinLedger for ChainCoins {
         detection.spent > 0
     }
 
+    fn proves_funding(&self, _coin: &tally_core::Coin) -> bool {
+        false
+    }
+
     async fn help_laggards(
         &self,
         _store: &CoinStore,

@@ -13,7 +13,7 @@ use tally_proto::LedgerRequest;
 
 use super::detect::{Detection, detect};
 use super::{CoinOpError, CoinStore};
-use crate::ops::{Asking, certify_and_submit, finish_pending};
+use crate::ops::{Asking, certify_and_submit, finish_journaled};
 use crate::{ClientError, QuorumClient, Wallet};
 
 /// Why a network gave no proof for an order.
@@ -114,6 +114,12 @@ pub trait CoinLedger: Sync {
     /// Whether a coin handed out (exported) was spent by whoever holds it now.
     fn taken(&self, detection: &Detection) -> bool;
 
+    /// Whether `coin` carries its own proof of funding (on a quorum network, a certificate
+    /// that verifies against the committee and pays this coin its denomination). Such a
+    /// coin that validators have not seen funded is lagging behind, never counterfeit. A
+    /// chain's coins carry none.
+    fn proves_funding(&self, coin: &tally_core::Coin) -> bool;
+
     /// Helps the parts of the network that lag behind on a coin's funding (a quorum
     /// network's validators listed in `lagging`); nothing to do on a chain.
     fn help_laggards(
@@ -194,6 +200,18 @@ impl CoinLedger for QuorumClient {
                         ..
                     },
                 ) => {
+                    // Refused everywhere because the slot is settled already, perhaps by
+                    // this very order (another holder of the coin finished it): then its
+                    // certificate is the proof.
+                    if let Some(sequence) = signed.order.sequence()
+                        && let Some(certificate) = self
+                            .sent_certificate(&signed.order.signer(), sequence)
+                            .await
+                        && certificate.order == signed.order
+                    {
+                        out.push(Ok(certificate));
+                        continue;
+                    }
                     // No validator holds a vote for it: nothing to finish later.
                     match wallet.clear_pending(&signed.order.signer()) {
                         Ok(()) => Err(NotSpent::Refused(error.into())),
@@ -220,8 +238,7 @@ impl CoinLedger for QuorumClient {
         wallet: &Wallet,
         account: &AccountId,
     ) -> Result<Option<Certificate>, CoinOpError> {
-        let next = QuorumClient::next_sequence(self, account).await?;
-        Ok(finish_pending(wallet, self, account, next).await?)
+        Ok(finish_journaled(wallet, self, account).await?)
     }
 
     fn kept_proof(
@@ -234,6 +251,17 @@ impl CoinLedger for QuorumClient {
 
     fn taken(&self, detection: &Detection) -> bool {
         detection.spent > self.committee().max_faulty()
+    }
+
+    fn proves_funding(&self, coin: &tally_core::Coin) -> bool {
+        coin.funding.as_ref().is_some_and(|funding| {
+            funding
+                .order
+                .payments()
+                .iter()
+                .any(|p| p.recipient == coin.account() && p.amount == coin.amount())
+                && funding.verify(self.committee(), self.network()).is_ok()
+        })
     }
 
     async fn help_laggards(

@@ -236,8 +236,8 @@ pub(super) async fn undo_refused<L: CoinLedger>(
     signed: &SignedOrder,
 ) -> Result<(), CoinOpError> {
     let grade = net.detect(&pairs(&[*in_limbo]), &HashMap::new()).await;
-    let back = match grade.first().map(|d| d.grade) {
-        Some(Grade::Counterfeit) => CoinFolder::Counterfeit,
+    let back = match grade.first() {
+        Some(detection) if counterfeit(net, store, in_limbo, detection)? => CoinFolder::Counterfeit,
         _ if origin == CoinFolder::Limbo => CoinFolder::Bank,
         _ => origin,
     };
@@ -251,6 +251,25 @@ pub(super) async fn undo_refused<L: CoinLedger>(
         }
     }
     Ok(())
+}
+
+/// Whether a coin graded `Counterfeit` is one: a coin not seen spent nor voted on by
+/// others, whose file carries a valid certificate funding it, is only not funded *yet* where the
+/// validators answered (its funding did not reach them, and handing it over failed under
+/// the faults of the moment). It waits, undecided; it is not thrown away.
+fn counterfeit<L: CoinLedger>(
+    net: &L,
+    store: &CoinStore,
+    listed: &ListedCoin,
+    detection: &Detection,
+) -> Result<bool, CoinOpError> {
+    if detection.grade != Grade::Counterfeit {
+        return Ok(false);
+    }
+    if net.taken(detection) || detection.contested > 0 {
+        return Ok(true);
+    }
+    Ok(!net.proves_funding(&store.read(listed)?))
 }
 
 /// The certificate of a spend, or its error once the fresh coins made for it are out of
@@ -526,8 +545,17 @@ pub async fn find<L: CoinLedger>(
     }
     let limbo = store.list(CoinFolder::Limbo)?;
     let own = own_orders(wallet, store, &limbo)?;
+    // Fresh coins that an order still journaled pays: unfunded until it is certified, not
+    // worthless (graded so, they would be lost when it is).
+    let mut awaited = std::collections::HashSet::new();
+    let signers = limbo.iter().map(|c| c.account);
+    for account in signers.chain(wallet.keys().iter().map(|k| k.account)) {
+        if let Some(order) = wallet.pending(&account)? {
+            awaited.extend(order.order.payments().iter().map(|p| p.recipient));
+        }
+    }
     for (listed, detection) in limbo.iter().zip(net.detect(&pairs(&limbo), &own).await) {
-        if own.contains_key(&listed.account) {
+        if own.contains_key(&listed.account) || awaited.contains(&listed.account) {
             report.limbo.push(*listed);
             continue;
         }
@@ -678,7 +706,21 @@ pub async fn import<L: CoinLedger>(
             }
         }
     }
-    let detections = net.detect(&pairs(&arrived), &HashMap::new()).await;
+    let mut detections = net.detect(&pairs(&arrived), &HashMap::new()).await;
+    // Validators that have not seen a coin funded are handed the certificate that funded
+    // it (the coin carries it), then every coin is asked about again: a coin handed over
+    // before its funding reached a quorum is not counterfeit (a forged funding certificate
+    // is refused by the validators, and the coin stays unfunded in their eyes).
+    let mut helped = false;
+    for (listed, detection) in arrived.iter().zip(&detections) {
+        if !detection.lagging.is_empty() {
+            net.help_laggards(store, listed, &detection.lagging).await?;
+            helped = true;
+        }
+    }
+    if helped {
+        detections = net.detect(&pairs(&arrived), &HashMap::new()).await;
+    }
     let mut good = Vec::new();
     for (listed, detection) in arrived.iter().zip(detections) {
         match detection.grade {
@@ -686,6 +728,9 @@ pub async fn import<L: CoinLedger>(
             // Undecided, unless someone else's order holds a vote on its slot: the sender
             // still knows the secret and used it, so the coin is not ours, whoever wins.
             Grade::Limbo if detection.contested == 0 => {
+                outcomes.push(ImportOutcome::Undecided { coin: *listed })
+            }
+            Grade::Counterfeit if !counterfeit(net, store, listed, &detection)? => {
                 outcomes.push(ImportOutcome::Undecided { coin: *listed })
             }
             Grade::Counterfeit | Grade::Frozen | Grade::Limbo => {
