@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{CASH, Net, held, total};
 use tally_core::{
-    AccountId, Coin, Denomination, Order, Payment, SecretKey, SignedOrder, Split, Transfer,
+    AccountId, Certificate, Coin, Denomination, Order, Payment, SecretKey, SignedOrder, Split,
+    Transfer,
 };
 use tally_proto::{LedgerEntry, LedgerRequest, Packet};
 use tally_wallet::ClientError;
@@ -158,29 +159,10 @@ async fn a_batched_order_whose_first_voter_holds_another_is_shown_to_no_one_else
 async fn a_coin_whose_funding_reached_fewer_than_a_quorum_is_banked_on_import() {
     let net = Net::start(NO_SYNC).await;
     let client = net.client();
-    let network = net.contract.id();
     let payer = net.payer.account();
 
     // The issuer's withdrawal, as `coins::withdraw` builds it: a Split paying a fresh coin.
-    let mut coin = Coin {
-        network,
-        denomination: Denomination::Five,
-        secret: SecretKey::generate(),
-        funding: None,
-    };
-    let split = SignedOrder::sign(
-        Order::Split(Split {
-            sender: payer,
-            sequence: 0,
-            outputs: vec![Payment {
-                recipient: coin.account(),
-                amount: coin.amount(),
-            }],
-        }),
-        &net.payer,
-        &network,
-    );
-    let funding = client.certify(&split).await.unwrap();
+    let (mut coin, funding) = certified_withdrawal(&net, Denomination::Five).await;
     // Its certificate reaches one validator only before the coin is handed over.
     let applied_at = 0;
     client.push(applied_at, &funding).await.unwrap();
@@ -236,6 +218,31 @@ async fn a_coin_whose_funding_reached_fewer_than_a_quorum_is_banked_on_import() 
         assert_eq!(entry.balance, 995 * CASH);
     }
     net.shutdown().await;
+}
+
+/// A fresh coin of `denomination` and the certificate of the payer's withdrawal (a Split
+/// of its slot 0, as `coins::withdraw` builds it) that funds it, applied nowhere yet.
+async fn certified_withdrawal(net: &Net, denomination: Denomination) -> (Coin, Certificate) {
+    let coin = Coin {
+        network: net.contract.id(),
+        denomination,
+        secret: SecretKey::generate(),
+        funding: None,
+    };
+    let split = SignedOrder::sign(
+        Order::Split(Split {
+            sender: net.payer.account(),
+            sequence: 0,
+            outputs: vec![Payment {
+                recipient: coin.account(),
+                amount: coin.amount(),
+            }],
+        }),
+        &net.payer,
+        &net.contract.id(),
+    );
+    let funding = net.client().certify(&split).await.unwrap();
+    (coin, funding)
 }
 
 /// What a holder's interrupted pown leaves in its folder (as `coins::pown` writes it): the
@@ -370,28 +377,9 @@ async fn a_contested_pown_holding_a_quorum_is_finished_by_either_holder() {
 async fn a_fresh_coin_whose_pown_is_still_journaled_is_not_thrown_away() {
     let net = Net::start(NO_SYNC).await;
     let client = net.client();
-    let network = net.contract.id();
-    let mut handed = Coin {
-        network,
-        denomination: Denomination::One,
-        secret: SecretKey::generate(),
-        funding: None,
-    };
-    let split = SignedOrder::sign(
-        Order::Split(Split {
-            sender: net.payer.account(),
-            sequence: 0,
-            outputs: vec![Payment {
-                recipient: handed.account(),
-                amount: handed.amount(),
-            }],
-        }),
-        &net.payer,
-        &network,
-    );
     // Certified, and applied by the last validator only: the others have not seen the
     // coin funded, and cannot catch up from each other.
-    let funding = client.certify(&split).await.unwrap();
+    let (mut handed, funding) = certified_withdrawal(&net, Denomination::One).await;
     client.push(3, &funding).await.unwrap();
     handed.funding = Some(funding.clone());
 
