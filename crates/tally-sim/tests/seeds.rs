@@ -245,6 +245,19 @@ fn seed_405472_a_forged_certificate_is_never_relayed() {
     }
 }
 
+/// Found by a 10,000-seed campaign: a lying validator that is a twin's first voter
+/// refused every new order as conflicting with a vote it did not hold; the wallet took
+/// each refusal as the other copy having the slot, dropped its order and tried again, 100
+/// times, and gave up on the healed network. A conflict now counts only when the first
+/// voter hands out the other order (signed by the account, for that slot); otherwise the
+/// first voter is treated as silent.
+#[test]
+fn seed_406165_a_first_voter_cannot_block_an_account_with_unproven_conflicts() {
+    if let Err(violation) = run(&Config::new(406_165, 4, STEPS)) {
+        panic!("{violation}");
+    }
+}
+
 /// Found by a 10,000-seed campaign (7 validators), a fault of the simulator's own: after
 /// the network healed, every certificate was handed out once, but the network still
 /// reorders, and a certificate that overtook its account's previous one was refused as

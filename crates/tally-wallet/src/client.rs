@@ -259,7 +259,10 @@ impl QuorumClient {
         let mut answers = Vec::with_capacity(self.contract.validators.len());
         if first_alone {
             match self.vote_from(first, order).await {
-                Err(ClientError::Refused(error)) if error.code == ErrorCode::Conflict => {
+                Err(ClientError::Refused(error))
+                    if error.code == ErrorCode::Conflict
+                        && self.conflict_proven(first, order).await =>
+                {
                     return Err(ClientError::SlotTaken {
                         index: first,
                         validator: self.contract.validators[first].key,

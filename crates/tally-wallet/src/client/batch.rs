@@ -72,6 +72,16 @@ impl QuorumClient {
             }
         }
 
+        // A conflict the first voter cannot show (it hands out no other order for the
+        // slot) is no conflict: that voter counts as silent.
+        for (k, order) in orders.iter().enumerate() {
+            if matches!(first_answers[k], FirstAnswer::Taken)
+                && !self.conflict_proven(firsts[k], order).await
+            {
+                first_answers[k] = FirstAnswer::Silent;
+            }
+        }
+
         // Second round: the orders that go on, to every validator but their first voter.
         let goes_on = |k: usize| {
             !gate

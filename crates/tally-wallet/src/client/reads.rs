@@ -107,6 +107,30 @@ impl QuorumClient {
         Ok(SlotView { sequence, state })
     }
 
+    /// Whether validator `i`'s refusal of `order` as a conflict is proven: it hands out
+    /// another order the signer signed for the same slot. A first voter that claims a
+    /// conflict it cannot show (a Byzantine one, or one not answering) is treated as
+    /// silent, so that it cannot block the account by refusing every order. An
+    /// introduction's refusal is taken as it is (its votes do not depend on which proof of
+    /// work came with it, so two cannot split its slot).
+    pub(super) async fn conflict_proven(&self, i: usize, order: &SignedOrder) -> bool {
+        let Some(sequence) = order.order.sequence() else {
+            return true;
+        };
+        let account = order.order.signer();
+        let request = Packet::ReqHeldOrder(HeldOrderRequest { account });
+        match self.call(i, &request).await {
+            Ok(Packet::RespHeldOrder(held)) => held.order.is_some_and(|other| {
+                held.account == account
+                    && other.order.signer() == account
+                    && other.order.sequence() == Some(sequence)
+                    && other.order != order.order
+                    && other.verify(&self.network)
+            }),
+            _ => false,
+        }
+    }
+
     /// The signed orders validators hold votes for in `account`'s slot `sequence`, each
     /// checked (signed by the account, for that slot), with how many validators hold it,
     /// most held first (ties by digest). A lock kept by an earlier build of the validator
