@@ -139,6 +139,22 @@ impl World {
         Ok(())
     }
 
+    /// Which wallets keep the coin of `account`, and in which folder, for a violation's
+    /// message.
+    fn where_kept(&self, account: &tally_core::AccountId) -> Result<String, Box<Violation>> {
+        let mut kept = Vec::new();
+        for wallet in &self.wallets {
+            if let Some(listed) = wallet.coin(account).map_err(|e| self.violation(e))? {
+                kept.push(format!("wallet {} in {:?}", wallet.index, listed.folder));
+            }
+        }
+        Ok(if kept.is_empty() {
+            "nobody".into()
+        } else {
+            kept.join(", ")
+        })
+    }
+
     /// Each coin handed to both holders ends in one of two ways. Its slot has a certificate:
     /// the coin it paid is in exactly one wallet's Bank (or Fracked), the winner's, and the
     /// spent coin in nobody's (the loser counts it as worthless, never as money). Or it has
@@ -183,23 +199,13 @@ impl World {
                 for recipient in paid {
                     let banked = owned(&recipient)?;
                     if banked.len() != 1 {
-                        let mut seen = Vec::new();
-                        for wallet in &self.wallets {
-                            if let Some(listed) =
-                                wallet.coin(&recipient).map_err(|e| self.violation(e))?
-                            {
-                                seen.push(format!(
-                                    "wallet {} in {:?}",
-                                    wallet.index, listed.folder
-                                ));
-                            }
-                        }
+                        let kept = self.where_kept(&recipient)?;
                         return Err(self.violation(format!(
                             "coin {} paid coin {}, which {} wallets hold as money ({banked:?}): money lost or counted twice (it is kept by: {})",
                             coin.short(),
                             recipient.short(),
                             banked.len(),
-                            if seen.is_empty() { "nobody".into() } else { seen.join(", ") }
+                            kept
                         )));
                     }
                 }
@@ -207,24 +213,11 @@ impl World {
                 continue;
             }
             if !self.observer.is_split(&slot, voting) {
-                let mut seen = Vec::new();
-                for wallet in self
-                    .wallets
-                    .iter()
-                    .filter(|w| w.kind == wallet::Kind::Holder)
-                {
-                    let listed = wallet.coin(&coin).map_err(|e| self.violation(e))?;
-                    seen.push(format!(
-                        "holder {} keeps it in {:?}",
-                        wallet.index,
-                        listed.map(|c| c.folder)
-                    ));
-                }
+                let kept = self.where_kept(&coin)?;
                 return Err(self.violation(format!(
-                    "coin {} is neither spent nor split after the network healed: its holders left it stuck (votes {}; {})",
+                    "coin {} is neither spent nor split after the network healed: its holders left it stuck (votes {}; it is kept by: {kept})",
                     coin.short(),
-                    self.observer.describe_votes(&slot),
-                    seen.join(", ")
+                    self.observer.describe_votes(&slot)
                 )));
             }
             let first = tally_core::first_voter(&coin, self.validators.len());
