@@ -59,6 +59,7 @@ fn setup() -> Setup {
             })
             .collect(),
         pow: None,
+        max_clock_skew_ms: None,
     };
     let network = contract.id();
     let orders: Vec<SignedOrder> = accounts

@@ -118,6 +118,7 @@ fn bench_contract(accounts: &[AccountId], transfers_per_block: usize) -> Network
             max_block_transactions: max_tx,
             max_block_bytes: max_tx.saturating_mul(200).saturating_add(1000),
         }),
+        max_clock_skew_ms: None,
     }
 }
 

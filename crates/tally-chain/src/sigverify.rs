@@ -11,10 +11,20 @@ use crate::block::Transaction;
 /// `network`.
 pub(crate) fn verify_chunk(network: &NetworkId, keys: &KeyCache, txs: &[Transaction]) -> Vec<bool> {
     let mut batch = BatchVerifier::with_capacity(txs.len());
-    for tx in txs {
-        batch.push(&tx.signer(), &tx.signature, &tx.signing_bytes(network));
-    }
-    batch.verify_with_cache(keys)
+    // An order no key signs (an escrow's claim or refund) is never signed by a signer: the
+    // chain takes none of them as signed transactions.
+    let checks: Vec<Option<usize>> = txs
+        .iter()
+        .map(|tx| {
+            tx.signer()
+                .map(|signer| batch.push(&signer, &tx.signature, &tx.signing_bytes(network)))
+        })
+        .collect();
+    let verdicts = batch.verify_with_cache(keys);
+    checks
+        .into_iter()
+        .map(|check| check.is_some_and(|i| verdicts.get(i).copied().unwrap_or(false)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -45,7 +55,7 @@ mod tests {
     fn transfer(tx: &mut Transaction) -> Option<&mut Transfer> {
         match &mut tx.order {
             Order::Transfer(t) => Some(t),
-            Order::IntroKey(_) | Order::Split(_) => None,
+            _ => None,
         }
     }
 

@@ -66,6 +66,7 @@ fn contract() -> NetworkContract {
             max_block_transactions: 100,
             max_block_bytes: 100_000,
         }),
+        max_clock_skew_ms: None,
     }
 }
 

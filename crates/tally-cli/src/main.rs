@@ -13,6 +13,7 @@ mod tracker;
 mod wallet;
 mod wallet_chain;
 mod wallet_coins;
+mod wallet_escrow;
 mod wallet_live;
 mod wallet_seed;
 

@@ -61,6 +61,21 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             Err(violation) => {
                 bar.finish_and_clear();
                 eprint!("{violation}");
+                // A failing seed must replay exactly: run it again at once, in this process,
+                // and say whether it did (a campaign failure that does not replay points at
+                // something outside the seed reaching the run).
+                let again = tally_sim::run(&config).err();
+                if again.as_deref() == Some(&*violation) {
+                    eprintln!("replayed at once: the same violation at the same step");
+                } else {
+                    eprintln!(
+                        "replayed at once: it did NOT fail the same way ({}): the run is not deterministic",
+                        again.map_or("no violation".into(), |v| format!(
+                            "step {}: {}",
+                            v.step, v.invariant
+                        ))
+                    );
+                }
                 anyhow::bail!("seed {seed} broke an invariant");
             }
         }

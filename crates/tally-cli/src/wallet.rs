@@ -103,6 +103,9 @@ pub enum WalletCommand {
     /// LiveConnect transfers of coins through a relay.
     #[command(subcommand)]
     Live(crate::wallet_live::LiveCommand),
+    /// Hash-locked escrows by hand: lock, claim, refund, show.
+    #[command(subcommand)]
+    Escrow(crate::wallet_escrow::EscrowCommand),
 }
 
 /// `tally wallet key …`
@@ -227,6 +230,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Live(command) => {
             crate::wallet_live::run(&wallet, contract, command, timeout, args.json, passphrase)
                 .await?
+        }
+        WalletCommand::Escrow(_) if pow => {
+            bail!("escrows on a proof-of-work network are not built yet")
+        }
+        WalletCommand::Escrow(command) => {
+            crate::wallet_escrow::run(&wallet, contract, command, timeout).await?
         }
     };
     output(args.json, value, text);
@@ -527,7 +536,7 @@ async fn quorum_peers(
 }
 
 /// The recipient and amount of `send`, checked.
-fn payment(to: &str, amount: &str) -> anyhow::Result<(AccountId, Amount)> {
+pub(crate) fn payment(to: &str, amount: &str) -> anyhow::Result<(AccountId, Amount)> {
     let to = AccountId::parse_key(to).with_context(|| format!("recipient {to:?}"))?;
     let amount: Amount = amount
         .parse()

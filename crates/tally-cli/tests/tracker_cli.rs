@@ -29,6 +29,7 @@ fn contract(name: &str) -> NetworkContract {
         tracker: None,
         genesis: vec![],
         pow: None,
+        max_clock_skew_ms: None,
     }
 }
 

@@ -196,8 +196,9 @@ impl Transaction {
         SignedOrder::sign(order.into(), key, network).into()
     }
 
-    /// The account that signed it.
-    pub fn signer(&self) -> AccountId {
+    /// The account that signed it (`None` for an escrow's claim or refund, which no key
+    /// signs).
+    pub fn signer(&self) -> Option<AccountId> {
         self.order.signer()
     }
 

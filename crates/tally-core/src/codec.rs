@@ -10,7 +10,7 @@
 //! count above the caller's maximum or larger than the remaining bytes could hold before
 //! it allocates, so a few bytes can never make it allocate much.
 
-use crate::{AccountId, Amount, Digest, NetworkId, Signature};
+use crate::{AccountId, Amount, Digest, EscrowSecret, NetworkId, Signature};
 
 /// Why bytes are not the canonical encoding of what was expected. Offsets count from the
 /// start of the input given to the [`Reader`].
@@ -306,7 +306,34 @@ macro_rules! raw_bytes {
         }
     )*};
 }
-raw_bytes!(AccountId => 32, Signature => 64, Digest => 32);
+raw_bytes!(AccountId => 32, Signature => 64, Digest => 32, EscrowSecret => 32);
+
+/// An optional value: `0`, or `1 ‖ value`.
+impl<T: Encode> Encode for Option<T> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            None => out.push(0),
+            Some(value) => {
+                out.push(1);
+                value.encode_to(out);
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        1 + self.as_ref().map_or(0, Encode::encoded_len)
+    }
+}
+
+impl<T: Decode> Decode for Option<T> {
+    const MIN_ENCODED_LEN: usize = 1;
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if reader.bool()? {
+            reader.read().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
 
 impl Encode for NetworkId {
     fn encode_to(&self, out: &mut Vec<u8>) {

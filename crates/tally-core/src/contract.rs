@@ -87,6 +87,13 @@ pub struct NetworkContract {
     /// The chain parameters of a proof-of-work network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowParams>,
+    /// ε: how far, in milliseconds, any honest validator's clock may be from true time. A
+    /// quorum network that declares it takes hash-locked escrows (DESIGN §8): claims are
+    /// voted before an escrow's deadline, refunds only after the deadline plus ε. Without
+    /// it the network takes none (left out of the JSON, it leaves older contracts' ids as
+    /// they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clock_skew_ms: Option<u64>,
 }
 
 /// The parameters of a proof-of-work network (DESIGN §4).
@@ -271,6 +278,7 @@ mod tests {
             tracker: None,
             genesis: vec![],
             pow: None,
+            max_clock_skew_ms: None,
         };
         let back = NetworkContract::from_json(&contract.to_pretty_json())
             .unwrap_or_else(|e| panic!("{e}"));

@@ -187,6 +187,32 @@ impl AccountId {
 pub struct Signature([u8; 64]);
 hex_bytes!(Signature, 64);
 
+impl Signature {
+    /// The signature field of an order that no key signs (an escrow's claim or refund,
+    /// whose authority is the secret or the clock): 64 zero bytes, and nothing else, so
+    /// that such an order has one encoding.
+    pub const NONE: Signature = Signature([0; 64]);
+}
+
+/// The secret that opens a hash-locked escrow (DESIGN §8): 32 random bytes, whose SHA-256
+/// is the escrow's lock. Whoever shows it claims the escrow for its payee.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EscrowSecret([u8; 32]);
+hex_bytes!(EscrowSecret, 32);
+
+impl EscrowSecret {
+    /// A fresh secret from the operating system's random source.
+    pub fn generate() -> Self {
+        EscrowSecret(rand::random())
+    }
+
+    /// Its hash lock: plain SHA-256 of the 32 bytes, as hash-locked contracts elsewhere
+    /// use, so the same secret can open escrows on other systems too.
+    pub fn hash_lock(&self) -> Digest {
+        sha256(&[&self.0])
+    }
+}
+
 /// A SHA-256 digest (32 bytes, 64 hex digits).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Digest([u8; 32]);

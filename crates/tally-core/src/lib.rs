@@ -32,10 +32,13 @@ pub use contract::{
     Allocation, Committee, ContractError, Mode, NetworkContract, NetworkId, PowParams,
     ValidatorInfo, first_voter,
 };
-pub use crypto::{AccountId, Digest, KeyError, SecretKey, Signature, sha256, sha256d};
+pub use crypto::{
+    AccountId, Digest, EscrowSecret, KeyError, SecretKey, Signature, sha256, sha256d,
+};
 pub use order::{
-    Certificate, CertificateError, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
-    Payment, SignedOrder, Split, SplitError, Transfer, Vote,
+    Certificate, CertificateError, Counterpart, EscrowClaim, EscrowId, EscrowLock, EscrowRefund,
+    EscrowShapeError, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest, Payment,
+    SignedOrder, Split, SplitError, Transfer, Vote,
 };
 pub use seal::{SealError, SessionKey};
 pub use tip::{TipInfo, TxStatus};

@@ -14,6 +14,10 @@ use crate::{
     AccountId, Amount, BatchVerifier, Committee, Digest, NetworkId, SecretKey, Signature, sha256,
 };
 
+mod escrow;
+
+pub use escrow::{Counterpart, EscrowClaim, EscrowId, EscrowLock, EscrowRefund, EscrowShapeError};
+
 /// Domain tag in front of every order's signing bytes.
 pub const ORDER_TAG: &[u8] = b"TALLY-ORDER-V1";
 /// Domain tag in front of every vote's signing bytes.
@@ -25,6 +29,12 @@ pub const KIND_INTRO_KEY: u8 = 1;
 pub const KIND_TRANSFER: u8 = 2;
 /// The kind byte of a [`Split`] order.
 pub const KIND_SPLIT: u8 = 3;
+/// The kind byte of an [`EscrowLock`] order.
+pub const KIND_ESCROW_LOCK: u8 = 4;
+/// The kind byte of an [`EscrowClaim`] order.
+pub const KIND_ESCROW_CLAIM: u8 = 5;
+/// The kind byte of an [`EscrowRefund`] order.
+pub const KIND_ESCROW_REFUND: u8 = 6;
 
 /// The most outputs one [`Split`] pays: enough for any withdrawal a person makes at once
 /// (the wallet uses several orders beyond it), small enough that one order stays cheap to
@@ -130,12 +140,18 @@ impl Split {
     }
 }
 
-/// Something an account signs.
+/// Something validators vote for: signed by an account, or (an escrow's claim or refund)
+/// authorised by a secret or the clock instead.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
     IntroKey(IntroKey),
     Transfer(Transfer),
     Split(Split),
+    /// Boxed: a lock is several times the size of any other order, and every packet and
+    /// certificate would carry that size.
+    EscrowLock(Box<EscrowLock>),
+    EscrowClaim(EscrowClaim),
+    EscrowRefund(EscrowRefund),
 }
 
 /// The slot a validator locks when it votes: at most one vote per slot, ever.
@@ -145,15 +161,29 @@ pub enum LockSlot {
     Sequence(AccountId, u64),
     /// The one introduction of a key.
     Intro(AccountId),
+    /// The one settlement (claim or refund) of an escrow.
+    Escrow(EscrowId),
 }
 
 impl Order {
-    /// The account that must sign this order.
-    pub fn signer(&self) -> AccountId {
+    /// The account that must sign this order; `None` for an escrow's claim or refund,
+    /// which no key signs (their signature field is [`Signature::NONE`]).
+    pub fn signer(&self) -> Option<AccountId> {
         match self {
-            Order::IntroKey(intro) => intro.account,
-            Order::Transfer(transfer) => transfer.sender,
-            Order::Split(split) => split.sender,
+            Order::IntroKey(intro) => Some(intro.account),
+            Order::Transfer(transfer) => Some(transfer.sender),
+            Order::Split(split) => Some(split.sender),
+            Order::EscrowLock(lock) => Some(lock.payer),
+            Order::EscrowClaim(_) | Order::EscrowRefund(_) => None,
+        }
+    }
+
+    /// The account whose sequence slot this order takes, with that sequence: the orders
+    /// that spend from an account (transfers, splits, escrow locks).
+    pub fn spender(&self) -> Option<(AccountId, u64)> {
+        match self.lock_slot() {
+            LockSlot::Sequence(account, sequence) => Some((account, sequence)),
+            LockSlot::Intro(_) | LockSlot::Escrow(_) => None,
         }
     }
 
@@ -163,28 +193,32 @@ impl Order {
             Order::IntroKey(intro) => LockSlot::Intro(intro.account),
             Order::Transfer(t) => LockSlot::Sequence(t.sender, t.sequence),
             Order::Split(split) => LockSlot::Sequence(split.sender, split.sequence),
+            Order::EscrowLock(lock) => LockSlot::Sequence(lock.payer, lock.sequence),
+            Order::EscrowClaim(claim) => LockSlot::Escrow(claim.escrow),
+            Order::EscrowRefund(refund) => LockSlot::Escrow(refund.escrow),
         }
     }
 
     /// The sender's sequence number, for the orders that spend from an account.
     pub fn sequence(&self) -> Option<u64> {
-        match self {
-            Order::IntroKey(_) => None,
-            Order::Transfer(t) => Some(t.sequence),
-            Order::Split(split) => Some(split.sequence),
-        }
+        self.spender().map(|(_, sequence)| sequence)
     }
 
-    /// Who receives what when this order is applied (empty for an introduction, whose
-    /// faucet amount the contract fixes).
+    /// Who receives what straight from this order when it is applied. Empty for an
+    /// introduction (the contract fixes its faucet amount) and for an escrow's orders: a
+    /// lock pays nobody yet, and its claim or refund pays the payee or payer the lock
+    /// named, which only the ledger knows.
     pub fn payments(&self) -> Vec<Payment> {
         match self {
-            Order::IntroKey(_) => Vec::new(),
             Order::Transfer(t) => vec![Payment {
                 recipient: t.recipient,
                 amount: t.amount,
             }],
             Order::Split(split) => split.outputs.clone(),
+            Order::IntroKey(_)
+            | Order::EscrowLock(_)
+            | Order::EscrowClaim(_)
+            | Order::EscrowRefund(_) => Vec::new(),
         }
     }
 
@@ -194,6 +228,9 @@ impl Order {
             Order::IntroKey(_) => KIND_INTRO_KEY,
             Order::Transfer(_) => KIND_TRANSFER,
             Order::Split(_) => KIND_SPLIT,
+            Order::EscrowLock(_) => KIND_ESCROW_LOCK,
+            Order::EscrowClaim(_) => KIND_ESCROW_CLAIM,
+            Order::EscrowRefund(_) => KIND_ESCROW_REFUND,
         }
     }
 
@@ -203,6 +240,9 @@ impl Order {
             Order::IntroKey(_) => "IntroKey",
             Order::Transfer(_) => "Transfer",
             Order::Split(_) => "Split",
+            Order::EscrowLock(_) => "EscrowLock",
+            Order::EscrowClaim(_) => "EscrowClaim",
+            Order::EscrowRefund(_) => "EscrowRefund",
         }
     }
 
@@ -229,7 +269,7 @@ impl Order {
                 out.push(KIND_INTRO_KEY);
                 intro.account.encode_to(&mut out);
             }
-            Order::Transfer(_) | Order::Split(_) => self.encode_to(&mut out),
+            _ => self.encode_to(&mut out),
         }
         out
     }
@@ -244,7 +284,7 @@ impl Order {
     pub fn as_transfer(&self) -> Option<&Transfer> {
         match self {
             Order::Transfer(t) => Some(t),
-            Order::IntroKey(_) | Order::Split(_) => None,
+            _ => None,
         }
     }
 }
@@ -252,6 +292,12 @@ impl Order {
 impl From<Transfer> for Order {
     fn from(transfer: Transfer) -> Self {
         Order::Transfer(transfer)
+    }
+}
+
+impl From<EscrowLock> for Order {
+    fn from(lock: EscrowLock) -> Self {
+        Order::EscrowLock(Box::new(lock))
     }
 }
 
@@ -263,7 +309,8 @@ impl From<IntroKey> for Order {
 
 /// `kind u8 ‖ fields`: kind 1 `account ‖ proof_of_work u64`, kind 2 `sender ‖ recipient ‖
 /// amount u64 ‖ sequence u64`, kind 3 `sender ‖ sequence u64 ‖ count u32 ‖ (recipient ‖
-/// amount u64)*`. The kind byte makes it self-delimiting. The encoding of an `IntroKey`
+/// amount u64)*`, kinds 4–6 the escrow orders (their layouts are with their types). The
+/// kind byte makes it self-delimiting. The encoding of an `IntroKey`
 /// keeps its proof of work (validators must see it to check it before voting), although
 /// its signing bytes leave it out ([`Order::signing_bytes`]).
 impl Encode for Order {
@@ -285,6 +332,9 @@ impl Encode for Order {
                 split.sequence.encode_to(out);
                 encode_seq(&split.outputs, out);
             }
+            Order::EscrowLock(lock) => lock.encode_to(out),
+            Order::EscrowClaim(claim) => claim.encode_to(out),
+            Order::EscrowRefund(refund) => refund.encode_to(out),
         }
     }
 
@@ -293,12 +343,16 @@ impl Encode for Order {
             Order::IntroKey(_) => 32 + 8,
             Order::Transfer(_) => 32 + 32 + 8 + 8,
             Order::Split(split) => 32 + 8 + seq_encoded_len(&split.outputs),
+            Order::EscrowLock(lock) => lock.encoded_len(),
+            Order::EscrowClaim(claim) => claim.encoded_len(),
+            Order::EscrowRefund(refund) => refund.encoded_len(),
         }
     }
 }
 
 impl Decode for Order {
-    const MIN_ENCODED_LEN: usize = 1 + 32 + 8;
+    /// The shortest order: a refund (kind and escrow id).
+    const MIN_ENCODED_LEN: usize = 1 + 32;
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let at = reader.position();
@@ -318,6 +372,9 @@ impl Decode for Order {
                 sequence: reader.u64()?,
                 outputs: reader.seq("split outputs", MAX_SPLIT_OUTPUTS)?,
             })),
+            KIND_ESCROW_LOCK => reader.read::<EscrowLock>().map(Order::from),
+            KIND_ESCROW_CLAIM => reader.read().map(Order::EscrowClaim),
+            KIND_ESCROW_REFUND => reader.read().map(Order::EscrowRefund),
             kind => Err(DecodeError::UnknownKind {
                 what: "order",
                 kind,
@@ -367,20 +424,21 @@ impl SignedOrder {
         SignedOrder { order, signature }
     }
 
-    /// Queues the signer's signature check into `batch`.
-    pub fn queue_check(&self, batch: &mut BatchVerifier, network: &NetworkId) -> usize {
-        batch.push(
-            &self.order.signer(),
-            &self.signature,
-            &self.order.signing_bytes(network),
-        )
+    /// An order no key signs (an escrow's claim or refund), with [`Signature::NONE`].
+    pub fn unsigned(order: Order) -> Self {
+        SignedOrder {
+            order,
+            signature: Signature::NONE,
+        }
     }
 
-    /// Checks the signer's signature alone.
+    /// Checks the signer's signature alone; an order no key signs must carry
+    /// [`Signature::NONE`] and nothing else.
     pub fn verify(&self, network: &NetworkId) -> bool {
-        self.order
-            .signer()
-            .verify(&self.signature, &self.order.signing_bytes(network))
+        match self.order.signer() {
+            Some(signer) => signer.verify(&self.signature, &self.order.signing_bytes(network)),
+            None => self.signature == Signature::NONE,
+        }
     }
 }
 

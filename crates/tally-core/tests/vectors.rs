@@ -7,7 +7,8 @@
 
 use tally_core::pow::check_intro_pow;
 use tally_core::{
-    Amount, Certificate, Decode, Encode, IntroKey, NetworkContract, Order, Payment, SecretKey,
+    Amount, Certificate, Counterpart, Decode, Digest, Encode, EscrowClaim, EscrowLock,
+    EscrowRefund, EscrowSecret, IntroKey, NetworkContract, NetworkId, Order, Payment, SecretKey,
     SignedOrder, Split, Transfer, Vote,
 };
 
@@ -56,6 +57,13 @@ fn vectors() -> Vec<(&'static str, String)> {
         .collect();
     let certificate = Certificate::new(signed.clone(), &network, votes);
     let split = split_order(&alice, &bob);
+    let escrow_lock = SignedOrder::sign(escrow_lock_order(&alice, &bob), &alice, &network);
+    let escrow = escrow_lock.order.digest(&network);
+    let claim = Order::EscrowClaim(EscrowClaim {
+        escrow,
+        secret: escrow_secret(),
+    });
+    let refund = Order::EscrowRefund(EscrowRefund { escrow });
     vec![
         (
             "validator-0 key",
@@ -92,7 +100,48 @@ fn vectors() -> Vec<(&'static str, String)> {
         ("certificate encoding", hex::encode(certificate.to_bytes())),
         ("split encoding", hex::encode(split.to_bytes())),
         ("split digest", split.digest(&network).to_hex()),
+        (
+            "escrow secret hash lock",
+            escrow_secret().hash_lock().to_hex(),
+        ),
+        (
+            "escrow lock encoding",
+            hex::encode(escrow_lock.order.to_bytes()),
+        ),
+        (
+            "escrow lock signing bytes",
+            hex::encode(escrow_lock.order.signing_bytes(&network)),
+        ),
+        ("escrow id", escrow.to_hex()),
+        ("escrow lock signature", escrow_lock.signature.to_hex()),
+        ("escrow claim encoding", hex::encode(claim.to_bytes())),
+        ("escrow claim digest", claim.digest(&network).to_hex()),
+        ("escrow refund encoding", hex::encode(refund.to_bytes())),
+        ("escrow refund digest", refund.digest(&network).to_hex()),
     ]
+}
+
+/// The escrow vectors' secret: 32 × `0x5e`.
+fn escrow_secret() -> EscrowSecret {
+    EscrowSecret::from([0x5e; 32])
+}
+
+/// Alice locks 2 cash for bob under the secret's hash lock, sequence 2, deadline
+/// 1,700,000,060,000 ms, citing network 32 × `0xbb` and quote 32 × `0x9a` (no escrow).
+fn escrow_lock_order(alice: &SecretKey, bob: &SecretKey) -> Order {
+    Order::from(EscrowLock {
+        payer: alice.account(),
+        sequence: 2,
+        payee: bob.account(),
+        amount: Amount::from_microcash(2_000_000),
+        hash_lock: escrow_secret().hash_lock(),
+        deadline: 1_700_000_060_000,
+        counterpart: Some(Counterpart {
+            network: NetworkId(Digest::from([0xbb; 32])),
+            escrow: None,
+            quote: Some(Digest::from([0x9a; 32])),
+        }),
+    })
 }
 
 /// Alice pays bob 1 cash and carol (32 × `0xc0`) 0.5 cash in one split, sequence 1.
@@ -180,6 +229,22 @@ const EXPECTED: &[(&str, &str)] = &[
         "split digest",
         "04bb98fc26c74b7c2174464a1aa5f7d72869e8181b74c9f03b978d0815c2ae0d",
     ),
+    (
+        "escrow lock encoding",
+        "04bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12205a50200000000000000705fbac01f5519899f437bc42e40255ae9ab54bff00de3433af7d687d9e71ad580841e00000000009985b2e4b9b71b28ce59ea5ce77f0b110637b625c6d7f41e982c9510940a20566052e6cf8b01000001bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb00019a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a",
+    ),
+    (
+        "escrow id",
+        "564b78bee228953e32ab8a63e76fdb6fc0afd7de5f753dd663fe6a7fa119c7ba",
+    ),
+    (
+        "escrow claim encoding",
+        "05564b78bee228953e32ab8a63e76fdb6fc0afd7de5f753dd663fe6a7fa119c7ba5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
+    ),
+    (
+        "escrow refund digest",
+        "ec7ec6772dbeb705252e911f4d7b7ade0e727d501d4ddad055a3e19a2546bd1f",
+    ),
 ];
 
 #[test]
@@ -201,6 +266,20 @@ fn the_encodings_decode_back_to_their_values() {
         Vote::from_bytes(&bytes("vote encoding")),
         Ok(certificate.votes[0])
     );
+    let alice = SecretKey::from_bytes([0xa1; 32]);
+    let bob = SecretKey::from_bytes([0xb0; 32]);
+    assert_eq!(
+        Order::from_bytes(&bytes("escrow lock encoding")),
+        Ok(escrow_lock_order(&alice, &bob))
+    );
+    let Ok(Order::EscrowClaim(claim)) = Order::from_bytes(&bytes("escrow claim encoding")) else {
+        panic!("the escrow claim encoding decodes to a claim");
+    };
+    assert_eq!(
+        claim.secret.hash_lock().to_hex(),
+        documented("escrow secret hash lock")
+    );
+    assert_eq!(claim.escrow.to_hex(), documented("escrow id"));
 }
 
 #[test]

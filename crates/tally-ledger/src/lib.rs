@@ -9,7 +9,8 @@
 //! on [`MemoryLedgerStore`].
 //!
 //! Rules:
-//! - one vote per lock slot, ever: (account, sequence) for transfers, the key for `IntroKey`;
+//! - one vote per lock slot, ever: (account, sequence) for transfers, splits and escrow
+//!   locks, the key for `IntroKey`, the escrow for its claim or refund;
 //! - a vote needs the right sequence and enough balance; an intro needs the proof of work
 //!   and a key never introduced;
 //! - a certificate (2f+1 distinct committee votes) is applied once; applying it again is a
@@ -23,7 +24,8 @@ mod store;
 #[cfg(feature = "planted-bugs")]
 pub use state::PlantedBug;
 pub use state::{
-    AccountState, Applied, Changes, LedgerError, LockChange, Snapshot, Validator, VoteLock,
+    AccountState, Applied, Changes, EscrowState, LedgerError, LockChange, MAX_ESCROW_MS,
+    Settlement, Snapshot, Validator, VoteLock,
 };
 pub use store::{
     CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, MemoryLedgerStore, RedbLedgerStore,

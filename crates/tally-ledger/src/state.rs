@@ -1,12 +1,16 @@
 //! The validator state machine.
 
+mod escrow;
+
 use std::collections::{HashMap, HashSet};
 
 use tally_core::pow::check_intro_pow;
 use tally_core::{
-    AccountId, Amount, Certificate, Committee, LockSlot, NetworkContract, NetworkId, Order,
-    OrderDigest, SecretKey, SignedOrder, Split, Transfer, Vote,
+    AccountId, Amount, Certificate, Committee, Digest, EscrowId, EscrowSecret, LockSlot,
+    NetworkContract, NetworkId, Order, OrderDigest, SecretKey, SignedOrder, Split, Transfer, Vote,
 };
+
+pub use escrow::{EscrowState, MAX_ESCROW_MS, Settlement};
 
 /// One account as a validator keeps it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +50,36 @@ pub enum LedgerError {
     Overflow,
     #[error("{0}")]
     BadSplit(#[from] tally_core::SplitError),
+    #[error("{0}")]
+    BadEscrow(#[from] tally_core::EscrowShapeError),
+    #[error("this network takes no escrows (its contract declares no clock skew bound)")]
+    NoEscrows,
+    #[error("the escrow cites network {0}, which this validator does not know")]
+    UnknownCounterpart(NetworkId),
+    #[error(
+        "the escrow's deadline {deadline} is not far enough ahead of this validator's clock ({now} ms) plus the clock skew bound"
+    )]
+    DeadlineTooSoon { deadline: u64, now: u64 },
+    #[error("the escrow's deadline {deadline} is more than 30 days ahead")]
+    DeadlineTooFar { deadline: u64 },
+    #[error("hash lock {0} is already used by an escrow on this network")]
+    HashLockReused(Digest),
+    #[error("no escrow {0} is open here")]
+    UnknownEscrow(EscrowId),
+    #[error("escrow {0} was settled already")]
+    EscrowSettled(EscrowId),
+    #[error("the secret does not open this escrow")]
+    WrongSecret,
+    #[error(
+        "the escrow's deadline {deadline} has passed by this validator's clock ({now} ms): it takes no claim"
+    )]
+    DeadlinePassed { deadline: u64, now: u64 },
+    #[error(
+        "the escrow can be refunded from {from} ms by this validator's clock, not yet ({now} ms)"
+    )]
+    RefundTooEarly { from: u64, now: u64 },
+    #[error("certificate for escrow {0} arrived before the escrow's lock was applied")]
+    MissingEscrow(EscrowId),
 }
 
 /// What an order that spends from an account (a transfer or a split) takes from it.
@@ -102,6 +136,10 @@ pub struct VoteLock {
 }
 
 /// A change to the vote locks.
+// `Set` carries the signed order (with an escrow lock, the largest order) by value: both
+// variants are made once per vote or certificate, and boxing would add an allocation to
+// every vote for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockChange {
     /// A vote was given in this slot.
@@ -119,12 +157,17 @@ pub struct Changes {
     pub locks: Vec<LockChange>,
     /// Certificates appended to the log, with their log positions.
     pub certificates: Vec<(u64, Certificate)>,
+    /// Escrows opened or settled (the store writes their current state).
+    pub escrows: HashSet<EscrowId>,
 }
 
 impl Changes {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.locks.is_empty() && self.certificates.is_empty()
+        self.accounts.is_empty()
+            && self.locks.is_empty()
+            && self.certificates.is_empty()
+            && self.escrows.is_empty()
     }
 }
 
@@ -139,6 +182,8 @@ pub struct Snapshot {
     pub locks: Vec<LockChange>,
     /// Certificates appended to the log, with their log positions.
     pub certificates: Vec<(u64, Certificate)>,
+    /// Every escrow the batch opened or settled, with its state after the batch.
+    pub escrows: Vec<(EscrowId, EscrowState)>,
     /// The supply after the batch.
     pub supply: Amount,
     /// The log length after the batch.
@@ -148,7 +193,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.locks.is_empty() && self.certificates.is_empty()
+        self.accounts.is_empty()
+            && self.locks.is_empty()
+            && self.certificates.is_empty()
+            && self.escrows.is_empty()
     }
 }
 
@@ -167,6 +215,22 @@ pub struct Validator {
     /// orders were kept comes without it.
     held_orders: HashMap<AccountId, SignedOrder>,
     intro_locks: HashMap<AccountId, OrderDigest>,
+    /// Every escrow whose lock was applied here, open or settled.
+    escrows: HashMap<EscrowId, EscrowState>,
+    /// The first escrow locked under each hash lock.
+    hash_locks: HashMap<Digest, EscrowId>,
+    /// The vote held in each open escrow's slot: its digest and the claim or refund voted
+    /// for (a claim carries the secret, published by the vote).
+    escrow_votes: HashMap<EscrowId, (OrderDigest, Option<SignedOrder>)>,
+    /// Secrets known by hash lock: from claims voted for or applied.
+    secrets: HashMap<Digest, EscrowSecret>,
+    /// ε, the contract's bound on validator clock skew; `None`: no escrows.
+    max_clock_skew_ms: Option<u64>,
+    /// Networks whose contracts this validator knows: escrows may cite them.
+    counterparts: HashSet<NetworkId>,
+    /// This validator's clock (milliseconds since the Unix epoch), as its caller last set
+    /// it ([`Self::set_clock`]): escrow deadlines are judged by it.
+    now_ms: u64,
     supply: Amount,
     log_len: u64,
     changes: Changes,
@@ -209,6 +273,13 @@ impl Validator {
             transfer_locks: HashMap::new(),
             held_orders: HashMap::new(),
             intro_locks: HashMap::new(),
+            escrows: HashMap::new(),
+            hash_locks: HashMap::new(),
+            escrow_votes: HashMap::new(),
+            secrets: HashMap::new(),
+            max_clock_skew_ms: contract.max_clock_skew_ms,
+            counterparts: HashSet::new(),
+            now_ms: 0,
             supply: Amount::ZERO,
             log_len: 0,
             changes: Changes::default(),
@@ -265,8 +336,26 @@ impl Validator {
                 LockSlot::Intro(account) => {
                     self.intro_locks.insert(account, digest);
                 }
+                LockSlot::Escrow(id) => self.restore_escrow_vote(id, digest, order),
             }
         }
+    }
+
+    /// Sets this validator's clock (milliseconds since the Unix epoch). The caller sets it
+    /// before each batch: the state machine reads no clock of its own.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// This validator's clock as last set.
+    pub fn clock(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The networks escrows may cite as their counterpart: those whose contracts this
+    /// validator's node knows (it sends them notices).
+    pub fn set_counterparts(&mut self, networks: impl IntoIterator<Item = NetworkId>) {
+        self.counterparts = networks.into_iter().collect();
     }
 
     /// This validator's account key.
@@ -329,6 +418,11 @@ impl Validator {
                 .collect(),
             locks: changes.locks,
             certificates: changes.certificates,
+            escrows: changes
+                .escrows
+                .into_iter()
+                .filter_map(|id| Some((id, self.escrow(&id)?)))
+                .collect(),
             supply: self.supply,
             log_len: self.log_len,
         }
@@ -390,6 +484,9 @@ impl Validator {
                 self.decide_spend(Spend::of_transfer(transfer)?, digest, order)?
             }
             Order::Split(split) => self.decide_spend(Spend::of_split(split)?, digest, order)?,
+            Order::EscrowLock(lock) => self.decide_escrow_lock(lock, digest, order)?,
+            Order::EscrowClaim(claim) => self.decide_escrow_claim(claim, digest, order)?,
+            Order::EscrowRefund(refund) => self.decide_escrow_refund(refund, digest, order)?,
         }
         Ok(digest)
     }
@@ -504,6 +601,10 @@ impl Validator {
             LockSlot::Sequence(sender, sequence) => {
                 self.transfer_locks.get(&sender) == Some(&(sequence, *digest))
             }
+            LockSlot::Escrow(id) => self
+                .escrow_votes
+                .get(&id)
+                .is_some_and(|(voted, _)| voted == digest),
         }
     }
 
@@ -513,6 +614,10 @@ impl Validator {
         match order.lock_slot() {
             LockSlot::Intro(account) => self.account(&account).introduced,
             LockSlot::Sequence(sender, sequence) => sequence < self.account(&sender).next_sequence,
+            LockSlot::Escrow(id) => self
+                .escrows
+                .get(&id)
+                .is_some_and(|e| e.settlement != Settlement::Open),
         }
     }
 
@@ -560,6 +665,11 @@ impl Validator {
                 self.apply_spend(Spend::of_transfer(transfer)?, &certificate.order)?
             }
             Order::Split(split) => self.apply_spend(Spend::of_split(split)?, &certificate.order)?,
+            Order::EscrowLock(lock) => {
+                self.apply_escrow_lock(lock, certificate.checksum, &certificate.order)?
+            }
+            Order::EscrowClaim(claim) => self.apply_settlement(claim.escrow, Some(claim.secret))?,
+            Order::EscrowRefund(refund) => self.apply_settlement(refund.escrow, None)?,
         }
         if again {
             // Only a planted replay gets here: its balances moved, its log did not.

@@ -91,6 +91,7 @@ pub fn create_pow(spec: &PowSpec) -> Result<CreatedPowNetwork, ProvisionError> {
         tracker: Some(spec.tracker.clone()),
         genesis,
         pow: Some(pow),
+        max_clock_skew_ms: None,
     };
     contract.validate()?;
     tally_chain::ChainParams::from_contract(&contract)?;

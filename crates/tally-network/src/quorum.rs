@@ -100,6 +100,7 @@ pub fn create_quorum(
         tracker: spec.tracker.clone(),
         genesis,
         pow: None,
+        max_clock_skew_ms: None,
     };
     contract.validate()?;
     // The tracker admits a key only with its proof of work: find each validator's now, so
@@ -122,6 +123,7 @@ pub fn create_quorum(
             rpc: rpcs[i],
             key_pow: key_proofs.get(i).copied(),
             advertise: None,
+            counterparts: Vec::new(),
         };
         write_file(
             &dir.join(NodeFiles::CONFIG),

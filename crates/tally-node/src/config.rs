@@ -26,6 +26,10 @@ pub struct NodeFiles {
     /// The address to register with the tracker, when it is not where the node listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<SocketAddr>,
+    /// Contracts of other networks that escrows here may cite as their counterpart (the
+    /// validator sends their validators the secret a claim here reveals: DESIGN §8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counterparts: Vec<PathBuf>,
 }
 
 impl NodeFiles {
@@ -61,6 +65,8 @@ pub struct NodeConfig {
     pub cache_bytes: usize,
     /// Registration with the contract's tracker; `None` relies on the contract's addresses.
     pub tracker: Option<TrackerSettings>,
+    /// Networks escrows here may cite (see [`NodeFiles::counterparts`]).
+    pub counterparts: Vec<NetworkContract>,
 }
 
 /// Why a validator folder cannot be loaded.
@@ -97,6 +103,7 @@ impl NodeConfig {
             sync_interval: Duration::from_secs(1),
             cache_bytes: 32 * 1024 * 1024,
             tracker: None,
+            counterparts: Vec::new(),
         }
     }
 
@@ -148,9 +155,21 @@ impl NodeConfig {
             }
             (None, _) => None,
         };
+        let mut counterparts = Vec::with_capacity(files.counterparts.len());
+        for path in &files.counterparts {
+            let path = dir.join(path);
+            let counterpart = NetworkContract::from_json(&read(path.clone())?).map_err(|e| {
+                ConfigError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            counterparts.push(counterpart);
+        }
         let mut config = NodeConfig::new(contract, key, files.listen, dir.to_path_buf());
         config.rpc = Some(files.rpc);
         config.tracker = tracker;
+        config.counterparts = counterparts;
         Ok(config)
     }
 }

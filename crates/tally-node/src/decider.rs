@@ -17,11 +17,11 @@ use rayon::prelude::*;
 use tally_core::{
     AccountId, BatchVerifier, Certificate, OrderDigest, Signature, SignedOrder, Vote,
 };
-use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
+use tally_ledger::{LedgerError, LedgerStore, Settlement, Snapshot, Validator};
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
-    CertQuery, CertificatesPage, EndAck, ErrorCode, HeldOrder, HeldOrderRequest, Hello,
-    LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
+    CertQuery, CertificatesPage, EndAck, ErrorCode, EscrowQuery, EscrowStanding, EscrowView,
+    HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };
 
 /// Where a decider's signature verdicts come from instead of its own batched check
@@ -229,9 +229,16 @@ impl Decider {
         &self.validator
     }
 
-    /// Checks, decides and signs one batch. The returned answers must wait for the commit
-    /// of its snapshot; the immediate ones (one per request, `None` for most) may go now.
-    pub fn process(&mut self, batch: Vec<Request>) -> (DecidedBatch, Vec<Option<Immediate>>) {
+    /// Checks, decides and signs one batch at `now_ms` by this validator's clock
+    /// (milliseconds since the Unix epoch: escrow deadlines are judged by it). The returned
+    /// answers must wait for the commit of its snapshot; the immediate ones (one per
+    /// request, `None` for most) may go now.
+    pub fn process(
+        &mut self,
+        batch: Vec<Request>,
+        now_ms: u64,
+    ) -> (DecidedBatch, Vec<Option<Immediate>>) {
+        self.validator.set_clock(now_ms);
         let checks = self.check_signatures(&batch);
         self.decide_batch(batch, checks)
     }
@@ -241,8 +248,10 @@ impl Decider {
     pub fn process_judged_by(
         &mut self,
         batch: Vec<Request>,
+        now_ms: u64,
         oracle: &mut dyn SignatureOracle,
     ) -> (DecidedBatch, Vec<Option<Immediate>>) {
+        self.validator.set_clock(now_ms);
         let checks = Checks::Oracle {
             oracle,
             verdicts: Vec::new(),
@@ -350,6 +359,7 @@ impl Decider {
             Packet::Hello(hello) => Decision::Read(self.hello(&hello)),
             Packet::ReqLedger(request) => Decision::Read(self.ledger(&request)),
             Packet::ReqHeldOrder(request) => Decision::Read(self.held_order(&request)),
+            Packet::ReqEscrow(query) => Decision::Read(self.escrow(&query)),
             other => Decision::Answer(Packet::error(
                 ErrorCode::Malformed,
                 format!("{} is not a request a validator answers", other.name()),
@@ -457,6 +467,27 @@ impl Decider {
         })
     }
 
+    fn escrow(&self, query: &EscrowQuery) -> Packet {
+        let validator = &self.validator;
+        let (id, hash_lock) = match query {
+            EscrowQuery::Id(id) => (Some(*id), validator.escrow(id).map(|e| e.lock.hash_lock)),
+            EscrowQuery::HashLock(hash) => (validator.escrow_by_hash_lock(hash), Some(*hash)),
+        };
+        let escrow = id.and_then(|id| validator.escrow(&id));
+        Packet::RespEscrow(Box::new(EscrowView {
+            escrow: escrow.and(id),
+            lock: escrow.map(|e| e.lock),
+            standing: escrow.map(|e| match e.settlement {
+                Settlement::Open => EscrowStanding::Open,
+                Settlement::Claimed(_) => EscrowStanding::Claimed,
+                Settlement::Refunded => EscrowStanding::Refunded,
+            }),
+            secret: hash_lock.and_then(|hash| validator.secret_for(&hash)),
+            held: id.and_then(|id| validator.held_settlement(&id).cloned()),
+            clock_ms: validator.clock(),
+        }))
+    }
+
     fn ledger(&self, request: &LedgerRequest) -> Packet {
         let entry = |account: &AccountId, state: tally_ledger::AccountState| LedgerEntry {
             balance: state.balance,
@@ -526,12 +557,18 @@ fn plan_checks(validator: &Validator, jobs: &[Request], mut checks: Checks<'_>) 
     for job in jobs {
         let entry = match job {
             Request::Packet(Packet::ReqPay(order) | Packet::ReqIntroKey(order)) => {
-                let i = checks.push(
-                    &order.order.signer(),
-                    &order.signature,
-                    &order.order.signing_bytes(&network),
-                );
-                (Checked::Order(true), i..i + 1)
+                match order.order.signer() {
+                    Some(signer) => {
+                        let i = checks.push(
+                            &signer,
+                            &order.signature,
+                            &order.order.signing_bytes(&network),
+                        );
+                        (Checked::Order(true), i..i + 1)
+                    }
+                    // An escrow's claim or refund: no key signs it, and it must say so.
+                    None => (Checked::Order(order.verify(&network)), 0..0),
+                }
             }
             Request::Packet(Packet::ReqPayEnd(cert) | Packet::ReqIntroKeyEnd(cert)) => {
                 plan_certificate(validator, cert, &mut checks, &me)
@@ -555,6 +592,7 @@ fn plan_checks(validator: &Validator, jobs: &[Request], mut checks: Checks<'_>) 
                 .get(range.clone())
                 .is_some_and(|r| r.iter().all(|ok| *ok));
             match checked {
+                Checked::Order(ok) if range.is_empty() => Checked::Order(ok),
                 Checked::Order(_) => Checked::Order(all_ok),
                 Checked::Certificate(Ok(_)) => Checked::Certificate(Ok(all_ok || range.is_empty())),
                 Checked::Nothing if !range.is_empty() => Checked::Certificate(Ok(all_ok)),
@@ -633,6 +671,20 @@ pub fn refusal_code(error: &LedgerError) -> ErrorCode {
         | LedgerError::SelfTransfer
         | LedgerError::Overflow
         | LedgerError::BadSplit(_) => ErrorCode::BadAmount,
+        LedgerError::BadEscrow(_)
+        | LedgerError::NoEscrows
+        | LedgerError::UnknownCounterpart(_)
+        | LedgerError::DeadlineTooSoon { .. }
+        | LedgerError::DeadlineTooFar { .. }
+        | LedgerError::HashLockReused(_) => ErrorCode::BadEscrow,
+        LedgerError::UnknownEscrow(_) | LedgerError::EscrowSettled(_) => ErrorCode::EscrowClosed,
+        // The escrow's lock certificate must be applied first, as an account's earlier
+        // orders must: the sender hands it over and sends this one again.
+        LedgerError::MissingEscrow(_) => ErrorCode::MissingPredecessor,
+        LedgerError::WrongSecret => ErrorCode::WrongSecret,
+        LedgerError::DeadlinePassed { .. } | LedgerError::RefundTooEarly { .. } => {
+            ErrorCode::Deadline
+        }
     }
 }
 

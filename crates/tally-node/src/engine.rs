@@ -297,7 +297,7 @@ impl Engine {
         if requests.iter().any(Request::reads_the_disk) {
             Self::flush(commits);
         }
-        let (batch, immediate) = self.decider.process(requests);
+        let (batch, immediate) = self.decider.process(requests, unix_ms());
         for (answer, reply) in immediate.into_iter().zip(replies.iter_mut()) {
             match (answer, std::mem::replace(reply, Reply::Done)) {
                 (Some(Immediate::Status(status)), Reply::Status(sender)) => {
@@ -371,4 +371,14 @@ fn answer(decided: Decided, committed: bool) {
             _ => {}
         }
     }
+}
+
+/// The machine's clock in milliseconds since the Unix epoch: the validator's clock, by
+/// which escrow deadlines are judged (the contract's ε bounds how far it may be off).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }

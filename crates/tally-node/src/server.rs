@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
-use tally_core::ContractError;
+use tally_core::{ContractError, NetworkContract};
 use tally_ledger::{LedgerStore, RedbLedgerStore, StoreError, Validator};
 use tally_proto::connection::codec;
 use tally_proto::{CertQuery, ErrorCode, Packet};
@@ -109,6 +109,7 @@ impl Node {
             tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
                 let store = RedbLedgerStore::open(&path, config.cache_bytes)?;
                 let mut validator = Validator::new(config.key.clone(), &config.contract)?;
+                validator.set_counterparts(config.counterparts.iter().map(NetworkContract::id));
                 store.load(&mut validator, &config.contract)?;
                 Ok((validator, store, config))
             })

@@ -210,6 +210,7 @@ impl Net {
                 })
                 .collect(),
             pow: None,
+            max_clock_skew_ms: None,
         };
         let id = contract.id();
         Net {

@@ -25,6 +25,7 @@ pub mod tracker;
 #[cfg(feature = "framing")]
 pub use connection::{Connection, ConnectionError, Limits, encode_frame};
 pub use quorum::{
-    CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, HeldOrder, HeldOrderRequest, Hello,
-    LedgerEntry, LedgerRequest, LedgerView, NextSlot, Packet, VoteReply,
+    CertQuery, CertificatesPage, EndAck, ErrorCode, ErrorReply, EscrowQuery, EscrowStanding,
+    EscrowView, HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView,
+    NextSlot, Packet, VoteReply,
 };

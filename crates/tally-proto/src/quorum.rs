@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tally_core::order::vote_map;
 use tally_core::{
-    AccountId, Amount, Certificate, Digest, NetworkId, OrderDigest, SecretKey, Signature,
-    SignedOrder, Vote, sha256,
+    AccountId, Amount, Certificate, Digest, EscrowId, EscrowLock, EscrowSecret, NetworkId,
+    OrderDigest, SecretKey, Signature, SignedOrder, Vote, sha256,
 };
 
 /// Domain tag in front of a validator's signed ledger view.
@@ -61,6 +61,13 @@ pub enum Packet {
     /// The order voted for in that slot, if the validator holds a vote there.
     #[serde(rename = "RESP_HELD_ORDER")]
     RespHeldOrder(HeldOrder),
+    /// Ask how an escrow stands, by its id or by its hash lock (was the secret revealed?).
+    #[serde(rename = "REQ_ESCROW")]
+    ReqEscrow(EscrowQuery),
+    /// How the escrow stands at this validator, the secret if a claim showed it, and the
+    /// validator's clock.
+    #[serde(rename = "RESP_ESCROW")]
+    RespEscrow(Box<EscrowView>),
     /// The request could not be served; nothing changed.
     #[serde(rename = "ERROR")]
     Error(ErrorReply),
@@ -85,6 +92,8 @@ impl Packet {
             Packet::RespCerts(_) => "RESP_CERTS",
             Packet::ReqHeldOrder(_) => "REQ_HELD_ORDER",
             Packet::RespHeldOrder(_) => "RESP_HELD_ORDER",
+            Packet::ReqEscrow(_) => "REQ_ESCROW",
+            Packet::RespEscrow(_) => "RESP_ESCROW",
             Packet::Error(_) => "ERROR",
         }
     }
@@ -340,6 +349,56 @@ pub struct HeldOrder {
     pub order: Option<SignedOrder>,
 }
 
+/// `REQ_ESCROW`: an escrow by its id, or by its hash lock (a resuming wallet or maker asks
+/// first whether the secret was revealed, then whether the deadline passed: DESIGN §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum EscrowQuery {
+    #[serde(rename = "Escrow")]
+    Id(EscrowId),
+    #[serde(rename = "Hashlock")]
+    HashLock(Digest),
+}
+
+/// How an escrow stands at one validator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscrowStanding {
+    /// Locked, neither claimed nor refunded here.
+    Open,
+    /// A claim certificate was applied here.
+    Claimed,
+    /// A refund certificate was applied here.
+    Refunded,
+}
+
+/// `RESP_ESCROW`: what one validator knows of an escrow. Not signed by the validator: the
+/// lock is checked against its id, the secret against the hash lock, and a certificate,
+/// not this answer, is what proves a settlement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowView {
+    /// The escrow's id, when the validator has applied its lock.
+    #[serde(rename = "Escrow", default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowId>,
+    /// The lock order, when applied here.
+    #[serde(rename = "Lock", default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<EscrowLock>,
+    /// How it stands, when its lock is applied here.
+    #[serde(rename = "State", default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<EscrowStanding>,
+    /// The secret behind the hash lock, as soon as this validator voted a claim showing it.
+    #[serde(rename = "Secret", default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<EscrowSecret>,
+    /// The claim or refund this validator holds its vote for, while not settled here.
+    #[serde(rename = "Held", default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<SignedOrder>,
+    /// The validator's clock (ms since the Unix epoch) when it answered: deadlines are
+    /// judged by it.
+    #[serde(rename = "Clock")]
+    pub clock_ms: u64,
+}
+
 /// `RESP_PAY` / `RESP_INTRO_KEY`: one validator's vote, in the seed's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -448,6 +507,16 @@ pub enum ErrorCode {
     /// The amount is zero, the arithmetic would overflow, an account pays itself, or a
     /// split's outputs are malformed (`Reason` says which).
     BadAmount,
+    /// An escrow lock this network does not take: no escrows here, an unknown counterpart
+    /// network, a deadline too soon or too far, a hash lock already used (`Reason` says).
+    BadEscrow,
+    /// No such escrow is open here (unknown, or settled already).
+    EscrowClosed,
+    /// The secret does not open the escrow.
+    WrongSecret,
+    /// A claim after the deadline, or a refund before the deadline plus the skew bound,
+    /// by this validator's clock.
+    Deadline,
     /// The validator is overloaded or shutting down; try again.
     Busy,
     /// The validator's storage failed; nothing was acknowledged.

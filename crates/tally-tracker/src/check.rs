@@ -191,6 +191,7 @@ mod tests {
             tracker: None,
             genesis: vec![],
             pow: None,
+            max_clock_skew_ms: None,
         }
     }
 

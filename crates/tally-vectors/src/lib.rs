@@ -40,6 +40,7 @@ pub fn vector_contract() -> NetworkContract {
         tracker: None,
         genesis: vec![],
         pow: None,
+        max_clock_skew_ms: None,
     }
 }
 

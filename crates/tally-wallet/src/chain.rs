@@ -307,7 +307,7 @@ pub fn lost_receipts(
 ) -> Vec<ChainReceipt> {
     let mut lost: Vec<(u64, ChainReceipt)> = receipts
         .into_iter()
-        .filter(|r| r.order.order.signer() == *account)
+        .filter(|r| r.order.order.signer() == Some(*account))
         .filter_map(|r| {
             r.order
                 .order
@@ -394,7 +394,7 @@ async fn settle(
         order: tx.to_signed_order(),
     };
     let path = wallet.save_chain_receipt(&receipt)?;
-    wallet.clear_pending(&tx.signer())?;
+    wallet.clear_pending_of(&tx.order)?;
     Ok((receipt, path))
 }
 
@@ -730,7 +730,7 @@ mod tests {
         assert_eq!(sequences, vec![Some(3), Some(4)]);
         assert!(
             lost.iter()
-                .all(|r| r.order.order.signer() == mine.account())
+                .all(|r| r.order.order.signer() == Some(mine.account()))
         );
         // A chain that holds every receipted transfer lost none.
         assert!(lost_receipts(receipts, &mine.account(), 5).is_empty());

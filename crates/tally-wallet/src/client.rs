@@ -223,8 +223,12 @@ impl QuorumClient {
 
     /// The validator that votes first on `order` (see [`Self::certify`]): fixed by the
     /// signer, so every copy of one key asks the same one first.
-    pub fn first_voter(&self, order: &Order) -> usize {
-        tally_core::first_voter(&order.signer(), self.contract.validators.len())
+    /// `None` for an order no key signs (an escrow's claim or refund): no copy of a wallet
+    /// can sign a second one, so it goes to everyone at once.
+    pub fn first_voter(&self, order: &Order) -> Option<usize> {
+        order
+            .signer()
+            .map(|signer| tally_core::first_voter(&signer, self.contract.validators.len()))
     }
 
     /// Gathers votes for `order` and assembles its certificate. The signer's first voter
@@ -256,6 +260,8 @@ impl QuorumClient {
     ) -> Result<Certificate, ClientError> {
         let digest = order.order.digest(&self.network);
         let first = self.first_voter(&order.order);
+        let first_alone = first_alone && first.is_some();
+        let first = first.unwrap_or(0);
         let mut answers = Vec::with_capacity(self.contract.validators.len());
         if first_alone {
             match self.vote_from(first, order).await {
@@ -320,7 +326,7 @@ impl QuorumClient {
     async fn vote_from(&self, i: usize, order: &SignedOrder) -> Result<Vote, ClientError> {
         let request = match order.order {
             Order::IntroKey(_) => Packet::ReqIntroKey(order.clone()),
-            Order::Transfer(_) | Order::Split(_) => Packet::ReqPay(order.clone()),
+            _ => Packet::ReqPay(order.clone()),
         };
         let digest = order.order.digest(&self.network);
         for attempt in 0..2 {
@@ -346,6 +352,9 @@ impl QuorumClient {
                             ErrorCode::Sequence
                                 | ErrorCode::InsufficientFunds
                                 | ErrorCode::MissingPredecessor
+                                // An escrow's claim or refund where its lock is not
+                                // applied yet.
+                                | ErrorCode::EscrowClosed
                         ) =>
                 {
                     if !self.catch_up(i, &order.order).await {
@@ -363,7 +372,7 @@ impl QuorumClient {
     pub async fn push(&self, i: usize, certificate: &Certificate) -> Result<EndAck, ClientError> {
         let packet = match certificate.order {
             Order::IntroKey(_) => Packet::ReqIntroKeyEnd(certificate.clone()),
-            Order::Transfer(_) | Order::Split(_) => Packet::ReqPayEnd(certificate.clone()),
+            _ => Packet::ReqPayEnd(certificate.clone()),
         };
         match self.call(i, &packet).await? {
             Packet::RespPayEnd(ack) | Packet::RespIntroKeyEnd(ack)

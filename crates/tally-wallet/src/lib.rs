@@ -14,6 +14,7 @@
 pub mod chain;
 pub mod client;
 pub mod coins;
+pub mod escrow;
 pub mod fs;
 pub mod live;
 pub mod miner;

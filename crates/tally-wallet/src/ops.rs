@@ -107,14 +107,14 @@ pub(crate) async fn certify_and_submit(
                 }
             ) {
                 // No validator holds a vote for it: nothing to finish later.
-                wallet.clear_pending(&order.order.signer())?;
+                wallet.clear_pending_of(&order.order)?;
             }
             return Err(error.into());
         }
     };
     let path = wallet.save_receipt(&certificate)?;
     let acknowledged = submit_counted(client, &certificate).await;
-    wallet.clear_pending(&order.order.signer())?;
+    wallet.clear_pending_of(&order.order)?;
     Ok((certificate, acknowledged, path))
 }
 
@@ -207,7 +207,7 @@ async fn settled_elsewhere(
     client: &QuorumClient,
     order: &SignedOrder,
 ) -> Result<Option<Settled>, OpError> {
-    let (account, Some(sequence)) = (order.order.signer(), order.order.sequence()) else {
+    let Some((account, sequence)) = order.order.spender() else {
         return Ok(None);
     };
     if !client
@@ -370,6 +370,28 @@ pub async fn pay(
         return Err(OpError::Refused("an account cannot pay itself".into()));
     }
     let account = key.account();
+    spend(wallet, client, key, |sequence| {
+        Order::Transfer(Transfer {
+            sender: account,
+            recipient,
+            amount,
+            sequence,
+        })
+    })
+    .await
+}
+
+/// Signs and certifies the order `make` builds for `key`'s next sequence slot (a transfer,
+/// an escrow lock): journaled first, never beside a vote another copy of the key holds in
+/// that slot (that order is finished first), retried on a fresh slot when another order
+/// settled the one it was signed for.
+pub(crate) async fn spend(
+    wallet: &Wallet,
+    client: &QuorumClient,
+    key: &SecretKey,
+    make: impl Fn(u64) -> Order,
+) -> Result<Receipt, OpError> {
+    let account = key.account();
     // One process at a time signs for this account (two could each sign for one slot).
     let _held = wallet.lock_key(&account).await?;
     let mut finished_pending = None;
@@ -389,16 +411,7 @@ pub async fn pay(
             }
             Err(error) => return Err(explain_split(client, account, error).await),
         };
-        let order = SignedOrder::sign(
-            Order::Transfer(Transfer {
-                sender: account,
-                recipient,
-                amount,
-                sequence,
-            }),
-            key,
-            client.network(),
-        );
+        let order = SignedOrder::sign(make(sequence), key, client.network());
         wallet.set_pending(&order)?;
         match certify_and_submit(wallet, client, &order, Asking::FirstVoterFirst).await {
             Ok((certificate, acknowledged, path)) => {

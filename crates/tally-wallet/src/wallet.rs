@@ -37,6 +37,8 @@ pub enum WalletError {
         "another process using this wallet has held {what} for {waited:?}; try again when it is done"
     )]
     Busy { what: String, waited: Duration },
+    #[error("a {0} order is signed by no key, so it has no account to be journaled under")]
+    Unsigned(&'static str),
 }
 
 /// How long [`Wallet::lock_key`] waits for another process to let go of a key.
@@ -326,6 +328,47 @@ impl Wallet {
         self.save_keys()
     }
 
+    /// Keeps an escrow secret this wallet drew (durable before it returns), under its hash
+    /// lock: before any lock using it is signed.
+    pub fn keep_secret(&self, secret: &tally_core::EscrowSecret) -> Result<(), WalletError> {
+        let path = self.secret_path(&secret.hash_lock());
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        self.write(&path, secret.to_hex().as_bytes())
+    }
+
+    /// The secret behind `hash_lock`, if this wallet drew it.
+    pub fn secret(
+        &self,
+        hash_lock: &tally_core::Digest,
+    ) -> Result<Option<tally_core::EscrowSecret>, WalletError> {
+        let path = self.secret_path(hash_lock);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(WalletError::Io { path, source: e }),
+        };
+        let secret: tally_core::EscrowSecret =
+            text.trim()
+                .parse()
+                .map_err(|e: tally_core::KeyError| WalletError::Corrupt {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        if secret.hash_lock() != *hash_lock {
+            return Err(WalletError::Corrupt {
+                path,
+                message: "the secret does not match its hash lock".into(),
+            });
+        }
+        Ok(Some(secret))
+    }
+
+    fn secret_path(&self, hash_lock: &tally_core::Digest) -> PathBuf {
+        self.dir.join("secrets").join(format!("{hash_lock}"))
+    }
+
     /// Keeps a certificate as a receipt; returns its path.
     pub fn save_receipt(&self, certificate: &Certificate) -> Result<PathBuf, WalletError> {
         let path = self
@@ -435,7 +478,8 @@ impl Wallet {
         let first = journal
             .orders
             .first()
-            .map(|order| order.order.signer().to_string())
+            .and_then(|order| order.order.signer())
+            .map(|signer| signer.to_string())
             .unwrap_or_default();
         let path = self
             .dir
@@ -487,7 +531,11 @@ impl Wallet {
     /// Journals the order `account` is about to send, before any validator sees it: after
     /// a crash the wallet finishes this order instead of signing a conflicting one.
     pub fn set_pending(&self, order: &SignedOrder) -> Result<(), WalletError> {
-        self.write_json(&self.pending_path(&order.order.signer()), order, true)
+        let signer = order
+            .order
+            .signer()
+            .ok_or(WalletError::Unsigned(order.order.kind_name()))?;
+        self.write_json(&self.pending_path(&signer), order, true)
     }
 
     /// The order `account` has in flight, if any: its own journal entry, or its entry in
@@ -500,7 +548,7 @@ impl Wallet {
             if let Some(order) = journal
                 .orders
                 .into_iter()
-                .find(|order| order.order.signer() == *account)
+                .find(|order| order.order.signer() == Some(*account))
             {
                 return Ok(Some(order));
             }
@@ -509,6 +557,16 @@ impl Wallet {
     }
 
     /// Forgets the in-flight order of `account` (its certificate is in `receipts/`).
+    /// Clears the journal entry of `order`'s signer (nothing for an order no key signs,
+    /// which is never journaled).
+    pub fn clear_pending_of(&self, order: &tally_core::Order) -> Result<(), WalletError> {
+        match order.signer() {
+            Some(signer) => self.clear_pending(&signer),
+            None => Ok(()),
+        }
+    }
+
+    /// Clears `account`'s journal entry.
     pub fn clear_pending(&self, account: &AccountId) -> Result<(), WalletError> {
         let path = self.pending_path(account);
         if let Some(batch) = &self.batch {

@@ -43,6 +43,7 @@ fn contract(funded: AccountId) -> NetworkContract {
             max_block_transactions: 1000,
             max_block_bytes: 200_000,
         }),
+        max_clock_skew_ms: None,
     }
 }
 
@@ -244,7 +245,7 @@ async fn a_journaled_transfer_is_finished_first_and_pushed_again_if_it_was_lost(
     .unwrap();
     let finished = sent.finished.unwrap();
     assert_eq!(finished.id, lost.id());
-    assert_eq!(sent.receipt.order.order.signer(), s.alice.account());
+    assert_eq!(sent.receipt.order.order.signer(), Some(s.alice.account()));
     assert!(matches!(
         sent.receipt.order.order,
         tally_core::Order::Transfer(Transfer { sequence: 1, .. })

@@ -80,7 +80,7 @@ async fn a_batched_order_whose_first_voter_holds_another_is_shown_to_no_one_else
     // Two holders of the coin each sign a pown for its slot 0; B reaches the first voter.
     let (a, b) = (pown_order(&net, raced), pown_order(&net, raced));
     assert_ne!(a.order, b.order);
-    assert_eq!(client.first_voter(&a.order), first);
+    assert_eq!(client.first_voter(&a.order), Some(first));
     assert!(matches!(net.pay_at(first, &b).await, Packet::RespPay(_)));
 
     // The other holder's batch: A for the raced coin, and a pown of an uncontested coin.

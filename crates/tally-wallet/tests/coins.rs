@@ -418,7 +418,7 @@ async fn many_coins_are_powned_in_one_pipelined_batch_and_a_contested_one_is_lef
         let (new, certificate) = result.as_ref().unwrap();
         assert_eq!(new.folder, CoinFolder::Bank);
         assert_eq!(new.denomination, old.denomination);
-        assert_eq!(certificate.order.signer(), old.account);
+        assert_eq!(certificate.order.signer(), Some(old.account));
         assert_eq!(net.balance(&old.account).await, 0);
         assert_eq!(
             net.balance(&new.account).await,
@@ -454,7 +454,7 @@ async fn a_large_batch_of_powns_moves_every_coin_exactly_once() {
     let mut fresh = std::collections::HashSet::new();
     for (old, result) in bank.iter().zip(&results) {
         let (new, certificate) = result.as_ref().unwrap();
-        assert_eq!(certificate.order.signer(), old.account);
+        assert_eq!(certificate.order.signer(), Some(old.account));
         assert_eq!(new.folder, CoinFolder::Bank);
         assert!(
             fresh.insert(new.account),

@@ -64,6 +64,7 @@ fn quorum_contract(
             amount: cash("100"),
         }],
         pow: None,
+        max_clock_skew_ms: None,
     }
 }
 
@@ -517,6 +518,7 @@ async fn restore_asks_the_miners_on_a_proof_of_work_network() {
             max_block_transactions: 1000,
             max_block_bytes: 200_000,
         }),
+        max_clock_skew_ms: None,
     };
     let mut config = MinerConfig::new(
         contract.clone(),

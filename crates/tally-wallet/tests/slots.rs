@@ -233,7 +233,7 @@ async fn a_journaled_order_that_lost_its_slot_gives_way_while_the_first_voter_is
 
     // A short timeout: the first voter is not waited on for long.
     let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(1)).unwrap();
-    assert_eq!(client.first_voter(&ours.order), first);
+    assert_eq!(client.first_voter(&ours.order), Some(first));
     let receipt = match ops::pay(&wallet, &client, &net.payer, paid_to.account(), cash(2)).await {
         Ok(receipt) => receipt,
         Err(error) => panic!("the payment gave up on the slot: {error}"),

@@ -56,6 +56,7 @@ pub(crate) fn write_network(
             })
             .collect(),
         pow: None,
+        max_clock_skew_ms: None,
     };
     contract.validate().context("the bench's contract")?;
     let path = dir.join("contract.json");
@@ -71,6 +72,7 @@ pub(crate) fn write_network(
             rpc: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
             key_pow: None,
             advertise: None,
+            counterparts: Vec::new(),
         };
         let config = serde_json::to_string_pretty(&files).context("encoding node.json")?;
         std::fs::write(folder.join(NodeFiles::CONFIG), config)

@@ -58,5 +58,6 @@ pub(super) fn bench_contract() -> NetworkContract {
         tracker: None,
         genesis: vec![],
         pow: None,
+        max_clock_skew_ms: None,
     }
 }

@@ -169,11 +169,11 @@ impl<S: ChainStore> Chain<S> {
         self.main.extend(branch.iter().copied());
         for tx in &returned {
             self.mempool.insert_returned(tx.clone());
-            touched.insert(tx.signer());
+            touched.extend(tx.signer());
         }
         self.recent.truncate_above(fork_height);
         for (_, height, txs) in &connected {
-            touched.extend(txs.iter().map(Transaction::signer));
+            touched.extend(txs.iter().filter_map(Transaction::signer));
             self.recent.push(*height, txs);
         }
         for account in &touched {

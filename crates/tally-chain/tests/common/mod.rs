@@ -70,6 +70,7 @@ pub fn contract_with(bits: u32, window: u64, max_tx: u32) -> NetworkContract {
             max_block_transactions: max_tx,
             max_block_bytes: 100_000,
         }),
+        max_clock_skew_ms: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn fixture() -> (Vec<SecretKey>, Committee, NetworkId) {
         tracker: None,
         genesis: vec![],
         pow: None,
+        max_clock_skew_ms: None,
     };
     let committee = Committee::new(&validators).unwrap_or_else(|e| panic!("{e}"));
     (keys, committee, contract.id())

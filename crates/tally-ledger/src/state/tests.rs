@@ -32,6 +32,7 @@ fn network(validators: usize, genesis: &[(AccountId, u64)]) -> (NetworkContract,
             })
             .collect(),
         pow: None,
+        max_clock_skew_ms: None,
     };
     (contract, keys)
 }
@@ -636,3 +637,5 @@ proptest! {
         prop_assert!(certified <= 1, "{} certificates for one slot", certified);
     }
 }
+
+mod escrow;

@@ -1,8 +1,8 @@
 //! What the validator needs from its storage, whatever keeps it.
 
-use tally_core::{AccountId, Certificate, LockSlot, NetworkContract};
+use tally_core::{AccountId, Certificate, EscrowId, LockSlot, NetworkContract, Order};
 
-use crate::state::{AccountState, Changes, Snapshot, Validator};
+use crate::state::{AccountState, Changes, EscrowState, Settlement, Snapshot, Validator};
 
 /// Certificates with their log positions, and where the next page starts if there is more.
 pub type CertificatePage = (Vec<(u64, Certificate)>, Option<u64>);
@@ -22,8 +22,8 @@ pub enum StoreError {
     Injected(&'static str),
 }
 
-/// The validator's durable state: accounts, vote locks, the certificate log and its
-/// indexes, and the peer sync cursors.
+/// The validator's durable state: accounts, escrows, vote locks, the certificate log and
+/// its indexes, and the peer sync cursors.
 ///
 /// The engine is the only writer: it loads the ledger once at start, then commits one
 /// [`Snapshot`] per batch and releases the batch's answers only after that commit returned,
@@ -33,8 +33,8 @@ pub enum StoreError {
 ///   whole batch survives a crash; when it returns `Err` (or the process dies inside it),
 ///   none of it is visible, now or after a restart;
 /// - **a restart recovers exactly what was committed**: [`Self::load`] on a reopened store
-///   gives a validator the accounts, supply, log length and open vote locks of the last
-///   committed batch, and no more;
+///   gives a validator the accounts, escrows, supply, log length and open vote locks of the
+///   last committed batch, and no more;
 /// - **reads see the last committed batch**, never a half of one.
 ///
 /// The same conformance tests run against every implementation (`store::conformance`).
@@ -64,6 +64,13 @@ pub trait LedgerStore: Send + Sync {
         changes: &Changes,
         cursors: &[(AccountId, u64)],
     ) -> Result<(), StoreError> {
+        let mut escrows: Vec<(EscrowId, EscrowState)> = changes
+            .escrows
+            .iter()
+            .filter_map(|id| Some((*id, validator.escrow(id)?)))
+            .collect();
+        // In id order, so that a batch is always written the same way.
+        escrows.sort_unstable_by_key(|(id, _)| *id);
         let snapshot = Snapshot {
             accounts: changes
                 .accounts
@@ -72,6 +79,7 @@ pub trait LedgerStore: Send + Sync {
                 .collect(),
             locks: changes.locks.clone(),
             certificates: changes.certificates.clone(),
+            escrows,
             supply: validator.supply(),
             log_len: validator.log_len(),
         };
@@ -134,5 +142,40 @@ pub(super) fn lock_is_live(validator: &Validator, slot: &LockSlot) -> bool {
             *sequence >= validator.account(account).next_sequence
         }
         LockSlot::Intro(account) => !validator.account(account).introduced,
+        LockSlot::Escrow(id) => validator
+            .escrow(id)
+            .is_none_or(|escrow| escrow.settlement == Settlement::Open),
     }
+}
+
+/// The accounts whose balance applying `order` moved, for the `touching` index: its sender
+/// (an escrow lock's payer) or introduced key, its recipients, and for an escrow's claim or
+/// refund the payee or payer of the escrow it settles, which only the ledger knows:
+/// `escrow` finds it (the batch's own escrows first, then the store's). A settlement of an
+/// escrow nobody holds cannot have been applied, so it is refused as corrupt.
+pub(super) fn touched_by(
+    order: &Order,
+    escrow: impl FnOnce(&EscrowId) -> Result<Option<EscrowState>, StoreError>,
+) -> Result<Vec<AccountId>, StoreError> {
+    let mut touched = Vec::with_capacity(2);
+    match order.lock_slot() {
+        LockSlot::Sequence(sender, _) => touched.push(sender),
+        LockSlot::Intro(account) => touched.push(account),
+        LockSlot::Escrow(id) => {
+            let escrow = escrow(&id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("a settlement of escrow {id}, which is not held"))
+            })?;
+            touched.push(match order {
+                Order::EscrowClaim(_) => escrow.lock.payee,
+                _ => escrow.lock.payer,
+            });
+        }
+    }
+    touched.extend(
+        order
+            .payments()
+            .into_iter()
+            .map(|payment| payment.recipient),
+    );
+    Ok(touched)
 }

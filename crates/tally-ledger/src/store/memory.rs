@@ -6,15 +6,17 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tally_core::{AccountId, Amount, Certificate, LockSlot, NetworkContract, NetworkId};
+use tally_core::{AccountId, Amount, Certificate, EscrowId, LockSlot, NetworkContract, NetworkId};
 
-use crate::state::{AccountState, LockChange, Snapshot, Validator, VoteLock};
-use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError, lock_is_live};
+use crate::state::{AccountState, EscrowState, LockChange, Snapshot, Validator, VoteLock};
+use crate::store::ledger_store::{
+    CertificatePage, LedgerStore, StoreError, lock_is_live, touched_by,
+};
 
 /// A [`LedgerStore`] that keeps everything in memory.
 ///
 /// The store models a disk. A commit writes its batch as rows (one per account, lock change,
-/// certificate and cursor, then the supply), seals them with a commit record
+/// escrow, certificate and cursor, then the supply), seals them with a commit record
 /// and syncs; only a sealed transaction counts, so a batch is applied whole or not at all.
 /// Nothing is deferred, so a checkpoint writes nothing. [`Self::crash`] gives what a
 /// restarted process would find — exactly the committed batches, the writes not yet synced
@@ -36,9 +38,11 @@ struct Committed {
     network: Option<NetworkId>,
     supply: Amount,
     accounts: BTreeMap<AccountId, AccountState>,
-    /// Open vote locks, one per slot kind and account (a transfer lock is replaced by the
-    /// account's next one).
-    locks: BTreeMap<(bool, AccountId), VoteLock>,
+    /// Every escrow opened, with how it stands.
+    escrows: BTreeMap<EscrowId, EscrowState>,
+    /// Open vote locks, one per slot kind and account or escrow (a transfer lock is replaced
+    /// by the account's next one).
+    locks: BTreeMap<SlotKey, VoteLock>,
     /// The certificate log; a certificate's log position is its index.
     log: Vec<Certificate>,
     /// Sender and sequence → log position.
@@ -48,12 +52,25 @@ struct Committed {
     cursors: HashMap<AccountId, u64>,
 }
 
+/// Where a vote lock is kept: a transfer lock is keyed by its account alone, so that the
+/// account's next lock replaces it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SlotKey {
+    Sequence(AccountId),
+    Intro(AccountId),
+    Escrow(EscrowId),
+}
+
 /// One write of a commit.
 #[derive(Clone)]
 enum Row {
     Account(AccountId, AccountState),
     Lock(LockChange),
-    Certificate(u64, Certificate),
+    /// An escrow's state after the batch (it replaces the one before).
+    Escrow(EscrowId, EscrowState),
+    /// A certificate at its log position, with the accounts whose balance it moved (found
+    /// when the batch was written: a settlement's payee or payer is in its escrow).
+    Certificate(u64, Certificate, Vec<AccountId>),
     Cursor(AccountId, u64),
     Supply(Amount),
     /// Seals the rows written before it: a transaction without it is ignored on recovery.
@@ -116,17 +133,27 @@ impl Disk {
     }
 }
 
-fn lock_key(slot: &LockSlot) -> (bool, AccountId) {
+fn lock_key(slot: &LockSlot) -> SlotKey {
     match slot {
-        LockSlot::Sequence(account, _) => (false, *account),
-        LockSlot::Intro(account) => (true, *account),
+        LockSlot::Sequence(account, _) => SlotKey::Sequence(*account),
+        LockSlot::Intro(account) => SlotKey::Intro(*account),
+        LockSlot::Escrow(id) => SlotKey::Escrow(*id),
     }
 }
 
-/// A batch as the rows a commit writes, the commit record last.
-fn rows(snapshot: &Snapshot, cursors: &[(AccountId, u64)]) -> Vec<Row> {
+/// A batch as the rows a commit writes on top of `committed`, the commit record last.
+fn rows(
+    snapshot: &Snapshot,
+    cursors: &[(AccountId, u64)],
+    committed: &Committed,
+) -> Result<Vec<Row>, StoreError> {
     let mut rows = Vec::with_capacity(
-        snapshot.accounts.len() + snapshot.locks.len() + snapshot.certificates.len() + 2,
+        snapshot.accounts.len()
+            + snapshot.locks.len()
+            + snapshot.escrows.len()
+            + snapshot.certificates.len()
+            + cursors.len()
+            + 2,
     );
     rows.extend(
         snapshot
@@ -137,10 +164,23 @@ fn rows(snapshot: &Snapshot, cursors: &[(AccountId, u64)]) -> Vec<Row> {
     rows.extend(snapshot.locks.iter().cloned().map(Row::Lock));
     rows.extend(
         snapshot
-            .certificates
+            .escrows
             .iter()
-            .map(|(position, certificate)| Row::Certificate(*position, certificate.clone())),
+            .map(|(id, escrow)| Row::Escrow(*id, *escrow)),
     );
+    // A settlement's escrow is among the batch's own (settling it changed it); the
+    // committed one is the fallback.
+    let batch: HashMap<&EscrowId, &EscrowState> =
+        snapshot.escrows.iter().map(|(id, e)| (id, e)).collect();
+    for (position, certificate) in &snapshot.certificates {
+        let touched = touched_by(&certificate.order, |id| {
+            Ok(batch
+                .get(id)
+                .map(|escrow| **escrow)
+                .or_else(|| committed.escrows.get(id).copied()))
+        })?;
+        rows.push(Row::Certificate(*position, certificate.clone(), touched));
+    }
     rows.extend(
         cursors
             .iter()
@@ -148,7 +188,7 @@ fn rows(snapshot: &Snapshot, cursors: &[(AccountId, u64)]) -> Vec<Row> {
     );
     rows.push(Row::Supply(snapshot.supply));
     rows.push(Row::Commit);
-    rows
+    Ok(rows)
 }
 
 impl Committed {
@@ -175,18 +215,15 @@ impl Committed {
             Row::Lock(LockChange::Clear(slot)) => {
                 self.locks.remove(&lock_key(&slot));
             }
-            Row::Certificate(position, certificate) => {
-                match certificate.order.lock_slot() {
-                    LockSlot::Sequence(sender, sequence) => {
-                        self.sent.insert((sender, sequence), position);
-                        self.touching.insert((sender, position));
-                    }
-                    LockSlot::Intro(account) => {
-                        self.touching.insert((account, position));
-                    }
+            Row::Escrow(id, escrow) => {
+                self.escrows.insert(id, escrow);
+            }
+            Row::Certificate(position, certificate, touched) => {
+                if let Some(spender) = certificate.order.spender() {
+                    self.sent.insert(spender, position);
                 }
-                for payment in certificate.order.payments() {
-                    self.touching.insert((payment.recipient, position));
+                for account in touched {
+                    self.touching.insert((account, position));
                 }
                 self.log.push(certificate);
             }
@@ -352,6 +389,8 @@ impl LedgerStore for MemoryLedgerStore {
             committed.supply,
             committed.log.len() as u64,
         );
+        // Before the locks: whether an escrow's vote still binds depends on the escrow.
+        validator.restore_escrows(committed.escrows.iter().map(|(id, e)| (*id, *e)));
         let live = committed
             .locks
             .values()
@@ -378,7 +417,7 @@ impl LedgerStore for MemoryLedgerStore {
             return Err(StoreError::Injected("the store crashed"));
         }
         disk.committed.check(snapshot)?;
-        for row in rows(snapshot, cursors) {
+        for row in rows(snapshot, cursors, &disk.committed)? {
             disk.write(row)?;
         }
         disk.sync()
@@ -550,7 +589,7 @@ mod tests {
             .unwrap();
         let snapshot = v.take_snapshot();
         // Two accounts, a certificate, the supply, the commit record, then the sync.
-        let writes = rows(&snapshot, &[]).len() as u64 + 1;
+        let writes = rows(&snapshot, &[], &Committed::default()).unwrap().len() as u64 + 1;
         assert_eq!(writes, 6);
         let before = view(&store, &n.everyone());
         // Dies at the sync: the commit record was written, not synced.

@@ -1,23 +1,26 @@
 //! The byte layouts of everything the redb store writes: account rows, vote-lock rows and
-//! journal records, index keys, certificate log records and meta keys.
+//! journal records, escrow rows, index keys, certificate log records and meta keys.
 //!
 //! This is the only module that knows those bytes; the tables, recovery and queries go
 //! through the functions here. Integers in values are little-endian as in the signing
 //! bytes; integers in index keys are big-endian, so that keys sort by account, then number.
 
 use tally_core::{
-    AccountId, Certificate, Decode, Encode, LockSlot, NetworkId, OrderDigest, SignedOrder,
+    AccountId, Certificate, Decode, Encode, EscrowId, EscrowLock, EscrowSecret, LockSlot,
+    NetworkId, OrderDigest, Reader, SignedOrder,
 };
 
 use super::ledger_store::StoreError;
-use crate::state::{AccountState, VoteLock};
+use crate::state::{AccountState, EscrowState, Settlement, VoteLock};
 
 /// First byte of a certificate log record: the record's format.
 pub(super) const CERT_FORMAT: u8 = 2;
 
-/// A vote-lock row's key: kind (1 transfer, 2 intro) ‖ account.
+/// A vote-lock row's key: kind (1 transfer, 2 intro, 3 escrow) ‖ account (the escrow's id
+/// for an escrow's slot).
 pub(super) type LockKey = [u8; 33];
-/// The fixed head of a vote-lock row's value: sequence (0 for an intro) ‖ order digest.
+/// The fixed head of a vote-lock row's value: sequence (0 for an intro or an escrow's
+/// slot) ‖ order digest.
 /// The signed order follows it when the lock keeps one ([`lock_row`]).
 pub(super) type LockValue = [u8; 40];
 /// First byte of a vote-journal row whose records carry their signed orders
@@ -30,6 +33,14 @@ pub(super) const LOCK_RECORD: usize = 33 + 40;
 
 const LOCK_KIND_SEQUENCE: u8 = 1;
 const LOCK_KIND_INTRO: u8 = 2;
+/// The slot of an escrow's one settlement (its claim or its refund).
+const LOCK_KIND_ESCROW: u8 = 3;
+
+/// The settlement byte after an escrow row's lock: open, claimed (the secret follows) or
+/// refunded.
+const SETTLEMENT_OPEN: u8 = 0;
+const SETTLEMENT_CLAIMED: u8 = 1;
+const SETTLEMENT_REFUNDED: u8 = 2;
 
 /// An account row's value: balance (i128) ‖ next sequence ‖ introduced (0 or 1).
 pub(super) fn encode_account(state: &AccountState) -> [u8; 25] {
@@ -64,24 +75,20 @@ pub(super) fn decode_account_id(bytes: &[u8]) -> Result<AccountId, StoreError> {
 
 pub(super) fn lock_key(slot: &LockSlot) -> LockKey {
     let mut out = [0u8; 33];
-    let account = match slot {
-        LockSlot::Sequence(account, _) => {
-            out[0] = LOCK_KIND_SEQUENCE;
-            account
-        }
-        LockSlot::Intro(account) => {
-            out[0] = LOCK_KIND_INTRO;
-            account
-        }
+    let (kind, body) = match slot {
+        LockSlot::Sequence(account, _) => (LOCK_KIND_SEQUENCE, account.as_bytes()),
+        LockSlot::Intro(account) => (LOCK_KIND_INTRO, account.as_bytes()),
+        LockSlot::Escrow(id) => (LOCK_KIND_ESCROW, id.as_bytes()),
     };
-    out[1..].copy_from_slice(account.as_bytes());
+    out[0] = kind;
+    out[1..].copy_from_slice(body);
     out
 }
 
 pub(super) fn lock_value(slot: &LockSlot, digest: &OrderDigest) -> LockValue {
     let sequence = match slot {
         LockSlot::Sequence(_, s) => *s,
-        LockSlot::Intro(_) => 0,
+        LockSlot::Intro(_) | LockSlot::Escrow(_) => 0,
     };
     let mut value = [0u8; 40];
     value[..8].copy_from_slice(&sequence.to_le_bytes());
@@ -114,12 +121,13 @@ pub(super) fn decode_lock(key: &[u8], value: &[u8]) -> Result<VoteLock, StoreErr
                 .map_err(|e| StoreError::Corrupt(format!("lock record's order: {e}")))?,
         ),
     };
-    let account = decode_account_id(&key[1..])?;
+    let body: [u8; 32] = key[1..].try_into().map_err(|_| corrupt())?;
     let sequence = u64::from_le_bytes(value[..8].try_into().map_err(|_| corrupt())?);
     let digest: [u8; 32] = value[8..40].try_into().map_err(|_| corrupt())?;
     let slot = match key[0] {
-        LOCK_KIND_SEQUENCE => LockSlot::Sequence(account, sequence),
-        LOCK_KIND_INTRO => LockSlot::Intro(account),
+        LOCK_KIND_SEQUENCE => LockSlot::Sequence(AccountId::from(body), sequence),
+        LOCK_KIND_INTRO => LockSlot::Intro(AccountId::from(body)),
+        LOCK_KIND_ESCROW => LockSlot::Escrow(EscrowId::from(body)),
         _ => return Err(StoreError::Corrupt("lock kind".into())),
     };
     Ok(VoteLock {
@@ -183,6 +191,53 @@ pub(super) fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, Store
             .collect(),
         _ => Err(corrupt()),
     }
+}
+
+/// An escrow row's value: the lock's canonical encoding (tally-core's codec), then the
+/// settlement: `0` open, `1 ‖ secret` claimed, `2` refunded. The row's key is the escrow's
+/// id. The lock is kept whole because a settlement needs its payer, payee and amount, and
+/// the validator its hash lock and deadline.
+pub(super) fn encode_escrow(escrow: &EscrowState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(escrow.lock.encoded_len() + 33);
+    escrow.lock.encode_to(&mut out);
+    match &escrow.settlement {
+        Settlement::Open => out.push(SETTLEMENT_OPEN),
+        Settlement::Claimed(secret) => {
+            out.push(SETTLEMENT_CLAIMED);
+            out.extend_from_slice(secret.as_bytes());
+        }
+        Settlement::Refunded => out.push(SETTLEMENT_REFUNDED),
+    }
+    out
+}
+
+/// An escrow from its row's value; a row with bytes missing or left over is refused.
+pub(super) fn decode_escrow(bytes: &[u8]) -> Result<EscrowState, StoreError> {
+    let corrupt = |e: tally_core::DecodeError| StoreError::Corrupt(format!("escrow record: {e}"));
+    let mut reader = Reader::new(bytes);
+    let lock: EscrowLock = reader.read().map_err(corrupt)?;
+    let settlement = match reader.u8().map_err(corrupt)? {
+        SETTLEMENT_OPEN => Settlement::Open,
+        SETTLEMENT_CLAIMED => {
+            Settlement::Claimed(EscrowSecret::from(reader.array::<32>().map_err(corrupt)?))
+        }
+        SETTLEMENT_REFUNDED => Settlement::Refunded,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "escrow record: settlement {other}"
+            )));
+        }
+    };
+    reader.finish().map_err(corrupt)?;
+    Ok(EscrowState { lock, settlement })
+}
+
+/// An escrow row's key is the escrow's 32-byte id.
+pub(super) fn decode_escrow_id(bytes: &[u8]) -> Result<EscrowId, StoreError> {
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("escrow key".into()))?;
+    Ok(EscrowId::from(array))
 }
 
 /// An index key: `account ‖ n` with `n` big-endian.
@@ -366,5 +421,114 @@ mod tests {
         assert_eq!(record[0], CERT_FORMAT);
         assert_eq!(record[1..], certificate.to_bytes()[..]);
         assert_eq!(record.len(), 1 + 1 + 80 + 64 + 32 + 4 + 3 * 96);
+    }
+
+    /// The escrow layouts, byte for byte: an escrow slot's lock row and journal record, and
+    /// an escrow row in each settlement; each reads back, and a damaged one is refused.
+    #[test]
+    fn escrow_layouts_are_unchanged() {
+        use tally_core::{Amount, Counterpart, Digest, EscrowClaim, Order};
+
+        let n = Network::new("escrow layouts", 2);
+        let id = EscrowId::from([0xe5; 32]);
+        let slot = LockSlot::Escrow(id);
+        // Key: kind 3 ‖ the escrow's id; value: sequence 0 ‖ digest, then the order.
+        let mut key = vec![3];
+        key.extend_from_slice(&[0xe5; 32]);
+        assert_eq!(lock_key(&slot).to_vec(), key);
+        let digest = OrderDigest::from([7u8; 32]);
+        let mut head = vec![0u8; 8];
+        head.extend_from_slice(&[7; 32]);
+        assert_eq!(lock_value(&slot, &digest).to_vec(), head);
+        assert!(transfer_lock(&lock_key(&slot), &head).is_none());
+
+        // The vote for a claim keeps the claim, and so its secret.
+        let secret = EscrowSecret::from([0x5e; 32]);
+        let claim = SignedOrder::unsigned(Order::EscrowClaim(EscrowClaim { escrow: id, secret }));
+        let vote = VoteLock {
+            slot,
+            digest: claim.order.digest(&n.net),
+            order: Some(claim.clone()),
+        };
+        let value = lock_row(&vote);
+        assert_eq!(value[..8], [0; 8]);
+        assert_eq!(&value[8..40], vote.digest.as_bytes());
+        assert_eq!(value[40..], claim.to_bytes()[..]);
+        assert_eq!(decode_lock(&key, &value).unwrap(), vote);
+        let bare = VoteLock {
+            slot,
+            digest,
+            order: None,
+        };
+        assert_eq!(decode_lock(&key, &head).unwrap(), bare);
+        let row = journal_row([&vote, &bare]);
+        let mut expected = vec![JOURNAL_FORMAT];
+        for (lock, value) in [(&vote, &value), (&bare, &head)] {
+            expected.extend_from_slice(&lock_key(&lock.slot));
+            expected.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            expected.extend_from_slice(value);
+        }
+        assert_eq!(row, expected);
+        assert_eq!(decode_lock_records(&row).unwrap(), [vote, bare]);
+        let mut unknown = key.clone();
+        unknown[0] = 4;
+        assert!(decode_lock(&unknown, &head).is_err());
+
+        // An escrow row: payer ‖ sequence ‖ payee ‖ amount ‖ hash lock ‖ deadline ‖
+        // counterpart option (0: none), then the settlement.
+        let lock = EscrowLock {
+            payer: AccountId::from([0x11; 32]),
+            sequence: 0x0102,
+            payee: AccountId::from([0x22; 32]),
+            amount: Amount::from_microcash(0x0304),
+            hash_lock: Digest::from([0x33; 32]),
+            deadline: 0x0506,
+            counterpart: None,
+        };
+        let mut lock_bytes = vec![0x11; 32];
+        lock_bytes.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0]);
+        lock_bytes.extend_from_slice(&[0x22; 32]);
+        lock_bytes.extend_from_slice(&[4, 3, 0, 0, 0, 0, 0, 0]);
+        lock_bytes.extend_from_slice(&[0x33; 32]);
+        lock_bytes.extend_from_slice(&[6, 5, 0, 0, 0, 0, 0, 0]);
+        lock_bytes.push(0);
+        assert_eq!(lock_bytes.len(), 121);
+        let mut claimed_tail = vec![1];
+        claimed_tail.extend_from_slice(&[0x5e; 32]);
+        for (settlement, tail) in [
+            (Settlement::Open, vec![0]),
+            (Settlement::Claimed(secret), claimed_tail),
+            (Settlement::Refunded, vec![2]),
+        ] {
+            let escrow = EscrowState { lock, settlement };
+            let mut bytes = lock_bytes.clone();
+            bytes.extend_from_slice(&tail);
+            assert_eq!(encode_escrow(&escrow), bytes, "{settlement:?}");
+            assert_eq!(decode_escrow(&bytes).unwrap(), escrow);
+            // Cut or padded, it is refused, not misread.
+            assert!(decode_escrow(&bytes[..bytes.len() - 1]).is_err());
+            bytes.push(0);
+            assert!(decode_escrow(&bytes).is_err());
+        }
+        let mut bad = lock_bytes.clone();
+        bad.push(3);
+        assert!(decode_escrow(&bad).is_err(), "an unknown settlement");
+        // A lock citing a counterpart: its option is `1 ‖ network ‖ options`.
+        let cited = EscrowState {
+            lock: EscrowLock {
+                counterpart: Some(Counterpart {
+                    network: n.net,
+                    escrow: Some(id),
+                    quote: None,
+                }),
+                ..lock
+            },
+            settlement: Settlement::Claimed(secret),
+        };
+        let bytes = encode_escrow(&cited);
+        assert_eq!(bytes.len(), 120 + (1 + 32 + 33 + 1) + 33);
+        assert_eq!(decode_escrow(&bytes).unwrap(), cited);
+        assert_eq!(decode_escrow_id(&[0xe5; 32]).unwrap(), id);
+        assert!(decode_escrow_id(&[0xe5; 31]).is_err());
     }
 }

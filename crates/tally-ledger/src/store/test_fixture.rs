@@ -1,15 +1,24 @@
 //! A small network for the store's tests: a committee of four fixed keys and three
-//! accounts.
+//! accounts, and on [`Network::with_escrows`] the escrows between them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tally_core::{
-    AccountId, Allocation, Amount, Certificate, IntroKey, Mode, NetworkContract, NetworkId, Order,
-    Payment, SecretKey, SignedOrder, Split, Transfer, ValidatorInfo, Vote,
+    AccountId, Allocation, Amount, Certificate, EscrowClaim, EscrowId, EscrowLock, EscrowRefund,
+    EscrowSecret, IntroKey, Mode, NetworkContract, NetworkId, Order, Payment, SecretKey,
+    SignedOrder, Split, Transfer, ValidatorInfo, Vote,
 };
 
-use crate::state::{AccountState, Validator};
+use crate::state::{AccountState, EscrowState, Validator};
 use crate::store::ledger_store::LedgerStore;
+
+/// ε, the clock skew bound of [`Network::with_escrows`].
+pub(crate) const SKEW_MS: u64 = 1_000;
+/// The validators' clock when escrows are locked and claimed.
+pub(crate) const NOW_MS: u64 = 1_700_000_000_000;
+/// Every escrow's deadline: a minute after [`NOW_MS`]; refunds are voted from
+/// `DEADLINE_MS + SKEW_MS`.
+pub(crate) const DEADLINE_MS: u64 = NOW_MS + 60_000;
 
 /// The committee's keys, alice, bob and carol, of whom the first `funded` of alice and bob
 /// hold 1000 microcash at genesis; the faucet pays 10.
@@ -53,6 +62,7 @@ impl Network {
                 })
                 .collect(),
             pow: None,
+            max_clock_skew_ms: None,
         };
         let net = contract.id();
         Network {
@@ -63,6 +73,14 @@ impl Network {
             bob,
             carol,
         }
+    }
+
+    /// [`Self::new`] on a contract that takes escrows: it declares a clock skew bound.
+    pub(crate) fn with_escrows(name: &str, funded: usize) -> Self {
+        let mut network = Self::new(name, funded);
+        network.contract.max_clock_skew_ms = Some(SKEW_MS);
+        network.net = network.contract.id();
+        network
     }
 
     /// The three accounts.
@@ -135,6 +153,45 @@ impl Network {
         )
     }
 
+    /// `payer` locks `amount` for `payee` until [`DEADLINE_MS`] under the hash of `secret`.
+    pub(crate) fn escrow_lock(
+        &self,
+        payer: &SecretKey,
+        payee: &SecretKey,
+        amount: u64,
+        sequence: u64,
+        secret: &EscrowSecret,
+    ) -> SignedOrder {
+        SignedOrder::sign(
+            Order::from(EscrowLock {
+                payer: payer.account(),
+                sequence,
+                payee: payee.account(),
+                amount: Amount::from_microcash(amount),
+                hash_lock: secret.hash_lock(),
+                deadline: DEADLINE_MS,
+                counterpart: None,
+            }),
+            payer,
+            &self.net,
+        )
+    }
+
+    /// The id of the escrow a lock order opens: the order's digest.
+    pub(crate) fn escrow_id(&self, lock: &SignedOrder) -> EscrowId {
+        lock.order.digest(&self.net)
+    }
+
+    /// The claim of escrow `escrow` with `secret`, which nobody signs.
+    pub(crate) fn claim(&self, escrow: EscrowId, secret: EscrowSecret) -> SignedOrder {
+        SignedOrder::unsigned(Order::EscrowClaim(EscrowClaim { escrow, secret }))
+    }
+
+    /// The refund of escrow `escrow`, which nobody signs.
+    pub(crate) fn refund(&self, escrow: EscrowId) -> SignedOrder {
+        SignedOrder::unsigned(Order::EscrowRefund(EscrowRefund { escrow }))
+    }
+
     /// `order` with the votes of the first three validators.
     pub(crate) fn certificate(&self, order: SignedOrder) -> Certificate {
         let digest = order.order.digest(&self.net);
@@ -152,6 +209,30 @@ pub(crate) fn accounts(validator: &Validator) -> Vec<(AccountId, AccountState)> 
         validator.accounts().map(|(a, s)| (*a, *s)).collect();
     accounts.sort_unstable_by_key(|(a, _)| *a);
     accounts
+}
+
+/// Every escrow of `validator`, in id order.
+pub(crate) fn escrows(validator: &Validator) -> Vec<(EscrowId, EscrowState)> {
+    let mut escrows: Vec<(EscrowId, EscrowState)> =
+        validator.escrows().map(|(id, e)| (*id, *e)).collect();
+    escrows.sort_unstable_by_key(|(id, _)| *id);
+    escrows
+}
+
+/// Asserts that `validator` holds its whole supply: every balance, plus what open escrows
+/// hold, which is in no balance.
+pub(crate) fn assert_conserved(validator: &Validator, case: &str) {
+    let balances: i128 = validator.accounts().map(|(_, s)| s.balance).sum();
+    assert_eq!(
+        balances + i128::from(validator.escrowed().microcash()),
+        i128::from(validator.supply().microcash()),
+        "{case}: money was made or lost"
+    );
+}
+
+/// The secret of escrow tests, numbered.
+pub(crate) fn secret(n: u8) -> EscrowSecret {
+    EscrowSecret::from([0x50 + n; 32])
 }
 
 /// Everything a reader can see of a store about `accounts`, for comparing two stores.

@@ -265,6 +265,7 @@ mod tests {
                 max_block_transactions: 10,
                 max_block_bytes: 100_000,
             }),
+            max_clock_skew_ms: None,
         };
         std::fs::write(dir.path().join("contract.json"), contract.to_pretty_json()).unwrap();
         std::fs::write(

@@ -95,6 +95,7 @@ mod tests {
             intro_pow_bits: 4,
             validators: vec![],
             tracker: None,
+            max_clock_skew_ms: None,
             genesis: (0..funded)
                 .map(|i| Allocation {
                     account: SecretKey::generate().account(),

@@ -112,5 +112,6 @@ pub fn quorum_contract(
             })
             .collect(),
         pow: None,
+        max_clock_skew_ms: None,
     }
 }

@@ -41,6 +41,7 @@ pub fn contract(bits: u32, tracker: Option<SocketAddr>, funded: &[AccountId]) ->
             max_block_transactions: 1000,
             max_block_bytes: 200_000,
         }),
+        max_clock_skew_ms: None,
     }
 }
 

@@ -200,6 +200,7 @@ impl ChainWorld {
             faucet: Amount::from_microcash(0),
             intro_pow_bits: 0,
             validators: Vec::new(),
+            max_clock_skew_ms: None,
             tracker: None,
             genesis: payer_keys
                 .iter()

@@ -100,11 +100,14 @@ impl SimValidator {
         }
         let validator = self.bare()?;
         let digest = order.order.digest(network);
-        let signed_ok = signatures.check(
-            &order.order.signer(),
-            &order.signature,
-            &order.order.signing_bytes(network),
-        );
+        let signed_ok = match order.order.signer() {
+            Some(signer) => signatures.check(
+                &signer,
+                &order.signature,
+                &order.order.signing_bytes(network),
+            ),
+            None => order.verify(network),
+        };
         let verdict = match behaviour {
             Behaviour::DoubleVoter if signed_ok => Ok(validator.vote(&digest)),
             Behaviour::DoubleVoter => Err(LedgerError::BadSignature),
@@ -247,7 +250,7 @@ impl SimValidator {
         self.seen_orders
             .iter()
             .rev()
-            .find(|o| o.order.signer() == *account && o.order.sequence() == Some(*from))
+            .find(|o| o.order.spender() == Some((*account, *from)))
             .map(|order| LoggedCertificate {
                 index: validator.log_len(),
                 certificate: forge(validator, order, network, &self.committee),

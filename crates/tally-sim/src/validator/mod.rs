@@ -161,7 +161,13 @@ impl SimValidator {
     /// Decides everything queued as one batch. Returns the answers to send now (a
     /// Byzantine validator's; an honest one's votes only if a planted bug sends them
     /// early); the others wait for [`Self::commit`].
-    pub fn process(&mut self, network: &NetworkId, signatures: &mut Signatures) -> Vec<Message> {
+    /// `now_ms` is this validator's own clock (skewed: see the world's clocks).
+    pub fn process(
+        &mut self,
+        network: &NetworkId,
+        signatures: &mut Signatures,
+        now_ms: u64,
+    ) -> Vec<Message> {
         self.processing = false;
         let batch = std::mem::take(&mut self.inbox);
         match self.running.as_mut() {
@@ -171,13 +177,16 @@ impl SimValidator {
                     decider,
                     batch,
                     &self.store,
-                    signatures,
+                    (signatures, now_ms),
                     self.planted,
                 );
                 self.decided.push_back(decided);
                 now
             }
-            Some(Running::Byzantine(_)) => self.misbehave(batch, network, signatures),
+            Some(Running::Byzantine(validator)) => {
+                validator.set_clock(now_ms);
+                self.misbehave(batch, network, signatures)
+            }
             None => Vec::new(),
         }
     }
@@ -308,7 +317,7 @@ fn decide_honestly(
     decider: &mut Decider,
     batch: Vec<Message>,
     store: &MemoryLedgerStore,
-    signatures: &mut Signatures,
+    (signatures, now_ms): (&mut Signatures, u64),
     planted: Option<PlantedBug>,
 ) -> (Decided, Vec<Message>) {
     let network = *decider.validator().network();
@@ -328,7 +337,7 @@ fn decide_honestly(
                     digest,
                     expected: 0,
                 };
-                (Some(Packet::ReqPay(order)), what, Some(signer))
+                (Some(Packet::ReqPay(order)), what, signer)
             }
             Payload::PayEnd(certificate) => {
                 let digest = certificate.checksum;
@@ -338,7 +347,7 @@ fn decide_honestly(
                     digest,
                     expected: 0,
                 };
-                (Some(Packet::ReqPayEnd(certificate)), what, Some(signer))
+                (Some(Packet::ReqPayEnd(certificate)), what, signer)
             }
             // `REQ_CERTS` is read from the store, beside the decider, as the node does.
             Payload::Request(id, Packet::ReqCerts(query)) => {
@@ -364,7 +373,7 @@ fn decide_honestly(
             (None, _) => {}
         }
     }
-    let (decided, _) = decider.process_judged_by(requests, signatures);
+    let (decided, _) = decider.process_judged_by(requests, now_ms, signatures);
     // Where each signer's account stands after the batch: what a refusal as behind says.
     for (what, signer) in asked.iter_mut().zip(&signers) {
         if let (Asked::Pay { expected, .. } | Asked::PayEnd { expected, .. }, Some(signer)) =

@@ -167,12 +167,15 @@ impl State {
                 if self.known_orders.insert(digest) {
                     self.seen.orders.push((order.clone(), digest));
                 }
-                let first = tally_core::first_voter(&order.order.signer(), committee_size);
-                self.vote_requests.insert(id, (digest, to == first));
+                let first = order
+                    .order
+                    .signer()
+                    .map(|signer| tally_core::first_voter(&signer, committee_size));
+                self.vote_requests.insert(id, (digest, Some(to) == first));
                 // The first time the order passes its first voter's gate: with that
                 // voter's vote (the rule), after it failed to give one (the residual
                 // race), or neither (the order was already out: another copy's, finished).
-                if to != first
+                if Some(to) != first
                     && self.released.insert(digest)
                     && self.first_failed.contains(&digest)
                     && !self.first_voted.contains(&digest)

@@ -23,6 +23,11 @@ use crate::{Config, Outcome};
 
 /// What each wallet holds at genesis (payments are at most 1,000 microcash each).
 const GENESIS_PER_WALLET: u64 = 10_000_000;
+/// The validators' clocks start at this Unix time (ms) and each is off true (simulated)
+/// time by up to [`CLOCK_SKEW_MS`] either way, drawn per seed.
+const CLOCK_EPOCH_MS: u64 = 1_700_000_000_000;
+/// ε: the most a simulated validator's clock is off.
+const CLOCK_SKEW_MS: u64 = 100;
 /// Events kept for a violation's trace.
 const TRACE: usize = 200;
 /// Honest wallets (real ones) and equivocating owners (a model), then one pair of twins
@@ -77,6 +82,8 @@ pub struct World {
     genesis: Vec<(AccountId, i128)>,
     net: Network,
     faults: Faults,
+    /// Each validator's clock error in ms, within ±[`CLOCK_SKEW_MS`].
+    clock_skews: Vec<i64>,
     observer: Observer,
     signatures: Signatures,
     trace: VecDeque<String>,
@@ -151,6 +158,11 @@ impl World {
             wallet_crash_per_mille: rng.gen_range(0..=150),
         };
         let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
+        // Clocks come from a generator of their own, so that adding them left every
+        // earlier seed's run (and the regression seeds) as it was.
+        let mut clocks = StdRng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
+        let skew = CLOCK_SKEW_MS as i64;
+        let clock_skews: Vec<i64> = (0..n).map(|_| clocks.gen_range(-skew..=skew)).collect();
         let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS + 1)
             .map(|_| key(&mut rng))
             .collect();
@@ -176,6 +188,7 @@ impl World {
                 })
                 .collect(),
             pow: None,
+            max_clock_skew_ms: None,
         };
         let network_id = contract.id();
         // The Byzantine validators are the last ones.
@@ -260,6 +273,7 @@ impl World {
             faulty: true,
             net: Network::new(faults.net),
             faults,
+            clock_skews,
             observer: Observer::new(quorum),
             signatures: Signatures::default(),
             trace: VecDeque::with_capacity(TRACE),
@@ -267,6 +281,11 @@ impl World {
             step: 0,
             contract,
         })
+    }
+
+    /// Validator `v`'s own clock now: true simulated time plus its skew.
+    fn validator_clock(&self, v: usize) -> u64 {
+        (CLOCK_EPOCH_MS + self.net.now()).saturating_add_signed(self.clock_skews[v])
     }
 
     fn violation(&self, invariant: String) -> Box<Violation> {
@@ -372,7 +391,9 @@ impl World {
         match event {
             Event::Deliver(message) => self.deliver(*message)?,
             Event::Process(v) => {
-                let answers = self.validators[v].process(&self.network_id, &mut self.signatures);
+                let now = self.validator_clock(v);
+                let answers =
+                    self.validators[v].process(&self.network_id, &mut self.signatures, now);
                 self.note(format!("validator {v} decides a batch"));
                 self.release(v, answers)?;
                 if self.validators[v].honest() && self.validators[v].is_up() {

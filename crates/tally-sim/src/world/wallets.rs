@@ -130,7 +130,7 @@ impl World {
                 .assembled(&certificate)
                 .map_err(|e| self.violation(e))?;
             let finished_for_other = self.wallets[w].kind == wallet::Kind::Twin
-                && certificate.order.signer() == self.wallets[w].account()
+                && certificate.order.signer() == Some(self.wallets[w].account())
                 && self
                     .first_sender
                     .get(&certificate.checksum)

@@ -28,6 +28,7 @@ pub fn contract(name: &str) -> NetworkContract {
         tracker: None,
         genesis: vec![],
         pow: None,
+        max_clock_skew_ms: None,
     }
 }
 

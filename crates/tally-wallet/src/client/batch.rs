@@ -42,7 +42,9 @@ impl QuorumClient {
             .iter()
             .map(|o| o.order.digest(&self.network))
             .collect();
-        let firsts: Vec<usize> = orders.iter().map(|o| self.first_voter(&o.order)).collect();
+        // An order no key signs has no first voter: it goes to everyone in the second round.
+        let firsts: Vec<Option<usize>> =
+            orders.iter().map(|o| self.first_voter(&o.order)).collect();
         let gate = !self.skips_first_voter();
 
         // First round: each validator gets the orders it votes on first.
@@ -50,7 +52,11 @@ impl QuorumClient {
             (0..orders.len()).map(|_| FirstAnswer::Silent).collect();
         if gate {
             let shares: Vec<Vec<usize>> = (0..n)
-                .map(|i| (0..orders.len()).filter(|k| firsts[*k] == i).collect())
+                .map(|i| {
+                    (0..orders.len())
+                        .filter(|k| firsts[*k] == Some(i))
+                        .collect()
+                })
                 .collect();
             let answers = self
                 .each(|i| {
@@ -76,7 +82,7 @@ impl QuorumClient {
         // slot) is no conflict: that voter counts as silent.
         for (k, order) in orders.iter().enumerate() {
             if matches!(first_answers[k], FirstAnswer::Taken)
-                && !self.conflict_proven(firsts[k], order).await
+                && !self.conflict_proven(firsts[k].unwrap_or(0), order).await
             {
                 first_answers[k] = FirstAnswer::Silent;
             }
@@ -93,7 +99,7 @@ impl QuorumClient {
         let shares: Vec<Vec<usize>> = (0..n)
             .map(|i| {
                 (0..orders.len())
-                    .filter(|k| goes_on(*k) && (!gate || firsts[*k] != i))
+                    .filter(|k| goes_on(*k) && (!gate || firsts[*k] != Some(i)))
                     .collect()
             })
             .collect();
@@ -153,8 +159,8 @@ impl QuorumClient {
             }
             if gate && matches!(first_answers[k], FirstAnswer::Taken) {
                 out.push(Err(ClientError::SlotTaken {
-                    index: firsts[k],
-                    validator: self.contract.validators[firsts[k]].key,
+                    index: firsts[k].unwrap_or(0),
+                    validator: self.contract.validators[firsts[k].unwrap_or(0)].key,
                 }));
             } else if good.len() >= quorum {
                 out.push(Ok(Certificate::new(order.clone(), &self.network, good)));

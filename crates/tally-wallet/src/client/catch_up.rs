@@ -2,8 +2,8 @@
 //! ahead of it, that funds are missing or that a predecessor is missing is handed the
 //! certificates it lacks, fetched from a validator that has them.
 
-use tally_core::{AccountId, Certificate, Order};
-use tally_proto::{CertQuery, ErrorCode, Hello, LedgerRequest, Packet};
+use tally_core::{AccountId, Certificate, EscrowClaim, EscrowRefund, Order};
+use tally_proto::{CertQuery, ErrorCode, EscrowQuery, Hello, LedgerRequest, Packet};
 
 use super::{ClientError, QuorumClient};
 
@@ -14,8 +14,10 @@ impl QuorumClient {
     /// Brings validator `i` up to date on `order`'s signer: its earlier orders, then (for a
     /// payment) the credits that fund it. True if anything was pushed.
     pub(super) async fn catch_up(&self, i: usize, order: &Order) -> bool {
-        let account = order.signer();
         let Some(source) = self.source_for(i).await else {
+            return false;
+        };
+        let Some(account) = self.predecessor_account(source, order).await else {
             return false;
         };
         let request = LedgerRequest {
@@ -129,7 +131,10 @@ impl QuorumClient {
                         if error.code == ErrorCode::MissingPredecessor =>
                     {
                         // The payer's own earlier orders are missing there too: push those first.
-                        let payer = cert.order.signer();
+                        let Some(payer) = self.predecessor_account(source, &cert.order).await
+                        else {
+                            continue;
+                        };
                         let request = LedgerRequest {
                             accounts: Some(vec![payer]),
                             ..LedgerRequest::default()
@@ -165,6 +170,22 @@ impl QuorumClient {
                     && self.push(i, certificate).await.is_ok()
             }
             Err(_) => false,
+        }
+    }
+
+    /// The account whose own orders must reach a validator before `order` can apply there:
+    /// its signer; for an escrow's claim or refund, the payer whose lock opened the escrow
+    /// (asked of validator `source`, and checked against the escrow's id).
+    async fn predecessor_account(&self, source: usize, order: &Order) -> Option<AccountId> {
+        match order {
+            Order::EscrowClaim(EscrowClaim { escrow, .. })
+            | Order::EscrowRefund(EscrowRefund { escrow }) => self
+                .escrow_view(source, &EscrowQuery::Id(*escrow))
+                .await
+                .ok()?
+                .lock
+                .map(|lock| lock.payer),
+            _ => order.signer(),
         }
     }
 }

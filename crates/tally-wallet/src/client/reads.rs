@@ -1,9 +1,10 @@
 //! What a wallet reads from the validators: who they are, their signed views of accounts,
 //! an account's next lock slot and what holds it, and the certificate that settled a slot.
 
-use tally_core::{AccountId, Certificate, SignedOrder};
+use tally_core::{AccountId, Certificate, EscrowLock, Order, SignedOrder};
 use tally_proto::{
-    CertQuery, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView, NextSlot, Packet,
+    CertQuery, EscrowQuery, EscrowView, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest,
+    LedgerView, NextSlot, Packet,
 };
 
 use super::{ClientError, QuorumClient, ValidatorAnswer};
@@ -57,6 +58,55 @@ impl QuorumClient {
             Packet::Error(error) => Err(ClientError::Refused(error)),
             other => Err(ClientError::Unexpected(other.name())),
         }
+    }
+
+    /// `REQ_ESCROW` to validator `i`: how the escrow stands there. What the answer claims
+    /// is checked as far as it can be without a certificate: the lock against the escrow's
+    /// id, the secret against the hash lock, the held order against the escrow.
+    pub async fn escrow_view(
+        &self,
+        i: usize,
+        query: &EscrowQuery,
+    ) -> Result<EscrowView, ClientError> {
+        match self.call(i, &Packet::ReqEscrow(*query)).await? {
+            Packet::RespEscrow(view) => {
+                let lock_ok = match (view.escrow, view.lock) {
+                    (Some(id), Some(lock)) => {
+                        Order::from(lock).digest(&self.network) == id
+                            && matches!(query, EscrowQuery::Id(asked) if *asked == id)
+                                | matches!(query, EscrowQuery::HashLock(h) if *h == lock.hash_lock)
+                    }
+                    (None, None) => true,
+                    _ => false,
+                };
+                let hash_lock = match (query, view.lock) {
+                    (EscrowQuery::HashLock(hash), _) => Some(*hash),
+                    (EscrowQuery::Id(_), lock) => lock.map(|l: EscrowLock| l.hash_lock),
+                };
+                let secret_ok = match view.secret {
+                    Some(secret) => hash_lock == Some(secret.hash_lock()),
+                    None => true,
+                };
+                let held_ok = view.held.as_ref().is_none_or(|held| {
+                    view.escrow.is_some()
+                        && held.order.lock_slot()
+                            == tally_core::LockSlot::Escrow(view.escrow.unwrap_or_default())
+                });
+                if !(lock_ok && secret_ok && held_ok) {
+                    return Err(ClientError::Invalid(
+                        "the escrow answer does not match the escrow asked about".into(),
+                    ));
+                }
+                Ok(*view)
+            }
+            Packet::Error(error) => Err(ClientError::Refused(error)),
+            other => Err(ClientError::Unexpected(other.name())),
+        }
+    }
+
+    /// `REQ_ESCROW` to every validator.
+    pub async fn escrow_all(&self, query: &EscrowQuery) -> Vec<ValidatorAnswer<EscrowView>> {
+        self.each(|i| self.escrow_view(i, query)).await
     }
 
     /// `REQ_LEDGER` to every validator.
@@ -117,12 +167,14 @@ impl QuorumClient {
         let Some(sequence) = order.order.sequence() else {
             return true;
         };
-        let account = order.order.signer();
+        let Some(account) = order.order.signer() else {
+            return true;
+        };
         let request = Packet::ReqHeldOrder(HeldOrderRequest { account });
         match self.call(i, &request).await {
             Ok(Packet::RespHeldOrder(held)) => held.order.is_some_and(|other| {
                 held.account == account
-                    && other.order.signer() == account
+                    && other.order.signer() == Some(account)
                     && other.order.sequence() == Some(sequence)
                     && other.order != order.order
                     && other.verify(&self.network)
@@ -157,7 +209,7 @@ impl QuorumClient {
         for held in answers.into_iter().filter_map(|a| a.result.ok()) {
             let Some(order) = held.order else { continue };
             let genuine = held.account == *account
-                && order.order.signer() == *account
+                && order.order.signer() == Some(*account)
                 && order.order.sequence() == Some(sequence)
                 && order.verify(&self.network);
             if !genuine {
@@ -194,7 +246,7 @@ impl QuorumClient {
                 .into_iter()
                 .map(|logged| logged.certificate)
                 // Pages hold only certificates that verify (`fetch` checks them).
-                .find(|c| c.order.signer() == *account && c.order.sequence() == Some(sequence));
+                .find(|c| c.order.spender() == Some((*account, sequence)));
             if found.is_some() {
                 return found;
             }

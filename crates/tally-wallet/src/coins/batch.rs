@@ -365,9 +365,12 @@ pub fn recover_batches(wallet: &Wallet, store: &CoinStore) -> Result<usize, Coin
         }
         for order in &journal.orders {
             // A coin already spent settled its order: nothing is left to finish.
-            let settled = store
-                .locate(&order.order.signer())?
-                .is_some_and(|coin| coin.folder == CoinFolder::Spent);
+            let settled = match order.order.signer() {
+                Some(signer) => store
+                    .locate(&signer)?
+                    .is_some_and(|coin| coin.folder == CoinFolder::Spent),
+                None => false,
+            };
             if !settled {
                 wallet.set_pending(order)?;
             }

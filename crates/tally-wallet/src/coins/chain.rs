@@ -65,7 +65,12 @@ impl ChainCoins {
         if status != TxStatus::Unknown {
             return Ok(());
         }
-        let signer = tx.signer();
+        let Some(signer) = tx.signer() else {
+            return Err(NotSpent::Refused(CoinOpError::Refused(format!(
+                "a {} is not a transaction a proof-of-work network takes",
+                tx.order.kind_name()
+            ))));
+        };
         let (state, _) = self.miners.account(&signer).await.map_err(open)?;
         if tx.order.sequence().is_some_and(|s| s < state.sequence) {
             return Err(NotSpent::Refused(CoinOpError::Refused(format!(
@@ -102,7 +107,7 @@ impl ChainCoins {
 /// Clears the journal entry of an order refused for good.
 fn refused(wallet: &Wallet, signed: &SignedOrder, outcome: NotSpent) -> NotSpent {
     match outcome {
-        NotSpent::Refused(error) => match wallet.clear_pending(&signed.order.signer()) {
+        NotSpent::Refused(error) => match wallet.clear_pending_of(&signed.order) {
             Ok(()) => NotSpent::Refused(error),
             Err(cleared) => NotSpent::Open(cleared.into()),
         },
@@ -166,7 +171,7 @@ impl CoinLedger for ChainCoins {
         match self.prove(&tx).await {
             Ok(receipt) => {
                 wallet.save_chain_receipt(&receipt)?;
-                wallet.clear_pending(&signed.order.signer())?;
+                wallet.clear_pending_of(&signed.order)?;
                 Ok(receipt)
             }
             Err(outcome) => Err(refused(wallet, signed, outcome).into_error()),

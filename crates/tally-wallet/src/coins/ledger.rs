@@ -203,17 +203,15 @@ impl CoinLedger for QuorumClient {
                     // Refused everywhere because the slot is settled already, perhaps by
                     // this very order (another holder of the coin finished it): then its
                     // certificate is the proof.
-                    if let Some(sequence) = signed.order.sequence()
-                        && let Some(certificate) = self
-                            .sent_certificate(&signed.order.signer(), sequence)
-                            .await
+                    if let Some((signer, sequence)) = signed.order.spender()
+                        && let Some(certificate) = self.sent_certificate(&signer, sequence).await
                         && certificate.order == signed.order
                     {
                         out.push(Ok(certificate));
                         continue;
                     }
                     // No validator holds a vote for it: nothing to finish later.
-                    match wallet.clear_pending(&signed.order.signer()) {
+                    match wallet.clear_pending_of(&signed.order) {
                         Ok(()) => Err(NotSpent::Refused(error.into())),
                         Err(cleared) => Err(NotSpent::Open(cleared.into())),
                     }

@@ -74,7 +74,9 @@ pub(super) fn settle<L: CoinLedger>(
     proof: &L::Proof,
 ) -> Result<Vec<ListedCoin>, CoinOpError> {
     let order = L::proven_order(proof);
-    if let Some(sender) = store.locate(&order.signer())? {
+    if let Some(signer) = order.signer()
+        && let Some(sender) = store.locate(&signer)?
+    {
         store.move_to(&sender, CoinFolder::Spent)?;
     }
     let mut banked = Vec::new();

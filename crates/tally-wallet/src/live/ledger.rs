@@ -99,7 +99,7 @@ impl LiveLedger for QuorumClient {
         for folder in [CoinFolder::Bank, CoinFolder::Fracked] {
             for listed in hidden.list(folder)? {
                 if let Some(funding) = hidden.read(&listed)?.funding
-                    && funding.order.signer() == *account
+                    && funding.order.signer() == Some(*account)
                 {
                     return Ok(Some(funding));
                 }
@@ -209,6 +209,6 @@ impl LiveLedger for ChainCoins {
         Ok(wallet
             .chain_receipts()?
             .into_iter()
-            .find(|receipt| receipt.order.order.signer() == *account))
+            .find(|receipt| receipt.order.order.signer() == Some(*account)))
     }
 }

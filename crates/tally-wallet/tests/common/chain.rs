@@ -33,6 +33,7 @@ pub fn contract(name: &str, funded: AccountId, cash: u64) -> NetworkContract {
             max_block_transactions: 1000,
             max_block_bytes: 200_000,
         }),
+        max_clock_skew_ms: None,
     }
 }
 

@@ -99,6 +99,8 @@ impl Net {
                 amount: Amount::from_cash(genesis_cash).unwrap(),
             }],
             pow: None,
+            // Escrows: claims before the deadline, refunds 200 ms after it.
+            max_clock_skew_ms: Some(200),
         };
         let mut net = Net {
             contract,

@@ -3,12 +3,15 @@
 //! a restart recovers exactly what was committed, a batch is all or nothing, re-applying is
 //! idempotent, checkpoints change nothing a reader sees, and every query pages alike.
 //! [`crash_tests!`] crashes each store at every write of a commit and of a checkpoint
-//! ([`CrashHarness`]; redb runs on a [`FaultyDisk`]).
+//! ([`CrashHarness`]; redb runs on a [`FaultyDisk`]). Escrows have cases of their own
+//! (`escrow_cases`, `escrow_crash_cases`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
 mod crash_cases;
+mod escrow_cases;
+mod escrow_crash_cases;
 mod faulty_disk;
 
 use std::path::PathBuf;
@@ -274,6 +277,26 @@ macro_rules! conformance_tests {
             fn a_split_is_indexed_for_its_sender_and_every_recipient() {
                 cases::a_split_is_indexed_for_its_sender_and_every_recipient($harness);
             }
+            #[test]
+            fn an_open_escrow_and_its_claim_vote_survive_reopening() {
+                escrow_cases::an_open_escrow_and_its_claim_vote_survive_reopening($harness);
+            }
+            #[test]
+            fn a_claimed_escrow_survives_reopening() {
+                escrow_cases::a_claimed_escrow_survives_reopening($harness);
+            }
+            #[test]
+            fn a_refunded_escrow_survives_reopening() {
+                escrow_cases::a_refunded_escrow_survives_reopening($harness);
+            }
+            #[test]
+            fn escrowed_money_is_conserved_across_reopening() {
+                escrow_cases::escrowed_money_is_conserved_across_reopening($harness);
+            }
+            #[test]
+            fn a_settlement_is_indexed_from_the_stored_escrow() {
+                escrow_cases::a_settlement_is_indexed_from_the_stored_escrow($harness);
+            }
         }
     )*};
 }
@@ -298,6 +321,18 @@ macro_rules! crash_tests {
             #[test]
             fn a_crash_at_any_write_of_a_checkpoint_loses_nothing() {
                 crash_cases::a_crash_at_any_write_of_a_checkpoint_loses_nothing($harness);
+            }
+            #[test]
+            fn a_crash_at_any_write_of_a_settling_commit_keeps_the_batch_whole() {
+                escrow_crash_cases::a_crash_at_any_write_of_a_settling_commit_keeps_the_batch_whole(
+                    $harness,
+                );
+            }
+            #[test]
+            fn a_crash_at_any_write_of_a_settling_checkpoint_loses_nothing() {
+                escrow_crash_cases::a_crash_at_any_write_of_a_settling_checkpoint_loses_nothing(
+                    $harness,
+                );
             }
         }
     )*};

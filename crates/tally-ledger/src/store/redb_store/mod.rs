@@ -1,5 +1,5 @@
-//! The validator's durable state in redb: accounts, vote locks, the certificate log and its
-//! indexes.
+//! The validator's durable state in redb: accounts, escrows, vote locks, the certificate
+//! log and its indexes.
 //!
 //! A batch is made durable by [`LedgerStore::commit_snapshot`] in one transaction that only
 //! **appends**: the batch's certificates to the certificate log (keyed by log position) and
@@ -8,8 +8,8 @@
 //! of two B-trees, so a batch costs about what its bytes cost to write, however many
 //! accounts the ledger holds.
 //!
-//! The random-access tables (account states, vote locks, and the `sent` and `touching`
-//! indexes of the log) are brought up to date by a **checkpoint**: every
+//! The random-access tables (account states, escrows, vote locks, and the `sent` and
+//! `touching` indexes of the log) are brought up to date by a **checkpoint**: every
 //! [`DEFAULT_CHECKPOINT_EVERY`] certificates or vote records, one transaction writes every
 //! change since the previous checkpoint in key order (each B-tree page is then rewritten
 //! once per checkpoint instead of once per batch), empties the vote journal and records the
@@ -18,9 +18,12 @@
 //!
 //! Recovery (`recovery`): the durable state is always "the tables as of the last
 //! checkpoint, plus the log after it, plus the vote journal". [`LedgerStore::load`]
-//! re-applies the log's tail to the checkpointed accounts (certificates are deterministic
-//! state changes) and re-reads the journal's votes, so a crash at any point — inside a
-//! batch, between batches or inside a checkpoint — loses nothing that was acknowledged.
+//! re-applies the log's tail to the checkpointed accounts and escrows (certificates are
+//! deterministic state changes, and only certificates open or settle an escrow) and
+//! re-reads the journal's votes, so a crash at any point — inside a batch, between batches
+//! or inside a checkpoint — loses nothing that was acknowledged. An escrow row is therefore
+//! written only by a checkpoint, never ahead of the log position it records: re-applying
+//! a claim on an escrow already stored as claimed would fail.
 //!
 //! The bytes of every row are laid out in [`crate::store::records`].
 
@@ -29,21 +32,24 @@ mod queries;
 mod recovery;
 mod tables;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use redb::Database;
-use tally_core::{AccountId, NetworkContract};
+use tally_core::{AccountId, EscrowId, NetworkContract};
 
 use self::pending::Pending;
 use self::tables::{
-    ACCOUNTS, CERTIFICATES, LOCKS, META, META_CHECKPOINT, META_CHECKPOINT_SUPPLY, META_LOG_LEN,
-    META_SUPPLY, SENT, TOUCHING, VOTES,
+    ACCOUNTS, CERTIFICATES, ESCROWS, LOCKS, META, META_CHECKPOINT, META_CHECKPOINT_SUPPLY,
+    META_LOG_LEN, META_SUPPLY, SENT, TOUCHING, VOTES,
 };
-use crate::state::{AccountState, LockChange, Snapshot, Validator, VoteLock};
-use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError};
-use crate::store::records::{certificate_record, cursor_key, encode_account, journal_row};
+use crate::state::{AccountState, EscrowState, LockChange, Snapshot, Validator, VoteLock};
+use crate::store::ledger_store::{CertificatePage, LedgerStore, StoreError, touched_by};
+use crate::store::records::{
+    certificate_record, cursor_key, decode_escrow, encode_account, encode_escrow, journal_row,
+};
 
 /// Certificates between checkpoints (or twice as many vote records, for votes no
 /// certificate followed). A checkpoint rewrites about every page its tables' changes land
@@ -116,7 +122,7 @@ impl RedbLedgerStore {
 
     fn on_database(db: Database) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
-        for table in [ACCOUNTS, LOCKS] {
+        for table in [ACCOUNTS, ESCROWS, LOCKS] {
             txn.open_table(table)?;
         }
         txn.open_table(CERTIFICATES)?;
@@ -159,6 +165,40 @@ impl RedbLedgerStore {
     pub(crate) fn fail_next_commit(&self) {
         self.fail_next_commit.store(true, Ordering::Relaxed);
     }
+
+    /// The accounts each certificate of `snapshot` touched, found before anything of the
+    /// batch is written: a settlement's escrow is looked up among the batch's escrows, then
+    /// the pending ones, then the checkpointed table. The caller holds the writer lock, so
+    /// no checkpoint moves escrows from one to the other meanwhile.
+    fn touched(&self, snapshot: &Snapshot) -> Result<Vec<Vec<AccountId>>, StoreError> {
+        let batch: HashMap<&EscrowId, &EscrowState> =
+            snapshot.escrows.iter().map(|(id, e)| (id, e)).collect();
+        snapshot
+            .certificates
+            .iter()
+            .map(|(_, certificate)| {
+                touched_by(&certificate.order, |id| {
+                    if let Some(escrow) = batch.get(id) {
+                        return Ok(Some(**escrow));
+                    }
+                    if let Some(escrow) = lock(&self.pending).escrows.get(id) {
+                        return Ok(Some(*escrow));
+                    }
+                    self.read_escrow(id)
+                })
+            })
+            .collect()
+    }
+
+    /// An escrow as of the last checkpoint.
+    fn read_escrow(&self, id: &EscrowId) -> Result<Option<EscrowState>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let escrows = txn.open_table(ESCROWS)?;
+        escrows
+            .get(id.as_bytes().as_slice())?
+            .map(|row| decode_escrow(row.value()))
+            .transpose()
+    }
 }
 
 impl LedgerStore for RedbLedgerStore {
@@ -181,6 +221,7 @@ impl LedgerStore for RedbLedgerStore {
             return Ok(());
         }
         let _writer = lock(&self.writer);
+        let touched = self.touched(snapshot)?;
         let next_vote_row = lock(&self.pending).next_vote_row;
         let new_locks: Vec<&VoteLock> = snapshot
             .locks
@@ -223,8 +264,11 @@ impl LedgerStore for RedbLedgerStore {
         for change in &snapshot.locks {
             pending.lock(change);
         }
-        for (index, certificate) in &snapshot.certificates {
-            pending.index(*index, certificate);
+        for (id, escrow) in &snapshot.escrows {
+            pending.escrows.insert(*id, *escrow);
+        }
+        for ((index, certificate), touched) in snapshot.certificates.iter().zip(&touched) {
+            pending.index(*index, certificate, touched);
         }
         if !votes.is_empty() {
             pending.votes += new_locks.len() as u64;
@@ -242,13 +286,17 @@ impl LedgerStore for RedbLedgerStore {
         Ok(())
     }
 
-    /// Brings the account, lock and index tables up to the last committed batch in one
-    /// transaction, in key order, and empties the vote journal. Readers of the indexes wait
-    /// while it runs.
+    /// Brings the account, escrow, lock and index tables up to the last committed batch in
+    /// one transaction, in key order, and empties the vote journal. Readers of the indexes
+    /// wait while it runs.
     fn checkpoint(&self) -> Result<(), StoreError> {
         let _writer = lock(&self.writer);
         let mut pending = lock(&self.pending);
-        if pending.base == pending.log_len && pending.votes == 0 && pending.locks.is_empty() {
+        if pending.base == pending.log_len
+            && pending.votes == 0
+            && pending.locks.is_empty()
+            && pending.escrows.is_empty()
+        {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -262,6 +310,11 @@ impl LedgerStore for RedbLedgerStore {
                 )?;
             }
             drop(accounts);
+            let mut escrows = txn.open_table(ESCROWS)?;
+            for (id, escrow) in &pending.escrows {
+                escrows.insert(id.as_bytes().as_slice(), encode_escrow(escrow).as_slice())?;
+            }
+            drop(escrows);
             let mut locks = txn.open_table(LOCKS)?;
             for (key, value) in &pending.locks {
                 match value {

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_core::{AccountId, Certificate, LockSlot};
+use tally_core::{AccountId, Certificate, EscrowId, LockSlot};
 
-use crate::state::{AccountState, Changes, LockChange, Validator};
+use crate::state::{AccountState, Changes, EscrowState, LockChange, Validator};
 use crate::store::records::{IndexKey, LockKey, index_key, lock_key, lock_row, transfer_lock};
 
 /// Every change since the last checkpoint, as of the last committed batch. The same facts
@@ -19,6 +19,8 @@ pub(super) struct Pending {
     pub(super) supply: u64,
     /// Changed accounts and their latest state.
     pub(super) accounts: BTreeMap<AccountId, AccountState>,
+    /// Escrows opened or settled, and their latest state.
+    pub(super) escrows: BTreeMap<EscrowId, EscrowState>,
     /// Lock rows to write (`Some`, the row's value) or delete (`None`).
     pub(super) locks: BTreeMap<LockKey, Option<Vec<u8>>>,
     /// `sent` rows: account ‖ sequence → log position.
@@ -32,21 +34,20 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    /// Records what a batch's certificates add to the indexes (and the intro locks they
-    /// close).
-    pub(super) fn index(&mut self, position: u64, certificate: &Certificate) {
-        match certificate.order.lock_slot() {
-            LockSlot::Sequence(sender, sequence) => {
-                self.sent.insert(index_key(&sender, sequence), position);
-                self.touching.insert(index_key(&sender, position));
-            }
-            LockSlot::Intro(account) => {
-                self.touching.insert(index_key(&account, position));
-            }
+    /// Records what a certificate at `position` adds to the indexes: its sender's `sent`
+    /// row, and a `touching` row for each account it `touched`
+    /// ([`crate::store::ledger_store::touched_by`]).
+    pub(super) fn index(
+        &mut self,
+        position: u64,
+        certificate: &Certificate,
+        touched: &[AccountId],
+    ) {
+        if let Some((sender, sequence)) = certificate.order.spender() {
+            self.sent.insert(index_key(&sender, sequence), position);
         }
-        for payment in certificate.order.payments() {
-            self.touching
-                .insert(index_key(&payment.recipient, position));
+        for account in touched {
+            self.touching.insert(index_key(account, position));
         }
     }
 
@@ -82,10 +83,15 @@ impl Pending {
         self.log_len.saturating_sub(self.base) >= every || self.votes >= every.saturating_mul(2)
     }
 
-    /// Adds the states of the accounts `changes` touched.
-    pub(super) fn remember_accounts(&mut self, validator: &Validator, changes: &Changes) {
+    /// Adds the states of the accounts and escrows `changes` touched.
+    pub(super) fn remember(&mut self, validator: &Validator, changes: &Changes) {
         for account in &changes.accounts {
             self.accounts.insert(*account, validator.account(account));
+        }
+        for id in &changes.escrows {
+            if let Some(escrow) = validator.escrow(id) {
+                self.escrows.insert(*id, escrow);
+            }
         }
     }
 }

@@ -4,19 +4,19 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, ReadableTableMetadata};
-use tally_core::{AccountId, Amount, LockSlot, NetworkContract, Order};
+use tally_core::{AccountId, Amount, NetworkContract};
 
 use super::pending::Pending;
 use super::tables::{
-    ACCOUNTS, CERTIFICATES, GENESIS_CHUNK, LOCKS, META, META_CHECKPOINT, META_CHECKPOINT_SUPPLY,
-    META_LOG_LEN, META_NETWORK_CHECK, META_SUPPLY, VOTES,
+    ACCOUNTS, CERTIFICATES, ESCROWS, GENESIS_CHUNK, LOCKS, META, META_CHECKPOINT,
+    META_CHECKPOINT_SUPPLY, META_LOG_LEN, META_NETWORK_CHECK, META_SUPPLY, VOTES,
 };
 use super::{RedbLedgerStore, lock};
 use crate::state::{LockChange, Validator};
-use crate::store::ledger_store::{StoreError, lock_is_live};
+use crate::store::ledger_store::{StoreError, lock_is_live, touched_by};
 use crate::store::records::{
-    LockKey, decode_account, decode_account_id, decode_lock, decode_lock_records, encode_account,
-    network_marker, parse_certificate,
+    LockKey, decode_account, decode_account_id, decode_escrow, decode_escrow_id, decode_lock,
+    decode_lock_records, encode_account, network_marker, parse_certificate,
 };
 
 impl RedbLedgerStore {
@@ -67,6 +67,17 @@ impl RedbLedgerStore {
             Amount::from_microcash(base_supply),
             base,
         );
+        // The escrows as of the checkpoint, before the tail (whose claims and refunds settle
+        // some of them) and before the locks (whether an escrow's vote binds depends on it).
+        let mut escrows = Vec::new();
+        for row in txn.open_table(ESCROWS)?.iter()? {
+            let (key, value) = row?;
+            escrows.push((
+                decode_escrow_id(key.value())?,
+                decode_escrow(value.value())?,
+            ));
+        }
+        validator.restore_escrows(escrows);
 
         let mut pending = Pending {
             base,
@@ -103,15 +114,16 @@ impl RedbLedgerStore {
                     )));
                 }
             }
-            pending.index(position, &certificate);
-            if let Order::IntroKey(intro) = &certificate.order {
-                pending.lock(&LockChange::Clear(LockSlot::Intro(intro.account)));
-            }
+            let touched = touched_by(&certificate.order, |id| Ok(validator.escrow(id)))?;
+            pending.index(position, &certificate, &touched);
+            // The intro or escrow lock the certificate closes (a transfer's is left behind
+            // and skipped on load).
+            pending.lock(&LockChange::Clear(certificate.order.lock_slot()));
             position += 1;
             // Keep memory flat while re-applying a long tail.
             if position % 4096 == 0 {
                 let changes = validator.take_changes();
-                pending.remember_accounts(validator, &changes);
+                pending.remember(validator, &changes);
             }
         }
         if position != log_len {
@@ -120,7 +132,7 @@ impl RedbLedgerStore {
             )));
         }
         let changes = validator.take_changes();
-        pending.remember_accounts(validator, &changes);
+        pending.remember(validator, &changes);
         if validator.supply().microcash() != supply || validator.log_len() != log_len {
             return Err(StoreError::Corrupt(
                 "the log does not re-apply to the recorded supply".into(),
@@ -128,7 +140,8 @@ impl RedbLedgerStore {
         }
 
         // Locks: the checkpointed rows, then the journal's (newer) ones. A transfer lock whose
-        // order was since applied, and an intro lock of an introduced key, are history.
+        // order was since applied, an intro lock of an introduced key, and an escrow lock of
+        // a settled escrow are history.
         let mut locks: BTreeMap<LockKey, Vec<u8>> = BTreeMap::new();
         for row in txn.open_table(LOCKS)?.iter()? {
             let (key, value) = row?;
@@ -214,5 +227,58 @@ impl RedbLedgerStore {
             ..Pending::default()
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use tally_core::LockSlot;
+
+    use super::*;
+    use crate::state::Settlement;
+    use crate::store::ledger_store::LedgerStore;
+    use crate::store::records::lock_key;
+    use crate::store::test_fixture::{NOW_MS, Network, secret};
+
+    /// A settlement re-applied from the log's tail clears its escrow's vote row, which the
+    /// journal restored: loading would skip that row anyway, but without the clear the next
+    /// checkpoint would write it to the lock table for good.
+    #[test]
+    fn a_replayed_settlement_deletes_its_escrows_vote_row() {
+        let n = Network::with_escrows("escrow lock rows", 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let open = || {
+            RedbLedgerStore::open(&path, 1 << 20)
+                .unwrap()
+                .with_checkpoint_every(1000)
+        };
+        let store = open();
+        let mut v = n.load(&store);
+        v.set_clock(NOW_MS);
+        let lock = n.escrow_lock(&n.alice, &n.bob, 300, 0, &secret(1));
+        let id = n.escrow_id(&lock);
+        v.handle_certificate(&n.certificate(lock), true).unwrap();
+        let claim = n.claim(id, secret(1));
+        v.decide_order(&claim, true).unwrap();
+        store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+        v.handle_certificate(&n.certificate(claim), true).unwrap();
+        store.commit_snapshot(&v.take_snapshot(), &[]).unwrap();
+        drop(store);
+
+        let store = open();
+        let v = n.load(&store);
+        assert_eq!(store.replay_tail(), 2);
+        store.checkpoint().unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let locks = txn.open_table(LOCKS).unwrap();
+        let key = lock_key(&LockSlot::Escrow(id));
+        assert!(locks.get(key.as_slice()).unwrap().is_none());
+        let escrows = txn.open_table(ESCROWS).unwrap();
+        let row = escrows.get(id.as_bytes().as_slice()).unwrap().unwrap();
+        let escrow = decode_escrow(row.value()).unwrap();
+        assert_eq!(escrow.settlement, Settlement::Claimed(secret(1)));
+        assert_eq!(Some(escrow), v.escrow(&id));
     }
 }

@@ -7,6 +7,10 @@ use redb::TableDefinition;
 pub(super) const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 /// Lock row key → lock row value, as of the last checkpoint.
 pub(super) const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
+/// Escrow id → escrow row (its lock and how it stands), as of the last checkpoint; every
+/// escrow ever opened, settled ones included (a settled escrow's id must stay known, so
+/// that its lock slot is not voted again).
+pub(super) const ESCROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("escrows");
 /// The certificate log: log position → certificate record.
 pub(super) const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 /// Sender ‖ sequence → log position, as of the last checkpoint.
@@ -14,7 +18,8 @@ pub(super) const SENT: TableDefinition<&[u8], u64> = TableDefinition::new("sent"
 /// Account ‖ log position of each certificate that moved its balance, as of the last
 /// checkpoint.
 pub(super) const TOUCHING: TableDefinition<&[u8], ()> = TableDefinition::new("touching");
-/// Vote locks given since the last checkpoint: batch number → 73-byte lock records.
+/// Vote locks given since the last checkpoint: batch number → the batch's lock records
+/// ([`crate::store::records::journal_row`]).
 pub(super) const VOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("votes");
 /// Counters and markers, under the keys below.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -22,7 +27,8 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(super) const META_SUPPLY: &str = "supply";
 pub(super) const META_LOG_LEN: &str = "log_len";
 pub(super) const META_NETWORK_CHECK: &str = "network_prefix";
-/// The log position up to which `accounts`, `locks`, `sent` and `touching` are current.
+/// The log position up to which `accounts`, `escrows`, `locks`, `sent` and `touching` are
+/// current.
 /// Absent in data folders written before checkpoints existed: those tables were written
 /// with every batch, so they cover the whole log.
 pub(super) const META_CHECKPOINT: &str = "checkpoint";
