@@ -18,6 +18,8 @@ use tally_core::{
     AccountId, BatchVerifier, Certificate, OrderDigest, Signature, SignedOrder, Vote,
 };
 use tally_ledger::{LedgerError, LedgerStore, Settlement, Snapshot, Validator};
+
+use crate::notices::{Notice, notice_for};
 use tally_proto::quorum::LoggedCertificate;
 use tally_proto::{
     CertQuery, CertificatesPage, EndAck, ErrorCode, EscrowQuery, EscrowStanding, EscrowView,
@@ -170,6 +172,9 @@ pub struct DecidedBatch {
     pub snapshot: Snapshot,
     /// Where each synced peer's log continues, committed with the snapshot.
     pub cursors: Vec<(AccountId, u64)>,
+    /// Claims voted in this batch that a counterpart network must hear of, once the batch
+    /// is durable ([`crate::notices`]).
+    pub notices: Vec<Notice>,
     decisions: Vec<Decision>,
     votes: Vec<Option<Packet>>,
 }
@@ -210,6 +215,8 @@ pub struct Decider {
     listen: String,
     batches: u64,
     requests: u64,
+    /// Notices of the batch being decided.
+    notices: Vec<Notice>,
 }
 
 impl Decider {
@@ -221,6 +228,7 @@ impl Decider {
             listen,
             batches: 0,
             requests: 0,
+            notices: Vec::new(),
         }
     }
 
@@ -319,6 +327,7 @@ impl Decider {
         let batch = DecidedBatch {
             snapshot: self.validator.take_snapshot(),
             cursors,
+            notices: std::mem::take(&mut self.notices),
             decisions,
             votes,
         };
@@ -348,7 +357,11 @@ impl Decider {
                 let intro = matches!(order.order, tally_core::Order::IntroKey(_));
                 let signature_ok = matches!(checked, Checked::Order(true));
                 match self.validator.decide_order(&order, signature_ok) {
-                    Ok(digest) => Decision::Vote { digest, intro },
+                    Ok(digest) => {
+                        self.notices
+                            .extend(notice_for(&self.validator, &order.order));
+                        Decision::Vote { digest, intro }
+                    }
                     Err(error) => Decision::Answer(ledger_error(&error, &order, &network)),
                 }
             }

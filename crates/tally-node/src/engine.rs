@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decider::{DecidedBatch, Decider, Immediate, Released, Request};
 pub use crate::decider::{Status, SyncOutcome};
+use crate::notices::Notice;
 
 /// Work for the engine.
 pub enum Job {
@@ -132,6 +133,7 @@ pub fn start(
     store: Arc<dyn LedgerStore>,
     max_batch: usize,
     listen: String,
+    notices: Option<mpsc::Sender<Notice>>,
 ) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
     let (jobs, receiver) = mpsc::channel(max_batch * 4);
     let log_len = Arc::new(AtomicU64::new(validator.log_len()));
@@ -142,6 +144,7 @@ pub fn start(
         max_batch,
         log_len: log_len.clone(),
         storage_failed: storage_failed.clone(),
+        notices,
     };
     let thread = std::thread::Builder::new()
         .name("tally-engine".into())
@@ -163,6 +166,8 @@ struct Engine {
     log_len: Arc<AtomicU64>,
     /// Cancelled by the committer when a commit or a checkpoint failed.
     storage_failed: CancellationToken,
+    /// Where notices go once their batch is durable.
+    notices: Option<mpsc::Sender<Notice>>,
 }
 
 /// A decided batch on its way to the disk, with where its answers go once it is there.
@@ -183,7 +188,7 @@ enum Reply {
 
 /// Work for the committer thread.
 enum Commit {
-    Batch(Decided),
+    Batch(Box<Decided>),
     /// Answer once every batch sent before is committed.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -194,14 +199,15 @@ impl Engine {
         // engine keeps working while the committer writes a checkpoint).
         let (commits, pending) = std::sync::mpsc::sync_channel::<Commit>(2);
         let committer = {
-            let (store, log_len, failed) = (
+            let (store, log_len, failed, notices) = (
                 self.store.clone(),
                 self.log_len.clone(),
                 self.storage_failed.clone(),
+                self.notices.take(),
             );
             std::thread::Builder::new()
                 .name("tally-commit".into())
-                .spawn(move || run_committer(store.as_ref(), &pending, &log_len, &failed))
+                .spawn(move || run_committer(store.as_ref(), &pending, &log_len, &failed, notices))
         };
         let committer = match committer {
             Ok(committer) => committer,
@@ -233,11 +239,13 @@ impl Engine {
                 answer(decided, false);
                 break;
             }
-            if let Err(std::sync::mpsc::SendError(unsent)) = commits.send(Commit::Batch(decided)) {
+            if let Err(std::sync::mpsc::SendError(unsent)) =
+                commits.send(Commit::Batch(Box::new(decided)))
+            {
                 // The committer is gone, which only a panic does: as a failed commit.
                 self.storage_failed.cancel();
                 if let Commit::Batch(decided) = unsent {
-                    answer(decided, false);
+                    answer(*decided, false);
                 }
                 break;
             }
@@ -319,10 +327,11 @@ fn run_committer(
     pending: &std::sync::mpsc::Receiver<Commit>,
     log_len: &AtomicU64,
     failed: &CancellationToken,
+    notices: Option<mpsc::Sender<Notice>>,
 ) {
     for work in pending {
         let decided = match work {
-            Commit::Batch(decided) => decided,
+            Commit::Batch(decided) => *decided,
             Commit::Flush(done) => {
                 let _ = done.send(());
                 continue;
@@ -345,6 +354,13 @@ fn run_committer(
                 }
             }
         };
+        if committed && let Some(queue) = &notices {
+            for notice in &decided.batch.notices {
+                if queue.try_send(*notice).is_err() {
+                    tracing::warn!(escrow = %notice.claim.escrow, "notice queue full; the claim's other voters deliver it");
+                }
+            }
+        }
         answer(decided, committed);
         // The batch's answers are out; now, between batches, bring the random-access
         // tables up to date if enough has accumulated. A checkpoint that fails has lost

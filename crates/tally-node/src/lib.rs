@@ -16,6 +16,7 @@ pub mod decider;
 pub mod discovery;
 pub mod engine;
 mod jsonrpc;
+pub mod notices;
 pub mod pow;
 pub mod rpc;
 pub mod server;

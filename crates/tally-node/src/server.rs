@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::NodeConfig;
 use crate::discovery::{AddressBook, CommitteePeers, Registrar, TrackerSettings};
 use crate::engine::{self, EngineHandle};
+use crate::notices;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,16 +129,31 @@ impl Node {
             "ledger loaded"
         );
         let store: Arc<dyn LedgerStore> = Arc::new(store);
+        let (notice_sender, notice_queue) = if config.counterparts.is_empty() {
+            (None, None)
+        } else {
+            let (sender, queue) = tokio::sync::mpsc::channel(notices::QUEUE);
+            (Some(sender), Some(queue))
+        };
         let (engine, engine_thread) = engine::start(
             validator,
             store.clone(),
             config.max_batch,
             address.to_string(),
+            notice_sender,
         )
         .map_err(NodeError::Engine)?;
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        if let Some(queue) = notice_queue {
+            tasks.spawn(notices::run(
+                config.counterparts.clone(),
+                notices::TIMEOUT,
+                queue,
+                cancel.clone(),
+            ));
+        }
         tasks.spawn(stop_on_storage_failure(engine.clone(), cancel.clone()));
         tasks.spawn(accept_loop(
             listener,

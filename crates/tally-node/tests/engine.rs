@@ -233,7 +233,7 @@ impl Net {
     /// An engine of the first validator over `store`.
     fn start(&self, store: Arc<dyn LedgerStore>) -> (EngineHandle, std::thread::JoinHandle<()>) {
         let validator = self.load(store.as_ref());
-        engine::start(validator, store, MAX_BATCH, "127.0.0.1:1".into()).unwrap()
+        engine::start(validator, store, MAX_BATCH, "127.0.0.1:1".into(), None).unwrap()
     }
 
     fn pay(&self, from: &SecretKey, to: &SecretKey, amount: u64, sequence: u64) -> SignedOrder {

@@ -63,6 +63,37 @@ pub struct Net {
     pub nodes: Vec<Option<Node>>,
     pub dir: tempfile::TempDir,
     pub payer: SecretKey,
+    /// Networks escrows here may cite (the validators send them notices).
+    pub counterparts: Vec<NetworkContract>,
+}
+
+/// A network's contract and its validators' sockets, bound, before any validator runs: two
+/// networks that must know each other's contracts are prepared first, then launched.
+pub struct Prepared {
+    net: Net,
+    listeners: Vec<TcpListener>,
+}
+
+impl Prepared {
+    pub fn contract(&self) -> &NetworkContract {
+        &self.net.contract
+    }
+
+    /// Starts the validators, each knowing `counterparts`.
+    pub async fn launch(self, sync_interval: Duration, counterparts: Vec<NetworkContract>) -> Net {
+        let Prepared { mut net, listeners } = self;
+        net.counterparts = counterparts;
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let listeners = NodeListeners {
+                node: Some(listener),
+                rpc: None,
+            };
+            let config = net.config(i, sync_interval);
+            let node = Node::start_with_listeners(config, listeners).await.unwrap();
+            net.nodes.push(Some(node));
+        }
+        net
+    }
 }
 
 impl Net {
@@ -72,6 +103,14 @@ impl Net {
 
     /// Four validators; `payer` holds `genesis_cash` at genesis.
     pub async fn start_funded(sync_interval: Duration, genesis_cash: u64) -> Net {
+        Net::prepare("coins", genesis_cash)
+            .launch(sync_interval, Vec::new())
+            .await
+    }
+
+    /// A network named `name` whose `payer` holds `genesis_cash`, its sockets bound and
+    /// nothing running yet.
+    pub fn prepare(name: &str, genesis_cash: u64) -> Prepared {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         // Every socket is bound before the contract is written, and each validator
         // serves on its own.
@@ -80,7 +119,7 @@ impl Net {
             listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let payer = SecretKey::generate();
         let contract = NetworkContract {
-            name: "coins".into(),
+            name: name.into(),
             mode: Mode::Quorum,
             unit: "cash".into(),
             faucet: Amount::from_cash(10).unwrap(),
@@ -102,24 +141,16 @@ impl Net {
             // Escrows: claims before the deadline, refunds 200 ms after it.
             max_clock_skew_ms: Some(200),
         };
-        let mut net = Net {
+        let net = Net {
             contract,
             keys,
             addresses,
             nodes: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             payer,
+            counterparts: Vec::new(),
         };
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let listeners = NodeListeners {
-                node: Some(listener),
-                rpc: None,
-            };
-            let config = net.config(i, sync_interval);
-            let node = Node::start_with_listeners(config, listeners).await.unwrap();
-            net.nodes.push(Some(node));
-        }
-        net
+        Prepared { net, listeners }
     }
 
     /// Validator `i`'s config, at its address in the contract.
@@ -132,6 +163,7 @@ impl Net {
         );
         config.sync_interval = sync_interval;
         config.idle_timeout = Duration::from_secs(5);
+        config.counterparts = self.counterparts.clone();
         config
     }
 
