@@ -49,6 +49,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
                 fund: 3,
                 fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
                 tracker: Some(tracker_address.to_string()),
+                clock_skew_ms: Some(2_000),
             },
             &mut key_proof_spinner(),
         )?;

@@ -58,6 +58,10 @@ pub struct QuorumArgs {
     /// A tracker for nodes and wallets to find each other (host:port).
     #[arg(long)]
     pub tracker: Option<String>,
+    /// The most any validator's clock may be off (`2s`, `500ms`): declared in the
+    /// contract, it lets the network take hash-locked escrows (`0` takes none).
+    #[arg(long, default_value = "2s", value_parser = crate::duration::parse_duration)]
+    pub clock_skew: std::time::Duration,
 }
 
 impl From<QuorumArgs> for QuorumSpec {
@@ -72,6 +76,8 @@ impl From<QuorumArgs> for QuorumSpec {
             fund: args.fund,
             fund_amount: args.fund_amount,
             tracker: args.tracker,
+            clock_skew_ms: Some(u64::try_from(args.clock_skew.as_millis()).unwrap_or(u64::MAX))
+                .filter(|ms| *ms > 0),
         }
     }
 }

@@ -56,10 +56,6 @@ pub enum LedgerError {
     NoEscrows,
     #[error("the escrow cites network {0}, which this validator does not know")]
     UnknownCounterpart(NetworkId),
-    #[error(
-        "the escrow's deadline {deadline} is not far enough ahead of this validator's clock ({now} ms) plus the clock skew bound"
-    )]
-    DeadlineTooSoon { deadline: u64, now: u64 },
     #[error("the escrow's deadline {deadline} is more than 30 days ahead")]
     DeadlineTooFar { deadline: u64 },
     #[error("hash lock {0} is already used by an escrow on this network")]
@@ -248,6 +244,9 @@ pub enum PlantedBug {
     /// Votes for a second order in a slot it already voted in (the new vote replaces the
     /// old one's lock).
     VoteTwice,
+    /// Votes for an escrow's refund after it voted for its claim, or the other way round
+    /// (as `VoteTwice`, in escrow slots only).
+    VoteClaimAndRefund,
 }
 
 impl Validator {

@@ -42,6 +42,9 @@ pub struct QuorumSpec {
     pub fund_amount: Amount,
     /// A tracker for nodes and wallets to find each other (host:port).
     pub tracker: Option<String>,
+    /// ε, the bound on validator clock skew (ms) the contract declares: with it the network
+    /// takes hash-locked escrows; without, none.
+    pub clock_skew_ms: Option<u64>,
 }
 
 /// What [`create_quorum`] made.
@@ -100,7 +103,7 @@ pub fn create_quorum(
         tracker: spec.tracker.clone(),
         genesis,
         pow: None,
-        max_clock_skew_ms: None,
+        max_clock_skew_ms: spec.clock_skew_ms,
     };
     contract.validate()?;
     // The tracker admits a key only with its proof of work: find each validator's now, so

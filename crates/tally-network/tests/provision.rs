@@ -25,6 +25,7 @@ fn quorum_spec(dir: &std::path::Path, tracker: Option<&str>) -> QuorumSpec {
         fund: 2,
         fund_amount: Amount::from_microcash(1_000_000_000),
         tracker: tracker.map(str::to_owned),
+        clock_skew_ms: Some(1_000),
     }
 }
 

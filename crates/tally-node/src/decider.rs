@@ -687,7 +687,6 @@ pub fn refusal_code(error: &LedgerError) -> ErrorCode {
         LedgerError::BadEscrow(_)
         | LedgerError::NoEscrows
         | LedgerError::UnknownCounterpart(_)
-        | LedgerError::DeadlineTooSoon { .. }
         | LedgerError::DeadlineTooFar { .. }
         | LedgerError::HashLockReused(_) => ErrorCode::BadEscrow,
         LedgerError::UnknownEscrow(_) | LedgerError::EscrowSettled(_) => ErrorCode::EscrowClosed,

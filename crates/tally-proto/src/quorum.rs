@@ -508,7 +508,7 @@ pub enum ErrorCode {
     /// split's outputs are malformed (`Reason` says which).
     BadAmount,
     /// An escrow lock this network does not take: no escrows here, an unknown counterpart
-    /// network, a deadline too soon or too far, a hash lock already used (`Reason` says).
+    /// network, a deadline too far ahead, a hash lock already used (`Reason` says).
     BadEscrow,
     /// No such escrow is open here (unknown, or settled already).
     EscrowClosed,

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use tally_core::{AccountId, Certificate, LockSlot, Order, OrderDigest, Signature, SignedOrder};
+use tally_core::{
+    AccountId, Certificate, EscrowLock, LockSlot, Order, OrderDigest, Signature, SignedOrder,
+};
 use tally_ledger::Validator;
 
 /// An invariant a run broke: the seed replays it exactly.
@@ -223,13 +225,14 @@ impl Observer {
 }
 
 /// Money is neither created nor destroyed: the validator's supply is the genesis, and its
-/// balances add up to it.
+/// balances plus what its open escrows hold add up to it.
 pub fn conservation(index: usize, validator: &Validator, genesis: i128) -> Result<(), String> {
     let supply = i128::from(validator.supply().microcash());
     let held: i128 = validator.accounts().map(|(_, state)| state.balance).sum();
-    if supply != genesis || held != supply {
+    let escrowed = i128::from(validator.escrowed().microcash());
+    if supply != genesis || held + escrowed != supply {
         return Err(format!(
-            "validator {index}: supply {supply} and balances {held}, genesis {genesis}"
+            "validator {index}: supply {supply}, balances {held} and escrowed {escrowed}, genesis {genesis}"
         ));
     }
     Ok(())
@@ -254,10 +257,26 @@ pub fn expected_ledger(genesis: &[(AccountId, i128)], observer: &Observer) -> Le
         .iter()
         .map(|(account, amount)| (*account, (*amount, 0)))
         .collect();
+    // Escrows by id: what their claim or refund pays, and to whom.
+    let locks: BTreeMap<OrderDigest, EscrowLock> = observer
+        .certificates
+        .values()
+        .filter_map(|c| match &c.order {
+            Order::EscrowLock(lock) => Some((c.checksum, **lock)),
+            _ => None,
+        })
+        .collect();
     for certificate in observer.certificates.values() {
         let order = &certificate.order;
-        // The simulator's wallets make transfers, splits and introductions (escrows are
-        // not simulated yet): every order here has a signer.
+        let settled = match order {
+            Order::EscrowClaim(claim) => locks.get(&claim.escrow).map(|l| (l.payee, l.amount)),
+            Order::EscrowRefund(refund) => locks.get(&refund.escrow).map(|l| (l.payer, l.amount)),
+            _ => None,
+        };
+        if let Some((to, amount)) = settled {
+            ledger.entry(to).or_default().0 += i128::from(amount.microcash());
+            continue;
+        }
         let Some(signer) = order.signer() else {
             continue;
         };
@@ -266,6 +285,9 @@ pub fn expected_ledger(genesis: &[(AccountId, i128)], observer: &Observer) -> Le
             let amount = i128::from(payment.amount.microcash());
             total += amount;
             ledger.entry(payment.recipient).or_default().0 += amount;
+        }
+        if let Order::EscrowLock(lock) = order {
+            total += i128::from(lock.amount.microcash());
         }
         let sender = ledger.entry(signer).or_default();
         sender.0 -= total;

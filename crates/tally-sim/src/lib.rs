@@ -54,6 +54,9 @@ pub enum PlantedBug {
     /// A miner whose commit failed announces the block anyway (an announcement before the
     /// block is durable).
     AnnounceUncommitted,
+    /// Honest validators vote for an escrow's refund after voting for its claim (or the
+    /// other way round), as if claim and refund did not share the escrow's slot.
+    VoteClaimAndRefund,
 }
 
 /// What one run simulates.
@@ -69,6 +72,10 @@ pub struct Config {
     pub miners: usize,
     /// A planted mistake, for the tests that show the checks bite.
     pub planted: Option<PlantedBug>,
+    /// Whether the run has escrows (locked, claimed on time or late or never, refunded).
+    /// The regression seeds of bugs found before escrows existed run without, so that
+    /// they replay the run that found them.
+    pub escrows: bool,
 }
 
 impl Config {
@@ -80,6 +87,15 @@ impl Config {
             steps,
             miners: 4,
             planted: None,
+            escrows: true,
+        }
+    }
+
+    /// As [`Config::new`], without escrows: the run as it was before escrows existed.
+    pub fn without_escrows(seed: u64, validators: usize, steps: usize) -> Self {
+        Config {
+            escrows: false,
+            ..Config::new(seed, validators, steps)
         }
     }
 }
@@ -118,6 +134,13 @@ pub struct Outcome {
     pub coins_taken: u64,
     /// Of those, coins whose slot the two holders split (the residual race).
     pub coins_frozen: u64,
+    /// Escrows claimed by their payee.
+    pub escrows_claimed: u64,
+    /// Escrows refunded to their payer after the deadline.
+    pub escrows_refunded: u64,
+    /// Escrows whose claim and refund votes split (a claim racing the deadline, or sent
+    /// while the network was faulty): allowed, counted.
+    pub escrows_frozen: u64,
     /// The proof-of-work network's run.
     pub chain: ChainOutcome,
     /// The faults this seed drew.
@@ -142,6 +165,9 @@ impl Outcome {
         self.coins_handed_twice += other.coins_handed_twice;
         self.coins_taken += other.coins_taken;
         self.coins_frozen += other.coins_frozen;
+        self.escrows_claimed += other.escrows_claimed;
+        self.escrows_refunded += other.escrows_refunded;
+        self.escrows_frozen += other.escrows_frozen;
         self.chain.add(&other.chain);
     }
 }
@@ -150,7 +176,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} validator crashes, {} wallet crashes, {} payments retried, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); coins: {} handed to two holders at once, {} taken by one, {} frozen (the residual race); {} forged certificates refused",
+            "{} steps, {} messages, {} certificates, {} payments acknowledged, {} validator crashes, {} wallet crashes, {} payments retried, {} slots frozen by equivocating owners; twins: {} orders finished for the other copy, {} slots asked without the first voter, {} slots frozen (the residual race); coins: {} handed to two holders at once, {} taken by one, {} frozen (the residual race); escrows: {} claimed, {} refunded, {} frozen by a claim racing the deadline or sent under faults; {} forged certificates refused",
             self.steps,
             self.messages,
             self.certificates,
@@ -165,6 +191,9 @@ impl fmt::Display for Outcome {
             self.coins_handed_twice,
             self.coins_taken,
             self.coins_frozen,
+            self.escrows_claimed,
+            self.escrows_refunded,
+            self.escrows_frozen,
             self.forgeries_refused
         )?;
         let c = &self.chain;

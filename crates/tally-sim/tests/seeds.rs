@@ -1,6 +1,7 @@
 //! The simulator over many seeds: no invariant breaks with the real validator and the real
-//! wallet, each of five planted mistakes is caught within the same seeds, and the seeds
-//! that found real bugs stay fixed.
+//! wallet, each of six planted mistakes is caught within the same seeds, and the seeds
+//! that found real bugs stay fixed (each replayed without escrows, exactly the run that
+//! found it, since escrows came later).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -89,13 +90,29 @@ fn a_validator_that_votes_twice_in_a_slot_is_caught() {
     );
 }
 
+/// A validator that votes for both the claim and the refund of one escrow (claim before the
+/// deadline, refund after it by its clock) lets both certificates form: the escrow's money
+/// would be paid twice. Caught in an escrow's slot.
+#[test]
+fn a_validator_that_votes_both_claim_and_refund_is_caught() {
+    let (seed, invariant) = caught(PlantedBug::VoteClaimAndRefund).expect("never caught");
+    assert!(
+        invariant.contains("Escrow(")
+            && (invariant.contains("two orders") || invariant.contains("two certificates")),
+        "seed {seed}: {invariant}"
+    );
+}
+
 /// A certificate applied twice moves its money twice: the ledger differs from what the
-/// certificates make, or an honest account is overdrawn and its next payment refused.
+/// certificates make, its balances (with what escrows hold) no longer add up to its
+/// supply, or an honest account is overdrawn and its next payment refused.
 #[test]
 fn a_certificate_applied_twice_is_caught() {
     let (seed, invariant) = caught(PlantedBug::ApplyTwice).expect("never caught");
     assert!(
-        invariant.contains("ledger") || invariant.contains("InsufficientFunds"),
+        invariant.contains("ledger")
+            || invariant.contains("InsufficientFunds")
+            || invariant.contains("balances"),
         "seed {seed}: {invariant}"
     );
 }
@@ -124,7 +141,7 @@ fn twins_that_skip_the_first_voter_are_caught_splitting_a_slot() {
 /// quorum after all; the certificate it assembled must still reach every validator.
 #[test]
 fn seed_246_a_certificate_assembled_after_giving_up_is_still_delivered() {
-    if let Err(violation) = run(&Config::new(246, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(246, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -135,7 +152,7 @@ fn seed_246_a_certificate_assembled_after_giving_up_is_still_delivered() {
 /// payment failed. The wallet now reads the next slot from at least f+1 validators.
 #[test]
 fn seed_109_the_next_slot_is_not_one_liars_word() {
-    if let Err(violation) = run(&Config::new(109, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(109, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -147,7 +164,7 @@ fn seed_109_the_next_slot_is_not_one_liars_word() {
 #[test]
 fn seeds_1014_and_1036_a_twin_finishes_the_most_held_order() {
     for seed in [1014, 1036] {
-        if let Err(violation) = run(&Config::new(seed, 7, STEPS)) {
+        if let Err(violation) = run(&Config::without_escrows(seed, 7, STEPS)) {
             panic!("{violation}");
         }
     }
@@ -159,7 +176,7 @@ fn seeds_1014_and_1036_a_twin_finishes_the_most_held_order() {
 /// answered. Batches now follow the first-voter rule too.
 #[test]
 fn seed_6_two_holders_taking_in_one_coin_do_not_split_it() {
-    if let Err(violation) = run(&Config::new(6, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(6, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -170,7 +187,7 @@ fn seed_6_two_holders_taking_in_one_coin_do_not_split_it() {
 /// certificate first.
 #[test]
 fn seed_68_a_coin_handed_over_before_its_funding_spread_is_not_counterfeit() {
-    if let Err(violation) = run(&Config::new(68, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(68, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -181,7 +198,7 @@ fn seed_68_a_coin_handed_over_before_its_funding_spread_is_not_counterfeit() {
 /// `Limbo` though one order held a quorum. `find` now finishes the most held order.
 #[test]
 fn seed_400480_a_contested_coin_is_finished_by_its_most_held_order() {
-    if let Err(violation) = run(&Config::new(400_480, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(400_480, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -193,7 +210,7 @@ fn seed_400480_a_contested_coin_is_finished_by_its_most_held_order() {
 /// journaled pays now waits in `Limbo`.
 #[test]
 fn seed_401422_a_fresh_coin_awaiting_its_pown_is_not_thrown_away() {
-    if let Err(violation) = run(&Config::new(401_422, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(401_422, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -205,7 +222,7 @@ fn seed_401422_a_fresh_coin_awaiting_its_pown_is_not_thrown_away() {
 /// simulated transport now pipelines a batch as TCP does.
 #[test]
 fn seed_400552_a_batch_reaches_its_first_voter_whole() {
-    if let Err(violation) = run(&Config::new(400_552, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(400_552, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -217,7 +234,7 @@ fn seed_400552_a_batch_reaches_its_first_voter_whole() {
 /// the slot's certificate up first, and keeps it when it is its own order's.
 #[test]
 fn seed_401538_a_batched_pown_settled_by_the_other_holder_is_kept() {
-    if let Err(violation) = run(&Config::new(401_538, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(401_538, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -229,7 +246,7 @@ fn seed_401538_a_batched_pown_settled_by_the_other_holder_is_kept() {
 /// spread.
 #[test]
 fn seed_401550_a_coin_that_proves_its_funding_is_not_counterfeit() {
-    if let Err(violation) = run(&Config::new(401_550, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(401_550, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -240,7 +257,7 @@ fn seed_401550_a_coin_that_proves_its_funding_is_not_counterfeit() {
 /// another order had won. Pages are now checked against the committee as they arrive.
 #[test]
 fn seed_405472_a_forged_certificate_is_never_relayed() {
-    if let Err(violation) = run(&Config::new(405_472, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(405_472, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -253,7 +270,7 @@ fn seed_405472_a_forged_certificate_is_never_relayed() {
 /// first voter is treated as silent.
 #[test]
 fn seed_406165_a_first_voter_cannot_block_an_account_with_unproven_conflicts() {
-    if let Err(violation) = run(&Config::new(406_165, 4, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(406_165, 4, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -265,7 +282,7 @@ fn seed_406165_a_first_voter_cannot_block_an_account_with_unproven_conflicts() {
 /// until one applies nothing new, as the nodes' sync would.
 #[test]
 fn seed_702529_certificates_reach_every_validator_despite_reordering() {
-    if let Err(violation) = run(&Config::new(702_529, 7, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(702_529, 7, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -275,7 +292,7 @@ fn seed_702529_certificates_reach_every_validator_despite_reordering() {
 /// validator went down while every wallet had to get through. Healing disarms it.
 #[test]
 fn seed_700502_no_disk_fails_after_the_network_healed() {
-    if let Err(violation) = run(&Config::new(700_502, 7, STEPS)) {
+    if let Err(violation) = run(&Config::without_escrows(700_502, 7, STEPS)) {
         panic!("{violation}");
     }
 }
@@ -288,4 +305,70 @@ fn a_miner_that_announces_a_block_it_failed_to_commit_is_caught() {
             || invariant.contains("less work than it had announced"),
         "seed {seed}: {invariant}"
     );
+}
+
+/// Found by the first escrow runs: a payer's journaled lock, finished after the network
+/// healed with its deadline near, was refused everywhere, and the payer could lock nothing
+/// more (its slot held the old lock). Validators now vote for a lock whatever its deadline
+/// (a late lock is refunded at once).
+#[test]
+fn seed_3_a_late_journaled_lock_still_completes() {
+    if let Err(violation) = run(&Config::new(3, 4, STEPS)) {
+        panic!("{violation}");
+    }
+}
+
+/// Found by the first escrow campaign: most validators missed an escrow's lock, the
+/// refund's catch-up took the lock from a validator that had missed it too, and the refund
+/// failed for good; then (seed 180) no honest validator had it at all. The catch-up now
+/// takes it from a validator that applied it, and the payer hands over its lock's
+/// certificate before it settles.
+#[test]
+fn seeds_44_and_180_a_refund_brings_lagging_validators_the_lock() {
+    for seed in [44, 180] {
+        if let Err(violation) = run(&Config::new(seed, 4, STEPS)) {
+            panic!("{violation}");
+        }
+    }
+}
+
+/// Found by the first escrow campaign: a quorum voted an escrow's claim but the claimant
+/// lost the answers; past the deadline validators refused the claim again and the payer's
+/// refund met their votes: frozen. Validators now vote again for the claim they hold, and a
+/// refund that meets a held claim finishes it.
+#[test]
+fn seeds_56_and_700089_a_claim_holding_the_votes_is_finished() {
+    for (seed, validators) in [(56, 4), (700_089, 7)] {
+        if let Err(violation) = run(&Config::new(seed, validators, STEPS)) {
+            panic!("{violation}");
+        }
+    }
+}
+
+/// Found by the first escrow campaigns: most validators missed the payer's previous lock,
+/// and catching one up took certificates from a validator as far behind (seed 700451, 7
+/// validators), or from a Byzantine one that claimed to be ahead (seed 207). Sources are
+/// now tried furthest along the account's orders first, f + 1 of them; and a push the
+/// target had meanwhile received from the order's own wallet counts as caught up (seed
+/// 706: the catch-up found everything "already applied" and gave the refusal back).
+#[test]
+fn seeds_700451_207_and_706_catch_up_takes_the_furthest_validators() {
+    for (seed, validators) in [(700_451, 7), (207, 4), (706, 4)] {
+        if let Err(violation) = run(&Config::new(seed, validators, STEPS)) {
+            panic!("{violation}");
+        }
+    }
+}
+
+/// Found by the escrow campaign (7 validators): a payer's lock was certified and applied
+/// by two validators only before they and the payer were cut off. Asked for it again, they
+/// answered "hash lock already used" (the hash check came before the sequence check), and
+/// once that was fixed the wallet still read the slot as open from the f + 1 others and
+/// looped. Validators now refuse an applied lock as an old sequence, and a wallet that finds
+/// its slot's certificate hands it to every validator.
+#[test]
+fn seed_700683_a_lock_applied_by_few_is_handed_to_all() {
+    if let Err(violation) = run(&Config::new(700_683, 7, STEPS)) {
+        panic!("{violation}");
+    }
 }

@@ -168,6 +168,11 @@ impl QuorumClient {
         self.transport.pause(duration).await;
     }
 
+    /// The client's clock in milliseconds since the Unix epoch (its transport's).
+    pub fn now_ms(&self) -> u64 {
+        self.transport.now_ms()
+    }
+
     /// Sends one request to validator `i` and waits for its answer.
     pub async fn call(&self, i: usize, packet: &Packet) -> Result<Packet, ClientError> {
         self.transport.call(i, packet).await

@@ -15,7 +15,7 @@ use tally_core::{
 use tally_proto::{EscrowQuery, EscrowStanding, EscrowView};
 
 use crate::ops::{self, Asking, OpError, Receipt};
-use crate::{QuorumClient, Wallet};
+use crate::{ClientError, QuorumClient, Wallet};
 
 /// What to lock.
 #[derive(Clone, Copy, Debug)]
@@ -37,7 +37,8 @@ pub struct Locked {
     pub receipt: Receipt,
 }
 
-/// This machine's clock, in milliseconds since the Unix epoch.
+/// This machine's clock, in milliseconds since the Unix epoch (what a person's deadline
+/// is counted from; a client's own clock is [`QuorumClient::now_ms`]).
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -77,7 +78,7 @@ pub async fn lock(
             "an escrow cannot pay its own payer".into(),
         ));
     }
-    let now = unix_ms();
+    let now = client.now_ms();
     if terms.deadline_ms <= now.saturating_add(2 * skew) {
         return Err(OpError::Refused(format!(
             "the deadline is {} ms away; it must be more than twice the network's clock skew bound ({skew} ms) ahead",
@@ -85,7 +86,9 @@ pub async fn lock(
         )));
     }
     let payer = key.account();
-    let receipt = ops::spend(wallet, client, key, |sequence| {
+    // A hash lock is used once per network: the lock is never signed again for another
+    // slot with the same terms (the caller locks again with a new secret).
+    let receipt = ops::spend(wallet, client, key, ops::Resign::Never, |sequence| {
         Order::from(EscrowLock {
             payer,
             sequence,
@@ -137,17 +140,73 @@ pub async fn refund(
 }
 
 /// Certifies a claim or refund (from every validator at once: no copy of a wallet can
-/// sign a second one) and hands the certificate to every validator.
+/// sign a second one) and hands the certificate to every validator. When validators hold
+/// their votes for the other settlement (a refund asked for where a claim was voted, or
+/// the other way round), the settlement most of them hold is finished instead, as a
+/// payment finishes a held order: the escrow is settled either way, and the receipt's
+/// certificate says how.
 async fn settle(wallet: &Wallet, client: &QuorumClient, order: Order) -> Result<Receipt, OpError> {
     let order = SignedOrder::unsigned(order);
-    let (certificate, acknowledged, path) =
-        ops::certify_and_submit(wallet, client, &order, Asking::Everyone).await?;
+    let escrow = match order.order.lock_slot() {
+        tally_core::LockSlot::Escrow(escrow) => escrow,
+        _ => return Err(OpError::Refused("not an escrow's claim or refund".into())),
+    };
+    // The payer keeps its lock's certificate (a receipt named by the escrow's id): it hands
+    // it over first, so that validators that missed it (the network lost it, or the payer
+    // died before handing it out) know the escrow before they are asked to settle it.
+    if let Some(lock) = wallet.receipt(&escrow)?
+        && matches!(lock.order, Order::EscrowLock(_))
+    {
+        client.submit(&lock).await;
+    }
+    let certified = match ops::certify_and_submit(wallet, client, &order, Asking::Everyone).await {
+        Err(error @ OpError::Client(ClientError::NoQuorum { conflicts: 1.., .. })) => {
+            match most_held(client, &escrow).await {
+                Some(held) if held != order => {
+                    ops::certify_and_submit(wallet, client, &held, Asking::Everyone).await?
+                }
+                _ => return Err(error),
+            }
+        }
+        other => other?,
+    };
+    let (certificate, acknowledged, path) = certified;
     Ok(Receipt {
         certificate,
         acknowledged,
         path,
         finished_pending: None,
     })
+}
+
+/// The claim or refund of `escrow` that most validators hold their vote for (a held claim
+/// only if its secret opens the escrow's hash lock).
+async fn most_held(client: &QuorumClient, escrow: &EscrowId) -> Option<SignedOrder> {
+    let views: Vec<EscrowView> = client
+        .escrow_all(&EscrowQuery::Id(*escrow))
+        .await
+        .into_iter()
+        .filter_map(|answer| answer.result.ok())
+        .collect();
+    let hash_lock = views.iter().find_map(|view| view.lock)?.hash_lock;
+    let mut held: Vec<(SignedOrder, usize)> = Vec::new();
+    for order in views.into_iter().filter_map(|view| view.held) {
+        let genuine = match &order.order {
+            Order::EscrowClaim(claim) => claim.secret.hash_lock() == hash_lock,
+            Order::EscrowRefund(_) => true,
+            _ => false,
+        };
+        if !genuine {
+            continue;
+        }
+        match held.iter_mut().find(|(known, _)| *known == order) {
+            Some((_, count)) => *count += 1,
+            None => held.push((order, 1)),
+        }
+    }
+    held.into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(order, _)| order)
 }
 
 /// How an escrow stands across the committee.

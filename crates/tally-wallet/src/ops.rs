@@ -197,11 +197,12 @@ enum Settled {
     Other,
 }
 
-/// After `order` failed to gather a quorum: if the account has moved past its slot, finds
-/// the certificate that settled it. When it is `order`'s own (another copy of the key
-/// finished it, so validators refuse it as old), the receipt is kept; either way the
-/// journal is cleared, since nothing is left to finish. `None` while the slot is still
-/// open or its certificate cannot be found: the caller reports its error.
+/// After `order` failed to gather a quorum: finds the certificate that settled its slot,
+/// if any validator has one (a certificate is proof on its own, however few validators
+/// applied it), and hands it to every validator. When it is `order`'s own (another copy of
+/// the key finished it, or its answers were lost, so validators refuse it as old), the
+/// receipt is kept; either way the journal is cleared, since nothing is left to finish.
+/// `None` while no certificate for the slot can be found: the caller reports its error.
 async fn settled_elsewhere(
     wallet: &Wallet,
     client: &QuorumClient,
@@ -210,16 +211,14 @@ async fn settled_elsewhere(
     let Some((account, sequence)) = order.order.spender() else {
         return Ok(None);
     };
-    if !client
-        .next_sequence(&account)
-        .await
-        .is_ok_and(|next| next > sequence)
-    {
-        return Ok(None);
-    }
+    // A certificate for the slot is proof on its own (it is verified against the
+    // committee), even where fewer than f + 1 validators have applied it yet.
     let Some(certificate) = client.sent_certificate(&account, sequence).await else {
         return Ok(None);
     };
+    // Validators that have not applied it yet still see the slot open (and may decide the
+    // account's next sequence): hand it to them all.
+    client.submit(&certificate).await;
     let settled = if certificate.order == order.order {
         let path = wallet.save_receipt(&certificate)?;
         Settled::Ours(Box::new((certificate, path)))
@@ -370,7 +369,7 @@ pub async fn pay(
         return Err(OpError::Refused("an account cannot pay itself".into()));
     }
     let account = key.account();
-    spend(wallet, client, key, |sequence| {
+    spend(wallet, client, key, Resign::OnANewSlot, |sequence| {
         Order::Transfer(Transfer {
             sender: account,
             recipient,
@@ -381,6 +380,16 @@ pub async fn pay(
     .await
 }
 
+/// What [`spend`] does when the order it signed lost its slot to another order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resign {
+    /// Sign the same terms again for the next slot (a payment).
+    OnANewSlot,
+    /// Give up and say so: the terms must not be signed twice (an escrow lock's hash lock
+    /// is used once per network; the caller draws a new secret).
+    Never,
+}
+
 /// Signs and certifies the order `make` builds for `key`'s next sequence slot (a transfer,
 /// an escrow lock): journaled first, never beside a vote another copy of the key holds in
 /// that slot (that order is finished first), retried on a fresh slot when another order
@@ -389,6 +398,7 @@ pub(crate) async fn spend(
     wallet: &Wallet,
     client: &QuorumClient,
     key: &SecretKey,
+    resign: Resign,
     make: impl Fn(u64) -> Order,
 ) -> Result<Receipt, OpError> {
     let account = key.account();
@@ -425,7 +435,10 @@ pub(crate) async fn spend(
             // Only the first voter saw this order, and it refused: the order holds no
             // vote anywhere, so it is dropped and the other copy's order finished.
             Err(OpError::Client(ClientError::SlotTaken { .. })) => {
-                wallet.clear_pending(&account)?
+                wallet.clear_pending(&account)?;
+                if resign == Resign::Never {
+                    return Err(lost_slot(account));
+                }
             }
             // No quorum: if the account moved past this sequence meanwhile, the certificate
             // that settled the slot says whose order it was.
@@ -443,6 +456,9 @@ pub(crate) async fn spend(
                         });
                     }
                     // Another order settled the slot: this one can never be certified.
+                    Some(Settled::Other) if resign == Resign::Never => {
+                        return Err(lost_slot(account));
+                    }
                     Some(Settled::Other) => {}
                     None => return Err(explain_split(client, account, error).await),
                 }
@@ -457,6 +473,14 @@ pub(crate) async fn spend(
             attempts: SLOT_ATTEMPTS,
         },
     })
+}
+
+/// The order signed lost its slot to another, and is not signed again.
+fn lost_slot(account: AccountId) -> OpError {
+    OpError::Refused(format!(
+        "another order of {} took the slot this one was signed for; nothing was paid, try again",
+        account.short()
+    ))
 }
 
 /// Says so in words when a slot is split ([`OpError::SlotFrozen`]), rather than "no

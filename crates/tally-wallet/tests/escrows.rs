@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Net, cash};
-use tally_core::{EscrowSecret, SecretKey};
+use tally_core::{EscrowClaim, EscrowLock, EscrowSecret, Order, SecretKey, SignedOrder};
 use tally_proto::{ErrorCode, EscrowQuery};
 use tally_wallet::escrow::{self, LockTerms};
 use tally_wallet::ops::OpError;
@@ -160,4 +160,78 @@ async fn a_validator_that_missed_the_lock_is_caught_up_before_it_votes_the_claim
         .unwrap();
     assert_eq!(claimed.acknowledged, 3);
     assert_eq!(net.balance(&payee.account()).await, 30_000_000);
+}
+
+/// Found by the simulator (seed 44): when most validators missed an escrow's lock, the
+/// claim's catch-up took its lock from the first validator that answered, which had
+/// missed it too, and the claim (or refund) failed for good. The lock is now taken from a
+/// validator that has applied it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_finds_the_one_validator_that_applied_the_lock() {
+    let net = Net::start(Duration::from_secs(3600)).await;
+    let client = net.client();
+    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
+    let payee = SecretKey::generate();
+    let secret = escrow::new_secret(&payer_wallet).unwrap();
+    let lock = SignedOrder::sign(
+        Order::from(EscrowLock {
+            payer: net.payer.account(),
+            sequence: 0,
+            payee: payee.account(),
+            amount: cash(30),
+            hash_lock: secret.hash_lock(),
+            deadline: escrow::unix_ms() + 60_000,
+            counterpart: None,
+        }),
+        &net.payer,
+        &net.contract.id(),
+    );
+    // Certified, and handed to validator 2 alone.
+    let certificate = client.certify(&lock).await.unwrap();
+    assert!(client.push(2, &certificate).await.unwrap().new);
+    let claimed = escrow::claim(&payer_wallet, &client, certificate.checksum, secret)
+        .await
+        .unwrap();
+    assert!(claimed.acknowledged >= 3);
+    assert_eq!(net.balance(&payee.account()).await, 30_000_000);
+}
+
+/// Found by the simulator (seeds 56 and 700089): a payer asking for its refund where a
+/// quorum already voted the claim (the claimant lost the answers) got "conflict" forever.
+/// Validators vote again for the claim they hold, even past the deadline, and the refund
+/// finishes the held claim instead: the escrow is settled, for the payee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_where_the_claim_holds_the_votes_finishes_the_claim() {
+    let net = Net::start(Duration::from_millis(200)).await;
+    let client = net.client();
+    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
+    let payee = SecretKey::generate();
+    let secret = escrow::new_secret(&payer_wallet).unwrap();
+    let locked = escrow::lock(
+        &payer_wallet,
+        &client,
+        &net.payer,
+        terms(&payee, &secret, 1_500),
+    )
+    .await
+    .unwrap();
+    // The claim is voted everywhere, but its certificate never assembled.
+    let claim = SignedOrder::unsigned(Order::EscrowClaim(EscrowClaim {
+        escrow: locked.escrow,
+        secret,
+    }));
+    for i in 0..4 {
+        assert!(matches!(
+            net.pay_at(i, &claim).await,
+            tally_proto::Packet::RespPay(_)
+        ));
+    }
+    let wait = locked.lock.deadline + 300 - escrow::unix_ms().min(locked.lock.deadline + 300);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let settled = escrow::refund(&payer_wallet, &client, locked.escrow)
+        .await
+        .unwrap();
+    assert!(matches!(settled.certificate.order, Order::EscrowClaim(_)));
+    assert_eq!(net.balance(&payee.account()).await, 30_000_000);
+    assert_eq!(net.balance(&net.payer.account()).await, 970_000_000);
 }

@@ -113,6 +113,9 @@ impl SimValidator {
             Some(PlantedBug::VoteTwice) => {
                 validator.plant_bug(tally_ledger::PlantedBug::VoteTwice);
             }
+            Some(PlantedBug::VoteClaimAndRefund) => {
+                validator.plant_bug(tally_ledger::PlantedBug::VoteClaimAndRefund);
+            }
             _ => {}
         }
         self.store

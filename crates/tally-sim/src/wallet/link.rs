@@ -47,6 +47,8 @@ pub struct Seen {
 #[derive(Default)]
 struct State {
     next_id: u64,
+    /// The wallet's own clock (ms since the Unix epoch), as the world last set it.
+    clock_ms: u64,
     outgoing: Vec<Outgoing>,
     /// Calls and pauses still waiting, and the answer of those that have one.
     waiting: BTreeMap<u64, Option<Result<Packet, ClientError>>>,
@@ -88,6 +90,11 @@ impl Link {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the wallet's clock, before its task is polled.
+    pub fn set_clock(&self, now_ms: u64) {
+        self.state().clock_ms = now_ms;
     }
 
     /// What the task asked for since the last call.
@@ -292,6 +299,10 @@ impl Transport for Link {
             // A pause ends by "timing out": that is its only answer.
             let _ = waiting.await;
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.state().clock_ms
     }
 
     fn address(&self, i: usize) -> String {

@@ -22,10 +22,13 @@ use std::task::{Context, Poll};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tally_core::{AccountId, Amount, Certificate, Coin, NetworkContract, SecretKey};
+use tally_core::{
+    AccountId, Amount, Certificate, Coin, EscrowId, EscrowSecret, NetworkContract, SecretKey,
+};
 use tally_wallet::coins::{
     self, CoinFolder, CoinOpError, CoinStore, FreshKeys, ImportOutcome, ListedCoin,
 };
+use tally_wallet::escrow::{self, LockTerms, Locked};
 use tally_wallet::{OpError, QuorumClient, Receipt, Wallet};
 
 pub use link::{Link, Outgoing};
@@ -40,12 +43,20 @@ pub enum Kind {
     /// A wallet that is handed bearer coins (the same coins as another holder) and takes
     /// them in.
     Holder,
+    /// A wallet that locks escrows and refunds those nobody claimed.
+    EscrowPayer,
+    /// A wallet that claims escrows locked for it (it is told the secrets).
+    EscrowPayee,
 }
 
 /// How a wallet's piece of work ended.
 pub enum Done {
     /// `pay`.
     Paid(Box<Result<Receipt, OpError>>),
+    /// `escrow lock`.
+    Locked(Box<Result<Locked, OpError>>),
+    /// `escrow claim` or `escrow refund` of this escrow.
+    Settled(EscrowId, Box<Result<Receipt, OpError>>),
     /// `withdraw` then `export`: the coins to hand over.
     Issued(Result<Vec<Coin>, CoinOpError>),
     /// `import` of coins handed over.
@@ -54,7 +65,7 @@ pub enum Done {
     /// settled as far as the network allows now.
     /// What was left unsettled, in words (a journaled order not finished, a coin not
     /// taken in), or the error that stopped the settling.
-    Settled(Result<Vec<String>, CoinOpError>),
+    CoinsSettled(Result<Vec<String>, CoinOpError>),
 }
 
 /// A piece of work in progress.
@@ -221,7 +232,55 @@ impl WalletProcess {
                 }
                 Ok(left)
             };
-            Done::Settled(settled.await)
+            Done::CoinsSettled(settled.await)
+        });
+        Ok(())
+    }
+
+    /// Locks an escrow for `payee` under `secret`'s hash lock until `deadline_ms`, as
+    /// `tally wallet escrow lock` does (the secret kept in the folder first).
+    pub fn start_escrow_lock(
+        &mut self,
+        payee: AccountId,
+        amount: Amount,
+        secret: EscrowSecret,
+        deadline_ms: u64,
+        healed: bool,
+    ) -> Result<(), String> {
+        let (wallet, _) = self.open()?;
+        wallet
+            .keep_secret(&secret)
+            .map_err(|e| format!("wallet {}: cannot keep a secret: {e}", self.index))?;
+        let (client, key) = (self.client.clone(), self.key.clone());
+        let terms = LockTerms {
+            payee,
+            amount,
+            hash_lock: secret.hash_lock(),
+            deadline_ms,
+            counterpart: None,
+        };
+        self.start(healed, async move {
+            Done::Locked(Box::new(escrow::lock(&wallet, &client, &key, terms).await))
+        });
+        Ok(())
+    }
+
+    /// Claims `escrow` with `secret` (`Some`), or refunds it (`None`), as `tally wallet
+    /// escrow claim|refund` do.
+    pub fn start_escrow_settle(
+        &mut self,
+        id: EscrowId,
+        secret: Option<EscrowSecret>,
+        healed: bool,
+    ) -> Result<(), String> {
+        let (wallet, _) = self.open()?;
+        let client = self.client.clone();
+        self.start(healed, async move {
+            let result = match secret {
+                Some(secret) => escrow::claim(&wallet, &client, id, secret).await,
+                None => escrow::refund(&wallet, &client, id).await,
+            };
+            Done::Settled(id, Box::new(result))
         });
         Ok(())
     }

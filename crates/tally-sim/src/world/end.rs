@@ -48,6 +48,8 @@ impl World {
             self.net.schedule(1, Event::WalletStart(w));
             self.settle()?;
         }
+        self.healed_escrows();
+        self.settle()?;
         self.deliver_certificates()
     }
 
@@ -243,6 +245,7 @@ impl World {
     /// assembled, each applied once.
     pub(super) fn check_end(&mut self) -> Result<(), Box<Violation>> {
         self.check_coins()?;
+        self.check_escrows()?;
         for wallet in &self.wallets {
             let pending = wallet.has_pending().map_err(|e| self.violation(e))?;
             if pending && wallet.frozen.is_none() {

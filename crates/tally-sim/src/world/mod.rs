@@ -3,6 +3,7 @@
 //! checked ([`end`]). The real wallets' side of the run is in [`wallets`].
 
 mod end;
+mod escrows;
 mod wallets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -84,6 +85,13 @@ pub struct World {
     faults: Faults,
     /// Each validator's clock error in ms, within ±[`CLOCK_SKEW_MS`].
     clock_skews: Vec<i64>,
+    /// Each real wallet's clock error in ms, within ±[`CLOCK_SKEW_MS`].
+    wallet_skews: Vec<i64>,
+    /// The generator of what was added after the regression seeds were found (clocks,
+    /// escrows): drawing from it leaves the main generator's sequence as it was.
+    side: StdRng,
+    /// The escrow payer and payee, when the run has escrows.
+    escrows: Option<escrows::Escrows>,
     observer: Observer,
     signatures: Signatures,
     trace: VecDeque<String>,
@@ -158,11 +166,18 @@ impl World {
             wallet_crash_per_mille: rng.gen_range(0..=150),
         };
         let validator_secrets: Vec<SecretKey> = (0..n).map(|_| key(&mut rng)).collect();
-        // Clocks come from a generator of their own, so that adding them left every
-        // earlier seed's run (and the regression seeds) as it was.
-        let mut clocks = StdRng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
+        // Clocks and escrows come from a generator of their own, so that adding them left
+        // every earlier seed's run (and the regression seeds, run without escrows) as it
+        // was.
+        let mut side = StdRng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
         let skew = CLOCK_SKEW_MS as i64;
-        let clock_skews: Vec<i64> = (0..n).map(|_| clocks.gen_range(-skew..=skew)).collect();
+        let clock_skews: Vec<i64> = (0..n).map(|_| side.gen_range(-skew..=skew)).collect();
+        // The escrow payer (funded at genesis) and payee.
+        let escrow_keys: Vec<SecretKey> = if config.escrows {
+            vec![key(&mut side), key(&mut side)]
+        } else {
+            Vec::new()
+        };
         let wallet_keys: Vec<SecretKey> = (0..HONEST_WALLETS + EQUIVOCATORS + 1)
             .map(|_| key(&mut rng))
             .collect();
@@ -182,13 +197,14 @@ impl World {
             tracker: None,
             genesis: wallet_keys
                 .iter()
+                .chain(escrow_keys.first())
                 .map(|k| Allocation {
                     account: k.account(),
                     amount: Amount::from_microcash(GENESIS_PER_WALLET),
                 })
                 .collect(),
             pow: None,
-            max_clock_skew_ms: None,
+            max_clock_skew_ms: config.escrows.then_some(CLOCK_SKEW_MS),
         };
         let network_id = contract.id();
         // The Byzantine validators are the last ones.
@@ -221,8 +237,22 @@ impl World {
         for _ in 0..HOLDERS {
             owners.push((wallet::Kind::Holder, key(&mut rng)));
         }
-        let mut wallets = Vec::with_capacity(owners.len());
-        for (index, (kind, secret)) in owners.into_iter().enumerate() {
+        let mut escrow_owners = Vec::new();
+        if let [payer, payee] = escrow_keys.as_slice() {
+            escrow_owners.push((wallet::Kind::EscrowPayer, payer.clone()));
+            escrow_owners.push((wallet::Kind::EscrowPayee, payee.clone()));
+        }
+        let escrows = match escrow_owners.len() {
+            2 => Some(escrows::Escrows::new(owners.len(), owners.len() + 1)),
+            _ => None,
+        };
+        let mut wallets = Vec::with_capacity(owners.len() + escrow_owners.len());
+        let owners = owners
+            .into_iter()
+            .map(|owner| (owner, false))
+            .chain(escrow_owners.into_iter().map(|owner| (owner, true)));
+        for (index, ((kind, secret), escrow)) in owners.enumerate() {
+            let key_seed = if escrow { side.r#gen() } else { rng.r#gen() };
             let mut process = WalletProcess::new(
                 index,
                 kind,
@@ -230,14 +260,17 @@ impl World {
                 folders.path(),
                 &contract,
                 skip_first_voter && kind == wallet::Kind::Twin,
-                rng.r#gen(),
+                key_seed,
             )
             .map_err(infrastructure)?;
-            if kind != wallet::Kind::Holder {
+            if matches!(kind, wallet::Kind::Honest | wallet::Kind::Twin) {
                 process.payments_left = payments;
             }
             wallets.push(process);
         }
+        let wallet_skews: Vec<i64> = (0..wallets.len())
+            .map(|_| side.gen_range(-skew..=skew))
+            .collect();
         let equivocators = wallet_keys
             .iter()
             .skip(HONEST_WALLETS)
@@ -260,6 +293,7 @@ impl World {
             validators,
             genesis: accounts
                 .iter()
+                .chain(escrow_keys.first().map(SecretKey::account).as_ref())
                 .map(|a| (*a, i128::from(GENESIS_PER_WALLET)))
                 .collect(),
             accounts,
@@ -274,6 +308,9 @@ impl World {
             net: Network::new(faults.net),
             faults,
             clock_skews,
+            wallet_skews,
+            side,
+            escrows,
             observer: Observer::new(quorum),
             signatures: Signatures::default(),
             trace: VecDeque::with_capacity(TRACE),
@@ -319,6 +356,7 @@ impl World {
             let after = self.rng.gen_range(0..10);
             self.net.schedule(after, Event::WalletStart(w));
         }
+        self.start_escrows();
         // The faulty part of the run.
         while self.step < self.config.steps as u64 {
             let Some(event) = self.net.pop() else { break };

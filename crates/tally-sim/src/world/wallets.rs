@@ -25,6 +25,9 @@ impl World {
     /// to it, or settles with `find` what its coin operations left; a payer pays anyone but
     /// itself until its payments are done.
     pub(super) fn start_work(&mut self, w: usize) -> Result<(), Box<Violation>> {
+        if self.start_escrow_work(w)? {
+            return Ok(());
+        }
         let wallet = &self.wallets[w];
         if wallet.busy() || wallet.frozen.is_some() {
             return Ok(());
@@ -75,6 +78,8 @@ impl World {
     /// Runs wallet `w`'s payment as far as it can go now, sends what it asked for, and
     /// judges its result if it ended.
     pub(super) fn poll_wallet(&mut self, w: usize) -> Result<(), Box<Violation>> {
+        let clock = self.wallet_clock(w);
+        self.wallets[w].link.set_clock(clock);
         let done = self.wallets[w].poll();
         self.flush_wallet(w)?;
         match done {
@@ -88,7 +93,9 @@ impl World {
                 }
                 self.coin_work_ended(w, result.map(|_| Vec::new()))
             }
-            Some(Done::Settled(result)) => self.coin_work_ended(w, result),
+            Some(Done::CoinsSettled(result)) => self.coin_work_ended(w, result),
+            Some(Done::Locked(result)) => self.escrow_locked(w, *result),
+            Some(Done::Settled(escrow, result)) => self.escrow_settled(w, escrow, *result),
             None => Ok(()),
         }
     }
@@ -284,6 +291,7 @@ impl World {
         if self.wallets[w].kind == wallet::Kind::Holder {
             self.wallets[w].needs_find = true;
         }
+        self.escrow_wallet_crashed(w);
         self.outcome.wallet_crashes += 1;
         self.note(format!("wallet {w} crashes mid-payment"));
         let after = self.rng.gen_range(10..=200);

@@ -2,8 +2,8 @@
 //! ahead of it, that funds are missing or that a predecessor is missing is handed the
 //! certificates it lacks, fetched from a validator that has them.
 
-use tally_core::{AccountId, Certificate, EscrowClaim, EscrowRefund, Order};
-use tally_proto::{CertQuery, ErrorCode, EscrowQuery, Hello, LedgerRequest, Packet};
+use tally_core::{AccountId, Certificate, EscrowClaim, EscrowId, EscrowRefund, Order};
+use tally_proto::{CertQuery, ErrorCode, EscrowQuery, LedgerRequest};
 
 use super::{ClientError, QuorumClient};
 
@@ -14,12 +14,43 @@ impl QuorumClient {
     /// Brings validator `i` up to date on `order`'s signer: its earlier orders, then (for a
     /// payment) the credits that fund it. True if anything was pushed.
     pub(super) async fn catch_up(&self, i: usize, order: &Order) -> bool {
-        let Some(source) = self.source_for(i).await else {
-            return false;
+        let sources = match order {
+            // The escrow's lock must come first, from a validator that has applied it (most
+            // may lag as much as `i` does).
+            Order::EscrowClaim(EscrowClaim { escrow, .. })
+            | Order::EscrowRefund(EscrowRefund { escrow }) => {
+                self.escrow_source(i, escrow).await.into_iter().collect()
+            }
+            _ => match order.signer() {
+                Some(account) => self
+                    .account_sources(i, &account)
+                    .await
+                    .into_iter()
+                    .map(|source| (source, account))
+                    .collect(),
+                None => Vec::new(),
+            },
         };
-        let Some(account) = self.predecessor_account(source, order).await else {
-            return false;
-        };
+        // The furthest source first; the next when one has nothing it can prove (a faulty
+        // validator may claim to be ahead).
+        for (source, account) in sources {
+            if self.catch_up_from(source, i, order, &account).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Pushes validator `i` what it lacks of `account`'s orders (and credits, for an order
+    /// that spends), fetched from `source`. True if anything was pushed.
+    async fn catch_up_from(
+        &self,
+        source: usize,
+        i: usize,
+        order: &Order,
+        account: &AccountId,
+    ) -> bool {
+        let account = *account;
         let request = LedgerRequest {
             accounts: Some(vec![account]),
             ..LedgerRequest::default()
@@ -50,26 +81,44 @@ impl QuorumClient {
         pushed > 0
     }
 
-    /// A validator other than `i` that answers.
-    async fn source_for(&self, i: usize) -> Option<usize> {
+    /// A validator other than `i` that has applied `escrow`'s lock, and the lock's payer
+    /// (whose orders bring `i` to the lock).
+    async fn escrow_source(&self, i: usize, escrow: &EscrowId) -> Option<(usize, AccountId)> {
         for j in (0..self.contract.validators.len()).filter(|j| *j != i) {
-            if self
-                .call(
-                    j,
-                    &Packet::Hello(Hello {
-                        network: self.network,
-                        validator: None,
-                        address: None,
-                        certificates: None,
-                    }),
-                )
-                .await
-                .is_ok()
+            if let Ok(view) = self.escrow_view(j, &EscrowQuery::Id(*escrow)).await
+                && let Some(lock) = view.lock
             {
-                return Some(j);
+                return Some((j, lock.payer));
             }
         }
         None
+    }
+
+    /// The validators other than `i` that answer, furthest along `account`'s orders first
+    /// (several may lag as much as `i` does, and a lagging source has nothing to hand
+    /// over). At most f + 1 of them: one is honest.
+    async fn account_sources(&self, i: usize, account: &AccountId) -> Vec<usize> {
+        let request = LedgerRequest {
+            accounts: Some(vec![*account]),
+            ..LedgerRequest::default()
+        };
+        let mut ahead: Vec<(u64, usize)> = self
+            .ledger_all(&request)
+            .await
+            .into_iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(j, answer)| {
+                let view = answer.result.ok()?;
+                Some((view.ledger.get(account).map_or(0, |e| e.next_sequence), j))
+            })
+            .collect();
+        ahead.sort_by_key(|(next, j)| (std::cmp::Reverse(*next), *j));
+        ahead
+            .into_iter()
+            .take(self.committee.max_faulty() + 1)
+            .map(|(_, j)| j)
+            .collect()
     }
 
     async fn push_sent(
@@ -99,7 +148,9 @@ impl QuorumClient {
                 if let Some(sequence) = logged.certificate.order.sequence() {
                     from = sequence + 1;
                 }
-                if matches!(self.push(target, &logged.certificate).await, Ok(ack) if ack.new) {
+                // Applied now or already: either way the target holds it (the order's own
+                // wallet may have handed it over meanwhile), so asking again may succeed.
+                if self.push(target, &logged.certificate).await.is_ok() {
                     pushed += 1;
                 }
             }

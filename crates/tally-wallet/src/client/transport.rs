@@ -47,6 +47,17 @@ pub trait Transport: Send + Sync {
     /// Waits `duration` on the transport's clock (the client's pauses between attempts).
     fn pause(&self, duration: Duration) -> BoxFuture<'static, ()>;
 
+    /// The transport's clock in milliseconds since the Unix epoch (the machine's clock; the
+    /// simulator's is the wallet's own skewed one): escrow deadlines are set and checked
+    /// by it.
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            })
+    }
+
     /// Where validator `i` is reached, for messages about it.
     fn address(&self, i: usize) -> String;
 }
