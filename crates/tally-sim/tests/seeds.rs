@@ -349,11 +349,12 @@ fn seeds_56_and_700089_a_claim_holding_the_votes_is_finished() {
 /// and catching one up took certificates from a validator as far behind (seed 700451, 7
 /// validators), or from a Byzantine one that claimed to be ahead (seed 207). Sources are
 /// now tried furthest along the account's orders first, f + 1 of them; and a push the
-/// target had meanwhile received from the order's own wallet counts as caught up (seed
-/// 706: the catch-up found everything "already applied" and gave the refusal back).
+/// target had meanwhile received from the order's own wallet, or from another request's
+/// catch-up, counts as caught up (seeds 706 and 404930: the catch-up found nothing new to
+/// push and gave the refusal back).
 #[test]
-fn seeds_700451_207_and_706_catch_up_takes_the_furthest_validators() {
-    for (seed, validators) in [(700_451, 7), (207, 4), (706, 4)] {
+fn seeds_700451_207_706_and_404930_catch_up_takes_the_furthest_validators() {
+    for (seed, validators) in [(700_451, 7), (207, 4), (706, 4), (404_930, 4)] {
         if let Err(violation) = run(&Config::new(seed, validators, STEPS)) {
             panic!("{violation}");
         }

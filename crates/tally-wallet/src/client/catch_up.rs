@@ -59,26 +59,40 @@ impl QuorumClient {
             return false;
         };
         let lagging = view.ledger.get(&account).copied().unwrap_or_default();
-        let mut pushed = self
-            .push_sent(source, i, &account, lagging.next_sequence)
-            .await;
-        // What a payment spends, in all (an introduction spends nothing).
-        let spends: i128 = order
-            .payments()
-            .iter()
-            .map(|payment| i128::from(payment.amount.microcash()))
-            .sum();
+        // Already at the order's slot: caught up meanwhile (another request's catch-up, or
+        // the order's own wallet, handed the missing certificates over), or it was only
+        // the funds that were missing.
+        let at_slot = order.spender() == Some((account, lagging.next_sequence));
+        let mut pushed = if at_slot {
+            0
+        } else {
+            self.push_sent(source, i, &account, lagging.next_sequence)
+                .await
+        };
+        // What the order takes from the account, in all (an introduction takes nothing).
+        let lock = match order {
+            Order::EscrowLock(lock) => i128::from(lock.amount.microcash()),
+            _ => 0,
+        };
+        let spends: i128 = lock
+            + order
+                .payments()
+                .iter()
+                .map(|payment| i128::from(payment.amount.microcash()))
+                .sum::<i128>();
+        let mut funded = true;
         if spends > 0 {
             let Ok(view) = self.ledger(i, &request).await else {
                 return pushed > 0;
             };
             let balance = view.ledger.get(&account).map_or(0, |e| e.balance);
             if balance < spends {
+                funded = false;
                 pushed += self.push_touching(source, i, &account).await;
             }
         }
         tracing::info!(validator = %self.contract.validators[i].key.short(), pushed, "pushed missing certificates");
-        pushed > 0
+        pushed > 0 || (at_slot && funded)
     }
 
     /// A validator other than `i` that has applied `escrow`'s lock, and the lock's payer
@@ -148,9 +162,7 @@ impl QuorumClient {
                 if let Some(sequence) = logged.certificate.order.sequence() {
                     from = sequence + 1;
                 }
-                // Applied now or already: either way the target holds it (the order's own
-                // wallet may have handed it over meanwhile), so asking again may succeed.
-                if self.push(target, &logged.certificate).await.is_ok() {
+                if matches!(self.push(target, &logged.certificate).await, Ok(ack) if ack.new) {
                     pushed += 1;
                 }
             }
