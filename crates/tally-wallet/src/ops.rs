@@ -191,8 +191,9 @@ pub(crate) async fn finish_journaled(
 
 /// How a slot that `order` was signed for was settled, once the account moved past it.
 enum Settled {
-    /// By `order` itself (another copy of the key finished it): its receipt is kept now.
-    Ours(Box<(Certificate, PathBuf)>),
+    /// By `order` itself (another copy of the key finished it): its receipt is kept now;
+    /// with the validators that acknowledged it when it was handed out.
+    Ours(Box<(Certificate, PathBuf, usize)>),
     /// By another order: `order` can never be certified.
     Other,
 }
@@ -218,10 +219,10 @@ async fn settled_elsewhere(
     };
     // Validators that have not applied it yet still see the slot open (and may decide the
     // account's next sequence): hand it to them all.
-    client.submit(&certificate).await;
+    let acknowledged = submit_counted(client, &certificate).await;
     let settled = if certificate.order == order.order {
         let path = wallet.save_receipt(&certificate)?;
-        Settled::Ours(Box::new((certificate, path)))
+        Settled::Ours(Box::new((certificate, path, acknowledged)))
     } else {
         Settled::Other
     };
@@ -446,8 +447,8 @@ pub(crate) async fn spend(
                 match settled_elsewhere(wallet, client, &order).await? {
                     // Another copy of the key finished this very order.
                     Some(Settled::Ours(settled)) => {
-                        let (certificate, path) = *settled;
-                        let acknowledged = submit_counted(client, &certificate).await;
+                        // `settled_elsewhere` handed it to every validator already.
+                        let (certificate, path, acknowledged) = *settled;
                         return Ok(Receipt {
                             certificate,
                             acknowledged,

@@ -88,9 +88,9 @@ impl QuorumClient {
                     None => true,
                 };
                 let held_ok = view.held.as_ref().is_none_or(|held| {
-                    view.escrow.is_some()
-                        && held.order.lock_slot()
-                            == tally_core::LockSlot::Escrow(view.escrow.unwrap_or_default())
+                    view.escrow.is_some_and(|id| {
+                        held.order.lock_slot() == tally_core::LockSlot::Escrow(id)
+                    })
                 });
                 if !(lock_ok && secret_ok && held_ok) {
                     return Err(ClientError::Invalid(
