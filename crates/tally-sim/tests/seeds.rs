@@ -373,3 +373,16 @@ fn seed_700683_a_lock_applied_by_few_is_handed_to_all() {
         panic!("{violation}");
     }
 }
+
+/// Found by the final 4-validator escrow campaign: a payer's second lock and a payee's claim
+/// both found the same two validators without the payer's first lock, and both catch-ups
+/// pushed it at once. The one that lost the race saw "already known", counted nothing as
+/// pushed and gave the refusal back, so the lock failed after the network had healed. A
+/// catch-up now reads the target again afterwards and counts it as caught up when it is
+/// ready for the order, whoever brought it there.
+#[test]
+fn seed_403946_a_catch_up_that_loses_a_race_still_counts() {
+    if let Err(violation) = run(&Config::new(403_946, 4, STEPS)) {
+        panic!("{violation}");
+    }
+}

@@ -42,7 +42,8 @@ impl QuorumClient {
     }
 
     /// Pushes validator `i` what it lacks of `account`'s orders (and credits, for an order
-    /// that spends), fetched from `source`. True if anything was pushed.
+    /// that spends), fetched from `source`. True if anything was pushed, or if `i` is now
+    /// ready for the order however it got there.
     async fn catch_up_from(
         &self,
         source: usize,
@@ -59,11 +60,7 @@ impl QuorumClient {
             return false;
         };
         let lagging = view.ledger.get(&account).copied().unwrap_or_default();
-        // Already at the order's slot: caught up meanwhile (another request's catch-up, or
-        // the order's own wallet, handed the missing certificates over), or it was only
-        // the funds that were missing.
-        let at_slot = order.spender() == Some((account, lagging.next_sequence));
-        let mut pushed = if at_slot {
+        let pushed = if order.spender() == Some((account, lagging.next_sequence)) {
             0
         } else {
             self.push_sent(source, i, &account, lagging.next_sequence)
@@ -80,19 +77,32 @@ impl QuorumClient {
                 .iter()
                 .map(|payment| i128::from(payment.amount.microcash()))
                 .sum::<i128>();
-        let mut funded = true;
-        if spends > 0 {
-            let Ok(view) = self.ledger(i, &request).await else {
-                return pushed > 0;
-            };
-            let balance = view.ledger.get(&account).map_or(0, |e| e.balance);
-            if balance < spends {
-                funded = false;
-                pushed += self.push_touching(source, i, &account).await;
+        // Read again: the certificates may have reached `i` from elsewhere meanwhile (another
+        // request's catch-up pushing the same ones, or the order's own wallet), in which case
+        // nothing counted as pushed here and yet `i` is where the order needs it.
+        let Ok(view) = self.ledger(i, &request).await else {
+            return pushed > 0;
+        };
+        let now = view.ledger.get(&account).copied().unwrap_or_default();
+        let mut credits = 0;
+        if spends > 0 && i128::from(now.balance) < spends {
+            credits = self.push_touching(source, i, &account).await;
+        }
+        tracing::info!(validator = %self.contract.validators[i].key.short(), pushed = pushed + credits, "pushed missing certificates");
+        if pushed + credits > 0 {
+            return true;
+        }
+        match order {
+            Order::EscrowClaim(EscrowClaim { escrow, .. })
+            | Order::EscrowRefund(EscrowRefund { escrow }) => self
+                .escrow_view(i, &EscrowQuery::Id(*escrow))
+                .await
+                .is_ok_and(|view| view.lock.is_some()),
+            _ => {
+                order.spender() == Some((account, now.next_sequence))
+                    && i128::from(now.balance) >= spends
             }
         }
-        tracing::info!(validator = %self.contract.validators[i].key.short(), pushed, "pushed missing certificates");
-        pushed > 0 || (at_slot && funded)
     }
 
     /// A validator other than `i` that has applied `escrow`'s lock, and the lock's payer
