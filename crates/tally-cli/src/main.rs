@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod devnet;
 mod duration;
+mod maker;
 mod network;
 mod node;
 mod relay;
@@ -16,6 +17,7 @@ mod wallet_coins;
 mod wallet_escrow;
 mod wallet_live;
 mod wallet_seed;
+mod wallet_wire;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]
@@ -41,6 +43,8 @@ enum Command {
     Tracker(tracker::TrackerArgs),
     /// Run the LiveConnect chat relay.
     Relay(relay::RelayArgs),
+    /// Run a market maker of the cross-server wire between pairs of networks.
+    Maker(maker::MakerArgs),
     /// Chat through a relay by hand: stdin lines go to the room, room lines to stdout.
     Chat(relay::ChatArgs),
     /// Measure a part of Tally.
@@ -108,6 +112,7 @@ async fn main() -> std::process::ExitCode {
         Command::Wallet(args) => wallet::run(args).await,
         Command::Tracker(args) => tracker::run(args).await,
         Command::Relay(args) => relay::run(args).await,
+        Command::Maker(args) => maker::run(args).await,
         Command::Chat(args) => relay::chat(args).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Sim(args) => sim::run(args),

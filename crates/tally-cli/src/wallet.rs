@@ -106,6 +106,9 @@ pub enum WalletCommand {
     /// Hash-locked escrows by hand: lock, claim, refund, show.
     #[command(subcommand)]
     Escrow(crate::wallet_escrow::EscrowCommand),
+    /// Move AMOUNT to another network through a market maker (seed 002); or list, show,
+    /// resume the wires kept.
+    Wire(crate::wallet_wire::WireArgs),
 }
 
 /// `tally wallet key …`
@@ -157,6 +160,11 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
     }
     let mut wallet = Wallet::open(&args.wallet)?;
     let pow = contract.mode == Mode::Pow;
+    // An unfinished wire may have a claim or refund due: each is driven on for a moment
+    // first (`wire` itself drives them fully).
+    if !matches!(args.command, WalletCommand::Wire(_)) {
+        crate::wallet_wire::resume_open(&wallet, timeout).await;
+    }
     let (value, text) = match &args.command {
         WalletCommand::Init | WalletCommand::Restore { .. } => {
             bail!("handled before the wallet is opened")
@@ -236,6 +244,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
         WalletCommand::Escrow(command) => {
             crate::wallet_escrow::run(&wallet, contract, command, timeout).await?
+        }
+        WalletCommand::Wire(_) if pow => {
+            bail!("wires from a proof-of-work network are not built yet")
+        }
+        WalletCommand::Wire(wire) => {
+            crate::wallet_wire::run(&wallet, contract, wire, timeout, args.json).await?
         }
     };
     output(args.json, value, text);

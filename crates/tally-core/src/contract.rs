@@ -35,6 +35,11 @@ impl NetworkId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         self.0.as_bytes()
     }
+
+    /// The first 16 hex digits, for people and logs.
+    pub fn short(&self) -> String {
+        self.0.to_hex()[..16].to_owned()
+    }
 }
 
 /// How a network orders its payments.

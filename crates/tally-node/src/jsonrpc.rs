@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// A call: its id (echoed), method and params.
-pub(crate) struct Call {
+pub struct Call {
     pub id: Value,
     pub method: String,
     pub params: Value,
@@ -17,7 +17,7 @@ pub(crate) struct Call {
 
 impl Call {
     /// Parses a request body, or answers why it is not a call.
-    pub(crate) fn parse(body: &[u8]) -> Result<Call, Json<Value>> {
+    pub fn parse(body: &[u8]) -> Result<Call, Json<Value>> {
         let request: Value = serde_json::from_slice(body)
             .map_err(|error| error_answer(Value::Null, -32700, format!("parse error: {error}")))?;
         let id = request.get("id").cloned().unwrap_or(Value::Null);
@@ -32,7 +32,7 @@ impl Call {
     }
 
     /// The `{"account": "<64 hex>"}` parameter, or the error answer.
-    pub(crate) fn account(&self) -> Result<AccountId, Json<Value>> {
+    pub fn account(&self) -> Result<AccountId, Json<Value>> {
         let Some(account) = self.params.get("account").and_then(Value::as_str) else {
             return Err(self.error(-32602, "params: {\"account\": \"<64 hex>\"} expected"));
         };
@@ -42,17 +42,17 @@ impl Call {
     }
 
     /// An error answer to this call.
-    pub(crate) fn error(&self, code: i64, message: impl Into<String>) -> Json<Value> {
+    pub fn error(&self, code: i64, message: impl Into<String>) -> Json<Value> {
         error_answer(self.id.clone(), code, message)
     }
 
     /// The answer for a method this API does not have.
-    pub(crate) fn unknown_method(&self) -> Json<Value> {
+    pub fn unknown_method(&self) -> Json<Value> {
         self.error(-32601, format!("method not found: {}", self.method))
     }
 
     /// The successful answer.
-    pub(crate) fn result(&self, result: Value) -> Json<Value> {
+    pub fn result(&self, result: Value) -> Json<Value> {
         Json(json!({"jsonrpc": "2.0", "id": self.id, "result": result}))
     }
 }
@@ -62,7 +62,7 @@ fn error_answer(id: Value, code: i64, message: impl Into<String>) -> Json<Value>
 }
 
 /// Serves `app` (`POST /`) on `listener` until `cancel`.
-pub(crate) async fn serve(listener: TcpListener, app: axum::Router, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, app: axum::Router, cancel: CancellationToken) {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await;

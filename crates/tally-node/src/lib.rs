@@ -15,7 +15,7 @@ pub mod config;
 pub mod decider;
 pub mod discovery;
 pub mod engine;
-mod jsonrpc;
+pub mod jsonrpc;
 pub mod notices;
 pub mod pow;
 pub mod rpc;

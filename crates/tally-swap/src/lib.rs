@@ -39,4 +39,7 @@ pub use quote::{MAX_ASSET_LEN, QUOTE_TAG, Quote, QuoteError, SignedQuote, Want, 
 pub use timing::{
     Timing, TimingError, check_deadlines, last_claim_at, min_delta, min_lock_window, refund_from,
 };
-pub use wire::{Action, Event, LockTerms, Message, Outcome, Refusal, Standing, Target, escrow_id};
+pub use wire::{
+    Action, Event, LockTerms, Message, Outcome, Refusal, Standing, TOPIC_TOKEN, Target, TopicLine,
+    escrow_id,
+};

@@ -2,6 +2,7 @@
 //! hand back ([`Action`]), the messages between payer and maker ([`Message`]) and how a wire
 //! ends for one party ([`Outcome`]).
 
+use crate::quote::SignedQuote;
 use serde::{Deserialize, Serialize};
 use tally_core::{
     AccountId, Amount, Counterpart, Digest, EscrowId, EscrowLock, EscrowSecret, NetworkId, Order,
@@ -96,6 +97,33 @@ pub enum Message {
     /// back by refund after its deadline.
     #[serde(rename_all = "PascalCase")]
     Declined { escrow_a: EscrowId, reason: String },
+}
+
+/// The token every wire topic room is joined with: topics are public, so the token is too
+/// (the relay requires one; a fixed one lets every maker and payer meet in the room).
+pub const TOPIC_TOKEN: &str = "tally-wire";
+
+/// One line in a wire topic room, as JSON: a maker's quote (re-announced on a timer), or a
+/// message between a payer and a maker. Every member sees every line; each acts only on the
+/// lines that name its own quote or escrow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TopicLine {
+    Quote(Box<SignedQuote>),
+    Wire(Message),
+}
+
+impl TopicLine {
+    /// The line as sent (one line of JSON, no newline).
+    pub fn to_line(&self) -> String {
+        // A `TopicLine` is made of structs, strings and numbers only: serializing it cannot
+        // fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a line from the room.
+    pub fn parse(line: &str) -> Result<TopicLine, serde_json::Error> {
+        serde_json::from_str(line)
+    }
 }
 
 /// Something the driver observed, fed to a saga's `handle`.

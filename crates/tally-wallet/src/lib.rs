@@ -25,6 +25,7 @@ pub mod seed;
 pub mod seeded;
 pub mod views;
 pub mod wallet;
+pub mod wire;
 
 pub use chain::{ChainWalletError, Miners};
 pub use client::{ClientError, QuorumClient, TcpTransport, Transport, ValidatorAnswer};

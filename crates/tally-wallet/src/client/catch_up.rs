@@ -85,7 +85,7 @@ impl QuorumClient {
         };
         let now = view.ledger.get(&account).copied().unwrap_or_default();
         let mut credits = 0;
-        if spends > 0 && i128::from(now.balance) < spends {
+        if spends > 0 && now.balance < spends {
             credits = self.push_touching(source, i, &account).await;
         }
         tracing::info!(validator = %self.contract.validators[i].key.short(), pushed = pushed + credits, "pushed missing certificates");
@@ -98,10 +98,7 @@ impl QuorumClient {
                 .escrow_view(i, &EscrowQuery::Id(*escrow))
                 .await
                 .is_ok_and(|view| view.lock.is_some()),
-            _ => {
-                order.spender() == Some((account, now.next_sequence))
-                    && i128::from(now.balance) >= spends
-            }
+            _ => order.spender() == Some((account, now.next_sequence)) && now.balance >= spends,
         }
     }
 

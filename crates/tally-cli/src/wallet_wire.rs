@@ -1,0 +1,264 @@
+//! `tally wallet … wire …`: move money from this wallet's network (A) to another (B)
+//! through a market maker (seed 002), and the wires kept: list, show, resume. Parses, calls
+//! `tally_wallet::wire`, prints each step as it happens and the receipt.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tally_core::{Amount, NetworkContract};
+use tally_swap::Outcome;
+use tally_wallet::wire::Bounds;
+use tally_wallet::wire::payer::{self, WireRecord, WireRequest, WireStep};
+use tally_wallet::{QuorumClient, Wallet};
+
+use crate::duration::parse_positive_duration;
+
+/// `tally wallet … wire`
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WireArgs {
+    #[command(subcommand)]
+    pub command: Option<WireCommand>,
+    /// What arrives on B (exact decimal cash); the fee comes on top, paid on A.
+    pub amount: Option<String>,
+    /// Network B's contract: where the money arrives, to the same account.
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// The relay (HOST:PORT) where makers announce their quotes.
+    #[arg(long)]
+    pub relay: Option<String>,
+    /// The paying account (hex prefix or label); the first account by default.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The most fee accepted (exact decimal cash).
+    #[arg(long)]
+    pub max_fee: Option<String>,
+    /// How long to listen for quotes.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "2s")]
+    pub listen: Duration,
+}
+
+/// The wires this wallet keeps.
+#[derive(Subcommand)]
+pub enum WireCommand {
+    /// Every wire, newest first.
+    List,
+    /// One wire and its receipt (id: a hex prefix).
+    Show { id: String },
+    /// Drive an unfinished wire on from its journal.
+    Resume { id: String },
+}
+
+pub async fn run(
+    wallet: &Wallet,
+    contract: NetworkContract,
+    args: &WireArgs,
+    timeout: Duration,
+    json_mode: bool,
+) -> anyhow::Result<(Value, String)> {
+    let show = move |step: WireStep| {
+        let line = describe(&step);
+        if json_mode {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    match &args.command {
+        Some(WireCommand::List) => {
+            let records = payer::list(wallet)?;
+            let text = records
+                .iter()
+                .map(|record| {
+                    let config = record.state.config();
+                    format!(
+                        "{}  {} → {}  {} cash  {}",
+                        record.id.to_hex().get(..16).unwrap_or_default(),
+                        record.contract_a.name,
+                        record.contract_b.name,
+                        config.amount,
+                        outcome_text(record)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let value = json!(
+                records
+                    .iter()
+                    .map(|record| json!({"id": record.id, "a": record.contract_a.name, "b": record.contract_b.name, "amount": record.state.config().amount.microcash(), "outcome": record.outcome}))
+                    .collect::<Vec<_>>()
+            );
+            Ok((
+                value,
+                if text.is_empty() {
+                    "no wires".into()
+                } else {
+                    text
+                },
+            ))
+        }
+        Some(WireCommand::Show { id }) => {
+            let (_, record) = payer::find(wallet, id)?;
+            Ok(receipt(&record))
+        }
+        Some(WireCommand::Resume { id }) => {
+            let (_, record) = payer::find(wallet, id)?;
+            let key = wallet
+                .find(Some(&record.state.config().account.to_string()))?
+                .secret_key()?;
+            let record = payer::resume(wallet, id, key, timeout, show).await?;
+            Ok(receipt(&record))
+        }
+        None => {
+            let (Some(amount), Some(to), Some(relay)) = (&args.amount, &args.to, &args.relay)
+            else {
+                bail!("a wire needs AMOUNT, --to B/contract.json and --relay HOST:PORT");
+            };
+            let amount: Amount = amount
+                .parse()
+                .with_context(|| format!("amount {amount:?}"))?;
+            if amount.is_zero() {
+                bail!("a wire of zero moves nothing");
+            }
+            let max_fee = args
+                .max_fee
+                .as_deref()
+                .map(|fee| {
+                    fee.parse::<Amount>()
+                        .with_context(|| format!("fee {fee:?}"))
+                })
+                .transpose()?;
+            let text = std::fs::read_to_string(to)
+                .with_context(|| format!("reading contract {}", to.display()))?;
+            let contract_b = NetworkContract::from_json(&text)
+                .with_context(|| format!("contract {}", to.display()))?;
+            if contract_b.id() == contract.id() {
+                bail!("--to names this wallet's own network; use `send` within one network");
+            }
+            let key = wallet.find(args.from.as_deref())?.secret_key()?;
+            let request = WireRequest {
+                key,
+                client_a: QuorumClient::located(contract, timeout).await?,
+                client_b: QuorumClient::located(contract_b, timeout).await?,
+                relay: relay.clone(),
+                amount,
+                max_fee,
+                bounds: Bounds::default(),
+                listen: args.listen,
+            };
+            let record = payer::wire(wallet, request, show).await?;
+            Ok(receipt(&record))
+        }
+    }
+}
+
+/// Drives each unfinished wire on for a moment (what is due: a claim, a refund), before
+/// another wallet command; one that needs longer is left for `wire resume`.
+pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
+    let Ok(records) = payer::list(wallet) else {
+        return;
+    };
+    for record in records.into_iter().filter(WireRecord::is_open) {
+        let id = record.id.to_hex();
+        let Ok(key) = wallet
+            .find(Some(&record.state.config().account.to_string()))
+            .and_then(|entry| entry.secret_key())
+        else {
+            continue;
+        };
+        let quiet = |_: WireStep| {};
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            payer::resume(wallet, &id, key, timeout, quiet),
+        )
+        .await
+        {
+            Ok(Ok(record)) => eprintln!(
+                "wire {}: {}",
+                id.get(..16).unwrap_or_default(),
+                outcome_text(&record)
+            ),
+            Ok(Err(error)) => eprintln!("wire {}: {error}", id.get(..16).unwrap_or_default()),
+            Err(_) => eprintln!(
+                "wire {} is still running; `wire resume {}` follows it to the end",
+                id.get(..16).unwrap_or_default(),
+                id.get(..16).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+fn describe(step: &WireStep) -> String {
+    match step {
+        WireStep::Quote { maker, fee, heard } => format!(
+            "1. quote: maker {} for a fee of {fee} cash ({heard} quote{} heard)",
+            maker.short(),
+            if *heard == 1 { "" } else { "s" }
+        ),
+        WireStep::LockedA { escrow, amount } => format!(
+            "2. locked {amount} cash on A for the maker (escrow {})",
+            escrow.to_hex().get(..16).unwrap_or_default()
+        ),
+        WireStep::MakerLockedB { escrow, amount } => format!(
+            "3. the maker locked {amount} cash on B for us (escrow {})",
+            escrow.to_hex().get(..16).unwrap_or_default()
+        ),
+        WireStep::ClaimedB { .. } => "4. claimed on B: the money is ours there".into(),
+        WireStep::MakerClaimedA { .. } => {
+            "5. the maker claimed on A with the revealed secret: settled on both sides".into()
+        }
+        WireStep::Declined(reason) => format!("the maker declined: {reason}"),
+        WireStep::RefundedA { .. } => "refunded on A: the money is back".into(),
+        WireStep::Waiting(why) => format!("   … {why}"),
+    }
+}
+
+fn outcome_text(record: &WireRecord) -> String {
+    match &record.outcome {
+        None => "running".into(),
+        Some(Outcome::Completed) => "completed".into(),
+        Some(Outcome::Refunded) => "refunded".into(),
+        Some(Outcome::Aborted(why)) => format!("aborted: {why}"),
+        Some(Outcome::Lost(why)) => format!("lost: {why}"),
+    }
+}
+
+fn receipt(record: &WireRecord) -> (Value, String) {
+    let receipt = record.receipt();
+    let value = serde_json::to_value(&receipt).unwrap_or(Value::Null);
+    let certificate = |name: &str, cert: &Option<tally_core::Certificate>| {
+        cert.as_ref().map(|cert| {
+            format!(
+                "\n  {name}: certificate {} ({} votes)",
+                cert.checksum,
+                cert.votes.len()
+            )
+        })
+    };
+    let mut text = format!(
+        "wire {}: {}\n  {} → {}: {} cash, fee {} cash, maker {}\n  quote {}",
+        record.id,
+        outcome_text(record),
+        record.contract_a.name,
+        record.contract_b.name,
+        receipt.amount,
+        receipt.fee.unwrap_or(Amount::ZERO),
+        receipt.quote.quote.maker.short(),
+        receipt.quote.hash()
+    );
+    for line in [
+        certificate("lock on A", &receipt.lock_a),
+        certificate("maker's lock on B", &receipt.lock_b),
+        certificate("claim on B", &receipt.claim_b),
+        certificate("refund on A", &receipt.refund_a),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        text.push_str(&line);
+    }
+    (value, text)
+}

@@ -1,0 +1,340 @@
+//! The maker's loop: listen in each pair's topic, announce quotes, start a saga for each
+//! payer lock that follows one of them, and drive every open saga; publish the status.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tally_core::{Amount, EscrowId, NetworkId, SecretKey};
+use tally_swap::{
+    Event, Maker, MakerConfig, Message, Outcome, Quote, SignedQuote, Timing, TopicLine, min_delta,
+    min_lock_window, topic,
+};
+use tally_wallet::escrow::unix_ms;
+use tally_wallet::views::balance;
+use tally_wallet::wire::payer::ASSET;
+use tally_wallet::wire::{Heard, Runner, Side, Sides, TopicRoom};
+use tally_wallet::{QuorumClient, Wallet};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::book::QuoteBook;
+use crate::journal::{self, MakerRecord, MakerWire};
+use crate::{MakerError, MakerSettings, MakerStatus, PairStatus};
+
+/// How long one pass of the loop listens in the topics before looking at the escrows.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How often the balances on each side are asked for the status.
+const LIQUIDITY_EVERY: Duration = Duration::from_secs(5);
+
+/// One pair A → B with its topic room.
+struct Pair {
+    a: NetworkId,
+    b: NetworkId,
+    name_a: String,
+    name_b: String,
+    topic: String,
+    timing: Timing,
+    delta_ms: u64,
+    room: TopicRoom,
+    announced: Option<Instant>,
+    announce_now: bool,
+    quote: Option<SignedQuote>,
+    liquidity_a: Option<i128>,
+    liquidity_b: Option<i128>,
+}
+
+/// Runs the maker until `cancel`: resumes every open wire from its journal, then serves.
+/// The status is published on `status` after every pass.
+pub async fn run(
+    settings: MakerSettings,
+    status: watch::Sender<MakerStatus>,
+    cancel: CancellationToken,
+) -> Result<(), MakerError> {
+    let wallet = Wallet::open(&settings.wallet_dir)?;
+    let key = wallet.find(settings.account.as_deref())?.secret_key()?;
+    if settings.pairs.is_empty() {
+        return Err(MakerError::Settings("no pair of networks to trade".into()));
+    }
+    if settings.min.is_zero() || settings.min > settings.max {
+        return Err(MakerError::Settings(format!(
+            "the amount range {}..={} is empty",
+            settings.min, settings.max
+        )));
+    }
+    let mut sides = Sides::default();
+    let mut pairs = Vec::new();
+    for (a, b) in &settings.pairs {
+        pairs.push(pair(&settings, a, b)?);
+        for contract in [a, b] {
+            sides.add(Side {
+                client: QuorumClient::new(contract.clone(), settings.timeout)?,
+                key: Some(key.clone()),
+            });
+        }
+    }
+    let dir = wallet.dir().join("maker");
+    let mut book = QuoteBook::load(&dir)?;
+    let mut open: HashMap<EscrowId, Runner<MakerWire>> = HashMap::new();
+    let mut finished: HashMap<EscrowId, MakerRecord> = HashMap::new();
+    for (path, record) in journal::load_all(&dir)? {
+        let escrow = record.state.escrow_a();
+        if record.outcome.is_some() {
+            finished.insert(escrow, record);
+            continue;
+        }
+        tracing::info!(escrow = %escrow, "resuming a wire from its journal");
+        let (maker, actions) = Maker::resume(record.state.clone(), unix_ms());
+        let saga = MakerWire {
+            maker,
+            record,
+            path,
+        };
+        open.insert(escrow, Runner::start(saga, actions, &wallet, &sides).await?);
+    }
+    let mut liquidity_at: Option<Instant> = None;
+    while !cancel.is_cancelled() {
+        if liquidity_at.is_none_or(|at| at.elapsed() >= LIQUIDITY_EVERY) {
+            liquidity_at = Some(Instant::now());
+            for pair in &mut pairs {
+                pair.liquidity_a = liquidity(&sides, &pair.a, &key).await;
+                pair.liquidity_b = liquidity(&sides, &pair.b, &key).await;
+            }
+        }
+        let listen = POLL / u32::try_from(pairs.len()).unwrap_or(1).max(1);
+        for pair in &mut pairs {
+            if pair.room.joined()
+                && (pair.announce_now
+                    || pair
+                        .announced
+                        .is_none_or(|at| at.elapsed() >= settings.announce_every))
+            {
+                announce(pair, &settings, &key, &mut book).await?;
+            }
+            match pair.room.next(listen).await {
+                Heard::Arrived => pair.announce_now = true,
+                Heard::Line(TopicLine::Wire(Message::PayerLocked { quote, escrow })) => {
+                    if let Some(runner) = open.get_mut(&escrow) {
+                        let message = Message::PayerLocked { quote, escrow };
+                        runner
+                            .feed(Event::Message(message), &wallet, &sides)
+                            .await?;
+                    } else if !finished.contains_key(&escrow)
+                        && let Some(signed) = book.get(&quote)
+                        && signed.quote.network_a == pair.a
+                        && signed.quote.network_b == pair.b
+                    {
+                        let signed = signed.clone();
+                        match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
+                            Some(runner) => {
+                                open.insert(escrow, runner);
+                            }
+                            None => {
+                                tracing::warn!(escrow = %escrow, "a lock under a quote this maker no longer supports")
+                            }
+                        }
+                    }
+                }
+                Heard::Line(_) | Heard::Quiet => {}
+            }
+        }
+        for runner in open.values_mut() {
+            runner.poll(&wallet, &sides).await?;
+        }
+        // Hints to the payers, in the topic of each wire's quote.
+        for runner in open.values_mut() {
+            let messages = std::mem::take(&mut runner.outbox);
+            let topic = runner.saga.record.quote.quote.topic();
+            if let Some(pair) = pairs.iter_mut().find(|pair| pair.topic == topic) {
+                for message in messages {
+                    pair.room.send(&TopicLine::Wire(message)).await;
+                }
+            }
+        }
+        let done: Vec<EscrowId> = open
+            .iter()
+            .filter(|(_, runner)| runner.done.is_some())
+            .map(|(escrow, _)| *escrow)
+            .collect();
+        for escrow in done {
+            if let Some(runner) = open.remove(&escrow) {
+                tracing::info!(escrow = %escrow, outcome = ?runner.done, "wire over");
+                finished.insert(escrow, runner.saga.record);
+            }
+        }
+        status.send_replace(snapshot(&key, &pairs, &open, &finished));
+    }
+    Ok(())
+}
+
+/// A pair's timing and topic, refused when its quote could not be taken (a lock time
+/// shorter than the claim window the rule demands).
+fn pair(
+    settings: &MakerSettings,
+    a: &tally_core::NetworkContract,
+    b: &tally_core::NetworkContract,
+) -> Result<Pair, MakerError> {
+    if a.id() == b.id() {
+        return Err(MakerError::Settings(format!(
+            "pair {}/{} names one network twice",
+            a.name, b.name
+        )));
+    }
+    let timing = settings.bounds.timing(a, b)?;
+    let lock_ms = millis(settings.lock_time);
+    let window = min_lock_window(&timing);
+    if lock_ms < window {
+        return Err(MakerError::Settings(format!(
+            "a lock time of {lock_ms} ms leaves payers no claim window: at least {window} ms for {}/{}",
+            a.name, b.name
+        )));
+    }
+    let least = min_delta(&timing);
+    let delta_ms = settings.delta.map_or(least, millis).max(least);
+    let topic = topic(ASSET, &a.id(), &b.id());
+    Ok(Pair {
+        a: a.id(),
+        b: b.id(),
+        name_a: a.name.clone(),
+        name_b: b.name.clone(),
+        room: TopicRoom::new(&settings.relay, &topic),
+        topic,
+        timing,
+        delta_ms,
+        announced: None,
+        announce_now: true,
+        quote: None,
+        liquidity_a: None,
+        liquidity_b: None,
+    })
+}
+
+/// Signs a fresh quote for `pair`, keeps it, and announces it. The most it offers is what
+/// it holds on B; with less than the least, it announces nothing.
+async fn announce(
+    pair: &mut Pair,
+    settings: &MakerSettings,
+    key: &SecretKey,
+    book: &mut QuoteBook,
+) -> Result<(), MakerError> {
+    pair.announced = Some(Instant::now());
+    pair.announce_now = false;
+    let held = pair
+        .liquidity_b
+        .and_then(|balance| u64::try_from(balance).ok())
+        .map(Amount::from_microcash);
+    let max = held.map_or(settings.max, |held| held.min(settings.max));
+    if max < settings.min {
+        tracing::warn!(b = %pair.name_b, "too little on B to quote the least amount");
+        pair.quote = None;
+        return Ok(());
+    }
+    let now = unix_ms();
+    let quote = Quote {
+        maker: key.account(),
+        asset: ASSET.into(),
+        network_a: pair.a,
+        network_b: pair.b,
+        min_amount: settings.min,
+        max_amount: max,
+        fee_ppm: settings.fee_ppm,
+        fee_fixed: settings.fee_fixed,
+        maker_a: key.account(),
+        maker_b: key.account(),
+        lock_time_ms: millis(settings.lock_time),
+        delta_ms: pair.delta_ms,
+        expires_ms: now.saturating_add(millis(settings.announce_every).saturating_mul(3)),
+        nonce: rand::random(),
+    }
+    .sign(key);
+    book.add(quote.clone(), now)?;
+    pair.room
+        .send(&TopicLine::Quote(Box::new(quote.clone())))
+        .await;
+    pair.quote = Some(quote);
+    Ok(())
+}
+
+/// A saga for the payer's escrow `escrow` under `quote`, started (its journal written).
+async fn start(
+    wallet: &Wallet,
+    sides: &Sides,
+    dir: &std::path::Path,
+    quote: SignedQuote,
+    timing: Timing,
+    escrow: EscrowId,
+) -> Result<Option<Runner<MakerWire>>, MakerError> {
+    let config = MakerConfig::new(quote.clone(), timing);
+    let Ok((maker, actions)) = Maker::new(config, escrow, unix_ms()) else {
+        return Ok(None);
+    };
+    tracing::info!(escrow = %escrow, "a payer locked under our quote; answering");
+    let record = MakerRecord {
+        started_ms: unix_ms(),
+        quote,
+        state: maker.snapshot(),
+        certificates: Vec::new(),
+        outcome: None,
+    };
+    let saga = MakerWire {
+        maker,
+        record,
+        path: journal::path(dir, &escrow),
+    };
+    Ok(Some(Runner::start(saga, actions, wallet, sides).await?))
+}
+
+async fn liquidity(sides: &Sides, network: &NetworkId, key: &SecretKey) -> Option<i128> {
+    let side = sides.get(network)?;
+    balance(&side.client, &key.account())
+        .await
+        .ok()
+        .filter(|views| views.agree > 0)
+        .map(|views| views.balance)
+}
+
+fn snapshot(
+    key: &SecretKey,
+    pairs: &[Pair],
+    open: &HashMap<EscrowId, Runner<MakerWire>>,
+    finished: &HashMap<EscrowId, MakerRecord>,
+) -> MakerStatus {
+    let mut status = MakerStatus {
+        account: Some(key.account()),
+        open: open.len(),
+        ..MakerStatus::default()
+    };
+    for pair in pairs {
+        status.pairs.push(PairStatus {
+            a: pair.name_a.clone(),
+            b: pair.name_b.clone(),
+            topic: pair.topic.clone(),
+            joined: pair.room.joined(),
+            liquidity_a: pair.liquidity_a,
+            liquidity_b: pair.liquidity_b,
+            quote: pair.quote.clone(),
+        });
+    }
+    for record in finished.values() {
+        match &record.outcome {
+            Some(Outcome::Completed) => {
+                status.completed += 1;
+                status.fees_earned += record.summary().fee.map_or(0, |fee| fee.microcash());
+            }
+            Some(Outcome::Refunded) => status.refunded += 1,
+            Some(Outcome::Aborted(_) | Outcome::Lost(_)) | None => status.aborted += 1,
+        }
+    }
+    let mut wires: Vec<_> = open
+        .values()
+        .map(|runner| runner.saga.record.summary())
+        .chain(finished.values().map(MakerRecord::summary))
+        .collect();
+    wires.sort_by_key(|wire| std::cmp::Reverse(wire.started_ms));
+    status.wires = wires;
+    status
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,124 @@
+//! One wire as the maker keeps it, `maker/wires/<payer's escrow>.json`: the quote it
+//! follows, the saga's state, the certificates of the maker's own lock, claim or refund,
+//! and how it ended. Written whenever the saga asks, before anything it asks after.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tally_core::{Certificate, EscrowId};
+use tally_swap::{Action, Event, Maker, MakerPhase, MakerState, Outcome, SignedQuote};
+use tally_wallet::fs::write_atomic;
+use tally_wallet::wire::{Driven, WireError};
+
+use crate::{MakerError, WireSummary};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct MakerRecord {
+    pub started_ms: u64,
+    pub quote: SignedQuote,
+    pub state: MakerState,
+    pub certificates: Vec<Certificate>,
+    pub outcome: Option<Outcome>,
+}
+
+impl MakerRecord {
+    pub fn summary(&self) -> WireSummary {
+        let amount_b = self.state.terms_b().map(|terms| terms.amount);
+        WireSummary {
+            escrow_a: self.state.escrow_a(),
+            phase: phase_name(self.state.phase()),
+            fee: amount_b.and_then(|amount| self.quote.quote.fee_for(amount)),
+            amount_b,
+            started_ms: self.started_ms,
+        }
+    }
+}
+
+fn phase_name(phase: &MakerPhase) -> String {
+    match phase {
+        MakerPhase::AwaitingLock => "awaiting the payer's lock on A".into(),
+        MakerPhase::Locking => "locking on B".into(),
+        MakerPhase::Locked => "locked on B, awaiting the secret".into(),
+        MakerPhase::Claiming => "claiming on A".into(),
+        MakerPhase::AwaitingRefund => "awaiting the refund time on B".into(),
+        MakerPhase::Refunding => "refunding on B".into(),
+        MakerPhase::Finished(Outcome::Completed) => "completed".into(),
+        MakerPhase::Finished(Outcome::Refunded) => "refunded".into(),
+        MakerPhase::Finished(Outcome::Aborted(why)) => format!("aborted: {why}"),
+        MakerPhase::Finished(Outcome::Lost(why)) => format!("lost: {why}"),
+    }
+}
+
+/// The maker saga of one wire with its record.
+pub(crate) struct MakerWire {
+    pub maker: Maker,
+    pub record: MakerRecord,
+    pub path: PathBuf,
+}
+
+impl Driven for MakerWire {
+    fn handle(&mut self, event: Event, now: u64) -> Vec<Action> {
+        let actions = self.maker.handle(event, now);
+        self.record.state = self.maker.snapshot();
+        actions
+    }
+
+    fn journal(&mut self) -> Result<(), WireError> {
+        self.record.state = self.maker.snapshot();
+        self.record.outcome = self.maker.outcome().cloned();
+        let json = serde_json::to_vec_pretty(&self.record).map_err(|error| WireError::Journal {
+            path: self.path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        write_atomic(&self.path, &json)?;
+        Ok(())
+    }
+
+    fn keep(&mut self, certificate: Certificate) {
+        if !self
+            .record
+            .certificates
+            .iter()
+            .any(|known| known.checksum == certificate.checksum)
+        {
+            self.record.certificates.push(certificate);
+        }
+    }
+}
+
+/// Where the wire answering `escrow_a` is kept.
+pub(crate) fn path(dir: &Path, escrow_a: &EscrowId) -> PathBuf {
+    dir.join("wires").join(format!("{escrow_a}.json"))
+}
+
+/// Every wire kept in `dir`, open or finished.
+pub(crate) fn load_all(dir: &Path) -> Result<Vec<(PathBuf, MakerRecord)>, MakerError> {
+    let wires = dir.join("wires");
+    std::fs::create_dir_all(&wires).map_err(|error| MakerError::Journal {
+        path: wires.display().to_string(),
+        reason: error.to_string(),
+    })?;
+    let entries = std::fs::read_dir(&wires).map_err(|error| MakerError::Journal {
+        path: wires.display().to_string(),
+        reason: error.to_string(),
+    })?;
+    let mut records = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|error| MakerError::Journal {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        let record: MakerRecord =
+            serde_json::from_slice(&bytes).map_err(|error| MakerError::Journal {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })?;
+        records.push((path, record));
+    }
+    records.sort_by_key(|(_, record)| record.started_ms);
+    Ok(records)
+}

@@ -1,0 +1,78 @@
+//! The cross-server wire (seed 002, DESIGN §8) as this wallet drives it: the networks and
+//! their escrows ([`exec`]), one saga driven to its end with its journal ([`runner`]), the
+//! relay topic where quotes and hints pass ([`topic`]), and the payer's side — collect
+//! quotes, take the cheapest, lock, claim, keep the receipt ([`payer`]). The market maker's
+//! daemon drives the other saga with the same parts.
+
+pub mod exec;
+pub mod payer;
+pub mod runner;
+pub mod topic;
+
+use tally_core::NetworkContract;
+use tally_swap::Timing;
+
+use crate::WalletError;
+
+pub use exec::{Side, Sides};
+pub use runner::{Driven, Runner};
+pub use topic::{Heard, TopicRoom};
+
+/// Why a wire could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    #[error(transparent)]
+    Op(#[from] crate::OpError),
+    #[error("the journal {path} cannot be read: {reason}")]
+    Journal { path: String, reason: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("network {0} takes no escrows: its contract declares no clock skew bound")]
+    NoEscrows(String),
+    #[error("no wire {0} in this wallet")]
+    Unknown(String),
+}
+
+/// The bounds a party puts on its own setup, in ms (DESIGN §8): how long a lock or claim
+/// takes to reach every honest validator, how long a revealed secret takes to reach it, and
+/// a margin. With the networks' declared clock skews they make the timing rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub certify_ms: u64,
+    pub notice_ms: u64,
+    pub margin_ms: u64,
+}
+
+impl Default for Bounds {
+    /// Generous for a LAN or the Internet between healthy validators: 2 s to certify, 2 s
+    /// to notice, 1 s margin.
+    fn default() -> Self {
+        Bounds {
+            certify_ms: 2_000,
+            notice_ms: 2_000,
+            margin_ms: 1_000,
+        }
+    }
+}
+
+impl Bounds {
+    /// The timing rule's inputs for a wire from `a` to `b`: refused when either network
+    /// declares no clock skew bound (it takes no escrows).
+    pub fn timing(&self, a: &NetworkContract, b: &NetworkContract) -> Result<Timing, WireError> {
+        let skew = |contract: &NetworkContract| {
+            contract
+                .max_clock_skew_ms
+                .ok_or_else(|| WireError::NoEscrows(contract.name.clone()))
+        };
+        Ok(Timing {
+            skew_a: skew(a)?,
+            skew_b: skew(b)?,
+            certify_a: self.certify_ms,
+            certify_b: self.certify_ms,
+            notice: self.notice_ms,
+            margin: self.margin_ms,
+        })
+    }
+}

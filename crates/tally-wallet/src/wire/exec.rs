@@ -1,0 +1,358 @@
+//! Performing a wire saga's locks, claims and refunds on quorum networks, and looking at the
+//! escrows it watches: what the sagas ask for, turned into requests, and the answers turned
+//! back into the [`Event`]s they understand.
+//!
+//! What a saga hears of a network is what a quorum could only have certified: an escrow
+//! is reported once f + 1 validators (one of them honest, so a certificate exists) applied
+//! its lock, and settled once f + 1 applied the claim or the refund. A secret is reported
+//! from any validator, since it is checked against the hash lock.
+
+use std::collections::HashMap;
+
+use tally_core::{Certificate, EscrowId, EscrowLock, NetworkId, SecretKey};
+use tally_proto::{EscrowQuery, EscrowStanding, EscrowView};
+use tally_swap::{Event, LockTerms, Refusal, Standing, Target};
+
+use crate::escrow;
+use crate::ops::OpError;
+use crate::{QuorumClient, Wallet};
+
+/// One network of a wire, as this party reaches it.
+pub struct Side {
+    pub client: QuorumClient,
+    /// The key that signs this party's lock here (none where it only claims).
+    pub key: Option<SecretKey>,
+}
+
+/// The networks of the wires a driver runs, by id.
+#[derive(Default)]
+pub struct Sides {
+    sides: HashMap<NetworkId, Side>,
+}
+
+/// A request that may pass when asked again (validators unreachable, no quorum yet):
+/// the driver asks again a little later.
+#[derive(Debug)]
+pub struct Transient(pub String);
+
+impl Sides {
+    /// Adds a network (a second one with the same id replaces the first).
+    pub fn add(&mut self, side: Side) {
+        self.sides.insert(*side.client.network(), side);
+    }
+
+    /// The network with this id, if this driver reaches it.
+    pub fn get(&self, network: &NetworkId) -> Option<&Side> {
+        self.sides.get(network)
+    }
+
+    fn side(&self, network: &NetworkId) -> Result<&Side, Transient> {
+        self.get(network).ok_or_else(|| {
+            Transient(format!(
+                "network {} is not one of this wire's",
+                network.short()
+            ))
+        })
+    }
+
+    /// Locks on `network` with `terms`, as this party's key there. An escrow already
+    /// certified under the same hash lock with exactly these terms and this payer (a crash
+    /// after the lock, before the journal recorded it) is reported as the lock, never
+    /// locked twice.
+    pub async fn lock(
+        &self,
+        wallet: &Wallet,
+        network: NetworkId,
+        terms: &LockTerms,
+    ) -> Result<Event, Transient> {
+        let side = self.side(&network)?;
+        let Some(key) = &side.key else {
+            return Ok(Event::LockRefused {
+                network,
+                reason: "this wallet holds no key to lock with on that network".into(),
+            });
+        };
+        let payer = key.account();
+        let query = EscrowQuery::HashLock(terms.hash_lock);
+        if let Some((escrow, lock, _)) = certified(&side.client, &query).await
+            && lock.payer == payer
+            && terms.matches(&lock)
+        {
+            return Ok(Event::Locked {
+                network,
+                escrow,
+                lock,
+            });
+        }
+        let asked = escrow::LockTerms {
+            payee: terms.payee,
+            amount: terms.amount,
+            hash_lock: terms.hash_lock,
+            deadline_ms: terms.deadline_ms,
+            counterpart: Some(terms.counterpart),
+        };
+        match escrow::lock(wallet, &side.client, key, asked).await {
+            Ok(locked) => Ok(Event::Locked {
+                network,
+                escrow: locked.escrow,
+                lock: locked.lock,
+            }),
+            Err(error) if is_final(&error) => Ok(Event::LockRefused {
+                network,
+                reason: error.to_string(),
+            }),
+            Err(error) => Err(Transient(error.to_string())),
+        }
+    }
+
+    /// Claims `escrow` on `network` with `secret`: [`Event::Claimed`], or the refusal as
+    /// the saga reads it (judged from how the validators see the escrow afterwards).
+    pub async fn claim(
+        &self,
+        wallet: &Wallet,
+        network: NetworkId,
+        escrow: EscrowId,
+        secret: tally_core::EscrowSecret,
+    ) -> Result<(Event, Option<Certificate>), Transient> {
+        let side = self.side(&network)?;
+        match escrow::claim(wallet, &side.client, escrow, secret).await {
+            Ok(receipt) => Ok((
+                Event::Claimed { network, escrow },
+                Some(receipt.certificate),
+            )),
+            Err(error) => {
+                let refusal = judge(&side.client, escrow, Settling::Claim, &error).await;
+                Ok((
+                    match refusal {
+                        Judged::Settled(Standing::Claimed) => Event::Claimed { network, escrow },
+                        Judged::Settled(Standing::Refunded) => Event::ClaimRefused {
+                            network,
+                            escrow,
+                            refusal: Refusal::Settled,
+                        },
+                        Judged::Settled(Standing::Open) | Judged::Refused(Refusal::Settled) => {
+                            Event::ClaimRefused {
+                                network,
+                                escrow,
+                                refusal: Refusal::Other(error.to_string()),
+                            }
+                        }
+                        Judged::Refused(refusal) => Event::ClaimRefused {
+                            network,
+                            escrow,
+                            refusal,
+                        },
+                    },
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Returns `escrow` on `network` to its payer: [`Event::Refunded`], or the refusal.
+    pub async fn refund(
+        &self,
+        wallet: &Wallet,
+        network: NetworkId,
+        escrow: EscrowId,
+    ) -> Result<(Event, Option<Certificate>), Transient> {
+        let side = self.side(&network)?;
+        match escrow::refund(wallet, &side.client, escrow).await {
+            Ok(receipt) => Ok((
+                Event::Refunded { network, escrow },
+                Some(receipt.certificate),
+            )),
+            Err(error) => {
+                let refusal = judge(&side.client, escrow, Settling::Refund, &error).await;
+                Ok((
+                    match refusal {
+                        Judged::Settled(Standing::Refunded) => Event::Refunded { network, escrow },
+                        Judged::Settled(Standing::Claimed) => Event::RefundRefused {
+                            network,
+                            escrow,
+                            refusal: Refusal::Settled,
+                        },
+                        Judged::Settled(Standing::Open) | Judged::Refused(Refusal::Settled) => {
+                            Event::RefundRefused {
+                                network,
+                                escrow,
+                                refusal: Refusal::Other(error.to_string()),
+                            }
+                        }
+                        Judged::Refused(refusal) => Event::RefundRefused {
+                            network,
+                            escrow,
+                            refusal,
+                        },
+                    },
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// What a watch on `target` sees now: the escrow as certified ([`Event::Seen`]) and its
+    /// secret once out ([`Event::SecretRevealed`]). Nothing while too few validators answer.
+    pub async fn observe(&self, network: NetworkId, target: Target) -> Vec<Event> {
+        let Some(side) = self.get(&network) else {
+            return Vec::new();
+        };
+        let query = match target {
+            Target::Escrow(id) => EscrowQuery::Id(id),
+            Target::HashLock(hash) => EscrowQuery::HashLock(hash),
+        };
+        let mut events = Vec::new();
+        let views = views(&side.client, &query).await;
+        if let Some((escrow, lock, standing)) = agreed(&side.client, &views) {
+            events.push(Event::Seen {
+                network,
+                escrow,
+                lock,
+                standing,
+            });
+        }
+        // `escrow_view` checked each secret against the hash lock asked about or applied.
+        if let Some(secret) = views.iter().find_map(|view| view.secret) {
+            events.push(Event::SecretRevealed { network, secret });
+        }
+        events
+    }
+
+    /// The certificate of `lock` (found among its payer's orders at its sequence, checked
+    /// against the committee), for a receipt.
+    pub async fn lock_certificate(
+        &self,
+        network: &NetworkId,
+        lock: &EscrowLock,
+    ) -> Option<Certificate> {
+        let side = self.get(network)?;
+        side.client
+            .sent_certificate(&lock.payer, lock.sequence)
+            .await
+            .filter(|certificate| {
+                certificate.order == tally_core::Order::from(*lock)
+                    && certificate.checksum == tally_swap::escrow_id(network, lock)
+            })
+    }
+}
+
+/// Whether a lock's failure is for good: the validators refused the order itself (funds,
+/// deadline, a reused hash lock), or the account cannot take it. A quorum not reached yet
+/// may pass.
+fn is_final(error: &OpError) -> bool {
+    match error {
+        OpError::Refused(_)
+        | OpError::SlotFrozen { .. }
+        | OpError::SlotContended { .. }
+        | OpError::SlotHeldElsewhere { .. }
+        | OpError::Wallet(_) => true,
+        OpError::Client(crate::ClientError::NoQuorum {
+            refused_everywhere, ..
+        }) => *refused_everywhere,
+        OpError::Client(_) | OpError::NoValidatorAnswered => false,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Settling {
+    Claim,
+    Refund,
+}
+
+enum Judged {
+    Settled(Standing),
+    Refused(Refusal),
+}
+
+/// Why a claim or refund was not certified, judged from the escrow afterwards: settled
+/// already, past the claim deadline (too few validators can still vote a claim), before the
+/// refund time (too few can vote a refund yet), or anything else.
+async fn judge(
+    client: &QuorumClient,
+    escrow: EscrowId,
+    settling: Settling,
+    error: &OpError,
+) -> Judged {
+    let views = views(client, &EscrowQuery::Id(escrow)).await;
+    let Some((_, lock, standing)) = agreed(client, &views) else {
+        return Judged::Refused(Refusal::Other(error.to_string()));
+    };
+    if standing != Standing::Open {
+        return Judged::Settled(standing);
+    }
+    let quorum = client.committee().quorum();
+    let skew = client.contract().max_clock_skew_ms.unwrap_or(0);
+    let answered: Vec<u64> = views.iter().map(|view| view.clock_ms).collect();
+    match settling {
+        // A claim needs 2f + 1 validators before the deadline; honest clocks only move on.
+        Settling::Claim => {
+            let past = answered.iter().filter(|c| **c >= lock.deadline).count();
+            if past > client.committee().max_faulty() && answered.len() - past < quorum {
+                return Judged::Refused(Refusal::TooLate);
+            }
+        }
+        Settling::Refund => {
+            let from = tally_swap::refund_from(lock.deadline, skew);
+            let ready = answered.iter().filter(|c| **c >= from).count();
+            if ready < quorum {
+                return Judged::Refused(Refusal::TooEarly);
+            }
+        }
+    }
+    Judged::Refused(Refusal::Other(error.to_string()))
+}
+
+async fn views(client: &QuorumClient, query: &EscrowQuery) -> Vec<EscrowView> {
+    client
+        .escrow_all(query)
+        .await
+        .into_iter()
+        .filter_map(|answer| answer.result.ok())
+        .collect()
+}
+
+/// The escrow f + 1 validators report (so a certificate made it: one of them is honest),
+/// and its standing: settled once f + 1 report the same settlement, else open.
+fn agreed(client: &QuorumClient, views: &[EscrowView]) -> Option<(EscrowId, EscrowLock, Standing)> {
+    let enough = client.committee().max_faulty() + 1;
+    let mut by_id: Vec<(EscrowId, EscrowLock, [usize; 3])> = Vec::new();
+    for view in views {
+        let (Some(id), Some(lock), Some(standing)) = (view.escrow, view.lock, view.standing) else {
+            continue;
+        };
+        let slot = match standing {
+            EscrowStanding::Open => 0,
+            EscrowStanding::Claimed => 1,
+            EscrowStanding::Refunded => 2,
+        };
+        match by_id.iter_mut().find(|(known, ..)| *known == id) {
+            Some((_, _, counts)) => counts[slot] += 1,
+            None => {
+                let mut counts = [0; 3];
+                counts[slot] = 1;
+                by_id.push((id, lock, counts));
+            }
+        }
+    }
+    by_id
+        .into_iter()
+        .find(|(_, _, counts)| counts.iter().sum::<usize>() >= enough)
+        .map(|(id, lock, counts)| {
+            let standing = if counts[1] >= enough {
+                Standing::Claimed
+            } else if counts[2] >= enough {
+                Standing::Refunded
+            } else {
+                Standing::Open
+            };
+            (id, lock, standing)
+        })
+}
+
+/// Looks up the escrow `query` names, as certified (see [`agreed`]).
+async fn certified(
+    client: &QuorumClient,
+    query: &EscrowQuery,
+) -> Option<(EscrowId, EscrowLock, Standing)> {
+    agreed(client, &views(client, query).await)
+}

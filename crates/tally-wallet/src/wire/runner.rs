@@ -1,0 +1,233 @@
+//! Drives one saga (the payer's or one of the maker's): performs the actions it returns, in
+//! order, journaling whenever it says so before anything after; keeps its watches, its wake-up
+//! time and the locks to ask again; and feeds back what happened. The relay is the driver's:
+//! messages to send wait in [`Runner::outbox`].
+
+use std::collections::VecDeque;
+
+use tally_core::{Certificate, EscrowId, EscrowSecret, NetworkId};
+use tally_swap::{Action, Event, Message, Outcome, RETRY_MS, Standing, Target};
+
+use super::WireError;
+use super::exec::{Sides, Transient};
+use crate::Wallet;
+use crate::escrow::unix_ms;
+
+/// A saga with its journal: the payer's or the maker's, as their drivers keep them.
+pub trait Driven {
+    /// Feeds one event at `now` (ms since the Unix epoch).
+    fn handle(&mut self, event: Event, now: u64) -> Vec<Action>;
+    /// Makes the saga's state durable, with whatever its driver keeps beside it.
+    fn journal(&mut self) -> Result<(), WireError>;
+    /// A certificate of this party's lock, claim or refund, for the receipt (journaled at
+    /// the next [`Driven::journal`]).
+    fn keep(&mut self, certificate: Certificate);
+}
+
+/// One saga being driven.
+pub struct Runner<D> {
+    pub saga: D,
+    watches: Vec<(NetworkId, Target)>,
+    /// What the watches last reported, so a saga hears of a change once.
+    seen: Vec<(NetworkId, EscrowId, Standing)>,
+    secrets: Vec<(NetworkId, EscrowSecret)>,
+    wake_at: Option<u64>,
+    /// Locks to ask again (when), after an answer that may change.
+    retry: Vec<(u64, Action)>,
+    /// Messages for the counterpart, for the driver to send.
+    pub outbox: Vec<Message>,
+    /// Every event fed to the saga, in order, for the driver to show.
+    pub log: Vec<Event>,
+    /// How the wire ended for this party, once it has.
+    pub done: Option<Outcome>,
+}
+
+impl<D: Driven> Runner<D> {
+    /// Takes a saga just made or resumed, with the actions it returned, and performs them.
+    pub async fn start(
+        saga: D,
+        actions: Vec<Action>,
+        wallet: &Wallet,
+        sides: &Sides,
+    ) -> Result<Runner<D>, WireError> {
+        let mut runner = Runner {
+            saga,
+            watches: Vec::new(),
+            seen: Vec::new(),
+            secrets: Vec::new(),
+            wake_at: None,
+            retry: Vec::new(),
+            outbox: Vec::new(),
+            log: Vec::new(),
+            done: None,
+        };
+        let mut queue = VecDeque::new();
+        runner.perform(actions, wallet, sides, &mut queue).await?;
+        runner.drain(queue, wallet, sides).await?;
+        Ok(runner)
+    }
+
+    /// Feeds `event` (a message from the counterpart, say), and what follows from it.
+    pub async fn feed(
+        &mut self,
+        event: Event,
+        wallet: &Wallet,
+        sides: &Sides,
+    ) -> Result<(), WireError> {
+        self.drain(VecDeque::from([event]), wallet, sides).await
+    }
+
+    /// Looks at every watched escrow, asks again for what is due, and ticks the saga when
+    /// its wake-up time came; feeds it what changed.
+    pub async fn poll(&mut self, wallet: &Wallet, sides: &Sides) -> Result<(), WireError> {
+        if self.done.is_some() {
+            return Ok(());
+        }
+        let mut queue = VecDeque::new();
+        for (network, target) in self.watches.clone() {
+            for event in sides.observe(network, target).await {
+                if self.is_news(&event) {
+                    queue.push_back(event);
+                }
+            }
+        }
+        let now = unix_ms();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.retry = later;
+        self.perform(
+            due.into_iter().map(|(_, action)| action).collect(),
+            wallet,
+            sides,
+            &mut queue,
+        )
+        .await?;
+        if self.wake_at.is_some_and(|at| at <= now) {
+            self.wake_at = None;
+            queue.push_back(Event::Tick);
+        }
+        self.drain(queue, wallet, sides).await
+    }
+
+    /// When the driver should poll next at the latest.
+    pub fn next_wake(&self) -> Option<u64> {
+        let retry = self.retry.iter().map(|(at, _)| *at).min();
+        match (self.wake_at, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_news(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Seen {
+                network,
+                escrow,
+                standing,
+                ..
+            } => {
+                let key = (*network, *escrow, *standing);
+                if self.seen.contains(&key) {
+                    return false;
+                }
+                self.seen.push(key);
+                true
+            }
+            Event::SecretRevealed { network, secret } => {
+                let key = (*network, *secret);
+                if self.secrets.contains(&key) {
+                    return false;
+                }
+                self.secrets.push(key);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        mut queue: VecDeque<Event>,
+        wallet: &Wallet,
+        sides: &Sides,
+    ) -> Result<(), WireError> {
+        while let Some(event) = queue.pop_front() {
+            if self.done.is_some() {
+                break;
+            }
+            self.log.push(event.clone());
+            let actions = self.saga.handle(event, unix_ms());
+            self.perform(actions, wallet, sides, &mut queue).await?;
+        }
+        Ok(())
+    }
+
+    async fn perform(
+        &mut self,
+        actions: Vec<Action>,
+        wallet: &Wallet,
+        sides: &Sides,
+        queue: &mut VecDeque<Event>,
+    ) -> Result<(), WireError> {
+        for action in actions {
+            match action {
+                Action::Journal => self.saga.journal()?,
+                Action::Lock { network, terms } => {
+                    match sides.lock(wallet, network, &terms).await {
+                        Ok(event) => {
+                            if let Event::Locked { lock, .. } = &event
+                                && let Some(certificate) =
+                                    sides.lock_certificate(&network, lock).await
+                            {
+                                self.saga.keep(certificate);
+                            }
+                            queue.push_back(event);
+                        }
+                        Err(Transient(why)) => {
+                            tracing::warn!(network = %network.short(), %why, "the lock is not certified yet; asking again");
+                            self.retry
+                                .push((unix_ms().saturating_add(RETRY_MS), action));
+                        }
+                    }
+                }
+                Action::Claim {
+                    network,
+                    escrow,
+                    secret,
+                } => self.settled(sides.claim(wallet, network, escrow, secret).await, queue),
+                Action::Refund { network, escrow } => {
+                    self.settled(sides.refund(wallet, network, escrow).await, queue)
+                }
+                Action::Watch { network, target } => {
+                    if !self.watches.contains(&(network, target)) {
+                        self.watches.push((network, target));
+                    }
+                }
+                Action::Send(message) => self.outbox.push(message),
+                Action::WakeAt(at) => {
+                    self.wake_at = Some(self.wake_at.map_or(at, |known| known.min(at)));
+                }
+                Action::Done(outcome) => self.done = Some(outcome),
+            }
+        }
+        Ok(())
+    }
+
+    fn settled(
+        &mut self,
+        answer: Result<(Event, Option<Certificate>), Transient>,
+        queue: &mut VecDeque<Event>,
+    ) {
+        match answer {
+            Ok((event, certificate)) => {
+                if let Some(certificate) = certificate {
+                    self.saga.keep(certificate);
+                }
+                queue.push_back(event);
+            }
+            // Only a network this wire does not reach: nothing to ask again.
+            Err(Transient(why)) => tracing::warn!(%why, "cannot settle the escrow"),
+        }
+    }
+}

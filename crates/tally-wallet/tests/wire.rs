@@ -1,0 +1,207 @@
+//! The cross-server wire (seed 002) end to end, over real TCP: two real networks of four
+//! validators that know each other's contracts, a real relay, the maker daemon and the
+//! payer's wallet. What is protected: a payer who asks to move money from A to B through a
+//! maker ends with exactly the amount on B, the maker with amount + fee on A, and both
+//! sides keep the certificates that prove it; a maker that stops in the middle of a wire
+//! resumes it from its journal and is still paid.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{CASH, Net, cash};
+use tally_core::{Amount, SecretKey};
+use tally_maker::{MakerSettings, MakerStatus};
+use tally_relay::{Relay, RelayConfig, RelayHandle};
+use tally_swap::Outcome;
+use tally_wallet::ops;
+use tally_wallet::wire::Bounds;
+use tally_wallet::wire::payer::{self, WireRequest, WireStep};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Tight bounds for loopback: with the networks' 200 ms skew, Δ ≥ 1.6 s and a claim
+/// window ≥ 1.9 s.
+const BOUNDS: Bounds = Bounds {
+    certify_ms: 500,
+    notice_ms: 500,
+    margin_ms: 200,
+};
+
+struct World {
+    a: Net,
+    b: Net,
+    relay: RelayHandle,
+    maker_dir: tempfile::TempDir,
+    maker: SecretKey,
+}
+
+/// A and B knowing each other, a relay, and a maker key holding 500 cash on B.
+async fn world() -> World {
+    let (a, b) = (Net::prepare("A", 1000), Net::prepare("B", 1000));
+    let (contract_a, contract_b) = (a.contract().clone(), b.contract().clone());
+    let sync = Duration::from_millis(200);
+    let a = a.launch(sync, vec![contract_b]).await;
+    let b = b.launch(sync, vec![contract_a]).await;
+    let relay = Relay::bind(RelayConfig::listening_on("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap()
+        .spawn();
+    let maker = SecretKey::generate();
+    let maker_dir = tempfile::tempdir().unwrap();
+    let mut maker_wallet = tally_wallet::Wallet::open(maker_dir.path()).unwrap();
+    maker_wallet.add_key(Some(maker.clone()), None).unwrap();
+    let (funder, _) = b.wallet("funder", Some(&b.payer));
+    ops::pay(&funder, &b.client(), &b.payer, maker.account(), cash(500))
+        .await
+        .unwrap();
+    World {
+        a,
+        b,
+        relay,
+        maker_dir,
+        maker,
+    }
+}
+
+impl World {
+    fn settings(&self) -> MakerSettings {
+        MakerSettings {
+            wallet_dir: self.maker_dir.path().to_path_buf(),
+            account: None,
+            pairs: vec![(self.a.contract.clone(), self.b.contract.clone())],
+            relay: self.relay.local_addr().to_string(),
+            fee_ppm: 10_000,
+            fee_fixed: Amount::ZERO,
+            min: cash(1),
+            max: cash(100),
+            lock_time: Duration::from_secs(4),
+            delta: None,
+            announce_every: Duration::from_secs(1),
+            bounds: BOUNDS,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The maker daemon, running until the token is cancelled.
+    fn start_maker(&self) -> (CancellationToken, watch::Receiver<MakerStatus>) {
+        let (status_tx, status_rx) = watch::channel(MakerStatus::default());
+        let cancel = CancellationToken::new();
+        let settings = self.settings();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(error) = tally_maker::run(settings, status_tx, stop).await {
+                panic!("the maker stopped: {error}");
+            }
+        });
+        (cancel, status_rx)
+    }
+
+    fn request(&self, amount: Amount) -> WireRequest {
+        WireRequest {
+            key: self.a.payer.clone(),
+            client_a: self.a.client(),
+            client_b: self.b.client(),
+            relay: self.relay.local_addr().to_string(),
+            amount,
+            max_fee: Some(cash(1)),
+            bounds: BOUNDS,
+            listen: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// Waits (up to 20 s) until the maker's status satisfies `done`.
+async fn maker_until(
+    status: &mut watch::Receiver<MakerStatus>,
+    done: impl Fn(&MakerStatus) -> bool,
+) {
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if done(&status.borrow_and_update()) {
+                return;
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the maker never got there: {:?}",
+        *status.borrow()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wire_moves_the_amount_to_b_and_pays_the_maker_amount_plus_fee_on_a() {
+    let world = world().await;
+    let (stop_maker, mut status) = world.start_maker();
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let mut steps = Vec::new();
+    let record = payer::wire(&alice_wallet, world.request(cash(20)), |step| {
+        steps.push(step)
+    })
+    .await
+    .unwrap();
+    assert_eq!(record.outcome, Some(Outcome::Completed), "{steps:?}");
+    // The seed's steps, in order: quote, lock on A, maker's lock on B, claim on B.
+    let kinds: Vec<&str> = steps
+        .iter()
+        .filter_map(|step| match step {
+            WireStep::Quote { .. } => Some("quote"),
+            WireStep::LockedA { .. } => Some("lock A"),
+            WireStep::MakerLockedB { .. } => Some("maker lock B"),
+            WireStep::ClaimedB { .. } => Some("claim B"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["quote", "lock A", "maker lock B", "claim B"]);
+    // Alice has exactly the amount on B; the maker amount + 1% on A.
+    let alice = world.a.payer.account();
+    let maker = world.maker.account();
+    assert_eq!(world.b.balance(&alice).await, 20 * CASH);
+    assert_eq!(world.b.balance(&maker).await, 480 * CASH);
+    assert_eq!(world.a.balance(&alice).await, 1000 * CASH - 20_200_000);
+    maker_until(&mut status, |s| s.completed == 1 && s.open == 0).await;
+    assert_eq!(world.a.balance(&maker).await, 20_200_000);
+    assert_eq!(status.borrow().fees_earned, 200_000);
+    // The receipt: the signed quote, both locks and the claim, each with a quorum of votes.
+    let receipt = record.receipt();
+    assert!(receipt.quote.verify());
+    for certificate in [&receipt.lock_a, &receipt.lock_b, &receipt.claim_b] {
+        let certificate = certificate.as_ref().expect("a certificate is missing");
+        assert!(certificate.votes.len() >= 3);
+    }
+    assert!(receipt.refund_a.is_none());
+    // The wallet keeps it.
+    let listed = payer::list(&alice_wallet).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].outcome, Some(Outcome::Completed));
+    stop_maker.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_stopped_mid_wire_resumes_from_its_journal_and_is_paid() {
+    let world = world().await;
+    let (stop_maker, mut status) = world.start_maker();
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let request = world.request(cash(10));
+    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_| {}).await });
+    // The maker stops as soon as it has a wire open, wherever it is in it.
+    maker_until(&mut status, |s| s.open == 1).await;
+    stop_maker.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stop_again, mut status) = world.start_maker();
+    let record = wire.await.unwrap().unwrap();
+    assert_eq!(record.outcome, Some(Outcome::Completed));
+    maker_until(&mut status, |s| s.completed == 1 && s.open == 0).await;
+    let maker = world.maker.account();
+    assert_eq!(world.a.balance(&maker).await, 10_100_000);
+    assert_eq!(world.b.balance(&world.a.payer.account()).await, 10 * CASH);
+    assert_eq!(world.b.balance(&maker).await, 490 * CASH);
+    stop_again.cancel();
+}
