@@ -17,6 +17,16 @@ pub enum NetworkCommand {
     /// Create a new network: its contract and one folder per validator or miner.
     #[command(subcommand)]
     New(NewNetwork),
+    /// Make another network a counterpart of the quorum network in DIR: its escrows may
+    /// then cite it, and claims there reach it as notices (restart the validators).
+    Link {
+        /// The network folder (its validators' node.json files change).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The other network's contract.json.
+        #[arg(long)]
+        counterpart: PathBuf,
+    },
 }
 
 /// The kinds of network.
@@ -160,6 +170,21 @@ pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
         NetworkCommand::New(NewNetwork::Pow(args)) => {
             let created = create_pow(&args.into())?;
             print_pow(&created);
+        }
+        NetworkCommand::Link { dir, counterpart } => {
+            let changed = tally_network::link_counterpart(&dir, &counterpart)?;
+            println!(
+                "{} validator{} of {} now know {} as a counterpart{}",
+                changed.len(),
+                if changed.len() == 1 { "" } else { "s" },
+                dir.display(),
+                counterpart.display(),
+                if changed.is_empty() {
+                    " (they knew it already)"
+                } else {
+                    "; restart them to use it"
+                }
+            );
         }
     }
     Ok(())

@@ -8,100 +8,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 
-use common::{Children, Guarded, TALLY, free_base_port, start_quorum, wallet_json};
+use common::{Children, Watched, free_base_port, start_quorum, wallet_json};
 
-/// A `tally wallet … live …` process whose stdout lines arrive on a channel as it prints
-/// them (the CLI shows each step as it happens, one line each); killed if dropped while it
-/// runs (a test that panics).
-struct Live {
-    child: Guarded,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Live {
-    fn start(wallet: &Path, contract: &Path, args: &[&str]) -> Live {
-        let mut child = Guarded::spawn(
-            Command::new(TALLY)
-                .args(["wallet", "--wallet"])
-                .arg(wallet)
-                .arg("--network")
-                .arg(contract)
-                .arg("live")
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Live {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until a printed line contains `needle`.
-    fn wait_for(&mut self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} in time; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// SIGKILL, as a crash or a power cut would stop it: no clean-up runs.
-    fn kill_9(mut self) {
-        self.child.kill_9();
-    }
-
-    /// Waits for the process to exit by itself; whether it succeeded and what it printed.
-    fn finish(mut self, within: Duration) -> (bool, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                panic!("still running; printed:\n{}", self.seen.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // The reader thread ends at end of file, once the process is gone.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        (status.success(), self.seen.join("\n"))
-    }
+/// `tally wallet --wallet W --network C live ARGS…`, its steps watched as they print.
+fn live(wallet: &Path, contract: &Path, args: &[&str]) -> Watched {
+    let mut all = vec![
+        "wallet",
+        "--wallet",
+        wallet.to_str().unwrap(),
+        "--network",
+        contract.to_str().unwrap(),
+        "live",
+    ];
+    all.extend_from_slice(args);
+    Watched::start(&all)
 }
 
 /// A quorum network, a relay, the funded genesis wallet (Alice) and an empty one (Bob).
@@ -154,8 +81,8 @@ fn cash_of(value: &Value) -> u64 {
 }
 
 impl Setup {
-    fn send(&self) -> Live {
-        Live::start(
+    fn send(&self) -> Watched {
+        live(
             &self.alice,
             &self.contract,
             &[
@@ -171,13 +98,13 @@ impl Setup {
         )
     }
 
-    fn receive(&self) -> Live {
+    fn receive(&self) -> Watched {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.connection.exists() {
             assert!(Instant::now() < deadline, "no connection file");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Live::start(
+        live(
             &self.bob,
             &self.contract,
             &["receive", self.connection.to_str().unwrap()],

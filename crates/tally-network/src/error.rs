@@ -43,6 +43,19 @@ pub enum ProvisionError {
     /// The genesis wallet failed.
     #[error(transparent)]
     Wallet(#[from] WalletError),
+    /// A file could not be read.
+    #[error("reading {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    /// A network named as its own counterpart.
+    #[error("{} is this network's own contract, not a counterpart", .0.display())]
+    SelfCounterpart(PathBuf),
+    /// A folder with no validator in it.
+    #[error("{} holds no validator folders (validator-*/node.json)", .0.display())]
+    NoValidators(PathBuf),
     /// A node folder's config could not be put in JSON.
     #[error("encoding a node config: {0}")]
     Config(#[from] serde_json::Error),

@@ -10,9 +10,11 @@
 
 mod error;
 mod files;
+mod link;
 mod pow;
 mod quorum;
 
 pub use error::ProvisionError;
+pub use link::link_counterpart;
 pub use pow::{CreatedPowNetwork, PowSpec, create_pow};
 pub use quorum::{CreatedQuorumNetwork, ProvisionEvent, QuorumSpec, create_quorum};

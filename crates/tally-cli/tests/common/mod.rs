@@ -6,7 +6,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -285,4 +286,84 @@ pub fn start_pow(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
         std::thread::sleep(Duration::from_millis(50));
     }
     (contract, children)
+}
+
+/// A `tally` process whose stdout lines arrive on a channel as it prints them (the CLI
+/// shows each step of a protocol as it happens, one line each); killed if dropped while it
+/// runs (a test that panics).
+pub struct Watched {
+    child: Guarded,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    /// Starts `tally ARGS` (stderr dropped).
+    pub fn start(args: &[&str]) -> Watched {
+        let mut child = Guarded::spawn(
+            Command::new(TALLY)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a printed line contains `needle`.
+    pub fn wait_for(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} in time; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// SIGKILL, as a crash or a power cut would stop it: no clean-up runs.
+    pub fn kill_9(mut self) {
+        self.child.kill_9();
+    }
+
+    /// Waits for the process to exit by itself; whether it succeeded and what it printed.
+    pub fn finish(mut self, within: Duration) -> (bool, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                panic!("still running; printed:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread ends at end of file, once the process is gone.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status.success(), self.seen.join("\n"))
+    }
 }
