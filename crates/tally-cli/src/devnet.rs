@@ -7,11 +7,16 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tally_core::{Amount, NetworkContract};
+use tally_maker::{MakerSettings, MakerStatus};
 use tally_network::{PowSpec, QuorumSpec, create_pow, create_quorum};
 use tally_node::pow::{MinerConfig, PowNode};
 use tally_node::{Node, NodeConfig};
 use tally_relay::{Relay, RelayConfig};
 use tally_tracker::{Tracker, TrackerConfig};
+use tally_wallet::wire::Bounds;
+use tally_wallet::{QuorumClient, Wallet, ops};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::network::key_proof_spinner;
 
@@ -22,7 +27,8 @@ pub struct DevnetArgs {
     #[arg(long, default_value = "tally-devnet")]
     pub dir: PathBuf,
     /// The first port: validators use P..P+7 (node and control API), the tracker P+8, the
-    /// relay P+9, the miners P+10..P+13.
+    /// relay P+9, the miners P+10..P+13, the second quorum network's validators
+    /// P+14..P+21, the maker's control API P+22.
     #[arg(long, default_value_t = 2222)]
     pub base_port: u16,
 }
@@ -74,6 +80,29 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
         })?;
     }
+    // A second quorum network, for wires between the two through the maker.
+    let b_dir = args.dir.join("quorum-b");
+    let b_contract = b_dir.join("contract.json");
+    if !b_contract.exists() {
+        create_quorum(
+            &QuorumSpec {
+                dir: b_dir.clone(),
+                validators: 4,
+                name: "devnet-b".into(),
+                faucet: Amount::from_cash(10).unwrap_or(Amount::ZERO),
+                pow_bits: 16,
+                base_port: port(14)?.port(),
+                fund: 3,
+                fund_amount: Amount::from_cash(1000).unwrap_or(Amount::ZERO),
+                tracker: None,
+                clock_skew_ms: Some(2_000),
+            },
+            &mut key_proof_spinner(),
+        )?;
+    }
+    // Each knows the other as a counterpart (an earlier devnet's network learns it now).
+    tally_network::link_counterpart(&quorum_dir, &b_contract)?;
+    tally_network::link_counterpart(&b_dir, &contract)?;
     // The tracker serves both networks: validators register with it and learn each
     // other's addresses from it, miners join through it, and wallets find both through it.
     let tracker = Tracker::bind(
@@ -100,6 +129,17 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("starting validator {i}"))?,
         );
     }
+    let mut b_nodes = Vec::new();
+    for i in 0..4 {
+        let dir = b_dir.join(format!("validator-{i}"));
+        let config =
+            NodeConfig::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        b_nodes.push(
+            Node::start(config)
+                .await
+                .with_context(|| format!("starting validator {i} of devnet-b"))?,
+        );
+    }
     // Two miners, one thread each: a few seconds per block once retargeting settles.
     let mut miners = Vec::new();
     for i in 0..2 {
@@ -114,6 +154,15 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("starting miner {i}"))?,
         );
     }
+    let maker = start_maker(
+        &args.dir,
+        &contract,
+        &b_contract,
+        relay.local_addr(),
+        port(22)?,
+    )
+    .await
+    .context("starting the devnet's market maker")?;
     let wallet = quorum_dir.join("genesis-wallet");
     let w = format!(
         "tally wallet --wallet {} --network {}",
@@ -141,6 +190,18 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             miner.rpc_address().map_or("-".into(), |a| a.to_string())
         );
     }
+    println!("a second quorum network, devnet-b, of 4 validators:");
+    for (i, node) in b_nodes.iter().enumerate() {
+        println!(
+            "  validator-{i}  node {}  control API http://{}",
+            node.address(),
+            node.rpc_address().map_or("-".into(), |a| a.to_string())
+        );
+    }
+    println!(
+        "  maker        control API http://{}  (carries cash from devnet to devnet-b for 0.5%)",
+        maker.control
+    );
     println!("  tracker      {}", tracker.local_addr());
     println!("  relay        {}", relay.local_addr());
     println!();
@@ -215,13 +276,33 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
+        "A wire from devnet to devnet-b through the maker (seed 002; the same keys receive on B):"
+    );
+    println!(
+        "  {w} wire 25 --to {} --relay {} --from genesis-0",
+        b_contract.display(),
+        relay.local_addr()
+    );
+    println!("  {w} wire list             # every wire and its receipt: `wire show ID`");
+    println!(
+        "  tally wallet --wallet {} --network {} balance <account of genesis-0>",
+        quorum_dir.join("genesis-wallet").display(),
+        b_contract.display()
+    );
+    println!(
+        "  curl -s -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}}' http://{}   # the maker",
+        maker.control
+    );
+    println!();
+    println!(
         "  tally chat {} my-room my-token     # two of these talk through the relay",
         relay.local_addr()
     );
     println!();
     println!("Ctrl-C stops the devnet; run it again to continue where it stopped.");
     crate::shutdown_signal().await;
-    for node in nodes {
+    maker.stop().await;
+    for node in nodes.into_iter().chain(b_nodes) {
         node.stop().await;
     }
     for miner in miners {
@@ -234,6 +315,94 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "tracker stop");
     }
     Ok(())
+}
+
+/// The devnet's market maker, running.
+struct DevnetMaker {
+    control: SocketAddr,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DevnetMaker {
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// A market maker between devnet (A) and devnet-b (B) with a wallet of its own (funded
+/// with 500 cash on B by B's genesis-2 the first time), its control API on `control`.
+async fn start_maker(
+    dir: &Path,
+    a: &Path,
+    b: &Path,
+    relay: SocketAddr,
+    control: SocketAddr,
+) -> anyhow::Result<DevnetMaker> {
+    let maker_dir = dir.join("maker-wallet");
+    let (contract_a, contract_b) = (load_contract(a)?, load_contract(b)?);
+    if !maker_dir.join("keys.json").exists() {
+        let mut wallet = Wallet::open(&maker_dir)?;
+        let maker = wallet.add_key(None, Some("maker".into()))?.account;
+        let genesis = Wallet::open(&b.with_file_name("genesis-wallet"))?;
+        let funder = genesis.find(Some("genesis-2"))?.secret_key()?;
+        let client = QuorumClient::new(contract_b.clone(), Duration::from_secs(5))?;
+        // The validators have just started: give them a moment if the first try fails.
+        let mut tries = 0;
+        loop {
+            match ops::pay(
+                &genesis,
+                &client,
+                &funder,
+                maker,
+                Amount::from_cash(500).unwrap_or(Amount::ZERO),
+            )
+            .await
+            {
+                Ok(_) => break,
+                Err(error) if tries < 10 => {
+                    tries += 1;
+                    tracing::debug!(%error, "funding the maker; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    let settings = MakerSettings {
+        wallet_dir: maker_dir,
+        account: None,
+        pairs: vec![(contract_a, contract_b)],
+        relay: relay.to_string(),
+        fee_ppm: 5_000,
+        fee_fixed: Amount::ZERO,
+        min: Amount::from_cash(1).unwrap_or(Amount::ZERO),
+        max: Amount::from_cash(400).unwrap_or(Amount::ZERO),
+        lock_time: Duration::from_secs(120),
+        delta: None,
+        announce_every: Duration::from_secs(10),
+        bounds: Bounds::default(),
+        timeout: Duration::from_secs(5),
+    };
+    let listener = tokio::net::TcpListener::bind(control)
+        .await
+        .with_context(|| format!("binding the maker's control API on {control}"))?;
+    let control = listener.local_addr()?;
+    let (status_tx, status_rx) = watch::channel(MakerStatus::default());
+    let cancel = CancellationToken::new();
+    tokio::spawn(tally_maker::rpc::serve(listener, status_rx, cancel.clone()));
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move {
+        if let Err(error) = tally_maker::run(settings, status_tx, stop).await {
+            tracing::error!(%error, "the devnet's maker stopped");
+        }
+    });
+    Ok(DevnetMaker {
+        control,
+        cancel,
+        task,
+    })
 }
 
 fn load_contract(path: &Path) -> anyhow::Result<NetworkContract> {

@@ -1,6 +1,6 @@
 //! The README's first command: `tally devnet` brings up a whole local network (four
-//! validators, two miners, a tracker and a relay) that the printed wallet commands use, and
-//! stops cleanly on SIGTERM.
+//! validators, two miners, a tracker, a relay, a second quorum network and a market maker
+//! between the two) that the printed wallet commands use, and stops cleanly on SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,8 +18,8 @@ use common::{Guarded, TALLY, free_base_port, wallet_json};
 fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = dir.path().join("devnet");
-    // Validators, tracker, relay, miners.
-    let base = free_base_port(14);
+    // Validators, tracker, relay, miners, the second network's validators, the maker.
+    let base = free_base_port(23);
     let mut child = Guarded::spawn(
         Command::new(TALLY)
             .args(["devnet", "--dir"])
@@ -70,6 +70,31 @@ fn devnet_runs_both_networks_a_tracker_and_a_relay_until_sigterm() {
     assert_eq!(balance["balance"], 1_000_000_000);
     assert_eq!(balance["agree"], 4);
 
+    // The printed wire works: 25 cash from devnet to devnet-b through the devnet's maker.
+    assert!(printed.contains("wire 25 --to"), "{printed}");
+    let b_contract = devnet.join("quorum-b").join("contract.json");
+    let relay = format!("127.0.0.1:{}", base + 9);
+    let receipt = wallet_json(
+        &quorum.join("genesis-wallet"),
+        &quorum.join("contract.json"),
+        &[
+            "wire",
+            "25",
+            "--to",
+            b_contract.to_str().unwrap(),
+            "--relay",
+            &relay,
+            "--from",
+            "genesis-0",
+        ],
+    );
+    assert_eq!(receipt["outcome"], "Completed", "{receipt}");
+    let on_b = wallet_json(
+        &quorum.join("genesis-wallet"),
+        &b_contract,
+        &["balance", "genesis-0"],
+    );
+    assert_eq!(on_b["balance"], 25_000_000, "{on_b}");
     // The proof-of-work network: two miners that mine one chain.
     let pow = devnet.join("pow");
     let deadline = Instant::now() + Duration::from_secs(60);
