@@ -128,7 +128,7 @@ async fn pown(
     // Each funded account holds 1,000 cash: four coins of 250.
     let accounts = account_keys(settings.coins.div_ceil(4));
     let ports = free_ports(2 * validators.len())?;
-    let contract = write_network(&dir, &validators, &accounts, &ports, "bench-coins")?;
+    let contract = write_network(&dir, &validators, &accounts, &ports, "bench-coins", None)?;
     for i in 0..validators.len() {
         start_validator(tally, &dir.join(format!("validator-{i}")), daemons).await?;
     }

@@ -24,6 +24,7 @@ pub mod relay;
 mod report;
 pub mod sync;
 pub mod tracker;
+pub mod wire;
 
 pub use error::BenchError;
 pub use report::Report;

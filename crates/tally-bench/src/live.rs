@@ -128,7 +128,7 @@ async fn transfers(
     let needed = settings.transfers as u64 * settings.cash;
     let accounts = account_keys(usize::try_from(needed.div_ceil(1000)).unwrap_or(1).max(1));
     let ports = free_ports(2 * validators.len())?;
-    let contract = write_network(&dir, &validators, &accounts, &ports, "bench-live")?;
+    let contract = write_network(&dir, &validators, &accounts, &ports, "bench-live", None)?;
     for i in 0..validators.len() {
         start_validator(tally, &dir.join(format!("validator-{i}")), daemons).await?;
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_bench::{Report, coins, live, mine, quorum, relay, sync, tracker};
+use tally_bench::{Report, coins, live, mine, quorum, relay, sync, tracker, wire};
 
 use crate::duration::parse_duration;
 
@@ -30,6 +30,32 @@ pub enum BenchCommand {
     /// LiveConnect transfers between two wallets through a relay: latency from `live
     /// send` to the checked receipt.
     Live(LiveArgs),
+    /// Cross-server wires through a market maker between two networks: each step's
+    /// latency from the chosen quote to the claim on B.
+    Wire(WireArgs),
+}
+
+const WIRE: wire::Settings = wire::Settings::DEFAULT;
+
+/// `tally bench wire`
+#[derive(clap::Args)]
+pub struct WireArgs {
+    /// Wires, one after another.
+    #[arg(long, default_value_t = WIRE.wires)]
+    pub wires: usize,
+    /// Whole cash each wire delivers.
+    #[arg(long, default_value_t = WIRE.cash)]
+    pub cash: u64,
+    /// How long the payer listens for quotes before each wire (500ms, 2s).
+    #[arg(long, value_parser = parse_duration, default_value = "300ms")]
+    pub listen: Duration,
+    /// Work folder (must not exist yet); default: a fresh temporary folder, removed
+    /// afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the default work folder.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 const LIVE: live::Settings = live::Settings::DEFAULT;
@@ -259,6 +285,18 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 keep: args.keep,
             };
             live::run(settings, &tally()?, console.as_ref())
+                .await
+                .map(drop)
+        }
+        BenchCommand::Wire(args) => {
+            let settings = wire::Settings {
+                wires: args.wires,
+                cash: args.cash,
+                listen: args.listen,
+                dir: args.dir,
+                keep: args.keep,
+            };
+            wire::run(settings, &tally()?, console.as_ref())
                 .await
                 .map(drop)
         }

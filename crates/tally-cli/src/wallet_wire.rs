@@ -59,7 +59,7 @@ pub async fn run(
     timeout: Duration,
     json_mode: bool,
 ) -> anyhow::Result<(Value, String)> {
-    let show = move |step: WireStep| {
+    let show = move |step: WireStep, _| {
         let line = describe(&step);
         if json_mode {
             eprintln!("{line}");
@@ -169,7 +169,7 @@ pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
         else {
             continue;
         };
-        let quiet = |_: WireStep| {};
+        let quiet = |_: WireStep, _| {};
         match tokio::time::timeout(
             Duration::from_secs(3),
             payer::resume(wallet, &id, key, timeout, quiet),

@@ -190,7 +190,7 @@ async fn a_maker_stopped_mid_wire_resumes_from_its_journal_and_is_paid() {
     let (stop_maker, mut status) = world.start_maker();
     let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
     let request = world.request(cash(10));
-    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_| {}).await });
+    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_, _| {}).await });
     // The maker stops as soon as it has a wire open, wherever it is in it.
     maker_until(&mut status, |s| s.open == 1).await;
     stop_maker.cancel();

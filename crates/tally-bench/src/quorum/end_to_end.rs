@@ -69,7 +69,14 @@ pub(super) async fn run(
     // Wallet k pays wallet k+1; the last pays an extra account.
     let accounts = account_keys(settings.clients + 1);
     let ports = free_ports(2 * validators.len())?;
-    let contract = write_network(dir, &validators, &accounts, &ports, "bench-end-to-end")?;
+    let contract = write_network(
+        dir,
+        &validators,
+        &accounts,
+        &ports,
+        "bench-end-to-end",
+        None,
+    )?;
     for i in 0..validators.len() {
         start_validator(tally, &dir.join(format!("validator-{i}")), daemons).await?;
     }

@@ -184,7 +184,14 @@ pub(super) async fn throughput(
     let validators: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
     let accounts = account_keys(settings.accounts);
     let ports = free_ports(2 * validators.len())?;
-    let contract = write_network(dir, &validators, &accounts, &ports, "bench-throughput")?;
+    let contract = write_network(
+        dir,
+        &validators,
+        &accounts,
+        &ports,
+        "bench-throughput",
+        None,
+    )?;
     let network = contract.id();
     let genesis_accounts: Vec<AccountId> = contract.genesis.iter().map(|a| a.account).collect();
     drop(contract);

@@ -23,7 +23,7 @@ pub(crate) fn account_keys(count: usize) -> Vec<SecretKey> {
         .collect()
 }
 
-/// Writes `dir/contract.json` (compact JSON) and one folder `validator-<i>` per validator,
+/// Writes `dir/contract.json` (compact JSON; escrows taken with a clock skew bound) and one folder `validator-<i>` per validator,
 /// validator i listening on `ports[2i]` with its control API on `ports[2i + 1]`.
 pub(crate) fn write_network(
     dir: &Path,
@@ -31,6 +31,7 @@ pub(crate) fn write_network(
     accounts: &[SecretKey],
     ports: &[u16],
     name: &str,
+    clock_skew_ms: Option<u64>,
 ) -> Result<NetworkContract, BenchError> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let contract = NetworkContract {
@@ -56,7 +57,7 @@ pub(crate) fn write_network(
             })
             .collect(),
         pow: None,
-        max_clock_skew_ms: None,
+        max_clock_skew_ms: clock_skew_ms,
     };
     contract.validate().context("the bench's contract")?;
     let path = dir.join("contract.json");

@@ -250,11 +250,12 @@ pub fn choose(
 }
 
 /// Runs a wire from A to B to its end: quotes, the lock on A, the maker's lock on B, the
-/// claim on B (or the refund on A), showing each step through `on_step`.
+/// claim on B (or the refund on A), showing each step through `on_step` with when it
+/// happened.
 pub async fn wire(
     wallet: &Wallet,
     request: WireRequest,
-    mut on_step: impl FnMut(WireStep),
+    mut on_step: impl FnMut(WireStep, Instant),
 ) -> Result<WireRecord, WireError> {
     let contract_a = request.client_a.contract().clone();
     let contract_b = request.client_b.contract().clone();
@@ -275,11 +276,14 @@ pub async fn wire(
         request.max_fee,
         unix_ms(),
     )?;
-    on_step(WireStep::Quote {
-        maker: quote.quote.maker,
-        fee: quote.quote.fee_for(request.amount).unwrap_or(Amount::ZERO),
-        heard: quotes.len(),
-    });
+    on_step(
+        WireStep::Quote {
+            maker: quote.quote.maker,
+            fee: quote.quote.fee_for(request.amount).unwrap_or(Amount::ZERO),
+            heard: quotes.len(),
+        },
+        Instant::now(),
+    );
     // The secret is durable before anything can lock under it.
     let secret = new_secret(wallet)?;
     let config = PayerConfig {
@@ -320,7 +324,7 @@ pub async fn resume(
     id: &str,
     key: SecretKey,
     timeout: Duration,
-    mut on_step: impl FnMut(WireStep),
+    mut on_step: impl FnMut(WireStep, Instant),
 ) -> Result<WireRecord, WireError> {
     let (path, record) = find(wallet, id)?;
     if !record.is_open() {
@@ -400,7 +404,7 @@ async fn drive(
     saga: PayerWire,
     actions: Vec<tally_swap::Action>,
     sides: &Sides,
-    on_step: &mut impl FnMut(WireStep),
+    on_step: &mut impl FnMut(WireStep, Instant),
 ) -> Result<WireRecord, WireError> {
     let network_a = saga.record.contract_a.id();
     let network_b = saga.network_b;
@@ -417,9 +421,9 @@ async fn drive(
         for message in std::mem::take(&mut runner.outbox) {
             room.send(&TopicLine::Wire(message)).await;
         }
-        for event in &runner.log[shown..] {
+        for (at, event) in &runner.log[shown..] {
             if let Some(step) = step_of(event, &runner.saga, network_a, network_b) {
-                on_step(step);
+                on_step(step, *at);
             }
         }
         shown = runner.log.len();
@@ -428,7 +432,7 @@ async fn drive(
         }
         let wait = waiting(runner.saga.payer.phase());
         if wait != last_wait && !wait.is_empty() {
-            on_step(WireStep::Waiting(wait.clone()));
+            on_step(WireStep::Waiting(wait.clone()), Instant::now());
             last_wait = wait;
         }
         if let Heard::Line(TopicLine::Wire(message)) = room.next(POLL).await
@@ -464,7 +468,7 @@ async fn drive(
                     }
                 )
             }) {
-                on_step(WireStep::MakerClaimedA { escrow });
+                on_step(WireStep::MakerClaimedA { escrow }, Instant::now());
                 break;
             }
             tokio::time::sleep(POLL).await;

@@ -4,6 +4,7 @@
 //! messages to send wait in [`Runner::outbox`].
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use tally_core::{Certificate, EscrowId, EscrowSecret, NetworkId};
 use tally_swap::{Action, Event, Message, Outcome, RETRY_MS, Standing, Target};
@@ -36,8 +37,9 @@ pub struct Runner<D> {
     retry: Vec<(u64, Action)>,
     /// Messages for the counterpart, for the driver to send.
     pub outbox: Vec<Message>,
-    /// Every event fed to the saga, in order, for the driver to show.
-    pub log: Vec<Event>,
+    /// Every event fed to the saga, in order, with when it was fed: for the driver to show
+    /// (an event's consequences are performed before the driver gets to it).
+    pub log: Vec<(Instant, Event)>,
     /// How the wire ended for this party, once it has.
     pub done: Option<Outcome>,
 }
@@ -156,7 +158,7 @@ impl<D: Driven> Runner<D> {
             if self.done.is_some() {
                 break;
             }
-            self.log.push(event.clone());
+            self.log.push((Instant::now(), event.clone()));
             let actions = self.saga.handle(event, unix_ms());
             self.perform(actions, wallet, sides, &mut queue).await?;
         }
