@@ -142,7 +142,7 @@ async fn a_wire_moves_the_amount_to_b_and_pays_the_maker_amount_plus_fee_on_a() 
     let (stop_maker, mut status) = world.start_maker();
     let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
     let mut steps = Vec::new();
-    let record = payer::wire(&alice_wallet, world.request(cash(20)), |step| {
+    let record = payer::wire(&alice_wallet, world.request(cash(20)), |step, _| {
         steps.push(step)
     })
     .await
