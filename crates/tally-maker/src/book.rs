@@ -11,8 +11,10 @@ use tally_wallet::fs::write_atomic;
 use crate::MakerError;
 
 /// How long a quote is kept after it expires: a lock made just before expiry must still be
-/// answered after a restart, and its wire lasts at most the lock time plus Δ.
-const KEEP_AFTER_EXPIRY_MS: u64 = 24 * 60 * 60 * 1000;
+/// answered after a restart, but the saga refuses a lock first seen more than its grace
+/// (the time to certify plus the notice time, seconds) after the expiry, so ten minutes is
+/// plenty. A wire already started keeps its quote in its own journal.
+const KEEP_AFTER_EXPIRY_MS: u64 = 10 * 60 * 1000;
 
 pub(crate) struct QuoteBook {
     path: PathBuf,
@@ -99,7 +101,7 @@ mod tests {
     }
 
     /// A lock may cite a quote after the maker restarted: the book is on disk, and it
-    /// forgets only quotes expired for a day.
+    /// forgets only quotes long expired.
     #[test]
     fn quotes_survive_a_restart_and_long_expired_ones_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tally_core::{Amount, EscrowId, NetworkId, SecretKey};
 use tally_swap::{
-    Event, Maker, MakerConfig, Message, Outcome, Quote, SignedQuote, Timing, TopicLine, min_delta,
-    min_lock_window, topic,
+    Event, Maker, MakerConfig, Message, Outcome, Quote, SignedQuote, Target, Timing, TopicLine,
+    min_delta, min_lock_window, topic,
 };
 use tally_wallet::escrow::unix_ms;
 use tally_wallet::views::balance;
@@ -26,6 +26,9 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// How often the balances on each side are asked for the status.
 const LIQUIDITY_EVERY: Duration = Duration::from_secs(5);
+
+/// The most wires answered at once: a notice beyond it waits for the payer's next one.
+const MAX_OPEN_WIRES: usize = 256;
 
 /// One pair A → B with its topic room.
 struct Pair {
@@ -120,9 +123,13 @@ pub async fn run(
                             .feed(Event::Message(message), &wallet, &sides)
                             .await?;
                     } else if !finished.contains_key(&escrow)
+                        && open.len() < MAX_OPEN_WIRES
                         && let Some(signed) = book.get(&quote)
                         && signed.quote.network_a == pair.a
                         && signed.quote.network_b == pair.b
+                        // A notice is a hint: a saga (a journal, a watch) only for a lock
+                        // A has certified, so made-up notices cost one query each.
+                        && locked(&sides, pair.a, escrow).await
                     {
                         let signed = signed.clone();
                         match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
@@ -282,6 +289,15 @@ async fn start(
         path: journal::path(dir, &escrow),
     };
     Ok(Some(Runner::start(saga, actions, wallet, sides).await?))
+}
+
+/// Whether f + 1 validators of `network` report `escrow` applied.
+async fn locked(sides: &Sides, network: NetworkId, escrow: EscrowId) -> bool {
+    sides
+        .observe(network, Target::Escrow(escrow))
+        .await
+        .iter()
+        .any(|event| matches!(event, Event::Seen { .. }))
 }
 
 async fn liquidity(sides: &Sides, network: &NetworkId, key: &SecretKey) -> Option<i128> {

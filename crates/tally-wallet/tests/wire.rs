@@ -205,3 +205,41 @@ async fn a_maker_stopped_mid_wire_resumes_from_its_journal_and_is_paid() {
     assert_eq!(world.b.balance(&maker).await, 490 * CASH);
     stop_again.cancel();
 }
+
+/// A notice in the topic is a hint anyone can send: one naming an escrow that A never
+/// certified, under the maker's real quote, must not make the maker open a wire (a journal
+/// and a watch each: a flood of them would wear it down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_notice_opens_no_wire() {
+    use tally_swap::{Message, TopicLine};
+    use tally_wallet::wire::{Heard, TopicRoom};
+    let world = world().await;
+    let (stop_maker, status) = world.start_maker();
+    let topic = tally_swap::topic("cash", &world.a.contract.id(), &world.b.contract.id());
+    let mut room = TopicRoom::new(&world.relay.local_addr().to_string(), &topic);
+    room.join().await.unwrap();
+    let quote = loop {
+        if let Heard::Line(TopicLine::Quote(quote)) = room.next(Duration::from_secs(5)).await {
+            break quote;
+        }
+    };
+    for _ in 0..5 {
+        let escrow = tally_core::sha256(&[&rand_bytes()]);
+        room.send(&TopicLine::Wire(Message::PayerLocked {
+            quote: quote.hash(),
+            escrow,
+        }))
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(status.borrow().open, 0);
+    let journals = std::fs::read_dir(world.maker_dir.path().join("maker").join("wires"))
+        .unwrap()
+        .count();
+    assert_eq!(journals, 0);
+    stop_maker.cancel();
+}
+
+fn rand_bytes() -> [u8; 32] {
+    *SecretKey::generate().account().as_bytes()
+}
