@@ -214,6 +214,7 @@ async fn wires(
             lock_time: Duration::from_secs(10),
             delta: None,
             announce_every: Duration::from_secs(5),
+            max_open_per_taker: 64,
             bounds: BOUNDS,
             timeout: Duration::from_secs(10),
         },

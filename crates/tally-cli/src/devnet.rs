@@ -382,6 +382,7 @@ async fn start_maker(
         lock_time: Duration::from_secs(120),
         delta: None,
         announce_every: Duration::from_secs(10),
+        max_open_per_taker: 4,
         bounds: Bounds::default(),
         timeout: Duration::from_secs(5),
     };

@@ -52,6 +52,9 @@ pub struct MakerArgs {
     /// How often quotes are announced again.
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
     pub announce_every: Duration,
+    /// The most wires open at once for one taker (its account).
+    #[arg(long, default_value_t = 4)]
+    pub max_open_per_taker: usize,
     /// The control API's address (JSON-RPC: status, wires, quotes).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub control: SocketAddr,
@@ -83,6 +86,7 @@ pub async fn run(args: MakerArgs) -> anyhow::Result<()> {
         lock_time: args.lock_time,
         delta: args.delta,
         announce_every: args.announce_every,
+        max_open_per_taker: args.max_open_per_taker,
         bounds: Bounds::default(),
         timeout: Duration::from_secs(args.timeout.max(1)),
     };

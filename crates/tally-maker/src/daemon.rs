@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tally_core::{Amount, EscrowId, NetworkId, SecretKey};
+use tally_core::{AccountId, Amount, EscrowId, NetworkId, SecretKey};
 use tally_swap::{
     Event, Maker, MakerConfig, Message, Outcome, Quote, SignedQuote, Target, Timing, TopicLine,
     min_delta, min_lock_window, topic,
@@ -92,6 +92,7 @@ pub async fn run(
             maker,
             record,
             path,
+            payer: None,
         };
         open.insert(escrow, Runner::start(saga, actions, &wallet, &sides).await?);
     }
@@ -129,11 +130,13 @@ pub async fn run(
                         && signed.quote.network_b == pair.b
                         // A notice is a hint: a saga (a journal, a watch) only for a lock
                         // A has certified, so made-up notices cost one query each.
-                        && locked(&sides, pair.a, escrow).await
+                        && let Some(payer) = locked(&sides, pair.a, escrow).await
+                        && open_for(&open, &payer) < settings.max_open_per_taker
                     {
                         let signed = signed.clone();
                         match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
-                            Some(runner) => {
+                            Some(mut runner) => {
+                                runner.saga.payer = Some(payer);
                                 open.insert(escrow, runner);
                             }
                             None => {
@@ -287,17 +290,36 @@ async fn start(
         maker,
         record,
         path: journal::path(dir, &escrow),
+        payer: None,
     };
     Ok(Some(Runner::start(saga, actions, wallet, sides).await?))
 }
 
-/// Whether f + 1 validators of `network` report `escrow` applied.
-async fn locked(sides: &Sides, network: NetworkId, escrow: EscrowId) -> bool {
+/// The payer of `escrow`, if f + 1 validators of `network` report it applied.
+async fn locked(sides: &Sides, network: NetworkId, escrow: EscrowId) -> Option<AccountId> {
     sides
         .observe(network, Target::Escrow(escrow))
         .await
         .iter()
-        .any(|event| matches!(event, Event::Seen { .. }))
+        .find_map(|event| match event {
+            Event::Seen { lock, .. } => Some(lock.payer),
+            _ => None,
+        })
+}
+
+/// How many open wires answer `payer` (as the maker's lock on B pays it back).
+fn open_for(open: &HashMap<EscrowId, Runner<MakerWire>>, payer: &AccountId) -> usize {
+    open.values()
+        .filter(|runner| {
+            runner
+                .saga
+                .record
+                .state
+                .terms_b()
+                .is_some_and(|terms| terms.payee == *payer)
+                || runner.saga.payer == Some(*payer)
+        })
+        .count()
 }
 
 async fn liquidity(sides: &Sides, network: &NetworkId, key: &SecretKey) -> Option<i128> {

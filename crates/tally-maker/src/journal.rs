@@ -54,6 +54,9 @@ pub(crate) struct MakerWire {
     pub maker: Maker,
     pub record: MakerRecord,
     pub path: PathBuf,
+    /// Who locked on A, when the notice's check saw it (before the maker's own lock names
+    /// it): for the limit of open wires per taker.
+    pub payer: Option<tally_core::AccountId>,
 }
 
 impl Driven for MakerWire {

@@ -49,6 +49,9 @@ pub struct MakerSettings {
     pub delta: Option<Duration>,
     /// How often quotes are announced again (each lives three times as long).
     pub announce_every: Duration,
+    /// The most wires open at once for one taker (its account): a taker that locks and
+    /// never claims ties up at most this many of the maker's locks on B.
+    pub max_open_per_taker: usize,
     /// Its bounds on its own setup, for the timing rule.
     pub bounds: Bounds,
     /// Each request to a validator waits at most this long.

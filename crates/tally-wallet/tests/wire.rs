@@ -80,6 +80,7 @@ impl World {
             lock_time: Duration::from_secs(4),
             delta: None,
             announce_every: Duration::from_secs(1),
+            max_open_per_taker: 4,
             bounds: BOUNDS,
             timeout: Duration::from_secs(2),
         }
@@ -242,4 +243,200 @@ async fn a_made_up_notice_opens_no_wire() {
 
 fn rand_bytes() -> [u8; 32] {
     *SecretKey::generate().account().as_bytes()
+}
+
+/// The maker's quote as announced in the topic, heard by joining it.
+async fn heard_quote(world: &World) -> (tally_wallet::wire::TopicRoom, tally_swap::SignedQuote) {
+    use tally_swap::TopicLine;
+    use tally_wallet::wire::{Heard, TopicRoom};
+    let topic = tally_swap::topic("cash", &world.a.contract.id(), &world.b.contract.id());
+    let mut room = TopicRoom::new(&world.relay.local_addr().to_string(), &topic);
+    room.join().await.unwrap();
+    loop {
+        if let Heard::Line(TopicLine::Quote(quote)) = room.next(Duration::from_secs(5)).await {
+            return (room, *quote);
+        }
+    }
+}
+
+/// A maker that quotes and then is gone before the payer locks (it never locks on B): the
+/// payer waits until no maker lock could still be claimed, then refunds on A after its
+/// deadline, and ends with all its money.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_gone_after_quoting_leaves_the_payer_refunded_on_a() {
+    use tally_swap::TopicLine;
+    use tally_wallet::wire::Heard;
+    let world = world().await;
+    let (stop_maker, _status) = world.start_maker();
+    let (mut room, quote) = heard_quote(&world).await;
+    stop_maker.cancel();
+    // The quote stays valid for three announce intervals; the test re-announces it itself
+    // when the payer joins, as the maker would have.
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let request = world.request(cash(10));
+    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_, _| {}).await });
+    loop {
+        if let Heard::Arrived = room.next(Duration::from_secs(5)).await {
+            room.send(&TopicLine::Quote(Box::new(quote.clone()))).await;
+            break;
+        }
+    }
+    let record = tokio::time::timeout(Duration::from_secs(30), wire)
+        .await
+        .expect("the payer never gave up on the maker")
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.outcome, Some(Outcome::Refunded));
+    let receipt = record.receipt();
+    assert!(receipt.lock_a.is_some() && receipt.refund_a.is_some());
+    assert!(receipt.lock_b.is_none() && receipt.claim_b.is_none());
+    assert_eq!(world.a.balance(&world.a.payer.account()).await, 1000 * CASH);
+    assert_eq!(world.a.balance(&world.maker.account()).await, 0);
+}
+
+/// A taker that locks on A and never claims on B: the maker locks on B, sees no claim,
+/// and refunds B after its (short) deadline; the taker's own lock comes back to it after
+/// its deadline. Both end with what they had. (Found the driver keeping only its earliest
+/// wake-up: the maker's refund time, asked for after its give-up time, was lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taker_that_never_claims_leaves_both_refunded() {
+    use tally_swap::{Message, TopicLine};
+    use tally_wallet::escrow;
+    let world = world().await;
+    let (stop_maker, mut status) = world.start_maker();
+    let (mut room, quote) = heard_quote(&world).await;
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let locked = lock_by_hand(&world, &alice_wallet, &quote, cash(10)).await;
+    room.send(&TopicLine::Wire(Message::PayerLocked {
+        quote: quote.hash(),
+        escrow: locked.escrow,
+    }))
+    .await;
+    // The maker locks on B for the taker…
+    maker_until(&mut status, |s| {
+        s.wires.iter().any(|w| w.phase.starts_with("locked on B"))
+    })
+    .await;
+    assert_eq!(world.b.balance(&world.maker.account()).await, 490 * CASH);
+    // …and, nobody claiming, takes it back after its deadline.
+    maker_until(&mut status, |s| s.refunded == 1 && s.open == 0).await;
+    assert_eq!(world.b.balance(&world.maker.account()).await, 500 * CASH);
+    assert_eq!(world.b.balance(&world.a.payer.account()).await, 0);
+    // The taker's lock comes back to it after its own deadline.
+    let deadline = locked.lock.deadline + 200;
+    while escrow::unix_ms() <= deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut refunded = None;
+    for _ in 0..20 {
+        match escrow::refund(&alice_wallet, &world.a.client(), locked.escrow).await {
+            Ok(receipt) => {
+                refunded = Some(receipt);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(
+        refunded.is_some(),
+        "the taker's refund on A was never certified"
+    );
+    assert_eq!(world.a.balance(&world.a.payer.account()).await, 1000 * CASH);
+    assert_eq!(world.a.balance(&world.maker.account()).await, 0);
+    stop_maker.cancel();
+}
+
+/// The payer claims on B while the maker is down: B's validators hand the secret to A's
+/// (the notice), so the maker is paid on A while it is offline; restarted, it finds its
+/// wire completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_offline_when_the_payer_claims_is_paid_by_the_notice() {
+    let world = world().await;
+    let (stop_maker, mut status) = world.start_maker();
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let request = world.request(cash(10));
+    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_, _| {}).await });
+    maker_until(&mut status, |s| {
+        s.wires.iter().any(|w| w.phase.starts_with("locked on B"))
+    })
+    .await;
+    stop_maker.cancel();
+    let record = wire.await.unwrap().unwrap();
+    assert_eq!(record.outcome, Some(Outcome::Completed));
+    // Paid on A with nobody running the maker.
+    let maker = world.maker.account();
+    let mut paid = 0;
+    for _ in 0..50 {
+        paid = world.a.balance(&maker).await;
+        if paid > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(paid, 10_100_000);
+    let (stop_again, mut status) = world.start_maker();
+    maker_until(&mut status, |s| s.completed == 1 && s.open == 0).await;
+    stop_again.cancel();
+}
+
+/// A taker's lock on A under `quote`, made by hand (as a taker that will never claim would).
+async fn lock_by_hand(
+    world: &World,
+    wallet: &tally_wallet::Wallet,
+    quote: &tally_swap::SignedQuote,
+    amount: Amount,
+) -> tally_wallet::escrow::Locked {
+    use tally_core::Counterpart;
+    use tally_wallet::escrow::{self, LockTerms};
+    let secret = escrow::new_secret(wallet).unwrap();
+    let q = &quote.quote;
+    escrow::lock(
+        wallet,
+        &world.a.client(),
+        &world.a.payer,
+        LockTerms {
+            payee: q.maker_a,
+            amount: q.total_for(amount).unwrap(),
+            hash_lock: secret.hash_lock(),
+            deadline_ms: escrow::unix_ms() + q.lock_time_ms + q.delta_ms,
+            counterpart: Some(Counterpart {
+                network: world.b.contract.id(),
+                escrow: None,
+                quote: Some(quote.hash()),
+            }),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A maker limits the wires one taker holds open: a taker that locks again and again
+/// (and never claims) ties up at most that many of the maker's locks on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_answers_at_most_its_limit_of_open_wires_per_taker() {
+    use tally_swap::{Message, TopicLine};
+    let world = world().await;
+    let (status_tx, mut status) = watch::channel(MakerStatus::default());
+    let stop = CancellationToken::new();
+    let settings = MakerSettings {
+        max_open_per_taker: 1,
+        ..world.settings()
+    };
+    let maker = tokio::spawn(tally_maker::run(settings, status_tx, stop.clone()));
+    let (mut room, quote) = heard_quote(&world).await;
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    for _ in 0..3 {
+        let locked = lock_by_hand(&world, &alice_wallet, &quote, cash(5)).await;
+        room.send(&TopicLine::Wire(Message::PayerLocked {
+            quote: quote.hash(),
+            escrow: locked.escrow,
+        }))
+        .await;
+    }
+    maker_until(&mut status, |s| s.open == 1).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(status.borrow().open, 1);
+    assert_eq!(world.b.balance(&world.maker.account()).await, 495 * CASH);
+    stop.cancel();
+    maker.await.unwrap().unwrap();
 }

@@ -27,6 +27,10 @@ use crate::{QuorumClient, Wallet, fs};
 /// The asset a Tally network's wire moves: its cash.
 pub const ASSET: &str = "cash";
 
+/// The most quotes a payer keeps while listening (one per maker): a topic flooded with
+/// makers costs it no more.
+const MAX_QUOTES: usize = 64;
+
 /// How often the driver looks at the escrows while nothing else happens.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -200,7 +204,9 @@ pub async fn collect_quotes(relay: &str, want: &Want, listen: Duration) -> Vec<S
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         if let Heard::Line(TopicLine::Quote(quote)) = room.next(left).await {
             quotes.retain(|known| known.quote.maker != quote.quote.maker);
-            quotes.push(*quote);
+            if quotes.len() < MAX_QUOTES && quote.verify() {
+                quotes.push(*quote);
+            }
         }
     }
     quotes

@@ -32,7 +32,9 @@ pub struct Runner<D> {
     /// What the watches last reported, so a saga hears of a change once.
     seen: Vec<(NetworkId, EscrowId, Standing)>,
     secrets: Vec<(NetworkId, EscrowSecret)>,
-    wake_at: Option<u64>,
+    /// Every wake-up asked for and not yet due: a saga asks for each once, so a later one
+    /// must not be lost behind an earlier one.
+    wakes: Vec<u64>,
     /// Locks to ask again (when), after an answer that may change.
     retry: Vec<(u64, Action)>,
     /// Messages for the counterpart, for the driver to send.
@@ -57,7 +59,7 @@ impl<D: Driven> Runner<D> {
             watches: Vec::new(),
             seen: Vec::new(),
             secrets: Vec::new(),
-            wake_at: None,
+            wakes: Vec::new(),
             retry: Vec::new(),
             outbox: Vec::new(),
             log: Vec::new(),
@@ -105,8 +107,9 @@ impl<D: Driven> Runner<D> {
             &mut queue,
         )
         .await?;
-        if self.wake_at.is_some_and(|at| at <= now) {
-            self.wake_at = None;
+        let due = self.wakes.len();
+        self.wakes.retain(|at| *at > now);
+        if self.wakes.len() < due {
             queue.push_back(Event::Tick);
         }
         self.drain(queue, wallet, sides).await
@@ -114,11 +117,8 @@ impl<D: Driven> Runner<D> {
 
     /// When the driver should poll next at the latest.
     pub fn next_wake(&self) -> Option<u64> {
-        let retry = self.retry.iter().map(|(at, _)| *at).min();
-        match (self.wake_at, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.retry.iter().map(|(at, _)| *at);
+        self.wakes.iter().copied().chain(retry).min()
     }
 
     fn is_news(&mut self, event: &Event) -> bool {
@@ -208,7 +208,9 @@ impl<D: Driven> Runner<D> {
                 }
                 Action::Send(message) => self.outbox.push(message),
                 Action::WakeAt(at) => {
-                    self.wake_at = Some(self.wake_at.map_or(at, |known| known.min(at)));
+                    if !self.wakes.contains(&at) {
+                        self.wakes.push(at);
+                    }
                 }
                 Action::Done(outcome) => self.done = Some(outcome),
             }
