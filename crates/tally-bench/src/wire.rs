@@ -3,10 +3,11 @@
 //!
 //! The relay and the maker daemon run in this process, and so does the payer's wallet, as a
 //! user's `tally wallet … wire` would. Wires run one after another. Each is timed from the
-//! moment the quote is chosen (the payer listens in the topic for a fixed time before, the
-//! same for every wire, reported apart) through the payer's lock on A, the maker's lock on
-//! B seen by the payer, to the payer's claim on B certified; the maker's claim on A follows
-//! off the clock and is checked at the end with the balances.
+//! moment the quote is chosen (each payer hears the maker's quote once, untimed, and wires
+//! on it) through the payer's lock on A, the maker's lock on
+//! B seen by the payer and the payer's claim on B certified, to the maker's claim on A seen
+//! by the payer (both claims certified). Payers run at once, each its share of the wires one
+//! after another; at the end the balances must show exactly the amounts and fees moved.
 
 use std::fmt;
 use std::path::Path;
@@ -19,6 +20,7 @@ use tally_swap::Outcome;
 use tally_wallet::wire::Bounds;
 use tally_wallet::wire::payer::{self, WireRequest, WireStep};
 use tally_wallet::{QuorumClient, Wallet};
+
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +33,10 @@ use crate::report::Report;
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Wires, one after another.
+    /// Wires in all.
     pub wires: usize,
+    /// Payers wiring at once, each its share one after another.
+    pub payers: usize,
     /// Whole cash each wire delivers on B.
     pub cash: u64,
     /// How long the payer listens for quotes before each wire.
@@ -44,9 +48,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// 50 wires of 10 cash, quotes heard for 300 ms.
+    /// 50 wires of 10 cash from one payer, quotes heard for 300 ms.
     pub const DEFAULT: Settings = Settings {
         wires: 50,
+        payers: 1,
         cash: 10,
         listen: Duration::from_millis(300),
         dir: None,
@@ -58,6 +63,7 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub struct Figures {
     pub wires: usize,
+    pub payers: usize,
     pub cash: u64,
     pub listen: Duration,
     pub elapsed: Duration,
@@ -65,8 +71,10 @@ pub struct Figures {
     pub lock_a: Distribution,
     /// → the maker's lock on B seen by the payer.
     pub maker_lock_b: Distribution,
-    /// → the payer's claim on B certified: the whole wire after the quote.
+    /// → the payer's claim on B certified.
     pub claim_b: Distribution,
+    /// → the maker's claim on A seen certified by the payer: the whole wire.
+    pub claim_a: Distribution,
 }
 
 impl fmt::Display for Figures {
@@ -83,11 +91,12 @@ impl fmt::Display for Figures {
         writeln!(f)?;
         writeln!(
             f,
-            "wire: 2 networks of 4 `tally node` processes, a relay, a maker; {} wires of {} cash one after another ({:.3} s in all, quotes heard for {} ms before each)",
+            "wire: 2 networks of 4 `tally node` processes, a relay, a maker; {} wires of {} cash from {} payers at once ({:.3} s, {:.1} wires/s)",
             self.wires,
             self.cash,
+            self.payers,
             self.elapsed.as_secs_f64(),
-            self.listen.as_millis()
+            self.wires as f64 / self.elapsed.as_secs_f64().max(1e-9),
         )?;
         writeln!(
             f,
@@ -99,10 +108,15 @@ impl fmt::Display for Figures {
             "  quote → maker's lock on B seen:     {}",
             line(&self.maker_lock_b)
         )?;
-        write!(
+        writeln!(
             f,
             "  quote → claim on B certified:       {}",
             line(&self.claim_b)
+        )?;
+        write!(
+            f,
+            "  quote → maker's claim on A seen:    {} (both claims certified)",
+            line(&self.claim_a)
         )
     }
 }
@@ -120,8 +134,12 @@ pub async fn run(
     tally: &Path,
     report: &dyn Report,
 ) -> Result<Figures, BenchError> {
-    if settings.wires == 0 || settings.cash == 0 {
-        fail!("--wires and --cash must be at least 1");
+    if settings.wires == 0 || settings.cash == 0 || settings.payers == 0 {
+        fail!("--wires, --payers and --cash must be at least 1");
+    }
+    // The maker's one account holds the genesis 1,000 cash on B and pays every wire from it.
+    if (settings.wires as u64).saturating_mul(settings.cash) > 1_000 {
+        fail!("--wires × --cash must be at most 1000: the maker holds 1000 cash on B");
     }
     let work = WorkDir::new(
         settings.dir.as_deref(),
@@ -152,9 +170,10 @@ async fn wires(
     let Some(amount) = Amount::from_cash(settings.cash) else {
         fail!("{} cash is more than any amount", settings.cash);
     };
-    // The payer funded on A, the maker on B (one key each: the same account on both).
-    let keys = account_keys(2);
-    let (payer_key, maker_key) = (keys[0].clone(), keys[1].clone());
+    // Each payer funded on A, the maker on B (one key each: the same account on both).
+    let mut keys = account_keys(settings.payers + 1);
+    let maker_key = keys.remove(0);
+    let payer_keys = keys;
     let ports = free_ports(16)?;
     let (dir_a, dir_b) = (work.join("a"), work.join("b"));
     let validators_a: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
@@ -162,7 +181,7 @@ async fn wires(
     let contract_a = write_network(
         &dir_a,
         &validators_a,
-        std::slice::from_ref(&payer_key),
+        &payer_keys,
         &ports[..8],
         "bench-wire-a",
         Some(200),
@@ -185,7 +204,13 @@ async fn wires(
             start_validator(tally, &dir.join(format!("validator-{i}")), daemons).await?;
         }
     }
-    let relay = Relay::bind(RelayConfig::listening_on(([127, 0, 0, 1], 0).into()))
+    // Every payer and the maker connect from 127.0.0.1: more than the relay's default
+    // limit per address.
+    let relay_config = RelayConfig {
+        max_connections_per_ip: settings.payers + 16,
+        ..RelayConfig::listening_on(([127, 0, 0, 1], 0).into())
+    };
+    let relay = Relay::bind(relay_config)
         .await
         .context("starting the relay")?
         .spawn();
@@ -195,10 +220,6 @@ async fn wires(
     maker_wallet
         .add_key(Some(maker_key.clone()), None)
         .context("the maker's wallet")?;
-    let mut payer_wallet = Wallet::open(&work.join("payer")).context("the payer's wallet")?;
-    payer_wallet
-        .add_key(Some(payer_key.clone()), None)
-        .context("the payer's wallet")?;
     let (status_tx, mut status) = watch::channel(MakerStatus::default());
     let cancel = CancellationToken::new();
     let maker = tokio::spawn(tally_maker::run(
@@ -211,9 +232,10 @@ async fn wires(
             fee_fixed: Amount::ZERO,
             min: Amount::from_microcash(1),
             max: Amount::from_cash(1_000_000).unwrap_or(Amount::ZERO),
-            lock_time: Duration::from_secs(10),
+            lock_time: Duration::from_secs(20),
             delta: None,
-            announce_every: Duration::from_secs(5),
+            // Quotes live three minutes: each payer listens once and wires on that quote.
+            announce_every: Duration::from_secs(60),
             max_open_per_taker: 64,
             bounds: BOUNDS,
             timeout: Duration::from_secs(10),
@@ -221,61 +243,20 @@ async fn wires(
         status_tx,
         cancel.clone(),
     ));
-    let client = |contract: &tally_core::NetworkContract| {
-        QuorumClient::new(contract.clone(), Duration::from_secs(10)).context("a client")
-    };
-    let mut lock_a = Vec::with_capacity(settings.wires);
-    let mut maker_lock_b = Vec::with_capacity(settings.wires);
-    let mut claim_b = Vec::with_capacity(settings.wires);
-    let clock = Instant::now();
-    let mut failure = None;
-    for i in 0..settings.wires {
-        if i % 10 == 0 {
-            report.progress(&format!("wire {} of {}…", i + 1, settings.wires));
-        }
-        let request = WireRequest {
-            key: payer_key.clone(),
-            client_a: client(&contract_a)?,
-            client_b: client(&contract_b)?,
-            relay: relay_address.clone(),
-            amount,
-            max_fee: None,
-            bounds: BOUNDS,
-            listen: settings.listen,
-        };
-        let mut quoted = None;
-        let mut times = [None; 3];
-        let record = payer::wire(&payer_wallet, request, |step, now| match step {
-            WireStep::Quote { .. } => quoted = Some(now),
-            WireStep::LockedA { .. } => times[0] = Some(now),
-            WireStep::MakerLockedB { .. } => times[1] = Some(now),
-            WireStep::ClaimedB { .. } => times[2] = Some(now),
-            _ => {}
-        })
-        .await;
-        match record {
-            Ok(record) if record.outcome == Some(Outcome::Completed) => {}
-            Ok(record) => {
-                failure = Some(format!("wire {i} ended {:?}", record.outcome));
-                break;
-            }
-            Err(error) => {
-                failure = Some(format!("wire {i}: {error}"));
-                break;
-            }
-        }
-        let (Some(quoted), [Some(a), Some(b), Some(c)]) = (quoted, times) else {
-            failure = Some(format!("wire {i} skipped a step"));
-            break;
-        };
-        lock_a.push(a - quoted);
-        maker_lock_b.push(b - quoted);
-        claim_b.push(c - quoted);
-    }
-    let elapsed = clock.elapsed();
-    // The maker's claims on A follow each wire: wait for the last, then check the money.
-    let settled = tokio::time::timeout(Duration::from_secs(30), async {
-        while status.borrow().completed < lock_a.len() {
+    let result = payers(
+        settings,
+        work,
+        &payer_keys,
+        amount,
+        &relay_address,
+        (&contract_a, &contract_b),
+        report,
+    )
+    .await;
+    // The maker's claims on A: wait for every wire, then check the money.
+    let wires = result.as_ref().map_or(0, |timed| timed.claim_a.len());
+    let settled = tokio::time::timeout(Duration::from_secs(60), async {
+        while status.borrow().completed < wires {
             if status.changed().await.is_err() {
                 break;
             }
@@ -284,42 +265,150 @@ async fn wires(
     .await;
     cancel.cancel();
     let _ = maker.await;
-    if let Some(failure) = failure {
-        fail!("{failure}");
-    }
+    let timed = result?;
     if settled.is_err() {
         fail!("the maker did not complete every wire");
     }
-    // Exactly the amounts reached the payer on B, and amount + fee the maker on A.
-    let wires = lock_a.len() as u64;
-    // The quote's 0.5%, rounded up as quotes round.
+    // Exactly the amounts reached the payers on B, and amount + fee the maker on A.
     let fee = Amount::from_microcash((amount.microcash() * 5_000).div_ceil(1_000_000));
-    let paid = |who: &SecretKey, contract: &tally_core::NetworkContract| {
-        let client = client(contract);
-        let account = who.account();
-        async move {
-            let views = tally_wallet::views::balance(&client?, &account)
-                .await
-                .context("a balance")?;
-            Ok::<i128, BenchError>(views.balance)
-        }
-    };
-    let on_b = paid(&payer_key, &contract_b).await?;
-    let on_a = paid(&maker_key, &contract_a).await?;
-    let expected_b = i128::from(wires * amount.microcash());
-    let expected_a = i128::from(wires * (amount.microcash() + fee.microcash()));
+    let client_a = client(&contract_a)?;
+    let client_b = client(&contract_b)?;
+    let mut on_b = 0;
+    for key in &payer_keys {
+        on_b += balance(&client_b, key).await?;
+    }
+    let on_a = balance(&client_a, &maker_key).await?;
+    let count = wires as u64;
+    let expected_b = i128::from(count * amount.microcash());
+    let expected_a = i128::from(count * (amount.microcash() + fee.microcash()));
     if on_b != expected_b || on_a != expected_a {
         fail!(
-            "money moved wrongly: the payer holds {on_b} on B (expected {expected_b}), the maker {on_a} on A (expected {expected_a})"
+            "money moved wrongly: the payers hold {on_b} on B (expected {expected_b}), the maker {on_a} on A (expected {expected_a})"
         );
     }
     Ok(Figures {
-        wires: settings.wires,
+        wires,
+        payers: settings.payers,
         cash: settings.cash,
         listen: settings.listen,
-        elapsed,
-        lock_a: Distribution::new(lock_a),
-        maker_lock_b: Distribution::new(maker_lock_b),
-        claim_b: Distribution::new(claim_b),
+        elapsed: timed.elapsed,
+        lock_a: Distribution::new(timed.lock_a),
+        maker_lock_b: Distribution::new(timed.maker_lock_b),
+        claim_b: Distribution::new(timed.claim_b),
+        claim_a: Distribution::new(timed.claim_a),
     })
+}
+
+fn client(contract: &tally_core::NetworkContract) -> Result<QuorumClient, BenchError> {
+    QuorumClient::new(contract.clone(), Duration::from_secs(10)).context("a client")
+}
+
+async fn balance(client: &QuorumClient, key: &SecretKey) -> Result<i128, BenchError> {
+    Ok(tally_wallet::views::balance(client, &key.account())
+        .await
+        .context("a balance")?
+        .balance)
+}
+
+/// Each step's time after the chosen quote, for every wire, and the timed window.
+#[derive(Default)]
+struct Timed {
+    elapsed: Duration,
+    lock_a: Vec<Duration>,
+    maker_lock_b: Vec<Duration>,
+    claim_b: Vec<Duration>,
+    claim_a: Vec<Duration>,
+}
+
+/// The payers, each a task with its own wallet: it hears the maker's quote once (untimed),
+/// then wires its share one after another on it.
+async fn payers(
+    settings: &Settings,
+    work: &Path,
+    keys: &[SecretKey],
+    amount: Amount,
+    relay: &str,
+    (contract_a, contract_b): (&tally_core::NetworkContract, &tally_core::NetworkContract),
+    report: &dyn Report,
+) -> Result<Timed, BenchError> {
+    let want = tally_swap::Want {
+        asset: payer::ASSET.into(),
+        network_a: contract_a.id(),
+        network_b: contract_b.id(),
+    };
+    let quotes = payer::collect_quotes(
+        relay,
+        &want,
+        settings.listen.max(Duration::from_millis(300)),
+    )
+    .await;
+    if quotes.is_empty() {
+        fail!("the maker announced no quote");
+    }
+    report.progress(&format!(
+        "{} wires from {} payers…",
+        settings.wires, settings.payers
+    ));
+    let clock = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (p, key) in keys.iter().enumerate() {
+        let share = settings.wires / keys.len() + usize::from(p < settings.wires % keys.len());
+        let dir = work.join(format!("payer-{p}"));
+        let (key, quotes, relay) = (key.clone(), quotes.clone(), relay.to_owned());
+        let (contract_a, contract_b) = (contract_a.clone(), contract_b.clone());
+        tasks.spawn(async move {
+            let mut wallet = Wallet::open(&dir).context("a payer's wallet")?;
+            wallet
+                .add_key(Some(key.clone()), None)
+                .context("a payer's wallet")?;
+            let mut timed = Timed::default();
+            for i in 0..share {
+                let request = WireRequest {
+                    key: key.clone(),
+                    client_a: client(&contract_a)?,
+                    client_b: client(&contract_b)?,
+                    relay: relay.clone(),
+                    amount,
+                    max_fee: None,
+                    bounds: BOUNDS,
+                    listen: Duration::ZERO,
+                    known_quotes: quotes.clone(),
+                };
+                let mut quoted = None;
+                let mut times = [None; 4];
+                let record = payer::wire(&wallet, request, |step, now| match step {
+                    WireStep::Quote { .. } => quoted = Some(now),
+                    WireStep::LockedA { .. } => times[0] = Some(now),
+                    WireStep::MakerLockedB { .. } => times[1] = Some(now),
+                    WireStep::ClaimedB { .. } => times[2] = Some(now),
+                    WireStep::MakerClaimedA { .. } => times[3] = Some(now),
+                    _ => {}
+                })
+                .await
+                .with_context(|| format!("payer {p}, wire {i}"))?;
+                if record.outcome != Some(Outcome::Completed) {
+                    fail!("payer {p}, wire {i} ended {:?}", record.outcome);
+                }
+                let (Some(quoted), [Some(a), Some(b), Some(c), Some(d)]) = (quoted, times) else {
+                    fail!("payer {p}, wire {i} skipped a step");
+                };
+                timed.lock_a.push(a - quoted);
+                timed.maker_lock_b.push(b - quoted);
+                timed.claim_b.push(c - quoted);
+                timed.claim_a.push(d - quoted);
+            }
+            Ok::<Timed, BenchError>(timed)
+        });
+    }
+    let mut all = Timed::default();
+    while let Some(joined) = tasks.join_next().await {
+        let timed =
+            joined.map_err(|error| BenchError::Check(format!("a payer task: {error}")))??;
+        all.lock_a.extend(timed.lock_a);
+        all.maker_lock_b.extend(timed.maker_lock_b);
+        all.claim_b.extend(timed.claim_b);
+        all.claim_a.extend(timed.claim_a);
+    }
+    all.elapsed = clock.elapsed();
+    Ok(all)
 }

@@ -40,13 +40,16 @@ const WIRE: wire::Settings = wire::Settings::DEFAULT;
 /// `tally bench wire`
 #[derive(clap::Args)]
 pub struct WireArgs {
-    /// Wires, one after another.
+    /// Wires in all.
     #[arg(long, default_value_t = WIRE.wires)]
     pub wires: usize,
+    /// Payers wiring at once, each its share one after another.
+    #[arg(long, default_value_t = WIRE.payers)]
+    pub payers: usize,
     /// Whole cash each wire delivers.
     #[arg(long, default_value_t = WIRE.cash)]
     pub cash: u64,
-    /// How long the payer listens for quotes before each wire (500ms, 2s).
+    /// How long the payers listen for the maker's quote, once (500ms, 2s).
     #[arg(long, value_parser = parse_duration, default_value = "300ms")]
     pub listen: Duration,
     /// Work folder (must not exist yet); default: a fresh temporary folder, removed
@@ -291,6 +294,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Wire(args) => {
             let settings = wire::Settings {
                 wires: args.wires,
+                payers: args.payers,
                 cash: args.cash,
                 listen: args.listen,
                 dir: args.dir,

@@ -148,6 +148,7 @@ pub async fn run(
                 max_fee,
                 bounds: Bounds::default(),
                 listen: args.listen,
+                known_quotes: Vec::new(),
             };
             let record = payer::wire(wallet, request, show).await?;
             Ok(receipt(&record))

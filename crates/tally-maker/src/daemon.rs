@@ -24,8 +24,21 @@ use crate::{MakerError, MakerSettings, MakerStatus, PairStatus};
 /// How long one pass of the loop listens in the topics before looking at the escrows.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How long the first read of a pass waits while wires run: they are polled after it.
+const BUSY_LISTEN: Duration = Duration::from_millis(20);
+
+/// How often the open wires look at their escrows.
+const POLL_WIRES: Duration = Duration::from_millis(100);
+
+/// The most topic lines handled in one pass before the wires are polled.
+const MAX_LINES_PER_PASS: usize = 256;
+
 /// How often the balances on each side are asked for the status.
 const LIQUIDITY_EVERY: Duration = Duration::from_secs(5);
+
+/// Announcing for someone who just joined waits at least this long after the last
+/// announcement (each is signed and made durable): a topic that many join costs no more.
+const ANNOUNCE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// The most wires answered at once: a notice beyond it waits for the payer's next one.
 const MAX_OPEN_WIRES: usize = 256;
@@ -97,6 +110,7 @@ pub async fn run(
         open.insert(escrow, Runner::start(saga, actions, &wallet, &sides).await?);
     }
     let mut liquidity_at: Option<Instant> = None;
+    let mut polled: Option<Instant> = None;
     while !cancel.is_cancelled() {
         if liquidity_at.is_none_or(|at| at.elapsed() >= LIQUIDITY_EVERY) {
             liquidity_at = Some(Instant::now());
@@ -107,49 +121,69 @@ pub async fn run(
         }
         let listen = POLL / u32::try_from(pairs.len()).unwrap_or(1).max(1);
         for pair in &mut pairs {
+            let since = pair.announced.map(|at| at.elapsed());
             if pair.room.joined()
-                && (pair.announce_now
-                    || pair
-                        .announced
-                        .is_none_or(|at| at.elapsed() >= settings.announce_every))
+                && since.is_none_or(|since| {
+                    since >= settings.announce_every
+                        || (pair.announce_now && since >= ANNOUNCE_AT_MOST_EVERY)
+                })
             {
                 announce(pair, &settings, &key, &mut book).await?;
             }
-            match pair.room.next(listen).await {
-                Heard::Arrived => pair.announce_now = true,
-                Heard::Line(TopicLine::Wire(Message::PayerLocked { quote, escrow })) => {
-                    if let Some(runner) = open.get_mut(&escrow) {
-                        let message = Message::PayerLocked { quote, escrow };
-                        runner
-                            .feed(Event::Message(message), &wallet, &sides)
-                            .await?;
-                    } else if !finished.contains_key(&escrow)
+            // Every line waiting, then on: the first read waits (less while wires run).
+            let mut wait = if open.is_empty() { listen } else { BUSY_LISTEN };
+            for _ in 0..MAX_LINES_PER_PASS {
+                let heard = pair.room.next(wait).await;
+                wait = Duration::ZERO;
+                match heard {
+                    Heard::Quiet => break,
+                    Heard::Arrived => pair.announce_now = true,
+                    Heard::Line(TopicLine::Wire(Message::PayerLocked { quote, escrow })) => {
+                        if let Some(runner) = open.get_mut(&escrow) {
+                            let message = Message::PayerLocked { quote, escrow };
+                            runner
+                                .feed(Event::Message(message), &wallet, &sides)
+                                .await?;
+                        } else if !finished.contains_key(&escrow)
                         && open.len() < MAX_OPEN_WIRES
                         && let Some(signed) = book.get(&quote)
                         && signed.quote.network_a == pair.a
                         && signed.quote.network_b == pair.b
                         // A notice is a hint: a saga (a journal, a watch) only for a lock
                         // A has certified, so made-up notices cost one query each.
-                        && let Some(payer) = locked(&sides, pair.a, escrow).await
+                        && let Some((payer, seen)) = locked(&sides, pair.a, escrow).await
                         && open_for(&open, &payer) < settings.max_open_per_taker
-                    {
-                        let signed = signed.clone();
-                        match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
-                            Some(mut runner) => {
-                                runner.saga.payer = Some(payer);
-                                open.insert(escrow, runner);
-                            }
-                            None => {
-                                tracing::warn!(escrow = %escrow, "a lock under a quote this maker no longer supports")
+                        {
+                            let signed = signed.clone();
+                            match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
+                                Some(mut runner) => {
+                                    runner.saga.payer = Some(payer);
+                                    // What the check saw is what the saga waits for: it
+                                    // locks on B now, not at the next poll.
+                                    runner.feed(seen, &wallet, &sides).await?;
+                                    open.insert(escrow, runner);
+                                }
+                                None => {
+                                    tracing::warn!(escrow = %escrow, "a lock under a quote this maker no longer supports")
+                                }
                             }
                         }
                     }
+                    Heard::Line(_) => {}
                 }
-                Heard::Line(_) | Heard::Quiet => {}
             }
         }
-        for runner in open.values_mut() {
-            runner.poll(&wallet, &sides).await?;
+        // Every open wire looks at its escrows at once (their requests interleave), at most
+        // every POLL_WIRES: each look asks every validator about every watch.
+        if polled.is_none_or(|at| at.elapsed() >= POLL_WIRES) {
+            polled = Some(Instant::now());
+            let polls = futures::future::join_all(
+                open.values_mut().map(|runner| runner.poll(&wallet, &sides)),
+            )
+            .await;
+            for poll in polls {
+                poll?;
+            }
         }
         // Hints to the payers, in the topic of each wire's quote.
         for runner in open.values_mut() {
@@ -235,7 +269,9 @@ async fn announce(
         .map(Amount::from_microcash);
     let max = held.map_or(settings.max, |held| held.min(settings.max));
     if max < settings.min {
-        tracing::warn!(b = %pair.name_b, "too little on B to quote the least amount");
+        if pair.quote.is_some() {
+            tracing::warn!(b = %pair.name_b, "too little on B to quote the least amount");
+        }
         pair.quote = None;
         return Ok(());
     }
@@ -295,14 +331,15 @@ async fn start(
     Ok(Some(Runner::start(saga, actions, wallet, sides).await?))
 }
 
-/// The payer of `escrow`, if f + 1 validators of `network` report it applied.
-async fn locked(sides: &Sides, network: NetworkId, escrow: EscrowId) -> Option<AccountId> {
+/// The payer of `escrow` and the escrow as seen, if f + 1 validators of `network` report
+/// it applied.
+async fn locked(sides: &Sides, network: NetworkId, escrow: EscrowId) -> Option<(AccountId, Event)> {
     sides
         .observe(network, Target::Escrow(escrow))
         .await
-        .iter()
+        .into_iter()
         .find_map(|event| match event {
-            Event::Seen { lock, .. } => Some(lock.payer),
+            Event::Seen { lock, .. } => Some((lock.payer, event)),
             _ => None,
         })
 }

@@ -110,6 +110,7 @@ impl World {
             max_fee: Some(cash(1)),
             bounds: BOUNDS,
             listen: Duration::from_millis(1500),
+            known_quotes: Vec::new(),
         }
     }
 }

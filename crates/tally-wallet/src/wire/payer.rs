@@ -35,8 +35,9 @@ const MAX_QUOTES: usize = 64;
 const POLL: Duration = Duration::from_millis(250);
 
 /// How long, after its own claim on B, the payer waits to see the maker's claim on A (for
-/// the receipt; the wire is complete without it).
+/// the receipt; the wire is complete without it), and how often it looks meanwhile.
 const SEE_MAKER_CLAIM: Duration = Duration::from_secs(10);
+const SEE_POLL: Duration = Duration::from_millis(20);
 
 /// A wire as the wallet keeps it in `wires/<id>.json`: what was asked, the saga's state,
 /// the certificates gathered, and how it ended. Journaled at every step.
@@ -140,6 +141,8 @@ pub struct WireRequest {
     pub bounds: Bounds,
     /// How long to listen for quotes.
     pub listen: Duration,
+    /// Quotes heard already (a payer wiring again soon): taken from instead of listening.
+    pub known_quotes: Vec<SignedQuote>,
 }
 
 /// The payer saga with its record, journaled in `wires/`.
@@ -272,7 +275,11 @@ pub async fn wire(
         network_b: *request.client_b.network(),
     };
     let account = request.key.account();
-    let quotes = collect_quotes(&request.relay, &want, request.listen).await;
+    let quotes = if request.known_quotes.is_empty() {
+        collect_quotes(&request.relay, &want, request.listen).await
+    } else {
+        request.known_quotes
+    };
     let quote = choose(
         &quotes,
         &want,
@@ -477,7 +484,7 @@ async fn drive(
                 on_step(WireStep::MakerClaimedA { escrow }, Instant::now());
                 break;
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(SEE_POLL).await;
         }
     }
     Ok(saga.record)
