@@ -37,6 +37,8 @@ pub struct Settings {
     pub wires: usize,
     /// Payers wiring at once, each its share one after another.
     pub payers: usize,
+    /// Accounts the maker pays from on B (1,000 cash each).
+    pub accounts: usize,
     /// Whole cash each wire delivers on B.
     pub cash: u64,
     /// How long the payer listens for quotes before each wire.
@@ -52,6 +54,7 @@ impl Settings {
     pub const DEFAULT: Settings = Settings {
         wires: 50,
         payers: 1,
+        accounts: 1,
         cash: 10,
         listen: Duration::from_millis(300),
         dir: None,
@@ -64,6 +67,7 @@ impl Settings {
 pub struct Figures {
     pub wires: usize,
     pub payers: usize,
+    pub accounts: usize,
     pub cash: u64,
     pub listen: Duration,
     pub elapsed: Duration,
@@ -91,7 +95,9 @@ impl fmt::Display for Figures {
         writeln!(f)?;
         writeln!(
             f,
-            "wire: 2 networks of 4 `tally node` processes, a relay, a maker; {} wires of {} cash from {} payers at once ({:.3} s, {:.1} wires/s)",
+            "wire: 2 networks of 4 `tally node` processes, a relay, a maker paying from {} account{} on B; {} wires of {} cash from {} payers at once ({:.3} s, {:.1} wires/s)",
+            self.accounts,
+            if self.accounts == 1 { "" } else { "s" },
             self.wires,
             self.cash,
             self.payers,
@@ -134,12 +140,15 @@ pub async fn run(
     tally: &Path,
     report: &dyn Report,
 ) -> Result<Figures, BenchError> {
-    if settings.wires == 0 || settings.cash == 0 || settings.payers == 0 {
-        fail!("--wires, --payers and --cash must be at least 1");
+    if settings.wires == 0 || settings.cash == 0 || settings.payers == 0 || settings.accounts == 0 {
+        fail!("--wires, --payers, --accounts and --cash must be at least 1");
     }
-    // The maker's one account holds the genesis 1,000 cash on B and pays every wire from it.
-    if (settings.wires as u64).saturating_mul(settings.cash) > 1_000 {
-        fail!("--wires × --cash must be at most 1000: the maker holds 1000 cash on B");
+    // Each of the maker's accounts holds the genesis 1,000 cash on B; payers spread over
+    // them at random, so leave room.
+    if (settings.wires as u64).saturating_mul(settings.cash) > 500 * settings.accounts as u64 {
+        fail!(
+            "--wires × --cash must be at most 500 × --accounts: each maker account holds 1000 cash on B"
+        );
     }
     let work = WorkDir::new(
         settings.dir.as_deref(),
@@ -170,10 +179,11 @@ async fn wires(
     let Some(amount) = Amount::from_cash(settings.cash) else {
         fail!("{} cash is more than any amount", settings.cash);
     };
-    // Each payer funded on A, the maker on B (one key each: the same account on both).
-    let mut keys = account_keys(settings.payers + 1);
-    let maker_key = keys.remove(0);
-    let payer_keys = keys;
+    // Each payer funded on A, the maker's accounts on B (one key each: the same account on
+    // both networks).
+    let mut payer_keys = account_keys(settings.payers + settings.accounts);
+    let maker_keys: Vec<SecretKey> = payer_keys.drain(..settings.accounts).collect();
+    let maker_key = maker_keys[0].clone();
     let ports = free_ports(16)?;
     let (dir_a, dir_b) = (work.join("a"), work.join("b"));
     let validators_a: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
@@ -189,7 +199,7 @@ async fn wires(
     let contract_b = write_network(
         &dir_b,
         &validators_b,
-        std::slice::from_ref(&maker_key),
+        &maker_keys,
         &ports[8..],
         "bench-wire-b",
         Some(200),
@@ -217,9 +227,11 @@ async fn wires(
     let relay_address = relay.local_addr().to_string();
 
     let mut maker_wallet = Wallet::open(&work.join("maker")).context("the maker's wallet")?;
-    maker_wallet
-        .add_key(Some(maker_key.clone()), None)
-        .context("the maker's wallet")?;
+    for key in &maker_keys {
+        maker_wallet
+            .add_key(Some(key.clone()), None)
+            .context("the maker's wallet")?;
+    }
     let (status_tx, mut status) = watch::channel(MakerStatus::default());
     let cancel = CancellationToken::new();
     let maker = tokio::spawn(tally_maker::run(
@@ -237,6 +249,7 @@ async fn wires(
             // Quotes live three minutes: each payer listens once and wires on that quote.
             announce_every: Duration::from_secs(60),
             max_open_per_taker: 64,
+            accounts: settings.accounts,
             bounds: BOUNDS,
             timeout: Duration::from_secs(10),
         },
@@ -289,6 +302,7 @@ async fn wires(
     Ok(Figures {
         wires,
         payers: settings.payers,
+        accounts: settings.accounts,
         cash: settings.cash,
         listen: settings.listen,
         elapsed: timed.elapsed,

@@ -46,6 +46,9 @@ pub struct WireArgs {
     /// Payers wiring at once, each its share one after another.
     #[arg(long, default_value_t = WIRE.payers)]
     pub payers: usize,
+    /// Accounts the maker pays from on B, side by side.
+    #[arg(long, default_value_t = WIRE.accounts)]
+    pub accounts: usize,
     /// Whole cash each wire delivers.
     #[arg(long, default_value_t = WIRE.cash)]
     pub cash: u64,
@@ -295,6 +298,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let settings = wire::Settings {
                 wires: args.wires,
                 payers: args.payers,
+                accounts: args.accounts,
                 cash: args.cash,
                 listen: args.listen,
                 dir: args.dir,

@@ -383,6 +383,7 @@ async fn start_maker(
         delta: None,
         announce_every: Duration::from_secs(10),
         max_open_per_taker: 4,
+        accounts: 1,
         bounds: Bounds::default(),
         timeout: Duration::from_secs(5),
     };

@@ -52,6 +52,10 @@ pub struct MakerArgs {
     /// How often quotes are announced again.
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
     pub announce_every: Duration,
+    /// How many of the wallet's accounts it pays from on B (a quote each; their locks are
+    /// certified side by side).
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
     /// The most wires open at once for one taker (its account).
     #[arg(long, default_value_t = 4)]
     pub max_open_per_taker: usize,
@@ -87,6 +91,7 @@ pub async fn run(args: MakerArgs) -> anyhow::Result<()> {
         delta: args.delta,
         announce_every: args.announce_every,
         max_open_per_taker: args.max_open_per_taker,
+        accounts: args.accounts,
         bounds: Bounds::default(),
         timeout: Duration::from_secs(args.timeout.max(1)),
     };

@@ -1,7 +1,7 @@
 //! The maker's loop: listen in each pair's topic, announce quotes, start a saga for each
 //! payer lock that follows one of them, and drive every open saga; publish the status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tally_core::{AccountId, Amount, EscrowId, NetworkId, SecretKey};
@@ -55,9 +55,11 @@ struct Pair {
     room: TopicRoom,
     announced: Option<Instant>,
     announce_now: bool,
-    quote: Option<SignedQuote>,
+    /// The quotes announced last, one per account the maker pays from on B.
+    quotes: Vec<SignedQuote>,
     liquidity_a: Option<i128>,
-    liquidity_b: Option<i128>,
+    /// Each of those accounts' balance on B.
+    liquidity_b: Vec<Option<i128>>,
 }
 
 /// Runs the maker until `cancel`: resumes every open wire from its journal, then serves.
@@ -69,6 +71,7 @@ pub async fn run(
 ) -> Result<(), MakerError> {
     let wallet = Wallet::open(&settings.wallet_dir)?;
     let key = wallet.find(settings.account.as_deref())?.secret_key()?;
+    let payers_b = accounts_b(&wallet, &key, settings.accounts)?;
     if settings.pairs.is_empty() {
         return Err(MakerError::Settings("no pair of networks to trade".into()));
     }
@@ -85,18 +88,18 @@ pub async fn run(
         for contract in [a, b] {
             sides.add(Side {
                 client: QuorumClient::new(contract.clone(), settings.timeout)?,
-                key: Some(key.clone()),
+                keys: payers_b.clone(),
             });
         }
     }
     let dir = wallet.dir().join("maker");
     let mut book = QuoteBook::load(&dir)?;
     let mut open: HashMap<EscrowId, Runner<MakerWire>> = HashMap::new();
-    let mut finished: HashMap<EscrowId, MakerRecord> = HashMap::new();
+    let mut finished = History::default();
     for (path, record) in journal::load_all(&dir)? {
         let escrow = record.state.escrow_a();
         if record.outcome.is_some() {
-            finished.insert(escrow, record);
+            finished.add(&record);
             continue;
         }
         tracing::info!(escrow = %escrow, "resuming a wire from its journal");
@@ -116,7 +119,11 @@ pub async fn run(
             liquidity_at = Some(Instant::now());
             for pair in &mut pairs {
                 pair.liquidity_a = liquidity(&sides, &pair.a, &key).await;
-                pair.liquidity_b = liquidity(&sides, &pair.b, &key).await;
+                pair.liquidity_b = Vec::with_capacity(payers_b.len());
+                for payer in &payers_b {
+                    pair.liquidity_b
+                        .push(liquidity(&sides, &pair.b, payer).await);
+                }
             }
         }
         let listen = POLL / u32::try_from(pairs.len()).unwrap_or(1).max(1);
@@ -128,7 +135,7 @@ pub async fn run(
                         || (pair.announce_now && since >= ANNOUNCE_AT_MOST_EVERY)
                 })
             {
-                announce(pair, &settings, &key, &mut book).await?;
+                announce(pair, &settings, (&key, &payers_b), &mut book).await?;
             }
             // Every line waiting, then on: the first read waits (less while wires run).
             let mut wait = if open.is_empty() { listen } else { BUSY_LISTEN };
@@ -140,11 +147,8 @@ pub async fn run(
                     Heard::Arrived => pair.announce_now = true,
                     Heard::Line(TopicLine::Wire(Message::PayerLocked { quote, escrow })) => {
                         if let Some(runner) = open.get_mut(&escrow) {
-                            let message = Message::PayerLocked { quote, escrow };
-                            runner
-                                .feed(Event::Message(message), &wallet, &sides)
-                                .await?;
-                        } else if !finished.contains_key(&escrow)
+                            runner.push(Event::Message(Message::PayerLocked { quote, escrow }));
+                        } else if !finished.contains(&escrow)
                         && open.len() < MAX_OPEN_WIRES
                         && let Some(signed) = book.get(&quote)
                         && signed.quote.network_a == pair.a
@@ -160,7 +164,7 @@ pub async fn run(
                                     runner.saga.payer = Some(payer);
                                     // What the check saw is what the saga waits for: it
                                     // locks on B now, not at the next poll.
-                                    runner.feed(seen, &wallet, &sides).await?;
+                                    runner.push(seen);
                                     open.insert(escrow, runner);
                                 }
                                 None => {
@@ -173,17 +177,20 @@ pub async fn run(
                 }
             }
         }
-        // Every open wire looks at its escrows at once (their requests interleave), at most
-        // every POLL_WIRES: each look asks every validator about every watch.
-        if polled.is_none_or(|at| at.elapsed() >= POLL_WIRES) {
+        // Every open wire steps at once (their requests interleave): what waits for it, what
+        // is due, and every POLL_WIRES a look at its escrows (each look asks every validator
+        // about every watch).
+        let look = polled.is_none_or(|at| at.elapsed() >= POLL_WIRES);
+        if look {
             polled = Some(Instant::now());
-            let polls = futures::future::join_all(
-                open.values_mut().map(|runner| runner.poll(&wallet, &sides)),
-            )
-            .await;
-            for poll in polls {
-                poll?;
-            }
+        }
+        let steps = futures::future::join_all(
+            open.values_mut()
+                .map(|runner| runner.step(&wallet, &sides, look)),
+        )
+        .await;
+        for step in steps {
+            step?;
         }
         // Hints to the payers, in the topic of each wire's quote.
         for runner in open.values_mut() {
@@ -203,7 +210,7 @@ pub async fn run(
         for escrow in done {
             if let Some(runner) = open.remove(&escrow) {
                 tracing::info!(escrow = %escrow, outcome = ?runner.done, "wire over");
-                finished.insert(escrow, runner.saga.record);
+                finished.add(&runner.saga.record);
             }
         }
         status.send_replace(snapshot(&key, &pairs, &open, &finished));
@@ -247,58 +254,89 @@ fn pair(
         delta_ms,
         announced: None,
         announce_now: true,
-        quote: None,
+        quotes: Vec::new(),
         liquidity_a: None,
-        liquidity_b: None,
+        liquidity_b: Vec::new(),
     })
 }
 
-/// Signs a fresh quote for `pair`, keeps it, and announces it. The most it offers is what
-/// it holds on B; with less than the least, it announces nothing.
+/// Signs a fresh quote for `pair` per account the maker pays from on B, keeps them, and
+/// announces them. The most each offers is what its account holds on B; an account with
+/// less than the least gets no quote.
 async fn announce(
     pair: &mut Pair,
     settings: &MakerSettings,
-    key: &SecretKey,
+    (key, payers_b): (&SecretKey, &[SecretKey]),
     book: &mut QuoteBook,
 ) -> Result<(), MakerError> {
     pair.announced = Some(Instant::now());
     pair.announce_now = false;
-    let held = pair
-        .liquidity_b
-        .and_then(|balance| u64::try_from(balance).ok())
-        .map(Amount::from_microcash);
-    let max = held.map_or(settings.max, |held| held.min(settings.max));
-    if max < settings.min {
-        if pair.quote.is_some() {
-            tracing::warn!(b = %pair.name_b, "too little on B to quote the least amount");
-        }
-        pair.quote = None;
-        return Ok(());
-    }
+    let had = pair.quotes.len();
+    pair.quotes.clear();
     let now = unix_ms();
-    let quote = Quote {
-        maker: key.account(),
-        asset: ASSET.into(),
-        network_a: pair.a,
-        network_b: pair.b,
-        min_amount: settings.min,
-        max_amount: max,
-        fee_ppm: settings.fee_ppm,
-        fee_fixed: settings.fee_fixed,
-        maker_a: key.account(),
-        maker_b: key.account(),
-        lock_time_ms: millis(settings.lock_time),
-        delta_ms: pair.delta_ms,
-        expires_ms: now.saturating_add(millis(settings.announce_every).saturating_mul(3)),
-        nonce: rand::random(),
+    for (i, payer) in payers_b.iter().enumerate() {
+        let held = pair
+            .liquidity_b
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|balance| u64::try_from(balance).ok())
+            .map(Amount::from_microcash);
+        let max = held.map_or(settings.max, |held| held.min(settings.max));
+        if max < settings.min {
+            continue;
+        }
+        let quote = Quote {
+            maker: key.account(),
+            asset: ASSET.into(),
+            network_a: pair.a,
+            network_b: pair.b,
+            min_amount: settings.min,
+            max_amount: max,
+            fee_ppm: settings.fee_ppm,
+            fee_fixed: settings.fee_fixed,
+            maker_a: key.account(),
+            maker_b: payer.account(),
+            lock_time_ms: millis(settings.lock_time),
+            delta_ms: pair.delta_ms,
+            expires_ms: now.saturating_add(millis(settings.announce_every).saturating_mul(3)),
+            nonce: rand::random(),
+        }
+        .sign(key);
+        book.add(quote.clone(), now)?;
+        pair.room
+            .send(&TopicLine::Quote(Box::new(quote.clone())))
+            .await;
+        pair.quotes.push(quote);
     }
-    .sign(key);
-    book.add(quote.clone(), now)?;
-    pair.room
-        .send(&TopicLine::Quote(Box::new(quote.clone())))
-        .await;
-    pair.quote = Some(quote);
+    if pair.quotes.is_empty() && had > 0 {
+        tracing::warn!(b = %pair.name_b, "too little on B to quote the least amount");
+    }
     Ok(())
+}
+
+/// The keys the maker pays from on B: `key` and the wallet's next `count − 1` others.
+fn accounts_b(
+    wallet: &Wallet,
+    key: &SecretKey,
+    count: usize,
+) -> Result<Vec<SecretKey>, MakerError> {
+    let mut keys = vec![key.clone()];
+    for entry in wallet.keys() {
+        if keys.len() >= count.max(1) {
+            break;
+        }
+        if entry.account != key.account() {
+            keys.push(entry.secret_key()?);
+        }
+    }
+    if keys.len() < count {
+        return Err(MakerError::Settings(format!(
+            "--accounts {count}: the wallet holds only {} accounts",
+            keys.len()
+        )));
+    }
+    Ok(keys)
 }
 
 /// A saga for the payer's escrow `escrow` under `quote`, started (its journal written).
@@ -368,15 +406,59 @@ async fn liquidity(sides: &Sides, network: &NetworkId, key: &SecretKey) -> Optio
         .map(|views| views.balance)
 }
 
+/// The wires over: their ids (a payer's notice repeated later starts nothing), how they
+/// ended, the fees earned, and the latest few for the status (the journals keep them all).
+#[derive(Default)]
+struct History {
+    ids: HashSet<EscrowId>,
+    completed: usize,
+    refunded: usize,
+    aborted: usize,
+    fees: u64,
+    recent: VecDeque<crate::WireSummary>,
+}
+
+/// How many finished wires the status lists.
+const RECENT_WIRES: usize = 100;
+
+impl History {
+    fn add(&mut self, record: &MakerRecord) {
+        let summary = record.summary();
+        if !self.ids.insert(summary.escrow_a) {
+            return;
+        }
+        match &record.outcome {
+            Some(Outcome::Completed) => {
+                self.completed += 1;
+                self.fees += summary.fee.map_or(0, |fee| fee.microcash());
+            }
+            Some(Outcome::Refunded) => self.refunded += 1,
+            Some(Outcome::Aborted(_) | Outcome::Lost(_)) | None => self.aborted += 1,
+        }
+        self.recent.push_back(summary);
+        if self.recent.len() > RECENT_WIRES {
+            self.recent.pop_front();
+        }
+    }
+
+    fn contains(&self, escrow: &EscrowId) -> bool {
+        self.ids.contains(escrow)
+    }
+}
+
 fn snapshot(
     key: &SecretKey,
     pairs: &[Pair],
     open: &HashMap<EscrowId, Runner<MakerWire>>,
-    finished: &HashMap<EscrowId, MakerRecord>,
+    finished: &History,
 ) -> MakerStatus {
     let mut status = MakerStatus {
         account: Some(key.account()),
         open: open.len(),
+        completed: finished.completed,
+        refunded: finished.refunded,
+        aborted: finished.aborted,
+        fees_earned: finished.fees,
         ..MakerStatus::default()
     };
     for pair in pairs {
@@ -386,24 +468,18 @@ fn snapshot(
             topic: pair.topic.clone(),
             joined: pair.room.joined(),
             liquidity_a: pair.liquidity_a,
-            liquidity_b: pair.liquidity_b,
-            quote: pair.quote.clone(),
+            liquidity_b: pair
+                .liquidity_b
+                .iter()
+                .copied()
+                .try_fold(0i128, |sum, held| held.map(|held| sum + held)),
+            quotes: pair.quotes.clone(),
         });
-    }
-    for record in finished.values() {
-        match &record.outcome {
-            Some(Outcome::Completed) => {
-                status.completed += 1;
-                status.fees_earned += record.summary().fee.map_or(0, |fee| fee.microcash());
-            }
-            Some(Outcome::Refunded) => status.refunded += 1,
-            Some(Outcome::Aborted(_) | Outcome::Lost(_)) | None => status.aborted += 1,
-        }
     }
     let mut wires: Vec<_> = open
         .values()
         .map(|runner| runner.saga.record.summary())
-        .chain(finished.values().map(MakerRecord::summary))
+        .chain(finished.recent.iter().cloned())
         .collect();
     wires.sort_by_key(|wire| std::cmp::Reverse(wire.started_ms));
     status.wires = wires;

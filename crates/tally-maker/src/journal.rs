@@ -77,6 +77,11 @@ impl Driven for MakerWire {
         Ok(())
     }
 
+    fn signer(&self, _network: &tally_core::NetworkId) -> Option<tally_core::AccountId> {
+        // The maker locks only on B, from the account its quote names there.
+        Some(self.record.quote.quote.maker_b)
+    }
+
     fn keep(&mut self, certificate: Certificate) {
         if !self
             .record

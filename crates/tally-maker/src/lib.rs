@@ -52,6 +52,10 @@ pub struct MakerSettings {
     /// The most wires open at once for one taker (its account): a taker that locks and
     /// never claims ties up at most this many of the maker's locks on B.
     pub max_open_per_taker: usize,
+    /// How many of the wallet's accounts the maker pays from on B (the trading account
+    /// first, then the wallet's others), each with a quote of its own: one account's locks
+    /// are certified one after another, several accounts' side by side.
+    pub accounts: usize,
     /// Its bounds on its own setup, for the timing rule.
     pub bounds: Bounds,
     /// Each request to a validator waits at most this long.
@@ -96,11 +100,12 @@ pub struct PairStatus {
     pub topic: String,
     /// Whether its topic room is joined now.
     pub joined: bool,
-    /// The maker's balance on each side, as most validators report it (microcash).
+    /// The maker's balance on each side, as most validators report it (microcash; on B,
+    /// of every account it pays from).
     pub liquidity_a: Option<i128>,
     pub liquidity_b: Option<i128>,
-    /// The quote announced last.
-    pub quote: Option<tally_swap::SignedQuote>,
+    /// The quotes announced last, one per account it pays from on B.
+    pub quotes: Vec<tally_swap::SignedQuote>,
 }
 
 /// One wire the maker answers.

@@ -2,8 +2,9 @@
 //! the same envelope as the validator's.
 //!
 //! Methods (no params): `status` (account, pairs with their liquidity, counts of wires by
-//! outcome, fees earned), `wires` (every wire, newest first, with its phase), `quotes` (the
-//! quote announced last in each pair's topic).
+//! outcome, fees earned), `wires` (the open wires and the latest 100 finished, newest
+//! first, with their phase), `quotes` (the quotes announced last in each pair's topic, one
+//! per account the maker pays from on B).
 
 use axum::extract::State;
 use axum::routing::post;
@@ -54,7 +55,7 @@ async fn handle(
             status
                 .pairs
                 .iter()
-                .filter_map(|pair| pair.quote.as_ref().map(|quote| json!({
+                .flat_map(|pair| pair.quotes.iter().map(|quote| json!({
                     "topic": pair.topic, "hash": quote.hash(), "quote": quote,
                 })))
                 .collect::<Vec<_>>()

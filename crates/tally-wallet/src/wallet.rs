@@ -49,6 +49,22 @@ pub const KEY_LOCK_PATIENCE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct KeyLock {
     _file: fs::File,
+    /// This process's turn (see [`local_turn`]), held as long as the file lock.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The in-process queue in front of a lock file: tasks of one process (a maker's wires
+/// locking on one account at once) wait their turn here, woken in order, instead of each
+/// polling the file lock.
+fn local_turn(path: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+    static TURNS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut turns = TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    turns.entry(path.to_path_buf()).or_default().clone()
 }
 
 /// One account the wallet holds.
@@ -451,9 +467,22 @@ impl Wallet {
             .open(&path)
             .map_err(io(&path))?;
         let started = std::time::Instant::now();
+        let Ok(turn) =
+            tokio::time::timeout(KEY_LOCK_PATIENCE, local_turn(&path).lock_owned()).await
+        else {
+            return Err(WalletError::Busy {
+                what: what(),
+                waited: started.elapsed(),
+            });
+        };
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(KeyLock { _file: file }),
+                Ok(()) => {
+                    return Ok(KeyLock {
+                        _file: file,
+                        _turn: turn,
+                    });
+                }
                 Err(fs::TryLockError::WouldBlock) if started.elapsed() < KEY_LOCK_PATIENCE => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }

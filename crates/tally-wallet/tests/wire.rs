@@ -81,6 +81,7 @@ impl World {
             delta: None,
             announce_every: Duration::from_secs(1),
             max_open_per_taker: 4,
+            accounts: 1,
             bounds: BOUNDS,
             timeout: Duration::from_secs(2),
         }
@@ -438,6 +439,58 @@ async fn a_maker_answers_at_most_its_limit_of_open_wires_per_taker() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(status.borrow().open, 1);
     assert_eq!(world.b.balance(&world.maker.account()).await, 495 * CASH);
+    stop.cancel();
+    maker.await.unwrap().unwrap();
+}
+
+/// A maker that pays from two accounts on B announces a quote for each, and a wire on
+/// either completes from the account its quote names (their locks are certified side by
+/// side, not one after another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_pays_from_the_account_each_quote_names() {
+    use tally_swap::TopicLine;
+    use tally_wallet::wire::Heard;
+    let world = world().await;
+    let second = SecretKey::generate();
+    let mut maker_wallet = tally_wallet::Wallet::open(world.maker_dir.path()).unwrap();
+    maker_wallet.add_key(Some(second.clone()), None).unwrap();
+    let (funder, _) = world.b.wallet("funder", Some(&world.b.payer));
+    ops::pay(&funder, &world.b.client(), &world.b.payer, second.account(), cash(100))
+        .await
+        .unwrap();
+    let (status_tx, mut status) = watch::channel(MakerStatus::default());
+    let stop = CancellationToken::new();
+    let settings = MakerSettings {
+        accounts: 2,
+        ..world.settings()
+    };
+    let maker = tokio::spawn(tally_maker::run(settings, status_tx, stop.clone()));
+    // Both quotes, as the topic carries them.
+    let (mut room, first) = heard_quote(&world).await;
+    let mut quotes = vec![first];
+    while quotes.len() < 2 {
+        if let Heard::Line(TopicLine::Quote(quote)) = room.next(Duration::from_secs(5)).await
+            && quotes.iter().all(|q| q.quote.maker_b != quote.quote.maker_b)
+        {
+            quotes.push(*quote);
+        }
+    }
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    for quote in &quotes {
+        let request = WireRequest {
+            known_quotes: vec![quote.clone()],
+            ..world.request(cash(10))
+        };
+        let record = payer::wire(&alice_wallet, request, |_, _| {}).await.unwrap();
+        assert_eq!(record.outcome, Some(Outcome::Completed));
+        assert_eq!(record.state.config().quote.quote.maker_b, quote.quote.maker_b);
+    }
+    maker_until(&mut status, |s| s.completed == 2 && s.open == 0).await;
+    // Each account paid 10 on B; the trading account received both on A.
+    assert_eq!(world.b.balance(&world.maker.account()).await, 490 * CASH);
+    assert_eq!(world.b.balance(&second.account()).await, 90 * CASH);
+    assert_eq!(world.a.balance(&world.maker.account()).await, 20_200_000);
+    assert_eq!(world.b.balance(&world.a.payer.account()).await, 20 * CASH);
     stop.cancel();
     maker.await.unwrap().unwrap();
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use tally_core::{Certificate, EscrowId, EscrowLock, NetworkId, SecretKey};
+use tally_core::{AccountId, Certificate, EscrowId, EscrowLock, NetworkId, SecretKey};
 use tally_proto::{EscrowQuery, EscrowStanding, EscrowView};
 use tally_swap::{Event, LockTerms, Refusal, Standing, Target};
 
@@ -20,8 +20,9 @@ use crate::{QuorumClient, Wallet};
 /// One network of a wire, as this party reaches it.
 pub struct Side {
     pub client: QuorumClient,
-    /// The key that signs this party's lock here (none where it only claims).
-    pub key: Option<SecretKey>,
+    /// The keys that may sign this party's locks here (none where it only claims); a lock
+    /// is signed by the one its saga names ([`Driven::signer`](super::Driven::signer)).
+    pub keys: Vec<SecretKey>,
 }
 
 /// The networks of the wires a driver runs, by id.
@@ -55,7 +56,7 @@ impl Sides {
         })
     }
 
-    /// Locks on `network` with `terms`, as this party's key there. An escrow already
+    /// Locks on `network` with `terms`, signed by `signer`'s key there. An escrow already
     /// certified under the same hash lock with exactly these terms and this payer (a crash
     /// after the lock, before the journal recorded it) is reported as the lock, never
     /// locked twice.
@@ -64,9 +65,14 @@ impl Sides {
         wallet: &Wallet,
         network: NetworkId,
         terms: &LockTerms,
+        signer: Option<AccountId>,
     ) -> Result<Event, Transient> {
         let side = self.side(&network)?;
-        let Some(key) = &side.key else {
+        let Some(key) = side
+            .keys
+            .iter()
+            .find(|key| signer.is_none_or(|signer| key.account() == signer))
+        else {
             return Ok(Event::LockRefused {
                 network,
                 reason: "this wallet holds no key to lock with on that network".into(),

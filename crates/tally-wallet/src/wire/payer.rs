@@ -182,6 +182,10 @@ impl Driven for PayerWire {
         write_record(&self.path, &self.record)
     }
 
+    fn signer(&self, _network: &NetworkId) -> Option<AccountId> {
+        Some(self.payer.snapshot().config().account)
+    }
+
     fn keep(&mut self, certificate: Certificate) {
         if !self
             .record
@@ -206,7 +210,10 @@ pub async fn collect_quotes(relay: &str, want: &Want, listen: Duration) -> Vec<S
     let mut quotes: Vec<SignedQuote> = Vec::new();
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         if let Heard::Line(TopicLine::Quote(quote)) = room.next(left).await {
-            quotes.retain(|known| known.quote.maker != quote.quote.maker);
+            // The newest of each of a maker's quotes (one per account it pays from on B).
+            quotes.retain(|known| {
+                (known.quote.maker, known.quote.maker_b) != (quote.quote.maker, quote.quote.maker_b)
+            });
             if quotes.len() < MAX_QUOTES && quote.verify() {
                 quotes.push(*quote);
             }
@@ -216,7 +223,7 @@ pub async fn collect_quotes(relay: &str, want: &Want, listen: Duration) -> Vec<S
 }
 
 /// The cheapest quote the payer may take (see [`SignedQuote::check`]) whose fee is within
-/// `max_fee`; when none, why each was refused.
+/// `max_fee` (any one of those of the same fee); when none, why each was refused.
 pub fn choose(
     quotes: &[SignedQuote],
     want: &Want,
@@ -227,7 +234,7 @@ pub fn choose(
     now: u64,
 ) -> Result<SignedQuote, WireError> {
     let mut refused = Vec::new();
-    let mut best: Option<(Amount, &SignedQuote)> = None;
+    let mut best: Vec<(Amount, &SignedQuote)> = Vec::new();
     for quote in quotes {
         let maker = quote.quote.maker.short();
         if let Err(error) = quote.check(want, payer, amount, timing, now) {
@@ -242,12 +249,16 @@ pub fn choose(
             refused.push(format!("{maker}: fee {fee} is above the most accepted"));
             continue;
         }
-        if best.is_none_or(|(known, _)| fee < known) {
-            best = Some((fee, quote));
+        match best.first() {
+            Some((known, _)) if fee > *known => {}
+            Some((known, _)) if fee == *known => best.push((fee, quote)),
+            _ => best = vec![(fee, quote)],
         }
     }
-    match best {
-        Some((_, quote)) => Ok(quote.clone()),
+    // Among quotes of the same fee, any: payers spread over a maker's accounts.
+    let pick = (!best.is_empty()).then(|| rand::random::<usize>() % best.len());
+    match pick.and_then(|i| best.get(i)) {
+        Some((_, quote)) => Ok((*quote).clone()),
         None if quotes.is_empty() => Err(WireError::Refused(
             "no maker announced a quote in the topic".into(),
         )),
@@ -402,12 +413,12 @@ fn sides(client_a: QuorumClient, client_b: QuorumClient, key: Option<SecretKey>)
     let mut sides = Sides::default();
     sides.add(Side {
         client: client_a,
-        key,
+        keys: key.into_iter().collect(),
     });
     // Claims are signed by no key: the payer needs none on B.
     sides.add(Side {
         client: client_b,
-        key: None,
+        keys: Vec::new(),
     });
     sides
 }

@@ -23,6 +23,9 @@ pub trait Driven {
     /// A certificate of this party's lock, claim or refund, for the receipt (journaled at
     /// the next [`Driven::journal`]).
     fn keep(&mut self, certificate: Certificate);
+    /// The account whose key signs this saga's lock on `network` (a driver may hold
+    /// several there).
+    fn signer(&self, network: &NetworkId) -> Option<tally_core::AccountId>;
 }
 
 /// One saga being driven.
@@ -37,6 +40,9 @@ pub struct Runner<D> {
     wakes: Vec<u64>,
     /// Locks to ask again (when), after an answer that may change.
     retry: Vec<(u64, Action)>,
+    /// Events that arrived meanwhile (a message, the driver's own sight of an escrow), fed
+    /// at the next [`Runner::step`].
+    inbox: VecDeque<Event>,
     /// Messages for the counterpart, for the driver to send.
     pub outbox: Vec<Message>,
     /// Every event fed to the saga, in order, with when it was fed: for the driver to show
@@ -61,6 +67,7 @@ impl<D: Driven> Runner<D> {
             secrets: Vec::new(),
             wakes: Vec::new(),
             retry: Vec::new(),
+            inbox: VecDeque::new(),
             outbox: Vec::new(),
             log: Vec::new(),
             done: None,
@@ -81,17 +88,36 @@ impl<D: Driven> Runner<D> {
         self.drain(VecDeque::from([event]), wallet, sides).await
     }
 
-    /// Looks at every watched escrow, asks again for what is due, and ticks the saga when
-    /// its wake-up time came; feeds it what changed.
+    /// Keeps `event` for the next [`Runner::step`]: a driver running many sagas hands each
+    /// its events this way and then steps them all at once.
+    pub fn push(&mut self, event: Event) {
+        self.inbox.push_back(event);
+    }
+
+    /// Looks at every watched escrow and steps the saga (see [`Runner::step`]).
     pub async fn poll(&mut self, wallet: &Wallet, sides: &Sides) -> Result<(), WireError> {
+        self.step(wallet, sides, true).await
+    }
+
+    /// Feeds what waits in the inbox, asks again for what is due, ticks the saga when its
+    /// wake-up time came, and with `look`, first looks at every watched escrow and feeds
+    /// what changed.
+    pub async fn step(
+        &mut self,
+        wallet: &Wallet,
+        sides: &Sides,
+        look: bool,
+    ) -> Result<(), WireError> {
         if self.done.is_some() {
             return Ok(());
         }
-        let mut queue = VecDeque::new();
-        for (network, target) in self.watches.clone() {
-            for event in sides.observe(network, target).await {
-                if self.is_news(&event) {
-                    queue.push_back(event);
+        let mut queue = std::mem::take(&mut self.inbox);
+        if look {
+            for (network, target) in self.watches.clone() {
+                for event in sides.observe(network, target).await {
+                    if self.is_news(&event) {
+                        queue.push_back(event);
+                    }
                 }
             }
         }
@@ -176,7 +202,8 @@ impl<D: Driven> Runner<D> {
             match action {
                 Action::Journal => self.saga.journal()?,
                 Action::Lock { network, terms } => {
-                    match sides.lock(wallet, network, &terms).await {
+                    let signer = self.saga.signer(&network);
+                    match sides.lock(wallet, network, &terms, signer).await {
                         Ok(event) => {
                             if let Event::Locked { lock, .. } = &event
                                 && let Some(certificate) =
