@@ -16,26 +16,26 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Children, TALLY, Watched, free_base_port, rpc, wallet_json};
+use common::{
+    Children, TALLY, Watched, create_quorum, free_base_port, rpc, start_validators, wallet_json,
+};
 
-/// `tally network new quorum` named `name` in `dir/name`, funding one genesis account with
-/// 1000 cash, its clock skew bound 200 ms; the contract's path.
+/// A quorum network named `name` in `dir/name`, funding one genesis account with 1000
+/// cash, its clock skew bound 200 ms; the contract's path.
 fn create(dir: &Path, name: &str) -> PathBuf {
-    let net = dir.join(name);
-    let base = free_base_port(8).to_string();
-    let output = Command::new(TALLY)
-        .args(["network", "new", "quorum", "--dir"])
-        .arg(&net)
-        .args(["--name", name, "--base-port", &base, "--pow-bits", "4"])
-        .args(["--fund", "1", "--clock-skew", "200ms"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    net.join("contract.json")
+    create_quorum(
+        &dir.join(name),
+        &[
+            "--name",
+            name,
+            "--pow-bits",
+            "4",
+            "--fund",
+            "1",
+            "--clock-skew",
+            "200ms",
+        ],
+    )
 }
 
 fn link(net: &Path, counterpart: &Path) {
@@ -51,16 +51,6 @@ fn link(net: &Path, counterpart: &Path) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn start_nodes(children: &mut Children, net: &Path) {
-    for i in 0..4 {
-        let folder = net.join(format!("validator-{i}"));
-        children.start(
-            &["node", "--dir", folder.to_str().unwrap()],
-            "validator listening on",
-        );
-    }
 }
 
 fn account(wallet: &Path, contract: &Path) -> String {
@@ -102,8 +92,8 @@ fn wires_complete_through_kill_9_of_the_maker_and_of_the_payer() {
     link(&net_a, &b);
     link(&net_b, &a);
     let mut children = Children(Vec::new());
-    start_nodes(&mut children, &net_a);
-    start_nodes(&mut children, &net_b);
+    start_validators(&mut children, &net_a);
+    start_validators(&mut children, &net_b);
     let relay = format!("127.0.0.1:{}", free_base_port(1));
     children.start(&["relay", "--listen", &relay], "relay listening on");
     // The maker trades with B's funded genesis account; the payer is A's.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tally_core::{Certificate, EscrowId};
 use tally_swap::{Action, Event, Maker, MakerPhase, MakerState, Outcome, SignedQuote};
 use tally_wallet::fs::write_atomic;
-use tally_wallet::wire::{Driven, WireError};
+use tally_wallet::wire::{Driven, WireError, keep_once};
 
 use crate::{MakerError, WireSummary};
 
@@ -83,14 +83,7 @@ impl Driven for MakerWire {
     }
 
     fn keep(&mut self, certificate: Certificate) {
-        if !self
-            .record
-            .certificates
-            .iter()
-            .any(|known| known.checksum == certificate.checksum)
-        {
-            self.record.certificates.push(certificate);
-        }
+        keep_once(&mut self.record.certificates, certificate);
     }
 }
 

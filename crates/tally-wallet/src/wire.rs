@@ -18,6 +18,20 @@ pub use exec::{Side, Sides};
 pub use runner::{Driven, Runner};
 pub use topic::{Heard, TopicRoom};
 
+/// Adds `certificate` to a receipt's `certificates` unless it is there already (a step
+/// repeated after a resume hands the same one again).
+pub fn keep_once(
+    certificates: &mut Vec<tally_core::Certificate>,
+    certificate: tally_core::Certificate,
+) {
+    if !certificates
+        .iter()
+        .any(|known| known.checksum == certificate.checksum)
+    {
+        certificates.push(certificate);
+    }
+}
+
 /// Why a wire could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {

@@ -455,9 +455,15 @@ async fn a_maker_pays_from_the_account_each_quote_names() {
     let mut maker_wallet = tally_wallet::Wallet::open(world.maker_dir.path()).unwrap();
     maker_wallet.add_key(Some(second.clone()), None).unwrap();
     let (funder, _) = world.b.wallet("funder", Some(&world.b.payer));
-    ops::pay(&funder, &world.b.client(), &world.b.payer, second.account(), cash(100))
-        .await
-        .unwrap();
+    ops::pay(
+        &funder,
+        &world.b.client(),
+        &world.b.payer,
+        second.account(),
+        cash(100),
+    )
+    .await
+    .unwrap();
     let (status_tx, mut status) = watch::channel(MakerStatus::default());
     let stop = CancellationToken::new();
     let settings = MakerSettings {
@@ -470,7 +476,9 @@ async fn a_maker_pays_from_the_account_each_quote_names() {
     let mut quotes = vec![first];
     while quotes.len() < 2 {
         if let Heard::Line(TopicLine::Quote(quote)) = room.next(Duration::from_secs(5)).await
-            && quotes.iter().all(|q| q.quote.maker_b != quote.quote.maker_b)
+            && quotes
+                .iter()
+                .all(|q| q.quote.maker_b != quote.quote.maker_b)
         {
             quotes.push(*quote);
         }
@@ -481,9 +489,14 @@ async fn a_maker_pays_from_the_account_each_quote_names() {
             known_quotes: vec![quote.clone()],
             ..world.request(cash(10))
         };
-        let record = payer::wire(&alice_wallet, request, |_, _| {}).await.unwrap();
+        let record = payer::wire(&alice_wallet, request, |_, _| {})
+            .await
+            .unwrap();
         assert_eq!(record.outcome, Some(Outcome::Completed));
-        assert_eq!(record.state.config().quote.quote.maker_b, quote.quote.maker_b);
+        assert_eq!(
+            record.state.config().quote.quote.maker_b,
+            quote.quote.maker_b
+        );
     }
     maker_until(&mut status, |s| s.completed == 2 && s.open == 0).await;
     // Each account paid 10 on B; the trading account received both on A.

@@ -186,9 +186,8 @@ pub fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
 }
 
 /// `tally network new quorum` in `net` (four validators, `extra` arguments such as
-/// `--pow-bits`), then the four `tally node` processes; the contract's path and the
-/// children, killed when the test ends.
-pub fn start_quorum(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
+/// `--pow-bits`) on free ports; the contract's path. Nothing runs yet.
+pub fn create_quorum(net: &Path, extra: &[&str]) -> std::path::PathBuf {
     let base = free_base_port(8).to_string();
     let output = Command::new(TALLY)
         .args(["network", "new", "quorum", "--dir"])
@@ -202,15 +201,27 @@ pub fn start_quorum(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut nodes = Children(Vec::new());
+    net.join("contract.json")
+}
+
+/// The four `tally node` processes of the network in `net`, kept in `children`.
+pub fn start_validators(children: &mut Children, net: &Path) {
     for i in 0..4 {
         let folder = net.join(format!("validator-{i}"));
-        nodes.start(
+        children.start(
             &["node", "--dir", folder.to_str().unwrap()],
             "validator listening on",
         );
     }
-    (net.join("contract.json"), nodes)
+}
+
+/// [`create_quorum`], then its four `tally node` processes; the contract's path and the
+/// children, killed when the test ends.
+pub fn start_quorum(net: &Path, extra: &[&str]) -> (std::path::PathBuf, Children) {
+    let contract = create_quorum(net, extra);
+    let mut nodes = Children(Vec::new());
+    start_validators(&mut nodes, net);
+    (contract, nodes)
 }
 
 /// `tally network new pow` in `net` (one miner, a tracker, blocks every ~200 ms, `extra`

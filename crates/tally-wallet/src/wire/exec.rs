@@ -121,38 +121,8 @@ impl Sides {
         secret: tally_core::EscrowSecret,
     ) -> Result<(Event, Option<Certificate>), Transient> {
         let side = self.side(&network)?;
-        match escrow::claim(wallet, &side.client, escrow, secret).await {
-            Ok(receipt) => Ok((
-                Event::Claimed { network, escrow },
-                Some(receipt.certificate),
-            )),
-            Err(error) => {
-                let refusal = judge(&side.client, escrow, Settling::Claim, &error).await;
-                Ok((
-                    match refusal {
-                        Judged::Settled(Standing::Claimed) => Event::Claimed { network, escrow },
-                        Judged::Settled(Standing::Refunded) => Event::ClaimRefused {
-                            network,
-                            escrow,
-                            refusal: Refusal::Settled,
-                        },
-                        Judged::Settled(Standing::Open) | Judged::Refused(Refusal::Settled) => {
-                            Event::ClaimRefused {
-                                network,
-                                escrow,
-                                refusal: Refusal::Other(error.to_string()),
-                            }
-                        }
-                        Judged::Refused(refusal) => Event::ClaimRefused {
-                            network,
-                            escrow,
-                            refusal,
-                        },
-                    },
-                    None,
-                ))
-            }
-        }
+        let answer = escrow::claim(wallet, &side.client, escrow, secret).await;
+        Ok(settled(&side.client, network, escrow, Settling::Claim, answer).await)
     }
 
     /// Returns `escrow` on `network` to its payer: [`Event::Refunded`], or the refusal.
@@ -163,38 +133,8 @@ impl Sides {
         escrow: EscrowId,
     ) -> Result<(Event, Option<Certificate>), Transient> {
         let side = self.side(&network)?;
-        match escrow::refund(wallet, &side.client, escrow).await {
-            Ok(receipt) => Ok((
-                Event::Refunded { network, escrow },
-                Some(receipt.certificate),
-            )),
-            Err(error) => {
-                let refusal = judge(&side.client, escrow, Settling::Refund, &error).await;
-                Ok((
-                    match refusal {
-                        Judged::Settled(Standing::Refunded) => Event::Refunded { network, escrow },
-                        Judged::Settled(Standing::Claimed) => Event::RefundRefused {
-                            network,
-                            escrow,
-                            refusal: Refusal::Settled,
-                        },
-                        Judged::Settled(Standing::Open) | Judged::Refused(Refusal::Settled) => {
-                            Event::RefundRefused {
-                                network,
-                                escrow,
-                                refusal: Refusal::Other(error.to_string()),
-                            }
-                        }
-                        Judged::Refused(refusal) => Event::RefundRefused {
-                            network,
-                            escrow,
-                            refusal,
-                        },
-                    },
-                    None,
-                ))
-            }
-        }
+        let answer = escrow::refund(wallet, &side.client, escrow).await;
+        Ok(settled(&side.client, network, escrow, Settling::Refund, answer).await)
     }
 
     /// What a watch on `target` sees now: the escrow as certified ([`Event::Seen`]) and its
@@ -263,6 +203,67 @@ fn is_final(error: &OpError) -> bool {
 enum Settling {
     Claim,
     Refund,
+}
+
+impl Settling {
+    /// The standing this settlement makes.
+    fn standing(self) -> Standing {
+        match self {
+            Settling::Claim => Standing::Claimed,
+            Settling::Refund => Standing::Refunded,
+        }
+    }
+
+    /// The event of this settlement certified.
+    fn done(self, network: NetworkId, escrow: EscrowId) -> Event {
+        match self {
+            Settling::Claim => Event::Claimed { network, escrow },
+            Settling::Refund => Event::Refunded { network, escrow },
+        }
+    }
+
+    /// The event of this settlement refused.
+    fn refused(self, network: NetworkId, escrow: EscrowId, refusal: Refusal) -> Event {
+        match self {
+            Settling::Claim => Event::ClaimRefused {
+                network,
+                escrow,
+                refusal,
+            },
+            Settling::Refund => Event::RefundRefused {
+                network,
+                escrow,
+                refusal,
+            },
+        }
+    }
+}
+
+/// A claim's or refund's answer as the saga reads it: certified, or refused, and how (an
+/// escrow found settled by this very settlement counts as certified: another party's
+/// request, or an earlier one of ours, got there first).
+async fn settled(
+    client: &QuorumClient,
+    network: NetworkId,
+    escrow: EscrowId,
+    settling: Settling,
+    answer: Result<crate::Receipt, OpError>,
+) -> (Event, Option<Certificate>) {
+    let error = match answer {
+        Ok(receipt) => return (settling.done(network, escrow), Some(receipt.certificate)),
+        Err(error) => error,
+    };
+    let event = match judge(client, escrow, settling, &error).await {
+        Judged::Settled(standing) if standing == settling.standing() => {
+            settling.done(network, escrow)
+        }
+        Judged::Settled(Standing::Open) | Judged::Refused(Refusal::Settled) => {
+            settling.refused(network, escrow, Refusal::Other(error.to_string()))
+        }
+        Judged::Settled(_) => settling.refused(network, escrow, Refusal::Settled),
+        Judged::Refused(refusal) => settling.refused(network, escrow, refusal),
+    };
+    (event, None)
 }
 
 enum Judged {

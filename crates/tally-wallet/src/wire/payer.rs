@@ -20,7 +20,7 @@ use tally_swap::{
 use super::exec::{Side, Sides};
 use super::runner::{Driven, Runner};
 use super::topic::{Heard, TopicRoom};
-use super::{Bounds, WireError};
+use super::{Bounds, WireError, keep_once};
 use crate::escrow::{new_secret, unix_ms};
 use crate::{QuorumClient, Wallet, fs};
 
@@ -187,14 +187,7 @@ impl Driven for PayerWire {
     }
 
     fn keep(&mut self, certificate: Certificate) {
-        if !self
-            .record
-            .certificates
-            .iter()
-            .any(|known| known.checksum == certificate.checksum)
-        {
-            self.record.certificates.push(certificate);
-        }
+        keep_once(&mut self.record.certificates, certificate);
     }
 }
 
