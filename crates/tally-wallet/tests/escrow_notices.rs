@@ -140,3 +140,57 @@ async fn a_withheld_claim_certificate_does_not_let_the_payer_refund_on_a() {
     .await;
     assert_eq!(status.secret, Some(secret));
 }
+
+/// Alice's claim on B reaches only two of B's four validators before B's deadline (she sent
+/// it late, or the network lost the rest). Two votes are no certificate, and after the
+/// deadline neither the claim nor Bob's refund can gather three: B's escrow is frozen, and
+/// only Alice, the late claimant, loses by it. The two votes published the secret, so B's
+/// validators still claim Bob's escrow on A for him, and Alice's refund there is refused.
+/// Never both certificates on either network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_split_at_the_deadline_hurts_only_the_late_claimant() {
+    let (a, b) = two_networks().await;
+    let (alice_wallet, _) = a.wallet("alice", Some(&a.payer));
+    let (bob_wallet, _) = b.wallet("bob", Some(&b.payer));
+    let secret = escrow::new_secret(&alice_wallet).unwrap();
+    let (on_a, on_b) = locked_both_ways(&a, &b, &secret, (4_000, 1_500)).await;
+    let claim = SignedOrder::unsigned(Order::EscrowClaim(EscrowClaim {
+        escrow: on_b,
+        secret,
+    }));
+    for i in 0..2 {
+        let answer = b.pay_at(i, &claim).await;
+        assert!(
+            matches!(answer, tally_proto::Packet::RespPay(_)),
+            "validator {i} should vote the claim: {answer:?}"
+        );
+    }
+    // Past B's deadline and its skew bound: the claim can gather no more votes, the refund
+    // no more than the two validators that hold none.
+    tokio::time::sleep(Duration::from_millis(1_900)).await;
+    assert!(
+        escrow::claim(&alice_wallet, &b.client(), on_b, secret)
+            .await
+            .is_err()
+    );
+    assert!(
+        escrow::refund(&bob_wallet, &b.client(), on_b)
+            .await
+            .is_err()
+    );
+    // The votes published the secret: Bob is paid on A without doing anything.
+    assert!(claimed_on(&a, on_a).await, "the notice never claimed on A");
+    assert_eq!(a.balance(&b.payer.account()).await, 30_000_000);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        escrow::refund(&alice_wallet, &a.client(), on_a)
+            .await
+            .is_err()
+    );
+    // B: neither settlement certified anywhere; Alice has nothing on B, Bob's 25 stay locked.
+    let status = escrow::status(&b.client(), &EscrowQuery::Id(on_b)).await;
+    assert_eq!((status.claimed, status.refunded), (0, 0), "{status:?}");
+    assert_eq!(status.claim_votes, 2, "{status:?}");
+    assert_eq!(b.balance(&a.payer.account()).await, 0);
+    assert_eq!(b.balance(&b.payer.account()).await, 975_000_000);
+}
