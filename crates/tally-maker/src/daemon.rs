@@ -43,6 +43,13 @@ const ANNOUNCE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 /// The most wires answered at once: a notice beyond it waits for the payer's next one.
 const MAX_OPEN_WIRES: usize = 256;
 
+/// A payer's notice of a lock under one of the maker's quotes, not yet checked.
+struct Notice {
+    escrow: EscrowId,
+    quote: SignedQuote,
+    timing: Timing,
+}
+
 /// One pair A → B with its topic room.
 struct Pair {
     a: NetworkId,
@@ -127,6 +134,7 @@ pub async fn run(
             }
         }
         let listen = POLL / u32::try_from(pairs.len()).unwrap_or(1).max(1);
+        let mut fresh: Vec<Notice> = Vec::new();
         for pair in &mut pairs {
             let since = pair.announced.map(|at| at.elapsed());
             if pair.room.joined()
@@ -149,31 +157,50 @@ pub async fn run(
                         if let Some(runner) = open.get_mut(&escrow) {
                             runner.push(Event::Message(Message::PayerLocked { quote, escrow }));
                         } else if !finished.contains(&escrow)
-                        && open.len() < MAX_OPEN_WIRES
-                        && let Some(signed) = book.get(&quote)
-                        && signed.quote.network_a == pair.a
-                        && signed.quote.network_b == pair.b
-                        // A notice is a hint: a saga (a journal, a watch) only for a lock
-                        // A has certified, so made-up notices cost one query each.
-                        && let Some((payer, seen)) = locked(&sides, pair.a, escrow).await
-                        && open_for(&open, &payer) < settings.max_open_per_taker
+                            && !fresh.iter().any(|notice: &Notice| notice.escrow == escrow)
+                            && let Some(signed) = book.get(&quote)
+                            && signed.quote.network_a == pair.a
+                            && signed.quote.network_b == pair.b
                         {
-                            let signed = signed.clone();
-                            match start(&wallet, &sides, &dir, signed, pair.timing, escrow).await? {
-                                Some(mut runner) => {
-                                    runner.saga.payer = Some(payer);
-                                    // What the check saw is what the saga waits for: it
-                                    // locks on B now, not at the next poll.
-                                    runner.push(seen);
-                                    open.insert(escrow, runner);
-                                }
-                                None => {
-                                    tracing::warn!(escrow = %escrow, "a lock under a quote this maker no longer supports")
-                                }
-                            }
+                            fresh.push(Notice {
+                                escrow,
+                                quote: signed.clone(),
+                                timing: pair.timing,
+                            });
                         }
                     }
                     Heard::Line(_) => {}
+                }
+            }
+        }
+        // A notice is a hint: a wire (a journal, watches) only for a lock A certified, so a
+        // made-up notice costs one query; the new notices' locks are checked side by side.
+        let checks = futures::future::join_all(
+            fresh
+                .iter()
+                .map(|notice| locked(&sides, notice.quote.quote.network_a, notice.escrow)),
+        )
+        .await;
+        for (notice, check) in fresh.into_iter().zip(checks) {
+            let Some((payer, seen)) = check else {
+                continue;
+            };
+            if open.len() >= MAX_OPEN_WIRES
+                || open_for(&open, &payer) >= settings.max_open_per_taker
+            {
+                continue;
+            }
+            let escrow = notice.escrow;
+            match start(&wallet, &sides, &dir, notice.quote, notice.timing, escrow).await? {
+                Some(mut runner) => {
+                    runner.saga.payer = Some(payer);
+                    // What the check saw is what the saga waits for: it locks on B at
+                    // once, not at the next look.
+                    runner.push(seen);
+                    open.insert(escrow, runner);
+                }
+                None => {
+                    tracing::warn!(%escrow, "a lock under a quote this maker no longer supports");
                 }
             }
         }
