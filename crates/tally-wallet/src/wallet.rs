@@ -467,13 +467,20 @@ impl Wallet {
             .open(&path)
             .map_err(io(&path))?;
         let started = std::time::Instant::now();
-        let Ok(turn) =
-            tokio::time::timeout(KEY_LOCK_PATIENCE, local_turn(&path).lock_owned()).await
-        else {
-            return Err(WalletError::Busy {
-                what: what(),
-                waited: started.elapsed(),
-            });
+        // Free at once in the common case, which needs no timer (the simulator runs wallets
+        // on an executor without one); only a wait does.
+        let local = local_turn(&path);
+        let turn = match local.clone().try_lock_owned() {
+            Ok(turn) => turn,
+            Err(_) => match tokio::time::timeout(KEY_LOCK_PATIENCE, local.lock_owned()).await {
+                Ok(turn) => turn,
+                Err(_) => {
+                    return Err(WalletError::Busy {
+                        what: what(),
+                        waited: started.elapsed(),
+                    });
+                }
+            },
         };
         loop {
             match file.try_lock() {
