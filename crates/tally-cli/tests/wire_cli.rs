@@ -192,3 +192,66 @@ fn wires_complete_through_kill_9_of_the_maker_and_of_the_payer() {
         "{listed}"
     );
 }
+
+/// Bad arguments to `tally maker` and `tally wallet … wire` get a clear error and start
+/// nothing: a pair without its second contract, a fee that is no percentage, a wire
+/// without its destination.
+#[test]
+fn bad_wire_and_maker_arguments_are_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = create(dir.path(), "A");
+    let run = |args: &[&str]| {
+        let output = Command::new(TALLY).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let wallet = dir.path().join("w");
+    let (wallet, a_path) = (wallet.to_str().unwrap(), a.to_str().unwrap());
+    let said = run(&[
+        "maker",
+        "--wallet",
+        wallet,
+        "--pair",
+        a_path,
+        "--relay",
+        "127.0.0.1:1",
+    ]);
+    assert!(said.contains("A/contract.json:B/contract.json"), "{said}");
+    let pair = format!("{a_path}:{a_path}");
+    let said = run(&[
+        "maker",
+        "--wallet",
+        wallet,
+        "--pair",
+        &pair,
+        "--relay",
+        "127.0.0.1:1",
+        "--fee",
+        "0.5",
+    ]);
+    assert!(said.contains("a percentage"), "{said}");
+    let said = run(&[
+        "wallet",
+        "--wallet",
+        wallet,
+        "--network",
+        a_path,
+        "wire",
+        "5",
+    ]);
+    assert!(said.contains("--to"), "{said}");
+    let said = run(&[
+        "wallet",
+        "--wallet",
+        wallet,
+        "--network",
+        a_path,
+        "wire",
+        "5",
+        "--to",
+        a_path,
+        "--relay",
+        "127.0.0.1:1",
+    ]);
+    assert!(said.contains("own network"), "{said}");
+}
