@@ -30,6 +30,11 @@ const BUSY_LISTEN: Duration = Duration::from_millis(20);
 /// How often the open wires look at their escrows.
 const POLL_WIRES: Duration = Duration::from_millis(100);
 
+/// The most new notices checked in one pass (a query to every validator of A each): a
+/// flood of made-up notices costs the validators no more than this per pass, and a real
+/// payer's notice comes again.
+const MAX_CHECKS_PER_PASS: usize = 32;
+
 /// The most topic lines handled in one pass before the wires are polled.
 const MAX_LINES_PER_PASS: usize = 256;
 
@@ -157,6 +162,7 @@ pub async fn run(
                         if let Some(runner) = open.get_mut(&escrow) {
                             runner.push(Event::Message(Message::PayerLocked { quote, escrow }));
                         } else if !finished.contains(&escrow)
+                            && fresh.len() < MAX_CHECKS_PER_PASS
                             && !fresh.iter().any(|notice: &Notice| notice.escrow == escrow)
                             && let Some(signed) = book.get(&quote)
                             && signed.quote.network_a == pair.a
