@@ -211,7 +211,10 @@ fn describe(step: &WireStep) -> String {
         WireStep::MakerClaimedA { .. } => {
             "5. the maker claimed on A with the revealed secret: settled on both sides".into()
         }
-        WireStep::Declined(reason) => format!("the maker declined: {reason}"),
+        // Anyone can send this line: it is shown, and the wire goes on by what A and B say.
+        WireStep::Declined(reason) => format!(
+            "   … a line in the topic says the maker declined ({reason}); the wire goes on: a refund after the deadline unless the maker locks after all"
+        ),
         WireStep::RefundedA { .. } => "refunded on A: the money is back".into(),
         WireStep::Waiting(why) => format!("   … {why}"),
     }

@@ -507,3 +507,39 @@ async fn a_maker_pays_from_the_account_each_quote_names() {
     stop.cancel();
     maker.await.unwrap().unwrap();
 }
+
+/// Lines in the topic are anyone's: a forged copy of the maker's quote with no fee (its
+/// signature no longer verifies) sent right after the real one, and a made-up "maker
+/// locked" hint. The payer ignores them all, takes the real quote, and its wire
+/// completes at the real fee. (The forged copy used to replace the real one among the
+/// quotes heard, and the payer then found none.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_topic_lines_change_nothing() {
+    use tally_swap::{Message, TopicLine};
+    use tally_wallet::wire::Heard;
+    let world = world().await;
+    let (stop_maker, _status) = world.start_maker();
+    let (mut room, _) = heard_quote(&world).await;
+    let (alice_wallet, _) = world.a.wallet("alice", Some(&world.a.payer));
+    let request = world.request(cash(10));
+    let wire = tokio::spawn(async move { payer::wire(&alice_wallet, request, |_, _| {}).await });
+    // The payer joins; the maker announces for it; the test echoes a forgery at once.
+    loop {
+        if let Heard::Line(TopicLine::Quote(real)) = room.next(Duration::from_secs(5)).await {
+            let mut forged = *real;
+            forged.quote.fee_ppm = 0;
+            room.send(&TopicLine::Quote(Box::new(forged))).await;
+            break;
+        }
+    }
+    room.send(&TopicLine::Wire(Message::MakerLocked {
+        escrow_a: tally_core::sha256(&[b"no such escrow"]),
+        escrow: tally_core::sha256(&[b"nor this"]),
+    }))
+    .await;
+    let record = wire.await.unwrap().unwrap();
+    assert_eq!(record.outcome, Some(Outcome::Completed));
+    assert_eq!(record.state.config().quote.quote.fee_ppm, 10_000);
+    assert_eq!(world.a.balance(&world.maker.account()).await, 10_100_000);
+    stop_maker.cancel();
+}

@@ -202,12 +202,16 @@ pub async fn collect_quotes(relay: &str, want: &Want, listen: Duration) -> Vec<S
     let until = Instant::now() + listen;
     let mut quotes: Vec<SignedQuote> = Vec::new();
     while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if let Heard::Line(TopicLine::Quote(quote)) = room.next(left).await {
+        if let Heard::Line(TopicLine::Quote(quote)) = room.next(left).await
+            // Anyone may send anything to the topic: a quote its maker did not sign never
+            // replaces one it did.
+            && quote.verify()
+        {
             // The newest of each of a maker's quotes (one per account it pays from on B).
             quotes.retain(|known| {
                 (known.quote.maker, known.quote.maker_b) != (quote.quote.maker, quote.quote.maker_b)
             });
-            if quotes.len() < MAX_QUOTES && quote.verify() {
+            if quotes.len() < MAX_QUOTES {
                 quotes.push(*quote);
             }
         }
