@@ -116,7 +116,8 @@ pub enum WireStep {
     LockedA { escrow: EscrowId, amount: Amount },
     /// The maker's lock on B is seen, valid.
     MakerLockedB { escrow: EscrowId, amount: Amount },
-    /// The maker declined; the lock comes back by refund after its deadline.
+    /// A line in the topic says the maker declined (anyone can send one: the wire goes on
+    /// by what the networks say, to a refund after the deadline unless the maker locks).
     Declined(String),
     /// The payer's claim on B is certified: the money is on B.
     ClaimedB { escrow: EscrowId },
