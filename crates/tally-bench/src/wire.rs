@@ -277,7 +277,12 @@ async fn wires(
     })
     .await;
     cancel.cancel();
-    let _ = maker.await;
+    // A maker that stopped on its own (a journal it could not write) says why.
+    match maker.await {
+        Ok(Err(error)) => fail!("the maker stopped: {error}"),
+        Err(error) => fail!("the maker's task: {error}"),
+        Ok(Ok(())) => {}
+    }
     let timed = result?;
     if settled.is_err() {
         fail!("the maker did not complete every wire");

@@ -76,7 +76,7 @@ pub async fn run(
                     let config = record.state.config();
                     format!(
                         "{}  {} → {}  {} cash  {}",
-                        record.id.to_hex().get(..16).unwrap_or_default(),
+                        record.id.short(),
                         record.contract_a.name,
                         record.contract_b.name,
                         config.amount,
@@ -163,7 +163,7 @@ pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
         return;
     };
     for record in records.into_iter().filter(WireRecord::is_open) {
-        let id = record.id.to_hex();
+        let (id, short) = (record.id.to_hex(), record.id.short());
         let Ok(key) = wallet
             .find(Some(&record.state.config().account.to_string()))
             .and_then(|entry| entry.secret_key())
@@ -177,16 +177,10 @@ pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
         )
         .await
         {
-            Ok(Ok(record)) => eprintln!(
-                "wire {}: {}",
-                id.get(..16).unwrap_or_default(),
-                outcome_text(&record)
-            ),
-            Ok(Err(error)) => eprintln!("wire {}: {error}", id.get(..16).unwrap_or_default()),
+            Ok(Ok(record)) => eprintln!("wire {short}: {}", outcome_text(&record)),
+            Ok(Err(error)) => eprintln!("wire {short}: {error}"),
             Err(_) => eprintln!(
-                "wire {} is still running; `wire resume {}` follows it to the end",
-                id.get(..16).unwrap_or_default(),
-                id.get(..16).unwrap_or_default()
+                "wire {short} is still running; `wire resume {short}` follows it to the end"
             ),
         }
     }
@@ -201,11 +195,11 @@ fn describe(step: &WireStep) -> String {
         ),
         WireStep::LockedA { escrow, amount } => format!(
             "2. locked {amount} cash on A for the maker (escrow {})",
-            escrow.to_hex().get(..16).unwrap_or_default()
+            escrow.short()
         ),
         WireStep::MakerLockedB { escrow, amount } => format!(
             "3. the maker locked {amount} cash on B for us (escrow {})",
-            escrow.to_hex().get(..16).unwrap_or_default()
+            escrow.short()
         ),
         WireStep::ClaimedB { .. } => "4. claimed on B: the money is ours there".into(),
         WireStep::MakerClaimedA { .. } => {

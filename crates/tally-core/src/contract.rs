@@ -38,7 +38,7 @@ impl NetworkId {
 
     /// The first 16 hex digits, for people and logs.
     pub fn short(&self) -> String {
-        self.0.to_hex()[..16].to_owned()
+        self.0.short()
     }
 }
 

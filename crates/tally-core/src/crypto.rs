@@ -218,6 +218,13 @@ impl EscrowSecret {
 pub struct Digest([u8; 32]);
 hex_bytes!(Digest, 32);
 
+impl Digest {
+    /// The first 16 hex digits, for people and logs (an escrow, a wire, a network).
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
+
 /// SHA-256 over the concatenation of `parts`.
 pub fn sha256(parts: &[&[u8]]) -> Digest {
     let mut hasher = Sha256::new();

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tally_core::{Certificate, EscrowId};
 use tally_swap::{Action, Event, Maker, MakerPhase, MakerState, Outcome, SignedQuote};
-use tally_wallet::fs::write_atomic;
-use tally_wallet::wire::{Driven, WireError, keep_once};
+use tally_wallet::wire::{Driven, WireError, keep_once, read_journal, write_journal};
 
 use crate::{MakerError, WireSummary};
 
@@ -69,12 +68,7 @@ impl Driven for MakerWire {
     fn journal(&mut self) -> Result<(), WireError> {
         self.record.state = self.maker.snapshot();
         self.record.outcome = self.maker.outcome().cloned();
-        let json = serde_json::to_vec_pretty(&self.record).map_err(|error| WireError::Journal {
-            path: self.path.display().to_string(),
-            reason: error.to_string(),
-        })?;
-        write_atomic(&self.path, &json)?;
-        Ok(())
+        write_journal(&self.path, &self.record)
     }
 
     fn signer(&self, _network: &tally_core::NetworkId) -> Option<tally_core::AccountId> {
@@ -109,15 +103,7 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<(PathBuf, MakerRecord)>, MakerE
         if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|error| MakerError::Journal {
-            path: path.display().to_string(),
-            reason: error.to_string(),
-        })?;
-        let record: MakerRecord =
-            serde_json::from_slice(&bytes).map_err(|error| MakerError::Journal {
-                path: path.display().to_string(),
-                reason: error.to_string(),
-            })?;
+        let record: MakerRecord = read_journal(&path)?;
         records.push((path, record));
     }
     records.sort_by_key(|(_, record)| record.started_ms);

@@ -27,7 +27,7 @@ use crate::timing::{
     Timing, check_deadlines, last_claim_at, min_delta, min_lock_window, refund_from,
 };
 use crate::wire::{
-    Action, Event, LockTerms, Message, Outcome, Refusal, Standing, Target, escrow_id,
+    Action, Event, LockTerms, Message, Outcome, Refusal, Standing, Target, escrow_id, journal_first,
 };
 
 /// What the maker trades on.
@@ -211,7 +211,7 @@ impl Maker {
         }
         let before = maker.state.clone();
         maker.advance(now, &mut out);
-        maker.journal_first(&before, &mut out);
+        journal_first(&before, &maker.state, &mut out);
         (maker, out)
     }
 
@@ -243,19 +243,12 @@ impl Maker {
         let mut out = Vec::new();
         self.on_event(event, now, &mut out);
         self.advance(now, &mut out);
-        self.journal_first(&before, &mut out);
+        journal_first(&before, &self.state, &mut out);
         out
     }
 
-    fn journal_first(&self, before: &MakerState, out: &mut Out) {
-        if self.state != *before {
-            out.insert(0, Action::Journal);
-        }
-    }
-
     fn networks(&self) -> (NetworkId, NetworkId) {
-        let quote = &self.state.config.quote.quote;
-        (quote.network_a, quote.network_b)
+        self.state.config.quote.quote.networks()
     }
 
     /// Decides the lock on B for the payer's `lock` seen on A at `now`, or says why not.

@@ -34,7 +34,7 @@ use tally_core::{
 use crate::quote::{QuoteError, SignedQuote, Want};
 use crate::timing::{Timing, check_deadlines, last_claim_at, refund_from};
 use crate::wire::{
-    Action, Event, LockTerms, Message, Outcome, Refusal, Standing, Target, escrow_id,
+    Action, Event, LockTerms, Message, Outcome, Refusal, Standing, Target, escrow_id, journal_first,
 };
 
 /// How long to wait before asking again for a refund the validators found too early (their
@@ -233,7 +233,7 @@ impl Payer {
         }
         let before = payer.state.clone();
         payer.advance(now, &mut out);
-        payer.journal_first(&before, &mut out);
+        journal_first(&before, &payer.state, &mut out);
         (payer, out)
     }
 
@@ -265,21 +265,12 @@ impl Payer {
         let mut out = Vec::new();
         self.on_event(event, now, &mut out);
         self.advance(now, &mut out);
-        self.journal_first(&before, &mut out);
+        journal_first(&before, &self.state, &mut out);
         out
     }
 
-    /// Puts [`Action::Journal`] in front when the state changed: nothing the step asks for
-    /// may happen before the state that asked for it is durable.
-    fn journal_first(&self, before: &PayerState, out: &mut Out) {
-        if self.state != *before {
-            out.insert(0, Action::Journal);
-        }
-    }
-
     fn networks(&self) -> (NetworkId, NetworkId) {
-        let quote = &self.state.config.quote.quote;
-        (quote.network_a, quote.network_b)
+        self.state.config.quote.quote.networks()
     }
 
     fn hash_lock(&self) -> Digest {

@@ -162,6 +162,11 @@ impl Quote {
         None
     }
 
+    /// Network A (where the payer locks) and network B (where the maker locks).
+    pub fn networks(&self) -> (NetworkId, NetworkId) {
+        (self.network_a, self.network_b)
+    }
+
     /// The relay topic the maker sits in.
     pub fn topic(&self) -> String {
         topic(&self.asset, &self.network_a, &self.network_b)

@@ -225,6 +225,15 @@ pub enum Action {
     Done(Outcome),
 }
 
+/// Puts [`Action::Journal`] in front of a step's actions when the step changed the state
+/// (`before` to `after`): nothing a step asks for may happen before the state that asked
+/// for it is durable. Both sagas end every step with it.
+pub(crate) fn journal_first<S: PartialEq>(before: &S, after: &S, out: &mut Vec<Action>) {
+    if before != after {
+        out.insert(0, Action::Journal);
+    }
+}
+
 /// How a wire ended for one party.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

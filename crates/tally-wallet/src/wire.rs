@@ -32,6 +32,36 @@ pub fn keep_once(
     }
 }
 
+/// Writes a wire's journal (the payer's record, a maker's wire) atomically and durably,
+/// its folder made if missing.
+pub fn write_journal<T: serde::Serialize>(
+    path: &std::path::Path,
+    value: &T,
+) -> Result<(), WireError> {
+    let journal_error = |at: &std::path::Path, error: &dyn std::fmt::Display| WireError::Journal {
+        path: at.display().to_string(),
+        reason: error.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|error| journal_error(dir, &error))?;
+    }
+    let json = serde_json::to_vec_pretty(value).map_err(|error| journal_error(path, &error))?;
+    crate::fs::write_atomic(path, &json)?;
+    Ok(())
+}
+
+/// Reads back what [`write_journal`] wrote.
+pub fn read_journal<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<T, WireError> {
+    let journal_error = |error: &dyn std::fmt::Display| WireError::Journal {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(|error| journal_error(&error))?;
+    serde_json::from_slice(&bytes).map_err(|error| journal_error(&error))
+}
+
 /// Why a wire could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {

@@ -26,6 +26,36 @@ fn terms(payee: &SecretKey, secret: &EscrowSecret, within_ms: u64) -> LockTerms 
     }
 }
 
+/// An escrow of 30 cash locked by the network's funded payer for a fresh payee, until
+/// `within_ms` from now: the payer's wallet (which keeps the secret), the payee, the secret
+/// and the lock.
+struct Locked {
+    wallet: tally_wallet::Wallet,
+    payee: SecretKey,
+    secret: EscrowSecret,
+    locked: escrow::Locked,
+}
+
+async fn lock_for_a_payee(net: &Net, within_ms: u64) -> Locked {
+    let (wallet, _) = net.wallet("payer", Some(&net.payer));
+    let payee = SecretKey::generate();
+    let secret = escrow::new_secret(&wallet).unwrap();
+    let locked = escrow::lock(
+        &wallet,
+        &net.client(),
+        &net.payer,
+        terms(&payee, &secret, within_ms),
+    )
+    .await
+    .unwrap();
+    Locked {
+        wallet,
+        payee,
+        secret,
+        locked,
+    }
+}
+
 /// Whether every validator refused with `code` (no quorum, each answering so).
 fn refused_with(error: &OpError, code: ErrorCode) -> bool {
     match error {
@@ -43,22 +73,17 @@ fn refused_with(error: &OpError, code: ErrorCode) -> bool {
 async fn a_claim_with_the_secret_pays_the_payee_and_the_secret_is_public_from_the_vote() {
     let net = Net::start(Duration::from_millis(200)).await;
     let client = net.client();
-    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
-    let payee = SecretKey::generate();
-    let secret = escrow::new_secret(&payer_wallet).unwrap();
+    let Locked {
+        wallet: payer_wallet,
+        payee,
+        secret,
+        locked,
+    } = lock_for_a_payee(&net, 60_000).await;
+    // The wallet keeps the secret it drew (in `secrets/`, durable before the lock is signed).
     assert_eq!(
         payer_wallet.secret(&secret.hash_lock()).unwrap(),
         Some(secret)
     );
-
-    let locked = escrow::lock(
-        &payer_wallet,
-        &client,
-        &net.payer,
-        terms(&payee, &secret, 60_000),
-    )
-    .await
-    .unwrap();
     assert_eq!(locked.receipt.acknowledged, 4);
     // The money left the payer and is in nobody's balance yet.
     assert_eq!(net.balance(&net.payer.account()).await, 970_000_000);
@@ -99,17 +124,12 @@ async fn a_claim_with_the_secret_pays_the_payee_and_the_secret_is_public_from_th
 async fn an_unclaimed_escrow_returns_to_its_payer_only_after_the_deadline() {
     let net = Net::start(Duration::from_millis(200)).await;
     let client = net.client();
-    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
-    let payee = SecretKey::generate();
-    let secret = escrow::new_secret(&payer_wallet).unwrap();
-    let locked = escrow::lock(
-        &payer_wallet,
-        &client,
-        &net.payer,
-        terms(&payee, &secret, 1_500),
-    )
-    .await
-    .unwrap();
+    let Locked {
+        wallet: payer_wallet,
+        payee,
+        secret,
+        locked,
+    } = lock_for_a_payee(&net, 1_500).await;
     let early = escrow::refund(&payer_wallet, &client, locked.escrow)
         .await
         .unwrap_err();
@@ -137,18 +157,12 @@ async fn an_unclaimed_escrow_returns_to_its_payer_only_after_the_deadline() {
 async fn a_validator_that_missed_the_lock_is_caught_up_before_it_votes_the_claim() {
     let mut net = Net::start(Duration::from_secs(3600)).await;
     net.stop(3).await;
-    let client = net.client();
-    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
-    let payee = SecretKey::generate();
-    let secret = escrow::new_secret(&payer_wallet).unwrap();
-    let locked = escrow::lock(
-        &payer_wallet,
-        &client,
-        &net.payer,
-        terms(&payee, &secret, 60_000),
-    )
-    .await
-    .unwrap();
+    let Locked {
+        wallet: payer_wallet,
+        payee,
+        secret,
+        locked,
+    } = lock_for_a_payee(&net, 60_000).await;
     assert_eq!(locked.receipt.acknowledged, 3);
     // Validator 3 comes back without the lock (its sync is an hour away); validator 0 goes
     // down, so the claim needs validator 3's vote.
@@ -204,17 +218,12 @@ async fn a_claim_finds_the_one_validator_that_applied_the_lock() {
 async fn a_refund_where_the_claim_holds_the_votes_finishes_the_claim() {
     let net = Net::start(Duration::from_millis(200)).await;
     let client = net.client();
-    let (payer_wallet, _) = net.wallet("payer", Some(&net.payer));
-    let payee = SecretKey::generate();
-    let secret = escrow::new_secret(&payer_wallet).unwrap();
-    let locked = escrow::lock(
-        &payer_wallet,
-        &client,
-        &net.payer,
-        terms(&payee, &secret, 1_500),
-    )
-    .await
-    .unwrap();
+    let Locked {
+        wallet: payer_wallet,
+        payee,
+        secret,
+        locked,
+    } = lock_for_a_payee(&net, 1_500).await;
     // The claim is voted everywhere, but its certificate never assembled.
     let claim = SignedOrder::unsigned(Order::EscrowClaim(EscrowClaim {
         escrow: locked.escrow,

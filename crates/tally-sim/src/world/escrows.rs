@@ -208,14 +208,14 @@ impl World {
                     round.rule_broken = true;
                 }
                 let secret = round.secret;
-                self.note(format!("payee {w} claims escrow {}", short(&id)));
+                self.note(format!("payee {w} claims escrow {}", id.short()));
                 self.wallets[w].start_escrow_settle(id, Some(secret), healed)
             }
             Intent::Refund(id) => {
                 if let Some(round) = self.escrows.as_mut().and_then(|e| e.rounds.get_mut(&id)) {
                     round.refunds += 1;
                 }
-                self.note(format!("payer {w} asks for escrow {}'s refund", short(&id)));
+                self.note(format!("payer {w} asks for escrow {}'s refund", id.short()));
                 self.wallets[w].start_escrow_settle(id, None, healed)
             }
         };
@@ -268,7 +268,7 @@ impl World {
         }
         self.note(format!(
             "payer {w} locks {amount} for {lasts} ms under hash lock {} ({scenario:?})",
-            short(&secret.hash_lock())
+            secret.hash_lock().short()
         ));
         self.wallets[w].start_escrow_lock(payee, amount, secret, deadline, healed)
     }
@@ -411,14 +411,14 @@ impl World {
                     .map_err(|e| self.violation(e))?;
                 self.note(format!(
                     "escrow {} {}",
-                    short(&id),
+                    id.short(),
                     if claiming { "claimed" } else { "refunded" }
                 ));
             }
             Err(error) => {
                 self.note(format!(
                     "escrow {}: {} failed ({error})",
-                    short(&id),
+                    id.short(),
                     if claiming { "claim" } else { "refund" }
                 ));
                 let settled = self
@@ -429,14 +429,14 @@ impl World {
                 if claiming && healed_rule && round.scenario == Scenario::Prompt {
                     return Err(self.violation(format!(
                         "a claim of escrow {} sent in time on the healed network failed: {error}",
-                        short(&id)
+                        id.short()
                     )));
                 }
                 let slot = LockSlot::Escrow(id);
                 if !claiming && self.wallets[w].started_healed && !settled && !round.rule_broken {
                     return Err(self.violation(format!(
                         "the refund of escrow {}, which nobody tried to claim out of time, failed after its deadline on the healed network: {error} (votes {})",
-                        short(&id),
+                        id.short(),
                         self.observer.describe_votes(&slot)
                     )));
                 }
@@ -493,7 +493,7 @@ impl World {
                 None => {
                     return Err(self.violation(format!(
                         "escrow {} ({:?}, locked {}) is neither claimed nor refunded after the network healed (votes {})",
-                        short(&id),
+                        id.short(),
                         round.scenario,
                         if round.healed { "after healing" } else { "under faults" },
                         self.observer.describe_votes(&slot)
@@ -503,9 +503,4 @@ impl World {
         }
         Ok(())
     }
-}
-
-/// The first 16 hex digits of an escrow id, for the trace.
-fn short(id: &EscrowId) -> String {
-    id.to_hex()[..16].to_string()
 }

@@ -20,9 +20,9 @@ use tally_swap::{
 use super::exec::{Side, Sides};
 use super::runner::{Driven, Runner};
 use super::topic::{Heard, TopicRoom};
-use super::{Bounds, WireError, keep_once};
+use super::{Bounds, WireError, keep_once, read_journal, write_journal};
 use crate::escrow::{new_secret, unix_ms};
-use crate::{QuorumClient, Wallet, fs};
+use crate::{QuorumClient, Wallet};
 
 /// The asset a Tally network's wire moves: its cash.
 pub const ASSET: &str = "cash";
@@ -168,23 +168,23 @@ impl Driven for PayerWire {
             _ => None,
         };
         let actions = self.payer.handle(event, now);
+        self.record.state = self.payer.snapshot();
         if let Some((escrow, lock)) = seen
-            && self.payer.snapshot().escrow_b() == Some(escrow)
+            && self.record.state.escrow_b() == Some(escrow)
         {
             self.maker_lock = Some(lock);
         }
-        self.record.state = self.payer.snapshot();
         actions
     }
 
     fn journal(&mut self) -> Result<(), WireError> {
         self.record.state = self.payer.snapshot();
         self.record.outcome = self.payer.outcome().cloned();
-        write_record(&self.path, &self.record)
+        write_journal(&self.path, &self.record)
     }
 
     fn signer(&self, _network: &NetworkId) -> Option<AccountId> {
-        Some(self.payer.snapshot().config().account)
+        Some(self.record.state.config().account)
     }
 
     fn keep(&mut self, certificate: Certificate) {
@@ -376,7 +376,7 @@ pub fn list(wallet: &Wallet) -> Result<Vec<WireRecord>, WireError> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|ext| ext == "json") {
-            records.push(read_record(&path)?);
+            records.push(read_journal(&path)?);
         }
     }
     records.sort_by_key(|record| std::cmp::Reverse(record.started_ms));
@@ -458,7 +458,7 @@ async fn drive(
             last_wait = wait;
         }
         if let Heard::Line(TopicLine::Wire(message)) = room.next(POLL).await
-            && concerns(&message, runner.saga.payer.snapshot().escrow_a())
+            && concerns(&message, runner.saga.record.state.escrow_a())
         {
             runner.feed(Event::Message(message), wallet, sides).await?;
         }
@@ -525,7 +525,7 @@ fn step_of(
     network_a: NetworkId,
     network_b: NetworkId,
 ) -> Option<WireStep> {
-    let state = saga.payer.snapshot();
+    let state = &saga.record.state;
     match event {
         Event::Locked {
             network,
@@ -561,30 +561,4 @@ fn step_of(
 
 fn record_path(dir: &Path, id: &Digest) -> PathBuf {
     dir.join("wires").join(format!("{id}.json"))
-}
-
-fn write_record(path: &Path, record: &WireRecord) -> Result<(), WireError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|error| WireError::Journal {
-            path: dir.display().to_string(),
-            reason: error.to_string(),
-        })?;
-    }
-    let json = serde_json::to_vec_pretty(record).map_err(|error| WireError::Journal {
-        path: path.display().to_string(),
-        reason: error.to_string(),
-    })?;
-    fs::write_atomic(path, &json)?;
-    Ok(())
-}
-
-fn read_record(path: &Path) -> Result<WireRecord, WireError> {
-    let text = std::fs::read(path).map_err(|error| WireError::Journal {
-        path: path.display().to_string(),
-        reason: error.to_string(),
-    })?;
-    serde_json::from_slice(&text).map_err(|error| WireError::Journal {
-        path: path.display().to_string(),
-        reason: error.to_string(),
-    })
 }
