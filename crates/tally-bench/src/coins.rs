@@ -19,7 +19,7 @@ use tally_wallet::coins::{self, CoinFolder, CoinStore, RandomKeys};
 use tally_wallet::{QuorumClient, Wallet};
 
 use crate::error::{BenchError, Context, fail};
-use crate::process::{Daemons, Existing, WorkDir, cores, free_ports};
+use crate::process::{Daemons, free_ports, in_work_dir};
 use crate::quorum::network::{account_keys, start_validator, write_network};
 use crate::report::Report;
 
@@ -90,21 +90,14 @@ pub async fn run(
     if settings.coins == 0 {
         fail!("--coins must be at least 1");
     }
-    let work = WorkDir::new(
-        settings.dir.as_deref(),
-        Existing::Refuse,
+    let (work, (coins, pown_elapsed)) = in_work_dir(
         "coins",
+        settings.dir.as_deref(),
         settings.keep,
-    )?;
-    report.section(&format!(
-        "tally bench coins: {} cores, work folder {}",
-        cores(),
-        work.path().display()
-    ));
-    let daemons = Daemons::default();
-    let result = pown(&settings, work.path(), tally, &daemons, report).await;
-    daemons.stop();
-    let (coins, pown_elapsed) = result?;
+        report,
+        async |work, daemons| pown(&settings, work, tally, daemons, report).await,
+    )
+    .await?;
     let (listed, list_elapsed) = listing(settings.listed, &work.path().join("listing"), report)?;
     let figures = Figures {
         coins,

@@ -22,7 +22,7 @@ use tally_wallet::{QuorumClient, Wallet};
 
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
-use crate::process::{Daemons, Existing, WorkDir, cores, free_ports};
+use crate::process::{Daemons, free_ports, in_work_dir};
 use crate::quorum::network::{account_keys, start_validator, write_network};
 use crate::report::Report;
 
@@ -96,21 +96,14 @@ pub async fn run(
     if settings.transfers == 0 || settings.cash == 0 {
         fail!("--transfers and --cash must be at least 1");
     }
-    let work = WorkDir::new(
-        settings.dir.as_deref(),
-        Existing::Refuse,
+    let (_work, figures) = in_work_dir(
         "live",
+        settings.dir.as_deref(),
         settings.keep,
-    )?;
-    report.section(&format!(
-        "tally bench live: {} cores, work folder {}",
-        cores(),
-        work.path().display()
-    ));
-    let daemons = Daemons::default();
-    let result = transfers(&settings, work.path(), tally, &daemons, report).await;
-    daemons.stop();
-    let figures = result?;
+        report,
+        async |work, daemons| transfers(&settings, work, tally, daemons, report).await,
+    )
+    .await?;
     report.section(&figures.to_string());
     Ok(figures)
 }

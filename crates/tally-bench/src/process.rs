@@ -129,6 +129,29 @@ impl Daemons {
     }
 }
 
+/// Runs the benchmark `name`'s `body` in a fresh work folder (the one the user named, which
+/// must not exist yet, or a temporary one), said in a `report` section with the cores it
+/// runs on; the daemons `body` adopts are stopped when it returns, whatever it returns. The
+/// folder lives as long as the returned [`WorkDir`] (removed unless kept).
+pub(crate) async fn in_work_dir<T>(
+    name: &str,
+    named: Option<&Path>,
+    keep: bool,
+    report: &dyn crate::report::Report,
+    body: impl AsyncFnOnce(&Path, &Daemons) -> Result<T, BenchError>,
+) -> Result<(WorkDir, T), BenchError> {
+    let work = WorkDir::new(named, Existing::Refuse, name, keep)?;
+    report.section(&format!(
+        "tally bench {name}: {} cores, work folder {}",
+        cores(),
+        work.path().display()
+    ));
+    let daemons = Daemons::default();
+    let result = body(work.path(), &daemons).await;
+    daemons.stop();
+    Ok((work, result?))
+}
+
 /// Whether a folder the user named may exist already.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Existing {

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
-use crate::process::{Daemons, Existing, WorkDir, cores, free_ports};
+use crate::process::{Daemons, free_ports, in_work_dir};
 use crate::quorum::network::{account_keys, start_validator, write_network};
 use crate::report::Report;
 
@@ -132,6 +132,7 @@ const BOUNDS: Bounds = Bounds {
     certify_ms: 500,
     notice_ms: 500,
     margin_ms: 200,
+    confirmations: 1,
 };
 
 /// Runs the benchmark with `tally` as the validators.
@@ -150,21 +151,14 @@ pub async fn run(
             "--wires × --cash must be at most 500 × --accounts: each maker account holds 1000 cash on B"
         );
     }
-    let work = WorkDir::new(
-        settings.dir.as_deref(),
-        Existing::Refuse,
+    let (_work, figures) = in_work_dir(
         "wire",
+        settings.dir.as_deref(),
         settings.keep,
-    )?;
-    report.section(&format!(
-        "tally bench wire: {} cores, work folder {}",
-        cores(),
-        work.path().display()
-    ));
-    let daemons = Daemons::default();
-    let result = wires(&settings, work.path(), tally, &daemons, report).await;
-    daemons.stop();
-    let figures = result?;
+        report,
+        async |work, daemons| wires(&settings, work, tally, daemons, report).await,
+    )
+    .await?;
     report.section(&figures.to_string());
     Ok(figures)
 }
@@ -384,8 +378,8 @@ async fn payers(
             for i in 0..share {
                 let request = WireRequest {
                     key: key.clone(),
-                    client_a: client(&contract_a)?,
-                    client_b: client(&contract_b)?,
+                    client_a: client(&contract_a)?.into(),
+                    client_b: client(&contract_b)?.into(),
                     relay: relay.clone(),
                     amount,
                     max_fee: None,

@@ -9,7 +9,7 @@ use tally_core::{DecodeError, Digest, Encode, KeyCache};
 use crate::block::{Block, BlockHash, HEADER_VERSION, Transaction, merkle_root};
 use crate::consensus::ChainParams;
 use crate::error::{BlockError, ChainError, invalid};
-use crate::spend::Spend;
+use crate::spend::Effect;
 use crate::u256::U256;
 
 /// Rules that need neither the parent nor the accounts. Cheap ones first: proof of
@@ -61,7 +61,7 @@ pub(crate) fn check_context_free(
         });
     }
     for (index, tx) in block.transactions.iter().enumerate() {
-        Spend::of(tx).map_err(|error| error.in_block(index))?;
+        Effect::of(tx, &params.network).map_err(|error| error.in_block(index))?;
     }
     let expected = merkle_root(leaf_ids(block));
     if expected != header.merkle_root {

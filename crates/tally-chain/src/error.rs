@@ -1,7 +1,7 @@
 //! Errors: why a block is invalid (the peer's fault), why a transaction is refused (the
 //! sender's), and why the chain itself failed (ours: storage).
 
-use tally_core::{AccountId, Amount, Digest, SplitError};
+use tally_core::{AccountId, Amount, Digest, EscrowId, EscrowShapeError, SplitError};
 
 use crate::block::{BlockHash, DecodeError};
 use crate::u256::U256;
@@ -39,9 +39,58 @@ pub enum BlockError {
     /// A kind of order that spends nothing (an `IntroKey`): a proof-of-work network takes
     /// only transfers and splits.
     #[error(
-        "transaction {index} is a {kind} order; a proof-of-work network takes only transfers and splits"
+        "transaction {index} is a {kind} order; a proof-of-work network takes transfers, splits and escrows"
     )]
     NotASpend { index: usize, kind: &'static str },
+    /// An escrow lock that breaks its shape rules (a zero amount, paying its payer, citing
+    /// this network as its counterpart).
+    #[error("transaction {index} is a malformed escrow lock: {reason}")]
+    MalformedEscrow {
+        index: usize,
+        reason: EscrowShapeError,
+    },
+    /// A lock whose deadline is not after the median time past of the block's parent:
+    /// nobody could ever claim it.
+    #[error(
+        "transaction {index} locks an escrow until {deadline} ms, not after the chain's median time {median_time} ms"
+    )]
+    EscrowExpired {
+        index: usize,
+        deadline: u64,
+        median_time: u64,
+    },
+    /// A lock under a hash lock another escrow of this chain already uses.
+    #[error("transaction {index} reuses hash lock {hash_lock}")]
+    HashLockReused { index: usize, hash_lock: Digest },
+    /// A claim or refund of an escrow the chain does not hold.
+    #[error("transaction {index} settles escrow {escrow}, which is not on this chain")]
+    UnknownEscrow { index: usize, escrow: EscrowId },
+    /// A second settlement of one escrow.
+    #[error("transaction {index} settles escrow {escrow}, which is settled already")]
+    EscrowSettled { index: usize, escrow: EscrowId },
+    /// A claim whose secret does not hash to the escrow's lock.
+    #[error("transaction {index} claims escrow {escrow} with a secret that does not open it")]
+    WrongSecret { index: usize, escrow: EscrowId },
+    /// A claim in a block whose parent's median time past has reached the deadline.
+    #[error(
+        "transaction {index} claims escrow {escrow} at median time {median_time} ms, not before its deadline {deadline} ms"
+    )]
+    ClaimTooLate {
+        index: usize,
+        escrow: EscrowId,
+        deadline: u64,
+        median_time: u64,
+    },
+    /// A refund in a block whose parent's median time past is before the deadline.
+    #[error(
+        "transaction {index} refunds escrow {escrow} at median time {median_time} ms, before its deadline {deadline} ms"
+    )]
+    RefundTooEarly {
+        index: usize,
+        escrow: EscrowId,
+        deadline: u64,
+        median_time: u64,
+    },
     #[error("transaction {index} transfers nothing")]
     ZeroAmount { index: usize },
     /// A split that breaks its shape rules (PROTOCOL §3): it can never apply, whatever the
@@ -115,8 +164,60 @@ impl BlockError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxRejected {
     /// A kind of order that spends nothing (an `IntroKey`).
-    #[error("a {kind} order spends nothing; a proof-of-work network takes transfers and splits")]
+    #[error(
+        "a {kind} order spends nothing; a proof-of-work network takes transfers, splits and escrows"
+    )]
     NotASpend { kind: &'static str },
+    /// An escrow lock that breaks its shape rules.
+    #[error("malformed escrow lock: {0}")]
+    MalformedEscrow(EscrowShapeError),
+    /// The lock's deadline is not above the next block's height, or further ahead than the
+    /// miner's policy takes.
+    /// The lock's deadline is not after the chain's median time past, or further ahead
+    /// than the miner's policy takes.
+    #[error(
+        "escrow deadline {deadline} ms is out of range: the chain's median time is {median_time} ms, and deadlines from {min} to {max} ms are taken"
+    )]
+    EscrowDeadline {
+        deadline: u64,
+        median_time: u64,
+        min: u64,
+        max: u64,
+    },
+    /// Another escrow on this chain (or pending) uses the hash lock.
+    #[error("hash lock {0} is already used by an escrow on this chain")]
+    HashLockReused(Digest),
+    /// A claim or refund of an escrow the chain does not hold at its tip.
+    #[error("no escrow {0} is open on this chain")]
+    UnknownEscrow(EscrowId),
+    /// The escrow was claimed or refunded already.
+    #[error("escrow {0} was settled already")]
+    EscrowSettled(EscrowId),
+    /// The claim's secret does not hash to the escrow's lock.
+    #[error("the secret does not open escrow {0}")]
+    WrongSecret(EscrowId),
+    /// The chain's median time past has reached the escrow's deadline: no block takes a
+    /// claim any more.
+    #[error(
+        "escrow {escrow}'s deadline {deadline} ms has passed by the chain's median time ({median_time} ms): it takes no claim"
+    )]
+    ClaimTooLate {
+        escrow: EscrowId,
+        deadline: u64,
+        median_time: u64,
+    },
+    /// The chain's median time past is before the escrow's deadline: no refund yet.
+    #[error(
+        "escrow {escrow} can be refunded once the chain's median time reaches {deadline} ms, not yet ({median_time} ms)"
+    )]
+    RefundTooEarly {
+        escrow: EscrowId,
+        deadline: u64,
+        median_time: u64,
+    },
+    /// A claim or refund of this escrow is pending already.
+    #[error("a settlement of escrow {0} is pending already")]
+    SettlementPending(EscrowId),
     #[error("the transfer moves nothing")]
     ZeroAmount,
     /// A split that breaks its shape rules (PROTOCOL §3).

@@ -36,6 +36,7 @@ pub mod chain;
 mod checks;
 pub mod consensus;
 pub mod error;
+pub mod escrows;
 mod held;
 pub mod mempool;
 pub mod miner;
@@ -53,8 +54,9 @@ pub use chain::{
 };
 pub use consensus::{ChainParams, ParamsError, default_pow_params};
 pub use error::{BlockError, ChainError, StoreError, TxRejected};
+pub use escrows::Escrows;
 pub use mempool::{Mempool, MempoolLimits};
-pub use spend::{Spend, SpendError};
+pub use spend::{Effect, Settle, Spend, SpendError};
 pub use state::AccountState;
 pub use store::{ChainStore, MemoryDisk, MemoryStore, RedbStore};
 pub use u256::U256;

@@ -1,12 +1,13 @@
-//! The mempool: transactions waiting for a block, each account's kept in sequence order.
+//! The mempool: transactions waiting for a block, each account's kept in sequence order,
+//! and escrow settlements (claims and refunds, which have no sender) by escrow.
 //!
 //! It is bounded (in total and per account) so a flood cannot exhaust memory, and it is
 //! deterministic: templates take accounts in the order they first arrived, and each
-//! account's transactions in sequence order.
+//! account's transactions in sequence order, then settlements in the order they arrived.
 
 use std::collections::{BTreeMap, HashMap};
 
-use tally_core::{AccountId, Amount, Encode};
+use tally_core::{AccountId, Amount, Digest, Encode, EscrowId, NetworkId, Order};
 
 use crate::block::Transaction;
 use crate::error::TxRejected;
@@ -49,6 +50,12 @@ pub struct Mempool {
     limits: MempoolLimits,
     accounts: HashMap<AccountId, Pending>,
     arrival: BTreeMap<u64, AccountId>,
+    /// Pending claims and refunds, one per escrow, with their arrival stamp.
+    settlements: HashMap<EscrowId, (u64, Transaction)>,
+    settlement_arrival: BTreeMap<u64, EscrowId>,
+    /// The hash lock of each pending escrow lock, with its `(payer, sequence)`: a chain
+    /// holds one escrow per hash lock, so the mempool admits one lock per hash lock too.
+    lock_hashes: HashMap<Digest, (AccountId, u64)>,
     next_stamp: u64,
     len: usize,
 }
@@ -60,6 +67,9 @@ impl Mempool {
             limits,
             accounts: HashMap::new(),
             arrival: BTreeMap::new(),
+            settlements: HashMap::new(),
+            settlement_arrival: BTreeMap::new(),
+            lock_hashes: HashMap::new(),
             next_stamp: 0,
             len: 0,
         }
@@ -93,12 +103,89 @@ impl Mempool {
             .unwrap_or_default()
     }
 
-    /// Every pending transaction: accounts in arrival order, each in sequence order.
+    /// Every pending transaction: accounts in arrival order, each in sequence order, then
+    /// settlements in arrival order.
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction> + '_ {
         self.arrival
             .values()
             .filter_map(|account| self.accounts.get(account))
             .flat_map(|p| p.by_sequence.values())
+            .chain(self.settlements_in_order())
+    }
+
+    fn settlements_in_order(&self) -> impl Iterator<Item = &Transaction> + '_ {
+        self.settlement_arrival
+            .values()
+            .filter_map(|escrow| self.settlements.get(escrow).map(|(_, tx)| tx))
+    }
+
+    /// The pending claim or refund of `escrow`.
+    pub fn settlement(&self, escrow: &EscrowId) -> Option<&Transaction> {
+        self.settlements.get(escrow).map(|(_, tx)| tx)
+    }
+
+    /// The pending lock under `hash_lock`, as `(payer, sequence)`.
+    pub fn lock_under(&self, hash_lock: &Digest) -> Option<(AccountId, u64)> {
+        self.lock_hashes.get(hash_lock).copied()
+    }
+
+    /// Admits the claim or refund `tx` of `escrow`, which the chain found valid for the
+    /// next block: one per escrow.
+    pub fn insert_settlement(
+        &mut self,
+        escrow: EscrowId,
+        tx: Transaction,
+    ) -> Result<(), TxRejected> {
+        if let Some((_, pending)) = self.settlements.get(&escrow) {
+            return Err(if *pending == tx {
+                TxRejected::Duplicate
+            } else {
+                TxRejected::SettlementPending(escrow)
+            });
+        }
+        if self.len >= self.limits.max_transactions {
+            return Err(TxRejected::MempoolFull(self.len));
+        }
+        self.put_settlement(escrow, tx);
+        Ok(())
+    }
+
+    fn put_settlement(&mut self, escrow: EscrowId, tx: Transaction) {
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.settlement_arrival.insert(stamp, escrow);
+        self.settlements.insert(escrow, (stamp, tx));
+        self.len += 1;
+    }
+
+    /// Keeps only the settlements `valid` approves (after the tip moved: settled
+    /// escrows, claims past their deadline, escrows a reorganisation undid).
+    pub fn retain_settlements(&mut self, mut valid: impl FnMut(&Transaction) -> bool) {
+        let arrival = &mut self.settlement_arrival;
+        let before = self.settlements.len();
+        self.settlements.retain(|_, (stamp, tx)| {
+            let keep = valid(tx);
+            if !keep {
+                arrival.remove(stamp);
+            }
+            keep
+        });
+        self.len -= before - self.settlements.len();
+    }
+
+    /// Drops every pending lock `valid` refuses (its hash lock now used on the chain, its
+    /// deadline no longer above the next block), with the payer's later transactions,
+    /// which could never be mined without it.
+    pub fn retain_locks(&mut self, mut valid: impl FnMut(&Transaction) -> bool) {
+        let doomed: Vec<(AccountId, u64)> = self
+            .lock_hashes
+            .values()
+            .filter(|(payer, sequence)| self.get(payer, *sequence).is_some_and(|tx| !valid(tx)))
+            .copied()
+            .collect();
+        for (payer, sequence) in doomed {
+            self.remove_from(&payer, sequence);
+        }
     }
 
     /// The sum of `account`'s pending outgoing amounts (saturating: display only).
@@ -133,6 +220,13 @@ impl Mempool {
     /// total and its other pending spends.
     pub fn insert(&mut self, tx: Transaction, sender: AccountState) -> Result<(), TxRejected> {
         let t = Spend::of(&tx)?;
+        if let Order::EscrowLock(lock) = &tx.order
+            && self
+                .lock_under(&lock.hash_lock)
+                .is_some_and(|slot| slot != (lock.payer, lock.sequence))
+        {
+            return Err(TxRejected::HashLockReused(lock.hash_lock));
+        }
         if t.sequence < sender.next_sequence {
             return Err(TxRejected::StaleSequence {
                 next: sender.next_sequence,
@@ -178,10 +272,25 @@ impl Mempool {
     }
 
     /// Puts back a transaction from a block that left the main chain; it replaces a pending
-    /// transaction holding the same sequence (the mined one is what the sender's later
-    /// transactions were built on). Dropped when the mempool is full, or if it is not a
-    /// spend (no valid block holds another kind).
+    /// transaction holding the same sequence or escrow (the mined one is what the sender's
+    /// later transactions were built on). Dropped when the mempool is full, or if it is
+    /// neither a spend nor a settlement (no valid block holds another kind). The chain
+    /// checks returned settlements against the new tip afterwards.
     pub fn insert_returned(&mut self, tx: Transaction) -> bool {
+        if let Order::EscrowClaim(_) | Order::EscrowRefund(_) = &tx.order {
+            let tally_core::LockSlot::Escrow(escrow) = tx.order.lock_slot() else {
+                return false;
+            };
+            if let Some((_, slot)) = self.settlements.get_mut(&escrow) {
+                *slot = tx;
+                return true;
+            }
+            if self.len >= self.limits.max_transactions {
+                return false;
+            }
+            self.put_settlement(escrow, tx);
+            return true;
+        }
         let Ok(spend) = Spend::of(&tx) else {
             return false;
         };
@@ -189,7 +298,11 @@ impl Mempool {
         if let Some(pending) = self.accounts.get_mut(&sender)
             && let Some(slot) = pending.by_sequence.get_mut(&sequence)
         {
-            *slot = tx;
+            let old = std::mem::replace(slot, tx);
+            forget_locks(&mut self.lock_hashes, [&old]);
+            if let Order::EscrowLock(lock) = &slot.order {
+                self.lock_hashes.insert(lock.hash_lock, (sender, sequence));
+            }
             return true;
         }
         if self.len >= self.limits.max_transactions {
@@ -200,6 +313,9 @@ impl Mempool {
     }
 
     fn put(&mut self, sender: AccountId, sequence: u64, tx: Transaction) {
+        if let Order::EscrowLock(lock) = &tx.order {
+            self.lock_hashes.insert(lock.hash_lock, (sender, sequence));
+        }
         let pending = self.accounts.entry(sender).or_insert_with(|| {
             let stamp = self.next_stamp;
             self.next_stamp += 1;
@@ -220,8 +336,9 @@ impl Mempool {
             return;
         };
         let keep = pending.by_sequence.split_off(&state.next_sequence);
-        self.len -= pending.by_sequence.len();
-        pending.by_sequence = keep;
+        let gone = std::mem::replace(&mut pending.by_sequence, keep);
+        self.len -= gone.len();
+        forget_locks(&mut self.lock_hashes, gone.values());
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(account);
@@ -258,6 +375,10 @@ impl Mempool {
             .unwrap_or_default();
         let dropped = too_far.len() + uncovered.len();
         self.len -= dropped;
+        forget_locks(
+            &mut self.lock_hashes,
+            too_far.values().chain(uncovered.values()),
+        );
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(account);
@@ -270,6 +391,7 @@ impl Mempool {
         let pending = self.accounts.get_mut(sender)?;
         let removed = pending.by_sequence.remove(&sequence)?;
         self.len -= 1;
+        forget_locks(&mut self.lock_hashes, [&removed]);
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(sender);
@@ -278,12 +400,31 @@ impl Mempool {
         Some(removed)
     }
 
-    /// Picks transactions for a block on top of `view`: accounts in arrival order, each
-    /// account's consecutive sequences from its next one while its balance lasts, until
-    /// `max_count` transactions or `max_bytes` of their encodings. Applies them to `view`.
+    /// Removes `sender`'s pending transaction `sequence` and every later one.
+    fn remove_from(&mut self, sender: &AccountId, sequence: u64) {
+        let Some(pending) = self.accounts.get_mut(sender) else {
+            return;
+        };
+        let gone = pending.by_sequence.split_off(&sequence);
+        self.len -= gone.len();
+        forget_locks(&mut self.lock_hashes, gone.values());
+        if pending.by_sequence.is_empty() {
+            let stamp = pending.stamp;
+            self.accounts.remove(sender);
+            self.arrival.remove(&stamp);
+        }
+    }
+
+    /// Picks transactions for a block of `network` whose parent's median time past is
+    /// `median_time`, on top of `view`: accounts
+    /// in arrival order, each account's consecutive sequences from its next one while its
+    /// balance lasts, then the settlements that apply, until `max_count` transactions or
+    /// `max_bytes` of their encodings. Applies them to `view`.
     pub fn select(
         &self,
         view: &mut Overlay<'_>,
+        network: &NetworkId,
+        median_time: u64,
         max_count: usize,
         max_bytes: usize,
     ) -> Vec<Transaction> {
@@ -299,13 +440,37 @@ impl Mempool {
                 if chosen.len() >= max_count || bytes.saturating_add(len) > max_bytes {
                     return chosen;
                 }
-                if !view.apply_transaction(tx) {
+                if !view.apply_transaction(tx, network, median_time) {
                     break;
                 }
                 bytes += len;
                 chosen.push(tx.clone());
             }
         }
+        for tx in self.settlements_in_order() {
+            let len = tx.encoded_len();
+            if chosen.len() >= max_count || bytes.saturating_add(len) > max_bytes {
+                break;
+            }
+            if view.apply_transaction(tx, network, median_time) {
+                bytes += len;
+                chosen.push(tx.clone());
+            }
+        }
         chosen
+    }
+}
+
+/// Drops the hash-lock index entries of the escrow locks among `gone`.
+fn forget_locks<'a>(
+    index: &mut HashMap<Digest, (AccountId, u64)>,
+    gone: impl IntoIterator<Item = &'a Transaction>,
+) {
+    for tx in gone {
+        if let Order::EscrowLock(lock) = &tx.order
+            && index.get(&lock.hash_lock) == Some(&(lock.payer, lock.sequence))
+        {
+            index.remove(&lock.hash_lock);
+        }
     }
 }

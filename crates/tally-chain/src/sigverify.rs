@@ -3,7 +3,7 @@
 //! block, and decompressing a key costs about a fifth of a verification. Which signatures
 //! are valid is tally-core's answer (ZIP-215, batch and single checks agree).
 
-use tally_core::{BatchVerifier, KeyCache, NetworkId};
+use tally_core::{BatchVerifier, KeyCache, NetworkId, Signature};
 
 use crate::block::Transaction;
 
@@ -13,17 +13,22 @@ pub(crate) fn verify_chunk(network: &NetworkId, keys: &KeyCache, txs: &[Transact
     let mut batch = BatchVerifier::with_capacity(txs.len());
     // An order no key signs (an escrow's claim or refund) is never signed by a signer: the
     // chain takes none of them as signed transactions.
-    let checks: Vec<Option<usize>> = txs
+    // An order no key signs (an escrow's claim or refund) is valid with exactly
+    // `Signature::NONE`, as `SignedOrder::verify` says.
+    let checks: Vec<Result<usize, bool>> = txs
         .iter()
-        .map(|tx| {
-            tx.signer()
-                .map(|signer| batch.push(&signer, &tx.signature, &tx.signing_bytes(network)))
+        .map(|tx| match tx.signer() {
+            Some(signer) => Ok(batch.push(&signer, &tx.signature, &tx.signing_bytes(network))),
+            None => Err(tx.signature == Signature::NONE),
         })
         .collect();
     let verdicts = batch.verify_with_cache(keys);
     checks
         .into_iter()
-        .map(|check| check.is_some_and(|i| verdicts.get(i).copied().unwrap_or(false)))
+        .map(|check| match check {
+            Ok(i) => verdicts.get(i).copied().unwrap_or(false),
+            Err(unsigned_ok) => unsigned_ok,
+        })
         .collect()
 }
 

@@ -1,11 +1,16 @@
-//! What a transaction spends: the one view of a transaction that the mempool, templates,
-//! block checks and state application share, so that a `Transfer` and a `Split` follow
-//! exactly the same rules (one sender, one sequence, a total debited all or nothing, each
-//! payment credited) without a match arm per kind in every place.
+//! What a transaction does: the one view of a transaction that the mempool, templates,
+//! block checks and state application share. A `Transfer`, a `Split` and an `EscrowLock`
+//! are spends and follow exactly the same rules (one sender, one sequence, a total debited
+//! all or nothing, each payment credited; a lock pays nobody yet, its money goes into the
+//! escrow) without a match arm per kind in every place. An `EscrowClaim` or `EscrowRefund`
+//! is a settlement: no sender, no signature, the escrow's own slot (DESIGN §8).
 
 use std::slice;
 
-use tally_core::{AccountId, Amount, Order, Payment, SplitError};
+use tally_core::{
+    AccountId, Amount, EscrowId, EscrowLock, EscrowSecret, EscrowShapeError, NetworkId, Order,
+    Payment, SplitError,
+};
 
 use crate::block::Transaction;
 use crate::error::{BlockError, TxRejected};
@@ -44,11 +49,67 @@ pub enum SpendError {
     /// A split that breaks its shape rules (PROTOCOL §3).
     #[error("malformed split: {0}")]
     MalformedSplit(SplitError),
+    /// An escrow lock that breaks its shape rules.
+    #[error("malformed escrow lock: {0}")]
+    MalformedEscrow(EscrowShapeError),
+}
+
+/// The claim or refund of one escrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// The escrow settled.
+    pub escrow: EscrowId,
+    /// The secret a claim shows; `None` for a refund.
+    pub secret: Option<EscrowSecret>,
+}
+
+/// What a transaction does to the chain's state, once its shape is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// A transfer, a split, or an escrow lock (`lock` is then set: the spend's total goes
+    /// into the new escrow).
+    Spend {
+        spend: Spend<'a>,
+        lock: Option<&'a EscrowLock>,
+    },
+    /// An escrow's claim or refund.
+    Settle(Settle),
+}
+
+impl<'a> Effect<'a> {
+    /// The effect of `tx` on the chain of `network`: a spend ([`Spend::of`]), an escrow
+    /// lock whose shape is valid there, or a settlement.
+    pub fn of(tx: &'a Transaction, network: &NetworkId) -> Result<Self, SpendError> {
+        match &tx.order {
+            Order::EscrowLock(lock) => {
+                lock.check_shape(network)
+                    .map_err(SpendError::MalformedEscrow)?;
+                Ok(Effect::Spend {
+                    spend: Spend::of(tx)?,
+                    lock: Some(lock),
+                })
+            }
+            Order::EscrowClaim(claim) => Ok(Effect::Settle(Settle {
+                escrow: claim.escrow,
+                secret: Some(claim.secret),
+            })),
+            Order::EscrowRefund(refund) => Ok(Effect::Settle(Settle {
+                escrow: refund.escrow,
+                secret: None,
+            })),
+            _ => Ok(Effect::Spend {
+                spend: Spend::of(tx)?,
+                lock: None,
+            }),
+        }
+    }
 }
 
 impl<'a> Spend<'a> {
-    /// The spend `tx` makes: a transfer of a positive amount, or a well-formed split (1 to
-    /// 64 outputs, none zero, none to the sender, no recipient twice, a total that fits).
+    /// The spend `tx` makes: a transfer of a positive amount, a well-formed split (1 to 64
+    /// outputs, none zero, none to the sender, no recipient twice, a total that fits), or
+    /// an escrow lock of a positive amount (which pays nobody: its payee is paid only by a
+    /// claim). The lock's other shape rules need the network: see [`Effect::of`].
     pub fn of(tx: &'a Transaction) -> Result<Self, SpendError> {
         match &tx.order {
             Order::Transfer(t) if t.amount.is_zero() => Err(SpendError::ZeroAmount),
@@ -70,12 +131,16 @@ impl<'a> Spend<'a> {
                     payments: Payments::Many(&split.outputs),
                 })
             }
-            // Escrows on a proof-of-work network (deadlines as block heights, DESIGN §8)
-            // are not built yet: the chain refuses them as it refuses introductions.
-            Order::IntroKey(_)
-            | Order::EscrowLock(_)
-            | Order::EscrowClaim(_)
-            | Order::EscrowRefund(_) => Err(SpendError::NotASpend(tx.order.kind_name())),
+            Order::EscrowLock(lock) if lock.amount.is_zero() => Err(SpendError::ZeroAmount),
+            Order::EscrowLock(lock) => Ok(Spend {
+                sender: lock.payer,
+                sequence: lock.sequence,
+                total: lock.amount,
+                payments: Payments::Many(&[]),
+            }),
+            Order::IntroKey(_) | Order::EscrowClaim(_) | Order::EscrowRefund(_) => {
+                Err(SpendError::NotASpend(tx.order.kind_name()))
+            }
         }
     }
 
@@ -111,6 +176,7 @@ impl SpendError {
             SpendError::NotASpend(kind) => BlockError::NotASpend { index, kind },
             SpendError::ZeroAmount => BlockError::ZeroAmount { index },
             SpendError::MalformedSplit(reason) => BlockError::MalformedSplit { index, reason },
+            SpendError::MalformedEscrow(reason) => BlockError::MalformedEscrow { index, reason },
         }
     }
 }
@@ -121,6 +187,7 @@ impl From<SpendError> for TxRejected {
             SpendError::NotASpend(kind) => TxRejected::NotASpend { kind },
             SpendError::ZeroAmount => TxRejected::ZeroAmount,
             SpendError::MalformedSplit(reason) => TxRejected::MalformedSplit(reason),
+            SpendError::MalformedEscrow(reason) => TxRejected::MalformedEscrow(reason),
         }
     }
 }

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestCaseResult, TestRunner};
 use spends::*;
 use tally_chain::state::{Accounts, Overlay, Undo, merge, total_balance};
-use tally_chain::{BlockHash, BlockOutcome, Chain, ChainError, ChainStore, Transaction};
+use tally_chain::{BlockHash, BlockOutcome, Chain, ChainError, ChainStore, Escrows, Transaction};
 use tally_core::Amount;
 
 /// Everything of a chain that a refused block must leave alone.
@@ -139,22 +139,23 @@ fn apply_undo_case(steps: &[Step], stats: &mut ApplyStats) -> TestCaseResult {
             prop_assert_eq!(&before.accounts, &ledger);
 
             // The state machine alone: apply, then undo through the record's bytes.
-            let mut overlay = Overlay::new(&before.accounts);
+            let no_escrows = Escrows::default();
+            let mut overlay = Overlay::new(&before.accounts, &no_escrows);
             let undo = overlay
-                .apply_block(&block)
+                .apply_block(&block, 0)
                 .map_err(|e| TestCaseError::fail(format!("valid block refused: {e}")))?;
             let mut applied = before.accounts.clone();
-            merge(&mut applied, overlay.into_changes());
+            merge(&mut applied, overlay.into_changes().accounts);
             prop_assert_eq!(&applied, &after, "apply differs from the model");
             prop_assert_eq!(
                 total_balance(&applied).unwrap().microcash(),
                 total_balance(&before.accounts).unwrap().microcash() + REWARD
             );
             let undo = Undo::decode(&undo.encode()).unwrap();
-            let mut back = Overlay::new(&applied);
+            let mut back = Overlay::new(&applied, &no_escrows);
             back.undo_block(&undo);
             let mut restored = applied.clone();
-            merge(&mut restored, back.into_changes());
+            merge(&mut restored, back.into_changes().accounts);
             prop_assert_eq!(
                 &restored,
                 &before.accounts,

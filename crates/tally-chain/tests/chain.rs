@@ -637,8 +637,8 @@ fn a_proof_of_work_network_refuses_orders_that_spend_nothing() {
     assert_eq!(rejects(&mut chain, block.clone()), refused);
     assert_eq!(chain.height(), 0);
     // The state rule on its own, as a reorganisation applies blocks.
-    let mut overlay = tally_chain::state::Overlay::new(chain.accounts());
-    assert_eq!(overlay.apply_block(&block).unwrap_err(), refused);
+    let mut overlay = tally_chain::state::Overlay::new(chain.accounts(), chain.escrows());
+    assert_eq!(overlay.apply_block(&block, 0).unwrap_err(), refused);
 
     assert_eq!(
         chain.submit_transaction(intro.clone()),

@@ -83,8 +83,8 @@ fn block_of(transactions: Vec<Transaction>, reward: u64) -> Block {
     }
 }
 
-/// Valid encodings to mutate: a mined block with transfers and a split, its transactions,
-/// and its undo record.
+/// Valid encodings to mutate: a mined block with transfers, a split, an escrow lock and its
+/// claim, its signed transactions, and its undo record (with its escrow section).
 struct Samples {
     params: ChainParams,
     keys: KeyCache,
@@ -102,11 +102,33 @@ fn samples() -> &'static Samples {
             split_micro(&bob(), &[(alice().account(), 5), (carol().account(), 7)], 0),
             transfer(&alice(), &carol(), 1, 1),
         ];
-        let block = child(&p, genesis(&p), txs.clone(), 0);
+        let secret = tally_core::EscrowSecret::from([0x5e; 32]);
+        let lock = tally_core::Order::from(tally_core::EscrowLock {
+            payer: alice().account(),
+            sequence: 2,
+            payee: bob().account(),
+            amount: tally_core::Amount::from_microcash(2 * CASH),
+            hash_lock: secret.hash_lock(),
+            deadline: T0 + 1_000_000,
+            counterpart: None,
+        });
+        let escrow = lock.digest(&p.network);
+        let lock = Transaction::sign(lock, &alice(), &p.network);
+        let claim = Transaction::from(tally_core::SignedOrder::unsigned(
+            tally_core::Order::EscrowClaim(tally_core::EscrowClaim { escrow, secret }),
+        ));
+        let mut txs = txs;
+        txs.push(lock);
+        let mut in_block = txs.clone();
+        in_block.push(claim);
+        let block = child(&p, genesis(&p), in_block, 0);
         let keys = KeyCache::new(1_000);
         check_block(&p, &keys, block.clone()).expect("the sample is valid");
         let accounts = genesis_ledger();
-        let undo = Overlay::new(&accounts).apply_block(&block).unwrap();
+        let undo = Overlay::new(&accounts, &tally_chain::Escrows::default())
+            .apply_block(&block, 0)
+            .unwrap();
+        assert_eq!(undo.prior_escrows.len(), 2, "the lock and its claim");
         Samples {
             params: p,
             keys,

@@ -229,7 +229,7 @@ fn malformed_splits_are_refused_with_their_reason_and_change_nothing() {
             Some(&refused)
         );
         assert_eq!(
-            Overlay::new(&accounts).apply_block(&block),
+            Overlay::new(&accounts, &tally_chain::Escrows::default()).apply_block(&block, 0),
             Err(refused.clone())
         );
         assert_eq!(rejects(&mut chain, block), refused);

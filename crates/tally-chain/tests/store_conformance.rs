@@ -23,7 +23,10 @@ use tally_chain::{
     Block, BlockError, BlockHash, BlockHeader, BlockOutcome, Chain, ChainConfig, ChainError,
     StoreError,
 };
-use tally_core::{AccountId, Amount, NetworkId};
+use tally_core::{
+    AccountId, Amount, Digest, EscrowId, EscrowLock, EscrowSecret, EscrowState, NetworkId,
+    Settlement,
+};
 
 /// Where a store keeps what it committed, as the suite drives it.
 trait Medium {
@@ -111,17 +114,37 @@ fn open_chain_with<M: Medium>(medium: &M, config: ChainConfig) -> Chain<M::Store
 struct Snapshot {
     headers: Vec<(BlockHash, BlockHeader, StoredStatus)>,
     accounts: Vec<(AccountId, AccountState)>,
+    escrows: Vec<(EscrowId, EscrowState)>,
     main: Vec<BlockHash>,
     tip: Option<BlockHash>,
+}
+
+/// An escrow of `cash` from alice to bob under the hash of `secret`.
+fn escrow(secret: u8, cash: u64, settlement: Settlement) -> EscrowState {
+    EscrowState {
+        lock: EscrowLock {
+            payer: alice().account(),
+            sequence: u64::from(secret),
+            payee: bob().account(),
+            amount: Amount::from_microcash(cash * CASH),
+            hash_lock: EscrowSecret::from([secret; 32]).hash_lock(),
+            deadline: 40,
+            counterpart: None,
+        },
+        settlement,
+    }
 }
 
 fn snapshot(store: &impl ChainStore) -> Snapshot {
     let Loaded {
         headers,
         accounts,
+        escrows,
         tip,
         main,
     } = store.load().unwrap();
+    let mut escrows = escrows;
+    escrows.sort_by_key(|(id, _)| *id);
     let mut headers: Vec<_> = headers.into_iter().map(|(h, s)| (h.hash(), h, s)).collect();
     headers.sort_by_key(|(hash, _, _)| *hash);
     let mut accounts: Vec<_> = accounts.into_iter().collect();
@@ -129,6 +152,7 @@ fn snapshot(store: &impl ChainStore) -> Snapshot {
     Snapshot {
         headers,
         accounts,
+        escrows,
         main,
         tip,
     }
@@ -154,13 +178,21 @@ fn a_batch_reads_back_as_committed_and_after_a_reopen<M: Medium>() {
     let (a, b) = (alice(), bob());
     let a1 = child(&p, genesis(&p), vec![transfer(&a, &b, 1, 0)], 0);
     let b1 = child(&p, genesis(&p), vec![], 1);
+    let (e1, e2) = (Digest::from([1; 32]), Digest::from([2; 32]));
+    let claimed = escrow(1, 3, Settlement::Claimed(EscrowSecret::from([1; 32])));
     let undo = Undo {
         prior: vec![(a.account(), state(100, 0)), (b.account(), state(50, 0))],
+        prior_escrows: vec![(e1, None), (e1, Some(escrow(1, 3, Settlement::Open)))],
     };
     let batch = WriteBatch {
         blocks: vec![stored(&a1), stored(&b1)],
         undo: vec![(a1.hash(), undo.encode())],
         accounts: [(a.account(), state(99, 1)), (b.account(), state(51, 0))].into(),
+        escrows: [
+            (e1, Some(claimed)),
+            (e2, Some(escrow(2, 4, Settlement::Open))),
+        ]
+        .into(),
         main_set: vec![(1, a1.hash())],
         tip: Some(a1.hash()),
         ..WriteBatch::default()
@@ -187,6 +219,9 @@ fn a_batch_reads_back_as_committed_and_after_a_reopen<M: Medium>() {
     let mut expected_accounts = vec![(a.account(), state(99, 1)), (b.account(), state(51, 0))];
     expected_accounts.sort_by_key(|(account, _)| *account);
     assert_eq!(seen.accounts, expected_accounts);
+    let mut expected_escrows = vec![(e1, claimed), (e2, escrow(2, 4, Settlement::Open))];
+    expected_escrows.sort_by_key(|(id, _)| *id);
+    assert_eq!(seen.escrows, expected_escrows, "escrows read back whole");
     assert_eq!(seen.main, vec![a1.hash()]);
     assert_eq!(seen.tip, Some(a1.hash()));
 
@@ -199,6 +234,7 @@ fn a_batch_reads_back_as_committed_and_after_a_reopen<M: Medium>() {
             blocks: vec![stored(&c1), stored(&c2)],
             invalid: vec![(b1.hash(), b1.header)],
             accounts: [(b.account(), AccountState::default())].into(),
+            escrows: [(e2, None)].into(),
             main_truncate_above: Some(0),
             main_set: vec![(1, c1.hash()), (2, c2.hash())],
             tip: Some(c2.hash()),
@@ -209,6 +245,11 @@ fn a_batch_reads_back_as_committed_and_after_a_reopen<M: Medium>() {
     assert_eq!(seen.main, vec![c1.hash(), c2.hash()]);
     assert_eq!(seen.tip, Some(c2.hash()));
     assert_eq!(seen.accounts, vec![(a.account(), state(99, 1))]);
+    assert_eq!(
+        seen.escrows,
+        vec![(e1, claimed)],
+        "`None` deletes an escrow"
+    );
     let status = |hash: BlockHash| seen.headers.iter().find(|h| h.0 == hash).map(|h| h.2);
     assert_eq!(status(b1.hash()), Some(StoredStatus::Invalid));
     assert_eq!(status(a1.hash()), Some(StoredStatus::Valid));
@@ -262,6 +303,11 @@ fn a_failed_commit_writes_nothing<M: Medium>() {
         invalid: vec![(a1.hash(), a1.header)],
         undo: vec![(a2.hash(), Undo::default().encode())],
         accounts: [(alice().account(), state(7, 3))].into(),
+        escrows: [(
+            Digest::from([9; 32]),
+            Some(escrow(9, 1, Settlement::Refunded)),
+        )]
+        .into(),
         main_truncate_above: Some(0),
         main_set: vec![(1, b1.hash())],
         tip: Some(b1.hash()),

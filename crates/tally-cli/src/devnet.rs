@@ -14,7 +14,7 @@ use tally_node::{Node, NodeConfig};
 use tally_relay::{Relay, RelayConfig};
 use tally_tracker::{Tracker, TrackerConfig};
 use tally_wallet::wire::Bounds;
-use tally_wallet::{QuorumClient, Wallet, ops};
+use tally_wallet::{Miners, QuorumClient, Wallet, chain, ops};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +103,15 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     // Each knows the other as a counterpart (an earlier devnet's network learns it now).
     tally_network::link_counterpart(&quorum_dir, &b_contract)?;
     tally_network::link_counterpart(&b_dir, &contract)?;
+    // Wires from devnet to the proof-of-work network too, when its contract declares the
+    // clock skew bound escrows are timed by (devnets made before that declare none).
+    let pow_wires = load_contract(&pow_contract_path)?
+        .max_clock_skew_ms
+        .is_some();
+    if pow_wires {
+        tally_network::link_counterpart(&quorum_dir, &pow_contract_path)?;
+        tally_network::link_counterpart(&pow_dir, &contract)?;
+    }
     // The tracker serves both networks: validators register with it and learn each
     // other's addresses from it, miners join through it, and wallets find both through it.
     let tracker = Tracker::bind(
@@ -158,6 +167,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         &args.dir,
         &contract,
         &b_contract,
+        pow_wires.then_some(pow_contract_path.as_path()),
         relay.local_addr(),
         port(22)?,
     )
@@ -199,7 +209,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "  maker        control API http://{}  (carries cash from devnet to devnet-b for 0.5%)",
+        "  maker        control API http://{}  (carries cash from devnet to devnet-b and devnet-pow for 0.5%)",
         maker.control
     );
     println!("  tracker      {}", tracker.local_addr());
@@ -283,6 +293,13 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         b_contract.display(),
         relay.local_addr()
     );
+    if pow_wires {
+        println!(
+            "  {w} wire 5 --to {} --relay {} --from genesis-0   # to the chain (the maker's funds there need a block first)",
+            pow_contract_path.display(),
+            relay.local_addr()
+        );
+    }
     println!("  {w} wire list             # every wire and its receipt: `wire show ID`");
     println!(
         "  tally wallet --wallet {} --network {} balance <account of genesis-0>",
@@ -331,12 +348,15 @@ impl DevnetMaker {
     }
 }
 
-/// A market maker between devnet (A) and devnet-b (B) with a wallet of its own (funded
-/// with 500 cash on B by B's genesis-2 the first time), its control API on `control`.
+/// A market maker between devnet (A) and devnet-b (B), and between devnet and the
+/// proof-of-work network `pow` when given, with a wallet of its own (funded with 500 cash on
+/// B by B's genesis-2 the first time, and with 400 on the chain by its genesis-2 in the
+/// background, once a block confirms it), its control API on `control`.
 async fn start_maker(
     dir: &Path,
     a: &Path,
     b: &Path,
+    pow: Option<&Path>,
     relay: SocketAddr,
     control: SocketAddr,
 ) -> anyhow::Result<DevnetMaker> {
@@ -370,16 +390,29 @@ async fn start_maker(
             }
         }
     }
+    let mut pairs = vec![(contract_a.clone(), contract_b)];
+    if let Some(pow) = pow {
+        let contract_pow = load_contract(pow)?;
+        let maker = Wallet::open(&maker_dir)?.find(None)?.account;
+        tokio::spawn(fund_on_chain(
+            pow.with_file_name("genesis-wallet"),
+            contract_pow.clone(),
+            maker,
+        ));
+        pairs.push((contract_a, contract_pow));
+    }
     let settings = MakerSettings {
         wallet_dir: maker_dir,
         account: None,
-        pairs: vec![(contract_a, contract_b)],
+        pairs,
         relay: relay.to_string(),
         fee_ppm: 5_000,
         fee_fixed: Amount::ZERO,
         min: Amount::from_cash(1).unwrap_or(Amount::ZERO),
         max: Amount::from_cash(400).unwrap_or(Amount::ZERO),
-        lock_time: Duration::from_secs(120),
+        // Long enough for a claim window on the chain: two confirmations of 3 s blocks,
+        // allowing for slow runs, and the chain's 60 s clock skew bound.
+        lock_time: Duration::from_secs(180),
         delta: None,
         announce_every: Duration::from_secs(10),
         max_open_per_taker: 4,
@@ -405,6 +438,46 @@ async fn start_maker(
         cancel,
         task,
     })
+}
+
+/// Pays the maker 400 cash on the proof-of-work network from its genesis-2, unless it holds
+/// something there already; tries again while the miners are starting.
+async fn fund_on_chain(genesis: PathBuf, contract: NetworkContract, maker: tally_core::AccountId) {
+    let waiting = chain::Waiting {
+        confirmations: 1,
+        patience: Duration::from_secs(120),
+    };
+    for _ in 0..30 {
+        let funded = async {
+            let miners = Miners::locate(&contract, Duration::from_secs(5)).await?;
+            let (state, _) = miners.account(&maker).await?;
+            if !state.balance.is_zero() || !state.pending_in.is_zero() {
+                return Ok::<_, anyhow::Error>(());
+            }
+            let wallet = Wallet::open(&genesis)?;
+            let funder = wallet.find(Some("genesis-2"))?.secret_key()?;
+            let amount = Amount::from_cash(400).unwrap_or(Amount::ZERO);
+            chain::send(
+                &wallet,
+                &miners,
+                &funder,
+                maker,
+                amount,
+                waiting,
+                &mut |_| {},
+            )
+            .await?;
+            Ok(())
+        };
+        match funded.await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::debug!(%error, "funding the maker on the chain; trying again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tracing::warn!("the maker could not be funded on the proof-of-work network");
 }
 
 fn load_contract(path: &Path) -> anyhow::Result<NetworkContract> {

@@ -15,6 +15,7 @@ mod wallet;
 mod wallet_chain;
 mod wallet_coins;
 mod wallet_escrow;
+mod wallet_escrow_chain;
 mod wallet_live;
 mod wallet_seed;
 mod wallet_wire;

@@ -17,10 +17,10 @@ pub enum NetworkCommand {
     /// Create a new network: its contract and one folder per validator or miner.
     #[command(subcommand)]
     New(NewNetwork),
-    /// Make another network a counterpart of the quorum network in DIR: its escrows may
-    /// then cite it, and claims there reach it as notices (restart the validators).
+    /// Make another network a counterpart of the network in DIR: its escrows may then cite
+    /// it, and claims there reach it as notices (restart the validators or miners).
     Link {
-        /// The network folder (its validators' node.json files change).
+        /// The network folder (its validators' node.json or miners' miner.json files change).
         #[arg(long)]
         dir: PathBuf,
         /// The other network's contract.json.
@@ -174,7 +174,7 @@ pub fn run(command: NetworkCommand) -> anyhow::Result<()> {
         NetworkCommand::Link { dir, counterpart } => {
             let changed = tally_network::link_counterpart(&dir, &counterpart)?;
             println!(
-                "{} validator{} of {} now know {} as a counterpart{}",
+                "{} node{} of {} now know {} as a counterpart{}",
                 changed.len(),
                 if changed.len() == 1 { "" } else { "s" },
                 dir.display(),

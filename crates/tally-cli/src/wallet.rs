@@ -239,15 +239,13 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             crate::wallet_live::run(&wallet, contract, command, timeout, args.json, passphrase)
                 .await?
         }
-        WalletCommand::Escrow(_) if pow => {
-            bail!("escrows on a proof-of-work network are not built yet")
+        WalletCommand::Escrow(command) if pow => {
+            crate::wallet_escrow_chain::run(&wallet, contract, command, timeout, args.json).await?
         }
         WalletCommand::Escrow(command) => {
             crate::wallet_escrow::run(&wallet, contract, command, timeout).await?
         }
-        WalletCommand::Wire(_) if pow => {
-            bail!("wires from a proof-of-work network are not built yet")
-        }
+
         WalletCommand::Wire(wire) => {
             crate::wallet_wire::run(&wallet, contract, wire, timeout, args.json).await?
         }

@@ -22,7 +22,8 @@ pub enum EscrowCommand {
     Lock {
         to: String,
         amount: String,
-        /// How long the payee has to claim it (`90s`, `10m`), by the validators' clocks.
+        /// How long the payee has to claim it (`90s`, `10m`), by the validators' clocks; on
+        /// a proof-of-work network, as many blocks of the contract's block time.
         #[arg(long, value_parser = parse_positive_duration, default_value = "10m")]
         within: Duration,
         /// The hash lock (64 hex): SHA-256 of a secret someone else holds.
@@ -31,6 +32,8 @@ pub enum EscrowCommand {
         /// The paying account (hex prefix or label); the first account by default.
         #[arg(long)]
         from: Option<String>,
+        #[command(flatten)]
+        waiting: ChainWaiting,
     },
     /// Claim escrow ESCROW for its payee with the secret (this wallet's own, if it drew it).
     Claim {
@@ -38,15 +41,41 @@ pub enum EscrowCommand {
         /// The secret (64 hex); looked up among the wallet's secrets when absent.
         #[arg(long)]
         secret: Option<String>,
+        #[command(flatten)]
+        waiting: ChainWaiting,
     },
     /// Return escrow ESCROW to its payer, once its deadline has passed.
-    Refund { escrow: String },
+    Refund {
+        escrow: String,
+        #[command(flatten)]
+        waiting: ChainWaiting,
+    },
     /// How an escrow stands at every validator (by id, or `--hash-lock`).
     Show {
         escrow: Option<String>,
         #[arg(long, conflicts_with = "escrow")]
         hash_lock: Option<String>,
     },
+}
+
+/// How long a proof-of-work escrow order is followed.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct ChainWaiting {
+    /// Proof-of-work networks: confirmations to wait for.
+    #[arg(long, default_value_t = 1)]
+    pub confirmations: u64,
+    /// Proof-of-work networks: seconds to wait for them before giving up.
+    #[arg(long, default_value_t = 600)]
+    pub wait: u64,
+}
+
+impl ChainWaiting {
+    pub fn waiting(&self) -> tally_wallet::chain::Waiting {
+        tally_wallet::chain::Waiting {
+            confirmations: self.confirmations.max(1),
+            patience: Duration::from_secs(self.wait),
+        }
+    }
 }
 
 pub async fn run(
@@ -64,24 +93,21 @@ pub async fn run(
             within,
             hash_lock,
             from,
+            waiting: _,
         } => {
-            let (payee, amount) = crate::wallet::payment(to, amount)?;
-            let entry = wallet.find(from.as_deref())?.clone();
-            let (hash_lock, secret) = match hash_lock {
-                Some(text) => (digest(text, "hash lock")?, None),
-                None => {
-                    let secret = escrow::new_secret(wallet)?;
-                    (secret.hash_lock(), Some(secret))
-                }
-            };
-            let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-            let terms = LockTerms {
-                payee,
+            let LockInputs {
+                entry,
+                secret,
+                terms,
+            } = lock_inputs(
+                wallet,
+                to,
                 amount,
-                hash_lock,
-                deadline_ms: escrow::unix_ms().saturating_add(within),
-                counterpart: None,
-            };
+                *within,
+                hash_lock.as_deref(),
+                from.as_deref(),
+            )?;
+            let (payee, amount, hash_lock) = (terms.payee, terms.amount, terms.hash_lock);
             let locked = escrow::lock(wallet, &client, &entry.secret_key()?, terms).await?;
             let mut text = format!(
                 "locked {amount} cash for {} until {} ms (Unix time)\nescrow {}\nhash lock {hash_lock}\ncertificate acknowledged by {}/{validators} validators",
@@ -101,12 +127,14 @@ pub async fn run(
                 text,
             ))
         }
-        EscrowCommand::Claim { escrow: id, secret } => {
+        EscrowCommand::Claim {
+            escrow: id,
+            secret,
+            waiting: _,
+        } => {
             let id = digest(id, "escrow")?;
             let secret = match secret {
-                Some(text) => text
-                    .parse::<EscrowSecret>()
-                    .with_context(|| format!("secret {text:?}"))?,
+                Some(text) => parse_secret(text)?,
                 None => own_secret(wallet, &client, id).await?,
             };
             let receipt = escrow::claim(wallet, &client, id, secret).await?;
@@ -118,7 +146,10 @@ pub async fn run(
                 ),
             ))
         }
-        EscrowCommand::Refund { escrow: id } => {
+        EscrowCommand::Refund {
+            escrow: id,
+            waiting: _,
+        } => {
             let id = digest(id, "escrow")?;
             let receipt = escrow::refund(wallet, &client, id).await?;
             Ok((
@@ -133,11 +164,7 @@ pub async fn run(
             escrow: id,
             hash_lock,
         } => {
-            let query = match (id, hash_lock) {
-                (Some(id), _) => EscrowQuery::Id(digest(id, "escrow")?),
-                (None, Some(hash)) => EscrowQuery::HashLock(digest(hash, "hash lock")?),
-                (None, None) => bail!("name an escrow, or a --hash-lock"),
-            };
+            let query = query(id.as_deref(), hash_lock.as_deref())?;
             let status = escrow::status(&client, &query).await;
             Ok(show(&status, validators))
         }
@@ -165,7 +192,64 @@ async fn own_secret(
     })
 }
 
-fn digest(text: &str, what: &str) -> anyhow::Result<Digest> {
+/// What `escrow lock` asks for, on either kind of network.
+pub struct LockInputs {
+    /// The paying account.
+    pub entry: tally_wallet::KeyEntry,
+    /// The secret, when this wallet drew it (kept in the wallet first).
+    pub secret: Option<EscrowSecret>,
+    /// The terms, the deadline `within` from now by this machine's clock.
+    pub terms: LockTerms,
+}
+
+/// Parses `escrow lock`'s arguments; without a hash lock, draws the secret and keeps it in
+/// the wallet before anything is signed.
+pub fn lock_inputs(
+    wallet: &Wallet,
+    to: &str,
+    amount: &str,
+    within: Duration,
+    hash_lock: Option<&str>,
+    from: Option<&str>,
+) -> anyhow::Result<LockInputs> {
+    let (payee, amount) = crate::wallet::payment(to, amount)?;
+    let entry = wallet.find(from)?.clone();
+    let (hash_lock, secret) = match hash_lock {
+        Some(text) => (digest(text, "hash lock")?, None),
+        None => {
+            let secret = escrow::new_secret(wallet)?;
+            (secret.hash_lock(), Some(secret))
+        }
+    };
+    let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+    Ok(LockInputs {
+        entry,
+        secret,
+        terms: LockTerms {
+            payee,
+            amount,
+            hash_lock,
+            deadline_ms: escrow::unix_ms().saturating_add(within),
+            counterpart: None,
+        },
+    })
+}
+
+pub fn parse_secret(text: &str) -> anyhow::Result<EscrowSecret> {
+    text.parse::<EscrowSecret>()
+        .with_context(|| format!("secret {text:?} is not 64 hex digits"))
+}
+
+/// The query `show` names: an escrow id, or a hash lock.
+pub fn query(id: Option<&str>, hash_lock: Option<&str>) -> anyhow::Result<EscrowQuery> {
+    match (id, hash_lock) {
+        (Some(id), _) => Ok(EscrowQuery::Id(digest(id, "escrow")?)),
+        (None, Some(hash)) => Ok(EscrowQuery::HashLock(digest(hash, "hash lock")?)),
+        (None, None) => bail!("name an escrow, or a --hash-lock"),
+    }
+}
+
+pub fn digest(text: &str, what: &str) -> anyhow::Result<Digest> {
     text.parse()
         .with_context(|| format!("{what} {text:?} is not 64 hex digits"))
 }

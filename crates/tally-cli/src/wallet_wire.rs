@@ -10,9 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tally_core::{Amount, NetworkContract};
 use tally_swap::Outcome;
-use tally_wallet::wire::Bounds;
+use tally_wallet::Wallet;
 use tally_wallet::wire::payer::{self, WireRecord, WireRequest, WireStep};
-use tally_wallet::{QuorumClient, Wallet};
+use tally_wallet::wire::{Bounds, Proof, Reach};
 
 use crate::duration::parse_positive_duration;
 
@@ -109,7 +109,7 @@ pub async fn run(
             let key = wallet
                 .find(Some(&record.state.config().account.to_string()))?
                 .secret_key()?;
-            let record = payer::resume(wallet, id, key, timeout, show).await?;
+            let record = payer::resume(wallet, id, key, timeout, &Bounds::default(), show).await?;
             Ok(receipt(&record))
         }
         None => {
@@ -141,8 +141,8 @@ pub async fn run(
             let key = wallet.find(args.from.as_deref())?.secret_key()?;
             let request = WireRequest {
                 key,
-                client_a: QuorumClient::located(contract, timeout).await?,
-                client_b: QuorumClient::located(contract_b, timeout).await?,
+                client_a: Reach::connect(&contract, timeout, &Bounds::default()).await?,
+                client_b: Reach::connect(&contract_b, timeout, &Bounds::default()).await?,
                 relay: relay.clone(),
                 amount,
                 max_fee,
@@ -173,7 +173,7 @@ pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
         let quiet = |_: WireStep, _| {};
         match tokio::time::timeout(
             Duration::from_secs(3),
-            payer::resume(wallet, &id, key, timeout, quiet),
+            payer::resume(wallet, &id, key, timeout, &Bounds::default(), quiet),
         )
         .await
         {
@@ -227,13 +227,17 @@ fn outcome_text(record: &WireRecord) -> String {
 fn receipt(record: &WireRecord) -> (Value, String) {
     let receipt = record.receipt();
     let value = serde_json::to_value(&receipt).unwrap_or(Value::Null);
-    let certificate = |name: &str, cert: &Option<tally_core::Certificate>| {
-        cert.as_ref().map(|cert| {
-            format!(
+    let certificate = |name: &str, proof: &Option<Proof>| {
+        proof.as_ref().map(|proof| match proof {
+            Proof::Certificate(cert) => format!(
                 "\n  {name}: certificate {} ({} votes)",
                 cert.checksum,
                 cert.votes.len()
-            )
+            ),
+            Proof::Chain(receipt) => format!(
+                "\n  {name}: transaction {} mined at height {} ({} confirmations)",
+                receipt.id, receipt.height, receipt.confirmations
+            ),
         })
     };
     let mut text = format!(

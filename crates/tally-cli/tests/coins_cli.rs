@@ -7,27 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
 
-use common::{TALLY, start_pow, start_quorum, wallet_json};
-
-/// `tally wallet … ARGS`, which must fail with a one-line reason; its stderr.
-fn wallet_fails(wallet: &Path, contract: &Path, args: &[&str]) -> String {
-    let output = Command::new(TALLY)
-        .args(["wallet", "--wallet"])
-        .arg(wallet)
-        .arg("--network")
-        .arg(contract)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "{args:?} must fail");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(stderr.contains("error:"), "{stderr}");
-    stderr
-}
+use common::{start_pow, start_quorum, wallet_fails, wallet_json};
 
 fn spendable(wallet: &Path, contract: &Path) -> u64 {
     wallet_json(wallet, contract, &["coins"])["spendable"]

@@ -40,6 +40,9 @@ pub enum DecodeError {
     /// A boolean byte other than 0 or 1.
     #[error("byte {at} is {value}, not a boolean (0 or 1)")]
     NotABool { at: usize, value: u8 },
+    /// A value written in a form its encoding never takes (every value has one encoding).
+    #[error("{what} at byte {at} is not written the one way it is encoded")]
+    Noncanonical { what: &'static str, at: usize },
 }
 
 /// A value with a canonical byte form.

@@ -96,7 +96,10 @@ pub struct NetworkContract {
     /// quorum network that declares it takes hash-locked escrows (DESIGN §8): claims are
     /// voted before an escrow's deadline, refunds only after the deadline plus ε. Without
     /// it the network takes none (left out of the JSON, it leaves older contracts' ids as
-    /// they were).
+    /// they were). On a proof-of-work network, escrow deadlines are judged by the chain's
+    /// median time past, and ε bounds how far that may trail (or, with an honest majority
+    /// of hash power, lead) true time; wallets and makers time their claims by it, and
+    /// lock no escrow on a chain that declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_skew_ms: Option<u64>,
 }

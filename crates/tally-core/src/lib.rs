@@ -37,8 +37,8 @@ pub use crypto::{
 };
 pub use order::{
     Certificate, CertificateError, Counterpart, EscrowClaim, EscrowId, EscrowLock, EscrowRefund,
-    EscrowShapeError, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest, Payment,
-    SignedOrder, Split, SplitError, Transfer, Vote,
+    EscrowShapeError, EscrowState, IntroKey, LockSlot, MAX_SPLIT_OUTPUTS, Order, OrderDigest,
+    Payment, Settlement, SignedOrder, Split, SplitError, Transfer, Vote,
 };
 pub use seal::{SealError, SessionKey};
 pub use tip::{TipInfo, TxStatus};

@@ -16,7 +16,10 @@ use crate::{
 
 mod escrow;
 
-pub use escrow::{Counterpart, EscrowClaim, EscrowId, EscrowLock, EscrowRefund, EscrowShapeError};
+pub use escrow::{
+    Counterpart, EscrowClaim, EscrowId, EscrowLock, EscrowRefund, EscrowShapeError, EscrowState,
+    Settlement,
+};
 
 /// Domain tag in front of every order's signing bytes.
 pub const ORDER_TAG: &[u8] = b"TALLY-ORDER-V1";

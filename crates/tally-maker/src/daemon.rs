@@ -10,10 +10,10 @@ use tally_swap::{
     min_delta, min_lock_window, topic,
 };
 use tally_wallet::escrow::unix_ms;
-use tally_wallet::views::balance;
+
+use tally_wallet::Wallet;
 use tally_wallet::wire::payer::ASSET;
-use tally_wallet::wire::{Heard, Runner, Side, Sides, TopicRoom};
-use tally_wallet::{QuorumClient, Wallet};
+use tally_wallet::wire::{Heard, Reach, Runner, Side, Sides, TopicRoom};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -99,7 +99,7 @@ pub async fn run(
         pairs.push(pair(&settings, a, b)?);
         for contract in [a, b] {
             sides.add(Side {
-                client: QuorumClient::new(contract.clone(), settings.timeout)?,
+                reach: Reach::connect(contract, settings.timeout, &settings.bounds).await?,
                 keys: payers_b.clone(),
             });
         }
@@ -390,7 +390,7 @@ async fn start(
         started_ms: unix_ms(),
         quote,
         state: maker.snapshot(),
-        certificates: Vec::new(),
+        proofs: Vec::new(),
         outcome: None,
     };
     let saga = MakerWire {
@@ -431,12 +431,7 @@ fn open_for(open: &HashMap<EscrowId, Runner<MakerWire>>, payer: &AccountId) -> u
 }
 
 async fn liquidity(sides: &Sides, network: &NetworkId, key: &SecretKey) -> Option<i128> {
-    let side = sides.get(network)?;
-    balance(&side.client, &key.account())
-        .await
-        .ok()
-        .filter(|views| views.agree > 0)
-        .map(|views| views.balance)
+    sides.balance(network, &key.account()).await
 }
 
 /// The wires over: their ids (a payer's notice repeated later starts nothing), how they

@@ -1,13 +1,13 @@
 //! One wire as the maker keeps it, `maker/wires/<payer's escrow>.json`: the quote it
-//! follows, the saga's state, the certificates of the maker's own lock, claim or refund,
+//! follows, the saga's state, the proofs of the maker's own lock, claim or refund,
 //! and how it ended. Written whenever the saga asks, before anything it asks after.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tally_core::{Certificate, EscrowId};
+use tally_core::EscrowId;
 use tally_swap::{Action, Event, Maker, MakerPhase, MakerState, Outcome, SignedQuote};
-use tally_wallet::wire::{Driven, WireError, keep_once, read_journal, write_journal};
+use tally_wallet::wire::{Driven, Proof, WireError, keep_once, read_journal, write_journal};
 
 use crate::{MakerError, WireSummary};
 
@@ -16,7 +16,8 @@ pub(crate) struct MakerRecord {
     pub started_ms: u64,
     pub quote: SignedQuote,
     pub state: MakerState,
-    pub certificates: Vec<Certificate>,
+    #[serde(alias = "certificates")]
+    pub proofs: Vec<Proof>,
     pub outcome: Option<Outcome>,
 }
 
@@ -76,8 +77,8 @@ impl Driven for MakerWire {
         Some(self.record.quote.quote.maker_b)
     }
 
-    fn keep(&mut self, certificate: Certificate) {
-        keep_once(&mut self.record.certificates, certificate);
+    fn keep(&mut self, proof: Proof) {
+        keep_once(&mut self.record.proofs, proof);
     }
 }
 

@@ -53,8 +53,8 @@ pub enum ProvisionError {
     /// A network named as its own counterpart.
     #[error("{} is this network's own contract, not a counterpart", .0.display())]
     SelfCounterpart(PathBuf),
-    /// A folder with no validator in it.
-    #[error("{} holds no validator folders (validator-*/node.json)", .0.display())]
+    /// A folder with no validator or miner in it.
+    #[error("{} holds no validator or miner folders (validator-*/node.json, miner-*/miner.json)", .0.display())]
     NoValidators(PathBuf),
     /// A node folder's config could not be put in JSON.
     #[error("encoding a node config: {0}")]

@@ -1,16 +1,18 @@
-//! Making two networks counterparts (DESIGN §8): every validator of one learns the other's
-//! contract, so escrows there may cite it and claims there reach it as notices.
+//! Making two networks counterparts (DESIGN §8): every validator (or miner) of one learns
+//! the other's contract, so escrows there may cite it and claims there reach it as notices.
 
 use std::path::{Path, PathBuf};
 
 use tally_node::NodeFiles;
+use tally_node::pow::MinerFiles;
 
 use crate::ProvisionError;
 use crate::files::write_file;
 
-/// Adds `counterpart` (a contract file) to the `node.json` of every validator folder in
-/// network folder `dir`, as an absolute path; a validator that has it already is left as
-/// it is. The validators read it when they start. Returns the folders changed.
+/// Adds `counterpart` (a contract file) to the `node.json` of every validator folder (or the
+/// `miner.json` of every miner folder) in network folder `dir`, as an absolute path; a node
+/// that has it already is left as it is. The nodes read it when they start. Returns the
+/// config files changed.
 pub fn link_counterpart(dir: &Path, counterpart: &Path) -> Result<Vec<PathBuf>, ProvisionError> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|error| ProvisionError::Read {
@@ -30,21 +32,38 @@ pub fn link_counterpart(dir: &Path, counterpart: &Path) -> Result<Vec<PathBuf>, 
         error,
     })?;
     let mut changed = Vec::new();
-    let mut validators: Vec<PathBuf> = std::fs::read_dir(dir)
+    let folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|error| ProvisionError::Read {
             path: dir.to_path_buf(),
             error,
         })?
         .flatten()
-        .map(|entry| entry.path().join(NodeFiles::CONFIG))
-        .filter(|config| config.is_file())
+        .map(|entry| entry.path())
         .collect();
-    validators.sort();
-    if validators.is_empty() {
+    let configs = |name: &str| {
+        let mut found: Vec<PathBuf> = folders
+            .iter()
+            .map(|folder| folder.join(name))
+            .filter(|config| config.is_file())
+            .collect();
+        found.sort();
+        found
+    };
+    let (validators, miners) = (configs(NodeFiles::CONFIG), configs(MinerFiles::CONFIG));
+    if validators.is_empty() && miners.is_empty() {
         return Err(ProvisionError::NoValidators(dir.to_path_buf()));
     }
     for config in validators {
         let mut files: NodeFiles = serde_json::from_str(&read(&config)?)?;
+        if files.counterparts.contains(&absolute) {
+            continue;
+        }
+        files.counterparts.push(absolute.clone());
+        write_file(&config, &serde_json::to_vec_pretty(&files)?)?;
+        changed.push(config);
+    }
+    for config in miners {
+        let mut files: MinerFiles = serde_json::from_str(&read(&config)?)?;
         if files.counterparts.contains(&absolute) {
             continue;
         }

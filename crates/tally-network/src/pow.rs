@@ -59,6 +59,14 @@ pub struct CreatedPowNetwork {
     pub genesis_wallet: Option<PathBuf>,
 }
 
+/// The ε a new proof-of-work network declares: how far its median time past (the median of
+/// the last 11 block timestamps, which escrow deadlines are judged by) may trail true time.
+/// It trails by about six block intervals; 20 covers the slow runs of blocks that happen
+/// by chance, and honest miners' clocks add little.
+pub fn pow_clock_skew_ms(block_time_ms: u64) -> u64 {
+    block_time_ms.saturating_mul(20)
+}
+
 /// Creates a proof-of-work network in `spec.dir`: `contract.json`, a genesis wallet, and
 /// `miner-<i>/` folders each holding `miner.json` and a `key` (with its tracker proof of
 /// work computed now). A block time or ports the network cannot have are refused before
@@ -91,7 +99,7 @@ pub fn create_pow(spec: &PowSpec) -> Result<CreatedPowNetwork, ProvisionError> {
         tracker: Some(spec.tracker.clone()),
         genesis,
         pow: Some(pow),
-        max_clock_skew_ms: None,
+        max_clock_skew_ms: Some(pow_clock_skew_ms(block_time_ms)),
     };
     contract.validate()?;
     tally_chain::ChainParams::from_contract(&contract)?;
@@ -111,6 +119,7 @@ pub fn create_pow(spec: &PowSpec) -> Result<CreatedPowNetwork, ProvisionError> {
             proof_of_work: Some(proof),
             miner_account: None,
             block_requests: BlockRequestLimits::default(),
+            counterparts: Vec::new(),
         };
         write_file(
             &dir.join(MinerFiles::CONFIG),

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use tally_core::{
     AccountId, BatchVerifier, Certificate, OrderDigest, Signature, SignedOrder, Vote,
 };
-use tally_ledger::{LedgerError, LedgerStore, Settlement, Snapshot, Validator};
+use tally_ledger::{LedgerError, LedgerStore, Snapshot, Validator};
 
 use crate::notices::{Notice, notice_for};
 use tally_proto::quorum::LoggedCertificate;
@@ -490,11 +490,7 @@ impl Decider {
         Packet::RespEscrow(Box::new(EscrowView {
             escrow: escrow.and(id),
             lock: escrow.map(|e| e.lock),
-            standing: escrow.map(|e| match e.settlement {
-                Settlement::Open => EscrowStanding::Open,
-                Settlement::Claimed(_) => EscrowStanding::Claimed,
-                Settlement::Refunded => EscrowStanding::Refunded,
-            }),
+            standing: escrow.map(|e| EscrowStanding::from(e.settlement)),
             secret: hash_lock.and_then(|hash| validator.secret_for(&hash)),
             held: id.and_then(|id| validator.held_settlement(&id).cloned()),
             clock_ms: validator.clock(),

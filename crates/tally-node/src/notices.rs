@@ -7,16 +7,22 @@
 //!
 //! A notice leaves only once the batch holding the vote is durable (the committer sends it
 //! after the commit), and goes as any client's claim would: every validator of this network
-//! that voted sends it, so one slow or faulty validator does not stop it.
+//! that voted sends it, so one slow or faulty validator does not stop it. To a
+//! proof-of-work counterpart it goes as a transaction handed to a miner (found through the
+//! contract's tracker), which relays it to the others; its broadcast publishes the secret
+//! there too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_core::{EscrowClaim, EscrowId, NetworkContract, NetworkId, Order, SignedOrder};
+use tally_core::{
+    EscrowClaim, EscrowId, Mode, NetworkContract, NetworkId, Order, SignedOrder, Transaction,
+    TxStatus,
+};
 use tally_ledger::Validator;
 use tally_proto::{EscrowQuery, EscrowStanding};
-use tally_wallet::QuorumClient;
+use tally_wallet::{ChainWalletError, MinerError, Miners, QuorumClient};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -61,12 +67,16 @@ pub async fn run(
     mut queue: mpsc::Receiver<Notice>,
     cancel: CancellationToken,
 ) {
-    let mut clients: HashMap<NetworkId, Arc<QuorumClient>> = HashMap::new();
+    let mut clients: HashMap<NetworkId, Arc<Counterpart>> = HashMap::new();
     for contract in counterparts {
         let id = contract.id();
+        if contract.mode == Mode::Pow {
+            clients.insert(id, Arc::new(Counterpart::Chain(contract, timeout)));
+            continue;
+        }
         match QuorumClient::new(contract, timeout) {
             Ok(client) => {
-                clients.insert(id, Arc::new(client));
+                clients.insert(id, Arc::new(Counterpart::Quorum(client)));
             }
             Err(error) => {
                 tracing::warn!(network = %id, %error, "counterpart network unusable; no notices to it")
@@ -105,10 +115,61 @@ pub async fn run(
     }
 }
 
+/// A counterpart network as notices reach it.
+enum Counterpart {
+    /// Its validators.
+    Quorum(QuorumClient),
+    /// Its contract: the miners are found through its tracker at each delivery.
+    Chain(NetworkContract, Duration),
+}
+
+async fn deliver(counterpart: &Counterpart, notice: Notice) {
+    match counterpart {
+        Counterpart::Quorum(client) => deliver_certified(client, notice).await,
+        Counterpart::Chain(contract, timeout) => deliver_mined(contract, *timeout, notice).await,
+    }
+}
+
+/// Hands the claim to one of the chain's miners (which relays it), retrying with pauses
+/// while no miner takes it; stops once a miner holds it (pending or mined) or the escrow
+/// cannot take it any more (settled, or past its deadline: the claimant's own concern).
+async fn deliver_mined(contract: &NetworkContract, timeout: Duration, notice: Notice) {
+    let tx = Transaction::from(SignedOrder::unsigned(Order::EscrowClaim(notice.claim)));
+    let escrow = notice.claim.escrow;
+    for pause in BACKOFF_MS {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let miners = match Miners::locate(contract, timeout).await {
+            Ok(miners) => miners,
+            Err(error) => {
+                tracing::debug!(escrow = %escrow, %error, "no miner found for the notice yet");
+                continue;
+            }
+        };
+        if let Ok((TxStatus::Pending | TxStatus::Confirmed { .. } | TxStatus::Buried { .. }, _)) =
+            miners.status(&tx).await
+        {
+            tracing::debug!(escrow = %escrow, "the counterpart chain holds the claim already");
+            return;
+        }
+        match miners.push(&tx).await {
+            Ok(miner) => {
+                tracing::info!(escrow = %escrow, network = %notice.network, %miner, "notice: claim handed to the counterpart chain");
+                return;
+            }
+            Err(ChainWalletError::Miner(MinerError::Rejected(reason))) => {
+                tracing::info!(escrow = %escrow, %reason, "the counterpart chain takes no claim of this escrow");
+                return;
+            }
+            Err(error) => tracing::debug!(escrow = %escrow, %error, "notice not taken yet"),
+        }
+    }
+    tracing::warn!(escrow = %escrow, network = %notice.network, "notice given up; the claimant must claim itself");
+}
+
 /// Certifies the claim on the counterpart network and hands the certificate to its
 /// validators, retrying with pauses while it cannot; stops once the escrow is settled
 /// there (by this notice, another validator's, or the claimant).
-async fn deliver(client: &QuorumClient, notice: Notice) {
+async fn deliver_certified(client: &QuorumClient, notice: Notice) {
     let order = SignedOrder::unsigned(Order::EscrowClaim(notice.claim));
     let escrow = notice.claim.escrow;
     for pause in BACKOFF_MS {

@@ -9,11 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tally_core::{
-    AccountId, Amount, Block, BlockHash, Digest, NetworkId, TipInfo, Transaction, TxStatus, U256,
+    AccountId, Amount, Block, BlockHash, Digest, EscrowId, EscrowLock, EscrowSecret, NetworkId,
+    TipInfo, Transaction, TxStatus, U256,
 };
 use tokio::net::TcpStream;
 
 use crate::connection::{self, ConnectionError, Limits, PacketReader, PacketWriter};
+use crate::quorum::{EscrowQuery, EscrowStanding};
 
 /// Most blocks one `RECEIVE_BLOCK` carries (and the most a `SEND_REQUEST` may ask for).
 pub const MAX_BLOCKS_PER_BATCH: u32 = 500;
@@ -253,6 +255,59 @@ pub struct RespTxStatus {
     pub tip: Tip,
 }
 
+/// `RESP_ESCROW` on a proof-of-work network: what one miner knows of an escrow at its tip.
+/// Not signed: the lock is checked against its id, the secret against the hash lock, and
+/// blocks, not this answer, are what settle an escrow (a wallet asks several miners and
+/// waits for confirmations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainEscrowView {
+    /// The escrow's id, when its lock is on the main chain.
+    #[serde(rename = "Escrow", default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowId>,
+    /// The lock order, when on the main chain.
+    #[serde(rename = "Lock", default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<EscrowLock>,
+    /// How it stands at the tip, when its lock is on the main chain.
+    #[serde(rename = "State", default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<EscrowStanding>,
+    /// How deep the lock is.
+    #[serde(
+        rename = "LockStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lock_status: Option<TxStatus>,
+    /// The signed lock transaction, while its block is among the miner's recent ones.
+    #[serde(
+        rename = "LockTransaction",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lock_transaction: Option<Transaction>,
+    /// How deep the claim or refund that settled it is.
+    #[serde(
+        rename = "SettledStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub settled_status: Option<TxStatus>,
+    /// The claim or refund pending in this miner's mempool.
+    #[serde(rename = "Pending", default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Transaction>,
+    /// The secret behind the hash lock, as soon as this miner has admitted a claim showing
+    /// it (mined or not).
+    #[serde(rename = "Secret", default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<EscrowSecret>,
+    /// The tip the answer is at.
+    #[serde(rename = "Tip")]
+    pub tip: Tip,
+    /// The tip's median time past (ms since the Unix epoch): the next block takes a claim
+    /// while it is before the deadline, a refund once it has reached it.
+    #[serde(rename = "MedianTime")]
+    pub median_time_ms: u64,
+}
+
 /// `ERROR`: a request could not be served (malformed, wrong network, banned, busy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -311,6 +366,12 @@ pub enum PowPacket {
     /// Miner → wallet.
     #[serde(rename = "RESP_TX_STATUS")]
     RespTxStatus(RespTxStatus),
+    /// Wallet → miner: an escrow by id or by hash lock.
+    #[serde(rename = "REQ_ESCROW")]
+    ReqEscrow(EscrowQuery),
+    /// Miner → wallet.
+    #[serde(rename = "RESP_ESCROW")]
+    RespEscrow(Box<ChainEscrowView>),
     /// Either way: a request could not be served.
     #[serde(rename = "ERROR")]
     Error(ErrorMsg),
@@ -335,6 +396,8 @@ impl PowPacket {
             PowPacket::RespLedger(_) => "RESP_LEDGER",
             PowPacket::ReqTxStatus(_) => "REQ_TX_STATUS",
             PowPacket::RespTxStatus(_) => "RESP_TX_STATUS",
+            PowPacket::ReqEscrow(_) => "REQ_ESCROW",
+            PowPacket::RespEscrow(_) => "RESP_ESCROW",
             PowPacket::Error(_) => "ERROR",
         }
     }

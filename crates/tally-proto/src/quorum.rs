@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tally_core::order::vote_map;
 use tally_core::{
     AccountId, Amount, Certificate, Digest, EscrowId, EscrowLock, EscrowSecret, NetworkId,
-    OrderDigest, SecretKey, Signature, SignedOrder, Vote, sha256,
+    OrderDigest, SecretKey, Settlement, Signature, SignedOrder, Vote, sha256,
 };
 
 /// Domain tag in front of a validator's signed ledger view.
@@ -370,6 +370,16 @@ pub enum EscrowStanding {
     Claimed,
     /// A refund certificate was applied here.
     Refunded,
+}
+
+impl From<Settlement> for EscrowStanding {
+    fn from(settlement: Settlement) -> Self {
+        match settlement {
+            Settlement::Open => EscrowStanding::Open,
+            Settlement::Claimed(_) => EscrowStanding::Claimed,
+            Settlement::Refunded => EscrowStanding::Refunded,
+        }
+    }
 }
 
 /// `RESP_ESCROW`: what one validator knows of an escrow. Not signed by the validator: the

@@ -30,6 +30,8 @@ use tally_core::{
 use tally_core::{Transaction, TxStatus};
 use tally_proto::pow::{LedgerAccount, MAX_LEDGER_PAGE, RespAccount, Tip, WireLimits};
 
+pub mod escrow;
+
 use crate::miner::{self, MinerError};
 use crate::wallet::{ChainReceipt, Wallet, WalletError};
 
@@ -88,6 +90,10 @@ pub enum ChainWalletError {
         wanted: u64,
         waited: Duration,
     },
+    /// Refused before anything was signed or sent (an escrow with no time left, one
+    /// paying its own payer, a claim of an escrow already settled).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Wallet(#[from] WalletError),
 }
@@ -206,11 +212,17 @@ impl Miners {
     }
 }
 
-/// The spend (a transfer or a split) journaled for `account`, as a transaction.
+/// The spend (a transfer, a split or an escrow lock) journaled for `account`, as a
+/// transaction.
 pub fn journaled(wallet: &Wallet, account: &AccountId) -> Result<Option<Transaction>, WalletError> {
     Ok(wallet
         .pending(account)?
-        .filter(|order| matches!(order.order, Order::Transfer(_) | Order::Split(_)))
+        .filter(|order| {
+            matches!(
+                order.order,
+                Order::Transfer(_) | Order::Split(_) | Order::EscrowLock(_)
+            )
+        })
         .map(Transaction::from))
 }
 
@@ -379,7 +391,7 @@ async fn finish_journaled(
 }
 
 /// Waits for `tx`'s confirmations, keeps it as a receipt and clears its journal entry.
-async fn settle(
+pub(crate) async fn settle(
     wallet: &Wallet,
     miners: &Miners,
     tx: &Transaction,
@@ -470,7 +482,7 @@ pub async fn send_split(
 
 /// Signs the order `order` builds for the account's next sequence (it debits `total`),
 /// journals it, pushes it and follows it to its confirmations.
-async fn send_order(
+pub(crate) async fn send_order(
     wallet: &Wallet,
     miners: &Miners,
     key: &SecretKey,

@@ -1,13 +1,15 @@
 //! One miner of a `pow` network, as a wallet talks to it: hand it a transaction
 //! (`PUSH_TRANSACTION` → `ACCEPT_TRANSACTION` or `REJECT_TRANSACTION`), ask for an
-//! account's state (`REQ_ACCOUNT`), the accounts at the tip (`REQ_LEDGER`) or a
-//! transaction's fate (`REQ_TX_STATUS`). Each call opens one connection, sends one request
+//! account's state (`REQ_ACCOUNT`), the accounts at the tip (`REQ_LEDGER`), a
+//! transaction's fate (`REQ_TX_STATUS`) or an escrow's (`REQ_ESCROW`). Each call opens one connection, sends one request
 //! and waits for its answer within the limits.
 
 use tally_core::{AccountId, Digest};
 use tally_core::{Transaction, TxStatus};
+use tally_proto::EscrowQuery;
 use tally_proto::pow::{
-    self, PowPacket, ReqAccount, ReqLedger, ReqTxStatus, RespAccount, RespLedger, Tip, WireLimits,
+    self, ChainEscrowView, PowPacket, ReqAccount, ReqLedger, ReqTxStatus, RespAccount, RespLedger,
+    Tip, WireLimits,
 };
 
 /// Why a request to a miner failed.
@@ -96,6 +98,18 @@ pub async fn transaction_status(
     });
     match call(address, &request, limits).await? {
         PowPacket::RespTxStatus(resp) => Ok((resp.status, resp.tip)),
+        other => Err(MinerError::Unexpected(other.name())),
+    }
+}
+
+/// What the miner knows of an escrow, by id or by hash lock (`REQ_ESCROW`).
+pub async fn escrow(
+    address: &str,
+    query: &EscrowQuery,
+    limits: WireLimits,
+) -> Result<ChainEscrowView, MinerError> {
+    match call(address, &PowPacket::ReqEscrow(*query), limits).await? {
+        PowPacket::RespEscrow(view) => Ok(*view),
         other => Err(MinerError::Unexpected(other.name())),
     }
 }

@@ -16,6 +16,7 @@
 //! [`ChainStore`]: crate::store::ChainStore
 
 mod accept;
+mod escrows;
 mod open;
 mod outcome;
 mod queries;
@@ -37,6 +38,7 @@ pub use crate::checks::{
 };
 use crate::consensus::{ChainParams, ParamsError};
 use crate::error::StoreError;
+use crate::escrows::{Escrows, RevealedSecrets};
 use crate::held::HeldBlocks;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::orphans::OrphanPool;
@@ -135,6 +137,10 @@ pub struct Chain<S = RedbStore> {
     /// `main[h]` is the hash of the main-chain block at height `h`; `main[0]` is genesis.
     main: Vec<BlockHash>,
     accounts: Accounts,
+    /// Every escrow locked on the main chain, open or settled.
+    escrows: Escrows,
+    /// Secrets shown by claims this node admitted, mined or not.
+    revealed: RevealedSecrets,
     mempool: Mempool,
     /// Blocks waiting for their parent.
     orphans: OrphanPool,
@@ -145,6 +151,9 @@ pub struct Chain<S = RedbStore> {
     /// Decompressed signer keys, shared with checks run off the chain.
     keys: Arc<KeyCache>,
 }
+
+/// Most secrets remembered from claims seen but not confirmed.
+const MAX_REVEALED: usize = 100_000;
 
 /// Most hashes remembered as rejected (the set is emptied when full).
 const MAX_REJECTED: usize = 10_000;

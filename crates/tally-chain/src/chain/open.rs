@@ -9,10 +9,11 @@ use tally_core::{Digest, KeyCache, NetworkContract};
 use tracing::{info, warn};
 
 use super::recent::{RECENT_BLOCKS_ON_OPEN, RECENT_TRANSACTIONS, RecentTransactions};
-use super::{Chain, ChainConfig, Entry, OpenError};
+use super::{Chain, ChainConfig, Entry, MAX_REVEALED, OpenError};
 use crate::block::{BlockHeader, HEADER_VERSION};
 use crate::consensus::{ChainParams, work};
 use crate::error::StoreError;
+use crate::escrows::RevealedSecrets;
 use crate::held::HeldBlocks;
 use crate::mempool::Mempool;
 use crate::orphans::OrphanPool;
@@ -69,6 +70,8 @@ impl<S: ChainStore> Chain<S> {
             children: HashMap::new(),
             main: vec![params.genesis_hash],
             accounts: loaded.accounts,
+            escrows: loaded.escrows.into_iter().collect(),
+            revealed: RevealedSecrets::new(MAX_REVEALED),
             orphans: OrphanPool::new(config.max_orphans, config.max_orphan_bytes),
             held: HeldBlocks::new(config.max_held_blocks, config.max_held_bytes),
             rejected: HashSet::new(),
@@ -106,7 +109,10 @@ impl<S: ChainStore> Chain<S> {
         }
         match loaded.tip {
             None => {
-                if !chain.accounts.is_empty() || !loaded.main.is_empty() {
+                if !chain.accounts.is_empty()
+                    || !chain.escrows.is_empty()
+                    || !loaded.main.is_empty()
+                {
                     return Err(StoreError::Corrupt {
                         table: "meta",
                         detail: "state without a tip".into(),
@@ -153,6 +159,7 @@ impl<S: ChainStore> Chain<S> {
             tip = %chain.tip().hash,
             blocks = chain.index.len() - 1,
             accounts = chain.accounts.len(),
+            escrows = chain.escrows.len(),
             "chain opened"
         );
         Ok(chain)

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use tally_core::{AccountId, Amount, Encode, KeyCache};
+use tally_core::{AccountId, Amount, Encode, KeyCache, Order, Settlement};
 
 use super::{Chain, TipInfo, TxStatus};
 use crate::block::{Block, BlockHash, BlockHeader, Transaction};
 use crate::consensus::ChainParams;
 use crate::error::StoreError;
 use crate::mempool::Mempool;
-use crate::spend::slot;
 use crate::state::{AccountState, Accounts, total_balance};
 use crate::store::ChainStore;
 use crate::u256::U256;
@@ -175,18 +174,17 @@ impl<S: ChainStore> Chain<S> {
         &self.accounts
     }
 
-    /// The sum of all balances: always genesis plus one reward per block.
+    /// The sum of all balances and of the money in open escrows: always genesis plus one
+    /// reward per block.
     pub fn supply(&self) -> Option<Amount> {
-        total_balance(&self.accounts)
+        total_balance(&self.accounts)?.checked_add(self.escrows.escrowed()?)
     }
 
     /// What became of `tx`: pending, confirmed at a height, buried deeper than the recent
     /// index reaches, or unknown. Wallets poll this to count confirmations.
     pub fn transaction_status(&self, tx: &Transaction) -> TxStatus {
-        let Some((sender, sequence)) = slot(tx) else {
-            return TxStatus::Unknown;
-        };
-        if let Some((height, confirmed)) = self.recent.get(&sender, sequence) {
+        let slot = tx.order.lock_slot();
+        if let Some((height, confirmed)) = self.recent.get(&slot) {
             if confirmed == *tx {
                 return TxStatus::Confirmed {
                     height,
@@ -195,16 +193,32 @@ impl<S: ChainStore> Chain<S> {
             }
             return TxStatus::Unknown;
         }
-        if self.mempool.get(&sender, sequence) == Some(tx) {
+        if self.is_pending(tx) {
             return TxStatus::Pending;
         }
-        if self.account(&sender).next_sequence > sequence {
+        if self.slot_passed(tx) {
             let oldest = self.recent.oldest_height().unwrap_or(self.height() + 1);
             return TxStatus::Buried {
                 confirmations: self.height().saturating_sub(oldest) + 1,
             };
         }
         TxStatus::Unknown
+    }
+
+    /// Whether the chain's state shows `tx` applied, beyond what the recent-block index
+    /// can place: a spend's sequence passed, or its escrow settled the way it settles.
+    fn slot_passed(&self, tx: &Transaction) -> bool {
+        match &tx.order {
+            Order::EscrowClaim(claim) => self
+                .escrow(&claim.escrow)
+                .is_some_and(|e| e.settlement == Settlement::Claimed(claim.secret)),
+            Order::EscrowRefund(refund) => self
+                .escrow(&refund.escrow)
+                .is_some_and(|e| e.settlement == Settlement::Refunded),
+            order => order
+                .spender()
+                .is_some_and(|(sender, sequence)| self.account(&sender).next_sequence > sequence),
+        }
     }
 
     /// The pending transactions.

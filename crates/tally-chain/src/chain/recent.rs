@@ -3,16 +3,16 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tally_core::AccountId;
+use tally_core::LockSlot;
 
 use crate::block::Transaction;
-use crate::spend::slot;
 
-/// Transactions of the most recent main-chain blocks by `(sender, sequence)`, bounded, so
-/// confirmations can be counted without a per-transaction index on disk.
+/// Transactions of the most recent main-chain blocks by lock slot (`(sender, sequence)`,
+/// or the escrow a claim or refund settles), bounded, so confirmations can be counted
+/// without a per-transaction index on disk.
 pub(super) struct RecentTransactions {
-    by_key: HashMap<(AccountId, u64), (u64, Transaction)>,
-    blocks: VecDeque<(u64, Vec<(AccountId, u64)>)>,
+    by_key: HashMap<LockSlot, (u64, Transaction)>,
+    blocks: VecDeque<(u64, Vec<LockSlot>)>,
     max_entries: usize,
 }
 
@@ -25,8 +25,8 @@ impl RecentTransactions {
         }
     }
 
-    pub(super) fn get(&self, sender: &AccountId, sequence: u64) -> Option<(u64, Transaction)> {
-        self.by_key.get(&(*sender, sequence)).cloned()
+    pub(super) fn get(&self, slot: &LockSlot) -> Option<(u64, Transaction)> {
+        self.by_key.get(slot).cloned()
     }
 
     pub(super) fn oldest_height(&self) -> Option<u64> {
@@ -36,10 +36,9 @@ impl RecentTransactions {
     pub(super) fn push(&mut self, height: u64, txs: &[Transaction]) {
         let mut keys = Vec::with_capacity(txs.len());
         for tx in txs {
-            if let Some(key) = slot(tx) {
-                keys.push(key);
-                self.by_key.insert(key, (height, tx.clone()));
-            }
+            let key = tx.order.lock_slot();
+            keys.push(key);
+            self.by_key.insert(key, (height, tx.clone()));
         }
         self.blocks.push_back((height, keys));
         while self.by_key.len() > self.max_entries && self.blocks.len() > 1 {

@@ -9,7 +9,6 @@ use tracing::{debug, info, warn};
 use super::{Chain, TipChange};
 use crate::block::{Block, BlockHash, Transaction};
 use crate::error::{BlockError, ChainError, StoreError, invalid};
-use crate::spend::slot;
 use crate::state::{Overlay, Undo, merge};
 use crate::store::{ChainStore, WriteBatch};
 
@@ -105,7 +104,7 @@ impl<S: ChainStore> Chain<S> {
         let old_tip = self.tip_hash();
         let old_height = self.height();
 
-        let mut overlay = Overlay::new(&self.accounts);
+        let mut overlay = Overlay::new(&self.accounts, &self.escrows);
         let mut batch = WriteBatch::default();
         let mut disconnected = Vec::new();
         let mut returned = Vec::new();
@@ -143,8 +142,9 @@ impl<S: ChainStore> Chain<S> {
                     &stored
                 }
             };
+            let median_time = self.median_time_past(&block.header.previous);
             let undo: Undo = overlay
-                .apply_block(block)
+                .apply_block(block, median_time)
                 .map_err(|error| Failure::Invalid { hash: *hash, error })?;
             let height = block.header.height;
             batch.undo.push((*hash, undo.encode()));
@@ -155,7 +155,8 @@ impl<S: ChainStore> Chain<S> {
             connected.push((*hash, height, block.transactions.clone()));
         }
         let changes = overlay.into_changes();
-        batch.accounts = changes;
+        batch.accounts = changes.accounts;
+        batch.escrows = changes.escrows;
         batch.main_truncate_above = Some(fork_height);
         batch.tip = Some(candidate);
         self.store.commit(&batch).map_err(Failure::Store)?;
@@ -165,11 +166,17 @@ impl<S: ChainStore> Chain<S> {
         // branch): its pending transactions are checked again against the new tip.
         let mut touched: HashSet<AccountId> = batch.accounts.keys().copied().collect();
         merge(&mut self.accounts, std::mem::take(&mut batch.accounts));
+        self.escrows.merge(std::mem::take(&mut batch.escrows));
         self.main.truncate(fork_height as usize + 1);
         self.main.extend(branch.iter().copied());
         for tx in &returned {
             self.mempool.insert_returned(tx.clone());
             touched.extend(tx.signer());
+            // A claim undone keeps its secret known here, mined again or not (the other
+            // side of a wire may need it).
+            if let tally_core::Order::EscrowClaim(claim) = &tx.order {
+                self.revealed.insert(claim.secret);
+            }
         }
         self.recent.truncate_above(fork_height);
         for (_, height, txs) in &connected {
@@ -180,14 +187,8 @@ impl<S: ChainStore> Chain<S> {
             let state = self.account(account);
             self.mempool.revalidate(account, state);
         }
-        let returned_to_mempool = returned
-            .iter()
-            .filter(|tx| {
-                slot(tx).is_some_and(|(sender, sequence)| {
-                    self.mempool.get(&sender, sequence) == Some(tx)
-                })
-            })
-            .count();
+        self.revalidate_escrow_orders();
+        let returned_to_mempool = returned.iter().filter(|tx| self.is_pending(tx)).count();
         let change = TipChange {
             old_tip,
             new_tip: candidate,

@@ -20,12 +20,14 @@ impl<S: ChainStore> Chain<S> {
             amount: self.params.block_reward,
             height,
         };
-        let mut view = Overlay::new(&self.accounts);
+        let mut view = Overlay::new(&self.accounts, &self.escrows);
         // The coinbase applies first, as in `apply_block`.
         let transactions = if view.credit(&miner, coinbase.amount) {
             let max_bytes = (self.params.max_block_bytes as usize).saturating_sub(BLOCK_PREFIX_LEN);
             self.mempool.select(
                 &mut view,
+                &self.params.network,
+                self.median_time_past(&tip),
                 self.params.max_block_transactions as usize,
                 max_bytes,
             )

@@ -6,7 +6,7 @@ use super::Chain;
 use crate::block::Transaction;
 use crate::checks::{CheckedTransactions, check_transactions};
 use crate::error::TxRejected;
-use crate::spend::Spend;
+use crate::spend::Effect;
 use crate::store::ChainStore;
 
 impl<S: ChainStore> Chain<S> {
@@ -17,20 +17,31 @@ impl<S: ChainStore> Chain<S> {
         Ok(tx)
     }
 
-    /// Takes a transaction into the mempool after checking that it is a spend (a transfer
-    /// or a well-formed split, the kinds a proof-of-work network takes), its signature,
-    /// sequence and the sender's funds against the tip.
+    /// Takes a transaction into the mempool after checking that the chain takes its kind
+    /// (a transfer, a well-formed split or escrow lock, an escrow's claim or refund), its
+    /// signature, and then against the tip: a spend's sequence and the sender's funds, a
+    /// lock's deadline and hash lock, a settlement's escrow and the next block's height.
     pub fn submit_transaction(&mut self, tx: Transaction) -> Result<(), TxRejected> {
-        let (sender, sequence) = {
-            let spend = Spend::of(&tx)?;
-            (spend.sender, spend.sequence)
-        };
-        if self.mempool.get(&sender, sequence) == Some(&tx) {
+        if self.is_pending(&tx) {
             return Err(TxRejected::Duplicate);
         }
-        if !tx.to_signed_order().verify(&self.params.network) {
+        let valid = tx.to_signed_order().verify(&self.params.network);
+        self.admit(tx, valid)
+    }
+
+    /// Admits `tx`, whose signature check gave `signature_ok`.
+    /// A settlement's "signature" is exactly `Signature::NONE`; the check gave `signature_ok`
+    /// by that rule too.
+    fn admit(&mut self, tx: Transaction, signature_ok: bool) -> Result<(), TxRejected> {
+        let effect = Effect::of(&tx, &self.params.network)?;
+        if !signature_ok {
             return Err(TxRejected::BadSignature);
         }
+        let sender = match effect {
+            Effect::Settle(settle) => return self.submit_settlement(tx, settle),
+            Effect::Spend { spend, .. } => spend.sender,
+        };
+        self.admit_lock(&tx)?;
         let state = self.account(&sender);
         self.mempool.insert(tx, state)
     }
@@ -57,14 +68,7 @@ impl<S: ChainStore> Chain<S> {
         }
         txs.into_iter()
             .zip(valid)
-            .map(|(tx, ok)| {
-                let sender = Spend::of(&tx)?.sender;
-                if !ok {
-                    return Err(TxRejected::BadSignature);
-                }
-                let state = self.account(&sender);
-                self.mempool.insert(tx, state)
-            })
+            .map(|(tx, ok)| self.admit(tx, ok))
             .collect()
     }
 }

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use tally_core::AccountId;
+use tally_core::{AccountId, EscrowId, EscrowState};
 
 use crate::block::{Block, BlockHash, BlockHeader};
 use crate::error::StoreError;
 use crate::state::{AccountState, Accounts, Undo};
 
 /// The durable half of a chain: blocks with their headers' status, undo records, the
-/// accounts as of the tip, the main chain by height, and the tip.
+/// accounts and escrows as of the tip, the main chain by height, and the tip.
 ///
 /// The chain keeps its block tree in memory and writes through [`ChainStore::commit`] once
 /// per change of the tip (one block, or a whole reorganisation), so a store must apply a
@@ -57,6 +57,8 @@ pub struct Loaded {
     pub headers: Vec<(BlockHeader, StoredStatus)>,
     /// The accounts as of the tip.
     pub accounts: Accounts,
+    /// The escrows as of the tip, open or settled.
+    pub escrows: Vec<(EscrowId, EscrowState)>,
     /// The tip (`None` for a new database).
     pub tip: Option<BlockHash>,
     /// Main-chain hashes from height 1 up.
@@ -74,6 +76,8 @@ pub struct WriteBatch {
     pub undo: Vec<(BlockHash, Vec<u8>)>,
     /// Accounts to write; an empty state deletes.
     pub accounts: HashMap<AccountId, AccountState>,
+    /// Escrows to write; `None` deletes (an undone lock).
+    pub escrows: HashMap<EscrowId, Option<EscrowState>>,
     /// Main-chain heights above this one are dropped before `main_set` is written.
     pub main_truncate_above: Option<u64>,
     /// `(height, hash)` of blocks now on the main chain.

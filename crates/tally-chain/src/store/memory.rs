@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tally_core::{AccountId, NetworkId};
+use tally_core::{AccountId, EscrowId, EscrowState, NetworkId};
 
 use super::api::{ChainStore, Loaded, StoredStatus, WriteBatch};
 use crate::block::{Block, BlockHash, BlockHeader};
@@ -28,6 +28,7 @@ struct Tables {
     headers: HashMap<BlockHash, (BlockHeader, StoredStatus)>,
     undo: HashMap<BlockHash, Vec<u8>>,
     accounts: HashMap<AccountId, AccountState>,
+    escrows: HashMap<EscrowId, EscrowState>,
     main: BTreeMap<u64, BlockHash>,
     tip: Option<BlockHash>,
 }
@@ -118,6 +119,7 @@ impl ChainStore for MemoryStore {
         Ok(Loaded {
             headers,
             accounts,
+            escrows: tables.escrows.iter().map(|(id, e)| (*id, *e)).collect(),
             tip: tables.tip,
             main,
         })
@@ -170,6 +172,12 @@ impl ChainStore for MemoryStore {
             } else {
                 tables.accounts.insert(*account, *state);
             }
+        }
+        for (id, escrow) in &batch.escrows {
+            match escrow {
+                Some(escrow) => tables.escrows.insert(*id, *escrow),
+                None => tables.escrows.remove(id),
+            };
         }
         if let Some(above) = batch.main_truncate_above {
             tables.main.retain(|height, _| *height <= above);

@@ -1,5 +1,5 @@
 //! The chain's redb storage: blocks, headers with their status, undo records, accounts,
-//! the main chain by height, and the tip, each in its own table.
+//! escrows, the main chain by height, and the tip, each in its own table.
 //!
 //! Every change to the tip — one block, or a whole reorganisation — is one [`WriteBatch`]
 //! committed in one durable redb write transaction, so a crash at any moment leaves the
@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use tally_core::{AccountId, Digest, NetworkId};
+use tally_core::{AccountId, Decode, Digest, Encode, EscrowId, EscrowState, NetworkId};
 
 use super::api::{ChainStore, Loaded, StoredStatus, WriteBatch};
 use crate::block::{Block, BlockHash, BlockHeader, HEADER_LEN};
@@ -19,6 +19,10 @@ const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks")
 const HEADERS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("headers");
 const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
 const ACCOUNTS: TableDefinition<&[u8; 32], &[u8; 16]> = TableDefinition::new("accounts");
+/// Escrow id → the escrow's record (tally-core's codec of [`EscrowState`], the layout a
+/// validator's ledger stores too). A table a chain folder of an earlier build lacks is
+/// created empty when opened: such a chain holds no escrow.
+const ESCROWS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("escrows");
 const MAIN: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("main_chain");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -78,6 +82,7 @@ impl RedbStore {
             txn.open_table(HEADERS)?;
             txn.open_table(UNDO)?;
             txn.open_table(ACCOUNTS)?;
+            txn.open_table(ESCROWS)?;
             txn.open_table(MAIN)?;
         }
         txn.commit()?;
@@ -112,6 +117,13 @@ impl ChainStore for RedbStore {
                 .ok_or_else(|| corrupt("accounts", "record length"))?;
             accounts.insert(AccountId::from(*key.value()), state);
         }
+        let mut escrows = Vec::new();
+        for entry in txn.open_table(ESCROWS)?.iter()? {
+            let (key, value) = entry?;
+            let escrow = EscrowState::from_bytes(value.value())
+                .map_err(|e| corrupt("escrows", e.to_string()))?;
+            escrows.push((EscrowId::from(*key.value()), escrow));
+        }
         let mut main = Vec::new();
         for (expected, entry) in txn.open_table(MAIN)?.iter()?.enumerate() {
             let (height, hash) = entry?;
@@ -133,6 +145,7 @@ impl ChainStore for RedbStore {
         Ok(Loaded {
             headers,
             accounts,
+            escrows,
             tip,
             main,
         })
@@ -204,6 +217,19 @@ impl ChainStore for RedbStore {
                     accounts.remove(account.as_bytes())?;
                 } else {
                     accounts.insert(account.as_bytes(), &state.encode())?;
+                }
+            }
+        }
+        {
+            let mut escrows = txn.open_table(ESCROWS)?;
+            for (id, escrow) in &batch.escrows {
+                match escrow {
+                    Some(escrow) => {
+                        escrows.insert(id.as_bytes(), escrow.to_bytes().as_slice())?;
+                    }
+                    None => {
+                        escrows.remove(id.as_bytes())?;
+                    }
                 }
             }
         }

@@ -282,6 +282,7 @@ pub fn assert_consistent<S: ChainStore>(chain: &Chain<S>) {
     }
     assert_eq!(fresh.tip(), chain.tip());
     assert_eq!(fresh.accounts(), chain.accounts());
+    assert_eq!(fresh.escrows(), chain.escrows());
     assert_eq!(chain.supply(), chain.params().supply_at(chain.height()));
 }
 

@@ -185,6 +185,22 @@ pub fn wallet_json(wallet: &Path, contract: &Path, args: &[&str]) -> Value {
     })
 }
 
+/// `tally wallet … ARGS`, which must fail with a one-line reason; its stderr.
+pub fn wallet_fails(wallet: &Path, contract: &Path, args: &[&str]) -> String {
+    let output = Command::new(TALLY)
+        .args(["wallet", "--wallet"])
+        .arg(wallet)
+        .arg("--network")
+        .arg(contract)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{args:?} must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.contains("error:"), "{stderr}");
+    stderr
+}
+
 /// `tally network new quorum` in `net` (four validators, `extra` arguments such as
 /// `--pow-bits`) on free ports; the contract's path. Nothing runs yet.
 pub fn create_quorum(net: &Path, extra: &[&str]) -> std::path::PathBuf {

@@ -204,6 +204,94 @@ pub enum EscrowShapeError {
     CitesItself,
 }
 
+/// How an escrow stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Locked: neither claimed nor refunded.
+    Open,
+    /// Claimed for the payee with this secret.
+    Claimed(EscrowSecret),
+    /// Returned to the payer after the deadline.
+    Refunded,
+}
+
+/// An escrow as a network keeps it (a validator's ledger, a proof-of-work chain's state):
+/// the lock that opened it and how it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EscrowState {
+    pub lock: EscrowLock,
+    pub settlement: Settlement,
+}
+
+impl EscrowState {
+    /// An escrow its lock just opened.
+    pub fn open(lock: EscrowLock) -> Self {
+        EscrowState {
+            lock,
+            settlement: Settlement::Open,
+        }
+    }
+
+    /// Who the money went to, once settled.
+    pub fn paid_to(&self) -> Option<AccountId> {
+        match self.settlement {
+            Settlement::Open => None,
+            Settlement::Claimed(_) => Some(self.lock.payee),
+            Settlement::Refunded => Some(self.lock.payer),
+        }
+    }
+}
+
+const SETTLEMENT_OPEN: u8 = 0;
+const SETTLEMENT_CLAIMED: u8 = 1;
+const SETTLEMENT_REFUNDED: u8 = 2;
+
+/// `lock ‖ settlement`, the settlement `0` (open), `1 ‖ secret` (claimed) or `2`
+/// (refunded): the record stores keep.
+impl Encode for EscrowState {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.lock.encode_to(out);
+        match &self.settlement {
+            Settlement::Open => out.push(SETTLEMENT_OPEN),
+            Settlement::Claimed(secret) => {
+                out.push(SETTLEMENT_CLAIMED);
+                secret.encode_to(out);
+            }
+            Settlement::Refunded => out.push(SETTLEMENT_REFUNDED),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.lock.encoded_len()
+            + match self.settlement {
+                Settlement::Claimed(_) => 33,
+                Settlement::Open | Settlement::Refunded => 1,
+            }
+    }
+}
+
+impl Decode for EscrowState {
+    const MIN_ENCODED_LEN: usize = EscrowLock::MIN_ENCODED_LEN + 1;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let lock = reader.read()?;
+        let at = reader.position();
+        let settlement = match reader.u8()? {
+            SETTLEMENT_OPEN => Settlement::Open,
+            SETTLEMENT_CLAIMED => Settlement::Claimed(reader.read()?),
+            SETTLEMENT_REFUNDED => Settlement::Refunded,
+            other => {
+                return Err(DecodeError::UnknownKind {
+                    what: "escrow settlement",
+                    kind: other,
+                    at,
+                });
+            }
+        };
+        Ok(EscrowState { lock, settlement })
+    }
+}
+
 impl EscrowLock {
     /// Checks what does not depend on the ledger: a positive amount, a payee other than
     /// the payer, a counterpart other than `network` itself.

@@ -13,9 +13,10 @@
 //! before the vote leaves), and [`Validator::secret_for`] answers it by hash lock to anyone.
 
 use tally_core::{
-    AccountId, Amount, Digest, EscrowClaim, EscrowId, EscrowLock, EscrowRefund, EscrowSecret,
-    LockSlot, OrderDigest, SignedOrder,
+    Amount, Digest, EscrowClaim, EscrowId, EscrowLock, EscrowRefund, EscrowSecret, LockSlot,
+    OrderDigest, SignedOrder,
 };
+pub use tally_core::{EscrowState, Settlement};
 
 use super::{LedgerError, LockChange, Spend, Validator, VoteLock};
 
@@ -23,35 +24,6 @@ use super::{LedgerError, LockChange, Spend, Validator, VoteLock};
 /// wire, short enough that nobody can freeze a validator's memory with escrows forever
 /// pending.
 pub const MAX_ESCROW_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-
-/// How an escrow stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settlement {
-    /// Locked: neither claimed nor refunded.
-    Open,
-    /// Claimed for the payee with this secret.
-    Claimed(EscrowSecret),
-    /// Returned to the payer after the deadline.
-    Refunded,
-}
-
-/// An escrow as a validator keeps it: the lock that opened it and how it stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EscrowState {
-    pub lock: EscrowLock,
-    pub settlement: Settlement,
-}
-
-impl EscrowState {
-    /// Who the money went to, once settled.
-    pub fn paid_to(&self) -> Option<AccountId> {
-        match self.settlement {
-            Settlement::Open => None,
-            Settlement::Claimed(_) => Some(self.lock.payee),
-            Settlement::Refunded => Some(self.lock.payer),
-        }
-    }
-}
 
 impl Validator {
     /// Decides a lock: the network takes escrows, the lock's shape, a known counterpart, a

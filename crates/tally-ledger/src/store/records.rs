@@ -6,12 +6,11 @@
 //! bytes; integers in index keys are big-endian, so that keys sort by account, then number.
 
 use tally_core::{
-    AccountId, Certificate, Decode, Encode, EscrowId, EscrowLock, EscrowSecret, LockSlot,
-    NetworkId, OrderDigest, Reader, SignedOrder,
+    AccountId, Certificate, Decode, Encode, EscrowId, LockSlot, NetworkId, OrderDigest, SignedOrder,
 };
 
 use super::ledger_store::StoreError;
-use crate::state::{AccountState, EscrowState, Settlement, VoteLock};
+use crate::state::{AccountState, EscrowState, VoteLock};
 
 /// First byte of a certificate log record: the record's format.
 pub(super) const CERT_FORMAT: u8 = 2;
@@ -35,12 +34,6 @@ const LOCK_KIND_SEQUENCE: u8 = 1;
 const LOCK_KIND_INTRO: u8 = 2;
 /// The slot of an escrow's one settlement (its claim or its refund).
 const LOCK_KIND_ESCROW: u8 = 3;
-
-/// The settlement byte after an escrow row's lock: open, claimed (the secret follows) or
-/// refunded.
-const SETTLEMENT_OPEN: u8 = 0;
-const SETTLEMENT_CLAIMED: u8 = 1;
-const SETTLEMENT_REFUNDED: u8 = 2;
 
 /// An account row's value: balance (i128) ‖ next sequence ‖ introduced (0 or 1).
 pub(super) fn encode_account(state: &AccountState) -> [u8; 25] {
@@ -198,38 +191,12 @@ pub(super) fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, Store
 /// id. The lock is kept whole because a settlement needs its payer, payee and amount, and
 /// the validator its hash lock and deadline.
 pub(super) fn encode_escrow(escrow: &EscrowState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(escrow.lock.encoded_len() + 33);
-    escrow.lock.encode_to(&mut out);
-    match &escrow.settlement {
-        Settlement::Open => out.push(SETTLEMENT_OPEN),
-        Settlement::Claimed(secret) => {
-            out.push(SETTLEMENT_CLAIMED);
-            out.extend_from_slice(secret.as_bytes());
-        }
-        Settlement::Refunded => out.push(SETTLEMENT_REFUNDED),
-    }
-    out
+    escrow.to_bytes()
 }
 
 /// An escrow from its row's value; a row with bytes missing or left over is refused.
 pub(super) fn decode_escrow(bytes: &[u8]) -> Result<EscrowState, StoreError> {
-    let corrupt = |e: tally_core::DecodeError| StoreError::Corrupt(format!("escrow record: {e}"));
-    let mut reader = Reader::new(bytes);
-    let lock: EscrowLock = reader.read().map_err(corrupt)?;
-    let settlement = match reader.u8().map_err(corrupt)? {
-        SETTLEMENT_OPEN => Settlement::Open,
-        SETTLEMENT_CLAIMED => {
-            Settlement::Claimed(EscrowSecret::from(reader.array::<32>().map_err(corrupt)?))
-        }
-        SETTLEMENT_REFUNDED => Settlement::Refunded,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "escrow record: settlement {other}"
-            )));
-        }
-    };
-    reader.finish().map_err(corrupt)?;
-    Ok(EscrowState { lock, settlement })
+    EscrowState::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("escrow record: {e}")))
 }
 
 /// An escrow row's key is the escrow's 32-byte id.
@@ -309,7 +276,9 @@ pub(super) fn parse_certificate(bytes: &[u8]) -> Result<Certificate, StoreError>
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::state::Settlement;
     use crate::store::test_fixture::Network;
+    use tally_core::{EscrowLock, EscrowSecret};
 
     #[test]
     fn certificate_records_round_trip_and_older_formats_are_refused() {

@@ -67,6 +67,11 @@ pub struct MinerFiles {
     /// Blocks served per connection (`SEND_REQUEST`'s rate limit); defaults when absent.
     #[serde(default)]
     pub block_requests: BlockRequestLimits,
+    /// Contracts of networks this chain's escrows answer (relative to the folder or
+    /// absolute): a claim this miner admits, of an escrow whose lock cites one of them, is
+    /// handed to that network as a notice (DESIGN §8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counterparts: Vec<PathBuf>,
 }
 
 impl MinerFiles {
@@ -129,6 +134,9 @@ pub struct MinerConfig {
     pub template_refresh: Duration,
     /// Tracker client timeouts and retries.
     pub tracker_client: tally_tracker::ClientConfig,
+    /// Networks this chain's escrows answer: a claim admitted here of an escrow whose lock
+    /// cites one of them is handed to it (a notice).
+    pub counterparts: Vec<NetworkContract>,
 }
 
 /// Why a miner folder cannot be loaded.
@@ -178,6 +186,7 @@ impl MinerConfig {
             sync_timeout: Duration::from_secs(30),
             template_refresh: Duration::from_secs(1),
             tracker_client: tally_tracker::ClientConfig::default(),
+            counterparts: Vec::new(),
         }
     }
 
@@ -230,7 +239,19 @@ impl MinerConfig {
                     path: key_path,
                     message: e.to_string(),
                 })?;
+        let mut counterparts = Vec::with_capacity(files.counterparts.len());
+        for path in &files.counterparts {
+            let path = dir.join(path);
+            let counterpart = NetworkContract::from_json(&read(path.clone())?).map_err(|e| {
+                MinerConfigError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            counterparts.push(counterpart);
+        }
         let mut config = MinerConfig::new(contract, key, files.listen, dir.to_path_buf());
+        config.counterparts = counterparts;
         config.rpc = Some(files.rpc);
         config.proof_of_work = files.proof_of_work;
         config.miner_account = files.miner_account;

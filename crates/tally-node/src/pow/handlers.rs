@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tally_chain::{Spend, Transaction, TxRejected, check_transactions};
+use tally_chain::{Effect, Transaction, TxRejected, check_transactions};
 use tracing::{debug, warn};
 
 use crate::pow::blocks::on_blocks;
@@ -93,6 +93,12 @@ pub async fn handle(miner: &Arc<Miner>, id: u64, packet: PowPacket) -> bool {
             })
             .await;
         }
+        PowPacket::ReqEscrow(query) => {
+            answer_query(miner, id, move |miner| {
+                PowPacket::RespEscrow(Box::new(queries::escrow(&miner.chain(), &query)))
+            })
+            .await;
+        }
         PowPacket::RejectBlock(reject) => {
             debug!(hash = %reject.hash, reason = %reject.reason, "a peer refused our block");
         }
@@ -103,7 +109,8 @@ pub async fn handle(miner: &Arc<Miner>, id: u64, packet: PowPacket) -> bool {
         | PowPacket::RejectTransaction(_)
         | PowPacket::RespAccount(_)
         | PowPacket::RespLedger(_)
-        | PowPacket::RespTxStatus(_)) => {
+        | PowPacket::RespTxStatus(_)
+        | PowPacket::RespEscrow(_)) => {
             debug!(packet = other.name(), "unexpected answer");
             miner.penalise(id, Offense::Protocol);
         }
@@ -207,7 +214,22 @@ async fn submit(miner: &Arc<Miner>, txs: Vec<Transaction>) -> Option<Vec<Result<
     let worker = miner.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let checked = check_transactions(&worker.params, &worker.keys, txs);
-        worker.chain().submit_checked(checked)
+        // Claims are rare: kept aside (with their place) for the notices they may call for.
+        let claims: Vec<(usize, Transaction)> = checked
+            .transactions()
+            .iter()
+            .enumerate()
+            .filter(|(_, tx)| matches!(tx.order, tally_core::Order::EscrowClaim(_)))
+            .map(|(i, tx)| (i, tx.clone()))
+            .collect();
+        let results = worker.chain().submit_checked(checked);
+        worker.notice_claims(
+            claims
+                .iter()
+                .filter(|(i, _)| results.get(*i).is_some_and(Result::is_ok))
+                .map(|(_, tx)| tx),
+        );
+        results
     })
     .await;
     match outcome {
@@ -222,9 +244,9 @@ async fn submit(miner: &Arc<Miner>, txs: Vec<Transaction>) -> Option<Vec<Result<
 /// A wallet's `PUSH_TRANSACTION`: answered, and relayed when taken.
 async fn on_push(miner: &Arc<Miner>, id: u64, tx: Transaction) {
     let tx_id = tx.id();
-    if let Err(error) = Spend::of(&tx) {
-        // Not a spend the chain could ever take (an `IntroKey`, a zero transfer, a
-        // malformed split): refused before any signature work, as the chain would.
+    if let Err(error) = Effect::of(&tx, &miner.network) {
+        // Not a transaction the chain could ever take (an `IntroKey`, a zero transfer, a
+        // malformed split or lock): refused before any signature work, as the chain would.
         miner.conns.reply(
             id,
             &PowPacket::RejectTransaction(RejectTransaction {
@@ -255,6 +277,13 @@ async fn on_push(miner: &Arc<Miner>, id: u64, tx: Transaction) {
                 Some(id),
             );
         }
+        // Already in the mempool: taken, as the wallet asked (it was relayed when it came).
+        // Answering it refused would tell a wallet whose first answer was lost that nobody
+        // holds the transaction it sent.
+        Err(TxRejected::Duplicate) => miner.conns.reply(
+            id,
+            &PowPacket::AcceptTransaction(AcceptTransaction { id: tx_id }),
+        ),
         Err(reason) => miner.conns.reply(
             id,
             &PowPacket::RejectTransaction(RejectTransaction {

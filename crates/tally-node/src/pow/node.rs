@@ -79,7 +79,14 @@ impl PowNode {
             config.threads
         };
         let key = config.key.clone();
-        let miner = Arc::new(Miner::new(config, chain, address, threads));
+        let counterparts = config.counterparts.clone();
+        let mut miner = Miner::new(config, chain, address, threads);
+        let notices = (!counterparts.is_empty()).then(|| {
+            let (queue, receiver) = tokio::sync::mpsc::channel(crate::notices::QUEUE);
+            miner.notices = Some(queue);
+            receiver
+        });
+        let miner = Arc::new(miner);
         info!(%address, network = %miner.network, mining = miner.config.mine, threads, "miner started");
         let mut tasks = vec![
             tokio::spawn(net::accept_loop(miner.clone(), listener)),
@@ -87,6 +94,14 @@ impl PowNode {
             tokio::spawn(discovery::heartbeat(miner.clone())),
             tokio::spawn(discovery::register(miner.clone(), key, proof_of_work)),
         ];
+        if let Some(receiver) = notices {
+            tasks.push(tokio::spawn(crate::notices::run(
+                counterparts,
+                crate::notices::TIMEOUT,
+                receiver,
+                miner.cancel.clone(),
+            )));
+        }
         if let Some(listener) = rpc_listener {
             tasks.push(tokio::spawn(rpc::serve(
                 listener,

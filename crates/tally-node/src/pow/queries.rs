@@ -1,4 +1,4 @@
-//! What wallets ask a miner (`REQ_ACCOUNT`, `REQ_LEDGER`, `REQ_TX_STATUS`), answered from
+//! What wallets ask a miner (`REQ_ACCOUNT`, `REQ_LEDGER`, `REQ_TX_STATUS`, `REQ_ESCROW`), answered from
 //! the chain at its tip. Each takes the chain lock's guard; the daemon calls them on a
 //! blocking thread, since a block commit or a reorganisation may hold the lock a while.
 
@@ -8,8 +8,10 @@ use tally_chain::{Chain, Transaction};
 use tally_core::{AccountId, Amount};
 
 use tally_proto::pow::{
-    LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger, RespTxStatus,
+    ChainEscrowView, LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger,
+    RespTxStatus,
 };
+use tally_proto::quorum::{EscrowQuery, EscrowStanding};
 
 /// An account's state at the tip with its pending spends, transfers and splits alike
 /// (`REQ_ACCOUNT`'s answer).
@@ -75,6 +77,34 @@ pub fn transaction_status(chain: &Chain, transaction: &Transaction) -> RespTxSta
         id: transaction.id(),
         status: chain.transaction_status(transaction),
         tip: chain.tip().into(),
+    }
+}
+
+/// What this miner knows of an escrow (`REQ_ESCROW`'s answer). By hash lock, the secret is
+/// answered even when no escrow of this chain uses it: a wire's two escrows share it, and a
+/// claim seen on this network's mempool may be the only place it showed.
+pub fn escrow(chain: &Chain, query: &EscrowQuery) -> ChainEscrowView {
+    let (id, hash_lock) = match query {
+        EscrowQuery::Id(id) => (Some(*id), chain.escrow(id).map(|e| e.lock.hash_lock)),
+        EscrowQuery::HashLock(hash_lock) => {
+            (chain.escrow_by_hash_lock(hash_lock), Some(*hash_lock))
+        }
+    };
+    let state = id.and_then(|id| chain.escrow(&id));
+    let depth = id.and_then(|id| chain.escrow_depth(&id));
+    ChainEscrowView {
+        escrow: state.and(id),
+        lock: state.map(|e| e.lock),
+        standing: state.map(|e| EscrowStanding::from(e.settlement)),
+        lock_status: depth.map(|(lock, _)| lock),
+        lock_transaction: id
+            .and_then(|id| chain.escrow_lock_transaction(&id))
+            .map(|(_, tx)| tx),
+        settled_status: depth.and_then(|(_, settled)| settled),
+        pending: id.and_then(|id| chain.mempool().settlement(&id).cloned()),
+        secret: hash_lock.and_then(|h| chain.secret_for(&h)),
+        tip: chain.tip().into(),
+        median_time_ms: chain.median_time(),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Miner {
     pub blocks_rejected: AtomicU64,
     /// Stops the node: cancelled by `stop` or by a storage failure.
     pub cancel: CancellationToken,
+    /// Claims to hand to counterpart networks (see `notices`); `None` without any.
+    pub notices: Option<tokio::sync::mpsc::Sender<crate::notices::Notice>>,
 }
 
 /// Locks `m`; a panic while holding a lock is a bug elsewhere, and the data is still usable.
@@ -97,7 +99,50 @@ impl Miner {
             isolated: AtomicBool::new(false),
             blocks_rejected: AtomicU64::new(0),
             cancel: CancellationToken::new(),
+            notices: None,
             config,
+        }
+    }
+
+    /// Hands the notices that admitted claims call for to the counterpart networks: a
+    /// claim of an escrow whose lock cites an escrow on another network this miner knows
+    /// (the maker's lock on B cites the payer's on A) opens that one with the same secret.
+    pub fn notice_claims<'a>(
+        &self,
+        admitted: impl IntoIterator<Item = &'a tally_core::Transaction>,
+    ) {
+        let Some(queue) = &self.notices else {
+            return;
+        };
+        let claims: Vec<_> = admitted
+            .into_iter()
+            .filter_map(|tx| match &tx.order {
+                tally_core::Order::EscrowClaim(claim) => Some(claim),
+                _ => None,
+            })
+            .collect();
+        if claims.is_empty() {
+            return;
+        }
+        let chain = self.chain();
+        for claim in claims {
+            let Some(counterpart) = chain.escrow(&claim.escrow).and_then(|e| e.lock.counterpart)
+            else {
+                continue;
+            };
+            let Some(escrow) = counterpart.escrow else {
+                continue;
+            };
+            let notice = crate::notices::Notice {
+                network: counterpart.network,
+                claim: tally_core::EscrowClaim {
+                    escrow,
+                    secret: claim.secret,
+                },
+            };
+            if queue.try_send(notice).is_err() {
+                tracing::warn!(escrow = %claim.escrow, "notice queue full; the claimant must claim itself");
+            }
         }
     }
 

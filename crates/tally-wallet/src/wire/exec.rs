@@ -1,25 +1,86 @@
-//! Performing a wire saga's locks, claims and refunds on quorum networks, and looking at the
+//! Performing a wire saga's locks, claims and refunds on its networks, and looking at the
 //! escrows it watches: what the sagas ask for, turned into requests, and the answers turned
-//! back into the [`Event`]s they understand.
+//! back into the [`Event`]s they understand. Quorum networks are handled here; proof-of-work
+//! networks in `chain_side`.
 //!
-//! What a saga hears of a network is what a quorum could only have certified: an escrow
-//! is reported once f + 1 validators (one of them honest, so a certificate exists) applied
-//! its lock, and settled once f + 1 applied the claim or the refund. A secret is reported
-//! from any validator, since it is checked against the hash lock.
+//! What a saga hears of a quorum network is what a quorum could only have certified: an
+//! escrow is reported once f + 1 validators (one of them honest, so a certificate exists)
+//! applied its lock, and settled once f + 1 applied the claim or the refund. A secret is
+//! reported from any validator, since it is checked against the hash lock.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use tally_core::{AccountId, Certificate, EscrowId, EscrowLock, NetworkId, SecretKey};
+use tally_core::{AccountId, EscrowId, EscrowLock, Mode, NetworkContract, NetworkId, SecretKey};
 use tally_proto::{EscrowQuery, EscrowStanding, EscrowView};
 use tally_swap::{Event, LockTerms, Refusal, Standing, Target};
 
+use super::chain_side::{self, ChainReach};
+use super::{Bounds, Proof, WireError};
 use crate::escrow;
 use crate::ops::OpError;
-use crate::{QuorumClient, Wallet};
+use crate::{Miners, QuorumClient, Wallet};
+
+/// How a party reaches one network of a wire.
+pub enum Reach {
+    /// A quorum network's validators.
+    Quorum(QuorumClient),
+    /// A proof-of-work network's miners.
+    Chain(ChainReach),
+}
+
+impl From<QuorumClient> for Reach {
+    fn from(client: QuorumClient) -> Self {
+        Reach::Quorum(client)
+    }
+}
+
+impl Reach {
+    /// Reaches the network of `contract`: its validators, or the miners its tracker lists
+    /// (an order there counts once it has `bounds.confirmations`).
+    pub async fn connect(
+        contract: &NetworkContract,
+        timeout: Duration,
+        bounds: &Bounds,
+    ) -> Result<Reach, WireError> {
+        let refused = |error: &dyn std::fmt::Display| {
+            WireError::Refused(format!("network {}: {error}", contract.name))
+        };
+        match contract.mode {
+            Mode::Quorum => QuorumClient::located(contract.clone(), timeout)
+                .await
+                .map(Reach::Quorum)
+                .map_err(|error| refused(&error)),
+            Mode::Pow => {
+                let miners = Miners::locate(contract, timeout)
+                    .await
+                    .map_err(|error| refused(&error))?;
+                Ok(Reach::Chain(ChainReach::new(
+                    miners,
+                    contract.clone(),
+                    bounds,
+                )))
+            }
+        }
+    }
+
+    /// The network's contract.
+    pub fn contract(&self) -> &NetworkContract {
+        match self {
+            Reach::Quorum(client) => client.contract(),
+            Reach::Chain(chain) => &chain.contract,
+        }
+    }
+
+    /// The network's id.
+    pub fn network(&self) -> NetworkId {
+        self.contract().id()
+    }
+}
 
 /// One network of a wire, as this party reaches it.
 pub struct Side {
-    pub client: QuorumClient,
+    pub reach: Reach,
     /// The keys that may sign this party's locks here (none where it only claims); a lock
     /// is signed by the one its saga names ([`Driven::signer`](super::Driven::signer)).
     pub keys: Vec<SecretKey>,
@@ -39,7 +100,7 @@ pub struct Transient(pub String);
 impl Sides {
     /// Adds a network (a second one with the same id replaces the first).
     pub fn add(&mut self, side: Side) {
-        self.sides.insert(*side.client.network(), side);
+        self.sides.insert(side.reach.network(), side);
     }
 
     /// The network with this id, if this driver reaches it.
@@ -56,39 +117,48 @@ impl Sides {
         })
     }
 
-    /// Locks on `network` with `terms`, signed by `signer`'s key there. An escrow already
-    /// certified under the same hash lock with exactly these terms and this payer (a crash
-    /// after the lock, before the journal recorded it) is reported as the lock, never
-    /// locked twice.
+    /// Locks on `network` with `terms`, signed by `signer`'s key there: the event, and the
+    /// lock's proof when this call made it (the certificate or mined transaction it got
+    /// back). An escrow already certified under the same hash lock with exactly these
+    /// terms and this payer (a crash after the lock, before the journal recorded it) is
+    /// reported as the lock, never locked twice; its proof is then [`Sides::lock_proof`]'s
+    /// to find.
     pub async fn lock(
         &self,
         wallet: &Wallet,
         network: NetworkId,
         terms: &LockTerms,
         signer: Option<AccountId>,
-    ) -> Result<Event, Transient> {
+    ) -> Result<(Event, Option<Proof>), Transient> {
         let side = self.side(&network)?;
         let Some(key) = side
             .keys
             .iter()
             .find(|key| signer.is_none_or(|signer| key.account() == signer))
         else {
-            return Ok(Event::LockRefused {
-                network,
-                reason: "this wallet holds no key to lock with on that network".into(),
-            });
+            let reason = "this wallet holds no key to lock with on that network".into();
+            return Ok((Event::LockRefused { network, reason }, None));
+        };
+        let client = match &side.reach {
+            Reach::Quorum(client) => client,
+            Reach::Chain(chain) => {
+                return chain_side::lock(wallet, chain, network, terms, key).await;
+            }
         };
         let payer = key.account();
         let query = EscrowQuery::HashLock(terms.hash_lock);
-        if let Some((escrow, lock, _)) = certified(&side.client, &query).await
+        if let Some((escrow, lock, _)) = certified(client, &query).await
             && lock.payer == payer
             && terms.matches(&lock)
         {
-            return Ok(Event::Locked {
-                network,
-                escrow,
-                lock,
-            });
+            return Ok((
+                Event::Locked {
+                    network,
+                    escrow,
+                    lock,
+                },
+                None,
+            ));
         }
         let asked = escrow::LockTerms {
             payee: terms.payee,
@@ -97,16 +167,19 @@ impl Sides {
             deadline_ms: terms.deadline_ms,
             counterpart: Some(terms.counterpart),
         };
-        match escrow::lock(wallet, &side.client, key, asked).await {
-            Ok(locked) => Ok(Event::Locked {
-                network,
-                escrow: locked.escrow,
-                lock: locked.lock,
-            }),
-            Err(error) if is_final(&error) => Ok(Event::LockRefused {
-                network,
-                reason: error.to_string(),
-            }),
+        match escrow::lock(wallet, client, key, asked).await {
+            Ok(locked) => Ok((
+                Event::Locked {
+                    network,
+                    escrow: locked.escrow,
+                    lock: locked.lock,
+                },
+                Some(Proof::Certificate(locked.receipt.certificate)),
+            )),
+            Err(error) if is_final(&error) => {
+                let reason = error.to_string();
+                Ok((Event::LockRefused { network, reason }, None))
+            }
             Err(error) => Err(Transient(error.to_string())),
         }
     }
@@ -119,10 +192,16 @@ impl Sides {
         network: NetworkId,
         escrow: EscrowId,
         secret: tally_core::EscrowSecret,
-    ) -> Result<(Event, Option<Certificate>), Transient> {
-        let side = self.side(&network)?;
-        let answer = escrow::claim(wallet, &side.client, escrow, secret).await;
-        Ok(settled(&side.client, network, escrow, Settling::Claim, answer).await)
+    ) -> Result<(Event, Option<Proof>), Transient> {
+        match &self.side(&network)?.reach {
+            Reach::Quorum(client) => {
+                let answer = escrow::claim(wallet, client, escrow, secret).await;
+                Ok(settled(client, network, escrow, Settling::Claim, answer).await)
+            }
+            Reach::Chain(chain) => {
+                Ok(chain_side::settle(wallet, chain, network, escrow, Some(secret)).await)
+            }
+        }
     }
 
     /// Returns `escrow` on `network` to its payer: [`Event::Refunded`], or the refusal.
@@ -131,10 +210,16 @@ impl Sides {
         wallet: &Wallet,
         network: NetworkId,
         escrow: EscrowId,
-    ) -> Result<(Event, Option<Certificate>), Transient> {
-        let side = self.side(&network)?;
-        let answer = escrow::refund(wallet, &side.client, escrow).await;
-        Ok(settled(&side.client, network, escrow, Settling::Refund, answer).await)
+    ) -> Result<(Event, Option<Proof>), Transient> {
+        match &self.side(&network)?.reach {
+            Reach::Quorum(client) => {
+                let answer = escrow::refund(wallet, client, escrow).await;
+                Ok(settled(client, network, escrow, Settling::Refund, answer).await)
+            }
+            Reach::Chain(chain) => {
+                Ok(chain_side::settle(wallet, chain, network, escrow, None).await)
+            }
+        }
     }
 
     /// What a watch on `target` sees now: the escrow as certified ([`Event::Seen`]) and its
@@ -147,9 +232,13 @@ impl Sides {
             Target::Escrow(id) => EscrowQuery::Id(id),
             Target::HashLock(hash) => EscrowQuery::HashLock(hash),
         };
+        let client = match &side.reach {
+            Reach::Quorum(client) => client,
+            Reach::Chain(chain) => return chain_side::observe(chain, network, &query).await,
+        };
         let mut events = Vec::new();
-        let views = views(&side.client, &query).await;
-        if let Some((escrow, lock, standing)) = agreed(&side.client, &views) {
+        let views = views(client, &query).await;
+        if let Some((escrow, lock, standing)) = agreed(client, &views) {
             events.push(Event::Seen {
                 network,
                 escrow,
@@ -164,21 +253,35 @@ impl Sides {
         events
     }
 
-    /// The certificate of `lock` (found among its payer's orders at its sequence, checked
-    /// against the committee), for a receipt.
-    pub async fn lock_certificate(
-        &self,
-        network: &NetworkId,
-        lock: &EscrowLock,
-    ) -> Option<Certificate> {
-        let side = self.get(network)?;
-        side.client
+    /// What proves `lock` for a receipt: its certificate (found among its payer's orders
+    /// at its sequence, checked against the committee), or its transaction and the block
+    /// that holds it.
+    pub async fn lock_proof(&self, network: &NetworkId, lock: &EscrowLock) -> Option<Proof> {
+        let client = match &self.get(network)?.reach {
+            Reach::Quorum(client) => client,
+            Reach::Chain(chain) => return chain_side::lock_proof(chain, network, lock).await,
+        };
+        client
             .sent_certificate(&lock.payer, lock.sequence)
             .await
             .filter(|certificate| {
                 certificate.order == tally_core::Order::from(*lock)
                     && certificate.checksum == tally_swap::escrow_id(network, lock)
             })
+            .map(Proof::Certificate)
+    }
+
+    /// What `account` holds on `network`, as the network agrees on it (f + 1 validators
+    /// alike, or the best miner's tip); `None` when that cannot be known now.
+    pub async fn balance(&self, network: &NetworkId, account: &AccountId) -> Option<i128> {
+        match &self.get(network)?.reach {
+            Reach::Quorum(client) => crate::views::balance(client, account)
+                .await
+                .ok()
+                .filter(|views| views.agree > 0)
+                .map(|views| views.balance),
+            Reach::Chain(chain) => chain_side::balance(chain, account).await,
+        }
     }
 }
 
@@ -200,14 +303,22 @@ fn is_final(error: &OpError) -> bool {
 }
 
 #[derive(Clone, Copy)]
-enum Settling {
+pub(super) enum Settling {
     Claim,
     Refund,
 }
 
 impl Settling {
+    /// The claim (with the secret) or the refund.
+    pub(super) fn of(secret: Option<tally_core::EscrowSecret>) -> Settling {
+        match secret {
+            Some(_) => Settling::Claim,
+            None => Settling::Refund,
+        }
+    }
+
     /// The standing this settlement makes.
-    fn standing(self) -> Standing {
+    pub(super) fn standing(self) -> Standing {
         match self {
             Settling::Claim => Standing::Claimed,
             Settling::Refund => Standing::Refunded,
@@ -215,7 +326,7 @@ impl Settling {
     }
 
     /// The event of this settlement certified.
-    fn done(self, network: NetworkId, escrow: EscrowId) -> Event {
+    pub(super) fn done(self, network: NetworkId, escrow: EscrowId) -> Event {
         match self {
             Settling::Claim => Event::Claimed { network, escrow },
             Settling::Refund => Event::Refunded { network, escrow },
@@ -223,7 +334,7 @@ impl Settling {
     }
 
     /// The event of this settlement refused.
-    fn refused(self, network: NetworkId, escrow: EscrowId, refusal: Refusal) -> Event {
+    pub(super) fn refused(self, network: NetworkId, escrow: EscrowId, refusal: Refusal) -> Event {
         match self {
             Settling::Claim => Event::ClaimRefused {
                 network,
@@ -248,9 +359,14 @@ async fn settled(
     escrow: EscrowId,
     settling: Settling,
     answer: Result<crate::Receipt, OpError>,
-) -> (Event, Option<Certificate>) {
+) -> (Event, Option<Proof>) {
     let error = match answer {
-        Ok(receipt) => return (settling.done(network, escrow), Some(receipt.certificate)),
+        Ok(receipt) => {
+            return (
+                settling.done(network, escrow),
+                Some(Proof::Certificate(receipt.certificate)),
+            );
+        }
         Err(error) => error,
     };
     let event = match judge(client, escrow, settling, &error).await {

@@ -9,20 +9,19 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tally_core::{
-    AccountId, Amount, Certificate, Digest, EscrowId, EscrowLock, NetworkContract, NetworkId,
-    Order, SecretKey,
+    AccountId, Amount, Digest, EscrowId, EscrowLock, NetworkContract, NetworkId, Order, SecretKey,
 };
 use tally_swap::{
     Event, Message, Outcome, Payer, PayerConfig, PayerPhase, PayerState, SignedQuote, Standing,
     Target, TopicLine, Want, topic,
 };
 
-use super::exec::{Side, Sides};
+use super::exec::{Reach, Side, Sides};
 use super::runner::{Driven, Runner};
 use super::topic::{Heard, TopicRoom};
-use super::{Bounds, WireError, keep_once, read_journal, write_journal};
+use super::{Bounds, Proof, WireError, keep_once, read_journal, write_journal};
+use crate::Wallet;
 use crate::escrow::{new_secret, unix_ms};
-use crate::{QuorumClient, Wallet};
 
 /// The asset a Tally network's wire moves: its cash.
 pub const ASSET: &str = "cash";
@@ -40,7 +39,8 @@ const SEE_MAKER_CLAIM: Duration = Duration::from_secs(10);
 const SEE_POLL: Duration = Duration::from_millis(20);
 
 /// A wire as the wallet keeps it in `wires/<id>.json`: what was asked, the saga's state,
-/// the certificates gathered, and how it ended. Journaled at every step.
+/// the proofs gathered (certificates, or transactions mined on a proof-of-work side), and
+/// how it ended. Journaled at every step.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WireRecord {
     /// The hash lock: one per wire.
@@ -51,22 +51,24 @@ pub struct WireRecord {
     pub contract_b: NetworkContract,
     pub state: PayerState,
     /// The payer's lock on A, the maker's lock on B, the claim on B or the refund on A.
-    pub certificates: Vec<Certificate>,
+    #[serde(alias = "certificates")]
+    pub proofs: Vec<Proof>,
     pub outcome: Option<Outcome>,
 }
 
-/// The wire receipt: the signed quote and the certificates that show what happened, each
-/// checkable against its network's contract.
+/// The wire receipt: the signed quote and the proofs of what happened, each checkable
+/// against its network: a certificate against the contract's committee, a proof-of-work
+/// transaction against the network's chain.
 #[derive(Clone, Debug, Serialize)]
 pub struct WireReceipt {
     pub id: Digest,
     pub quote: SignedQuote,
     pub amount: Amount,
     pub fee: Option<Amount>,
-    pub lock_a: Option<Certificate>,
-    pub lock_b: Option<Certificate>,
-    pub claim_b: Option<Certificate>,
-    pub refund_a: Option<Certificate>,
+    pub lock_a: Option<Proof>,
+    pub lock_b: Option<Proof>,
+    pub claim_b: Option<Proof>,
+    pub refund_a: Option<Proof>,
     pub outcome: Option<Outcome>,
 }
 
@@ -75,9 +77,9 @@ impl WireRecord {
     pub fn receipt(&self) -> WireReceipt {
         let config = self.state.config();
         let find = |pick: &dyn Fn(&Order) -> bool| {
-            self.certificates
+            self.proofs
                 .iter()
-                .find(|certificate| pick(&certificate.order))
+                .find(|proof| pick(proof.order()))
                 .cloned()
         };
         let payer = config.account;
@@ -132,8 +134,10 @@ pub enum WireStep {
 /// What to wire.
 pub struct WireRequest {
     pub key: SecretKey,
-    pub client_a: QuorumClient,
-    pub client_b: QuorumClient,
+    /// Network A (pays), reached through its validators or miners.
+    pub client_a: Reach,
+    /// Network B (receives).
+    pub client_b: Reach,
     pub relay: String,
     /// What arrives on B.
     pub amount: Amount,
@@ -187,8 +191,8 @@ impl Driven for PayerWire {
         Some(self.record.state.config().account)
     }
 
-    fn keep(&mut self, certificate: Certificate) {
-        keep_once(&mut self.record.certificates, certificate);
+    fn keep(&mut self, proof: Proof) {
+        keep_once(&mut self.record.proofs, proof);
     }
 }
 
@@ -280,8 +284,8 @@ pub async fn wire(
     let timing = request.bounds.timing(&contract_a, &contract_b)?;
     let want = Want {
         asset: ASSET.into(),
-        network_a: *request.client_a.network(),
-        network_b: *request.client_b.network(),
+        network_a: request.client_a.network(),
+        network_b: request.client_b.network(),
     };
     let account = request.key.account();
     let quotes = if request.known_quotes.is_empty() {
@@ -326,7 +330,7 @@ pub async fn wire(
         contract_a,
         contract_b,
         state: payer.snapshot(),
-        certificates: Vec::new(),
+        proofs: Vec::new(),
         outcome: None,
     };
     let sides = sides(request.client_a, request.client_b, Some(request.key));
@@ -340,20 +344,22 @@ pub async fn wire(
     drive(wallet, saga, actions, &sides, &mut on_step).await
 }
 
-/// Picks up wire `id` (a prefix will do) where its journal left it.
+/// Picks up wire `id` (a prefix will do) where its journal left it; on a proof-of-work
+/// side, orders count at `bounds`'s confirmations.
 pub async fn resume(
     wallet: &Wallet,
     id: &str,
     key: SecretKey,
     timeout: Duration,
+    bounds: &Bounds,
     mut on_step: impl FnMut(WireStep, Instant),
 ) -> Result<WireRecord, WireError> {
     let (path, record) = find(wallet, id)?;
     if !record.is_open() {
         return Ok(record);
     }
-    let client_a = client(&record.contract_a, timeout)?;
-    let client_b = client(&record.contract_b, timeout)?;
+    let client_a = Reach::connect(&record.contract_a, timeout, bounds).await?;
+    let client_b = Reach::connect(&record.contract_b, timeout, bounds).await?;
     let sides = sides(client_a, client_b, Some(key));
     let (payer, actions) = Payer::resume(record.state.clone(), unix_ms());
     let saga = PayerWire {
@@ -402,20 +408,15 @@ fn want_b(record: &WireRecord) -> NetworkId {
     record.contract_b.id()
 }
 
-fn client(contract: &NetworkContract, timeout: Duration) -> Result<QuorumClient, WireError> {
-    QuorumClient::new(contract.clone(), timeout)
-        .map_err(|error| WireError::Refused(format!("network {}: {error}", contract.name)))
-}
-
-fn sides(client_a: QuorumClient, client_b: QuorumClient, key: Option<SecretKey>) -> Sides {
+fn sides(client_a: Reach, client_b: Reach, key: Option<SecretKey>) -> Sides {
     let mut sides = Sides::default();
     sides.add(Side {
-        client: client_a,
+        reach: client_a,
         keys: key.into_iter().collect(),
     });
     // Claims are signed by no key: the payer needs none on B.
     sides.add(Side {
-        client: client_b,
+        reach: client_b,
         keys: Vec::new(),
     });
     sides
@@ -470,9 +471,9 @@ async fn drive(
     }
     let mut saga = runner.saga;
     if let Some(lock) = saga.maker_lock
-        && let Some(certificate) = sides.lock_certificate(&network_b, &lock).await
+        && let Some(proof) = sides.lock_proof(&network_b, &lock).await
     {
-        saga.keep(certificate);
+        saga.keep(proof);
     }
     saga.journal()?;
     if saga.record.outcome == Some(Outcome::Completed)

@@ -6,11 +6,11 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use tally_core::{Certificate, EscrowId, EscrowSecret, NetworkId};
+use tally_core::{EscrowId, EscrowSecret, NetworkId};
 use tally_swap::{Action, Event, Message, Outcome, RETRY_MS, Standing, Target};
 
-use super::WireError;
 use super::exec::{Sides, Transient};
+use super::{Proof, WireError};
 use crate::Wallet;
 use crate::escrow::unix_ms;
 
@@ -20,9 +20,9 @@ pub trait Driven {
     fn handle(&mut self, event: Event, now: u64) -> Vec<Action>;
     /// Makes the saga's state durable, with whatever its driver keeps beside it.
     fn journal(&mut self) -> Result<(), WireError>;
-    /// A certificate of this party's lock, claim or refund, for the receipt (journaled at
-    /// the next [`Driven::journal`]).
-    fn keep(&mut self, certificate: Certificate);
+    /// What proves this party's lock, claim or refund, for the receipt (journaled at the
+    /// next [`Driven::journal`]).
+    fn keep(&mut self, proof: Proof);
     /// The account whose key signs this saga's lock on `network` (a driver may hold
     /// several there).
     fn signer(&self, network: &NetworkId) -> Option<tally_core::AccountId>;
@@ -204,12 +204,17 @@ impl<D: Driven> Runner<D> {
                 Action::Lock { network, terms } => {
                     let signer = self.saga.signer(&network);
                     match sides.lock(wallet, network, &terms, signer).await {
-                        Ok(event) => {
-                            if let Event::Locked { lock, .. } = &event
-                                && let Some(certificate) =
-                                    sides.lock_certificate(&network, lock).await
-                            {
-                                self.saga.keep(certificate);
+                        Ok((event, proof)) => {
+                            // A lock found already made (after a crash) has its proof looked up.
+                            let proof = match (proof, &event) {
+                                (Some(proof), _) => Some(proof),
+                                (None, Event::Locked { lock, .. }) => {
+                                    sides.lock_proof(&network, lock).await
+                                }
+                                (None, _) => None,
+                            };
+                            if let Some(proof) = proof {
+                                self.saga.keep(proof);
                             }
                             queue.push_back(event);
                         }
@@ -247,13 +252,13 @@ impl<D: Driven> Runner<D> {
 
     fn settled(
         &mut self,
-        answer: Result<(Event, Option<Certificate>), Transient>,
+        answer: Result<(Event, Option<Proof>), Transient>,
         queue: &mut VecDeque<Event>,
     ) {
         match answer {
-            Ok((event, certificate)) => {
-                if let Some(certificate) = certificate {
-                    self.saga.keep(certificate);
+            Ok((event, proof)) => {
+                if let Some(proof) = proof {
+                    self.saga.keep(proof);
                 }
                 queue.push_back(event);
             }

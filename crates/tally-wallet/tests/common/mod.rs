@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod live;
+pub mod maker;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
