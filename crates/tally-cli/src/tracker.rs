@@ -66,6 +66,9 @@ pub struct LimitArgs {
     /// Stored entries registered from one IP address.
     #[arg(long, default_value_t = D.max_entries_per_ip)]
     pub max_entries_per_ip: usize,
+    /// Stored entries (keys) listed at one reachable address.
+    #[arg(long, default_value_t = D.max_entries_per_address)]
+    pub max_entries_per_address: usize,
     /// Keys in one registration.
     #[arg(long, default_value_t = D.max_keys_per_request)]
     pub max_keys_per_request: usize,
@@ -106,6 +109,7 @@ impl LimitArgs {
             pipeline_depth: self.pipeline_depth,
             max_entries: self.max_entries,
             max_entries_per_ip: self.max_entries_per_ip,
+            max_entries_per_address: self.max_entries_per_address,
             max_keys_per_request: self.max_keys_per_request,
             ttl: Duration::from_secs(self.ttl_secs),
             max_clock_skew: Duration::from_secs(self.max_clock_skew_secs),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tally_core::{NetworkContract, SecretKey};
 use tally_proto::Limits;
+use tally_proto::admission::AdmissionLimits;
 
 use crate::discovery::TrackerSettings;
 
@@ -53,10 +54,18 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// How long an idle client connection is kept.
     pub idle_timeout: Duration,
-    /// The most connections served at once.
-    pub max_connections: usize,
-    /// The most requests one connection may have in flight.
+    /// How many connections are served at once, from one address, and kept for the
+    /// committee's own addresses.
+    pub admission: AdmissionLimits,
+    /// The most requests one connection may have in flight (read and not yet answered
+    /// whole): a client that stops reading stops being read.
     pub max_in_flight: usize,
+    /// The largest request frame read, in bytes (answers may be up to
+    /// [`Limits::max_frame`]): the memory a half-sent request can hold.
+    pub max_request: usize,
+    /// Bulk answers (certificate and ledger pages) all strangers' connections together may
+    /// have computed or unwritten at once.
+    pub max_bulk_answers: usize,
     /// The most requests in one engine batch.
     pub max_batch: usize,
     /// How often to ask peers for certificates we miss.
@@ -97,8 +106,14 @@ impl NodeConfig {
             data_dir,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(120),
-            max_connections: 1024,
-            max_in_flight: 4096,
+            admission: AdmissionLimits {
+                max_total: 1024,
+                max_per_source: 64,
+                reserved: 64,
+            },
+            max_in_flight: 256,
+            max_request: 1024 * 1024,
+            max_bulk_answers: 8,
             max_batch: 8192,
             sync_interval: Duration::from_secs(1),
             cache_bytes: 32 * 1024 * 1024,

@@ -4,8 +4,14 @@
 
 use axum::Json;
 use serde_json::{Value, json};
+use std::time::Duration;
 use tally_core::AccountId;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tally_proto::admission::{Admission, AdmissionLimits, LogGate};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A call: its id (echoed), method and params.
@@ -61,14 +67,64 @@ fn error_answer(id: Value, code: i64, message: impl Into<String>) -> Json<Value>
     Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}}))
 }
 
-/// Serves `app` (`POST /`) on `listener` until `cancel`.
+/// Connections a control API serves at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one address may hold of those.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+/// How long a client has to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may last, whatever it does (a slow body included).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Serves `app` (`POST /`) on `listener` until `cancel`: at most [`MAX_CONNECTIONS`] at
+/// once ([`MAX_CONNECTIONS_PER_SOURCE`] from one address), headers within
+/// [`HEADER_TIMEOUT`], each connection closed after [`CONNECTION_LIFETIME`], so half-sent
+/// requests cannot hold file descriptors the node's own port needs.
 pub async fn serve(listener: TcpListener, app: axum::Router, cancel: CancellationToken) {
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await;
-    if let Err(error) = result {
-        tracing::warn!(%error, "control API stopped");
+    let admission = Admission::new(
+        AdmissionLimits {
+            max_total: MAX_CONNECTIONS,
+            max_per_source: MAX_CONNECTIONS_PER_SOURCE,
+            reserved: 0,
+        },
+        [],
+    );
+    let gate = LogGate::default();
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "control API: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                if let Some(held_back) = gate.pass(peer.ip(), std::time::Instant::now()) {
+                    tracing::warn!(%peer, held_back, "control API: {refused}; refusing");
+                }
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(admitted);
+        });
     }
+    connections.shutdown().await;
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! JSON-RPC control API, and [`slots`] its report of frozen lock slots.
 
 pub mod config;
+pub mod connection;
 pub mod decider;
 pub mod discovery;
 pub mod engine;

@@ -4,18 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
 use tally_core::{ContractError, NetworkContract};
 use tally_ledger::{LedgerStore, RedbLedgerStore, StoreError, Validator};
-use tally_proto::connection::codec;
-use tally_proto::{CertQuery, ErrorCode, Packet};
+use tally_proto::admission::{Admission, LogGate, Refused};
+use tally_proto::{ErrorCode, Packet};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
+use crate::connection::Shared;
 use crate::discovery::{AddressBook, CommitteePeers, Registrar, TrackerSettings};
 use crate::engine::{self, EngineHandle};
 use crate::notices;
@@ -316,7 +315,15 @@ async fn accept_loop(
     config: Arc<NodeConfig>,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let admission = Admission::new(config.admission, committee_addresses(&config.contract));
+    let shared = Arc::new(Shared {
+        engine,
+        store,
+        config: config.clone(),
+        cancel: cancel.clone(),
+        bulk: Arc::new(Semaphore::new(config.max_bulk_answers.max(1))),
+        log: Arc::new(LogGate::default()),
+    });
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -332,128 +339,42 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many connections; refusing");
-            continue;
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                refuse(&stream, &refused);
+                if let Some(held_back) = shared.log.pass(peer.ip(), std::time::Instant::now()) {
+                    tracing::warn!(%peer, held_back, "{refused}; refusing");
+                }
+                continue;
+            }
         };
-        let (engine, store, config, cancel) = (
-            engine.clone(),
-            store.clone(),
-            config.clone(),
-            cancel.clone(),
-        );
+        let trusted = admission.is_trusted(peer.ip());
+        let shared = shared.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, engine, store, config, cancel).await;
-            drop(permit);
+            crate::connection::serve(stream, peer, trusted, shared).await;
+            drop(admitted);
         });
     }
     connections.shutdown().await;
 }
 
-/// Serves one connection: reads requests in order, answers in the same order.
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    engine: EngineHandle,
-    store: Arc<dyn LedgerStore>,
-    config: Arc<NodeConfig>,
-    cancel: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
-    let mut reader = FramedRead::new(read_half, codec(config.limits.max_frame));
-    let writer = FramedWrite::new(write_half, codec(config.limits.max_frame));
-    let (queue, pending) = mpsc::channel::<oneshot::Receiver<Packet>>(config.max_in_flight);
-    let writer_task = tokio::spawn(write_answers(
-        writer,
-        pending,
-        config.limits.write_timeout,
-        peer,
-    ));
-    loop {
-        let frame = tokio::select! {
-            _ = cancel.cancelled() => break,
-            frame = tokio::time::timeout(config.idle_timeout, reader.next()) => frame,
-        };
-        let frame = match frame {
-            Err(_) => {
-                tracing::debug!(%peer, "idle connection closed");
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(error))) => {
-                tracing::info!(%peer, %error, "bad frame; closing");
-                break;
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let answer = match serde_json::from_slice::<Packet>(&frame) {
-            Err(error) => {
-                tracing::info!(%peer, %error, "malformed packet");
-                ready(Packet::error(
-                    ErrorCode::Malformed,
-                    format!("malformed packet: {error}"),
-                ))
-            }
-            Ok(Packet::ReqCerts(query)) => certificates(store.clone(), query),
-            Ok(packet) => engine.submit(packet).await,
-        };
-        if queue.send(answer).await.is_err() {
-            break;
-        }
-    }
-    drop(queue);
-    let _ = writer_task.await;
+/// The IP addresses the contract gives the committee: their connections may use the
+/// room kept for them and are not held to the per-address limit.
+fn committee_addresses(contract: &NetworkContract) -> Vec<std::net::IpAddr> {
+    contract
+        .validators
+        .iter()
+        .filter_map(|v| v.address.parse::<SocketAddr>().ok())
+        .map(|address| address.ip())
+        .collect()
 }
 
-fn ready(packet: Packet) -> oneshot::Receiver<Packet> {
-    let (reply, answer) = oneshot::channel();
-    let _ = reply.send(packet);
-    answer
-}
-
-/// Answers `REQ_CERTS` from the store without going through the engine.
-fn certificates(store: Arc<dyn LedgerStore>, query: CertQuery) -> oneshot::Receiver<Packet> {
-    let (reply, answer) = oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let _ = reply.send(crate::decider::certificates_page(store.as_ref(), query));
-    });
-    answer
-}
-
-async fn write_answers(
-    mut writer: FramedWrite<
-        tokio::net::tcp::OwnedWriteHalf,
-        tokio_util::codec::LengthDelimitedCodec,
-    >,
-    mut pending: mpsc::Receiver<oneshot::Receiver<Packet>>,
-    write_timeout: std::time::Duration,
-    peer: SocketAddr,
-) {
-    while let Some(answer) = pending.recv().await {
-        let packet = answer
-            .await
-            .unwrap_or_else(|_| Packet::error(ErrorCode::Busy, "validator is shutting down"));
-        let bytes = match serde_json::to_vec(&packet) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode an answer");
-                continue;
-            }
-        };
-        let fed = tokio::time::timeout(write_timeout, writer.feed(bytes::Bytes::from(bytes))).await;
-        if !matches!(fed, Ok(Ok(()))) {
-            tracing::info!(%peer, "peer does not read its answers; closing");
-            return;
-        }
-        if pending.is_empty() {
-            let flushed =
-                tokio::time::timeout(write_timeout, SinkExt::<bytes::Bytes>::flush(&mut writer))
-                    .await;
-            if !matches!(flushed, Ok(Ok(()))) {
-                tracing::info!(%peer, "peer does not read its answers; closing");
-                return;
-            }
-        }
+/// Tells a refused client why in one `ERROR` frame, if its socket takes it at once, and
+/// lets the socket close: a refusal never waits on the refused.
+fn refuse(stream: &TcpStream, refused: &Refused) {
+    let packet = Packet::error(ErrorCode::Busy, format!("{refused}; try again later"));
+    if let Ok(body) = serde_json::to_vec(&packet) {
+        let _ = stream.try_write(&tally_proto::encode_frame(&body));
     }
 }

@@ -208,6 +208,10 @@ pub enum Refusal {
     Stale,
     #[error("too many entries from your address")]
     TooManyEntriesFromAddress,
+    #[error("too many keys are listed at that address")]
+    AddressCrowded,
+    #[error("address {0} is not the address you connect from")]
+    NotYourAddress(String),
     #[error("tracker full")]
     Full,
     #[error("too many requests from your address")]

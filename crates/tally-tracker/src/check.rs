@@ -138,6 +138,12 @@ pub fn check_registration(
     } else {
         SocketAddr::new(canonical_ip(sent.ip()), sent.port())
     };
+    // A key is listed only at the address it registers from, so one host cannot point
+    // other nodes at a victim. A loopback source is the tracker's own host, which may name
+    // any of its addresses (a node behind the same NAT, or a devnet).
+    if address.ip() != source && !source.is_loopback() {
+        return Err(Refusal::NotYourAddress(address.to_string()));
+    }
     let mut seen = HashSet::with_capacity(reg.keys.len());
     let mut keys = Vec::with_capacity(reg.keys.len());
     for key in &reg.keys {
@@ -215,6 +221,33 @@ mod tests {
     }
 
     const NOW: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_key_is_listed_only_at_the_address_it_registers_from() {
+        let c = contract(8);
+        let nets = Networks::from_contracts(std::slice::from_ref(&c));
+        let key = SecretKey::from_bytes([2; 32]);
+        let pointing_at_a_victim = reg(c.id(), &key, 8, "192.0.2.50:2222", NOW);
+        let attacker: IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(
+            check_registration(
+                &pointing_at_a_victim,
+                attacker,
+                NOW,
+                &nets,
+                &Limits::DEFAULT
+            )
+            .err(),
+            Some(Refusal::NotYourAddress("192.0.2.50:2222".into()))
+        );
+        let own = reg(c.id(), &key, 8, "198.51.100.9:2222", NOW);
+        assert!(check_registration(&own, attacker, NOW, &nets, &Limits::DEFAULT).is_ok());
+        // The tracker's own host may name any of its addresses.
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(
+            check_registration(&pointing_at_a_victim, local, NOW, &nets, &Limits::DEFAULT).is_ok()
+        );
+    }
 
     #[test]
     fn a_good_registration_passes_and_unspecified_ip_becomes_the_source() {

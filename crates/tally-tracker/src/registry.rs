@@ -83,12 +83,17 @@ pub struct RegistryLimits {
     pub max_entries: usize,
     /// Entries per source IP.
     pub max_entries_per_ip: usize,
+    /// Entries (keys) listed at one reachable address: one host cannot crowd peer lists
+    /// with many keys pointing at itself.
+    pub max_entries_per_address: usize,
 }
 
 /// Every entry of every served network.
 pub struct Registry {
     tables: HashMap<NetworkId, Table>,
     per_source: HashMap<IpBytes, u32>,
+    /// Entries per reachable address (IP and port).
+    per_address: HashMap<(IpBytes, u16), u32>,
     total: usize,
     hasher: std::hash::RandomState,
     limits: RegistryLimits,
@@ -106,6 +111,7 @@ impl Registry {
                 .map(|n| (*n, Table::default()))
                 .collect(),
             per_source: HashMap::new(),
+            per_address: HashMap::new(),
             total: 0,
             hasher: std::hash::RandomState::new(),
             limits,
@@ -177,6 +183,15 @@ impl Registry {
                 if entry.timestamp <= slot.timestamp {
                     return Err(Refusal::Stale);
                 }
+                let moves = (slot.ip, slot.port) != (entry.ip, entry.port);
+                if moves
+                    && self
+                        .per_address
+                        .get(&(entry.ip, entry.port))
+                        .is_some_and(|n| *n as usize >= limits.max_entries_per_address)
+                {
+                    return Err(Refusal::AddressCrowded);
+                }
                 if slot.source != entry.source {
                     let count = self.per_source.get(&entry.source).copied().unwrap_or(0);
                     if count as usize >= limits.max_entries_per_ip {
@@ -185,6 +200,10 @@ impl Registry {
                     let old_source = slot.source;
                     *self.per_source.entry(entry.source).or_insert(0) += 1;
                     decrement(&mut self.per_source, &old_source);
+                }
+                if moves {
+                    *self.per_address.entry((entry.ip, entry.port)).or_insert(0) += 1;
+                    decrement(&mut self.per_address, &(slot.ip, slot.port));
                 }
                 let previous = *slot;
                 *slot = entry;
@@ -202,6 +221,13 @@ impl Registry {
                 if count as usize >= limits.max_entries_per_ip {
                     return Err(Refusal::TooManyEntriesFromAddress);
                 }
+                if self
+                    .per_address
+                    .get(&(entry.ip, entry.port))
+                    .is_some_and(|n| *n as usize >= limits.max_entries_per_address)
+                {
+                    return Err(Refusal::AddressCrowded);
+                }
                 let i = u32::try_from(table.entries.len()).map_err(|_| Refusal::Full)?;
                 table.entries.push(entry);
                 let hasher = &self.hasher;
@@ -210,6 +236,7 @@ impl Registry {
                     .index
                     .insert_unique(hash, i, |j| hasher.hash_one(entries[*j as usize].account));
                 *self.per_source.entry(entry.source).or_insert(0) += 1;
+                *self.per_address.entry((entry.ip, entry.port)).or_insert(0) += 1;
                 self.total += 1;
                 Ok(Undo {
                     network: *network,
@@ -250,6 +277,7 @@ impl Registry {
             .index
             .insert_unique(hash, i, |j| hasher.hash_one(entries[*j as usize].account));
         *self.per_source.entry(entry.source).or_insert(0) += 1;
+        *self.per_address.entry((entry.ip, entry.port)).or_insert(0) += 1;
         self.total += 1;
     }
 
@@ -273,6 +301,7 @@ impl Registry {
         }
         let removed = table.entries.swap_remove(i);
         decrement(&mut self.per_source, &removed.source);
+        decrement(&mut self.per_address, &(removed.ip, removed.port));
         self.total -= 1;
         Some(removed)
     }
@@ -292,6 +321,9 @@ impl Registry {
         }
         if self.per_source.capacity() > 4 * self.per_source.len().max(16) {
             self.per_source.shrink_to_fit();
+        }
+        if self.per_address.capacity() > 4 * self.per_address.len().max(16) {
+            self.per_address.shrink_to_fit();
         }
         dead
     }
@@ -362,11 +394,13 @@ impl Registry {
                     + t.index.capacity() * (std::mem::size_of::<u32>() + 1)
             })
             .sum();
-        tables + self.per_source.capacity() * (std::mem::size_of::<(IpBytes, u32)>() + 1)
+        tables
+            + self.per_source.capacity() * (std::mem::size_of::<(IpBytes, u32)>() + 1)
+            + self.per_address.capacity() * (std::mem::size_of::<((IpBytes, u16), u32)>() + 1)
     }
 }
 
-fn decrement(map: &mut HashMap<IpBytes, u32>, key: &IpBytes) {
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
     if let Some(n) = map.get_mut(key) {
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -403,7 +437,43 @@ mod tests {
     const LIMITS: RegistryLimits = RegistryLimits {
         max_entries: 100,
         max_entries_per_ip: 3,
+        max_entries_per_address: 1000,
     };
+
+    #[test]
+    fn one_address_lists_a_bounded_number_of_keys_and_frees_them_as_they_go() {
+        let n = net(1);
+        let limits = RegistryLimits {
+            max_entries_per_address: 2,
+            ..LIMITS
+        };
+        let mut r = Registry::new([&n], limits);
+        let at = |k: u8, host: u8, ts: u64| Entry {
+            ip: ip_bytes(IpAddr::from([10, 0, 0, host])),
+            ..entry(k, k, ts, 1)
+        };
+        r.apply(&n, at(1, 9, 1)).unwrap();
+        r.apply(&n, at(2, 9, 1)).unwrap();
+        assert_eq!(
+            r.apply(&n, at(3, 9, 1)).err(),
+            Some(Refusal::AddressCrowded)
+        );
+        // Moving a key onto the crowded address is refused too; elsewhere it is fine.
+        r.apply(&n, at(3, 8, 1)).unwrap();
+        assert_eq!(
+            r.apply(&n, at(3, 9, 2)).err(),
+            Some(Refusal::AddressCrowded)
+        );
+        // A key leaving the address frees its place.
+        r.apply(&n, at(1, 7, 2)).unwrap();
+        r.apply(&n, at(3, 9, 3)).unwrap();
+        r.remove(&n, &at(2, 9, 0).account);
+        r.apply(&n, at(4, 9, 1)).unwrap();
+        assert_eq!(
+            r.apply(&n, at(5, 9, 1)).err(),
+            Some(Refusal::AddressCrowded)
+        );
+    }
 
     #[test]
     fn entries_are_compact() {
@@ -442,6 +512,7 @@ mod tests {
             RegistryLimits {
                 max_entries: 2,
                 max_entries_per_ip: 10,
+                max_entries_per_address: 1000,
             },
         );
         full.apply(&n, entry(1, 1, 1, 1)).unwrap();
@@ -493,6 +564,7 @@ mod tests {
             RegistryLimits {
                 max_entries: 1000,
                 max_entries_per_ip: 1000,
+                max_entries_per_address: 1000,
             },
         );
         for k in 0..200u8 {
@@ -519,7 +591,7 @@ mod tests {
         #[test]
         fn registry_stays_consistent(ops in proptest::collection::vec((0u8..3, 0u8..20, 0u8..4, 0u64..50), 1..200)) {
             let n = net(1);
-            let mut r = Registry::new([&n], RegistryLimits { max_entries: 15, max_entries_per_ip: 6 });
+            let mut r = Registry::new([&n], RegistryLimits { max_entries: 15, max_entries_per_ip: 6, max_entries_per_address: 1000 });
             for (op, k, src, t) in ops {
                 match op {
                     0 => { let _ = r.apply(&n, entry(k, src, t, t)); }

@@ -257,6 +257,7 @@ impl Tracker {
         let registry_limits = RegistryLimits {
             max_entries: limits.max_entries,
             max_entries_per_ip: limits.max_entries_per_ip,
+            max_entries_per_address: limits.max_entries_per_address,
         };
         let data_dir = config.data_dir.clone();
         let nets = networks.clone();

@@ -264,6 +264,7 @@ mod tests {
         let limits = RegistryLimits {
             max_entries: 10,
             max_entries_per_ip: 10,
+            max_entries_per_address: 1000,
         };
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();

@@ -352,6 +352,7 @@ fn a_failed_store_commit_reports_the_cause_and_leaves_the_log_as_it_was() {
     let limits = RegistryLimits {
         max_entries: 10,
         max_entries_per_ip: 10,
+        max_entries_per_address: 1000,
     };
     let mut registry = Registry::new([&network], limits);
     let report = store

@@ -143,6 +143,7 @@ pub(super) async fn run(
         requests_per_ip_per_sec: 0,
         max_entries: (key_count + 1024).max(d.max_entries),
         max_entries_per_ip: key_count + 1024,
+        max_entries_per_address: usize::MAX,
         pipeline_depth: pipeline.max(d.pipeline_depth),
         ..Limits::DEFAULT
     };

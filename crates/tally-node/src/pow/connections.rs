@@ -1,6 +1,6 @@
 //! The miner daemon's connections (miners and wallets, in and out): each one's write queue
 //! and sync state, sending, broadcasting, and the limits on how many are held
-//! ([`ConnLimits`], sans-I/O) and which of two connections to the same miner is kept
+//! (an [`Admission`]) and which of two connections to the same miner is kept
 //! ([`choose_between_duplicates`], sans-I/O).
 
 use std::collections::{HashMap, HashSet};
@@ -15,13 +15,18 @@ use tracing::debug;
 
 use crate::pow::peers::PeerKey;
 use crate::pow::sync::PeerSync;
+use tally_proto::admission::{Admission, Admitted};
 use tally_proto::pow::PowPacket;
 
 /// Packets queued for one connection's writer before it counts as too slow and is dropped.
 pub const WRITE_QUEUE: usize = 1024;
 /// Bytes queued for one connection's writer before it counts as too slow and is dropped
-/// (a peer that does not read cannot make us hold more than this for it).
-const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// (a peer that does not read cannot make us hold more than this for it: eight of the
+/// largest blocks).
+const MAX_QUEUED_BYTES: usize = 8 << 20;
+/// Bytes queued for one connection's writer past which its next request is not read until
+/// the writer catches up: a peer that asks and never reads is not asked for more.
+pub const READ_PAUSE_BYTES: usize = 1 << 20;
 
 /// One open connection.
 pub struct Conn {
@@ -97,7 +102,7 @@ pub struct Connections {
     /// Addresses being dialed, so one address is never dialed twice at once.
     dialing: Mutex<HashSet<String>>,
     next_id: AtomicU64,
-    limits: Arc<Mutex<ConnLimits>>,
+    admission: Admission,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,13 +111,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Connections {
-    /// No connections yet, held to `limits`.
-    pub fn new(limits: ConnLimits) -> Self {
+    /// No connections yet, held to `admission`'s limits.
+    pub fn new(admission: Admission) -> Self {
         Connections {
             conns: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(1),
-            limits: Arc::new(Mutex::new(limits)),
+            admission,
         }
     }
 
@@ -126,18 +131,20 @@ impl Connections {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Reserves a place for a connection with `ip` (see [`ConnLimits::reserve`]).
-    pub fn reserve(&self, ip: IpAddr, inbound: bool) -> Option<ConnSlot> {
-        let ip = ip.to_canonical();
-        lock(&self.limits).reserve(ip, inbound).then(|| ConnSlot {
-            limits: self.limits.clone(),
-            ip,
-        })
+    /// Reserves a place for a connection with `ip`: inbound ones are held to the
+    /// per-address limit, ones we dialed only to the total (we dial few, and on one host,
+    /// a devnet, every miner shares an IP).
+    pub fn reserve(&self, ip: IpAddr, inbound: bool) -> Option<Admitted> {
+        if inbound {
+            self.admission.admit(ip).ok()
+        } else {
+            self.admission.admit_outbound()
+        }
     }
 
     /// Connections held now (miners and wallets, in and out).
     pub fn open(&self) -> usize {
-        lock(&self.limits).open()
+        self.admission.open()
     }
 
     /// Marks `address` as being dialed; `false` if it already is.
@@ -203,71 +210,6 @@ impl Connections {
         for conn in self.lock().values() {
             conn.cancel.cancel();
         }
-    }
-}
-
-/// How many connections are held, in all and per remote IP address, against their maxima.
-/// Counting happens at the accept (or the dial), before a connection's task runs, so a
-/// burst of connections cannot all pass the check before the first of them is counted.
-#[derive(Clone, Debug)]
-pub struct ConnLimits {
-    max_total: usize,
-    max_per_ip: usize,
-    open: usize,
-    /// Connections held per remote IP address (no entry: none).
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-impl ConnLimits {
-    /// At most `max_total` connections, and `max_per_ip` inbound ones from one address.
-    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
-        ConnLimits {
-            max_total,
-            max_per_ip,
-            open: 0,
-            per_ip: HashMap::new(),
-        }
-    }
-
-    /// Counts a connection with `ip` (canonical); `false` (nothing counted) when it would
-    /// exceed a limit. Outbound connections are counted but only held to the total: we
-    /// dial few, and on one host (a devnet) every miner shares an IP.
-    pub fn reserve(&mut self, ip: IpAddr, inbound: bool) -> bool {
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        if self.open >= self.max_total || (inbound && from_ip >= self.max_per_ip) {
-            return false;
-        }
-        self.open += 1;
-        self.per_ip.insert(ip, from_ip + 1);
-        true
-    }
-
-    /// A connection with `ip` closed.
-    pub fn release(&mut self, ip: IpAddr) {
-        if let Some(count) = self.per_ip.get_mut(&ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
-        self.open = self.open.saturating_sub(1);
-    }
-
-    /// Connections held.
-    pub fn open(&self) -> usize {
-        self.open
-    }
-}
-
-/// One connection's place in the [`ConnLimits`], released when dropped.
-pub struct ConnSlot {
-    limits: Arc<Mutex<ConnLimits>>,
-    ip: IpAddr,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        lock(&self.limits).release(self.ip);
     }
 }
 
@@ -338,28 +280,27 @@ mod tests {
         text.parse().unwrap()
     }
 
-    /// Inbound connections are held to the per-address limit, all to the total; a closed
-    /// connection frees its place.
+    /// Inbound connections are held to the per-address limit, ones we dialed to the total
+    /// only; a closed connection frees its place.
     #[test]
     fn connections_are_held_to_the_total_and_per_address_limits() {
-        let mut limits = ConnLimits::new(3, 2);
+        let conns = Connections::new(Admission::new(
+            tally_proto::admission::AdmissionLimits {
+                max_total: 3,
+                max_per_source: 2,
+                reserved: 0,
+            },
+            [],
+        ));
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        assert!(limits.reserve(a, true) && limits.reserve(a, true));
-        assert!(!limits.reserve(a, true), "a third from one address");
-        assert!(limits.reserve(a, false), "outbound: only the total counts");
-        assert!(!limits.reserve(b, true), "the total is reached");
-        assert_eq!(limits.open(), 3);
-        limits.release(a);
-        assert!(limits.reserve(b, true));
-        for _ in 0..3 {
-            limits.release(a);
-        }
-        limits.release(b);
-        assert_eq!(limits.open(), 0);
-        assert!(
-            limits.per_ip.is_empty(),
-            "nothing is remembered for closed addresses"
-        );
+        let first = conns.reserve(a, true).unwrap();
+        let _second = conns.reserve(a, true).unwrap();
+        assert!(conns.reserve(a, true).is_none(), "a third from one address");
+        let _out = conns.reserve(a, false).unwrap();
+        assert!(conns.reserve(b, true).is_none(), "the total is reached");
+        assert_eq!(conns.open(), 3);
+        drop(first);
+        assert!(conns.reserve(b, true).is_some());
     }
 
     /// Both sides of a double dial keep the connection dialed by the smaller address.

@@ -16,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::pow::clock::duration_ms;
-use crate::pow::connections::{Conn, ConnSlot, WRITE_QUEUE};
+use crate::pow::connections::{Conn, READ_PAUSE_BYTES, WRITE_QUEUE};
 use crate::pow::handlers;
 use crate::pow::peers::{Offense, PeerKey};
 use crate::pow::state::Miner;
 use crate::pow::sync::PeerSync;
+use tally_proto::admission::Admitted;
 use tally_proto::pow::{self, ErrorMsg, PowPacket, WireReader};
 
 /// Accepts connections until the node stops, within the connection limits.
@@ -50,6 +51,27 @@ pub async fn accept_loop(miner: Arc<Miner>, listener: TcpListener) {
         };
         tokio::spawn(serve(miner.clone(), slot, stream, remote, None));
     }
+}
+
+/// Waits, without reading, while more than [`READ_PAUSE_BYTES`] wait for this
+/// connection's writer; `false` when they still do after `patience` (the peer does not
+/// read) or the connection closes.
+async fn writer_caught_up(
+    queued: &AtomicUsize,
+    patience: Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    if queued.load(Ordering::Relaxed) <= READ_PAUSE_BYTES {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + patience;
+    while queued.load(Ordering::Relaxed) > READ_PAUSE_BYTES {
+        if cancel.is_cancelled() || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 /// Dials `address` unless it is us, already connected, banned, or we are isolated.
@@ -107,7 +129,7 @@ pub fn dial(miner: &Arc<Miner>, address: String) {
 /// `slot` is released when it ends.
 async fn serve(
     miner: Arc<Miner>,
-    slot: ConnSlot,
+    slot: Admitted,
     stream: TcpStream,
     remote: SocketAddr,
     dialed: Option<String>,
@@ -117,6 +139,7 @@ async fn serve(
     let cancel = miner.cancel.child_token();
     let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let queued = Arc::new(AtomicUsize::new(0));
+    let read_queued = queued.clone();
     let outbound = dialed.is_some();
     // A dialed peer is a miner (we dial only miners); it gets our CONNECT first.
     miner.conns.lock().insert(
@@ -153,7 +176,7 @@ async fn serve(
         }
     });
     debug!(%remote, outbound, "connection open");
-    read_loop(&miner, id, &mut reader, &cancel).await;
+    read_loop(&miner, id, &mut reader, &read_queued, &cancel).await;
     // Dropping the queue's last sender lets the writer send what is queued (a last
     // `ERROR`, say) and end; a ban or the node stopping cancels it at once instead.
     miner.conns.lock().remove(&id);
@@ -174,9 +197,14 @@ async fn read_loop(
     miner: &Arc<Miner>,
     id: u64,
     reader: &mut WireReader,
+    queued: &AtomicUsize,
     cancel: &CancellationToken,
 ) {
     loop {
+        if !writer_caught_up(queued, miner.config.wire.write_timeout, cancel).await {
+            debug!("peer does not read its answers; closing");
+            return;
+        }
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
             received = reader.recv() => received,

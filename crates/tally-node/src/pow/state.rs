@@ -16,10 +16,11 @@ use tracing::{debug, warn};
 
 use crate::pow::clock::now_ms;
 use crate::pow::config::MinerConfig;
-use crate::pow::connections::{ConnLimits, Connections};
+use crate::pow::connections::Connections;
 use crate::pow::gossip::GossipDedup;
 use crate::pow::mining::MiningControl;
 use crate::pow::peers::{Offense, PeerBook, PeerKey, ServingBudgets, Verdict};
+use tally_proto::admission::{Admission, AdmissionLimits};
 use tally_proto::pow::{Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, SendRequest, Tip};
 
 /// The miner daemon's shared state.
@@ -85,9 +86,13 @@ impl Miner {
             chain: Mutex::new(chain),
             tip: watch::Sender::new(tip),
             gossip: Mutex::new(GossipDedup::default()),
-            conns: Connections::new(ConnLimits::new(
-                config.max_connections,
-                config.max_connections_per_ip,
+            conns: Connections::new(Admission::new(
+                AdmissionLimits {
+                    max_total: config.max_connections,
+                    max_per_source: config.max_connections_per_ip,
+                    reserved: 0,
+                },
+                [],
             )),
             book: Mutex::new(PeerBook::new(config.scoring)),
             serving: Mutex::new(ServingBudgets::new(
