@@ -1,5 +1,6 @@
 //! Every Tally benchmark, behind one harness.
 //!
+//! - [`abuse`]: what one host can make a quorum network spend (`tally bench abuse`).
 //! - [`quorum`], [`tracker`], [`relay`], [`mine`] and [`sync`]: the runs behind
 //!   `tally bench quorum|tracker|relay|mine|sync`. The daemons under measurement run as
 //!   child processes of the `tally` executable the caller names, so that their memory and
@@ -12,6 +13,7 @@
 //! Speed is measured here, never asserted in tests; the figures and how they were taken
 //! are in BENCHMARKS.md.
 
+pub mod abuse;
 pub mod coins;
 mod error;
 pub mod live;

@@ -18,7 +18,7 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `command` (a `tally` subcommand; `TALLY_LOG=warn`, no stdin, its stderr to
+    /// Starts `command` (a `tally` subcommand; `TALLY_LOG=warn` unless it sets its own, no stdin, its stderr to
     /// `log` or to ours) and waits up to `timeout` for its stdout line starting with
     /// `ready` (such as `relay listening on `). Returns the daemon and the rest of that
     /// line; stdout is drained afterwards so that the daemon never blocks on it.
@@ -36,8 +36,10 @@ impl Daemon {
             ),
             None => Stdio::inherit(),
         };
+        if !command.get_envs().any(|(name, _)| name == "TALLY_LOG") {
+            command.env("TALLY_LOG", "warn");
+        }
         let mut child = command
-            .env("TALLY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -56,6 +56,9 @@ pub struct Mempool {
     /// The hash lock of each pending escrow lock, with its `(payer, sequence)`: a chain
     /// holds one escrow per hash lock, so the mempool admits one lock per hash lock too.
     lock_hashes: HashMap<Digest, (AccountId, u64)>,
+    /// What pending spends pay each account, in microcash (a u128 sum of u64 amounts
+    /// cannot overflow): a wallet's "pending incoming" without a walk of the mempool.
+    incoming: HashMap<AccountId, u128>,
     next_stamp: u64,
     len: usize,
 }
@@ -70,6 +73,7 @@ impl Mempool {
             settlements: HashMap::new(),
             settlement_arrival: BTreeMap::new(),
             lock_hashes: HashMap::new(),
+            incoming: HashMap::new(),
             next_stamp: 0,
             len: 0,
         }
@@ -202,15 +206,10 @@ impl Mempool {
     }
 
     /// The sum of what pending transactions pay `account`, transfers and split outputs
-    /// (saturating: display only). Walks the whole mempool; for wallets' "pending"
-    /// balance, not for hot paths.
+    /// (saturating: display only), from an index kept as transactions come and go.
     pub fn pending_incoming(&self, account: &AccountId) -> Amount {
-        self.transactions()
-            .filter_map(|tx| Spend::of(tx).ok())
-            .fold(Amount::ZERO, |sum, spend| {
-                sum.checked_add(spend.paid_to(account))
-                    .unwrap_or(Amount::from_microcash(u64::MAX))
-            })
+        let sum = self.incoming.get(account).copied().unwrap_or(0);
+        Amount::from_microcash(u64::try_from(sum).unwrap_or(u64::MAX))
     }
 
     /// Admits `tx` (its signature already checked) given the sender's confirmed state: it
@@ -299,7 +298,8 @@ impl Mempool {
             && let Some(slot) = pending.by_sequence.get_mut(&sequence)
         {
             let old = std::mem::replace(slot, tx);
-            forget_locks(&mut self.lock_hashes, [&old]);
+            forget(&mut self.lock_hashes, &mut self.incoming, [&old]);
+            count_incoming(&mut self.incoming, slot);
             if let Order::EscrowLock(lock) = &slot.order {
                 self.lock_hashes.insert(lock.hash_lock, (sender, sequence));
             }
@@ -313,9 +313,6 @@ impl Mempool {
     }
 
     fn put(&mut self, sender: AccountId, sequence: u64, tx: Transaction) {
-        if let Order::EscrowLock(lock) = &tx.order {
-            self.lock_hashes.insert(lock.hash_lock, (sender, sequence));
-        }
         let pending = self.accounts.entry(sender).or_insert_with(|| {
             let stamp = self.next_stamp;
             self.next_stamp += 1;
@@ -325,9 +322,17 @@ impl Mempool {
                 by_sequence: BTreeMap::new(),
             }
         });
-        if pending.by_sequence.insert(sequence, tx).is_none() {
-            self.len += 1;
+        // What the slot held before leaves the indexes before the new one enters them.
+        if let Some(old) = pending.by_sequence.remove(&sequence) {
+            self.len -= 1;
+            forget(&mut self.lock_hashes, &mut self.incoming, [&old]);
         }
+        if let Order::EscrowLock(lock) = &tx.order {
+            self.lock_hashes.insert(lock.hash_lock, (sender, sequence));
+        }
+        count_incoming(&mut self.incoming, &tx);
+        pending.by_sequence.insert(sequence, tx);
+        self.len += 1;
     }
 
     /// Drops `account`'s transactions that its confirmed state has passed.
@@ -338,7 +343,7 @@ impl Mempool {
         let keep = pending.by_sequence.split_off(&state.next_sequence);
         let gone = std::mem::replace(&mut pending.by_sequence, keep);
         self.len -= gone.len();
-        forget_locks(&mut self.lock_hashes, gone.values());
+        forget(&mut self.lock_hashes, &mut self.incoming, gone.values());
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(account);
@@ -375,8 +380,9 @@ impl Mempool {
             .unwrap_or_default();
         let dropped = too_far.len() + uncovered.len();
         self.len -= dropped;
-        forget_locks(
+        forget(
             &mut self.lock_hashes,
+            &mut self.incoming,
             too_far.values().chain(uncovered.values()),
         );
         if pending.by_sequence.is_empty() {
@@ -391,7 +397,7 @@ impl Mempool {
         let pending = self.accounts.get_mut(sender)?;
         let removed = pending.by_sequence.remove(&sequence)?;
         self.len -= 1;
-        forget_locks(&mut self.lock_hashes, [&removed]);
+        forget(&mut self.lock_hashes, &mut self.incoming, [&removed]);
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(sender);
@@ -407,7 +413,7 @@ impl Mempool {
         };
         let gone = pending.by_sequence.split_off(&sequence);
         self.len -= gone.len();
-        forget_locks(&mut self.lock_hashes, gone.values());
+        forget(&mut self.lock_hashes, &mut self.incoming, gone.values());
         if pending.by_sequence.is_empty() {
             let stamp = pending.stamp;
             self.accounts.remove(sender);
@@ -461,16 +467,38 @@ impl Mempool {
     }
 }
 
-/// Drops the hash-lock index entries of the escrow locks among `gone`.
-fn forget_locks<'a>(
-    index: &mut HashMap<Digest, (AccountId, u64)>,
+/// Drops what `gone` (transactions leaving the mempool) put in the indexes: the hash locks
+/// of its escrow locks, and what its spends pay.
+fn forget<'a>(
+    lock_hashes: &mut HashMap<Digest, (AccountId, u64)>,
+    incoming: &mut HashMap<AccountId, u128>,
     gone: impl IntoIterator<Item = &'a Transaction>,
 ) {
     for tx in gone {
         if let Order::EscrowLock(lock) = &tx.order
-            && index.get(&lock.hash_lock) == Some(&(lock.payer, lock.sequence))
+            && lock_hashes.get(&lock.hash_lock) == Some(&(lock.payer, lock.sequence))
         {
-            index.remove(&lock.hash_lock);
+            lock_hashes.remove(&lock.hash_lock);
+        }
+        if let Ok(spend) = Spend::of(tx) {
+            for payment in spend.payments() {
+                if let Some(sum) = incoming.get_mut(&payment.recipient) {
+                    *sum = sum.saturating_sub(u128::from(payment.amount.microcash()));
+                    if *sum == 0 {
+                        incoming.remove(&payment.recipient);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds what `tx` (entering the mempool) pays to the incoming index.
+fn count_incoming(incoming: &mut HashMap<AccountId, u128>, tx: &Transaction) {
+    if let Ok(spend) = Spend::of(tx) {
+        for payment in spend.payments() {
+            *incoming.entry(payment.recipient).or_insert(0) +=
+                u128::from(payment.amount.microcash());
         }
     }
 }

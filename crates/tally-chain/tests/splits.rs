@@ -71,6 +71,15 @@ fn a_mined_split_pays_every_output_and_debits_the_total() {
     assert_eq!(chain.account(&alice().account()).next_sequence, 1);
     assert_eq!(chain.account(&carol().account()).next_sequence, 0);
     assert!(chain.mempool().is_empty());
+    // The incoming index forgets what was mined.
+    assert_eq!(
+        chain
+            .mempool()
+            .pending_incoming(&carol().account())
+            .microcash(),
+        0
+    );
+    assert_eq!(chain.mempool().pending_incoming(&dave()).microcash(), 0);
     assert_eq!(
         chain.transaction_status(&split),
         TxStatus::Confirmed {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_bench::{Report, coins, live, mine, quorum, relay, sync, tracker, wire};
+use tally_bench::{Report, abuse, coins, live, mine, quorum, relay, sync, tracker, wire};
 
 use crate::duration::parse_duration;
 
@@ -33,6 +33,37 @@ pub enum BenchCommand {
     /// Cross-server wires through a market maker between two networks: each step's
     /// latency from the chosen quote to the claim on B.
     Wire(WireArgs),
+    /// What one host can make a quorum network spend: memory, log lines and an honest
+    /// wallet's latency while a stranger abuses every validator, scenario by scenario.
+    Abuse(AbuseArgs),
+}
+
+const ABUSE: abuse::Settings = abuse::Settings::DEFAULT;
+
+fn parse_abuse(key: &str) -> Result<abuse::Abuse, String> {
+    abuse::Abuse::from_key(key).ok_or_else(|| {
+        let known: Vec<&str> = abuse::Abuse::ALL.iter().map(|a| a.key()).collect();
+        format!("no scenario {key:?}; known: {}", known.join(", "))
+    })
+}
+
+/// `tally bench abuse`
+#[derive(clap::Args)]
+pub struct AbuseArgs {
+    /// Seconds each scenario's abuse lasts.
+    #[arg(long, default_value_t = ABUSE.seconds)]
+    pub seconds: u64,
+    /// Scenarios to run, in order (comma-separated; default all): baseline, never-reads,
+    /// pipelined-pages, holds-connections, half-sent-http, malformed-flood.
+    #[arg(long, value_delimiter = ',', value_parser = parse_abuse)]
+    pub scenarios: Vec<abuse::Abuse>,
+    /// Work folder (must not exist yet); default: a fresh temporary folder, removed
+    /// afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the default work folder.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 const WIRE: wire::Settings = wire::Settings::DEFAULT;
@@ -305,6 +336,17 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 keep: args.keep,
             };
             wire::run(settings, &tally()?, console.as_ref())
+                .await
+                .map(drop)
+        }
+        BenchCommand::Abuse(args) => {
+            let settings = abuse::Settings {
+                seconds: args.seconds,
+                scenarios: args.scenarios,
+                dir: args.dir,
+                keep: args.keep,
+            };
+            abuse::run(settings, &tally()?, console.as_ref())
                 .await
                 .map(drop)
         }

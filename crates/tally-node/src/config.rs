@@ -66,6 +66,9 @@ pub struct NodeConfig {
     /// Bulk answers (certificate and ledger pages) all strangers' connections together may
     /// have computed or unwritten at once.
     pub max_bulk_answers: usize,
+    /// Bulk requests one stranger address may have served per second (twice that in a
+    /// burst; 0: no limit). The committee's own addresses are not held to it.
+    pub bulk_per_sec: u64,
     /// The most requests in one engine batch.
     pub max_batch: usize,
     /// How often to ask peers for certificates we miss.
@@ -114,6 +117,7 @@ impl NodeConfig {
             max_in_flight: 256,
             max_request: 1024 * 1024,
             max_bulk_answers: 8,
+            bulk_per_sec: 20,
             max_batch: 8192,
             sync_interval: Duration::from_secs(1),
             cache_bytes: 32 * 1024 * 1024,

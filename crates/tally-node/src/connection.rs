@@ -7,14 +7,16 @@
 //!   [`NodeConfig::max_in_flight`] answers per connection, of which at most
 //!   [`BULK_PER_CONNECTION`] bulk ones (certificate and ledger pages, up to a megabyte
 //!   each), and strangers share [`Shared::bulk`] bulk answers among all their connections.
-//!   The committee's own addresses do not wait on that pool, so strangers cannot delay
+//!   Each stranger address may have [`NodeConfig::bulk_per_sec`] bulk requests served a
+//!   second. The committee's own addresses wait on neither, so strangers cannot delay
 //!   catch-up between validators.
 //! - **Writes.** Each answer must be written whole within the write timeout; a client that
 //!   drains slowly is closed rather than waited for.
 //! - **Idleness.** A connection that sends nothing but `HELLO`s for the idle timeout is
 //!   closed: a `HELLO` a minute does not hold a place for ever.
-//! - **Malformed packets** get an `ERROR` each; after [`MAX_MALFORMED`] the connection
-//!   closes, and what is logged about one address passes a [`LogGate`].
+//! - **Malformed packets** get an `ERROR` each; after [`MAX_MALFORMED`] (or one frame that
+//!   is not a frame) the connection closes and its address is refused for [`PENALTY`];
+//!   what is logged about one address passes a [`LogGate`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use tally_ledger::LedgerStore;
-use tally_proto::admission::LogGate;
+use tally_proto::admission::{Admission, LogGate, Source};
 use tally_proto::connection::FrameCodec;
 use tally_proto::{CertQuery, ErrorCode, Packet};
 use tokio::net::TcpStream;
@@ -33,11 +35,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
 use crate::engine::EngineHandle;
+use crate::pow::peers::ServingBudgets;
 
 /// Bulk answers (pages) one connection may have computed or unwritten at once.
 pub const BULK_PER_CONNECTION: usize = 2;
+/// How long a stranger over its bulk rate waits before asking its budget again.
+const BULK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 /// Malformed packets a connection may send before it is closed.
 pub const MAX_MALFORMED: u32 = 16;
+/// How long an address whose connection was closed for malformed data is refused.
+pub const PENALTY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What every connection of one validator shares.
 pub struct Shared {
@@ -49,6 +56,10 @@ pub struct Shared {
     pub bulk: Arc<Semaphore>,
     /// How much one address may make the validator log.
     pub log: Arc<LogGate>,
+    /// Who is connected, to penalise an address that sends malformed data.
+    pub admission: Admission,
+    /// Bulk requests each stranger address may have served per second.
+    pub bulk_rate: std::sync::Mutex<ServingBudgets<Source>>,
 }
 
 impl Shared {
@@ -127,6 +138,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
             Ok(None) => break,
             Ok(Some(Err(error))) => {
                 shared.log(peer, "bad frame; closing", &error);
+                shared.admission.penalise(peer.ip(), PENALTY);
                 break;
             }
             Ok(Some(Ok(frame))) => frame,
@@ -137,6 +149,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
             Err(error) => {
                 malformed += 1;
                 last = malformed >= MAX_MALFORMED;
+                if last {
+                    shared.admission.penalise(peer.ip(), PENALTY);
+                }
                 shared.log(peer, "malformed packet", &error);
                 ready(Packet::error(
                     ErrorCode::Malformed,
@@ -152,7 +167,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
                     last_useful = tokio::time::Instant::now();
                 }
                 if is_bulk(&packet) {
-                    let Some(bulk) = bulk_permits(&bulk_here, &shared, trusted, &closing).await
+                    let Some(bulk) =
+                        bulk_permits(peer, &bulk_here, &shared, trusted, &closing).await
                     else {
                         break;
                     };
@@ -178,8 +194,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
 }
 
 /// The permits a bulk request needs before it is read on: the connection's own, then (for
-/// a stranger) one from the shared pool. `None` when the connection is closing.
+/// a stranger) a token of its address's rate and one from the shared pool. `None` when the connection is closing.
 async fn bulk_permits(
+    peer: SocketAddr,
     bulk_here: &Arc<Semaphore>,
     shared: &Shared,
     trusted: bool,
@@ -192,6 +209,23 @@ async fn bulk_permits(
     };
     permits.push(here);
     if !trusted {
+        // Within the address's rate first: pages cost the validator milliseconds of disk
+        // and encoding, and one host pipelining them must not slow everyone's payments.
+        let source = Source::of(peer.ip());
+        loop {
+            let paid = shared
+                .bulk_rate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(&source, 1, Instant::now());
+            if paid {
+                break;
+            }
+            tokio::select! {
+                _ = closing.cancelled() => return None,
+                _ = tokio::time::sleep(BULK_RETRY) => {}
+            }
+        }
         let pooled = tokio::select! {
             _ = closing.cancelled() => return None,
             permit = shared.bulk.clone().acquire_owned() => permit.ok()?,

@@ -18,6 +18,7 @@ use crate::connection::Shared;
 use crate::discovery::{AddressBook, CommitteePeers, Registrar, TrackerSettings};
 use crate::engine::{self, EngineHandle};
 use crate::notices;
+use crate::pow::peers::ServingBudgets;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -323,6 +324,12 @@ async fn accept_loop(
         cancel: cancel.clone(),
         bulk: Arc::new(Semaphore::new(config.max_bulk_answers.max(1))),
         log: Arc::new(LogGate::default()),
+        admission: admission.clone(),
+        bulk_rate: std::sync::Mutex::new(ServingBudgets::new(
+            config.bulk_per_sec,
+            config.bulk_per_sec.saturating_mul(2),
+            4096,
+        )),
     });
     let mut connections = JoinSet::new();
     loop {

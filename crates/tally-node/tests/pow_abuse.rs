@@ -549,3 +549,63 @@ async fn a_transaction_refused_before_its_funding_block_is_taken_after_it() {
     }
     node.stop().await;
 }
+
+/// A peer asking for ledger pages as fast as it can costs the chain lock one pass over
+/// the accounts per tip, not one per page: every page of a 20,000-account ledger is served,
+/// in order and complete, from one snapshot, and a new tip takes exactly one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_pages_asked_as_fast_as_possible_take_the_chain_lock_once_per_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let funded: Vec<AccountId> = (0..20_000)
+        .map(|_| SecretKey::generate().account())
+        .collect();
+    let contract = contract(0, &funded);
+    let node = PowNode::start(miner_config(&contract, dir.path()))
+        .await
+        .unwrap();
+    let mut peer = RawPeer::open(&node, "127.0.0.2").await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        peer.send(&PowPacket::ReqLedger(tally_proto::pow::ReqLedger {
+            after,
+            limit: 100,
+        }))
+        .await;
+        let PowPacket::RespLedger(page) = peer.recv_answer().await else {
+            panic!("expected RESP_LEDGER");
+        };
+        seen.extend(page.accounts.iter().map(|entry| entry.account));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut expected = funded.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every account once, in order");
+    assert_eq!(
+        node.ledger_snapshots(),
+        1,
+        "one pass for 200 pages at one tip"
+    );
+    // A block moves the tip: the next page takes one new snapshot.
+    node.set_mining(true);
+    let start = node.tip().height;
+    eventually("a block", 20, || node.tip().height > start).await;
+    node.stop_mining().await;
+    let snapshots_before = node.ledger_snapshots();
+    peer.send(&PowPacket::ReqLedger(tally_proto::pow::ReqLedger {
+        after: None,
+        limit: 1,
+    }))
+    .await;
+    let PowPacket::RespLedger(page) = peer.recv_answer().await else {
+        panic!("expected RESP_LEDGER");
+    };
+    assert!(page.tip.height > start);
+    assert_eq!(page.total, 20_001, "the block's reward account joined");
+    assert_eq!(snapshots_before, 1);
+    assert_eq!(node.ledger_snapshots(), 2);
+    node.stop().await;
+}

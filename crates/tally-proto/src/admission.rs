@@ -81,12 +81,16 @@ pub enum Refused {
     Full,
     #[error("this address holds as many connections as one address may")]
     SourceFull,
+    #[error("this address sent malformed data; it is refused for a while")]
+    Penalised,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     open: usize,
     per_source: HashMap<Source, usize>,
+    /// Sources refused until the given time (strangers that sent malformed data).
+    penalised: HashMap<Source, Instant>,
 }
 
 /// Connection counting shared by a server's accept loop and its connections.
@@ -126,6 +130,12 @@ impl Admission {
         } else {
             self.limits.max_total.saturating_sub(self.limits.reserved)
         };
+        if !trusted && let Some(until) = counts.penalised.get(&source) {
+            if Instant::now() < *until {
+                return Err(Refused::Penalised);
+            }
+            counts.penalised.remove(&source);
+        }
         if counts.open >= room {
             return Err(Refused::Full);
         }
@@ -153,6 +163,24 @@ impl Admission {
             admission: self.clone(),
             source: None,
         })
+    }
+
+    /// Refuses new connections from `ip`'s source for `period` (trusted sources never):
+    /// a host whose connection was closed for malformed data does not get a fresh one at
+    /// once, so reconnecting in a loop costs the server an accept, not a connection.
+    pub fn penalise(&self, ip: IpAddr, period: Duration) {
+        let source = Source::of(ip);
+        if self.trusted.contains(&source) {
+            return;
+        }
+        let mut counts = self.counts();
+        let now = Instant::now();
+        if counts.penalised.len() >= MAX_SOURCES {
+            counts.penalised.retain(|_, until| *until > now);
+        }
+        if counts.penalised.len() < MAX_SOURCES {
+            counts.penalised.insert(source, now + period);
+        }
     }
 
     /// Whether `ip` is one of the trusted addresses.
@@ -345,6 +373,21 @@ mod tests {
             admission.admit(ip("127.0.0.2")).unwrap_err(),
             Refused::SourceFull
         );
+    }
+
+    #[test]
+    fn a_penalised_stranger_is_refused_for_the_period_and_a_trusted_source_never() {
+        let admission = Admission::new(limits(10, 10, 0), [ip("127.0.0.1")]);
+        admission.penalise(ip("10.0.0.1"), Duration::from_millis(100));
+        admission.penalise(ip("127.0.0.1"), Duration::from_secs(60));
+        assert_eq!(
+            admission.admit(ip("10.0.0.1")).unwrap_err(),
+            Refused::Penalised
+        );
+        assert!(admission.admit(ip("10.0.0.2")).is_ok());
+        assert!(admission.admit(ip("127.0.0.1")).is_ok());
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(admission.admit(ip("10.0.0.1")).is_ok());
     }
 
     #[test]

@@ -99,8 +99,20 @@ pub(crate) async fn start_validator(
     folder: &Path,
     daemons: &crate::process::Daemons,
 ) -> Result<Running, BenchError> {
+    start_validator_with(tally, folder, daemons, &[]).await
+}
+
+/// [`start_validator`] with these environment variables (`TALLY_LOG` to log more than
+/// warnings).
+pub(crate) async fn start_validator_with(
+    tally: &Path,
+    folder: &Path,
+    daemons: &crate::process::Daemons,
+    env: &[(&str, &str)],
+) -> Result<Running, BenchError> {
     let mut command = std::process::Command::new(tally);
     command.arg("node").arg("--dir").arg(folder);
+    command.envs(env.iter().copied());
     let (daemon, line) = crate::process::Daemon::start(
         command,
         &format!("validator {}", folder.display()),

@@ -80,7 +80,7 @@ pub async fn handle(miner: &Arc<Miner>, id: u64, packet: PowPacket) -> bool {
         }
         PowPacket::ReqLedger(request) => {
             answer_query(miner, id, move |miner| {
-                PowPacket::RespLedger(queries::ledger_page(&miner.chain(), &request))
+                PowPacket::RespLedger(miner.ledger_page(&request))
             })
             .await;
         }

@@ -148,6 +148,14 @@ impl PowNode {
         self.miner.conns.open()
     }
 
+    /// Ledger snapshots taken so far: one pass over the accounts under the chain lock
+    /// each, at most one per tip however many `REQ_LEDGER` pages are asked.
+    pub fn ledger_snapshots(&self) -> u64 {
+        self.miner
+            .ledger_snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The main chain's tip.
     pub fn tip(&self) -> tally_chain::TipInfo {
         self.miner.chain().tip()

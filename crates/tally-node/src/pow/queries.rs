@@ -1,15 +1,14 @@
 //! What wallets ask a miner (`REQ_ACCOUNT`, `REQ_LEDGER`, `REQ_TX_STATUS`, `REQ_ESCROW`), answered from
-//! the chain at its tip. Each takes the chain lock's guard; the daemon calls them on a
+//! the chain at its tip. Each but `REQ_LEDGER` (a [`LedgerSnapshot`] per tip) takes the
+//! chain lock's guard; the daemon calls them on a
 //! blocking thread, since a block commit or a reorganisation may hold the lock a while.
-
-use std::collections::BinaryHeap;
 
 use tally_chain::{Chain, Transaction};
 use tally_core::{AccountId, Amount};
 
 use tally_proto::pow::{
     ChainEscrowView, LedgerAccount, MAX_LEDGER_PAGE, ReqLedger, RespAccount, RespLedger,
-    RespTxStatus,
+    RespTxStatus, Tip,
 };
 use tally_proto::quorum::{EscrowQuery, EscrowStanding};
 
@@ -35,39 +34,80 @@ pub fn account(chain: &Chain, account: &AccountId) -> RespAccount {
     }
 }
 
-/// A page of the accounts at the tip in account order (`REQ_LEDGER`'s answer): one pass
-/// over the accounts keeping the smallest `limit` after `after`, so a page costs time linear
-/// in the number of accounts and memory linear in the page.
-pub fn ledger_page(chain: &Chain, request: &ReqLedger) -> RespLedger {
-    let limit = request.limit.clamp(1, MAX_LEDGER_PAGE) as usize;
-    let accounts = chain.accounts();
-    let mut page: BinaryHeap<(AccountId, u64, u64)> = BinaryHeap::with_capacity(limit + 1);
-    for (account, state) in accounts {
-        if request.after.is_some_and(|after| *account <= after) {
-            continue;
-        }
-        page.push((*account, state.balance.microcash(), state.next_sequence));
-        if page.len() > limit {
-            page.pop();
+/// Every account at one tip, in account order: what `REQ_LEDGER` pages are cut from. It is
+/// taken once per tip (the accounts copied under the chain lock, sorted outside it), so a
+/// peer asking for pages as fast as it can costs the chain lock nothing after the first,
+/// and each page is a binary search and a copy of the page.
+pub struct LedgerSnapshot {
+    tip: Tip,
+    supply: Amount,
+    accounts: Vec<(AccountId, u64, u64)>,
+}
+
+impl LedgerSnapshot {
+    /// The part taken under the chain lock: one pass copying the accounts.
+    pub fn copy(chain: &Chain) -> (Tip, Amount, Vec<(AccountId, u64, u64)>) {
+        let accounts = chain
+            .accounts()
+            .iter()
+            .map(|(account, state)| (*account, state.balance.microcash(), state.next_sequence))
+            .collect();
+        (
+            chain.tip().into(),
+            chain.supply().unwrap_or(Amount::ZERO),
+            accounts,
+        )
+    }
+
+    /// The snapshot of what [`LedgerSnapshot::copy`] took (sorting happens here).
+    pub fn sorted(
+        tip: Tip,
+        supply: Amount,
+        mut accounts: Vec<(AccountId, u64, u64)>,
+    ) -> LedgerSnapshot {
+        accounts.sort_unstable_by_key(|(account, ..)| *account);
+        LedgerSnapshot {
+            tip,
+            supply,
+            accounts,
         }
     }
-    let page = page.into_sorted_vec();
-    let after_last = page.last().map(|(account, ..)| *account);
-    let more = after_last
-        .is_some_and(|last| page.len() == limit && accounts.keys().any(|account| *account > last));
-    RespLedger {
-        tip: chain.tip().into(),
-        supply: chain.supply().unwrap_or(Amount::ZERO),
-        total: accounts.len() as u64,
-        accounts: page
-            .into_iter()
-            .map(|(account, balance, sequence)| LedgerAccount {
-                account,
-                balance: Amount::from_microcash(balance),
-                sequence,
-            })
-            .collect(),
-        next: if more { after_last } else { None },
+
+    /// The tip it was taken at.
+    pub fn tip(&self) -> Tip {
+        self.tip
+    }
+
+    /// A page after `request.after`, at most `request.limit` accounts.
+    pub fn page(&self, request: &ReqLedger) -> RespLedger {
+        let limit = request.limit.clamp(1, MAX_LEDGER_PAGE) as usize;
+        let start = match request.after {
+            Some(after) => self
+                .accounts
+                .partition_point(|(account, ..)| *account <= after),
+            None => 0,
+        };
+        let page = self.accounts.get(start..).unwrap_or_default();
+        let page = page.get(..limit).unwrap_or(page);
+        let more = start + page.len() < self.accounts.len();
+        RespLedger {
+            tip: self.tip,
+            supply: self.supply,
+            total: self.accounts.len() as u64,
+            accounts: page
+                .iter()
+                .map(|(account, balance, sequence)| LedgerAccount {
+                    account: *account,
+                    balance: Amount::from_microcash(*balance),
+                    sequence: *sequence,
+                })
+                .collect(),
+            next: if more {
+                page.last().map(|(account, ..)| *account)
+            } else {
+                None
+            },
+        }
     }
 }
 
@@ -152,7 +192,9 @@ mod tests {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = ledger_page(&chain, &ReqLedger { after, limit: 2 });
+            let (tip, supply, accounts) = LedgerSnapshot::copy(&chain);
+            let page =
+                LedgerSnapshot::sorted(tip, supply, accounts).page(&ReqLedger { after, limit: 2 });
             assert_eq!(page.total, 5);
             assert!(page.accounts.len() <= 2);
             seen.extend(page.accounts.iter().map(|entry| entry.account));

@@ -20,8 +20,11 @@ use crate::pow::connections::Connections;
 use crate::pow::gossip::GossipDedup;
 use crate::pow::mining::MiningControl;
 use crate::pow::peers::{Offense, PeerBook, PeerKey, ServingBudgets, Verdict};
+use crate::pow::queries::LedgerSnapshot;
 use tally_proto::admission::{Admission, AdmissionLimits};
-use tally_proto::pow::{Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, SendRequest, Tip};
+use tally_proto::pow::{
+    Connect, MAX_BLOCKS_PER_BATCH, MAX_LOCATOR, PowPacket, ReqLedger, RespLedger, SendRequest, Tip,
+};
 
 /// The miner daemon's shared state.
 pub struct Miner {
@@ -44,6 +47,10 @@ pub struct Miner {
     /// The main chain's tip, published under the chain lock on every change, so that
     /// `CONNECT`s and sync decisions read it without waiting for the chain.
     tip: watch::Sender<Tip>,
+    /// The accounts at the last tip a ledger page was asked at.
+    ledger: Mutex<Option<Arc<LedgerSnapshot>>>,
+    /// Ledger snapshots taken (each one pass over the accounts under the chain lock).
+    pub ledger_snapshots: AtomicU64,
     /// Transactions seen, and those refused for now.
     pub gossip: Mutex<GossipDedup>,
     /// Every connection, and their limits.
@@ -85,6 +92,8 @@ impl Miner {
             miner_account: config.miner_account.unwrap_or(config.key.account()),
             chain: Mutex::new(chain),
             tip: watch::Sender::new(tip),
+            ledger: Mutex::new(None),
+            ledger_snapshots: AtomicU64::new(0),
             gossip: Mutex::new(GossipDedup::default()),
             conns: Connections::new(Admission::new(
                 AdmissionLimits {
@@ -159,6 +168,27 @@ impl Miner {
     /// The main chain's tip as last published (no chain lock).
     pub fn tip(&self) -> Tip {
         *self.tip.borrow()
+    }
+
+    /// A `REQ_LEDGER` page at the tip: from the snapshot of the tip, taken once per tip
+    /// (the chain lock is held only to copy the accounts).
+    pub fn ledger_page(&self, request: &ReqLedger) -> RespLedger {
+        let published = self.tip();
+        let cached = lock(&self.ledger)
+            .as_ref()
+            .filter(|snapshot| snapshot.tip() == published)
+            .cloned();
+        let snapshot = match cached {
+            Some(snapshot) => snapshot,
+            None => {
+                let (tip, supply, accounts) = LedgerSnapshot::copy(&self.chain());
+                self.ledger_snapshots.fetch_add(1, Ordering::Relaxed);
+                let snapshot = Arc::new(LedgerSnapshot::sorted(tip, supply, accounts));
+                *lock(&self.ledger) = Some(snapshot.clone());
+                snapshot
+            }
+        };
+        snapshot.page(request)
     }
 
     /// Whether the node is cut off from the network.
