@@ -72,6 +72,34 @@ impl OrphanPool {
         self.blocks.insert(hash, (block, signatures_checked));
     }
 
+    /// The held descendants of `hash` whose signatures are not verified yet, parents before
+    /// children, at most `limit` of them.
+    pub(crate) fn unchecked_descendants(&self, hash: &BlockHash, limit: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([*hash]);
+        while let Some(parent) = queue.pop_front() {
+            for kid in self.by_parent.get(&parent).into_iter().flatten() {
+                if out.len() >= limit {
+                    return out;
+                }
+                if let Some((block, checked)) = self.blocks.get(kid) {
+                    if !checked {
+                        out.push(block.clone());
+                    }
+                    queue.push_back(*kid);
+                }
+            }
+        }
+        out
+    }
+
+    /// Records that a held block's signatures were verified.
+    pub(crate) fn mark_checked(&mut self, hash: &BlockHash) {
+        if let Some((_, checked)) = self.blocks.get_mut(hash) {
+            *checked = true;
+        }
+    }
+
     /// Takes a held block out, with whether its signatures were checked.
     pub(crate) fn remove(&mut self, hash: &BlockHash) -> Option<(Block, bool)> {
         let (block, checked) = self.blocks.remove(hash)?;

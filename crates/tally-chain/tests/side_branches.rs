@@ -694,3 +694,42 @@ fn a_held_branch_can_be_verified_before_the_block_that_lets_it_catch_up() {
     assert_eq!(chain.accounts(), other.accounts());
     assert_eq!(chain.held_blocks(), (0, 0));
 }
+
+/// Orphans a block would adopt are handed out to be verified before the chain is locked
+/// (a node checks them on other threads); once noted as checked they are not handed out
+/// again, and adopting them stores the whole branch.
+#[test]
+fn orphans_a_block_lets_in_are_verified_before_the_chain_is_locked() {
+    let mut chain = chain();
+    let params = params();
+    let tx = transfer(&alice(), &bob(), 1, 0);
+    let b1 = child(&params, genesis(&params), vec![], 0);
+    let b2 = child(&params, parent_of(&b1), vec![tx], 0);
+    let b3 = child(&params, parent_of(&b2), vec![], 0);
+    for orphan in [&b3, &b2] {
+        assert!(matches!(
+            chain.accept_block(orphan.clone(), NOW).unwrap(),
+            tally_chain::BlockOutcome::Orphan { .. }
+        ));
+    }
+    let unchecked = chain.unchecked_orphans_of(&b1.hash(), 16);
+    assert_eq!(
+        unchecked.iter().map(|b| b.hash()).collect::<Vec<_>>(),
+        vec![b2.hash(), b3.hash()],
+        "parents first"
+    );
+    assert_eq!(
+        chain.unchecked_orphans_of(&b1.hash(), 1).len(),
+        1,
+        "bounded"
+    );
+    let keys = chain.key_cache().clone();
+    let checked: Vec<_> = unchecked
+        .into_iter()
+        .map(|block| tally_chain::check_block(&params, &keys, block).unwrap())
+        .collect();
+    chain.note_checked_held(&checked);
+    assert!(chain.unchecked_orphans_of(&b1.hash(), 16).is_empty());
+    chain.accept_block(b1, NOW).unwrap();
+    assert_eq!(chain.tip().height, 3);
+}

@@ -251,7 +251,7 @@ fn certificates(store: Arc<dyn LedgerStore>, query: CertQuery) -> oneshot::Recei
 }
 
 /// Writes answers in request order; each must be written whole within `write_timeout`, or
-/// the connection closes (`closing`), which lets go of everything it held.
+/// the connection closes (`closing` stops the reader), which lets go of everything it held.
 async fn write_answers(
     mut writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
     mut pending: mpsc::UnboundedReceiver<Pending>,
@@ -260,17 +260,14 @@ async fn write_answers(
     shared: Arc<Shared>,
     closing: CancellationToken,
 ) {
-    loop {
-        let next = tokio::select! {
-            _ = closing.cancelled() => break,
-            next = pending.recv() => next,
-        };
-        let Some(next) = next else { break };
-        let packet = tokio::select! {
-            _ = closing.cancelled() => break,
-            packet = next.answer => packet
-                .unwrap_or_else(|_| Packet::error(ErrorCode::Busy, "validator is shutting down")),
-        };
+    // Everything read is answered, even when the node stops (a batch's `Internal`, the
+    // queue's `Busy`): the reader stops reading and closes the queue, and this ends once it
+    // is drained, each answer bounded by the write timeout.
+    while let Some(next) = pending.recv().await {
+        let packet = next
+            .answer
+            .await
+            .unwrap_or_else(|_| Packet::error(ErrorCode::Busy, "validator is shutting down"));
         let bytes = match serde_json::to_vec(&packet) {
             Ok(bytes) => bytes::Bytes::from(bytes),
             Err(error) => {

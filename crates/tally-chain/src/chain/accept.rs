@@ -322,10 +322,19 @@ impl<S: ChainStore> Chain<S> {
         out
     }
 
-    /// Records that held blocks' signatures were verified ([`check_block`]: the hash pins
-    /// the bytes, network included); blocks no longer held are ignored.
+    /// The orphans accepting the block `hash` would adopt (its held descendants, parents
+    /// first, at most `limit`) whose signatures are not verified yet: like
+    /// [`Chain::unchecked_held_ancestors`], for a node to verify on other threads before it
+    /// takes the chain's lock, and hand to [`Chain::note_checked_held`].
+    pub fn unchecked_orphans_of(&self, hash: &BlockHash, limit: usize) -> Vec<Block> {
+        self.orphans.unchecked_descendants(hash, limit)
+    }
+
+    /// Records that held blocks' or orphans' signatures were verified ([`check_block`]:
+    /// the hash pins the bytes, network included); blocks no longer held are ignored.
     pub fn note_checked_held(&mut self, checked: &[CheckedBlock]) {
         for block in checked {
+            self.orphans.mark_checked(&block.hash);
             if self.held.contains(&block.hash) {
                 self.held.mark_checked(&block.hash);
             }

@@ -57,6 +57,10 @@ pub async fn on_blocks(miner: &Arc<Miner>, id: u64, blocks: Vec<Block>, batch_ti
     }
 }
 
+/// Orphans whose signatures are checked before the chain is locked, per block that lets
+/// them in (the pool holds more; the rest are checked under the lock as before).
+const MAX_ORPHANS_CHECKED_AHEAD: usize = 256;
+
 /// Checks and stores `blocks` in order until a new one is refused, carrying out what each fate
 /// calls for at once (a rejection, a score, a reorganisation's returned transactions, a
 /// storage failure). Runs on a blocking thread.
@@ -75,12 +79,24 @@ fn store_blocks(miner: &Miner, id: u64, blocks: Vec<Block>) -> Vec<(Block, Block
             // branch catch up has that branch's signatures checked too: here, before the
             // chain is locked, once the block itself passed, and only up to the first that
             // fails (the chain refuses that one under the lock).
+            // The orphans it lets in are checked here too, for the same reason.
             check_block(&miner.params, &miner.keys, block.clone()).and_then(|checked| {
-                let ancestors = miner.chain().unchecked_held_ancestors(&block);
-                let verified: Vec<_> = ancestors
+                let (ancestors, orphans) = {
+                    let chain = miner.chain();
+                    (
+                        chain.unchecked_held_ancestors(&block),
+                        chain.unchecked_orphans_of(&hash, MAX_ORPHANS_CHECKED_AHEAD),
+                    )
+                };
+                let mut verified: Vec<_> = ancestors
                     .into_iter()
                     .map_while(|held| check_block(&miner.params, &miner.keys, held).ok())
                     .collect();
+                verified.extend(
+                    orphans
+                        .into_iter()
+                        .filter_map(|orphan| check_block(&miner.params, &miner.keys, orphan).ok()),
+                );
                 miner.change_chain(|chain| {
                     chain.note_checked_held(&verified);
                     chain.accept_checked(checked, now_ms())

@@ -96,10 +96,10 @@ impl PowNodeHandle {
 
 /// The status of `miner` now.
 pub(crate) fn status(miner: &Miner) -> PowStatus {
-    let (tip, mempool, orphans) = {
-        let chain = miner.chain();
-        (chain.tip(), chain.mempool().len(), chain.orphan_count())
-    };
+    // The published tip and the counts last seen: the status never waits on the chain's
+    // lock, which a long reorganisation or a peer's requests may hold.
+    let tip = miner.tip();
+    let (mempool, orphans) = miner.chain_counts();
     let peers = {
         let conns = miner.conns.lock();
         let mut peers: Vec<PeerStatus> = conns

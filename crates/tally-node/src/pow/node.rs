@@ -156,7 +156,8 @@ impl PowNode {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The main chain's tip.
+    /// The main chain's tip, read from the chain (it takes the chain's lock: for tests and
+    /// tools; the status and the connections read the tip published on every change).
     pub fn tip(&self) -> tally_chain::TipInfo {
         self.miner.chain().tip()
     }

@@ -5,7 +5,7 @@
 //! gossip refused for now, a penalty that closes a banned peer's connections).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tally_chain::{BlockHash, Chain, ChainError, ChainParams};
@@ -51,6 +51,8 @@ pub struct Miner {
     ledger: Mutex<Option<Arc<LedgerSnapshot>>>,
     /// Ledger snapshots taken (each one pass over the accounts under the chain lock).
     pub ledger_snapshots: AtomicU64,
+    /// The mempool's and the orphan pool's sizes when last seen (for the status).
+    counts: (AtomicUsize, AtomicUsize),
     /// Transactions seen, and those refused for now.
     pub gossip: Mutex<GossipDedup>,
     /// Every connection, and their limits.
@@ -94,6 +96,7 @@ impl Miner {
             tip: watch::Sender::new(tip),
             ledger: Mutex::new(None),
             ledger_snapshots: AtomicU64::new(0),
+            counts: (AtomicUsize::new(0), AtomicUsize::new(0)),
             gossip: Mutex::new(GossipDedup::default()),
             conns: Connections::new(Admission::new(
                 AdmissionLimits {
@@ -191,6 +194,21 @@ impl Miner {
         snapshot.page(request)
     }
 
+    /// The mempool's and the orphan pool's sizes: read now if the chain is free, else as
+    /// last seen (a status must not wait behind a reorganisation).
+    pub fn chain_counts(&self) -> (usize, usize) {
+        if let Ok(chain) = self.chain.try_lock() {
+            self.counts
+                .0
+                .store(chain.mempool().len(), Ordering::Relaxed);
+            self.counts.1.store(chain.orphan_count(), Ordering::Relaxed);
+        }
+        (
+            self.counts.0.load(Ordering::Relaxed),
+            self.counts.1.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether the node is cut off from the network.
     pub fn is_isolated(&self) -> bool {
         self.isolated.load(Ordering::Relaxed)
@@ -204,6 +222,10 @@ impl Miner {
         let mut chain = self.chain();
         let result = change(&mut chain);
         let tip: Tip = chain.tip().into();
+        self.counts
+            .0
+            .store(chain.mempool().len(), Ordering::Relaxed);
+        self.counts.1.store(chain.orphan_count(), Ordering::Relaxed);
         let moved = self.tip.send_if_modified(|published| {
             let moved = *published != tip;
             *published = tip;
