@@ -27,6 +27,7 @@ pub use state::{
     AccountState, Applied, Changes, EscrowState, LedgerError, LockChange, MAX_ESCROW_MS,
     Settlement, Snapshot, Validator, VoteLock,
 };
+pub use store::records;
 pub use store::{
     CertificatePage, DEFAULT_CHECKPOINT_EVERY, LedgerStore, MemoryLedgerStore, RedbLedgerStore,
     StoreError,

@@ -6,7 +6,7 @@
 mod conformance;
 mod ledger_store;
 mod memory;
-mod records;
+pub mod records;
 mod redb_store;
 #[cfg(test)]
 mod test_fixture;

@@ -4,6 +4,10 @@
 //! This is the only module that knows those bytes; the tables, recovery and queries go
 //! through the functions here. Integers in values are little-endian as in the signing
 //! bytes; integers in index keys are big-endian, so that keys sort by account, then number.
+//!
+//! The record decoders and their encoders are public (as `tally_ledger::records`): a
+//! record read back from disk after a crash is outside input, and `tally-fuzz` feeds them
+//! arbitrary bytes (target `ledger_records`).
 
 use tally_core::{
     AccountId, Certificate, Decode, Encode, EscrowId, LockSlot, NetworkId, OrderDigest, SignedOrder,
@@ -13,22 +17,22 @@ use super::ledger_store::StoreError;
 use crate::state::{AccountState, EscrowState, VoteLock};
 
 /// First byte of a certificate log record: the record's format.
-pub(super) const CERT_FORMAT: u8 = 2;
+pub const CERT_FORMAT: u8 = 2;
 
 /// A vote-lock row's key: kind (1 transfer, 2 intro, 3 escrow) ‖ account (the escrow's id
 /// for an escrow's slot).
-pub(super) type LockKey = [u8; 33];
+pub type LockKey = [u8; 33];
 /// The fixed head of a vote-lock row's value: sequence (0 for an intro or an escrow's
 /// slot) ‖ order digest.
 /// The signed order follows it when the lock keeps one ([`lock_row`]).
-pub(super) type LockValue = [u8; 40];
+pub type LockValue = [u8; 40];
 /// First byte of a vote-journal row whose records carry their signed orders
 /// ([`journal_row`]); rows of earlier builds hold bare 73-byte records (key ‖ value).
-pub(super) const JOURNAL_FORMAT: u8 = 3;
+pub const JOURNAL_FORMAT: u8 = 3;
 /// An index key: account ‖ big-endian number (a sequence or a log position).
 pub(super) type IndexKey = [u8; 40];
 /// One record of the vote journal: a lock row's key followed by its value.
-pub(super) const LOCK_RECORD: usize = 33 + 40;
+pub const LOCK_RECORD: usize = 33 + 40;
 
 const LOCK_KIND_SEQUENCE: u8 = 1;
 const LOCK_KIND_INTRO: u8 = 2;
@@ -36,7 +40,7 @@ const LOCK_KIND_INTRO: u8 = 2;
 const LOCK_KIND_ESCROW: u8 = 3;
 
 /// An account row's value: balance (i128) ‖ next sequence ‖ introduced (0 or 1).
-pub(super) fn encode_account(state: &AccountState) -> [u8; 25] {
+pub fn encode_account(state: &AccountState) -> [u8; 25] {
     let mut out = [0u8; 25];
     out[..16].copy_from_slice(&state.balance.to_le_bytes());
     out[16..24].copy_from_slice(&state.next_sequence.to_le_bytes());
@@ -44,29 +48,35 @@ pub(super) fn encode_account(state: &AccountState) -> [u8; 25] {
     out
 }
 
-pub(super) fn decode_account(bytes: &[u8]) -> Result<AccountState, StoreError> {
+pub fn decode_account(bytes: &[u8]) -> Result<AccountState, StoreError> {
     let corrupt = || StoreError::Corrupt("account record".into());
     if bytes.len() != 25 {
         return Err(corrupt());
     }
     let balance = i128::from_le_bytes(bytes[..16].try_into().map_err(|_| corrupt())?);
     let next_sequence = u64::from_le_bytes(bytes[16..24].try_into().map_err(|_| corrupt())?);
+    // Written as 0 or 1 only: any other byte is damage, not "not introduced".
+    let introduced = match bytes[24] {
+        0 => false,
+        1 => true,
+        _ => return Err(corrupt()),
+    };
     Ok(AccountState {
         balance,
         next_sequence,
-        introduced: bytes[24] == 1,
+        introduced,
     })
 }
 
 /// An account row's key is the account's 32 bytes.
-pub(super) fn decode_account_id(bytes: &[u8]) -> Result<AccountId, StoreError> {
+pub fn decode_account_id(bytes: &[u8]) -> Result<AccountId, StoreError> {
     let array: [u8; 32] = bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("account key".into()))?;
     Ok(AccountId::from(array))
 }
 
-pub(super) fn lock_key(slot: &LockSlot) -> LockKey {
+pub fn lock_key(slot: &LockSlot) -> LockKey {
     let mut out = [0u8; 33];
     let (kind, body) = match slot {
         LockSlot::Sequence(account, _) => (LOCK_KIND_SEQUENCE, account.as_bytes()),
@@ -78,7 +88,7 @@ pub(super) fn lock_key(slot: &LockSlot) -> LockKey {
     out
 }
 
-pub(super) fn lock_value(slot: &LockSlot, digest: &OrderDigest) -> LockValue {
+pub fn lock_value(slot: &LockSlot, digest: &OrderDigest) -> LockValue {
     let sequence = match slot {
         LockSlot::Sequence(_, s) => *s,
         LockSlot::Intro(_) | LockSlot::Escrow(_) => 0,
@@ -91,7 +101,7 @@ pub(super) fn lock_value(slot: &LockSlot, digest: &OrderDigest) -> LockValue {
 
 /// A vote-lock row's value: `sequence ‖ digest`, then the signed order's canonical
 /// encoding when the lock keeps one.
-pub(super) fn lock_row(lock: &VoteLock) -> Vec<u8> {
+pub fn lock_row(lock: &VoteLock) -> Vec<u8> {
     let head = lock_value(&lock.slot, &lock.digest);
     let mut value = Vec::with_capacity(40 + lock.order.as_ref().map_or(0, Encode::encoded_len));
     value.extend_from_slice(&head);
@@ -102,7 +112,7 @@ pub(super) fn lock_row(lock: &VoteLock) -> Vec<u8> {
 }
 
 /// A vote lock from its row (key and value, with or without its signed order).
-pub(super) fn decode_lock(key: &[u8], value: &[u8]) -> Result<VoteLock, StoreError> {
+pub fn decode_lock(key: &[u8], value: &[u8]) -> Result<VoteLock, StoreError> {
     let corrupt = || StoreError::Corrupt("lock record".into());
     if key.len() != 33 || value.len() < 40 {
         return Err(corrupt());
@@ -119,6 +129,13 @@ pub(super) fn decode_lock(key: &[u8], value: &[u8]) -> Result<VoteLock, StoreErr
     let digest: [u8; 32] = value[8..40].try_into().map_err(|_| corrupt())?;
     let slot = match key[0] {
         LOCK_KIND_SEQUENCE => LockSlot::Sequence(AccountId::from(body), sequence),
+        // These slots have no sequence: [`lock_value`] writes 0, so anything else is
+        // damage, refused rather than dropped.
+        LOCK_KIND_INTRO | LOCK_KIND_ESCROW if sequence != 0 => {
+            return Err(StoreError::Corrupt(
+                "lock record: a sequence in a slot that has none".into(),
+            ));
+        }
         LOCK_KIND_INTRO => LockSlot::Intro(AccountId::from(body)),
         LOCK_KIND_ESCROW => LockSlot::Escrow(EscrowId::from(body)),
         _ => return Err(StoreError::Corrupt("lock kind".into())),
@@ -143,7 +160,7 @@ pub(super) fn transfer_lock(key: &LockKey, value: &[u8]) -> Option<(AccountId, u
 
 /// One vote-journal row for a batch's new locks: `JOURNAL_FORMAT`, then per lock its row
 /// key ‖ value length u16 ‖ value ([`lock_row`]); empty when there are none.
-pub(super) fn journal_row<'a>(locks: impl IntoIterator<Item = &'a VoteLock>) -> Vec<u8> {
+pub fn journal_row<'a>(locks: impl IntoIterator<Item = &'a VoteLock>) -> Vec<u8> {
     let mut out = Vec::new();
     for lock in locks {
         if out.is_empty() {
@@ -160,9 +177,12 @@ pub(super) fn journal_row<'a>(locks: impl IntoIterator<Item = &'a VoteLock>) -> 
 }
 
 /// The locks of one vote-journal row, in the order they were given.
-pub(super) fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, StoreError> {
+pub fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, StoreError> {
     let corrupt = || StoreError::Corrupt("vote journal".into());
     match records.split_first() {
+        // `journal_row` writes the format byte only in front of a record: a row that is
+        // the byte alone lost its records, and is refused rather than read as "no votes".
+        Some((&JOURNAL_FORMAT, [])) => Err(corrupt()),
         Some((&JOURNAL_FORMAT, mut rest)) => {
             let mut locks = Vec::new();
             while !rest.is_empty() {
@@ -190,17 +210,17 @@ pub(super) fn decode_lock_records(records: &[u8]) -> Result<Vec<VoteLock>, Store
 /// settlement: `0` open, `1 ‖ secret` claimed, `2` refunded. The row's key is the escrow's
 /// id. The lock is kept whole because a settlement needs its payer, payee and amount, and
 /// the validator its hash lock and deadline.
-pub(super) fn encode_escrow(escrow: &EscrowState) -> Vec<u8> {
+pub fn encode_escrow(escrow: &EscrowState) -> Vec<u8> {
     escrow.to_bytes()
 }
 
 /// An escrow from its row's value; a row with bytes missing or left over is refused.
-pub(super) fn decode_escrow(bytes: &[u8]) -> Result<EscrowState, StoreError> {
+pub fn decode_escrow(bytes: &[u8]) -> Result<EscrowState, StoreError> {
     EscrowState::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("escrow record: {e}")))
 }
 
 /// An escrow row's key is the escrow's 32-byte id.
-pub(super) fn decode_escrow_id(bytes: &[u8]) -> Result<EscrowId, StoreError> {
+pub fn decode_escrow_id(bytes: &[u8]) -> Result<EscrowId, StoreError> {
     let array: [u8; 32] = bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("escrow key".into()))?;
@@ -248,10 +268,7 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64, StoreError> {
 /// codec, PROTOCOL.md "Binary layouts"). The leading format byte lets a later layout be
 /// told apart; records of earlier builds (format 1, or JSON) are refused as written by an
 /// older build: the project has not shipped, so no folder needs migrating.
-pub(super) fn certificate_record(
-    certificate: &Certificate,
-    out: &mut Vec<u8>,
-) -> Result<(), StoreError> {
+pub fn certificate_record(certificate: &Certificate, out: &mut Vec<u8>) -> Result<(), StoreError> {
     out.clear();
     out.reserve(1 + certificate.encoded_len());
     out.push(CERT_FORMAT);
@@ -260,7 +277,7 @@ pub(super) fn certificate_record(
 }
 
 /// A certificate from its log record.
-pub(super) fn parse_certificate(bytes: &[u8]) -> Result<Certificate, StoreError> {
+pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate, StoreError> {
     match bytes.split_first() {
         Some((&CERT_FORMAT, encoded)) => Certificate::from_bytes(encoded)
             .map_err(|e| StoreError::Corrupt(format!("certificate record: {e}"))),
@@ -317,6 +334,10 @@ mod tests {
         account.push(1);
         assert_eq!(encode_account(&state).to_vec(), account);
         assert_eq!(decode_account(&account).unwrap(), state);
+        // The flag is 0 or 1; any other byte is damage, not "not introduced".
+        let mut damaged = account.clone();
+        damaged[24] = 2;
+        assert!(decode_account(&damaged).is_err());
 
         let alice = n.alice.account();
         let digest = OrderDigest::from([7u8; 32]);
@@ -366,6 +387,9 @@ mod tests {
             [with_order.clone(), intro]
         );
         assert!(journal_row([]).is_empty());
+        // The format byte without a record was never written: refused, not read as empty
+        // (found by fuzzing).
+        assert!(decode_lock_records(&[JOURNAL_FORMAT]).is_err());
         // A lock row is its fixed head, then the order; a cut order is refused, not misread.
         let value = lock_row(&with_order);
         let key = lock_key(&with_order.slot);
@@ -442,6 +466,15 @@ mod tests {
         let mut unknown = key.clone();
         unknown[0] = 4;
         assert!(decode_lock(&unknown, &head).is_err());
+        // An escrow's or an intro's slot has no sequence: a row carrying one is damaged
+        // (found by fuzzing: it was read with the sequence dropped).
+        let mut sequenced = head.clone();
+        sequenced[0] = 1;
+        assert!(decode_lock(&key, &sequenced).is_err());
+        let mut intro_key = key.clone();
+        intro_key[0] = 2;
+        assert!(decode_lock(&intro_key, &head).is_ok());
+        assert!(decode_lock(&intro_key, &sequenced).is_err());
 
         // An escrow row: payer ‖ sequence ‖ payee ‖ amount ‖ hash lock ‖ deadline ‖
         // counterpart option (0: none), then the settlement.
