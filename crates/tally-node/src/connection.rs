@@ -194,7 +194,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
 }
 
 /// The permits a bulk request needs before it is read on: the connection's own, then (for
-/// a stranger) a token of its address's rate and one from the shared pool. `None` when the connection is closing.
+/// a stranger) a token of its address's rate and one from the shared pool. `None` when the
+/// connection is closing.
 async fn bulk_permits(
     peer: SocketAddr,
     bulk_here: &Arc<Semaphore>,
