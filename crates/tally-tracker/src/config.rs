@@ -45,8 +45,9 @@ pub struct Limits {
     pub max_entries: usize,
     /// Stored entries registered from one IP address (default 1024).
     pub max_entries_per_ip: usize,
-    /// Stored entries (keys) listed at one reachable address, IP and port (default 4): a
-    /// host cannot crowd honest peers out of lists with keys pointing at itself.
+    /// Stored entries (keys) listed at one reachable address, IP and port (default 16, the
+    /// most keys one registration carries): with every address tied to its registering
+    /// host, what a host lists points at itself, and no address gathers more than this.
     pub max_entries_per_address: usize,
     /// Keys in one registration (default 16).
     pub max_keys_per_request: usize,
@@ -87,7 +88,7 @@ impl Limits {
         pipeline_depth: 32,
         max_entries: 2_000_000,
         max_entries_per_ip: 1024,
-        max_entries_per_address: 4,
+        max_entries_per_address: 16,
         max_keys_per_request: 16,
         ttl: Duration::from_secs(600),
         max_clock_skew: Duration::from_secs(120),
