@@ -85,7 +85,8 @@ pub fn is_bulk(packet: &Packet) -> bool {
 /// An answer on its way to the writer, with the permits it holds until written.
 struct Pending {
     answer: oneshot::Receiver<Packet>,
-    _permits: Vec<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
+    _bulk: Option<BulkPermits>,
     /// Close the connection once this answer is written.
     last: bool,
 }
@@ -143,7 +144,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
             }
             Ok(Some(Ok(frame))) => frame,
         };
-        let mut permits = vec![permit];
+        let mut bulk = None;
         let mut last = false;
         let answer = match serde_json::from_slice::<Packet>(&frame) {
             Err(error) => {
@@ -167,12 +168,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
                     last_useful = tokio::time::Instant::now();
                 }
                 if is_bulk(&packet) {
-                    let Some(bulk) =
+                    let Some(taken) =
                         bulk_permits(peer, &bulk_here, &shared, trusted, &closing).await
                     else {
                         break;
                     };
-                    permits.extend(bulk);
+                    bulk = Some(taken);
                 }
                 match packet {
                     Packet::ReqCerts(query) => certificates(shared.store.clone(), query),
@@ -182,7 +183,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
         };
         let sent = queue.send(Pending {
             answer,
-            _permits: permits,
+            _permit: permit,
+            _bulk: bulk,
             last,
         });
         if sent.is_err() || last {
@@ -191,6 +193,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, trusted: bool, shared: A
     }
     drop(queue);
     let _ = writer_task.await;
+}
+
+/// What a bulk answer holds until written: its connection's permit and, for a stranger,
+/// one from the shared pool. (Fields, not a list: a payment's answer allocates nothing.)
+struct BulkPermits {
+    _here: OwnedSemaphorePermit,
+    _pooled: Option<OwnedSemaphorePermit>,
 }
 
 /// The permits a bulk request needs before it is read on: the connection's own, then (for
@@ -202,13 +211,12 @@ async fn bulk_permits(
     shared: &Shared,
     trusted: bool,
     closing: &CancellationToken,
-) -> Option<Vec<OwnedSemaphorePermit>> {
-    let mut permits = Vec::with_capacity(2);
+) -> Option<BulkPermits> {
     let here = tokio::select! {
         _ = closing.cancelled() => return None,
         permit = bulk_here.clone().acquire_owned() => permit.ok()?,
     };
-    permits.push(here);
+    let mut pooled = None;
     if !trusted {
         // Within the address's rate first: pages cost the validator milliseconds of disk
         // and encoding, and one host pipelining them must not slow everyone's payments.
@@ -227,13 +235,16 @@ async fn bulk_permits(
                 _ = tokio::time::sleep(BULK_RETRY) => {}
             }
         }
-        let pooled = tokio::select! {
+        let taken = tokio::select! {
             _ = closing.cancelled() => return None,
             permit = shared.bulk.clone().acquire_owned() => permit.ok()?,
         };
-        permits.push(pooled);
+        pooled = Some(taken);
     }
-    Some(permits)
+    Some(BulkPermits {
+        _here: here,
+        _pooled: pooled,
+    })
 }
 
 fn ready(packet: Packet) -> oneshot::Receiver<Packet> {
