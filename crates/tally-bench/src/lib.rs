@@ -1,6 +1,6 @@
 //! Every Tally benchmark, behind one harness.
 //!
-//! - [`abuse`]: what one host can make a quorum network spend (`tally bench abuse`).
+//! - [`abuse`]: what one host can make each service spend (`tally bench abuse`).
 //! - [`quorum`], [`tracker`], [`relay`], [`mine`] and [`sync`]: the runs behind
 //!   `tally bench quorum|tracker|relay|mine|sync`. The daemons under measurement run as
 //!   child processes of the `tally` executable the caller names, so that their memory and

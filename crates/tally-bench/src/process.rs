@@ -25,7 +25,7 @@ impl Daemon {
     pub(crate) async fn start(
         mut command: Command,
         what: &str,
-        ready: &'static str,
+        ready: &str,
         log: Option<&Path>,
         timeout: Duration,
     ) -> Result<(Daemon, String), BenchError> {
@@ -50,11 +50,12 @@ impl Daemon {
         let stdout =
             stdout.ok_or_else(|| BenchError::Check(format!("no stdout from the {what}")))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let ready = ready.to_owned();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix(ready) {
+                if let Some(rest) = line.strip_prefix(ready.as_str()) {
                     let _ = sender.send(rest.to_owned());
                     break;
                 }

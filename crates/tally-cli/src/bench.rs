@@ -33,12 +33,20 @@ pub enum BenchCommand {
     /// Cross-server wires through a market maker between two networks: each step's
     /// latency from the chosen quote to the claim on B.
     Wire(WireArgs),
-    /// What one host can make a quorum network spend: memory, log lines and an honest
-    /// wallet's latency while a stranger abuses every validator, scenario by scenario.
+    /// What one host can make each service spend (validators, a miner, the tracker, the
+    /// relay): memory, log lines and an honest client's latency while a stranger abuses
+    /// it, scenario by scenario.
     Abuse(AbuseArgs),
 }
 
 const ABUSE: abuse::Settings = abuse::Settings::DEFAULT;
+
+fn parse_service(key: &str) -> Result<abuse::Service, String> {
+    abuse::Service::from_key(key).ok_or_else(|| {
+        let known: Vec<&str> = abuse::Service::ALL.iter().map(|s| s.key()).collect();
+        format!("no service {key:?}; known: {}", known.join(", "))
+    })
+}
 
 fn parse_abuse(key: &str) -> Result<abuse::Abuse, String> {
     abuse::Abuse::from_key(key).ok_or_else(|| {
@@ -53,8 +61,12 @@ pub struct AbuseArgs {
     /// Seconds each scenario's abuse lasts.
     #[arg(long, default_value_t = ABUSE.seconds)]
     pub seconds: u64,
-    /// Scenarios to run, in order (comma-separated; default all): baseline, never-reads,
-    /// pipelined-pages, holds-connections, half-sent-http, malformed-flood.
+    /// Services to abuse, in order (comma-separated; default all): quorum, miner, tracker,
+    /// relay.
+    #[arg(long, value_delimiter = ',', value_parser = parse_service)]
+    pub services: Vec<abuse::Service>,
+    /// Scenarios to run, in order (comma-separated; default all that apply): baseline,
+    /// never-reads, pipelined-expensive, holds-connections, half-sent-http, malformed-flood.
     #[arg(long, value_delimiter = ',', value_parser = parse_abuse)]
     pub scenarios: Vec<abuse::Abuse>,
     /// Work folder (must not exist yet); default: a fresh temporary folder, removed
@@ -342,6 +354,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Abuse(args) => {
             let settings = abuse::Settings {
                 seconds: args.seconds,
+                services: args.services,
                 scenarios: args.scenarios,
                 dir: args.dir,
                 keep: args.keep,

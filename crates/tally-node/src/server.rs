@@ -378,8 +378,13 @@ fn committee_addresses(contract: &NetworkContract) -> Vec<std::net::IpAddr> {
 }
 
 /// Tells a refused client why in one `ERROR` frame, if its socket takes it at once, and
-/// lets the socket close: a refusal never waits on the refused.
+/// lets the socket close: a refusal never waits on the refused. A host serving a penalty
+/// for malformed data was told why when it earned it; its reconnects are closed without a
+/// word, so a flood of them costs an accept and a close, nothing more.
 fn refuse(stream: &TcpStream, refused: &Refused) {
+    if matches!(refused, Refused::Penalised) {
+        return;
+    }
     let packet = Packet::error(ErrorCode::Busy, format!("{refused}; try again later"));
     if let Ok(body) = serde_json::to_vec(&packet) {
         let _ = stream.try_write(&tally_proto::encode_frame(&body));

@@ -42,7 +42,8 @@ pub struct RelayConfig {
     /// Lines one connection may send in a burst above the sustained rate. Default 1,000.
     pub line_burst: u32,
     /// Sustained bytes per second one connection may send, counted after `#`
-    /// substitution; 0 means no limit. Default 1 MiB.
+    /// substitution; 0 means no limit. Default 1 MiB. All the connections of one host
+    /// together may send four times this rate and burst.
     pub bytes_per_sec: u64,
     /// Bytes one connection may send in a burst. Default 4 MiB.
     pub byte_burst: u64,

@@ -78,6 +78,37 @@ pub(crate) struct Shared {
     /// When sockets were last read, for the busy poller (used only when it runs).
     pub(crate) activity: Activity,
     pub(crate) shutdown: CancellationToken,
+    /// A few log lines per host per second: one host's floods cost the log little.
+    pub(crate) log: tally_proto::admission::LogGate,
+    /// What each host with open connections may still send: [`HOST_RATE_FACTOR`] times one
+    /// connection's rate, shared by all its connections, so that opening more connections
+    /// (or reconnecting for a fresh burst) does not multiply what one host makes the relay
+    /// copy. Forgotten with the host's last connection.
+    pub(crate) host_bytes: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+/// A host may send this many times one connection's byte rate and burst, over all its
+/// connections (a market maker may hold a few rooms).
+pub(crate) const HOST_RATE_FACTOR: u64 = 4;
+
+impl Shared {
+    /// Charges `n` bytes read from `ip` to its host's budget; `false` once it is spent.
+    fn take_host_bytes(&self, ip: IpAddr, n: u64, now: std::time::Instant) -> bool {
+        let config = &self.config;
+        if config.bytes_per_sec == 0 {
+            return true;
+        }
+        let mut hosts = self.host_bytes.lock();
+        let bucket = hosts.entry(ip).or_insert_with(|| {
+            TokenBucket::new(
+                config.bytes_per_sec.saturating_mul(HOST_RATE_FACTOR),
+                config.byte_burst.saturating_mul(HOST_RATE_FACTOR),
+                now,
+            )
+        });
+        bucket.refill(now);
+        bucket.take(n)
+    }
 }
 
 impl Shared {
@@ -121,6 +152,7 @@ impl Drop for Slot {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 per_ip.remove(&self.ip);
+                self.shared.host_bytes.lock().remove(&self.ip);
             }
         }
         self.shared.open.fetch_sub(1, Ordering::Relaxed);
@@ -483,7 +515,11 @@ impl Session {
         }
         self.line_bucket.refill(now.into_std());
         self.byte_bucket.refill(now.into_std());
-        if !self.byte_bucket.take(n as u64) {
+        if !self.byte_bucket.take(n as u64)
+            || !self
+                .shared
+                .take_host_bytes(self.conn.ip, n as u64, now.into_std())
+        {
             return Some(End::Flood);
         }
         let _ = lines.drain(|frame| self.on_frame(frame, now));
@@ -680,10 +716,14 @@ impl Session {
                     .counters
                     .slow_readers_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                info!(id = conn.id, ip = %conn.ip, "slow reader disconnected");
+                if let Some(held_back) = shared.log.pass(conn.ip, std::time::Instant::now()) {
+                    info!(id = conn.id, ip = %conn.ip, held_back, "slow reader disconnected");
+                }
             }
             End::Flood | End::TooManyErrors => {
-                info!(id = conn.id, ip = %conn.ip, reason = ?end, "abusive member disconnected");
+                if let Some(held_back) = shared.log.pass(conn.ip, std::time::Instant::now()) {
+                    info!(id = conn.id, ip = %conn.ip, held_back, reason = ?end, "abusive member disconnected");
+                }
             }
             _ => debug!(id = conn.id, ip = %conn.ip, reason = ?end, "connection ends"),
         }
@@ -711,9 +751,15 @@ impl Session {
     }
 }
 
+/// The most a closing connection's input is drained: enough for what a client sent before
+/// it saw the `@error` line; a client that keeps writing flat out (a flooder) is not read
+/// for the whole linger, and gets its reset.
+const MAX_LINGER_DRAIN: usize = 256 * 1024;
+
 /// Closes a connection politely: flushes its last lines, half-closes, and reads what the
-/// client still sends, for at most `linger`. Closing a socket with unread input sends a
-/// reset, which can destroy the client's copy of the final `@error` line.
+/// client still sends, for at most `linger` and [`MAX_LINGER_DRAIN`] bytes. Closing a socket
+/// with unread input sends a reset, which can destroy the client's copy of the final
+/// `@error` line.
 async fn linger(conn: &Conn, linger: Duration) {
     let deadline = Instant::now() + linger;
     loop {
@@ -732,10 +778,17 @@ async fn linger(conn: &Conn, linger: Duration) {
     }
     let _ = socket2::SockRef::from(&conn.stream).shutdown(Shutdown::Write);
     let mut sink = Vec::with_capacity(4096);
+    let mut drained = 0;
     while let Ok(Ok(())) = tokio::time::timeout_at(deadline, conn.stream.readable()).await {
         match conn.stream.try_read_buf(&mut sink) {
             Ok(0) => break,
-            Ok(_) => sink.clear(),
+            Ok(n) => {
+                sink.clear();
+                drained += n;
+                if drained >= MAX_LINGER_DRAIN {
+                    break;
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => break,
         }

@@ -81,6 +81,8 @@ impl Relay {
             counters: Counters::default(),
             activity: Activity::new(),
             shutdown: CancellationToken::new(),
+            log: tally_proto::admission::LogGate::default(),
+            host_bytes: Mutex::new(HashMap::new()),
         });
         Ok(Relay {
             listener,

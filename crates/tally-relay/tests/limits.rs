@@ -427,3 +427,48 @@ async fn a_flood_of_lines_closes_the_flooder() {
     assert_eq!(next_line(&mut d).await, "calm 127.0.0.1");
     relay.shutdown().await.unwrap();
 }
+
+/// One host's connections share one byte budget (four times a connection's): eight
+/// connections from one address, each sending less than its own burst, together send
+/// twice the host's, and the relay closes the ones that overdraw it as floods. Without the
+/// shared budget every one of them would pass, and a host could multiply what the relay
+/// copies by opening connections.
+#[tokio::test]
+async fn one_hosts_connections_share_one_byte_budget() {
+    let relay = start(RelayConfig {
+        bytes_per_sec: 10_000,
+        byte_burst: 10_000,
+        max_line_bytes: 1024,
+        max_queue_bytes: 1 << 20,
+        ..config()
+    })
+    .await;
+    let mut listener = join_topic(&relay, "wide", "t").await;
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        senders.push(raw_join(&relay, "TOPIC", "wide", "t").await.0);
+    }
+    let line = format!("{}\n", "x".repeat(999));
+    let burst = line.repeat(9); // 9,000 bytes: under one connection's burst of 10,000
+    for sender in &mut senders {
+        let _ = sender.writer.write_all(burst.as_bytes()).await;
+    }
+    let flooded = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Incoming::Left { reason, .. } = next(&mut listener).await {
+                assert_eq!(
+                    reason,
+                    LeaveReason::Flood,
+                    "members leave only as floods here"
+                );
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        flooded.is_ok(),
+        "72,000 bytes from one host against a host budget of 40,000: some sender is a flood"
+    );
+    relay.shutdown().await.unwrap();
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
+use tally_proto::admission::LogGate;
 use tally_proto::tracker::{Answer, AnswerPacket, PeerEntry, Refusal, answer_type};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     ips: Mutex<HashMap<IpAddr, IpState>>,
     connections: AtomicUsize,
     pub(crate) clock: Clock,
+    /// A few log lines per host per second: one host's floods cost the log little.
+    log: LogGate,
 }
 
 impl Shared {
@@ -83,6 +86,12 @@ impl Shared {
             connections: self.connections.load(Ordering::Relaxed),
             registry_bytes: registry.memory_bytes(),
         }
+    }
+
+    /// Whether a log line about `peer` may be written now: `Some(n)` (write it, saying
+    /// `n` lines about its host were held back before it) or `None` (stay quiet).
+    pub(crate) fn loud(&self, peer: &SocketAddr) -> Option<u64> {
+        self.log.pass(peer.ip(), std::time::Instant::now())
     }
 
     /// Admits a connection from `ip` or says why not.
@@ -365,6 +374,7 @@ impl Tracker {
                 ips: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),
                 clock,
+                log: LogGate::default(),
             }),
             threads,
         })
@@ -412,7 +422,9 @@ impl Tracker {
                                 ));
                             }
                             Err(why) => {
-                                tracing::warn!(%peer, reason = %why, "connection refused");
+                                if let Some(held_back) = shared.loud(&peer) {
+                                    tracing::warn!(%peer, held_back, reason = %why, "connection refused");
+                                }
                                 let body = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
                                 let frame = tally_proto::encode_frame(&body);
                                 // Best effort and never blocking: a fresh socket's buffer is empty.

@@ -110,13 +110,26 @@ pub(crate) async fn start_validator_with(
     daemons: &crate::process::Daemons,
     env: &[(&str, &str)],
 ) -> Result<Running, BenchError> {
+    start_node(tally, folder, daemons, env, "validator").await
+}
+
+/// Starts `tally node --dir folder` (a `validator` or a `miner` folder, as `kind` says and
+/// its start line names it) with these environment variables, waits until it listens,
+/// and hands it to `daemons`; it logs to `folder/node.log`.
+pub(crate) async fn start_node(
+    tally: &Path,
+    folder: &Path,
+    daemons: &crate::process::Daemons,
+    env: &[(&str, &str)],
+    kind: &str,
+) -> Result<Running, BenchError> {
     let mut command = std::process::Command::new(tally);
     command.arg("node").arg("--dir").arg(folder);
     command.envs(env.iter().copied());
     let (daemon, line) = crate::process::Daemon::start(
         command,
-        &format!("validator {}", folder.display()),
-        "validator listening on ",
+        &format!("{kind} {}", folder.display()),
+        &format!("{kind} listening on "),
         Some(&folder.join("node.log")),
         START_TIMEOUT,
     )

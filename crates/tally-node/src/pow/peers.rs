@@ -9,13 +9,15 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use tally_core::rate::TokenBucket;
 
-/// Who a peer is for scoring, bans and budgets: its IP address, or on loopback (tests, a
-/// devnet on one machine, where every node shares 127.0.0.1) the address it listens on.
+/// Who a peer is for scoring, bans and budgets: its IP address, or on 127.0.0.1 or ::1
+/// (a devnet on one machine, where every node shares the address) the address it listens
+/// on. Other loopback addresses (127.0.0.2 …) count as hosts of their own, as tests and
+/// benchmarks use them to stand for other machines.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PeerKey {
     /// A remote host.
@@ -28,7 +30,7 @@ impl PeerKey {
     /// The key of the peer at `remote` that says it listens at `listen`.
     pub fn of(remote: SocketAddr, listen: Option<&str>) -> Self {
         match remote.ip().to_canonical() {
-            ip if ip.is_loopback() => {
+            ip if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from(Ipv6Addr::LOCALHOST) => {
                 PeerKey::Local(listen.map_or_else(|| remote.to_string(), str::to_string))
             }
             // One IPv6 host usually holds a whole /64: scores, bans and budgets go by it,
@@ -302,8 +304,8 @@ mod tests {
     use std::time::Duration;
 
     /// Peers are known by host: an IPv6 /64 is one peer (a host can take a new address in
-    /// its /64 at will), an IPv4-mapped address is its IPv4 address, and local nodes are
-    /// told apart by the address they listen on.
+    /// its /64 at will), an IPv4-mapped address is its IPv4 address, and local nodes on
+    /// 127.0.0.1 are told apart by the address they listen on.
     #[test]
     fn peers_are_keyed_by_host() {
         let at = |text: &str| text.parse::<SocketAddr>().unwrap();
@@ -321,6 +323,16 @@ mod tests {
         assert_ne!(
             PeerKey::of(at("127.0.0.1:5"), Some("127.0.0.1:9000")),
             PeerKey::of(at("127.0.0.1:6"), Some("127.0.0.1:9001"))
+        );
+        // Another loopback address stands for another host: all its connections are one
+        // peer, whatever ports they come from, so a ban holds across its reconnects.
+        assert_eq!(
+            PeerKey::of(at("127.0.0.2:5"), None),
+            PeerKey::of(at("127.0.0.2:6"), Some("127.0.0.2:9000"))
+        );
+        assert_eq!(
+            PeerKey::of(at("127.0.0.2:5"), None),
+            PeerKey::Ip("127.0.0.2".parse().unwrap())
         );
     }
 
