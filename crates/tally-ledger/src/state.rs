@@ -187,6 +187,27 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Appends `later`, the snapshot of the batch decided right after this one, so that
+    /// both are written as one (group commit): changes keep their order, the later state
+    /// of an account or escrow follows the earlier one (writers apply them in order, so
+    /// the later wins), and the supply and log length are the later batch's.
+    pub fn absorb(&mut self, later: Snapshot) {
+        let Snapshot {
+            accounts,
+            locks,
+            certificates,
+            escrows,
+            supply,
+            log_len,
+        } = later;
+        self.accounts.extend(accounts);
+        self.locks.extend(locks);
+        self.certificates.extend(certificates);
+        self.escrows.extend(escrows);
+        self.supply = supply;
+        self.log_len = log_len;
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()

@@ -26,6 +26,11 @@ use tally_proto::{
     HeldOrder, HeldOrderRequest, Hello, LedgerEntry, LedgerRequest, LedgerView, Packet, VoteReply,
 };
 
+/// Below this many requests a batch's signatures are checked, and its votes signed, on the
+/// engine's own thread: handing a few to the thread pool costs more in wake-ups (and in the
+/// pool's spinning, on a machine that runs several validators) than the parallelism saves.
+const PARALLEL_FROM: usize = 16;
+
 /// Where a decider's signature verdicts come from instead of its own batched check
 /// ([`Decider::process_judged_by`]): a deterministic simulation, which made every signature
 /// it hands in and remembers each verdict, so thousands of runs do not check the same
@@ -304,26 +309,28 @@ impl Decider {
                 }
             }
         }
-        // Sign this batch's votes in parallel; signing is deterministic.
+        // Sign this batch's votes (in parallel when it is large); signing is deterministic.
         let validator = &self.validator;
-        let votes: Vec<Option<Packet>> = decisions
-            .par_iter()
-            .map(|decision| match decision {
-                Decision::Vote { digest, intro } => {
-                    let vote = validator.vote(digest);
-                    let reply = VoteReply {
-                        checksum: *digest,
-                        votes: vec![vote],
-                    };
-                    Some(if *intro {
-                        Packet::RespIntroKey(reply)
-                    } else {
-                        Packet::RespPay(reply)
-                    })
-                }
-                _ => None,
-            })
-            .collect();
+        let sign = |decision: &Decision| match decision {
+            Decision::Vote { digest, intro } => {
+                let vote = validator.vote(digest);
+                let reply = VoteReply {
+                    checksum: *digest,
+                    votes: vec![vote],
+                };
+                Some(if *intro {
+                    Packet::RespIntroKey(reply)
+                } else {
+                    Packet::RespPay(reply)
+                })
+            }
+            _ => None,
+        };
+        let votes: Vec<Option<Packet>> = if decisions.len() < PARALLEL_FROM {
+            decisions.iter().map(sign).collect()
+        } else {
+            decisions.par_iter().map(sign).collect()
+        };
         let batch = DecidedBatch {
             snapshot: self.validator.take_snapshot(),
             cursors,
@@ -334,9 +341,16 @@ impl Decider {
         (batch, immediate)
     }
 
-    /// Checks every signature the batch carries: one batch equation per core-sized chunk.
+    /// Checks every signature the batch carries: one batch equation per core-sized chunk,
+    /// or one on this thread for a small batch.
     fn check_signatures(&self, batch: &[Request]) -> Vec<Checked> {
         let validator = &self.validator;
+        if batch.len() < PARALLEL_FROM {
+            let verifier = BatchVerifier::with_capacity(batch.len() * 3);
+            return plan_checks(validator, batch, Checks::Batch(verifier))
+                .into_iter()
+                .collect();
+        }
         let chunk = batch
             .len()
             .div_ceil(rayon::current_num_threads().max(1))

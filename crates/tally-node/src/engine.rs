@@ -329,46 +329,90 @@ fn run_committer(
     failed: &CancellationToken,
     notices: Option<mpsc::Sender<Notice>>,
 ) {
-    for work in pending {
-        let decided = match work {
-            Commit::Batch(decided) => *decided,
-            Commit::Flush(done) => {
-                let _ = done.send(());
-                continue;
+    while let Ok(first) = pending.recv() {
+        // Group commit: every batch already waiting goes into the same transaction (one
+        // disk sync for all), up to `MAX_GROUP`; a flush waits for the group's commit.
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut flushes = Vec::new();
+        match first {
+            Commit::Batch(decided) => group.push(*decided),
+            Commit::Flush(done) => flushes.push(done),
+        }
+        while group.len() < MAX_GROUP && flushes.is_empty() {
+            match pending.try_recv() {
+                Ok(Commit::Batch(decided)) => group.push(*decided),
+                Ok(Commit::Flush(done)) => flushes.push(done),
+                Err(_) => break,
             }
-        };
+        }
         // Durable before anything is said; nothing after a failed batch is written, since
         // its decisions built on the failed one.
         let committed = if failed.is_cancelled() {
             false
         } else {
-            match store.commit_snapshot(&decided.batch.snapshot, &decided.batch.cursors) {
-                Ok(()) => {
-                    log_len.store(decided.batch.snapshot.log_len, Ordering::Relaxed);
-                    true
-                }
-                Err(error) => {
-                    tracing::error!(%error, "commit failed; the batch is not acknowledged");
-                    failed.cancel();
-                    false
-                }
-            }
+            commit_group(store, &mut group, log_len, failed)
         };
-        if committed && let Some(queue) = &notices {
-            for notice in &decided.batch.notices {
-                if queue.try_send(*notice).is_err() {
-                    tracing::warn!(escrow = %notice.claim.escrow, "notice queue full; the claim's other voters deliver it");
+        for decided in group {
+            if committed && let Some(queue) = &notices {
+                for notice in &decided.batch.notices {
+                    if queue.try_send(*notice).is_err() {
+                        tracing::warn!(escrow = %notice.claim.escrow, "notice queue full; the claim's other voters deliver it");
+                    }
                 }
             }
+            answer(decided, committed);
         }
-        answer(decided, committed);
-        // The batch's answers are out; now, between batches, bring the random-access
+        for done in flushes {
+            let _ = done.send(());
+        }
+        // The batches' answers are out; now, between groups, bring the random-access
         // tables up to date if enough has accumulated. A checkpoint that fails has lost
         // nothing (the log and the vote journal still hold it all), but the disk is in
         // doubt: stop like after a failed commit, and let a restart re-apply the log.
         if committed && let Err(error) = store.checkpoint_if_due() {
             tracing::error!(%error, "checkpoint failed; engine stopped");
             failed.cancel();
+        }
+    }
+}
+
+/// Most decided batches one transaction commits: the committer takes what waits (the
+/// channel holds two), so this only bounds a transaction's size.
+const MAX_GROUP: usize = 8;
+
+/// Commits `group`'s snapshots and cursors as one transaction; whether it committed.
+fn commit_group(
+    store: &dyn LedgerStore,
+    group: &mut [Decided],
+    log_len: &AtomicU64,
+    failed: &CancellationToken,
+) -> bool {
+    let result = match group {
+        [] => return true,
+        [one] => store
+            .commit_snapshot(&one.batch.snapshot, &one.batch.cursors)
+            .map(|()| one.batch.snapshot.log_len),
+        [first, rest @ ..] => {
+            let mut snapshot = std::mem::take(&mut first.batch.snapshot);
+            let mut cursors = std::mem::take(&mut first.batch.cursors);
+            for decided in rest {
+                snapshot.absorb(std::mem::take(&mut decided.batch.snapshot));
+                cursors.append(&mut decided.batch.cursors);
+            }
+            store
+                .commit_snapshot(&snapshot, &cursors)
+                .map(|()| snapshot.log_len)
+        }
+    };
+    match result {
+        Ok(len) => {
+            log_len.store(len, Ordering::Relaxed);
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "commit failed; the batches are not acknowledged");
+            failed.cancel();
+            false
         }
     }
 }

@@ -13,6 +13,7 @@ use super::settings::{Settings, TRANSFER_MICROCASH};
 use crate::error::{BenchError, Context, fail};
 use crate::percentile::Distribution;
 use crate::process::{Daemons, free_ports};
+use crate::procfs::{self, Process};
 use crate::report::Report;
 
 /// What the end-to-end run measured.
@@ -24,6 +25,23 @@ pub struct EndToEndFigures {
     pub elapsed: Duration,
     /// Each payment's time from signing to a quorum's acknowledgements.
     pub latencies: Distribution,
+    /// CPU time each validator process used during the run, in validator order.
+    pub validator_cpu: Vec<Duration>,
+    /// CPU time the wallets (this process) used during the run.
+    pub wallet_cpu: Duration,
+}
+
+/// The CPU one payment needs at least, by its signature work, in microseconds: each of the
+/// 4 validators checks about 3 signatures (the order's, the certificate's votes beyond its
+/// own) and signs its vote; the wallet signs the order and checks 3 votes. With batched
+/// verification at about 25 µs a signature and 20 µs a signing, about 375 µs in all.
+pub const BOUND_MICROS_PER_PAYMENT: f64 = 375.0;
+
+impl EndToEndFigures {
+    /// CPU per payment of `cpu`, in microseconds.
+    fn per_payment(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.payments.max(1) as f64
+    }
 }
 
 impl fmt::Display for EndToEndFigures {
@@ -47,13 +65,26 @@ impl fmt::Display for EndToEndFigures {
             seconds,
             self.payments as f64 / seconds
         )?;
-        write!(
+        writeln!(
             f,
             "  latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             ms(50.0),
             ms(90.0),
             ms(99.0),
             ms(100.0),
+        )?;
+        let validators: Vec<String> = self
+            .validator_cpu
+            .iter()
+            .map(|cpu| format!("{:.0}", self.per_payment(*cpu)))
+            .collect();
+        let total = self.validator_cpu.iter().sum::<Duration>() + self.wallet_cpu;
+        write!(
+            f,
+            "  CPU per payment: validators {} µs, wallets {:.0} µs; {:.0} µs in all against a bound of about {BOUND_MICROS_PER_PAYMENT:.0} µs (the signature work)",
+            validators.join(", "),
+            self.per_payment(self.wallet_cpu),
+            self.per_payment(total),
         )
     }
 }
@@ -77,9 +108,24 @@ pub(super) async fn run(
         "bench-end-to-end",
         None,
     )?;
+    let mut pids = Vec::with_capacity(validators.len());
     for i in 0..validators.len() {
-        start_validator(tally, &dir.join(format!("validator-{i}")), daemons).await?;
+        pids.push(
+            start_validator(tally, &dir.join(format!("validator-{i}")), daemons)
+                .await?
+                .pid,
+        );
     }
+    let cpu = || {
+        let validators: Vec<Duration> = pids
+            .iter()
+            .map(|pid| procfs::cpu_time(Process::Id(*pid)).unwrap_or_default())
+            .collect();
+        (
+            validators,
+            procfs::cpu_time(Process::This).unwrap_or_default(),
+        )
+    };
     let network = contract.id();
     let contract = Arc::new(contract);
     let quorum = tally_core::Committee::new(&contract.validators)
@@ -109,6 +155,7 @@ pub(super) async fn run(
         "paying {} times end to end with {} wallets…",
         settings.payments, settings.clients
     ));
+    let cpu_before = cpu();
     let clock = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (client, key, recipient, share) in wallets {
@@ -152,11 +199,19 @@ pub(super) async fn run(
         latencies.extend(result.context("a wallet task failed")??);
     }
     let elapsed = clock.elapsed();
+    let cpu_after = cpu();
     daemons.stop();
     Ok(EndToEndFigures {
         payments: settings.payments,
         clients: settings.clients,
         elapsed,
         latencies: Distribution::new(latencies),
+        validator_cpu: cpu_after
+            .0
+            .iter()
+            .zip(&cpu_before.0)
+            .map(|(after, before)| after.saturating_sub(*before))
+            .collect(),
+        wallet_cpu: cpu_after.1.saturating_sub(cpu_before.1),
     })
 }

@@ -78,6 +78,68 @@ pub(super) fn commit_then_read_back<H: Harness>(mut h: H) {
     assert_eq!(store.cursor(&n.keys[2].account()).unwrap(), 0);
 }
 
+/// Group commit: two batches' snapshots, the second absorbed into the first and written
+/// as one commit, leave the store exactly as committing them one after the other does
+/// (log, accounts, votes, cursors, the per-account indexes), before and after a restart.
+pub(super) fn batches_absorbed_into_one_commit_read_back_as_committed_apart<H: Harness>(mut h: H) {
+    let n = Network::new("group commit", 2);
+    let peer = n.keys[1].account();
+    let held = n.pay(&n.alice, &n.carol, 7, 1);
+    let held_digest = held.order.digest(&n.net);
+    let batches = |v: &mut crate::state::Validator| {
+        let first = n.pay(&n.alice, &n.bob, 300, 0);
+        v.handle_certificate(&n.certificate(first), true).unwrap();
+        let one = v.take_snapshot();
+        // The second batch changes the same accounts again and opens a vote.
+        let second = n.pay(&n.bob, &n.alice, 50, 0);
+        v.handle_certificate(&n.certificate(second), true).unwrap();
+        v.handle_order(&held, true).unwrap();
+        (one, v.take_snapshot())
+    };
+    let read = |store: &H::Store| {
+        (
+            store.certificates_since(0, 10).unwrap(),
+            store.accounts_page(None, 10).unwrap(),
+            store.sent(&n.bob.account(), 0, 10).unwrap(),
+            store.touching(&n.alice.account(), 0, 10).unwrap(),
+            store.cursor(&peer).unwrap(),
+        )
+    };
+
+    let apart = h.fresh();
+    let mut v = n.load(&apart);
+    let (one, two) = batches(&mut v);
+    apart.commit_snapshot(&one, &[(peer, 1)]).unwrap();
+    apart.commit_snapshot(&two, &[(peer, 2)]).unwrap();
+    let expected = read(&apart);
+    let apart = h.restart(apart);
+    assert!(
+        n.load(&apart).has_voted_for(&held.order, &held_digest),
+        "the open vote is in the journal"
+    );
+    assert_eq!(
+        read(&apart),
+        expected,
+        "a restart (and its replay) changes nothing"
+    );
+    drop(apart);
+
+    let grouped = h.fresh();
+    let mut v = n.load(&grouped);
+    let (mut one, two) = batches(&mut v);
+    one.absorb(two);
+    grouped
+        .commit_snapshot(&one, &[(peer, 1), (peer, 2)])
+        .unwrap();
+    assert_eq!(read(&grouped), expected, "before a restart");
+    let grouped = h.restart(grouped);
+    assert!(
+        n.load(&grouped).has_voted_for(&held.order, &held_digest),
+        "the open vote is in the journal"
+    );
+    assert_eq!(read(&grouped), expected, "after a restart");
+}
+
 /// The existing redb test, now for every store: a batch with a certificate, an open vote
 /// and a cursor survives a restart.
 pub(super) fn a_committed_batch_survives_reopening<H: Harness>(mut h: H) {

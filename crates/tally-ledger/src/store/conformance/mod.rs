@@ -238,6 +238,10 @@ macro_rules! conformance_tests {
                 cases::commit_then_read_back($harness);
             }
             #[test]
+            fn batches_absorbed_into_one_commit_read_back_as_committed_apart() {
+                cases::batches_absorbed_into_one_commit_read_back_as_committed_apart($harness);
+            }
+            #[test]
             fn a_committed_batch_survives_reopening() {
                 cases::a_committed_batch_survives_reopening($harness);
             }
