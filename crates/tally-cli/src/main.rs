@@ -18,6 +18,7 @@ mod wallet_escrow;
 mod wallet_escrow_chain;
 mod wallet_live;
 mod wallet_seed;
+mod wallet_send_many;
 mod wallet_wire;
 
 /// Tally: peer-to-peer digital cash.

@@ -93,6 +93,16 @@ pub enum WalletCommand {
         #[arg(long, default_value_t = 600)]
         wait: u64,
     },
+    /// Pay every payment of FILE (CSV `recipient,amount` or JSON lines `{"to": …,
+    /// "amount": …}`) from the wallet's accounts at once: each account pays its share one
+    /// after another, all accounts together; a receipt per payment. Quorum networks.
+    SendMany {
+        file: std::path::PathBuf,
+        /// Pay only from these accounts (hex prefix or label; repeat or comma-separate);
+        /// every account of the wallet by default.
+        #[arg(long, value_delimiter = ',')]
+        from: Vec<String>,
+    },
     /// Every validator's view of the ledger and where they differ (pow: every account at
     /// the chain tip, and the supply).
     Ledger,
@@ -217,6 +227,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             } else {
                 quorum_send(&wallet, contract, &entry, to, amount, timeout).await?
             }
+        }
+        WalletCommand::SendMany { .. } if pow => {
+            bail!("send-many pays on quorum networks; on a proof-of-work network use send")
+        }
+        WalletCommand::SendMany { file, from } => {
+            crate::wallet_send_many::run(&wallet, contract, file, from, timeout).await?
         }
         WalletCommand::Ledger if pow => {
             let miners = Miners::locate(&contract, timeout).await?;

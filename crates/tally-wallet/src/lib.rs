@@ -19,6 +19,7 @@ pub mod fs;
 pub mod live;
 pub mod miner;
 pub mod ops;
+pub mod payroll;
 pub mod pow;
 pub mod restore;
 pub mod seed;
