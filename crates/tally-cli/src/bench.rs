@@ -172,6 +172,10 @@ pub struct QuorumArgs {
     /// Concurrent wallets in the end-to-end run.
     #[arg(long, default_value_t = QUORUM.clients)]
     pub clients: usize,
+    /// Payments for the one-wallet run after it: one wallet holding the --clients
+    /// accounts pays them all with send-many (0 skips it).
+    #[arg(long, default_value_t = QUORUM.payroll)]
+    pub payroll: usize,
     /// Work folder (must not exist yet); default: a fresh folder in the system temporary
     /// folder, removed afterwards.
     #[arg(long)]
@@ -319,6 +323,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 batch: args.batch,
                 payments: args.payments,
                 clients: args.clients,
+                payroll: args.payroll,
                 dir: args.dir,
                 keep: args.keep,
             };

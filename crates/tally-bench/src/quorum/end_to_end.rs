@@ -5,8 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tally_core::NetworkContract;
 use tally_core::{Amount, Order, SecretKey, SignedOrder, Transfer};
-use tally_wallet::QuorumClient;
+use tally_wallet::payroll::{self, Payment};
+use tally_wallet::{QuorumClient, Wallet, views};
 
 use super::network::{account_keys, start_validator, write_network};
 use super::settings::{Settings, TRANSFER_MICROCASH};
@@ -29,6 +31,33 @@ pub struct EndToEndFigures {
     pub validator_cpu: Vec<Duration>,
     /// CPU time the wallets (this process) used during the run.
     pub wallet_cpu: Duration,
+    /// The one-wallet `send-many` run after it, if any.
+    pub payroll: Option<PayrollFigures>,
+}
+
+/// One wallet holding the end-to-end run's accounts pays a payroll with
+/// `tally_wallet::payroll::send_many` (what `tally wallet … send-many` does).
+#[derive(Clone, Debug)]
+pub struct PayrollFigures {
+    pub payments: usize,
+    pub accounts: usize,
+    pub paid: usize,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for PayrollFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "one wallet, send-many: {} of {} payments from {} accounts in {:.3} s: {:.0} payments/s",
+            self.paid,
+            self.payments,
+            self.accounts,
+            seconds,
+            self.paid as f64 / seconds
+        )
+    }
 }
 
 /// The CPU one payment needs at least, by its signature work, in microseconds: each of the
@@ -85,7 +114,11 @@ impl fmt::Display for EndToEndFigures {
             validators.join(", "),
             self.per_payment(self.wallet_cpu),
             self.per_payment(total),
-        )
+        )?;
+        if let Some(payroll) = &self.payroll {
+            write!(f, "\n  {payroll}")?;
+        }
+        Ok(())
     }
 }
 
@@ -200,6 +233,15 @@ pub(super) async fn run(
     }
     let elapsed = clock.elapsed();
     let cpu_after = cpu();
+    let payroll = if settings.payroll > 0 {
+        report.progress(&format!(
+            "one wallet paying {} payments from {} accounts with send-many…",
+            settings.payroll, settings.clients
+        ));
+        Some(payroll(dir, &contract, &accounts, settings).await?)
+    } else {
+        None
+    };
     daemons.stop();
     Ok(EndToEndFigures {
         payments: settings.payments,
@@ -213,5 +255,57 @@ pub(super) async fn run(
             .map(|(after, before)| after.saturating_sub(*before))
             .collect(),
         wallet_cpu: cpu_after.1.saturating_sub(cpu_before.1),
+        payroll,
+    })
+}
+
+/// The one-wallet run: a wallet holding the first `settings.clients` accounts pays
+/// `settings.payroll` payments to the last account with `send_many`.
+async fn payroll(
+    dir: &Path,
+    contract: &NetworkContract,
+    accounts: &[SecretKey],
+    settings: &Settings,
+) -> Result<PayrollFigures, BenchError> {
+    let client = QuorumClient::new(contract.clone(), Duration::from_secs(30))
+        .context("the payroll wallet's client")?;
+    let mut wallet = Wallet::open(&dir.join("payroll-wallet")).context("the payroll wallet")?;
+    let payers_keys = &accounts[..settings.clients];
+    let mut payers = Vec::with_capacity(payers_keys.len());
+    for key in payers_keys {
+        wallet
+            .add_key(Some(key.clone()), None)
+            .context("adding a key to the payroll wallet")?;
+        let seen = views::balance(&client, &key.account())
+            .await
+            .context("a payer's balance")?;
+        payers.push((
+            key.clone(),
+            Amount::from_microcash(u64::try_from(seen.balance.max(0)).unwrap_or(0)),
+        ));
+    }
+    let to = accounts[settings.clients].account();
+    let payments = vec![
+        Payment {
+            recipient: to,
+            amount: Amount::from_microcash(TRANSFER_MICROCASH),
+        };
+        settings.payroll
+    ];
+    let started = Instant::now();
+    let outcomes = payroll::send_many(&wallet, &client, &payers, &payments, |_| {}).await;
+    let elapsed = started.elapsed();
+    let paid = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    if let Some(failed) = outcomes.iter().find_map(|o| o.result.as_ref().err()) {
+        fail!(
+            "send-many: {} payments failed, the first: {failed}",
+            outcomes.len() - paid
+        );
+    }
+    Ok(PayrollFigures {
+        payments: settings.payroll,
+        accounts: payers.len(),
+        paid,
+        elapsed,
     })
 }

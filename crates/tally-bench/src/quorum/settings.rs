@@ -22,6 +22,9 @@ pub struct Settings {
     pub payments: usize,
     /// Concurrent wallets in the end-to-end run.
     pub clients: usize,
+    /// Payments for the one-wallet run after it (`send-many`: one wallet holding the
+    /// end-to-end run's accounts pays them all at once; 0 skips it).
+    pub payroll: usize,
     /// Work folder (must not exist yet); `None`: a fresh folder in the system temporary
     /// folder, removed afterwards.
     pub dir: Option<PathBuf>,
@@ -38,6 +41,7 @@ impl Settings {
         batch: 10_000,
         payments: 4_000,
         clients: 16,
+        payroll: 4_000,
         dir: None,
         keep: false,
     };
