@@ -37,7 +37,7 @@ pub async fn run(
     if entries.is_empty() {
         bail!("the wallet has no account to pay from");
     }
-    let client = QuorumClient::located(contract, timeout).await?;
+    let client = QuorumClient::located(contract.clone(), timeout).await?;
     // What each payer holds now, as a quorum agrees: payments are spread within it.
     let mut payers: Vec<(SecretKey, Amount)> = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -58,7 +58,9 @@ pub async fn run(
     );
     let started = Instant::now();
     let mut failed = 0usize;
-    let outcomes = payroll::send_many(wallet, &client, &payers, &payments, |outcome| {
+    // The payers' tasks use the contract as located (the tracker's current addresses).
+    let located = client.contract().clone();
+    let outcomes = payroll::send_many(wallet, &located, timeout, &payers, &payments, |outcome| {
         if outcome.result.is_err() {
             failed += 1;
         }

@@ -5,8 +5,9 @@
 //! payment is an ordinary [`ops::pay`]: journaled before it is signed, its receipt kept.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use tally_core::{AccountId, Amount, SecretKey};
+use tally_core::{AccountId, Amount, NetworkContract, SecretKey};
 
 use crate::client::QuorumClient;
 use crate::ops::{self, OpError, Receipt};
@@ -118,13 +119,15 @@ pub struct PaymentOutcome {
 }
 
 /// Pays every payment from `payers` (the wallet's keys with what each holds now, as a
-/// quorum of validators agrees): spread by [`assign`], each payer's share in file order,
-/// all payers at once. `on_done` hears of each payment as it completes (a progress bar);
-/// the outcomes come back in file order. A payment no payer can cover is refused without
-/// being signed.
+/// quorum of validators agrees): spread by [`assign`], each payer's share in file order on
+/// a task of its own (its own view of the wallet folder and its own connections, so one
+/// account's journal writes and syncs never hold up another's), all payers at once.
+/// `on_done` hears of each payment as it completes (a progress bar); the outcomes come back
+/// in file order. A payment no payer can cover is refused without being signed.
 pub async fn send_many(
     wallet: &Wallet,
-    client: &QuorumClient,
+    contract: &NetworkContract,
+    timeout: Duration,
     payers: &[(SecretKey, Amount)],
     payments: &[Payment],
     mut on_done: impl FnMut(&PaymentOutcome),
@@ -153,13 +156,37 @@ pub async fn send_many(
         }
     }
     let (done, mut arrived) = tokio::sync::mpsc::unbounded_channel();
-    let work = futures::future::join_all(queues.into_iter().map(|(p, queue)| {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (p, queue) in queues {
         let done = done.clone();
-        let key = &payers[p].0;
-        async move {
-            for index in queue {
-                let payment = payments[index];
-                let result = ops::pay(wallet, client, key, payment.recipient, payment.amount).await;
+        let key = payers[p].0.clone();
+        let share: Vec<(usize, Payment)> = queue.into_iter().map(|i| (i, payments[i])).collect();
+        let (dir, contract) = (wallet.dir().to_path_buf(), contract.clone());
+        tasks.spawn(async move {
+            let opened = Wallet::open(&dir)
+                .map_err(OpError::from)
+                .and_then(|wallet| {
+                    let client = QuorumClient::new(contract, timeout).map_err(OpError::from)?;
+                    Ok((wallet, client))
+                });
+            let (wallet, client) = match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    let why = error.to_string();
+                    for (index, payment) in share {
+                        let _ = done.send(PaymentOutcome {
+                            index,
+                            payment,
+                            from: Some(key.account()),
+                            result: Err(OpError::Refused(why.clone())),
+                        });
+                    }
+                    return;
+                }
+            };
+            for (index, payment) in share {
+                let result =
+                    ops::pay(&wallet, &client, &key, payment.recipient, payment.amount).await;
                 let _ = done.send(PaymentOutcome {
                     index,
                     payment,
@@ -167,17 +194,15 @@ pub async fn send_many(
                     result,
                 });
             }
-        }
-    }));
+        });
+    }
     drop(done);
-    let collect = async {
-        while let Some(outcome) = arrived.recv().await {
-            on_done(&outcome);
-            let index = outcome.index;
-            outcomes[index] = Some(outcome);
-        }
-    };
-    tokio::join!(work, collect);
+    while let Some(outcome) = arrived.recv().await {
+        on_done(&outcome);
+        let index = outcome.index;
+        outcomes[index] = Some(outcome);
+    }
+    while tasks.join_next().await.is_some() {}
     outcomes.into_iter().flatten().collect()
 }
 

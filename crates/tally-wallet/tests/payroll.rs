@@ -47,7 +47,15 @@ async fn a_payroll_is_paid_once_each_from_accounts_that_cover_it() {
         ));
     }
     let mut heard = 0;
-    let outcomes = payroll::send_many(&wallet, &client, &payers, &payments, |_| heard += 1).await;
+    let outcomes = payroll::send_many(
+        &wallet,
+        &net.contract,
+        Duration::from_secs(2),
+        &payers,
+        &payments,
+        |_| heard += 1,
+    )
+    .await;
     assert_eq!(heard, 25, "every payment is reported as it completes");
     assert_eq!(
         outcomes.iter().map(|o| o.index).collect::<Vec<_>>(),

@@ -293,7 +293,15 @@ async fn payroll(
         settings.payroll
     ];
     let started = Instant::now();
-    let outcomes = payroll::send_many(&wallet, &client, &payers, &payments, |_| {}).await;
+    let outcomes = payroll::send_many(
+        &wallet,
+        contract,
+        Duration::from_secs(30),
+        &payers,
+        &payments,
+        |_| {},
+    )
+    .await;
     let elapsed = started.elapsed();
     let paid = outcomes.iter().filter(|o| o.result.is_ok()).count();
     if let Some(failed) = outcomes.iter().find_map(|o| o.result.as_ref().err()) {
