@@ -90,8 +90,8 @@ pub(crate) async fn connection(
             }
             if failures >= limits.max_failures_per_connection {
                 if let Some(held_back) = shared.loud(&peer) {
-tracing::warn!(%peer, held_back, failures, "too many failed requests; closing");
-}
+                    tracing::warn!(%peer, held_back, failures, "too many failed requests; closing");
+                }
                 break $conn;
             }
         }};
@@ -99,144 +99,144 @@ tracing::warn!(%peer, held_back, failures, "too many failed requests; closing");
 
     'conn: loop {
         tokio::select! {
-                    biased;
-                    _ = stop.changed() => break,
-                    Some(bytes) = inflight.next(), if !inflight.is_empty() => {
-                        // Answers of one batch complete together: send every one that is ready in
-                        // one write, so a pipelining client gets one segment and one wake-up.
-                        let mut ready = vec![bytes];
-                        while let Some(Some(more)) = inflight.next().now_or_never() {
-                            ready.push(more);
-                        }
-                        for bytes in &ready {
-                            if answer_failed(bytes) {
-                                failures += 1;
-                            }
-                        }
-                        if let Err(error) = out.send_all(ready.into_iter().map(Bytes::from)).await {
-                            log_write_failure(&shared, &peer, &error);
-                            break 'conn;
-                        }
-                        if failures >= limits.max_failures_per_connection {
-                            if let Some(held_back) = shared.loud(&peer) {
-        tracing::warn!(%peer, held_back, failures, "too many failed requests; closing");
-        }
-                            break 'conn;
-                        }
-                    }
-                    frame = frames.recv_frame(), if inflight.len() < depth => {
-                        let frame = match frame {
-                            Err(ConnectionError::Timeout(_)) => {
-                                if inflight.is_empty() {
-                                    tracing::debug!(%peer, "read timeout; closing");
-                                    break;
-                                }
-                                continue;
-                            }
-                            Err(ConnectionError::Closed) => {
-                                // The client is done sending; answer what it asked, then close.
-                                while let Some(bytes) = inflight.next().await {
-                                    write_answer!('conn, bytes);
-                                }
-                                break;
-                            }
-                            Err(error) => {
-                                while let Some(bytes) = inflight.next().await {
-                                    write_answer!('conn, bytes);
-                                }
-                                if error.is_peer_fault() {
-                                    // A frame is only refused for its length (`InvalidData`).
-                                    let why = Refusal::TooLarge(limits.max_request_bytes);
-                                    if let Some(held_back) = shared.loud(&peer) {
-        tracing::warn!(%peer, held_back, reason = %why, "oversized request; closing");
-        }
-                                    let answer = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
-                                    let _ = out.send_bytes(Bytes::from(answer)).await;
-                                } else {
-                                    tracing::debug!(%peer, %error, "read failed");
-                                }
-                                break;
-                            }
-                            Ok(frame) => frame,
-                        };
-                        if !shared.allow_request(ip) {
-                            let answer = Answer::fail(Refusal::RateLimited.to_string());
-                            log_refused(&shared, &peer, "rate limit", &answer);
-                            inflight.push_back(ready(answer_type::FAIL, answer));
-                            continue;
-                        }
-                        let request = match Request::parse(&frame) {
-                            Ok(request) => request,
-                            Err(error) => {
-                                let answer = Answer::fail(Refusal::Parse(error).to_string());
-                                log_refused(&shared, &peer, "unparsed", &answer);
-                                inflight.push_back(ready(answer_type::FAIL, answer));
-                                continue;
-                            }
-                        };
-                        match request {
-                            Request::Reg(reg) => {
-                                inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, false));
-                            }
-                            Request::RegUp(reg) => {
-                                inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, true));
-                            }
-                            Request::List(list) => {
-                                let answer = if shared.networks.get(&list.network).is_none() {
-                                    Answer::fail(Refusal::UnknownNetwork.to_string())
-                                } else {
-                                    let n = list_size(list.max, limits.max_list_peers);
-                                    Answer { peers: Some(shared.peers(&list.network, n, |_| false)), ..Answer::success() }
-                                };
-                                log_refused(&shared, &peer, "LIST", &answer);
-                                inflight.push_back(ready(answer_type::SEND_LIST, answer));
-                            }
-                            Request::Initialize(reg) => {
-                                while let Some(bytes) = inflight.next().await {
-                                    write_answer!('conn, bytes);
-                                }
-                                let now = shared.clock.now_ms();
-                                let answer = match check_registration(&reg, ip, now, &shared.networks, &limits) {
-                                    Err(why) => Answer::fail(why.to_string()),
-                                    Ok(checked) => match shared.submit(checked, JobKind::VerifyOnly).await {
-                                        Err(why) => Answer::fail(why.to_string()),
-                                        Ok(verified) if !verified.any_pending() => {
-                                            Answer::from_keys(key_results(&verified))
-                                        }
-                                        Ok(verified) => {
-                                            let n = list_size(reg.max, limits.max_list_peers);
-                                            let mine: Vec<_> = verified.keys.iter().map(|k| k.account).collect();
-                                            let my_ip = ip_bytes(verified.address.ip());
-                                            let my_port = verified.address.port();
-                                            let peers = shared.peers(&verified.network, n, |e| {
-                                                mine.contains(&e.account) || (e.ip == my_ip && e.port == my_port)
-                                            });
-                                            pending_join = Some(verified);
-                                            Answer { peers: Some(peers), ..Answer::success() }
-                                        }
-                                    },
-                                };
-                                log_refused(&shared, &peer, "INITIALIZE", &answer);
-                                write_answer!('conn, AnswerPacket::encode(answer_type::SEND_LIST, &answer));
-                            }
-                            Request::AcknowledgeList(ack) => {
-                                while let Some(bytes) = inflight.next().await {
-                                    write_answer!('conn, bytes);
-                                }
-                                let answer = match pending_join.take() {
-                                    None => Answer::fail(Refusal::NothingToAcknowledge.to_string()),
-                                    Some(reg) if reg.network != ack.network => Answer::fail(Refusal::WrongNetwork.to_string()),
-                                    Some(reg) => match shared.submit(reg, JobKind::CommitVerified).await {
-                                        Err(why) => Answer::fail(why.to_string()),
-                                        Ok(stored) => Answer::from_keys(key_results(&stored)),
-                                    },
-                                };
-                                log_refused(&shared, &peer, "ACKNOWLEDGE_LIST", &answer);
-                                write_answer!('conn, AnswerPacket::encode(answer_type::ACCEPT_ACKNOWLEDGE, &answer));
-                            }
-                        }
+            biased;
+            _ = stop.changed() => break,
+            Some(bytes) = inflight.next(), if !inflight.is_empty() => {
+                // Answers of one batch complete together: send every one that is ready in
+                // one write, so a pipelining client gets one segment and one wake-up.
+                let mut ready = vec![bytes];
+                while let Some(Some(more)) = inflight.next().now_or_never() {
+                    ready.push(more);
+                }
+                for bytes in &ready {
+                    if answer_failed(bytes) {
+                        failures += 1;
                     }
                 }
+                if let Err(error) = out.send_all(ready.into_iter().map(Bytes::from)).await {
+                    log_write_failure(&shared, &peer, &error);
+                    break 'conn;
+                }
+                if failures >= limits.max_failures_per_connection {
+                    if let Some(held_back) = shared.loud(&peer) {
+                        tracing::warn!(%peer, held_back, failures, "too many failed requests; closing");
+                    }
+                    break 'conn;
+                }
+            }
+            frame = frames.recv_frame(), if inflight.len() < depth => {
+                let frame = match frame {
+                    Err(ConnectionError::Timeout(_)) => {
+                        if inflight.is_empty() {
+                            tracing::debug!(%peer, "read timeout; closing");
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(ConnectionError::Closed) => {
+                        // The client is done sending; answer what it asked, then close.
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        if error.is_peer_fault() {
+                            // A frame is only refused for its length (`InvalidData`).
+                            let why = Refusal::TooLarge(limits.max_request_bytes);
+                            if let Some(held_back) = shared.loud(&peer) {
+                                tracing::warn!(%peer, held_back, reason = %why, "oversized request; closing");
+                            }
+                            let answer = AnswerPacket::encode(answer_type::FAIL, &Answer::fail(why.to_string()));
+                            let _ = out.send_bytes(Bytes::from(answer)).await;
+                        } else {
+                            tracing::debug!(%peer, %error, "read failed");
+                        }
+                        break;
+                    }
+                    Ok(frame) => frame,
+                };
+                if !shared.allow_request(ip) {
+                    let answer = Answer::fail(Refusal::RateLimited.to_string());
+                    log_refused(&shared, &peer, "rate limit", &answer);
+                    inflight.push_back(ready(answer_type::FAIL, answer));
+                    continue;
+                }
+                let request = match Request::parse(&frame) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let answer = Answer::fail(Refusal::Parse(error).to_string());
+                        log_refused(&shared, &peer, "unparsed", &answer);
+                        inflight.push_back(ready(answer_type::FAIL, answer));
+                        continue;
+                    }
+                };
+                match request {
+                    Request::Reg(reg) => {
+                        inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, false));
+                    }
+                    Request::RegUp(reg) => {
+                        inflight.push_back(register(Arc::clone(&shared), reg, ip, peer, true));
+                    }
+                    Request::List(list) => {
+                        let answer = if shared.networks.get(&list.network).is_none() {
+                            Answer::fail(Refusal::UnknownNetwork.to_string())
+                        } else {
+                            let n = list_size(list.max, limits.max_list_peers);
+                            Answer { peers: Some(shared.peers(&list.network, n, |_| false)), ..Answer::success() }
+                        };
+                        log_refused(&shared, &peer, "LIST", &answer);
+                        inflight.push_back(ready(answer_type::SEND_LIST, answer));
+                    }
+                    Request::Initialize(reg) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        let now = shared.clock.now_ms();
+                        let answer = match check_registration(&reg, ip, now, &shared.networks, &limits) {
+                            Err(why) => Answer::fail(why.to_string()),
+                            Ok(checked) => match shared.submit(checked, JobKind::VerifyOnly).await {
+                                Err(why) => Answer::fail(why.to_string()),
+                                Ok(verified) if !verified.any_pending() => {
+                                    Answer::from_keys(key_results(&verified))
+                                }
+                                Ok(verified) => {
+                                    let n = list_size(reg.max, limits.max_list_peers);
+                                    let mine: Vec<_> = verified.keys.iter().map(|k| k.account).collect();
+                                    let my_ip = ip_bytes(verified.address.ip());
+                                    let my_port = verified.address.port();
+                                    let peers = shared.peers(&verified.network, n, |e| {
+                                        mine.contains(&e.account) || (e.ip == my_ip && e.port == my_port)
+                                    });
+                                    pending_join = Some(verified);
+                                    Answer { peers: Some(peers), ..Answer::success() }
+                                }
+                            },
+                        };
+                        log_refused(&shared, &peer, "INITIALIZE", &answer);
+                        write_answer!('conn, AnswerPacket::encode(answer_type::SEND_LIST, &answer));
+                    }
+                    Request::AcknowledgeList(ack) => {
+                        while let Some(bytes) = inflight.next().await {
+                            write_answer!('conn, bytes);
+                        }
+                        let answer = match pending_join.take() {
+                            None => Answer::fail(Refusal::NothingToAcknowledge.to_string()),
+                            Some(reg) if reg.network != ack.network => Answer::fail(Refusal::WrongNetwork.to_string()),
+                            Some(reg) => match shared.submit(reg, JobKind::CommitVerified).await {
+                                Err(why) => Answer::fail(why.to_string()),
+                                Ok(stored) => Answer::from_keys(key_results(&stored)),
+                            },
+                        };
+                        log_refused(&shared, &peer, "ACKNOWLEDGE_LIST", &answer);
+                        write_answer!('conn, AnswerPacket::encode(answer_type::ACCEPT_ACKNOWLEDGE, &answer));
+                    }
+                }
+            }
+        }
     }
 }
 
