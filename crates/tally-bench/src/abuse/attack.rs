@@ -42,6 +42,25 @@ pub(super) enum Attack {
     HalfSentHttp { to: SocketAddr },
 }
 
+impl Attack {
+    /// `connections` connections to `to` sending `bytes` over and over from the start (no
+    /// prelude), reading the answers or not.
+    pub(super) fn pipeline(
+        to: SocketAddr,
+        connections: usize,
+        bytes: Vec<u8>,
+        read: bool,
+    ) -> Attack {
+        Attack::Stream {
+            to,
+            connections,
+            prelude: Vec::new(),
+            bytes,
+            read,
+        }
+    }
+}
+
 /// A connection to `to` from the stranger's address.
 pub(super) async fn connect(to: SocketAddr) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;

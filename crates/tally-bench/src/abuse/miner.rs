@@ -210,18 +210,11 @@ impl Target for MinerTarget<'_> {
             after: None,
             limit: MAX_LEDGER_PAGE,
         }));
-        let stream = |connections, bytes: Vec<u8>, read| Attack::Stream {
-            to,
-            connections,
-            prelude: Vec::new(),
-            bytes,
-            read,
-        };
         let attack = match abuse {
             Abuse::None => return Some(Vec::new()),
-            Abuse::NeverReads => stream(8, page.repeat(1000), false),
-            Abuse::ExpensivePipelined => stream(4, page.repeat(16), true),
-            Abuse::MalformedFlood => stream(4, vec![0u8; 80_000], false),
+            Abuse::NeverReads => Attack::pipeline(to, 8, page.repeat(1000), false),
+            Abuse::ExpensivePipelined => Attack::pipeline(to, 4, page.repeat(16), true),
+            Abuse::MalformedFlood => Attack::pipeline(to, 4, vec![0u8; 80_000], false),
             Abuse::HoldsConnections => Attack::Hold {
                 to,
                 prelude: Vec::new(),

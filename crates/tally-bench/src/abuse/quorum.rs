@@ -125,18 +125,13 @@ impl Target for QuorumTarget {
             accounts: Some(Vec::new()),
             ..LedgerRequest::default()
         }));
-        let stream = |to, connections, bytes: Vec<u8>, read| Attack::Stream {
-            to,
-            connections,
-            prelude: Vec::new(),
-            bytes,
-            read,
-        };
         let per_validator = |v: &Running| match abuse {
             Abuse::None => None,
-            Abuse::NeverReads => Some(stream(v.address, 8, page.repeat(1000), false)),
-            Abuse::ExpensivePipelined => Some(stream(v.address, 4, page.repeat(16), true)),
-            Abuse::MalformedFlood => Some(stream(v.address, 4, vec![0u8; 80_000], false)),
+            Abuse::NeverReads => Some(Attack::pipeline(v.address, 8, page.repeat(1000), false)),
+            Abuse::ExpensivePipelined => {
+                Some(Attack::pipeline(v.address, 4, page.repeat(16), true))
+            }
+            Abuse::MalformedFlood => Some(Attack::pipeline(v.address, 4, vec![0u8; 80_000], false)),
             Abuse::HoldsConnections => Some(Attack::Hold {
                 to: v.address,
                 prelude: Vec::new(),

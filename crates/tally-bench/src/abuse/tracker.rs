@@ -102,17 +102,10 @@ impl Target for TrackerTarget<'_> {
         let to = self.network.tracker;
         let network = self.network.contract.id();
         let list = frame(&Request::List(ListRequest { network, max: None }));
-        let stream = |connections, bytes: Vec<u8>, read| Attack::Stream {
-            to,
-            connections,
-            prelude: Vec::new(),
-            bytes,
-            read,
-        };
         let attack = match abuse {
             Abuse::None => return Some(Vec::new()),
             Abuse::HalfSentHttp => return None,
-            Abuse::NeverReads => stream(8, list.repeat(1000), false),
+            Abuse::NeverReads => Attack::pipeline(to, 8, list.repeat(1000), false),
             Abuse::ExpensivePipelined => {
                 let now = tally_tracker::now_ms();
                 let at = SocketAddr::from((STRANGER, 9));
@@ -126,9 +119,9 @@ impl Target for TrackerTarget<'_> {
                         )))
                     })
                     .collect();
-                stream(4, registrations, true)
+                Attack::pipeline(to, 4, registrations, true)
             }
-            Abuse::MalformedFlood => stream(4, vec![0u8; 80_000], false),
+            Abuse::MalformedFlood => Attack::pipeline(to, 4, vec![0u8; 80_000], false),
             Abuse::HoldsConnections => Attack::Hold {
                 to,
                 prelude: Vec::new(),
