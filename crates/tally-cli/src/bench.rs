@@ -61,8 +61,8 @@ pub struct AbuseArgs {
     /// Seconds each scenario's abuse lasts.
     #[arg(long, default_value_t = ABUSE.seconds)]
     pub seconds: u64,
-    /// Services to abuse, in order (comma-separated; default all): quorum, miner, tracker,
-    /// relay.
+    /// Services to abuse, in order (comma-separated; default all): quorum, miner, blocks
+    /// (the miner taking blocks from a peer), tracker, relay.
     #[arg(long, value_delimiter = ',', value_parser = parse_service)]
     pub services: Vec<abuse::Service>,
     /// Scenarios to run, in order (comma-separated; default all that apply): baseline,

@@ -609,3 +609,47 @@ async fn ledger_pages_asked_as_fast_as_possible_take_the_chain_lock_once_per_tip
     assert_eq!(node.ledger_snapshots(), 2);
     node.stop().await;
 }
+
+/// Ledger pages are served within a budget per host, not per connection: a host that
+/// spent its burst waits for the rate even on a fresh connection, while another host's
+/// page is answered at once. The wait delays the host's pages; it refuses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_pages_beyond_a_hosts_rate_wait_while_other_hosts_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    // One page a second, two at once.
+    let (node, _, _) = limited_node(dir.path(), |config| config.ledger_pages_per_sec = 1).await;
+    let page = PowPacket::ReqLedger(tally_proto::pow::ReqLedger {
+        after: None,
+        limit: 10,
+    });
+    let mut first = RawPeer::open(&node, "127.0.0.2").await;
+    for _ in 0..2 {
+        first.send(&page).await;
+    }
+    for _ in 0..2 {
+        assert!(matches!(
+            first.recv_answer().await,
+            PowPacket::RespLedger(_)
+        ));
+    }
+
+    let mut again = RawPeer::open(&node, "127.0.0.2").await;
+    again.send(&page).await;
+    let mut other = RawPeer::open(&node, "127.0.0.3").await;
+    other.send(&page).await;
+    assert!(
+        matches!(other.recv_answer().await, PowPacket::RespLedger(_)),
+        "another host's page is answered while the first host waits"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), again.recv_answer())
+            .await
+            .is_err(),
+        "a fresh connection from the same host does not get a fresh budget"
+    );
+    assert!(
+        matches!(again.recv_answer().await, PowPacket::RespLedger(_)),
+        "the page is answered once the rate allows"
+    );
+    node.stop().await;
+}

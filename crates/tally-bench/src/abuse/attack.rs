@@ -1,6 +1,7 @@
 //! The stranger's moves, the same whatever service they aim at: streams of bytes that are
 //! read or not, connections held open, half-sent HTTP requests. Every socket is bound to
-//! 127.0.0.2, so the services see another host.
+//! the stranger's own loopback address (127.0.0.2 unless a service says otherwise), so the
+//! services see another host.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
-/// Where the stranger connects from.
+/// Where the stranger connects from, unless a service chooses another address.
 pub(super) const STRANGER: [u8; 4] = [127, 0, 0, 2];
 /// The most connections [`Attack::Hold`] tries to keep to one address.
 const MOST_HELD: usize = 5000;
@@ -61,20 +62,21 @@ impl Attack {
     }
 }
 
-/// A connection to `to` from the stranger's address.
-pub(super) async fn connect(to: SocketAddr) -> Option<TcpStream> {
+/// A connection to `to` from the stranger's address `from`.
+pub(super) async fn connect(from: [u8; 4], to: SocketAddr) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;
-    socket.bind(SocketAddr::from((STRANGER, 0))).ok()?;
+    socket.bind(SocketAddr::from((from, 0))).ok()?;
     tokio::time::timeout(Duration::from_secs(2), socket.connect(to))
         .await
         .ok()?
         .ok()
 }
 
-/// Starts `attack`; its tasks end once `stop` is set. `opened` counts the connections
-/// opened (held, for [`Attack::Hold`]).
+/// Starts `attack` from address `from`; its tasks end once `stop` is set. `opened` counts
+/// the connections opened (held, for [`Attack::Hold`]).
 pub(super) fn spawn(
     attack: Attack,
+    from: [u8; 4],
     stop: &Arc<AtomicBool>,
     opened: &Arc<AtomicU64>,
     tasks: &mut JoinSet<()>,
@@ -91,20 +93,22 @@ pub(super) fn spawn(
             for _ in 0..connections {
                 let (stop, opened) = (stop.clone(), opened.clone());
                 let (prelude, bytes) = (prelude.clone(), bytes.clone());
-                tasks
-                    .spawn(async move { stream(to, &prelude, &bytes, read, &stop, &opened).await });
+                tasks.spawn(async move {
+                    stream(from, to, &prelude, &bytes, read, &stop, &opened).await
+                });
             }
         }
         Attack::Hold { to, prelude, cheap } => {
-            tasks.spawn(async move { hold(to, &prelude, &cheap, &stop, &opened).await });
+            tasks.spawn(async move { hold(from, to, &prelude, &cheap, &stop, &opened).await });
         }
         Attack::HalfSentHttp { to } => {
-            tasks.spawn(async move { half_sent_http(to, &stop, &opened).await });
+            tasks.spawn(async move { half_sent_http(from, to, &stop, &opened).await });
         }
     }
 }
 
 async fn stream(
+    from: [u8; 4],
     to: SocketAddr,
     prelude: &[u8],
     bytes: &[u8],
@@ -113,7 +117,7 @@ async fn stream(
     opened: &AtomicU64,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        let Some(stream) = connect(to).await else {
+        let Some(stream) = connect(from, to).await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -137,7 +141,14 @@ async fn stream(
     }
 }
 
-async fn hold(to: SocketAddr, prelude: &[u8], cheap: &[u8], stop: &AtomicBool, opened: &AtomicU64) {
+async fn hold(
+    from: [u8; 4],
+    to: SocketAddr,
+    prelude: &[u8],
+    cheap: &[u8],
+    stop: &AtomicBool,
+    opened: &AtomicU64,
+) {
     let mut held: Vec<TcpStream> = Vec::new();
     // Open in batches, all of a batch at once, until a whole batch is refused.
     while !stop.load(Ordering::Relaxed) && held.len() < MOST_HELD {
@@ -145,7 +156,7 @@ async fn hold(to: SocketAddr, prelude: &[u8], cheap: &[u8], stop: &AtomicBool, o
         for _ in 0..16 {
             let prelude = prelude.to_vec();
             batch.spawn(async move {
-                let mut stream = connect(to).await?;
+                let mut stream = connect(from, to).await?;
                 stream.write_all(&prelude).await.ok()?;
                 kept_open(&mut stream).await.then_some(stream)
             });
@@ -184,11 +195,11 @@ async fn kept_open(stream: &mut TcpStream) -> bool {
     }
 }
 
-async fn half_sent_http(to: SocketAddr, stop: &AtomicBool, opened: &AtomicU64) {
+async fn half_sent_http(from: [u8; 4], to: SocketAddr, stop: &AtomicBool, opened: &AtomicU64) {
     let mut held = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         if held.len() < 2000 {
-            if let Some(mut stream) = connect(to).await {
+            if let Some(mut stream) = connect(from, to).await {
                 let _ = stream
                     .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
                     .await;

@@ -60,7 +60,9 @@ impl PowNetwork {
             name: "bench-abuse-pow".into(),
             block_time: Duration::from_secs(10),
             reward: Amount::from_microcash(50_000_000),
-            initial_bits: 20,
+            // Low, so that the block scenarios' honest miner mines a block in a few
+            // milliseconds (this node does not mine).
+            initial_bits: 12,
             retarget_window: 0,
             max_block_transactions: 1000,
             max_block_bytes: 1_000_000,

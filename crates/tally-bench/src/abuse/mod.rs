@@ -2,13 +2,15 @@
 //! real processes on 127.0.0.1 logging at INFO (4 validators; a miner and the tracker it
 //! registers with; a relay); an honest client on 127.0.0.1 does one thing at a time (a
 //! payment certified, a transaction taken into the mempool, a peer list, a chat line
-//! across a private room) while, scenario after scenario, one stranger on 127.0.0.2 abuses
-//! the service: never reading its answers, pipelining its most expensive request, holding
-//! every connection it is allowed, half-sent HTTP requests to a control API, floods of
-//! malformed input. Each scenario reports the service's largest resident memory, how fast
+//! across a private room, a block announced by a miner peer) while, scenario after
+//! scenario, one stranger on 127.0.0.2 (127.0.0.3 for the blocks, so that a ban earned in
+//! the miner's scenarios does not carry over) abuses the service: never reading its
+//! answers, pipelining its most expensive request, holding every connection it is allowed,
+//! half-sent HTTP requests to a control API, floods of malformed input. Each scenario reports the service's largest resident memory, how fast
 //! its logs grew, its CPU, and the honest client's latency.
 
 mod attack;
+mod blocks;
 mod miner;
 mod quorum;
 mod relay;
@@ -63,6 +65,8 @@ pub enum Service {
     Quorum,
     /// A proof-of-work node (not mining, so that hashing does not take the cores).
     Miner,
+    /// The same node taking blocks from an honest miner peer.
+    Blocks,
     /// The tracker miners register with.
     Tracker,
     /// The LiveConnect relay.
@@ -70,9 +74,10 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Quorum,
         Service::Miner,
+        Service::Blocks,
         Service::Tracker,
         Service::Relay,
     ];
@@ -82,6 +87,7 @@ impl Service {
         match self {
             Service::Quorum => "quorum",
             Service::Miner => "miner",
+            Service::Blocks => "blocks",
             Service::Tracker => "tracker",
             Service::Relay => "relay",
         }
@@ -170,6 +176,10 @@ trait Target {
     fn pace(&self) -> Duration {
         Duration::ZERO
     }
+    /// The stranger's address (a loopback address other than the honest client's 127.0.0.1).
+    fn stranger(&self) -> [u8; 4] {
+        attack::STRANGER
+    }
     /// The stranger's attacks for `abuse` (none for [`Abuse::None`]), or `None` when the
     /// service has nothing it applies to (a service without a control API).
     fn attacks(&self, abuse: Abuse) -> Option<Vec<Attack>>;
@@ -202,6 +212,8 @@ pub struct ServiceFigures {
     pub service: Service,
     /// What the honest client did.
     pub honest_does: &'static str,
+    /// Where the stranger came from.
+    pub stranger: std::net::Ipv4Addr,
     pub scenarios: Vec<ScenarioFigures>,
 }
 
@@ -234,8 +246,9 @@ impl fmt::Display for ServiceFigures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{}: abuse from 127.0.0.2; the honest client on 127.0.0.1 {}",
+            "{}: abuse from {}; the honest client on 127.0.0.1 {}",
             self.service.key(),
+            self.stranger,
             self.honest_does
         )?;
         for scenario in &self.scenarios {
@@ -297,17 +310,23 @@ async fn services(
                     quorum::QuorumTarget::start(&work.join("quorum"), tally, daemons).await?;
                 scenarios(&target, settings, report).await?
             }
-            Service::Miner | Service::Tracker => {
+            Service::Miner | Service::Blocks | Service::Tracker => {
                 if pow.is_none() {
                     pow = Some(miner::PowNetwork::start(&work.join("pow"), tally, daemons).await?);
                 }
                 let Some(network) = &pow else {
                     fail!("the proof-of-work network did not start");
                 };
-                if service == Service::Miner {
-                    scenarios(&miner::MinerTarget::new(network), settings, report).await?
-                } else {
-                    scenarios(&tracker::TrackerTarget::new(network)?, settings, report).await?
+                match service {
+                    Service::Miner => {
+                        scenarios(&miner::MinerTarget::new(network), settings, report).await?
+                    }
+                    Service::Blocks => {
+                        scenarios(&blocks::BlocksTarget::new(network)?, settings, report).await?
+                    }
+                    _ => {
+                        scenarios(&tracker::TrackerTarget::new(network)?, settings, report).await?
+                    }
                 }
             }
             Service::Relay => {
@@ -354,6 +373,7 @@ async fn scenarios<T: Target>(
     Ok(ServiceFigures {
         service: target.service(),
         honest_does: target.honest_does(),
+        stranger: target.stranger().into(),
         scenarios,
     })
 }
@@ -380,6 +400,7 @@ async fn scenario<T: Target>(
     // client's tasks never wait behind its loops, only the machine's cores are shared.
     let attacker = {
         let (stop, opened) = (stop.clone(), opened.clone());
+        let from = target.stranger();
         std::thread::spawn(move || -> std::io::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -387,7 +408,7 @@ async fn scenario<T: Target>(
             runtime.block_on(async move {
                 let mut tasks = tokio::task::JoinSet::new();
                 for attack in attacks {
-                    attack::spawn(attack, &stop, &opened, &mut tasks);
+                    attack::spawn(attack, from, &stop, &opened, &mut tasks);
                 }
                 while tasks.join_next().await.is_some() {}
             });

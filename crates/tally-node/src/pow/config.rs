@@ -117,6 +117,12 @@ pub struct MinerConfig {
     pub scoring: ScorePolicy,
     /// Blocks served per connection (`SEND_REQUEST`'s rate limit).
     pub block_requests: BlockRequestLimits,
+    /// `REQ_LEDGER` pages one peer (one host, or one miner on loopback) has answered per
+    /// second, up to twice that at once (0: no limit). A page is a thousand accounts
+    /// encoded, about a millisecond of CPU: beyond the rate the peer's pages wait, so one
+    /// host pipelining them cannot take the cores that blocks and payments need. Default
+    /// 20, the validator's page rate; an honest wallet reads the ledger a page at a time.
+    pub ledger_pages_per_sec: u64,
     /// Most miner connections (in and out).
     pub max_peers: usize,
     /// Most connections in all (miners and wallets).
@@ -178,6 +184,7 @@ impl MinerConfig {
             wire,
             scoring: ScorePolicy::default(),
             block_requests: BlockRequestLimits::default(),
+            ledger_pages_per_sec: 20,
             max_peers: 32,
             max_connections: 512,
             max_connections_per_ip: 64,

@@ -79,6 +79,9 @@ pub async fn handle(miner: &Arc<Miner>, id: u64, packet: PowPacket) -> bool {
             .await;
         }
         PowPacket::ReqLedger(request) => {
+            if !within_page_rate(miner, id).await {
+                return true;
+            }
             answer_query(miner, id, move |miner| {
                 PowPacket::RespLedger(miner.ledger_page(&request))
             })
@@ -116,6 +119,28 @@ pub async fn handle(miner: &Arc<Miner>, id: u64, packet: PowPacket) -> bool {
         }
     }
     true
+}
+
+/// How long a page beyond its peer's rate waits before it asks the budget again.
+const PAGE_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Waits until connection `id`'s peer may have another ledger page: its later packets
+/// wait with it (one connection's packets are handled in order), other peers' do not.
+/// `false` when the connection closes or the node stops first (a closed connection's
+/// pages take nothing from its peer's budget).
+async fn within_page_rate(miner: &Miner, id: u64) -> bool {
+    loop {
+        let Some(key) = miner.conns.peer_key(id) else {
+            return false;
+        };
+        if lock(&miner.pages).take(&key, 1, Instant::now()) {
+            return true;
+        }
+        tokio::select! {
+            _ = miner.cancel.cancelled() => return false,
+            _ = tokio::time::sleep(PAGE_RETRY) => {}
+        }
+    }
 }
 
 /// Answers a wallet query, read on a blocking thread.

@@ -61,6 +61,8 @@ pub struct Miner {
     pub book: Mutex<PeerBook<PeerKey>>,
     /// Block-serving budgets per peer (`SEND_REQUEST`).
     pub serving: Mutex<ServingBudgets<PeerKey>>,
+    /// Ledger-page budgets per peer (`REQ_LEDGER`).
+    pub pages: Mutex<ServingBudgets<PeerKey>>,
     /// Mining switches and counters.
     pub mining: MiningControl,
     /// Cut off from the network (tests): no connections to miners, no tracker.
@@ -110,6 +112,11 @@ impl Miner {
             serving: Mutex::new(ServingBudgets::new(
                 config.block_requests.blocks_per_sec,
                 config.block_requests.burst,
+                config.max_connections.saturating_mul(4),
+            )),
+            pages: Mutex::new(ServingBudgets::new(
+                config.ledger_pages_per_sec,
+                config.ledger_pages_per_sec.saturating_mul(2),
                 config.max_connections.saturating_mul(4),
             )),
             mining: MiningControl::new(config.mine),
