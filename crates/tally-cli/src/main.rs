@@ -20,6 +20,7 @@ mod wallet_live;
 mod wallet_seed;
 mod wallet_send_many;
 mod wallet_wire;
+mod web;
 
 /// Tally: peer-to-peer digital cash.
 #[derive(Parser)]
@@ -52,6 +53,8 @@ enum Command {
     /// Measure a part of Tally.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the web wallet and network explorer (pages and a JSON API) on 127.0.0.1.
+    Web(web::WebArgs),
     /// Run the deterministic simulator: seeds of a faulty quorum network checked against
     /// Tally's safety invariants after every step.
     Sim(sim::SimArgs),
@@ -118,6 +121,7 @@ async fn main() -> std::process::ExitCode {
         Command::Chat(args) => relay::chat(args).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Sim(args) => sim::run(args),
+        Command::Web(args) => web::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

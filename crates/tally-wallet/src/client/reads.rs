@@ -227,6 +227,29 @@ impl QuorumClient {
         found
     }
 
+    /// Up to `limit` certificates that moved `account`'s balance, in log order from position
+    /// `since`, from the first validator that has any (each one verified against the
+    /// committee): an account's history, as an explorer shows it.
+    pub async fn history(
+        &self,
+        account: &AccountId,
+        since: u64,
+        limit: u32,
+    ) -> Vec<tally_proto::quorum::LoggedCertificate> {
+        let query = CertQuery::Touching {
+            account: *account,
+            since,
+            limit: limit.min(CertQuery::MAX_LIMIT),
+        };
+        for source in 0..self.contract.validators.len() {
+            let page = self.fetch(source, query.clone()).await;
+            if !page.is_empty() {
+                return page;
+            }
+        }
+        Vec::new()
+    }
+
     /// The certificate of the order `account` signed for slot `sequence`, from the first
     /// validator that has one that verifies: what settled a slot the account moved past.
     pub async fn sent_certificate(

@@ -1,0 +1,47 @@
+// Tally's pages: keep the balances current from the server's events (no reloads), and say
+// whether the page is live. Shipped inside the binary; no inline script anywhere.
+"use strict";
+
+(function () {
+  const live = document.getElementById("live");
+  const balances = document.querySelectorAll("td.balance[data-key]");
+  if (balances.length === 0 || typeof EventSource === "undefined") {
+    return;
+  }
+  const events = new EventSource("/events");
+  events.addEventListener("open", function () {
+    if (live) {
+      live.textContent = "live";
+      live.className = "live on";
+    }
+  });
+  events.addEventListener("error", function () {
+    if (live) {
+      live.textContent = "reconnecting…";
+      live.className = "live off";
+    }
+  });
+  events.addEventListener("accounts", function (message) {
+    let view;
+    try {
+      view = JSON.parse(message.data);
+    } catch (e) {
+      return;
+    }
+    for (const account of view.accounts) {
+      const key = account.network + ":" + account.account;
+      const balance = document.querySelector('td.balance[data-key="' + key + '"]');
+      if (balance && balance.textContent !== account.balance_cash) {
+        balance.textContent = account.balance_cash;
+        balance.classList.add("changed");
+        setTimeout(function () { balance.classList.remove("changed"); }, 1500);
+      }
+      const agree = document.querySelector('td.agree[data-key="' + key + '"]');
+      if (agree) {
+        agree.textContent = account.error
+          ? account.error
+          : account.agree + " of " + account.validators + " (quorum " + account.quorum + ")";
+      }
+    }
+  });
+})();

@@ -1,0 +1,198 @@
+//! The web wallet in a real browser (headless Chromium over WebDriver) against a real
+//! local network of four validators. What is protected: a person with the access token
+//! sees the funded balance with how many validators agree, pays, and sees the receipt
+//! checked against the contract; the explorer shows that certificate by its slot; the page
+//! updates by itself when the balance changes elsewhere; without the token nothing is
+//! served, a second wallet's server does not take the first's cookie, and a payment
+//! posted from another site is refused with nothing paid. Each step saves a screenshot
+//! under `target/web-screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Net;
+use common::browser::Browser;
+use tally_core::{Amount, SecretKey};
+use tally_wallet::{QuorumClient, Wallet, ops, views};
+
+async fn balance(net: &Net, account: &tally_core::AccountId) -> i128 {
+    let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
+    views::balance(&client, account).await.unwrap().balance
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
+    let net = Net::start().await;
+    let folder = net.wallet("alice", Some(&net.payer));
+    let recipient = SecretKey::generate().account();
+    let web = net.web(folder.clone()).await;
+    let browser = Browser::start().await;
+
+    // The token in the address is swapped for a cookie and leaves the address bar.
+    browser.goto(&web.url()).await;
+    assert!(
+        !browser.url().await.contains("token="),
+        "the token stays out of the address bar"
+    );
+    let shown = browser.wait_text("td.balance", "1000", 10).await;
+    assert_eq!(shown, "1000");
+    browser.wait_text("td.agree", "4 of 4", 10).await;
+    browser.screenshot("wallet-funded").await;
+
+    // A payment with a refused amount says why, in the page, and pays nothing.
+    browser.type_into("#pay-to", &recipient.to_string()).await;
+    browser.type_into("#pay-amount", "5000").await;
+    browser.click("#pay-submit").await;
+    let refused = browser.wait_text("#error", "refused", 20).await;
+    assert!(refused.contains("refused"), "{refused}");
+    browser.screenshot("wallet-payment-refused").await;
+    assert_eq!(balance(&net, &recipient).await, 0);
+
+    browser.type_into("#pay-to", &recipient.to_string()).await;
+    browser.type_into("#pay-amount", "12.5").await;
+    browser.click("#pay-submit").await;
+    let verdict = browser.wait_text("#verdict", "verified", 20).await;
+    assert_eq!(verdict, "signed by 4 of 4 validators: verified");
+    assert!(browser.text("#paid").await.starts_with("Paid."));
+    let checksum = browser.text("#checksum").await;
+    browser.screenshot("receipt-verified").await;
+    assert_eq!(balance(&net, &recipient).await, 12_500_000);
+
+    // The explorer finds the certificate by its slot (the payer's sequence 0).
+    browser
+        .goto(&format!("http://{}/explorer", web.address()))
+        .await;
+    browser.wait_text("#validators-up", "4 of 4 up", 10).await;
+    browser
+        .type_into("#lookup-account", &net.payer.account().to_string())
+        .await;
+    browser.type_into("#lookup-sequence", "0").await;
+    browser.click("#lookup-submit").await;
+    browser.wait_text("#verdict", "verified", 20).await;
+    assert_eq!(browser.text("#checksum").await, checksum);
+    browser.screenshot("explorer-certificate").await;
+
+    // The wallet page updates by itself when the balance changes elsewhere.
+    browser.goto(&format!("http://{}/", web.address())).await;
+    browser.wait_text("td.balance", "987.5", 10).await;
+    browser.wait_text("#live", "live", 10).await;
+    let wallet = Wallet::open(&folder).unwrap();
+    let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
+    ops::pay(
+        &wallet,
+        &client,
+        &net.payer,
+        recipient,
+        Amount::from_cash(7).unwrap(),
+    )
+    .await
+    .unwrap();
+    browser.wait_text("td.balance", "980.5", 15).await;
+    browser.screenshot("wallet-live-update").await;
+
+    browser.quit().await;
+    web.stop().await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_token_nothing_is_served_and_cross_site_payments_are_refused() {
+    let net = Net::start().await;
+    let alice = net.web(net.wallet("alice", Some(&net.payer))).await;
+    let bob_key = SecretKey::generate();
+    let bob = net.web(net.wallet("bob", Some(&bob_key))).await;
+    let http = reqwest::Client::new();
+
+    // No token, a wrong token, another wallet's token: refused, pages and API alike.
+    let root = format!("http://{}/", alice.address());
+    let api = format!("http://{}/api/wallet", alice.address());
+    let answer = http.get(&root).send().await.unwrap();
+    assert_eq!(answer.status(), 401);
+    assert!(answer.text().await.unwrap().contains("access token"));
+    assert_eq!(http.get(&api).send().await.unwrap().status(), 401);
+    let wrong = http
+        .get(&api)
+        .bearer_auth(bob.token().reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status(),
+        401,
+        "bob's token does not open alice's wallet"
+    );
+    let right = http
+        .get(&api)
+        .bearer_auth(alice.token().reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let csp = right
+        .headers()
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+
+    // A browser holding alice's cookie does not get into bob's wallet by it; a browser
+    // of its own (another profile) gets into neither without a token.
+    let browser = Browser::start().await;
+    browser.goto(&alice.url()).await;
+    browser.wait_text("td.balance", "1000", 10).await;
+    browser.goto(&format!("http://{}/", bob.address())).await;
+    browser.wait_text("#message", "access token", 10).await;
+    browser.screenshot("second-wallet-refused").await;
+    let stranger = Browser::start().await;
+    stranger.goto(&root).await;
+    stranger.wait_text("#message", "access token", 10).await;
+    stranger.quit().await;
+
+    // A page on another origin posts a payment form to alice's wallet: the browser sends
+    // alice's cookie along (every port of 127.0.0.1 is one site), and the wallet refuses.
+    let evil = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil_address = evil.local_addr().unwrap();
+    let form = format!(
+        "<!doctype html><form method=\"post\" action=\"http://{}/pay\">\
+         <input type=\"hidden\" name=\"from\" value=\"{}\">\
+         <input type=\"hidden\" name=\"to\" value=\"{}\">\
+         <input type=\"hidden\" name=\"amount\" value=\"100\">\
+         <button id=\"lure\" type=\"submit\">Win a prize</button></form>",
+        alice.address(),
+        net.payer.account(),
+        bob_key.account()
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let form = form.clone();
+            async move { axum::response::Html(form) }
+        }),
+    );
+    let evil_server = tokio::spawn(async move { axum::serve(evil, app).await });
+    browser.goto(&format!("http://{evil_address}/")).await;
+    browser.click("#lure").await;
+    browser.wait_text("#message", "another site", 10).await;
+    browser.screenshot("cross-site-payment-refused").await;
+    assert_eq!(
+        balance(&net, &bob_key.account()).await,
+        0,
+        "nothing was paid"
+    );
+    assert_eq!(
+        balance(&net, &net.payer.account()).await,
+        1_000_000_000,
+        "nothing left alice's account"
+    );
+
+    evil_server.abort();
+    browser.quit().await;
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}

@@ -1,0 +1,110 @@
+//! What the browser tests stand on: a quorum network of four real validators on
+//! 127.0.0.1 (real TCP, real redb files), wallet folders, and a headless Chromium driven
+//! over WebDriver ([`browser`]).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod browser;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tally_core::{Allocation, Amount, Mode, NetworkContract, SecretKey, ValidatorInfo};
+use tally_node::server::NodeListeners;
+use tally_node::{Node, NodeConfig};
+use tally_web::{Web, WebConfig};
+
+/// Four validators; `payer` holds 1,000 cash at genesis.
+pub struct Net {
+    pub contract: NetworkContract,
+    pub nodes: Vec<Node>,
+    pub dir: tempfile::TempDir,
+    pub payer: SecretKey,
+}
+
+impl Net {
+    pub async fn start() -> Net {
+        let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
+        let listeners: Vec<TcpListener> = (0..4)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addresses: Vec<SocketAddr> =
+            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let payer = SecretKey::generate();
+        let contract = NetworkContract {
+            name: "web".into(),
+            mode: Mode::Quorum,
+            unit: "cash".into(),
+            faucet: Amount::from_cash(10).unwrap(),
+            intro_pow_bits: 4,
+            validators: keys
+                .iter()
+                .zip(&addresses)
+                .map(|(k, a)| ValidatorInfo {
+                    key: k.account(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            tracker: None,
+            genesis: vec![Allocation {
+                account: payer.account(),
+                amount: Amount::from_cash(1000).unwrap(),
+            }],
+            pow: None,
+            max_clock_skew_ms: Some(200),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let mut config = NodeConfig::new(
+                contract.clone(),
+                keys[i].clone(),
+                addresses[i],
+                dir.path().join(format!("validator-{i}")),
+            );
+            config.sync_interval = Duration::from_millis(200);
+            let listeners = NodeListeners {
+                node: Some(listener),
+                rpc: None,
+            };
+            nodes.push(Node::start_with_listeners(config, listeners).await.unwrap());
+        }
+        Net {
+            contract,
+            nodes,
+            dir,
+            payer,
+        }
+    }
+
+    /// A wallet folder named `name`, holding `key` if given.
+    pub fn wallet(&self, name: &str, key: Option<&SecretKey>) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        let mut wallet = tally_wallet::Wallet::open(&dir).unwrap();
+        if let Some(key) = key {
+            wallet
+                .add_key(Some(key.clone()), Some(name.into()))
+                .unwrap();
+        }
+        dir
+    }
+
+    /// `tally web` on wallet folder `wallet`, on a free port.
+    pub async fn web(&self, wallet: PathBuf) -> Web {
+        Web::start(WebConfig {
+            wallet,
+            networks: vec![self.contract.clone()],
+            listen: "127.0.0.1:0".parse().unwrap(),
+            timeout: Duration::from_secs(2),
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn stop(self) {
+        for node in self.nodes {
+            node.stop().await;
+        }
+    }
+}
