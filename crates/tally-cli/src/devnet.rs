@@ -28,7 +28,7 @@ pub struct DevnetArgs {
     pub dir: PathBuf,
     /// The first port: validators use P..P+7 (node and control API), the tracker P+8, the
     /// relay P+9, the miners P+10..P+13, the second quorum network's validators
-    /// P+14..P+21, the maker's control API P+22.
+    /// P+14..P+21, the maker's control API P+22, the web wallet P+23.
     #[arg(long, default_value_t = 2222)]
     pub base_port: u16,
 }
@@ -174,6 +174,14 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     .await
     .context("starting the devnet's market maker")?;
     let wallet = quorum_dir.join("genesis-wallet");
+    let web = tally_web::Web::start(tally_web::WebConfig {
+        wallet: wallet.clone(),
+        networks: vec![load_contract(&contract)?, load_contract(&b_contract)?],
+        listen: port(23)?,
+        timeout: Duration::from_secs(5),
+    })
+    .await
+    .context("starting the devnet's web wallet")?;
     let w = format!(
         "tally wallet --wallet {} --network {}",
         wallet.display(),
@@ -316,8 +324,13 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         relay.local_addr()
     );
     println!();
+    println!("The genesis wallet in a browser (wallet, payments, receipts, explorer; the address");
+    println!("holds its access token):");
+    println!("  {}", web.url());
+    println!();
     println!("Ctrl-C stops the devnet; run it again to continue where it stopped.");
     crate::shutdown_signal().await;
+    web.stop().await;
     maker.stop().await;
     for node in nodes.into_iter().chain(b_nodes) {
         node.stop().await;
