@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use tally_core::{Amount, Coin, CoinFile, Mode, NetworkContract, decode_token, encode_token};
+use tally_core::{Amount, Coin, CoinFile, Mode, NetworkContract, encode_token};
 use tally_wallet::chain::{Miners, Waiting};
 use tally_wallet::coins::{
     self, ChainCoins, CoinFolder, CoinLedger, CoinStore, Detection, FindReport, ImportOutcome,
@@ -387,14 +387,12 @@ fn export_output(
 fn read_coins(source: &str) -> anyhow::Result<Vec<Coin>> {
     let trimmed = source.trim();
     if trimmed.starts_with(tally_core::coin::TOKEN_PREFIX) {
-        return decode_token(trimmed).context("the token");
+        return coins::offered_coins(trimmed).context("the token");
     }
     let text = std::fs::read_to_string(trimmed).with_context(|| {
         format!("{trimmed:?} is neither a token (tallycoin1…) nor a readable coin file")
     })?;
-    Ok(CoinFile::from_json(&text)
-        .with_context(|| format!("coin file {trimmed}"))?
-        .into_coins())
+    coins::offered_coins(&text).with_context(|| format!("coin file {trimmed}"))
 }
 
 fn imported(outcomes: &[ImportOutcome]) -> anyhow::Result<(Value, String)> {

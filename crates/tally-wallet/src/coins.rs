@@ -37,6 +37,17 @@ pub use store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 
 use crate::{ChainWalletError, ClientError, OpError, SeededError, Wallet, WalletError};
 
+/// The coins a person hands the wallet as text: a token (`tallycoin1…`) or the contents of
+/// a coin file. Nothing is checked with the validators here; [`import`] does that.
+pub fn offered_coins(text: &str) -> Result<Vec<tally_core::Coin>, CoinError> {
+    let text = text.trim();
+    if text.starts_with(tally_core::coin::TOKEN_PREFIX) {
+        tally_core::decode_token(text)
+    } else {
+        Ok(tally_core::CoinFile::from_json(text)?.into_coins())
+    }
+}
+
 /// Why a coin operation failed. Whatever failed, every coin is in exactly one folder.
 #[derive(Debug, thiserror::Error)]
 pub enum CoinOpError {

@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+mod coins;
 mod events;
 mod html;
 mod model;
@@ -181,6 +182,8 @@ fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/api/wallet", get(api::wallet))
         .route("/api/pay", post(api::pay))
+        .route("/api/coins", get(coins::list))
+        .route("/api/coins/{operation}", post(coins::api))
         .route("/api/receipts", get(api::receipts))
         .route("/api/receipts/{checksum}", get(api::receipt))
         .route("/api/explorer/validators", get(api::validators))
@@ -192,6 +195,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let pages = Router::new()
         .route("/", get(pages::wallet))
         .route("/pay", post(pages::pay))
+        .route("/coins/{operation}", post(coins::page))
         .route("/receipts/{checksum}", get(pages::receipt))
         .route("/explorer", get(pages::explorer))
         .route("/explorer/accounts/{account}", get(pages::account))

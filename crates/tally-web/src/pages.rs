@@ -46,6 +46,14 @@ async fn wallet_page(shared: &Shared, error: Option<&str>, status: StatusCode) -
         Ok(view) => {
             body.push_str(&accounts_table(&view.accounts));
             body.push_str(&send_form(shared, &view.accounts));
+            let mut keys: Vec<_> = view
+                .accounts
+                .iter()
+                .map(|a| (a.account, a.label.clone()))
+                .collect();
+            keys.sort();
+            keys.dedup_by_key(|(account, _)| *account);
+            body.push_str(&crate::coins::section(shared, &keys));
         }
         Err(error) => body.push_str(&html::error_banner(&error)),
     }

@@ -196,3 +196,65 @@ async fn without_the_token_nothing_is_served_and_cross_site_payments_are_refused
     bob.stop().await;
     net.stop().await;
 }
+
+/// Coins in the browser: alice withdraws coins from her account, exports them as a token
+/// (shown as text and as a QR code), and bob, in a browser of his own, imports the token
+/// into his wallet, where every validator grades the coins authentic; value moved from
+/// alice's account to bob's coins and nowhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coins_are_withdrawn_exported_as_a_token_and_imported_by_another_wallet() {
+    let net = Net::start().await;
+    let alice = net.web(net.wallet("alice", Some(&net.payer))).await;
+    let bob = net
+        .web(net.wallet("bob", Some(&SecretKey::generate())))
+        .await;
+
+    let browser = Browser::start().await;
+    browser.goto(&alice.url()).await;
+    browser
+        .type_into("#withdraw-0 .withdraw-amount", "30")
+        .await;
+    browser.click("#withdraw-0 .withdraw-submit").await;
+    browser.wait_text("#outcome", "Withdrew 30 cash", 30).await;
+    browser.goto(&format!("http://{}/", alice.address())).await;
+    assert_eq!(browser.wait_text("#spendable-0", "30", 10).await, "30");
+    browser.wait_text("td.balance", "970", 10).await;
+    browser.screenshot("coins-withdrawn").await;
+
+    browser.type_into("#export-0 .export-amount", "30").await;
+    browser.click("#export-0 .export-submit").await;
+    let token = browser.wait_text("#token", "tallycoin1", 30).await;
+    assert!(
+        browser.find("#token-qr svg").await.is_some(),
+        "the token is shown as a QR code too"
+    );
+    browser.screenshot("coins-exported-token").await;
+    browser.goto(&format!("http://{}/", alice.address())).await;
+    assert_eq!(browser.wait_text("#spendable-0", "0", 10).await, "0");
+    browser.quit().await;
+
+    let other = Browser::start().await;
+    other.goto(&bob.url()).await;
+    other.type_into("#import-0 .import-coins", &token).await;
+    other.click("#import-0 .import-submit").await;
+    other
+        .wait_text("#outcome", "30 cash added to the Bank", 60)
+        .await;
+    other.screenshot("coins-imported").await;
+    other.goto(&format!("http://{}/", bob.address())).await;
+    assert_eq!(other.wait_text("#spendable-0", "30", 10).await, "30");
+    other.click(".detect-submit").await;
+    let grades = other.wait_text("#grades", "Authentic", 30).await;
+    assert!(!grades.contains("Counterfeit"), "{grades}");
+    other.screenshot("coins-detected").await;
+    other.quit().await;
+
+    assert_eq!(
+        balance(&net, &net.payer.account()).await,
+        970_000_000,
+        "alice's account paid exactly the coins"
+    );
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}

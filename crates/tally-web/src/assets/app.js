@@ -45,3 +45,25 @@
     }
   });
 })();
+
+// A coin file dropped on the import box is read into it (nothing leaves the page until
+// the form is sent).
+(function () {
+  for (const box of document.querySelectorAll("textarea.import-coins")) {
+    box.addEventListener("dragover", function (event) {
+      event.preventDefault();
+    });
+    box.addEventListener("drop", function (event) {
+      event.preventDefault();
+      const file = event.dataTransfer && event.dataTransfer.files[0];
+      if (!file) {
+        return;
+      }
+      const reader = new FileReader();
+      reader.onload = function () {
+        box.value = String(reader.result);
+      };
+      reader.readAsText(file);
+    });
+  }
+})();
