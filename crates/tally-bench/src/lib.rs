@@ -1,6 +1,7 @@
 //! Every Tally benchmark, behind one harness.
 //!
 //! - [`abuse`]: what one host can make each service spend (`tally bench abuse`).
+//! - [`web`]: the web wallet's pages beside a paying network (`tally bench web`).
 //! - [`quorum`], [`tracker`], [`relay`], [`mine`] and [`sync`]: the runs behind
 //!   `tally bench quorum|tracker|relay|mine|sync`. The daemons under measurement run as
 //!   child processes of the `tally` executable the caller names, so that their memory and
@@ -26,6 +27,7 @@ pub mod relay;
 mod report;
 pub mod sync;
 pub mod tracker;
+pub mod web;
 pub mod wire;
 
 pub use error::BenchError;

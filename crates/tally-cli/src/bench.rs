@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_bench::{Report, abuse, coins, live, mine, quorum, relay, sync, tracker, wire};
+use tally_bench::{Report, abuse, coins, live, mine, quorum, relay, sync, tracker, web, wire};
 
 use crate::duration::parse_duration;
 
@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Bearer coins: coins powned per second against four validators, and listing a
     /// wallet of many coins.
     Coins(CoinsArgs),
+    /// The web wallet: its wallet page for a wallet of many receipts and coins, and the
+    /// explorer's page views beside a paying network.
+    Web(WebArgs),
     /// LiveConnect transfers between two wallets through a relay: latency from `live
     /// send` to the checked receipt.
     Live(LiveArgs),
@@ -118,6 +121,38 @@ pub struct LiveArgs {
     /// Whole cash each transfer sends.
     #[arg(long, default_value_t = LIVE.cash)]
     pub cash: u64,
+    /// Work folder (must not exist yet); default: a fresh temporary folder, removed
+    /// afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the default work folder.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+const WEB: web::Settings = web::Settings::DEFAULT;
+
+/// `tally bench web`
+#[derive(clap::Args)]
+pub struct WebArgs {
+    /// Receipts the wallet keeps (paid untimed).
+    #[arg(long, default_value_t = WEB.receipts)]
+    pub receipts: usize,
+    /// Coins the wallet holds, about (withdrawn untimed).
+    #[arg(long, default_value_t = WEB.coins)]
+    pub coins: usize,
+    /// Wallet page views timed one after another.
+    #[arg(long, default_value_t = WEB.pages)]
+    pub pages: usize,
+    /// Payments a second offered while the explorer is measured.
+    #[arg(long, default_value_t = WEB.rate)]
+    pub rate: u64,
+    /// Explorer page views a second asked beside the payments (0: as fast as served).
+    #[arg(long, default_value_t = WEB.views)]
+    pub views: u64,
+    /// Seconds of payments alone, and again with the explorer's load.
+    #[arg(long, default_value_t = WEB.seconds)]
+    pub seconds: u64,
     /// Work folder (must not exist yet); default: a fresh temporary folder, removed
     /// afterwards.
     #[arg(long)]
@@ -365,6 +400,21 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 keep: args.keep,
             };
             abuse::run(settings, &tally()?, console.as_ref())
+                .await
+                .map(drop)
+        }
+        BenchCommand::Web(args) => {
+            let settings = web::Settings {
+                receipts: args.receipts,
+                coins: args.coins,
+                pages: args.pages,
+                rate: args.rate,
+                views: args.views,
+                seconds: args.seconds,
+                dir: args.dir,
+                keep: args.keep,
+            };
+            web::run(settings, &tally()?, console.as_ref())
                 .await
                 .map(drop)
         }

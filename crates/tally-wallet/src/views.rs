@@ -32,22 +32,51 @@ pub struct BalanceViews {
 /// Asks every validator for `account` and finds the balance and sequence most of them
 /// report (the highest such pair when counts tie).
 pub async fn balance(client: &QuorumClient, account: &AccountId) -> Result<BalanceViews, OpError> {
-    let request = LedgerRequest {
-        accounts: Some(vec![*account]),
-        ..LedgerRequest::default()
-    };
-    let views: Vec<ValidatorAnswer<LedgerEntry>> = client
-        .ledger_all(&request)
+    balances(client, std::slice::from_ref(account))
         .await
-        .into_iter()
-        .map(|answer| ValidatorAnswer {
-            validator: answer.validator,
-            address: answer.address,
-            result: answer
-                .result
-                .map(|view| view.ledger.get(account).copied().unwrap_or_default()),
-        })
-        .collect();
+        .pop()
+        .ok_or(OpError::NoValidatorAnswered)?
+}
+
+/// [`balance`] for each of `accounts`, in their order, asking each validator once for all
+/// of them (in requests of at most [`LedgerRequest::MAX_ACCOUNTS`]): a wallet of many
+/// accounts costs a validator one request, not one per account.
+pub async fn balances(
+    client: &QuorumClient,
+    accounts: &[AccountId],
+) -> Vec<Result<BalanceViews, OpError>> {
+    let mut out = Vec::with_capacity(accounts.len());
+    for chunk in accounts.chunks(LedgerRequest::MAX_ACCOUNTS) {
+        let request = LedgerRequest {
+            accounts: Some(chunk.to_vec()),
+            ..LedgerRequest::default()
+        };
+        let answers = client.ledger_all(&request).await;
+        for account in chunk {
+            let views: Vec<ValidatorAnswer<LedgerEntry>> = answers
+                .iter()
+                .map(|answer| ValidatorAnswer {
+                    validator: answer.validator,
+                    address: answer.address.clone(),
+                    result: answer
+                        .result
+                        .as_ref()
+                        .map(|view| view.ledger.get(account).copied().unwrap_or_default())
+                        .map_err(Clone::clone),
+                })
+                .collect();
+            out.push(agreed(client, *account, views));
+        }
+    }
+    out
+}
+
+/// The balance and sequence most of `views` report for `account`.
+fn agreed(
+    client: &QuorumClient,
+    account: AccountId,
+    views: Vec<ValidatorAnswer<LedgerEntry>>,
+) -> Result<BalanceViews, OpError> {
     let mut counts: BTreeMap<(i128, u64), usize> = BTreeMap::new();
     for entry in views
         .iter()
@@ -69,7 +98,7 @@ pub async fn balance(client: &QuorumClient, account: &AccountId) -> Result<Balan
         committee.quorum(),
     );
     Ok(BalanceViews {
-        account: *account,
+        account,
         balance,
         next_sequence,
         agree,

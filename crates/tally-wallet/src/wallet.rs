@@ -431,6 +431,30 @@ impl Wallet {
         read_all(&self.dir.join("receipts"))
     }
 
+    /// The ids (order digests) of every receipt the wallet keeps, without reading them: a
+    /// receipt never changes once kept, so a reader that remembers the ones it read needs
+    /// to read only the new ones.
+    pub fn receipt_ids(&self) -> Result<Vec<Digest>, WalletError> {
+        let dir = self.dir.join("receipts");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io(&dir))?.file_name();
+            if let Some(id) = name
+                .to_str()
+                .and_then(|name| name.strip_suffix(".json"))
+                .and_then(|stem| stem.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Holds `account` for this process until the lock is dropped, waiting up to
     /// [`KEY_LOCK_PATIENCE`] for another process of the same wallet folder to let go: two
     /// processes of one wallet never read "nothing journaled" for one key at once and each

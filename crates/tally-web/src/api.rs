@@ -67,7 +67,7 @@ pub async fn receipts(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<ReceiptsQuery>,
 ) -> Response {
-    match model::receipts(&shared, query.limit.unwrap_or(usize::MAX)) {
+    match model::receipts(&shared, query.limit.unwrap_or(usize::MAX)).await {
         Ok((total, receipts)) => {
             Json(json!({ "total": total, "receipts": receipts })).into_response()
         }

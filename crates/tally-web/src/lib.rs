@@ -69,6 +69,8 @@ pub enum WebError {
 pub(crate) struct Network {
     pub contract: NetworkContract,
     pub client: QuorumClient,
+    /// The validators' last answers and when they were asked (the explorer's cache).
+    pub validators: std::sync::Mutex<Option<(std::time::Instant, Vec<ValidatorView>)>>,
 }
 
 /// What every handler shares.
@@ -81,6 +83,8 @@ pub(crate) struct Shared {
     pub cookie: String,
     /// `http://host:port`, what a same-origin request's `Origin` says.
     pub origin: String,
+    /// The wallet's receipts read so far.
+    pub receipts: model::ReceiptCache,
 }
 
 impl Shared {
@@ -124,7 +128,11 @@ impl Web {
                     name: contract.name.clone(),
                     reason: e.to_string(),
                 })?;
-            networks.push(Network { contract, client });
+            networks.push(Network {
+                contract,
+                client,
+                validators: std::sync::Mutex::new(None),
+            });
         }
         let listener =
             TcpListener::bind(config.listen)
@@ -144,6 +152,7 @@ impl Web {
             token: token.clone(),
             cookie: format!("tally_web_{}", address.port()),
             origin: format!("http://{address}"),
+            receipts: model::ReceiptCache::default(),
         });
         let cancel = CancellationToken::new();
         let app = router(shared);

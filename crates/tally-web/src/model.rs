@@ -3,10 +3,14 @@
 //! against the network contract, the validators, an account's history, a certificate.
 //! Every view is plain data (serialised as the API's answers; rendered by `pages`).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use futures::future::join_all;
 use serde::Serialize;
-use tally_core::{AccountId, Amount, Certificate, SignedCash};
-use tally_wallet::{ops, views};
+use tally_core::{AccountId, Amount, Certificate, Digest, SignedCash};
+use tally_wallet::{Wallet, ops, views};
 
 use crate::{Network, Shared};
 
@@ -104,45 +108,55 @@ fn cash(microcash: i128) -> String {
     SignedCash(microcash).to_string()
 }
 
-/// Every account on every network; the validators are asked all at once.
+/// Every account on every network: each network's validators asked once for all the
+/// wallet's accounts, the networks at once.
 pub async fn wallet(shared: &Shared) -> Result<WalletView, String> {
     let wallet = shared.open_wallet()?;
-    let mut asks = Vec::new();
-    for (index, network) in shared.networks.iter().enumerate() {
-        for key in wallet.keys() {
-            asks.push(account(index, network, key.account, key.label.clone()));
-        }
-    }
+    let keys: Vec<(AccountId, Option<String>)> = wallet
+        .keys()
+        .iter()
+        .map(|key| (key.account, key.label.clone()))
+        .collect();
+    let asks = shared
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(index, network)| accounts_on(index, network, &keys));
     Ok(WalletView {
-        accounts: join_all(asks).await,
+        accounts: join_all(asks).await.into_iter().flatten().collect(),
     })
 }
 
-async fn account(
+async fn accounts_on(
     index: usize,
     network: &Network,
-    account: AccountId,
-    label: Option<String>,
-) -> AccountView {
+    keys: &[(AccountId, Option<String>)],
+) -> Vec<AccountView> {
     let client = &network.client;
-    let seen = views::balance(client, &account).await;
-    let (balance, agree, error) = match seen {
-        Ok(seen) if seen.agree > 0 => (Some(seen.balance), seen.agree, None),
-        Ok(_) => (None, 0, Some("no validator answered".to_string())),
-        Err(error) => (None, 0, Some(error.to_string())),
-    };
-    AccountView {
-        network: index,
-        network_name: network.contract.name.clone(),
-        account,
-        label,
-        balance,
-        balance_cash: balance.map_or_else(|| "unknown".into(), cash),
-        agree,
-        validators: network.contract.validators.len(),
-        quorum: client.committee().quorum(),
-        error,
-    }
+    let accounts: Vec<AccountId> = keys.iter().map(|(account, _)| *account).collect();
+    let seen = views::balances(client, &accounts).await;
+    keys.iter()
+        .zip(seen)
+        .map(|((account, label), seen)| {
+            let (balance, agree, error) = match seen {
+                Ok(seen) if seen.agree > 0 => (Some(seen.balance), seen.agree, None),
+                Ok(_) => (None, 0, Some("no validator answered".to_string())),
+                Err(error) => (None, 0, Some(error.to_string())),
+            };
+            AccountView {
+                network: index,
+                network_name: network.contract.name.clone(),
+                account: *account,
+                label: label.clone(),
+                balance,
+                balance_cash: balance.map_or_else(|| "unknown".into(), cash),
+                agree,
+                validators: network.contract.validators.len(),
+                quorum: client.committee().quorum(),
+                error,
+            }
+        })
+        .collect()
 }
 
 impl ReceiptView {
@@ -194,12 +208,48 @@ impl ReceiptView {
     }
 }
 
-/// The wallet's receipts, newest first as far as the sequence tells, at most `limit`.
-pub fn receipts(shared: &Shared, limit: usize) -> Result<(usize, Vec<ReceiptView>), String> {
-    let wallet = shared.open_wallet()?;
-    let mut all = wallet.receipts().map_err(|e| e.to_string())?;
+/// The receipts read so far, by id. A kept receipt never changes, so each page reads
+/// only the receipts that arrived since the last (a wallet of 10,000 receipts is read once,
+/// not on every page).
+#[derive(Default)]
+pub(crate) struct ReceiptCache {
+    read: Mutex<HashMap<Digest, Arc<Certificate>>>,
+}
+
+impl ReceiptCache {
+    /// Every receipt `wallet` keeps now (blocking: reads the new ones' files).
+    fn current(&self, wallet: &Wallet) -> Result<Vec<Arc<Certificate>>, String> {
+        let ids = wallet.receipt_ids().map_err(|e| e.to_string())?;
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        let present: HashSet<Digest> = ids.iter().copied().collect();
+        read.retain(|id, _| present.contains(id));
+        for id in ids {
+            if read.contains_key(&id) {
+                continue;
+            }
+            if let Some(certificate) = wallet.receipt(&id).map_err(|e| e.to_string())? {
+                read.insert(id, Arc::new(certificate));
+            }
+        }
+        Ok(read.values().cloned().collect())
+    }
+}
+
+/// The wallet's receipts, newest first as far as the sequence tells, at most `limit`,
+/// and how many there are.
+pub async fn receipts(
+    shared: &Arc<Shared>,
+    limit: usize,
+) -> Result<(usize, Vec<ReceiptView>), String> {
+    let reader = shared.clone();
+    let mut all = tokio::task::spawn_blocking(move || {
+        let wallet = reader.open_wallet()?;
+        reader.receipts.current(&wallet)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let total = all.len();
-    all.sort_by_key(|c| std::cmp::Reverse((c.order.sequence(), c.checksum)));
+    all.sort_unstable_by_key(|c| std::cmp::Reverse((c.order.sequence(), c.checksum)));
     Ok((
         total,
         all.iter()
@@ -250,8 +300,32 @@ pub async fn pay(
     Ok(ReceiptView::of(&receipt.certificate, &shared.networks))
 }
 
-/// The validators of `network`, whether each answers, and how far behind each is.
+/// How long the explorer shows one round of the validators' answers: page views between
+/// cost the validators nothing (a thousand views a second would otherwise be four thousand
+/// `HELLO`s a second taken from payments).
+pub const VALIDATORS_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The validators of `network`, whether each answers, and how far behind each is (asked
+/// at most once per [`VALIDATORS_FRESH_FOR`]).
 pub async fn validators(network: &Network) -> Vec<ValidatorView> {
+    if let Some((asked, views)) = network
+        .validators
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        && asked.elapsed() < VALIDATORS_FRESH_FOR
+    {
+        return views.clone();
+    }
+    let views = ask_validators(network).await;
+    *network
+        .validators
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), views.clone()));
+    views
+}
+
+async fn ask_validators(network: &Network) -> Vec<ValidatorView> {
     let answers = network.client.hello_all().await;
     let most = answers
         .iter()

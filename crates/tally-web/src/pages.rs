@@ -37,7 +37,7 @@ pub async fn wallet(State(shared): State<Arc<Shared>>) -> Response {
     wallet_page(&shared, None, StatusCode::OK).await
 }
 
-async fn wallet_page(shared: &Shared, error: Option<&str>, status: StatusCode) -> Response {
+async fn wallet_page(shared: &Arc<Shared>, error: Option<&str>, status: StatusCode) -> Response {
     let mut body = String::new();
     if let Some(error) = error {
         body.push_str(&html::error_banner(error));
@@ -57,7 +57,7 @@ async fn wallet_page(shared: &Shared, error: Option<&str>, status: StatusCode) -
         }
         Err(error) => body.push_str(&html::error_banner(&error)),
     }
-    match model::receipts(shared, RECEIPTS_SHOWN) {
+    match model::receipts(shared, RECEIPTS_SHOWN).await {
         Ok((total, receipts)) => body.push_str(&receipts_list(total, &receipts)),
         Err(error) => body.push_str(&html::error_banner(&error)),
     }

@@ -78,6 +78,9 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
     // The wallet page updates by itself when the balance changes elsewhere.
     browser.goto(&format!("http://{}/", web.address())).await;
     browser.wait_text("td.balance", "987.5", 10).await;
+    // The receipt kept since the first view is listed, checked.
+    let listed = browser.wait_text("#receipts", &checksum[..16], 10).await;
+    assert!(listed.contains("signed by 4 of 4 validators: verified"), "{listed}");
     browser.wait_text("#live", "live", 10).await;
     let wallet = Wallet::open(&folder).unwrap();
     let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
