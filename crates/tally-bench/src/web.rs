@@ -207,6 +207,7 @@ async fn measure(
         networks: vec![contract.clone()],
         listen: "127.0.0.1:0".parse().context("the loopback address")?,
         timeout: Duration::from_secs(10),
+        relay: None,
     })
     .await
     .context("starting the web wallet")?;

@@ -179,6 +179,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         networks: vec![load_contract(&contract)?, load_contract(&b_contract)?],
         listen: port(23)?,
         timeout: Duration::from_secs(5),
+        relay: Some(relay.local_addr().to_string()),
     })
     .await
     .context("starting the devnet's web wallet")?;

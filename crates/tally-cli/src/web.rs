@@ -22,6 +22,10 @@ pub struct WebArgs {
     /// Where to listen. Keep it on 127.0.0.1 unless something in front of it adds TLS.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The LiveConnect relay for live transfers, HOST:PORT (without it the pages offer
+    /// none).
+    #[arg(long)]
+    pub relay: Option<String>,
     /// Seconds to wait for each validator's answer.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
@@ -44,6 +48,7 @@ pub async fn run(args: WebArgs) -> anyhow::Result<()> {
         networks,
         listen: args.listen,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        relay: args.relay,
     })
     .await?;
     println!("Tally web wallet: open {}", web.url());

@@ -305,7 +305,7 @@ pub async fn list(
 
 /// The token as a QR code (SVG drawn inline: no image request, nothing for the CSP to
 /// allow), or why it cannot be one.
-fn qr(token: &str) -> String {
+pub(crate) fn qr(token: &str) -> String {
     match qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::L) {
         Ok(code) => code
             .render::<qrcode::render::svg::Color<'_>>()

@@ -14,6 +14,7 @@ mod auth;
 mod coins;
 mod events;
 mod html;
+mod live;
 mod model;
 mod pages;
 
@@ -43,6 +44,8 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// How long one validator may take to answer.
     pub timeout: Duration,
+    /// The LiveConnect relay live transfers go through (none: no live transfers).
+    pub relay: Option<String>,
 }
 
 /// Why the server did not start.
@@ -85,6 +88,11 @@ pub(crate) struct Shared {
     pub origin: String,
     /// The wallet's receipts read so far.
     pub receipts: model::ReceiptCache,
+    /// The relay for live transfers, and the transfers started here.
+    pub relay: Option<String>,
+    pub live: live::Transfers,
+    /// How long one validator may take to answer.
+    pub timeout: Duration,
 }
 
 impl Shared {
@@ -153,6 +161,9 @@ impl Web {
             cookie: format!("tally_web_{}", address.port()),
             origin: format!("http://{address}"),
             receipts: model::ReceiptCache::default(),
+            relay: config.relay,
+            live: live::Transfers::default(),
+            timeout: config.timeout,
         });
         let cancel = CancellationToken::new();
         let app = router(shared);
@@ -193,6 +204,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/pay", post(api::pay))
         .route("/api/coins", get(coins::list))
         .route("/api/coins/{operation}", post(coins::api))
+        .route("/api/live/send", post(live::send_api))
+        .route("/api/live/receive", post(live::receive_api))
+        .route("/api/live/{id}", get(live::show_api))
         .route("/api/receipts", get(api::receipts))
         .route("/api/receipts/{checksum}", get(api::receipt))
         .route("/api/explorer/validators", get(api::validators))
@@ -205,6 +219,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(pages::wallet))
         .route("/pay", post(pages::pay))
         .route("/coins/{operation}", post(coins::page))
+        .route("/live/send", post(live::send_page))
+        .route("/live/receive", post(live::receive_page))
+        .route("/live/{id}", get(live::show_page))
+        .route("/live/{id}/events", get(live::events))
         .route("/receipts/{checksum}", get(pages::receipt))
         .route("/explorer", get(pages::explorer))
         .route("/explorer/accounts/{account}", get(pages::account))

@@ -54,6 +54,7 @@ async fn wallet_page(shared: &Arc<Shared>, error: Option<&str>, status: StatusCo
             keys.sort();
             keys.dedup_by_key(|(account, _)| *account);
             body.push_str(&crate::coins::section(shared, &keys));
+            body.push_str(&crate::live::section(shared));
         }
         Err(error) => body.push_str(&html::error_banner(&error)),
     }

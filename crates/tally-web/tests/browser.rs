@@ -80,7 +80,10 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
     browser.wait_text("td.balance", "987.5", 10).await;
     // The receipt kept since the first view is listed, checked.
     let listed = browser.wait_text("#receipts", &checksum[..16], 10).await;
-    assert!(listed.contains("signed by 4 of 4 validators: verified"), "{listed}");
+    assert!(
+        listed.contains("signed by 4 of 4 validators: verified"),
+        "{listed}"
+    );
     browser.wait_text("#live", "live", 10).await;
     let wallet = Wallet::open(&folder).unwrap();
     let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
@@ -257,6 +260,58 @@ async fn coins_are_withdrawn_exported_as_a_token_and_imported_by_another_wallet(
         970_000_000,
         "alice's account paid exactly the coins"
     );
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}
+
+/// A live transfer between two browser sessions: alice starts a send of 31 cash, her page
+/// shows the connection file and then the seed's numbered steps as they happen; bob pastes
+/// the file into his wallet's page, and both pages end in success with the coins in bob's
+/// Bank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_transfer_runs_between_two_browsers_showing_its_steps() {
+    let net = Net::start().await;
+    let alice = net.web(net.wallet("alice", Some(&net.payer))).await;
+    let bob = net
+        .web(net.wallet("bob", Some(&SecretKey::generate())))
+        .await;
+
+    let sender = Browser::start().await;
+    sender.goto(&alice.url()).await;
+    sender.type_into("#live-send-0 .live-amount", "31").await;
+    sender.click("#live-send-0 .live-send-submit").await;
+    let connection = sender.wait_text("#connection", "tally", 30).await;
+    assert!(
+        sender.find("#connection-qr svg").await.is_some(),
+        "the connection file is shown as a QR code too"
+    );
+    sender.screenshot("live-send-started").await;
+
+    let receiver = Browser::start().await;
+    receiver.goto(&bob.url()).await;
+    receiver
+        .type_into("#live-receive-0 .live-connection", &connection)
+        .await;
+    receiver.click("#live-receive-0 .live-receive-submit").await;
+    receiver
+        .wait_text("#live-outcome", "Received 31 of the 31 cash", 90)
+        .await;
+    let steps = receiver.text("#steps").await;
+    assert!(steps.lines().count() >= 3, "the steps were shown: {steps}");
+    receiver.screenshot("live-received").await;
+
+    sender
+        .wait_text("#live-outcome", "Delivered 31 cash", 90)
+        .await;
+    let steps = sender.text("#steps").await;
+    assert!(steps.lines().count() >= 3, "the steps were shown: {steps}");
+    sender.screenshot("live-delivered").await;
+
+    receiver.goto(&format!("http://{}/", bob.address())).await;
+    assert_eq!(receiver.wait_text("#spendable-0", "31", 10).await, "31");
+    sender.quit().await;
+    receiver.quit().await;
     alice.stop().await;
     bob.stop().await;
     net.stop().await;

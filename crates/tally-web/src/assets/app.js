@@ -67,3 +67,49 @@
     });
   }
 })();
+
+// A live transfer's page: its steps, notes and outcome arrive as they happen.
+(function () {
+  const transfer = document.getElementById("transfer");
+  if (!transfer || typeof EventSource === "undefined") {
+    return;
+  }
+  const events = new EventSource("/live/" + transfer.dataset.id + "/events");
+  const fill = function (list, items, render) {
+    while (list.firstChild) {
+      list.removeChild(list.firstChild);
+    }
+    for (const item of items) {
+      const li = document.createElement("li");
+      render(li, item);
+      list.appendChild(li);
+    }
+  };
+  events.addEventListener("transfer", function (message) {
+    let view;
+    try {
+      view = JSON.parse(message.data);
+    } catch (e) {
+      return;
+    }
+    fill(document.getElementById("steps"), view.steps, function (li, step) {
+      li.value = step.number;
+      li.textContent = step.name;
+    });
+    fill(document.getElementById("notes"), view.notes, function (li, note) {
+      li.textContent = note;
+    });
+    if (view.connection) {
+      document.getElementById("connection").textContent = view.connection;
+      // The QR code is SVG this server drew from the file's text.
+      document.getElementById("connection-qr").innerHTML = view.connection_qr || "";
+      document.getElementById("connection-section").hidden = false;
+    }
+    const outcome = document.getElementById("live-outcome");
+    outcome.textContent = view.outcome || "running…";
+    outcome.className = view.ok === true ? "ok" : view.ok === false ? "error" : "";
+    if (view.ok !== null && view.ok !== undefined) {
+      events.close();
+    }
+  });
+})();

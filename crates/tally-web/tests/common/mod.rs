@@ -21,6 +21,9 @@ pub struct Net {
     pub nodes: Vec<Node>,
     pub dir: tempfile::TempDir,
     pub payer: SecretKey,
+    /// A LiveConnect relay on 127.0.0.1, and its address.
+    pub relay_handle: tally_relay::RelayHandle,
+    pub relay: Option<String>,
 }
 
 impl Net {
@@ -70,11 +73,19 @@ impl Net {
             };
             nodes.push(Node::start_with_listeners(config, listeners).await.unwrap());
         }
+        let relay_handle = tally_relay::Relay::bind(tally_relay::RelayConfig::listening_on(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .await
+        .unwrap()
+        .spawn();
         Net {
             contract,
             nodes,
             dir,
             payer,
+            relay: Some(relay_handle.local_addr().to_string()),
+            relay_handle,
         }
     }
 
@@ -97,6 +108,7 @@ impl Net {
             networks: vec![self.contract.clone()],
             listen: "127.0.0.1:0".parse().unwrap(),
             timeout: Duration::from_secs(2),
+            relay: self.relay.clone(),
         })
         .await
         .unwrap()
@@ -106,5 +118,6 @@ impl Net {
         for node in self.nodes {
             node.stop().await;
         }
+        self.relay_handle.shutdown().await.unwrap();
     }
 }
