@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod coins;
 mod events;
+mod explorer;
 mod html;
 mod live;
 mod model;
@@ -74,6 +75,8 @@ pub(crate) struct Network {
     pub client: QuorumClient,
     /// The validators' last answers and when they were asked (the explorer's cache).
     pub validators: std::sync::Mutex<Option<(std::time::Instant, Vec<ValidatorView>)>>,
+    /// The most certificates applied, sampled with each round of answers (the chart).
+    pub samples: explorer::Samples,
 }
 
 /// What every handler shares.
@@ -140,6 +143,7 @@ impl Web {
                 contract,
                 client,
                 validators: std::sync::Mutex::new(None),
+                samples: explorer::Samples::default(),
             });
         }
         let listener =
@@ -225,6 +229,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/live/{id}/events", get(live::events))
         .route("/receipts/{checksum}", get(pages::receipt))
         .route("/explorer", get(pages::explorer))
+        .route("/explorer/events", get(explorer::events))
         .route("/explorer/accounts/{account}", get(pages::account))
         .route(
             "/explorer/certificates/{account}/{sequence}",

@@ -278,10 +278,11 @@ pub async fn explorer(
         }
         body.push_str("</p>");
     }
-    body.push_str(&validators_table(
-        network,
-        &model::validators(network).await,
-    ));
+    let _ = write!(
+        body,
+        "<div id=\"explorer-live\" data-network=\"{index}\">{}</div>",
+        crate::explorer::live_part(network).await
+    );
     let _ = write!(
         body,
         "<section><h2>Look up</h2><form method=\"get\" action=\"/explorer\" id=\"lookup\">\
@@ -298,7 +299,7 @@ pub async fn explorer(
     .into_response()
 }
 
-fn validators_table(network: &Network, validators: &[ValidatorView]) -> String {
+pub(crate) fn validators_table(network: &Network, validators: &[ValidatorView]) -> String {
     let up = validators.iter().filter(|v| v.up).count();
     let mut out = format!(
         "<section><h2>Validators</h2><p id=\"validators-up\">{up} of {} up (quorum {}).</p>\

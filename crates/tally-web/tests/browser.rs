@@ -60,12 +60,29 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
     let checksum = browser.text("#checksum").await;
     browser.screenshot("receipt-verified").await;
     assert_eq!(balance(&net, &recipient).await, 12_500_000);
+    // (Then 1 cash more while the explorer is open, and 7 while the wallet page is.)
 
-    // The explorer finds the certificate by its slot (the payer's sequence 0).
+    // The explorer's chart of payments per second follows a payment made elsewhere.
     browser
         .goto(&format!("http://{}/explorer", web.address()))
         .await;
     browser.wait_text("#validators-up", "4 of 4 up", 10).await;
+    browser.wait_text("#rate-chart", "0 at most", 10).await;
+    let wallet = Wallet::open(&folder).unwrap();
+    let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
+    ops::pay(
+        &wallet,
+        &client,
+        &net.payer,
+        recipient,
+        Amount::from_cash(1).unwrap(),
+    )
+    .await
+    .unwrap();
+    browser.wait_text("#rate-chart", "1 at most", 15).await;
+    browser.screenshot("explorer-chart").await;
+
+    // The explorer finds the certificate by its slot (the payer's sequence 0).
     browser
         .type_into("#lookup-account", &net.payer.account().to_string())
         .await;
@@ -77,7 +94,7 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
 
     // The wallet page updates by itself when the balance changes elsewhere.
     browser.goto(&format!("http://{}/", web.address())).await;
-    browser.wait_text("td.balance", "987.5", 10).await;
+    browser.wait_text("td.balance", "986.5", 10).await;
     // The receipt kept since the first view is listed, checked.
     let listed = browser.wait_text("#receipts", &checksum[..16], 10).await;
     assert!(
@@ -85,8 +102,6 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
         "{listed}"
     );
     browser.wait_text("#live", "live", 10).await;
-    let wallet = Wallet::open(&folder).unwrap();
-    let client = QuorumClient::new(net.contract.clone(), Duration::from_secs(2)).unwrap();
     ops::pay(
         &wallet,
         &client,
@@ -96,7 +111,7 @@ async fn a_person_pays_in_the_browser_and_sees_the_receipt_verified() {
     )
     .await
     .unwrap();
-    browser.wait_text("td.balance", "980.5", 15).await;
+    browser.wait_text("td.balance", "979.5", 15).await;
     browser.screenshot("wallet-live-update").await;
 
     browser.quit().await;

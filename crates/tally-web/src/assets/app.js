@@ -113,3 +113,20 @@
     }
   });
 })();
+
+// The explorer: the validators and the payments chart, redrawn every second.
+(function () {
+  const live = document.getElementById("explorer-live");
+  if (!live || typeof EventSource === "undefined") {
+    return;
+  }
+  const events = new EventSource("/explorer/events?network=" + live.dataset.network);
+  events.addEventListener("explorer", function (message) {
+    try {
+      // HTML this server escaped and drew (the validators table and an SVG chart).
+      live.innerHTML = JSON.parse(message.data).html;
+    } catch (e) {
+      // A broken event changes nothing on the page.
+    }
+  });
+})();
