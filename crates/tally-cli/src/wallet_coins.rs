@@ -399,29 +399,8 @@ fn imported(outcomes: &[ImportOutcome]) -> anyhow::Result<(Value, String)> {
     let mut lines = Vec::new();
     let mut banked = 0;
     for outcome in outcomes {
-        lines.push(match outcome {
-            ImportOutcome::Banked { coin } => {
-                banked += coin.denomination.cash();
-                format!(
-                    "{:>4} cash  banked as {}",
-                    coin.denomination.cash(),
-                    coin.account.short()
-                )
-            }
-            ImportOutcome::AlreadyHeld { coin } => format!(
-                "{:>4} cash  already in this wallet ({})",
-                coin.denomination.cash(),
-                coin.folder.name()
-            ),
-            ImportOutcome::Refused { coin, grade } => format!(
-                "{:>4} cash  refused: {grade:?}, moved to Counterfeit",
-                coin.denomination.cash()
-            ),
-            ImportOutcome::Undecided { coin } => format!(
-                "{:>4} cash  undecided: waits in Import (run `coins pown` later)",
-                coin.denomination.cash()
-            ),
-        });
+        banked += outcome.banked_cash();
+        lines.push(outcome.to_string());
     }
     lines.push(format!("{banked} cash added to the Bank"));
     let value = json!({"outcomes": outcomes, "banked": banked});

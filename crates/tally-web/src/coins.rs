@@ -191,10 +191,7 @@ async fn run(
             let banked: u64 = outcome
                 .imported
                 .iter()
-                .filter_map(|o| match o {
-                    ImportOutcome::Banked { coin } => Some(coin.denomination.cash()),
-                    _ => None,
-                })
+                .map(ImportOutcome::banked_cash)
                 .sum();
             outcome.message = format!("Imported: {banked} cash added to the Bank.");
         }
@@ -354,27 +351,7 @@ fn outcome_body(outcome: &CoinOutcome) -> String {
     if !outcome.imported.is_empty() {
         body.push_str("<ul id=\"imported\">");
         for o in &outcome.imported {
-            let line = match o {
-                ImportOutcome::Banked { coin } => format!(
-                    "{} cash: banked as {}…",
-                    coin.denomination.cash(),
-                    coin.account.short()
-                ),
-                ImportOutcome::AlreadyHeld { coin } => format!(
-                    "{} cash: already in this wallet ({})",
-                    coin.denomination.cash(),
-                    coin.folder.name()
-                ),
-                ImportOutcome::Refused { coin, grade } => format!(
-                    "{} cash: refused ({grade:?}), moved to Counterfeit",
-                    coin.denomination.cash()
-                ),
-                ImportOutcome::Undecided { coin } => format!(
-                    "{} cash: undecided, waits in Import (pown it later)",
-                    coin.denomination.cash()
-                ),
-            };
-            let _ = write!(body, "<li>{}</li>", esc(&line));
+            let _ = write!(body, "<li>{}</li>", esc(o.to_string().trim()));
         }
         body.push_str("</ul>");
     }

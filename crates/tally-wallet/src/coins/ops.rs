@@ -30,6 +30,46 @@ pub enum ImportOutcome {
     Undecided { coin: ListedCoin },
 }
 
+impl ImportOutcome {
+    /// Cash this outcome added to the Bank.
+    pub fn banked_cash(&self) -> u64 {
+        match self {
+            ImportOutcome::Banked { coin } => coin.denomination.cash(),
+            _ => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for ImportOutcome {
+    /// One line a person reads: "25 cash  banked as 1a2b…".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportOutcome::Banked { coin } => write!(
+                f,
+                "{:>4} cash  banked as {}",
+                coin.denomination.cash(),
+                coin.account.short()
+            ),
+            ImportOutcome::AlreadyHeld { coin } => write!(
+                f,
+                "{:>4} cash  already in this wallet ({})",
+                coin.denomination.cash(),
+                coin.folder.name()
+            ),
+            ImportOutcome::Refused { coin, grade } => write!(
+                f,
+                "{:>4} cash  refused: {grade:?}, moved to Counterfeit",
+                coin.denomination.cash()
+            ),
+            ImportOutcome::Undecided { coin } => write!(
+                f,
+                "{:>4} cash  undecided: waits in Import (run `coins pown` later)",
+                coin.denomination.cash()
+            ),
+        }
+    }
+}
+
 /// What [`find`] settled.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FindReport {
