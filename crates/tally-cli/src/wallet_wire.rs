@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tally_core::{Amount, NetworkContract};
-use tally_swap::Outcome;
 use tally_wallet::Wallet;
 use tally_wallet::wire::payer::{self, WireRecord, WireRequest, WireStep};
 use tally_wallet::wire::{Bounds, Proof, Reach};
@@ -60,7 +59,7 @@ pub async fn run(
     json_mode: bool,
 ) -> anyhow::Result<(Value, String)> {
     let show = move |step: WireStep, _| {
-        let line = describe(&step);
+        let line = step.to_string();
         if json_mode {
             eprintln!("{line}");
         } else {
@@ -80,7 +79,7 @@ pub async fn run(
                         record.contract_a.name,
                         record.contract_b.name,
                         config.amount,
-                        outcome_text(record)
+                        record.outcome_words()
                     )
                 })
                 .collect::<Vec<_>>()
@@ -177,50 +176,12 @@ pub async fn resume_open(wallet: &Wallet, timeout: Duration) {
         )
         .await
         {
-            Ok(Ok(record)) => eprintln!("wire {short}: {}", outcome_text(&record)),
+            Ok(Ok(record)) => eprintln!("wire {short}: {}", record.outcome_words()),
             Ok(Err(error)) => eprintln!("wire {short}: {error}"),
             Err(_) => eprintln!(
                 "wire {short} is still running; `wire resume {short}` follows it to the end"
             ),
         }
-    }
-}
-
-fn describe(step: &WireStep) -> String {
-    match step {
-        WireStep::Quote { maker, fee, heard } => format!(
-            "1. quote: maker {} for a fee of {fee} cash ({heard} quote{} heard)",
-            maker.short(),
-            if *heard == 1 { "" } else { "s" }
-        ),
-        WireStep::LockedA { escrow, amount } => format!(
-            "2. locked {amount} cash on A for the maker (escrow {})",
-            escrow.short()
-        ),
-        WireStep::MakerLockedB { escrow, amount } => format!(
-            "3. the maker locked {amount} cash on B for us (escrow {})",
-            escrow.short()
-        ),
-        WireStep::ClaimedB { .. } => "4. claimed on B: the money is ours there".into(),
-        WireStep::MakerClaimedA { .. } => {
-            "5. the maker claimed on A with the revealed secret: settled on both sides".into()
-        }
-        // Anyone can send this line: it is shown, and the wire goes on by what A and B say.
-        WireStep::Declined(reason) => format!(
-            "   … a line in the topic says the maker declined ({reason}); the wire goes on: a refund after the deadline unless the maker locks after all"
-        ),
-        WireStep::RefundedA { .. } => "refunded on A: the money is back".into(),
-        WireStep::Waiting(why) => format!("   … {why}"),
-    }
-}
-
-fn outcome_text(record: &WireRecord) -> String {
-    match &record.outcome {
-        None => "running".into(),
-        Some(Outcome::Completed) => "completed".into(),
-        Some(Outcome::Refunded) => "refunded".into(),
-        Some(Outcome::Aborted(why)) => format!("aborted: {why}"),
-        Some(Outcome::Lost(why)) => format!("lost: {why}"),
     }
 }
 
@@ -243,7 +204,7 @@ fn receipt(record: &WireRecord) -> (Value, String) {
     let mut text = format!(
         "wire {}: {}\n  {} → {}: {} cash, fee {} cash, maker {}\n  quote {}",
         record.id,
-        outcome_text(record),
+        record.outcome_words(),
         record.contract_a.name,
         record.contract_b.name,
         receipt.amount,

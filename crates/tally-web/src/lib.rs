@@ -18,6 +18,7 @@ mod html;
 mod live;
 mod model;
 mod pages;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ pub(crate) struct Shared {
     /// The relay for live transfers, and the transfers started here.
     pub relay: Option<String>,
     pub live: live::Transfers,
+    /// The wires started here.
+    pub wires: wire::Wires,
     /// How long one validator may take to answer.
     pub timeout: Duration,
 }
@@ -167,6 +170,7 @@ impl Web {
             receipts: model::ReceiptCache::default(),
             relay: config.relay,
             live: live::Transfers::default(),
+            wires: wire::Wires::default(),
             timeout: config.timeout,
         });
         let cancel = CancellationToken::new();
@@ -211,6 +215,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/live/send", post(live::send_api))
         .route("/api/live/receive", post(live::receive_api))
         .route("/api/live/{id}", get(live::show_api))
+        .route("/api/wire", post(wire::start_api))
+        .route("/api/wire/quotes", get(wire::quotes_api))
+        .route("/api/wire/{id}", get(wire::show_api))
         .route("/api/receipts", get(api::receipts))
         .route("/api/receipts/{checksum}", get(api::receipt))
         .route("/api/explorer/validators", get(api::validators))
@@ -227,6 +234,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/live/receive", post(live::receive_page))
         .route("/live/{id}", get(live::show_page))
         .route("/live/{id}/events", get(live::events))
+        .route("/wire", post(wire::start_page))
+        .route("/wire/quotes", get(wire::quotes_page))
+        .route("/wire/{id}", get(wire::show_page))
+        .route("/wire/{id}/events", get(wire::events))
         .route("/receipts/{checksum}", get(pages::receipt))
         .route("/explorer", get(pages::explorer))
         .route("/explorer/events", get(explorer::events))

@@ -55,6 +55,7 @@ async fn wallet_page(shared: &Arc<Shared>, error: Option<&str>, status: StatusCo
             keys.dedup_by_key(|(account, _)| *account);
             body.push_str(&crate::coins::section(shared, &keys));
             body.push_str(&crate::live::section(shared));
+            body.push_str(&crate::wire::section(shared));
         }
         Err(error) => body.push_str(&html::error_banner(&error)),
     }

@@ -331,3 +331,102 @@ async fn a_live_transfer_runs_between_two_browsers_showing_its_steps() {
     bob.stop().await;
     net.stop().await;
 }
+
+/// A wire in the browser: networks A and B that know each other, a relay and a maker
+/// quoting A → B. Alice sees the maker's quote on the topic, wires 20 cash from A to B, and
+/// her page shows the seed's steps as they happen and the wire receipt; she ends with 20
+/// cash on B, and the maker with 20 + its fee on A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wire_runs_in_the_browser_showing_its_steps_and_receipt() {
+    let (a, b) = Net::pair().await;
+    let relay = a.relay.clone().unwrap();
+    let maker = SecretKey::generate();
+    let maker_dir = a.wallet("maker", Some(&maker));
+    let client_b = QuorumClient::new(b.contract.clone(), Duration::from_secs(2)).unwrap();
+    let funder = Wallet::open(&b.wallet("funder", Some(&b.payer))).unwrap();
+    ops::pay(
+        &funder,
+        &client_b,
+        &b.payer,
+        maker.account(),
+        Amount::from_cash(500).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status_tx, _status) = tokio::sync::watch::channel(tally_maker::MakerStatus::default());
+    let stop_maker = tokio_util::sync::CancellationToken::new();
+    let settings = tally_maker::MakerSettings {
+        wallet_dir: maker_dir,
+        account: None,
+        pairs: vec![(a.contract.clone(), b.contract.clone())],
+        relay: relay.clone(),
+        fee_ppm: 10_000,
+        fee_fixed: Amount::ZERO,
+        min: Amount::from_cash(1).unwrap(),
+        max: Amount::from_cash(100).unwrap(),
+        lock_time: Duration::from_secs(120),
+        delta: None,
+        announce_every: Duration::from_secs(1),
+        max_open_per_taker: 4,
+        accounts: 1,
+        bounds: tally_wallet::wire::Bounds::default(),
+        timeout: Duration::from_secs(2),
+    };
+    let maker_task = tokio::spawn(tally_maker::run(settings, status_tx, stop_maker.clone()));
+
+    let alice = a
+        .web_on(
+            a.wallet("alice", Some(&a.payer)),
+            vec![a.contract.clone(), b.contract.clone()],
+        )
+        .await;
+    let browser = Browser::start().await;
+    browser.goto(&alice.url()).await;
+    browser
+        .goto(&format!(
+            "http://{}/wire/quotes?from_network=0&to_network=1",
+            alice.address()
+        ))
+        .await;
+    browser
+        .wait_text("#quotes-heard", "1 quote heard", 10)
+        .await;
+    assert!(browser.text("#quotes").await.contains("1.00 % + 0 cash"));
+    browser.screenshot("wire-quotes").await;
+
+    browser.goto(&format!("http://{}/", alice.address())).await;
+    browser.type_into("#wire-0-1 .wire-amount", "20").await;
+    browser.type_into("#wire-0-1 .wire-max-fee", "1").await;
+    browser.click("#wire-0-1 .wire-submit").await;
+    browser.wait_text("#wire-outcome", "completed", 60).await;
+    let steps = browser.text("#wire-steps").await;
+    for step in [
+        "1. quote",
+        "2. locked 20.2",
+        "3. the maker locked 20",
+        "4. claimed on B",
+    ] {
+        assert!(steps.contains(step), "{step:?} missing from {steps}");
+    }
+    let receipt = browser.text("#wire-receipt").await;
+    assert!(receipt.contains("claim on B: certificate"), "{receipt}");
+    browser.screenshot("wire-completed").await;
+
+    assert_eq!(
+        balance(&b, &a.payer.account()).await,
+        20_000_000,
+        "20 cash on B"
+    );
+    assert!(steps.contains("5. the maker claimed on A"), "{steps}");
+    assert_eq!(
+        balance(&a, &maker.account()).await,
+        20_200_000,
+        "the maker holds 20 + 0.2 fee on A"
+    );
+    stop_maker.cancel();
+    let _ = maker_task.await;
+    browser.quit().await;
+    alice.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -99,6 +99,17 @@ impl WireRecord {
         }
     }
 
+    /// How it ended (or that it runs), in words.
+    pub fn outcome_words(&self) -> String {
+        match &self.outcome {
+            None => "running".into(),
+            Some(Outcome::Completed) => "completed".into(),
+            Some(Outcome::Refunded) => "refunded".into(),
+            Some(Outcome::Aborted(why)) => format!("aborted: {why}"),
+            Some(Outcome::Lost(why)) => format!("lost: {why}"),
+        }
+    }
+
     /// Whether the wire still needs driving.
     pub fn is_open(&self) -> bool {
         self.outcome.is_none()
@@ -129,6 +140,42 @@ pub enum WireStep {
     RefundedA { escrow: EscrowId },
     /// Waiting (for the maker, or for the refund time), and why.
     Waiting(String),
+}
+
+impl std::fmt::Display for WireStep {
+    /// The step as a person reads it, numbered as the seed numbers the wire's steps.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireStep::Quote { maker, fee, heard } => write!(
+                f,
+                "1. quote: maker {} for a fee of {fee} cash ({heard} quote{} heard)",
+                maker.short(),
+                if *heard == 1 { "" } else { "s" }
+            ),
+            WireStep::LockedA { escrow, amount } => write!(
+                f,
+                "2. locked {amount} cash on A for the maker (escrow {})",
+                escrow.short()
+            ),
+            WireStep::MakerLockedB { escrow, amount } => write!(
+                f,
+                "3. the maker locked {amount} cash on B for us (escrow {})",
+                escrow.short()
+            ),
+            WireStep::ClaimedB { .. } => f.write_str("4. claimed on B: the money is ours there"),
+            WireStep::MakerClaimedA { .. } => f.write_str(
+                "5. the maker claimed on A with the revealed secret: settled on both sides",
+            ),
+            // Anyone can send this line: it is shown, and the wire goes on by what A and B
+            // say.
+            WireStep::Declined(reason) => write!(
+                f,
+                "   … a line in the topic says the maker declined ({reason}); the wire goes on: a refund after the deadline unless the maker locks after all"
+            ),
+            WireStep::RefundedA { .. } => f.write_str("refunded on A: the money is back"),
+            WireStep::Waiting(why) => write!(f, "   … {why}"),
+        }
+    }
 }
 
 /// What to wire.

@@ -130,3 +130,20 @@
     }
   });
 })();
+
+// A wire's page: its steps, outcome and receipt arrive as they happen.
+(function () {
+  const live = document.getElementById("wire-live");
+  if (!live || typeof EventSource === "undefined") {
+    return;
+  }
+  const events = new EventSource("/wire/" + live.dataset.id + "/events");
+  events.addEventListener("wire", function (message) {
+    try {
+      // HTML this server escaped: the steps, the outcome and the receipt.
+      live.innerHTML = JSON.parse(message.data).html;
+    } catch (e) {
+      // A broken event changes nothing on the page.
+    }
+  });
+})();

@@ -6,7 +6,7 @@
 
 pub mod browser;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,27 +26,34 @@ pub struct Net {
     pub relay: Option<String>,
 }
 
-impl Net {
-    pub async fn start() -> Net {
+/// A network's contract, keys and bound sockets, before any validator runs: two networks
+/// that must know each other's contracts are prepared first, then launched.
+pub struct Prepared {
+    contract: NetworkContract,
+    keys: Vec<SecretKey>,
+    listeners: Vec<TcpListener>,
+    payer: SecretKey,
+}
+
+impl Prepared {
+    pub fn new(name: &str) -> Prepared {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::generate()).collect();
         let listeners: Vec<TcpListener> = (0..4)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
-        let addresses: Vec<SocketAddr> =
-            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let payer = SecretKey::generate();
         let contract = NetworkContract {
-            name: "web".into(),
+            name: name.into(),
             mode: Mode::Quorum,
             unit: "cash".into(),
             faucet: Amount::from_cash(10).unwrap(),
             intro_pow_bits: 4,
             validators: keys
                 .iter()
-                .zip(&addresses)
-                .map(|(k, a)| ValidatorInfo {
+                .zip(&listeners)
+                .map(|(k, l)| ValidatorInfo {
                     key: k.account(),
-                    address: a.to_string(),
+                    address: l.local_addr().unwrap().to_string(),
                 })
                 .collect(),
             tracker: None,
@@ -57,16 +64,31 @@ impl Net {
             pow: None,
             max_clock_skew_ms: Some(200),
         };
+        Prepared {
+            contract,
+            keys,
+            listeners,
+            payer,
+        }
+    }
+
+    pub fn contract(&self) -> &NetworkContract {
+        &self.contract
+    }
+
+    /// Starts the validators (each knowing `counterparts`) and a relay.
+    pub async fn launch(self, counterparts: Vec<NetworkContract>) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
+        for (i, listener) in self.listeners.into_iter().enumerate() {
             let mut config = NodeConfig::new(
-                contract.clone(),
-                keys[i].clone(),
-                addresses[i],
+                self.contract.clone(),
+                self.keys[i].clone(),
+                listener.local_addr().unwrap(),
                 dir.path().join(format!("validator-{i}")),
             );
             config.sync_interval = Duration::from_millis(200);
+            config.counterparts = counterparts.clone();
             let listeners = NodeListeners {
                 node: Some(listener),
                 rpc: None,
@@ -80,13 +102,30 @@ impl Net {
         .unwrap()
         .spawn();
         Net {
-            contract,
+            contract: self.contract,
             nodes,
             dir,
-            payer,
+            payer: self.payer,
             relay: Some(relay_handle.local_addr().to_string()),
             relay_handle,
         }
+    }
+}
+
+impl Net {
+    /// Four validators and a relay; `payer` holds 1,000 cash at genesis.
+    pub async fn start() -> Net {
+        Prepared::new("web").launch(Vec::new()).await
+    }
+
+    /// Networks A and B that know each other (escrows on one cite the other).
+    pub async fn pair() -> (Net, Net) {
+        let (a, b) = (Prepared::new("A"), Prepared::new("B"));
+        let (contract_a, contract_b) = (a.contract().clone(), b.contract().clone());
+        (
+            a.launch(vec![contract_b]).await,
+            b.launch(vec![contract_a]).await,
+        )
     }
 
     /// A wallet folder named `name`, holding `key` if given.
@@ -103,9 +142,14 @@ impl Net {
 
     /// `tally web` on wallet folder `wallet`, on a free port.
     pub async fn web(&self, wallet: PathBuf) -> Web {
+        self.web_on(wallet, vec![self.contract.clone()]).await
+    }
+
+    /// `tally web` on wallet folder `wallet` showing `networks`, with this net's relay.
+    pub async fn web_on(&self, wallet: PathBuf, networks: Vec<NetworkContract>) -> Web {
         Web::start(WebConfig {
             wallet,
-            networks: vec![self.contract.clone()],
+            networks,
             listen: "127.0.0.1:0".parse().unwrap(),
             timeout: Duration::from_secs(2),
             relay: self.relay.clone(),
