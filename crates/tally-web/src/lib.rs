@@ -7,7 +7,8 @@
 //! token printed at start (then a cookie named per port, so two wallets served on one
 //! host never share one); state-changing requests are POSTs refused when they come from
 //! another origin; every answer carries a Content-Security-Policy that allows no inline
-//! script. No secret key ever reaches a page.
+//! script. No secret key ever reaches a page; a bearer secret (an exported coin token, a
+//! live transfer's connection file) appears only on the page of the action that made it.
 
 mod api;
 mod auth;
