@@ -1,6 +1,7 @@
 //! `GET /events`: server-sent events that keep an open page current. Every
-//! [`EVERY`] the wallet's accounts are asked again; an `accounts` event goes out when
-//! anything a page shows changed (and once at the start).
+//! [`EVERY`] the wallet's accounts are asked again (once for all open pages,
+//! [`model::wallet_shared`]); an `accounts` event goes out when anything a page shows
+//! changed (and once at the start).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub async fn stream(
                     tokio::time::sleep(EVERY).await;
                 }
                 first = false;
-                let Ok(view) = model::wallet(&shared).await else {
+                let Ok(view) = model::wallet_shared(&shared).await else {
                     continue;
                 };
                 if last.as_ref() == Some(&view) {

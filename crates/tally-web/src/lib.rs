@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub origin: String,
     /// The wallet's receipts read so far.
     pub receipts: model::ReceiptCache,
+    /// The accounts last asked for the pages' live balances, and when.
+    pub wallet_view: std::sync::Mutex<Option<(std::time::Instant, WalletView)>>,
     /// The relay for live transfers, and the transfers started here.
     pub relay: Option<String>,
     pub live: live::Transfers,
@@ -169,6 +171,7 @@ impl Web {
             cookie: format!("tally_web_{}", address.port()),
             origin: format!("http://{address}"),
             receipts: model::ReceiptCache::default(),
+            wallet_view: std::sync::Mutex::new(None),
             relay: config.relay,
             live: live::Transfers::default(),
             wires: wire::Wires::default(),

@@ -127,6 +127,29 @@ pub async fn wallet(shared: &Shared) -> Result<WalletView, String> {
     })
 }
 
+/// How long one asking of the accounts serves every open page's live balances.
+pub const WALLET_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// [`wallet`], asked at most once per [`WALLET_FRESH_FOR`] however many pages are open:
+/// what the pages' event streams use (a page itself, after a payment, asks afresh).
+pub async fn wallet_shared(shared: &Shared) -> Result<WalletView, String> {
+    if let Some((asked, view)) = shared
+        .wallet_view
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        && asked.elapsed() < WALLET_FRESH_FOR
+    {
+        return Ok(view.clone());
+    }
+    let view = wallet(shared).await?;
+    *shared
+        .wallet_view
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), view.clone()));
+    Ok(view)
+}
+
 async fn accounts_on(
     index: usize,
     network: &Network,
