@@ -677,6 +677,49 @@ mod tests {
         );
     }
 
+    /// The receipt ids list exactly the receipts kept (what a reader that remembers the
+    /// ones it read relies on), and each id reads back its own receipt; other files in the
+    /// folder are not receipts.
+    #[test]
+    fn receipt_ids_name_exactly_the_receipts_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        assert!(wallet.receipt_ids().unwrap().is_empty());
+        let network = tally_core::NetworkId(tally_core::sha256(&[b"receipt-ids"]));
+        let payer = SecretKey::generate();
+        let validator = SecretKey::generate();
+        let mut kept = Vec::new();
+        for sequence in 0..3 {
+            let order = tally_core::SignedOrder::sign(
+                tally_core::Order::Transfer(tally_core::Transfer {
+                    sender: payer.account(),
+                    recipient: SecretKey::generate().account(),
+                    amount: tally_core::Amount::from_microcash(1),
+                    sequence,
+                }),
+                &payer,
+                &network,
+            );
+            let digest = order.order.digest(&network);
+            let vote = tally_core::Vote::sign(&validator, &network, &digest);
+            let certificate = Certificate::new(order, &network, vec![vote]);
+            wallet.save_receipt(&certificate).unwrap();
+            kept.push(certificate);
+        }
+        fs::write(dir.path().join("receipts").join("notes.txt"), "x").unwrap();
+        let mut ids = wallet.receipt_ids().unwrap();
+        ids.sort();
+        let mut expected: Vec<Digest> = kept.iter().map(|c| c.checksum).collect();
+        expected.sort();
+        assert_eq!(ids, expected);
+        for certificate in &kept {
+            assert_eq!(
+                wallet.receipt(&certificate.checksum).unwrap().as_ref(),
+                Some(certificate)
+            );
+        }
+    }
+
     #[test]
     fn any_full_account_resolves_and_the_wallets_own_by_label_or_prefix() {
         let dir = tempfile::tempdir().unwrap();
