@@ -381,12 +381,37 @@ pub fn section(shared: &Shared, accounts: &[(tally_core::AccountId, Option<Strin
                     );
                 }
                 out.push_str("</tbody></table>");
+                out.push_str(&coin_list(index, &view.coins));
                 out.push_str(&forms(index, accounts));
             }
             Err(error) => out.push_str(&html::error_banner(&error)),
         }
     }
     out.push_str("</section>");
+    out
+}
+
+/// Every coin the wallet holds on the network, folded away until asked for (a wallet may
+/// hold thousands).
+fn coin_list(index: usize, coins: &[ListedCoin]) -> String {
+    if coins.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<details class=\"coin-list\" id=\"coin-list-{index}\"><summary>Each coin ({})</summary>\
+         <table><thead><tr><th>Coin</th><th class=\"num\">Cash</th><th>Folder</th></tr></thead><tbody>",
+        coins.len()
+    );
+    for coin in coins {
+        let _ = write!(
+            out,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            coin.account,
+            coin.denomination.cash(),
+            coin.folder.name()
+        );
+    }
+    out.push_str("</tbody></table></details>");
     out
 }
 

@@ -240,6 +240,10 @@ async fn coins_are_withdrawn_exported_as_a_token_and_imported_by_another_wallet(
     browser.goto(&format!("http://{}/", alice.address())).await;
     assert_eq!(browser.wait_text("#spendable-0", "30", 10).await, "30");
     browser.wait_text("td.balance", "970", 10).await;
+    // Each coin is listed (25 + 5), folded away until asked for.
+    browser.click("#coin-list-0 summary").await;
+    let listed = browser.wait_text("#coin-list-0", "Bank", 10).await;
+    assert_eq!(listed.matches("Bank").count(), 2, "{listed}");
     browser.screenshot("coins-withdrawn").await;
 
     browser.type_into("#export-0 .export-amount", "30").await;
