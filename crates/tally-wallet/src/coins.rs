@@ -14,6 +14,7 @@
 mod batch;
 mod chain;
 mod detect;
+mod handover;
 mod ledger;
 mod ops;
 mod store;
@@ -28,11 +29,9 @@ use crate::seed::KeyPurpose;
 pub use batch::{Powned, pown_many, recover_batches};
 pub use chain::ChainCoins;
 pub use detect::{Detection, Grade, detect};
+pub use handover::{ImportOutcome, export, import};
 pub use ledger::{CoinLedger, NotSpent};
-pub use ops::{
-    FindReport, ImportOutcome, change, deposit, export, find, fix, import, join, own_orders, pown,
-    reclaim, withdraw,
-};
+pub use ops::{FindReport, change, deposit, find, fix, join, own_orders, pown, reclaim, withdraw};
 pub use store::{CoinFolder, CoinStore, ListedCoin, cash_of, choose_exact};
 
 use crate::{ChainWalletError, ClientError, OpError, SeededError, Wallet, WalletError};
