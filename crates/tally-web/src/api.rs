@@ -15,7 +15,8 @@ use crate::Shared;
 use crate::model;
 use crate::pages::NetworkQuery;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// An API refusal: `{"error": message}` with `status`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 

@@ -145,7 +145,7 @@ pub async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Ne
 
 fn refuse(api: bool, status: StatusCode, why: &str) -> Response {
     if api {
-        (status, axum::Json(serde_json::json!({ "error": why }))).into_response()
+        crate::api::error(status, why)
     } else {
         (status, html::message_page("No access", why)).into_response()
     }

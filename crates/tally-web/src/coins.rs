@@ -269,19 +269,11 @@ pub async fn api(
     Json(request): Json<CoinRequest>,
 ) -> Response {
     let Some(operation) = Operation::named(&name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no coin operation {name:?}")})),
-        )
-            .into_response();
+        return crate::api::error(StatusCode::NOT_FOUND, format!("no coin operation {name:?}"));
     };
     match run(&shared, operation, &request).await {
         Ok(outcome) => Json(outcome).into_response(),
-        Err(error) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({ "error": error })),
-        )
-            .into_response(),
+        Err(error) => crate::api::error(StatusCode::UNPROCESSABLE_ENTITY, error),
     }
 }
 
@@ -292,11 +284,7 @@ pub async fn list(
 ) -> Response {
     match view(&shared, query.network.unwrap_or(0)) {
         Ok(view) => Json(view).into_response(),
-        Err(error) => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": error })),
-        )
-            .into_response(),
+        Err(error) => crate::api::error(StatusCode::NOT_FOUND, error),
     }
 }
 

@@ -363,11 +363,7 @@ pub async fn receive_api(
 async fn start_api(shared: &Arc<Shared>, request: LiveRequest, send: bool) -> Response {
     match start(shared, request, send).await {
         Ok(id) => Json(serde_json::json!({ "id": id })).into_response(),
-        Err(error) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({ "error": error })),
-        )
-            .into_response(),
+        Err(error) => crate::api::error(StatusCode::UNPROCESSABLE_ENTITY, error),
     }
 }
 
@@ -375,11 +371,7 @@ async fn start_api(shared: &Arc<Shared>, request: LiveRequest, send: bool) -> Re
 pub async fn show_api(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
     match shared.live.get(id) {
         Some(transfer) => Json(transfer.view()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no transfer {id}")})),
-        )
-            .into_response(),
+        None => crate::api::error(StatusCode::NOT_FOUND, format!("no transfer {id}")),
     }
 }
 

@@ -230,11 +230,7 @@ pub async fn start_page(State(shared): State<Arc<Shared>>, Form(form): Form<Wire
 pub async fn start_api(State(shared): State<Arc<Shared>>, Json(form): Json<WireForm>) -> Response {
     match start(&shared, form).await {
         Ok(id) => Json(serde_json::json!({ "id": id })).into_response(),
-        Err(error) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({ "error": error })),
-        )
-            .into_response(),
+        Err(error) => crate::api::error(StatusCode::UNPROCESSABLE_ENTITY, error),
     }
 }
 
@@ -242,11 +238,7 @@ pub async fn start_api(State(shared): State<Arc<Shared>>, Json(form): Json<WireF
 pub async fn show_api(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
     match shared.wires.get(id) {
         Some(view) => Json(view).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no wire {id}")})),
-        )
-            .into_response(),
+        None => crate::api::error(StatusCode::NOT_FOUND, format!("no wire {id}")),
     }
 }
 
@@ -368,11 +360,7 @@ pub async fn quotes_api(
 ) -> Response {
     match quotes(&shared, &query).await {
         Ok(quotes) => Json(quotes).into_response(),
-        Err(error) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({ "error": error })),
-        )
-            .into_response(),
+        Err(error) => crate::api::error(StatusCode::UNPROCESSABLE_ENTITY, error),
     }
 }
 
